@@ -1,0 +1,27 @@
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+export JAX_PLATFORMS := cpu
+
+.PHONY: install run test bench clean
+
+$(BIN)/deepeft: pyproject.toml
+	test -d $(VENV) || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[test]"
+	touch $(BIN)/deepeft
+
+install: $(BIN)/deepeft
+
+run: install
+	$(BIN)/deepeft reproduce --preset quick
+
+test: install
+	$(BIN)/python -m pytest -n 2 -q
+
+bench: install
+	$(BIN)/pip install -q psutil
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) results .pytest_cache build *.egg-info src/*.egg-info
