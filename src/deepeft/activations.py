@@ -51,7 +51,9 @@ class Activation:
 
     # -- identity: registry activations compare by (name, params); custom ones by function ------
     def _key(self):
-        return (self.name, self.params) if not self.custom else (self.name, id(self.fn))
+        if self.custom:  # same function with different metadata (kinks) must not share caches
+            return (self.name, id(self.fn), self.kinks, self.bounded)
+        return (self.name, self.params)
 
     def __eq__(self, other):
         return isinstance(other, Activation) and self._key() == other._key()
@@ -90,19 +92,20 @@ class Activation:
 
     def derivative(self, order: int = 1) -> Callable[[jax.Array], jax.Array]:
         """σ^{(order)} as a JAX-traceable elementwise function (autodiff; right derivative at kinks)."""
-        if order < 0:
-            raise DeepEFTInputError(f"derivative order must be >= 0, got {order}.")
+        _check_order(order)
         return _derivative(self.fn, order)
 
     def numpy(self, z, order: int = 0) -> np.ndarray:
         """σ^{(order)}(z) in float64 as a NumPy array (for theory code)."""
+        _check_order(order)
         z = np.asarray(z, dtype=np.float64)
         with x64():
             out = _jitted_derivative(self, order)(jnp.asarray(z, dtype=jnp.float64))
             return np.asarray(out, dtype=np.float64)
 
     def taylor(self, order: int = 5) -> np.ndarray:
-        """Taylor coefficients σ_p = σ^{(p)}(0), p = 0..order (book (5.81); right derivatives at a kink)."""
+        """Taylor coefficients σ_p = σ^{(p)}(0), p = 0..order (book (5.80); right derivatives at a kink)."""
+        _check_order(order)
         return np.array([self.numpy(np.zeros(1), p)[0] for p in range(order + 1)])
 
     def describe(self) -> dict[str, Any]:
@@ -120,6 +123,11 @@ class Activation:
             "sigma0": self.sigma0,
             "family": self.family,
         }
+
+
+def _check_order(order) -> None:
+    if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or order < 0:
+        raise DeepEFTInputError(f"derivative order must be an integer >= 0, got {order!r}.")
 
 
 def _derivative(fn, order: int):
@@ -166,7 +174,8 @@ def _sigmoid():
 
 
 def _shifted_sigmoid():
-    return Activation("shifted_sigmoid", lambda z: jax.nn.sigmoid(z) - 0.5, bounded=True)  # σ − ½ (K*=0 class)
+    # σ − ½ = ½ tanh(z/2) by (2.10): written with tanh so it keeps full relative precision near z = 0.
+    return Activation("shifted_sigmoid", lambda z: 0.5 * jnp.tanh(0.5 * z), bounded=True)  # (K*=0 class)
 
 
 def _tanh():
@@ -186,7 +195,8 @@ def _swish():
 
 
 def _gelu():
-    return Activation("gelu", lambda z: 0.5 * (1.0 + jax.scipy.special.erf(z / math.sqrt(2.0))) * z)  # (2.17)
+    # (2.17) [½ + ½ erf(z/√2)] z, written as ½ erfc(−z/√2) z: same function, no cancellation for z ≪ 0.
+    return Activation("gelu", lambda z: 0.5 * jax.scipy.special.erfc(-z / math.sqrt(2.0)) * z)
 
 
 def _erf():
@@ -285,6 +295,12 @@ def activation(name_or_fn, /, **params) -> Activation:
             raise DeepEFTInputError("parameters cannot be passed together with an Activation object.")
         return name_or_fn
     if callable(name_or_fn):
+        unknown = sorted(set(params) - {"name", "kinks", "bounded"})
+        if unknown:
+            raise DeepEFTInputError(
+                f"a custom activation got unknown keyword(s) {unknown}: it takes name, kinks and bounded "
+                "(put any parameters of your function inside the function itself, e.g. a lambda)."
+            )
         return _custom(name_or_fn, **params)
     if not isinstance(name_or_fn, str):
         raise DeepEFTInputError(
@@ -313,6 +329,8 @@ def activation(name_or_fn, /, **params) -> Activation:
 
 
 def _custom(fn, *, name: str | None = None, kinks=(), bounded: bool | None = None) -> Activation:
+    if name is not None and not isinstance(name, str):
+        raise DeepEFTInputError(f"name of a custom activation must be a string, got {name!r}.")
     probe = np.linspace(-10.0, 10.0, 201)
     try:
         with x64():
@@ -337,7 +355,12 @@ def _custom(fn, *, name: str | None = None, kinks=(), bounded: bool | None = Non
     nm = name or getattr(fn, "__name__", "custom")
     if nm == "<lambda>":
         nm = "custom"
-    kk = tuple(sorted(float(k) for k in kinks))
+    try:
+        kk = tuple(sorted(float(k) for k in kinks))
+    except (TypeError, ValueError):
+        raise DeepEFTInputError(f"kinks must be a sequence of real numbers, got {kinks!r}.") from None
+    if not all(math.isfinite(k) for k in kk):
+        raise DeepEFTInputError(f"kinks must be finite, got {kinks!r}.")
     if bounded is None:
         bounded = bool(np.abs(out).max() < 1e6 and abs(out[-1] - out[-2]) < 1e-6 and abs(out[0] - out[1]) < 1e-6)
     return Activation(nm, fn, kinks=kk, bounded=bounded, custom=True)
