@@ -1,0 +1,133 @@
+"""Where tasks run: in-process (default), a Dask LocalCluster (``--workers N``), or an existing
+Dask cluster (``--scheduler tcp://host:port``). The driver always writes the results, so workers
+need no access to the output folder; results are identical on all three (seeds depend only on
+the task index)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator
+
+from ..errors import DeepEFTInputError
+from .seeds import TaskContext
+from .store import normalize_result
+
+__all__ = ["InProcess", "DaskExecutor", "open_executor", "TaskFailed", "ClusterUnavailable", "run_task"]
+
+TEST_DELAY_ENV = "DEEPEFT_TASK_DELAY"  # test hook: seconds each task sleeps before returning
+
+
+class TaskFailed(RuntimeError):
+    """A task's compute function raised; finished tasks are already stored."""
+
+    def __init__(self, experiment: str, index: int, task: dict, cause: BaseException):
+        self.experiment, self.index, self.task, self.cause = experiment, index, task, cause
+        super().__init__(
+            f"{experiment}: task {index} {task} failed with {type(cause).__name__}: {cause}. "
+            "Finished tasks are saved; fix the cause and rerun the same command with --resume."
+        )
+
+
+class ClusterUnavailable(RuntimeError):
+    """The Dask scheduler could not be reached or a LocalCluster could not start."""
+
+
+def run_task(exp, params, index: int, task: dict, delay: float = 0.0):
+    """Compute one task (runs wherever the executor puts it). Returns (index, result, seconds)."""
+    t0 = time.perf_counter()
+    result = normalize_result(exp.compute(params, task, TaskContext(index, params.seed)))
+    if delay:
+        time.sleep(delay)
+    return index, result, time.perf_counter() - t0
+
+
+def _delay() -> float:
+    try:
+        return float(os.environ.get(TEST_DELAY_ENV, "0") or 0)
+    except ValueError:
+        return 0.0
+
+
+class InProcess:
+    """Run tasks one after the other in this process (JAX/NumPy use the machine's cores)."""
+
+    description = "in-process"
+
+    def map(self, exp, params, items: list[tuple[int, dict]]) -> Iterator[tuple[int, dict, float]]:
+        delay = _delay()
+        for index, task in items:
+            try:
+                yield run_task(exp, params, index, task, delay)
+            except Exception as exc:  # noqa: BLE001 - wrapped with the task's identity
+                raise TaskFailed(exp.name, index, task, exc) from exc
+
+
+class DaskExecutor:
+    """Submit tasks to a ``distributed.Client``; yield results as they complete."""
+
+    def __init__(self, client, description: str):
+        self.client = client
+        self.description = description
+
+    def map(self, exp, params, items: list[tuple[int, dict]]) -> Iterator[tuple[int, dict, float]]:
+        from distributed import as_completed
+
+        delay = _delay()
+        stamp = f"{exp.name}-{os.getpid()}-{time.time_ns()}"
+        futures = {
+            self.client.submit(run_task, exp, params, index, task, delay, key=f"{stamp}-{index}", pure=False): (
+                index,
+                task,
+            )
+            for index, task in items
+        }
+        try:
+            for fut in as_completed(list(futures)):
+                index, task = futures[fut]
+                try:
+                    out = fut.result()
+                except Exception as exc:  # noqa: BLE001
+                    raise TaskFailed(exp.name, index, task, exc) from exc
+                fut.release()
+                yield out
+        finally:
+            pending = [f for f in futures if not f.done()]
+            if pending:
+                self.client.cancel(pending)
+
+
+@contextlib.contextmanager
+def open_executor(scheduler: str | None = None, workers: int | None = None):
+    """Context manager yielding an executor: Dask client at ``scheduler``, a LocalCluster with
+    ``workers`` processes (1 thread each), or in-process when both are None."""
+    if scheduler and workers:
+        raise DeepEFTInputError("pass either --scheduler ADDRESS (existing cluster) or --workers N (local), not both.")
+    if not scheduler and not workers:
+        yield InProcess()
+        return
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            client = Client(scheduler)  # waits distributed.comm.timeouts.connect (Dask config, default 30s)
+        except (OSError, TimeoutError) as exc:
+            raise ClusterUnavailable(
+                f"could not connect to the Dask scheduler at {scheduler!r} ({exc}). Check the address the "
+                "scheduler printed (tcp://host:port) and that this machine can reach it, or use --workers N "
+                "for a local cluster."
+            ) from None
+        with client:
+            yield DaskExecutor(client, f"Dask scheduler {scheduler}")
+        return
+    if workers < 1:
+        raise DeepEFTInputError(f"--workers must be >= 1, got {workers}.")
+    try:
+        cluster = LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
+        )
+    except Exception as exc:  # noqa: BLE001
+        raise ClusterUnavailable(f"could not start a Dask LocalCluster with {workers} workers: {exc}") from exc
+    with cluster, Client(cluster) as client:
+        yield DaskExecutor(client, f"Dask LocalCluster ({workers} workers × 1 thread)")

@@ -1,0 +1,173 @@
+"""``report.html``: one self-contained static page (inline CSS, figures embedded as data URIs, no
+scripts, no network) rendered from ``summary.json`` — for one experiment folder or a
+``reproduce`` folder (which links the per-experiment summaries)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from ..errors import DeepEFTInputError
+
+__all__ = ["write_report", "render_report", "load_summary"]
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
+main{max-width:1100px;margin:0 auto;padding:24px}
+h1{font-size:1.6em;margin:.2em 0}h2{margin-top:0}
+section,header{background:#fff;border:1px solid #dde1e7;border-radius:8px;padding:18px 22px;margin:18px 0}
+.meta{color:#5a6372;font-size:.92em}
+.badge{display:inline-block;padding:2px 10px;border-radius:12px;font-weight:600;font-size:.9em}
+.ok{background:#d8f3e0;color:#126b32}.bad{background:#fbdcdc;color:#9b1c1c}
+table{border-collapse:collapse;width:100%;font-size:.88em;margin:8px 0}
+th,td{border-bottom:1px solid #e6e8ec;padding:4px 8px;text-align:left;vertical-align:top}
+td.num{text-align:right;font-variant-numeric:tabular-nums;font-family:ui-monospace,monospace}
+tr.fail td{background:#fff1f1}
+figure{margin:12px 0}figure img{max-width:100%;height:auto;border:1px solid #e6e8ec}
+figcaption{color:#5a6372;font-size:.85em}
+details summary{cursor:pointer;font-weight:600;margin:8px 0}
+.err{white-space:pre-wrap;background:#fff1f1;border:1px solid #f0b4b4;padding:8px;border-radius:6px}
+"""
+
+
+def load_summary(folder: str | Path) -> dict[str, Any]:
+    path = Path(folder) / "summary.json"
+    if not path.is_file():
+        raise DeepEFTInputError(
+            f"{str(folder)!r} has no summary.json: it is not a finished run. Run `deepeft run NAME --out "
+            f"{folder}` (or add --resume to finish an interrupted run), or `deepeft reproduce --out {folder}`."
+        )
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DeepEFTInputError(f"{path} is not valid JSON ({exc}); rerun the experiment to regenerate it.") from None
+
+
+def _e(x) -> str:
+    return html.escape(str(x))
+
+
+def _num(x) -> str:
+    if x is None:
+        return "—"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, float):
+        return f"{x:.6g}"
+    return _e(x)
+
+
+def _badge(passed: bool, text: str) -> str:
+    return f'<span class="badge {"ok" if passed else "bad"}">{_e(text)}</span>'
+
+
+def _kv_table(rows: dict[str, Any]) -> str:
+    body = "".join(
+        f"<tr><th>{_e(k)}</th><td>{_e(json.dumps(v) if isinstance(v, (list, dict)) else _num(v))}</td></tr>"
+        for k, v in rows.items()
+    )
+    return f"<table>{body}</table>"
+
+
+def _checks_table(checks: list[dict], with_experiment: bool = False) -> str:
+    head = ("<th>experiment</th>" if with_experiment else "") + (
+        "<th>check</th><th>theory</th><th>simulation</th><th>stderr</th><th>z</th><th>rule</th><th>pass</th>"
+    )
+    rows = []
+    for c in checks:
+        exp = f"<td>{_e(c.get('experiment', ''))}</td>" if with_experiment else ""
+        rows.append(
+            f'<tr class="{"pass" if c["pass"] else "fail"}">{exp}<td>{_e(c["name"])}</td>'
+            f'<td class="num">{_num(c["theory"])}</td><td class="num">{_num(c["simulation"])}</td>'
+            f'<td class="num">{_num(c["stderr"])}</td><td class="num">{_num(c["z"])}</td>'
+            f'<td>{_e(c["rule"])}</td><td>{"✔" if c["pass"] else "✘ FAIL"}</td></tr>'
+        )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _figure(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return (
+        f'<figure><img src="data:image/png;base64,{data}" alt="{_e(path.name)}">'
+        f"<figcaption>{_e(path.name)}</figcaption></figure>"
+    )
+
+
+def _experiment_section(s: dict, folder: Path, anchor: str) -> str:
+    status = _badge(s["passed"], f"{s['n_checks'] - s['n_failed']}/{s['n_checks']} checks pass")
+    refs = f'<p class="meta">References: {_e(s["references"])}</p>' if s.get("references") else ""
+    figs = "".join(_figure(folder / f) for f in s.get("figures", []) if (folder / f).is_file())
+    failed = [c for c in s["checks"] if not c["pass"]]
+    failed_html = (
+        f"<h3>Failed checks</h3>{_checks_table(failed)}" if failed else ""
+    )
+    return (
+        f'<section id="{_e(anchor)}"><h2>{_e(s["experiment"])} {status}</h2>'
+        f'<p>{_e(s["description"])}</p>{refs}'
+        f'<p class="meta">preset {_e(s["preset"])} · {s["n_tasks"]} tasks · seed {s["seed"]} · '
+        f'{_e(s["executor"])} · deepeft {_e(s["deepeft_version"])} · {_e(s["created"])}</p>'
+        f"{figs}{failed_html}"
+        f'<details open><summary>Checks ({s["n_checks"]})</summary>{_checks_table(s["checks"])}</details>'
+        f"<details><summary>Parameters</summary>{_kv_table(s['params'])}</details>"
+        f"<details><summary>Timing (seconds)</summary>{_kv_table(s['timing'])}</details>"
+        f"<details><summary>Data</summary><p>data.zarr dims: {_e(json.dumps(s.get('dims', {})))}</p></details>"
+        "</section>"
+    )
+
+
+def _page(title: str, body: str) -> str:
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<link rel="icon" href="data:,"><title>{_e(title)}</title><style>{_CSS}</style></head>'
+        f"<body><main>{body}</main></body></html>\n"
+    )
+
+
+def render_report(folder: str | Path) -> str:
+    """The HTML of ``folder``'s report (a run folder or a reproduce folder)."""
+    folder = Path(folder)
+    s = load_summary(folder)
+    if not s.get("reproduce"):
+        header = (
+            f"<header><h1>deepeft report</h1>"
+            f'<p class="meta">one experiment run · folder {_e(folder.name)} · '
+            f'total {_num(s["timing"]["total_s"])} s</p></header>'
+        )
+        return _page(f"deepeft report: {s['experiment']}", header + _experiment_section(s, folder, s["experiment"]))
+    rows, sections = [], []
+    for e in s["experiments"]:
+        sub = folder / e["dir"]
+        status = _badge(e["passed"], "error" if e.get("error") else f"{e['n_checks'] - e['n_failed']}/{e['n_checks']}")
+        rows.append(
+            f'<tr><td><a href="#{_e(e["name"])}">{_e(e["name"])}</a></td><td>{_e(e["description"])}</td>'
+            f'<td>{status}</td><td class="num">{_num(e.get("total_s"))}</td></tr>'
+        )
+        if e.get("error"):
+            sections.append(
+                f'<section id="{_e(e["name"])}"><h2>{_e(e["name"])} {_badge(False, "error")}</h2>'
+                f'<div class="err">{_e(e["error"])}</div></section>'
+            )
+        else:
+            sections.append(_experiment_section(load_summary(sub), sub, e["name"]))
+    overall = _badge(s["passed"], f"{s['n_checks'] - s['n_failed']}/{s['n_checks']} checks pass")
+    header = (
+        f"<header><h1>deepeft reproduction · preset {_e(s['preset'])} {overall}</h1>"
+        f'<p class="meta">deepeft {_e(s["deepeft_version"])} · {_e(s["executor"])} · {_e(s["created"])} · '
+        f'total {_num(s["timing"]["total_s"])} s</p>'
+        "<table><thead><tr><th>experiment</th><th>description</th><th>checks</th><th>seconds</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table></header>"
+    )
+    return _page(f"deepeft reproduction ({s['preset']})", header + "".join(sections))
+
+
+def write_report(folder: str | Path) -> Path:
+    """Render ``folder/report.html`` from its summary.json; returns the path."""
+    from .store import atomic_write_bytes
+
+    path = Path(folder) / "report.html"
+    atomic_write_bytes(path, render_report(folder).encode("utf-8"))
+    return path
