@@ -1,0 +1,493 @@
+"""Monte Carlo ensembles of random MLPs, streamed in chunks, with estimators and standard errors.
+
+``sample_ensemble(net, X, n_networks, seed)`` draws networks s = 0..n_networks−1 (network s from
+``fold_in(PRNGKey(seed), s)``, see :mod:`.forward`), runs them on the inputs X (N, n_0) and
+accumulates per-layer sufficient statistics in float64. Nothing of size n_networks is ever stored:
+memory is bounded by the micro-batch, whatever the number of networks.
+
+Estimators (layer ℓ at index ℓ − 1; n_{ℓ−1} is the previous width, n_0 the input dimension):
+
+* ``metric``            E[(1/n_ℓ) Σ_i z_{i;α} z_{i;β}] = G^{(ℓ)}_{αβ} (4.73)                       (L, N, N)
+* ``stochastic_metric`` E[Ĝ^{(ℓ)}_{αβ}] = G^{(ℓ)} (4.72), Ĝ^{(ℓ)} = C_b + C_W (1/n_{ℓ−1}) Σ_j σ_{j;α}σ_{j;β}
+  of layer ℓ−1 (4.70) (Ĝ^{(1)} uses σ^{(0)} = x and is deterministic) — same mean as ``metric``,
+  smaller variance (it is E[metric | layer ℓ−1])                                             (L, N, N)
+* ``vertex``            V^{(ℓ)}_{(α1α2)(α3α4)} = n_{ℓ−1} Cov(Ĝ^{(ℓ)}_{α1α2}, Ĝ^{(ℓ)}_{α3α4}) — the definition
+  (4.76) estimated by the unbiased sample covariance of (4.70) over networks; exact at finite
+  width (no 1/n expansion); V^{(1)} = 0 exactly                                           (L, N, N, N, N)
+* directly observable single-input vertex estimators (4.77) for each input α:
+  ``vertex_kurtosis`` = (n_{ℓ−1}/3)(E[z⁴] − 3E[z²]²) and ``vertex_pairs`` = n_{ℓ−1} Cov(z_i², z_j²), i ≠ j,
+  (both = V^{(ℓ)}_{(αα)(αα)}); the product of means is bias-corrected (E[z²]² → m̄² − SE²)     (L, N)
+* single-neuron moments ``z2`` = E[z²], ``z4`` = E[z⁴], ``kurtosis`` = E[z⁴]/E[z²]² − 3        (L, N)
+* ``ntk`` (``ntk=True``): E[(1/n_ℓ) Σ_i Ĥ^{(ℓ)}_{ii;αβ}], the neuron-diagonal NTK (8.12); → Θ^{(ℓ)}   (L, N, N)
+
+Standard errors: see :mod:`.estimators` (delta method over independent networks).
+
+Sampling methods
+----------------
+* ``"weights"`` (default): draw W, b and run the network (2.5) — the literal experiment.
+* ``"metric"``: draw each layer from its exact conditional law given the previous layer,
+  z^{(ℓ+1)}_{i;·} | z^{(ℓ)} ~ N(0, Ĝ^{(ℓ+1)}) independently over i (4.70)–(4.71): the weight part
+  W σ has, given σ, iid rows N(0, (C_W/n_ℓ) σᵀσ), sampled as √(C_W/n_ℓ) Ξ R with Ξ standard normal
+  (n_{ℓ+1} × N) and RᵀR = σᵀσ (R = Λ^{1/2}Uᵀ from the eigendecomposition of the N × N Gram matrix;
+  robust to rank deficiency). Exact in distribution for all layers jointly, with n_ℓ/N times fewer
+  random numbers. (Layers with n_ℓ ≤ N use explicit weights.)
+  Networks are not reproducible as parameter sets and there is no NTK in this mode.
+
+Determinism
+-----------
+The vmapped kernel processes a fixed micro-batch of B networks; a chunk is a ``lax.scan`` over
+chunk_size/B micro-batches whose float64 accumulators are carried from chunk to chunk, so the
+summation order is the same for every chunk_size (a multiple of B): same (seed, B, dtype, method)
+⇒ bit-identical results. B has a default that depends only on the architecture and N.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import _validate as v
+from .._x64 import x64
+from ..errors import DeepEFTInputError
+from ..gaussian.estimate import Estimate
+from ..network import MLP
+from . import estimators as est
+from . import forward as fw
+from .ntk import ntk_forward
+
+__all__ = ["EnsembleResult", "default_micro_batch", "sample_ensemble"]
+
+_METHODS = ("weights", "metric")
+_AUTO_VERTEX_MAX_N = 8
+_VERTEX_MAX_BYTES = 2**31
+_MB_BUDGET_FLOATS = 2**24  # per micro-batch working set, ≈ 64 MB in float32
+
+
+@dataclasses.dataclass(frozen=True)
+class _Config:
+    """Everything that fixes the compiled kernel (hashable: used as a jit cache key)."""
+
+    net: MLP
+    N: int
+    method: str
+    dtype: str
+    B: int
+    vertex: bool
+    ntk: bool
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class EnsembleResult:
+    """Ensemble estimates with standard errors; arrays are indexed [layer ℓ−1, ...] (see module doc)."""
+
+    net: MLP
+    X: np.ndarray
+    n_networks: int
+    seed: int
+    dtype: str
+    method: str
+    micro_batch: int
+    metric: Estimate
+    stochastic_metric: Estimate
+    vertex: Estimate | None
+    z2: Estimate
+    z4: Estimate
+    kurtosis: Estimate
+    vertex_kurtosis: Estimate
+    vertex_pairs: Estimate
+    ntk: Estimate | None
+    preactivations: tuple[np.ndarray, ...] | None
+
+    @property
+    def L(self) -> int:
+        return self.net.L
+
+    def __repr__(self):
+        return (
+            f"EnsembleResult({self.net!r}, N={self.X.shape[0]}, n_networks={self.n_networks}, seed={self.seed}, "
+            f"dtype={self.dtype}, method={self.method!r}, vertex={'yes' if self.vertex is not None else 'no'}, "
+            f"ntk={'yes' if self.ntk is not None else 'no'})"
+        )
+
+
+def default_micro_batch(net: MLP, N: int, *, method: str = "weights", ntk: bool = False) -> int:
+    """Default number B of networks per vmapped kernel call: a power of two (1..1024) keeping the
+    working set near 2^24 floats. Depends only on the architecture, N, method and ntk."""
+    n = net.n
+    per_net = 4 * N * sum(n[1:]) + 16 * net.L * N * N
+    if method == "weights":
+        per_net += sum(n[l] * n[l - 1] for l in range(1, net.L + 1))
+    if ntk:
+        per_net += 3 * max(m * m for m in n[1:]) * N * N
+    B = max(1, _MB_BUDGET_FLOATS // per_net)
+    return int(min(1024, 2 ** int(math.floor(math.log2(B)))))
+
+
+# ---------------------------------------------------------------------------------------------
+# Kernel: one network → preactivations → per-network statistics
+# ---------------------------------------------------------------------------------------------
+
+
+def _preacts_metric(net: MLP, key, X, dt) -> tuple[jax.Array, ...]:
+    """All layers drawn from the exact conditional laws z^{(ℓ)} | z^{(ℓ−1)} (4.70)–(4.71) (see module doc)."""
+    n, N = net.n, X.shape[0]
+    zs, a = [], X
+    for l in range(1, net.L + 1):
+        kW, kb = jax.random.split(jax.random.fold_in(key, l))
+        scale = np.sqrt(net.C_W[l - 1] / n[l - 1])
+        b = np.sqrt(net.C_b[l - 1]) * jax.random.normal(kb, (n[l],), dt)
+        if n[l - 1] > N:
+            lam, U = jnp.linalg.eigh(a @ a.T)  # σσᵀ = U Λ Uᵀ (N × N, PSD)
+            R = jnp.sqrt(jnp.maximum(lam, 0.0))[:, None] * U.T  # RᵀR = σσᵀ
+            z = R.T @ (scale * jax.random.normal(kW, (N, n[l]), dt)) + b
+        else:
+            z = a @ (scale * jax.random.normal(kW, (n[l - 1], n[l]), dt)) + b
+        zs.append(z)
+        a = net.activation.fn(z)
+    return tuple(zs)
+
+
+def _one_network(cfg: _Config, key, X):
+    """Preactivations (and the NTK when requested) of one network."""
+    dt = fw._DTYPES[cfg.dtype]
+    if cfg.method == "metric":
+        return _preacts_metric(cfg.net, key, X, dt), None
+    params = fw.init_params(cfg.net, key, dt)
+    zs = fw.forward(cfg.net, params, X)
+    Hs = ntk_forward(cfg.net, params, X, zs) if cfg.ntk else None
+    return zs, Hs
+
+
+def _network_stats(cfg: _Config, key, X) -> dict:
+    """Per-network statistics, stacked over layers (see module doc for their meaning)."""
+    net, n = cfg.net, cfg.net.n
+    zs, Hs = _one_network(cfg, key, X)
+    M, q, G = [], [], []
+    a = X
+    for l in range(1, net.L + 1):
+        z = zs[l - 1]
+        M.append(z @ z.T / n[l])
+        m2 = jnp.mean(z * z, axis=1)
+        m4 = jnp.mean(z**4, axis=1)
+        # (1/(n(n−1))) Σ_{i≠j} z_i² z_j²  (0 when n_ℓ = 1; reported as NaN)
+        p = (n[l] * m2 * m2 - m4) / (n[l] - 1) if n[l] > 1 else jnp.zeros_like(m2)
+        q.append(jnp.stack([m2, m4, p], axis=-1))
+        G.append(net.C_b[l - 1] + net.C_W[l - 1] * (a @ a.T) / n[l - 1])  # Ĝ^{(ℓ)} (4.70)
+        a = net.activation.fn(z)
+    out = {"M": jnp.stack(M), "q": jnp.stack(q), "G": jnp.stack(G)}
+    if cfg.ntk:
+        out["H"] = jnp.stack([jnp.einsum("iiab->ab", H) / H.shape[0] for H in Hs])
+    return out
+
+
+def _zero_acc(cfg: _Config) -> dict:
+    L, N = cfg.net.L, cfg.N
+    P = N * N
+    f = functools.partial(np.zeros, dtype=np.float64)
+    acc = {"count": f(()), "M1": f((L, N, N)), "M2": f((L, N, N)), "q1": f((L, N, 3)), "q2": f((L, N, 3, 3))}
+    acc["G1"] = f((L, P))
+    acc["G2"] = f((L, P, P)) if cfg.vertex else f((L, P))
+    if cfg.vertex:
+        acc["G3"], acc["G4"] = f((L, P, P)), f((L, P, P))
+    if cfg.ntk:
+        acc["H1"], acc["H2"] = f((L, N, N)), f((L, N, N))
+    return acc
+
+
+def _zero_shift(cfg: _Config) -> dict:
+    L, N = cfg.net.L, cfg.N
+    s = {"M": np.zeros((L, N, N)), "q": np.zeros((L, N, 3)), "G": np.zeros((L, N * N))}
+    if cfg.ntk:
+        s["H"] = np.zeros((L, N, N))
+    return s
+
+
+def _accumulate(cfg: _Config, acc: dict, st: dict, valid, shift: dict) -> dict:
+    """Add one micro-batch (B networks, ``valid`` masks padding) to the float64 power sums."""
+    B, L = cfg.B, cfg.net.L
+
+    def d(name, x):
+        x = x.astype(jnp.float64) - shift[name]
+        return jnp.where(valid.reshape((B,) + (1,) * (x.ndim - 1)), x, 0.0)
+
+    new = dict(acc)
+    new["count"] = acc["count"] + jnp.sum(valid.astype(jnp.float64))
+    dM = d("M", st["M"])
+    new["M1"] = acc["M1"] + dM.sum(0)
+    new["M2"] = acc["M2"] + (dM * dM).sum(0)
+    dq = d("q", st["q"])
+    new["q1"] = acc["q1"] + dq.sum(0)
+    new["q2"] = acc["q2"] + jnp.einsum("blnk,blnm->lnkm", dq, dq)
+    dG = d("G", st["G"].reshape(B, L, -1))
+    new["G1"] = acc["G1"] + dG.sum(0)
+    if cfg.vertex:
+        dG2 = dG * dG
+        new["G2"] = acc["G2"] + jnp.einsum("blp,blq->lpq", dG, dG)
+        new["G3"] = acc["G3"] + jnp.einsum("blp,blq->lpq", dG2, dG)
+        new["G4"] = acc["G4"] + jnp.einsum("blp,blq->lpq", dG2, dG2)
+    else:
+        new["G2"] = acc["G2"] + (dG * dG).sum(0)
+    if cfg.ntk:
+        dH = d("H", st["H"])
+        new["H1"] = acc["H1"] + dH.sum(0)
+        new["H2"] = acc["H2"] + (dH * dH).sum(0)
+    return new
+
+
+def _micro_batch_keys(base_key, start, B):
+    idx = start + jnp.arange(B, dtype=jnp.uint32)
+    return idx, jax.vmap(jax.random.fold_in, in_axes=(None, 0))(base_key, idx)
+
+
+@functools.lru_cache(maxsize=32)
+def _chunk_fn(cfg: _Config, n_micro: int):
+    """jit: scan over ``n_micro`` micro-batches starting at network ``start``, carrying the sums."""
+    stats = jax.vmap(lambda k, X: _network_stats(cfg, k, X), in_axes=(0, None))
+
+    def run(acc, shift, base_key, X, start, n_total):
+        def body(acc, k):
+            idx, keys = _micro_batch_keys(base_key, start + k * jnp.uint32(cfg.B), cfg.B)
+            return _accumulate(cfg, acc, stats(keys, X), idx < n_total, shift), None
+
+        acc, _ = jax.lax.scan(body, acc, jnp.arange(n_micro, dtype=jnp.uint32))
+        return acc
+
+    return jax.jit(run)
+
+
+@functools.lru_cache(maxsize=32)
+def _keep_fn(cfg: _Config, m: int):
+    """jit: preactivations of one micro-batch, first ``m`` neurons of every layer."""
+
+    def run(base_key, X, start):
+        _, keys = _micro_batch_keys(base_key, start, cfg.B)
+        zs = jax.vmap(lambda k: _one_network(cfg, k, X)[0])(keys)
+        return tuple(z[:, :, :m] for z in zs)
+
+    return jax.jit(run)
+
+
+# ---------------------------------------------------------------------------------------------
+# Finalisation: sums → Estimates
+# ---------------------------------------------------------------------------------------------
+
+
+def _finalize(cfg: _Config, acc: dict, shift: dict, X: np.ndarray):
+    net, N, L = cfg.net, cfg.N, cfg.net.L
+    S = float(acc["count"])
+    n_prev = np.asarray(net.n[:-1], dtype=np.float64)  # n_{ℓ−1}, ℓ = 1..L
+    n_cur = np.asarray(net.n[1:])
+    out = {}
+    out["metric"] = Estimate(*est.mean_and_se(S, shift["M"], acc["M1"], acc["M2"]))
+
+    # stochastic metric (4.70)/(4.72); layer 1 deterministic: C_b + C_W x·x/n_0
+    G1 = net.C_b[0] + net.C_W[0] * (X @ X.T) / net.n[0]
+    G2diag = np.diagonal(acc["G2"], axis1=-2, axis2=-1) if cfg.vertex else acc["G2"]
+    g, gse = est.mean_and_se(S, shift["G"], acc["G1"], G2diag)
+    g, gse = g.reshape(L, N, N), gse.reshape(L, N, N)
+    g[0], gse[0] = G1, 0.0
+    out["stochastic_metric"] = Estimate(g, gse)
+
+    if cfg.vertex:  # (4.76): V = n_{ℓ−1} Cov(Ĝ, Ĝ)
+        cov, cse = est.covariance(S, acc["G1"], acc["G2"], acc["G3"], acc["G4"])
+        V = n_prev[:, None, None] * cov
+        Vse = n_prev[:, None, None] * cse
+        V[0], Vse[0] = 0.0, 0.0
+        out["vertex"] = Estimate(V.reshape(L, N, N, N, N), Vse.reshape(L, N, N, N, N))
+    else:
+        out["vertex"] = None
+
+    # single-neuron moments and (4.77) single-input vertex estimators, delta method
+    qm, C = est.mean_vector_and_cov(S, shift["q"], acc["q1"], acc["q2"])
+    m2, m4, p = qm[..., 0], qm[..., 1], qm[..., 2]
+    c00 = C[..., 0, 0]
+
+    def delta(value, grad):
+        grad = np.stack(grad, axis=-1)
+        var = np.einsum("...k,...km,...m->...", grad, C, grad)
+        return Estimate(value, np.sqrt(np.maximum(var, 0.0)))
+
+    zero = np.zeros_like(m2)
+    out["z2"] = Estimate(m2, np.sqrt(np.maximum(c00, 0.0)))
+    out["z4"] = Estimate(m4, np.sqrt(np.maximum(C[..., 1, 1], 0.0)))
+    out["kurtosis"] = delta(m4 / m2**2 - 3.0, [-2 * m4 / m2**3, 1 / m2**2, zero])
+    m2sq = m2**2 - c00  # unbiased estimate of E[z²]²
+    nn = n_prev[:, None]
+    out["vertex_kurtosis"] = delta(nn / 3 * (m4 - 3 * m2sq), [-2 * nn * m2, nn / 3 + zero, zero])
+    vp = delta(nn * (p - m2sq), [-2 * nn * m2, zero, nn + zero])
+    single = n_cur == 1  # no neuron pairs i ≠ j in a width-1 layer
+    vp_val, vp_se = np.array(vp.value), np.array(vp.stderr)
+    vp_val[single], vp_se[single] = np.nan, np.nan
+    out["vertex_pairs"] = Estimate(vp_val, vp_se)
+
+    out["ntk"] = None
+    if cfg.ntk:  # layer 1 is deterministic (8.23): λ_b + λ_W x·x/n_0
+        h, hse = est.mean_and_se(S, shift["H"], acc["H1"], acc["H2"])
+        h[0], hse[0] = net.lambda_b[0] + net.lambda_W[0] * (X @ X.T) / net.n[0], 0.0
+        out["ntk"] = Estimate(h, hse)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Public entry point
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_keep(keep, n_networks, net):
+    if keep is None:
+        return None
+    if isinstance(keep, (int, np.integer)) and not isinstance(keep, bool):
+        k, m = int(keep), max(net.n[1:])
+    else:
+        try:
+            k, m = keep
+        except (TypeError, ValueError):
+            raise DeepEFTInputError(
+                "keep_preactivations must be None, an int (networks to keep) or a pair "
+                f"(networks, neurons per layer), got {keep!r}."
+            ) from None
+    k = v.positive_int(k, "keep_preactivations (networks)")
+    m = v.positive_int(m, "keep_preactivations (neurons)")
+    if k > n_networks:
+        raise DeepEFTInputError(f"keep_preactivations asks for {k} networks but n_networks = {n_networks}.")
+    return k, m
+
+
+def _run(cfg: _Config, X, n_networks, seed, chunk_size, progress):
+    Xj = jnp.asarray(X, fw._DTYPES[cfg.dtype])
+    base = jax.random.PRNGKey(seed)
+    n_tot = jnp.uint32(n_networks)
+    one = _chunk_fn(cfg, 1)
+    # pilot: the mean of micro-batch 0 is the shift of the power sums (fixed, chunk-independent)
+    pilot = jax.device_get(one(_zero_acc(cfg), _zero_shift(cfg), base, Xj, jnp.uint32(0), n_tot))
+    cnt = pilot["count"]
+    shift = {"M": pilot["M1"] / cnt, "q": pilot["q1"] / cnt, "G": pilot["G1"] / cnt}
+    if cfg.ntk:
+        shift["H"] = pilot["H1"] / cnt
+    acc = _zero_acc(cfg)
+    n_full = n_networks // chunk_size
+    n_rest = -(-(n_networks - n_full * chunk_size) // cfg.B)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_networks, unit="net", desc="sample_ensemble")
+    chunk = _chunk_fn(cfg, chunk_size // cfg.B)
+    for c in range(n_full):
+        acc = chunk(acc, shift, base, Xj, jnp.uint32(c * chunk_size), n_tot)
+        if bar is not None:
+            jax.block_until_ready(acc["count"])
+            bar.update(chunk_size)
+    start = n_full * chunk_size
+    for j in range(n_rest):
+        acc = one(acc, shift, base, Xj, jnp.uint32(start + j * cfg.B), n_tot)
+    if bar is not None:
+        bar.update(n_networks - start)
+        bar.close()
+    acc = {k: np.asarray(a, dtype=np.float64) for k, a in jax.device_get(acc).items()}
+    if acc["count"] != n_networks:  # pragma: no cover - internal consistency
+        raise RuntimeError(f"accumulated {acc['count']} networks, expected {n_networks}")
+    return acc, shift
+
+
+def _kept(cfg: _Config, X, seed, k, m):
+    Xj = jnp.asarray(X, fw._DTYPES[cfg.dtype])
+    base = jax.random.PRNGKey(seed)
+    mm = min(m, max(cfg.net.n[1:]))
+    f = _keep_fn(cfg, mm)
+    parts = [jax.device_get(f(base, Xj, jnp.uint32(s))) for s in range(0, k, cfg.B)]
+    return tuple(np.concatenate([p[l] for p in parts])[:k] for l in range(cfg.net.L))
+
+
+def sample_ensemble(
+    net: MLP,
+    X,
+    n_networks: int,
+    seed: int = 0,
+    *,
+    chunk_size: int | None = None,
+    dtype="float32",
+    keep_preactivations=None,
+    vertex: bool | None = None,
+    ntk: bool = False,
+    method: str = "weights",
+    micro_batch: int | None = None,
+    progress: bool = False,
+) -> EnsembleResult:
+    """Sample ``n_networks`` random networks on inputs X (N, n_0) and estimate, per layer, the metric,
+    four-point vertex, single-neuron moments (and optionally the NTK) with standard errors.
+
+    Parameters
+    ----------
+    net : the architecture (:class:`deepeft.MLP`).
+    X : inputs, shape (N, n_0).
+    n_networks : ensemble size S ≥ 2 (standard errors need at least two networks).
+    seed : network s is drawn from fold_in(PRNGKey(seed), s) — see :func:`~.forward.sample_params`.
+    chunk_size : networks per jitted call (a multiple of ``micro_batch``); affects speed and progress
+        granularity only — results are bit-identical for every chunk_size.
+    dtype : "float32" (default) or "float64" for the networks; accumulation is always float64.
+    keep_preactivations : None, k, or (k, m): also return the preactivations of networks 0..k−1,
+        first m neurons of every layer, as a tuple of L arrays (k, N, min(m, n_ℓ)) (e.g. histograms).
+    vertex : estimate the full V^{(ℓ)} (L, N, N, N, N) via (4.76); default: when N ≤ 8.
+    ntk : also estimate the neuron-diagonal mean NTK (8.12) (method "weights" only; costs n_ℓ³N² per layer).
+    method : "weights" (run the networks) or "metric" (exact conditional sampling (4.70)–(4.71); faster).
+    micro_batch : networks per vmapped kernel call B (default :func:`default_micro_batch`); part of
+        the definition of the summation order, so keep it fixed to reproduce results bit for bit.
+    progress : show a tqdm progress bar.
+    """
+    net = fw.check_net(net)
+    X = net.check_inputs(X)
+    N = X.shape[0]
+    n_networks = v.positive_int(n_networks, "n_networks")
+    if n_networks < 2:
+        raise DeepEFTInputError(
+            "n_networks must be >= 2 to estimate standard errors; "
+            "for a single network use deepeft.simulate.forward.preactivations(net, X, seed=..., index=...)."
+        )
+    seed, _ = fw._check_seed_index(seed, 0)
+    if n_networks > 2**32 - 2**20:
+        raise DeepEFTInputError(f"n_networks must be below 2**32 - 2**20, got {n_networks}.")
+    dtype = fw.check_dtype(dtype)
+    if method not in _METHODS:
+        raise DeepEFTInputError(f"method must be one of {_METHODS}, got {method!r}.")
+    ntk = bool(ntk)
+    if ntk and method != "weights":
+        raise DeepEFTInputError("ntk=True needs the network weights: use method='weights'.")
+    if vertex is None:
+        vertex = N <= _AUTO_VERTEX_MAX_N
+    vertex = bool(vertex)
+    if vertex and 3 * net.L * N**4 * 8 > _VERTEX_MAX_BYTES:
+        raise DeepEFTInputError(
+            f"vertex=True with N = {N} inputs needs {3 * net.L * N**4 * 8 / 2**30:.1f} GiB of accumulators "
+            "(grows as N^4); pass fewer inputs (e.g. X[:8]) or vertex=False."
+        )
+    B = default_micro_batch(net, N, method=method, ntk=ntk) if micro_batch is None else v.positive_int(micro_batch, "micro_batch")
+    if chunk_size is None:
+        chunk_size = B * max(1, min(64, 2**20 // (B * max(1, N * sum(net.n[1:])))))
+    chunk_size = v.positive_int(chunk_size, "chunk_size")
+    if chunk_size % B:
+        raise DeepEFTInputError(
+            f"chunk_size must be a multiple of micro_batch = {B}; use e.g. chunk_size={max(B, chunk_size // B * B)}."
+        )
+    keep = _check_keep(keep_preactivations, n_networks, net)
+    cfg = _Config(net, N, method, dtype, B, vertex, ntk)
+    with x64():
+        acc, shift = _run(cfg, X, n_networks, seed, chunk_size, progress)
+        kept = _kept(cfg, X, seed, *keep) if keep else None
+    out = _finalize(cfg, acc, shift, X)
+    return EnsembleResult(
+        net=net,
+        X=X,
+        n_networks=n_networks,
+        seed=seed,
+        dtype=dtype,
+        method=method,
+        micro_batch=B,
+        preactivations=kept,
+        **out,
+    )

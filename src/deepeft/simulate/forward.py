@@ -1,0 +1,157 @@
+"""One random MLP: parameter sampling (2.19)–(2.20) and the forward pass (2.5), all layers.
+
+Network ``s`` of an ensemble with seed ``seed`` is drawn from the key
+``fold_in(PRNGKey(seed), s)`` (:func:`network_key`), so any single network of an ensemble can be
+rebuilt on its own (and ensembles do not depend on how they are chunked). Within a network,
+layer ℓ's parameters come from ``fold_in(key, ℓ)``:
+
+    W^{(ℓ)}_{ij} ~ N(0, C_W^{(ℓ)}/n_{ℓ−1}),   b^{(ℓ)}_i ~ N(0, C_b^{(ℓ)})            (2.19)–(2.20)
+    z^{(1)} = b^{(1)} + W^{(1)} x,   z^{(ℓ+1)} = b^{(ℓ+1)} + W^{(ℓ+1)} σ(z^{(ℓ)})     (2.5)
+
+Arrays are laid out samples-first: X has shape (N, n_0) and z^{(ℓ)} has shape (N, n_ℓ), i.e.
+``z[α, i]`` is the book's z_{i;α}. W^{(ℓ)} has shape (n_ℓ, n_{ℓ−1}) as in the book.
+
+Simulation runs in float32 by default (``dtype="float64"`` switches); the random numbers, and so
+the network, depend on (seed, index, dtype). JAX code runs inside ``jax.enable_x64(True)`` with
+explicit dtypes, so the user's global x64 flag is never touched.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._x64 import x64
+from ..errors import DeepEFTInputError, suggest
+from ..network import MLP
+
+__all__ = ["network_key", "preactivations", "sample_params"]
+
+_DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
+
+
+def check_dtype(dtype) -> str:
+    """'float32' or 'float64' (also accepts numpy/jax dtypes)."""
+    name = dtype if isinstance(dtype, str) else getattr(np.dtype(dtype), "name", str(dtype))
+    if name not in _DTYPES:
+        raise DeepEFTInputError(f"dtype must be 'float32' or 'float64', got {dtype!r}.{suggest(str(name), _DTYPES)}")
+    return name
+
+
+def check_net(net) -> MLP:
+    if not isinstance(net, MLP):
+        raise DeepEFTInputError(f"net must be a deepeft.MLP, got {type(net).__name__}; build one with de.MLP(...).")
+    return net
+
+
+def network_key(seed: int, index) -> jax.Array:
+    """The PRNG key of network ``index`` of the ensemble with ``seed``: fold_in(PRNGKey(seed), index)."""
+    return jax.random.fold_in(jax.random.PRNGKey(seed), index)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure-JAX core (used inside jit/vmap by ensemble.py and ntk.py)
+# ---------------------------------------------------------------------------------------------
+
+
+def init_params(net: MLP, key, dtype) -> tuple[tuple[jax.Array, jax.Array], ...]:
+    """((W^{(1)}, b^{(1)}), ..., (W^{(L)}, b^{(L)})) with W ~ N(0, C_W/n_{ℓ−1}), b ~ N(0, C_b) (2.19)–(2.20)."""
+    n = net.n
+    params = []
+    for l in range(1, net.L + 1):
+        kW, kb = jax.random.split(jax.random.fold_in(key, l))
+        sW = np.sqrt(net.C_W[l - 1] / n[l - 1])
+        sb = np.sqrt(net.C_b[l - 1])
+        W = sW * jax.random.normal(kW, (n[l], n[l - 1]), dtype)
+        b = sb * jax.random.normal(kb, (n[l],), dtype)
+        params.append((W.astype(dtype), b.astype(dtype)))
+    return tuple(params)
+
+
+def forward(net: MLP, params, X) -> tuple[jax.Array, ...]:
+    """All preactivations (z^{(1)}, ..., z^{(L)}), each (N, n_ℓ) (2.5); the output z^{(L)} has no activation."""
+    zs = []
+    a = X
+    for l, (W, b) in enumerate(params, start=1):
+        z = a @ W.T + b
+        zs.append(z)
+        if l < net.L:
+            a = net.activation.fn(z)
+    return tuple(zs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Public helpers (NumPy in, NumPy out)
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_seed_index(seed, index):
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+        raise DeepEFTInputError(f"seed must be an integer in [0, 2**32), got {seed!r}.")
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < 2**32:
+        raise DeepEFTInputError(f"index must be an integer in [0, 2**32) (the network's number), got {index!r}.")
+    return int(seed), int(index)
+
+
+def _jnp_params(params, dtype):
+    try:
+        return tuple((jnp.asarray(W, dtype), jnp.asarray(b, dtype)) for W, b in params)
+    except (TypeError, ValueError):
+        raise DeepEFTInputError("params must be a sequence of (W, b) pairs, as returned by sample_params.") from None
+
+
+def _check_params(net: MLP, params) -> None:
+    n = net.n
+    if len(params) != net.L:
+        raise DeepEFTInputError(f"params must hold L = {net.L} (W, b) pairs, got {len(params)}.")
+    for l, (W, b) in enumerate(params, start=1):
+        if W.shape != (n[l], n[l - 1]) or b.shape != (n[l],):
+            raise DeepEFTInputError(
+                f"layer {l}: expected W of shape {(n[l], n[l - 1])} and b of shape {(n[l],)}, "
+                f"got {tuple(W.shape)} and {tuple(b.shape)}."
+            )
+
+
+def sample_params(net: MLP, seed: int = 0, index: int = 0, *, dtype="float32"):
+    """The parameters of network ``index`` of the ensemble with ``seed``: a tuple of (W, b) NumPy pairs.
+
+    ``sample_ensemble(net, X, n, seed)`` uses exactly these networks (index 0..n−1).
+    """
+    net = check_net(net)
+    seed, index = _check_seed_index(seed, index)
+    dt = _DTYPES[check_dtype(dtype)]
+    with x64():
+        params = _jitted_init(net, dt)(network_key(seed, index))
+        return tuple((np.asarray(W), np.asarray(b)) for W, b in params)
+
+
+def preactivations(net: MLP, X, params=None, *, seed: int = 0, index: int = 0, dtype="float32"):
+    """All layers' preactivations z^{(ℓ)} of one network for inputs X (N, n_0): a tuple of L arrays (N, n_ℓ).
+
+    Pass ``params`` (from :func:`sample_params`), or ``seed``/``index`` to draw network ``index``.
+    """
+    net = check_net(net)
+    X = net.check_inputs(X)
+    dt = _DTYPES[check_dtype(dtype)]
+    with x64():
+        if params is None:
+            seed, index = _check_seed_index(seed, index)
+            p = _jitted_init(net, dt)(network_key(seed, index))
+        else:
+            p = _jnp_params(params, dt)
+            _check_params(net, p)
+        zs = _jitted_forward(net)(p, jnp.asarray(X, dt))
+        return tuple(np.asarray(z) for z in zs)
+
+
+@functools.lru_cache(maxsize=64)
+def _jitted_init(net: MLP, dt):
+    return jax.jit(lambda key: init_params(net, key, dt))
+
+
+@functools.lru_cache(maxsize=64)
+def _jitted_forward(net: MLP):
+    return jax.jit(lambda p, X: forward(net, p, X))
