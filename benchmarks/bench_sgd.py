@@ -1,0 +1,184 @@
+"""SGD phase-diagram throughput (seed 002 §3.1): the paper grid, 144 points × 100 members × 1e5 steps, |B| = 4.
+
+Times a fraction of the paper run (a few members, fewer steps, log-spaced recording of every
+observable and all eigenvalues of X) after a warm-up call that compiles, and extrapolates to the
+full run: seconds_full = seconds × (100/members) × (1e5/steps). Reports SGD model-steps per second,
+the achieved FLOP/s as a fraction of a 2048² float32 matmul measured in the same process, and peak
+memory (process RSS plus the recorded arrays of the full run). A quick-preset phase-structure row
+checks the qualitative corners. Run as a script to write benchmarks/results/sgd.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from deepeft.sgd import TeacherStudent, marchenko_pastur, phase_grid, train_ensemble
+
+PAPER_T = 2.0 ** np.arange(-5, 7)
+PAPER_INV_SIGMA = 2.0 ** np.arange(-8, 4)
+FULL_MEMBERS, FULL_STEPS = 100, 100_000
+
+
+def gemm_peak(n: int = 2048, repeats: int = 5) -> float:
+    """float32 GFLOP/s of an n×n matmul (median of repeats after warm-up)."""
+    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
+    f = jax.jit(lambda x, y: x @ y)
+    f(a, a).block_until_ready()
+    ts = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        f(a, a).block_until_ready()
+        ts.append(time.perf_counter() - t)
+    return 2 * n**3 / float(np.median(ts)) / 1e9
+
+
+def flops_per_model_step(setup: TeacherStudent, B: int) -> int:
+    """Dense FLOPs of one SGD step of one model: forward + weight gradient of the trainable layers
+    (2·B·n_ℓ·n_{ℓ−1} each, plus the error backpropagation into earlier trainable layers), frozen layers
+    after the first trainable one (forward + backward), and the update (2 per parameter)."""
+    n, l0 = setup.n, setup.first_trainable
+    f = 0
+    for ell in range(l0, setup.L + 1):
+        mn = n[ell] * n[ell - 1]
+        f += 2 * B * mn  # forward
+        if ell > l0:
+            f += 2 * B * mn  # backpropagate the error to layer ℓ−1
+        if ell in setup.trainable:
+            f += 2 * B * mn + 2 * mn  # weight gradient + update
+    return f
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def paper_throughput(quick: bool) -> list[dict]:
+    setup = TeacherStudent.paper()
+    B = 4
+    g = phase_grid(PAPER_T, PAPER_INV_SIGMA, B)
+    members = 2 if quick else 4
+    steps = 2_000 if quick else 20_000
+    kw = dict(members=members, steps=steps, batch_size=B, seed=0, grid_shape=g["grid_shape"], n_records=30)
+    train_ensemble(setup, g["learning_rate"], g["sigma_W"], **{**kw, "steps": 50})  # compile
+    t = time.perf_counter()
+    run = train_ensemble(setup, g["learning_rate"], g["sigma_W"], **kw)
+    sec = time.perf_counter() - t
+    P = g["learning_rate"].size
+    model_steps = members * P * steps
+    rate = model_steps / sec
+    full = FULL_MEMBERS * P * FULL_STEPS / rate
+    flops = flops_per_model_step(setup, B)
+    peak = gemm_peak()
+    achieved = rate * flops / 1e9
+    R = run.times.size
+    n_out = setup.spectral_shape[0]
+    record_mb = (R * FULL_MEMBERS * P * (n_out * 4 + 3 * 8) + 4 * FULL_MEMBERS * P * 8
+                 + FULL_MEMBERS * P * setup.trainable_parameter_count() * 4) / 2**20
+    rss = _rss_mb()
+    mem_gb = (rss + record_mb) / 1024
+    load = os.getloadavg()[0]
+    return [
+        {
+            "name": "sgd_paper_grid_144x100x1e5_extrapolated",
+            "seconds": full,
+            "target": 300.0,
+            "ratio": full / 300.0,
+            "passed": full <= 300.0,
+            "model_steps_per_s": rate,
+            "timed_seconds": sec,
+            "timed_members": members,
+            "timed_steps": steps,
+            "gflops": achieved,
+            "gemm_peak_gflops": peak,
+            "fraction_of_peak": achieved / peak,
+            "flops_per_model_step": flops,
+            "load_avg_1min": load,
+            "notes": f"{members} members × 144 points × {steps} steps timed (incl. 30 log-spaced recordings "
+                     f"of loss/G/alignment/eigenvalues), extrapolated ×{FULL_MEMBERS / members:.0f}×"
+                     f"{FULL_STEPS / steps:.0f}; 1-min load average {load:.1f} on {os.cpu_count()} cores",
+        },
+        {
+            "name": "sgd_paper_grid_peak_memory",
+            "seconds": sec,
+            "target": 4.0,
+            "ratio": mem_gb / 4.0,
+            "passed": mem_gb <= 4.0,
+            "peak_rss_mb": rss,
+            "full_run_records_mb": record_mb,
+            "peak_memory_gb": mem_gb,
+            "notes": "peak process RSS of the timed run + all arrays a 100-member run records "
+                     "(ratio = GB / 4 GB)",
+        },
+    ]
+
+
+def phase_structure(quick: bool) -> list[dict]:
+    """Quick preset corners: ordered (T=2⁻⁵, 1/σ_W=8), paramagnetic (T≥4), jamming (1/σ_W=2⁻⁸)."""
+    setup = TeacherStudent.paper()
+    T = np.array([2.0**-5, 1.0, 4.0, 64.0])
+    s = np.array([2.0**-8, 1.0, 8.0])
+    g = phase_grid(T, s, 4)
+    members, steps = (8, 5_000) if quick else (16, 20_000)
+    t = time.perf_counter()
+    run = train_ensemble(setup, g["learning_rate"], g["sigma_W"], members=members, steps=steps, seed=1,
+                         grid_shape=g["grid_shape"], n_records=20)
+    sec = time.perf_counter() - t
+    loss = run.test_loss[-1].mean(0).reshape(4, 3)
+    G = run.G[-1].mean(0).reshape(4, 3)
+    al = run.alignment[-1].mean(0).reshape(4, 3)
+    x0 = run.eigenvalues[0].max(axis=(0, 2)).reshape(4, 3)
+    ordered, para, jam = loss[0, 2], loss[3, 2], loss[0, 0]
+    checks = {
+        "ordered_vs_paramagnetic_loss_ratio": para / ordered,
+        "ordered_vs_jamming_loss_ratio": jam / ordered,
+        "ordered_alignment": al[0, 2],
+        "paramagnetic_alignment": al[3, 2],
+        "G_jamming": G[0, 0],
+        "G_ordered": G[0, 2],
+        "G_paramagnetic": G[3, 2],
+        "loss_T1_over_ordered": loss[1, 2] / ordered,
+        "loss_T4_over_ordered": loss[2, 2] / ordered,
+        "x_plus_mp_inv8": marchenko_pastur(1 / 64, 16, 32).x_plus,
+        "x_plus_mp_inv2m8": marchenko_pastur(2.0**16, 16, 32).x_plus,
+        "x_max_init_inv8": x0[0, 2],
+        "x_max_init_inv2m8": x0[0, 0],
+    }
+    ok = (checks["ordered_vs_paramagnetic_loss_ratio"] >= 100 and checks["ordered_vs_jamming_loss_ratio"] >= 100
+          and checks["G_jamming"] > 0.5 and checks["G_ordered"] < 0.5 and checks["G_paramagnetic"] < 0.5
+          and checks["ordered_alignment"] > checks["paramagnetic_alignment"])
+    return [{"name": "sgd_quick_phase_structure", "seconds": sec, "passed": bool(ok), **checks,
+             "notes": f"{members} members × {steps} steps; test loss per (T, 1/σ_W) = "
+                      + "; ".join(f"T={t:g}: " + ", ".join(f"{v:.2e}" for v in row) for t, row in zip(T, loss))}]
+
+
+def torch_baseline() -> list[dict]:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return [{"name": "sgd_vs_torch_per_model_loop", "seconds": 0.0, "passed": None,
+                 "notes": "skipped: torch is not installed (pip install torch==2.13.0 for the baseline)"}]
+    return [{"name": "sgd_vs_torch_per_model_loop", "seconds": 0.0, "passed": None,
+             "notes": "torch available but the per-model loop baseline is not implemented yet"}]
+
+
+def run(quick: bool = False) -> list[dict]:
+    return paper_throughput(quick) + phase_structure(quick) + torch_baseline()
+
+
+if __name__ == "__main__":
+    quick = "--quick" in sys.argv
+    results = run(quick=quick)
+    out = Path(__file__).resolve().parent / "results" / "sgd.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"quick": quick, "results": results}, indent=2, default=float))
+    for r in results:
+        print(json.dumps(r, default=float))

@@ -1,0 +1,76 @@
+"""SGD phase diagram and Dyson Brownian motion of weight matrices (seed 002: Park, Lucini, Aarts).
+
+* :mod:`.teacher_student` — the teacher–student ensemble (general widths, depth, activation,
+  trainable layers, biases); :meth:`TeacherStudent.paper` is the paper's 3-32-16-1 tanh setup.
+* :mod:`.trainer` — all hyperparameter points × members trained in one compiled program
+  (SGD (2.28), full-batch GD, Langevin (2.29)), observables recorded at log-spaced times.
+* :mod:`.observables` — loss, gradient norm (3.3), G(t, 0) (3.4), alignment (3.5), spectra of
+  X = W Wᵀ (4.1), Marchenko–Pastur (4.2), soft-spin feature law (2.21)–(2.22), jamming boundary.
+* :mod:`.dbm` — Dyson-Brownian-motion coefficients K, V (4.4), level spacing (4.5)–(4.8),
+  K_S, V_S, D_S (B.7)–(B.9) and the convergence test (4.15) with its 68/95/99.7 % boundaries.
+"""
+
+from .dbm import (
+    DBMResult,
+    boundary_temperature,
+    convergence_lhs,
+    dbm_analysis,
+    drift_and_variance,
+    integrate_level_spacing,
+    level_spacing,
+    per_sample_factors,
+    spacing_coefficients,
+    spacing_rate,
+)
+from .observables import (
+    MarchenkoPastur,
+    alignment,
+    external_field,
+    feature_correlation,
+    feature_density,
+    feature_extrema,
+    feature_potential,
+    feature_scale,
+    gradient_norm,
+    jamming_inv_sigma_W,
+    marchenko_pastur,
+    spectrum,
+)
+from .teacher_student import Problem, TeacherStudent, forward, losses, sample_problem
+from .trainer import METHODS, EnsembleRun, gradient_moments, phase_grid, record_times, train_ensemble
+
+__all__ = [
+    "DBMResult",
+    "EnsembleRun",
+    "METHODS",
+    "MarchenkoPastur",
+    "Problem",
+    "TeacherStudent",
+    "alignment",
+    "boundary_temperature",
+    "convergence_lhs",
+    "dbm_analysis",
+    "drift_and_variance",
+    "external_field",
+    "feature_correlation",
+    "feature_density",
+    "feature_extrema",
+    "feature_potential",
+    "feature_scale",
+    "forward",
+    "gradient_moments",
+    "gradient_norm",
+    "integrate_level_spacing",
+    "jamming_inv_sigma_W",
+    "level_spacing",
+    "losses",
+    "marchenko_pastur",
+    "phase_grid",
+    "per_sample_factors",
+    "record_times",
+    "sample_problem",
+    "spacing_coefficients",
+    "spacing_rate",
+    "spectrum",
+    "train_ensemble",
+]

@@ -1,0 +1,120 @@
+"""Dyson-Brownian-motion analysis of deepeft.sgd (seed 002 (4.4)–(4.8), (4.15), appendix B)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from deepeft.errors import DeepEFTInputError
+from deepeft.sgd import (
+    TeacherStudent,
+    boundary_temperature,
+    convergence_lhs,
+    dbm_analysis,
+    drift_and_variance,
+    integrate_level_spacing,
+    level_spacing,
+    per_sample_factors,
+    sample_problem,
+    spacing_coefficients,
+    spacing_rate,
+    train_ensemble,
+)
+from deepeft.sgd.teacher_student import init_params, losses
+
+TINY = TeacherStudent.build((3, 7, 5, 1), "tanh", (2,), n_train=12, n_test=4)
+
+
+def _direct_K_V(setup, params, frozen, a, y, basis):
+    """Per-sample Δ_α = ∂ℓ_α/∂W by autodiff, Δ^X_α = WΔ_αᵀ + Δ_αWᵀ (4.4), rotated, mean and variance."""
+    W = np.asarray(params[0]["W"])[:, 0, :].T  # (n2, n1)
+    Ds = []
+    for i in range(a.shape[0]):
+        g = jax.grad(lambda p: losses(setup, p, frozen, a[i : i + 1], y[i : i + 1]).sum())(params)
+        D = np.asarray(g[0]["W"])[:, 0, :].T
+        Ds.append(W @ D.T + D @ W.T)
+    Ds = np.array(Ds)
+    X = W @ W.T
+    if basis == "X":
+        x, U = np.linalg.eigh(X)
+    else:
+        _, U = np.linalg.eigh(-Ds.mean(0))
+        order = np.argsort(np.einsum("ki,kl,li->i", U, X, U))
+        U = U[:, order]
+    R = np.einsum("ki,akl,lj->aij", U, Ds, U)
+    return -R.mean(0), R.var(0)
+
+
+def _direct_coefficients(K, V):
+    """(B.3)–(B.9) written out with the original index j of (B.6)."""
+    N = K.shape[0]
+    K_S = (K[N - 1, N - 1] - K[0, 0]) / (N - 1)
+    V_S = 2 * V[N - 1, 0] / (N - 1) ** 2
+    for j in range(2, N):  # j = 2..N−1 (1-based): x_N − x_j = (N − j)S, x_1 − x_j = −(j − 1)S
+        V_S += (V[N - 1, j - 1] / (N - j) + V[0, j - 1] / (j - 1)) / (N - 1)
+    D_S = (V[0, 0] + V[N - 1, N - 1]) / (2 * (N - 1) ** 2)
+    return K_S, V_S, D_S
+
+
+@pytest.mark.parametrize("basis", ["X", "K"])
+def test_K_V_and_spacing_coefficients_against_direct_computation(basis):
+    with jax.enable_x64(True):
+        prob = sample_problem(TINY, 1, seed=4, dtype=jnp.float64)
+        params = init_params(jax.tree.map(lambda x: x[0], prob.init_noise), jnp.asarray([1.5]), TINY)
+        frozen = jax.tree.map(lambda x: x[0], prob.frozen)
+        a, y = prob.a_train[0], prob.y_train[0]
+        u, delta = per_sample_factors(TINY, params, frozen, a, y)
+        Wt = params[0]["W"]
+        X = jnp.einsum("kpi,kpj->pij", Wt, Wt)[0]
+        K, V, x = drift_and_variance(u[:, 0], delta[:, 0], X, basis)
+        K_S, V_S, D_S = spacing_coefficients(K, V)
+        K_ref, V_ref = _direct_K_V(TINY, params, frozen, a, y, basis)
+    if basis == "K":  # eigenvectors of K: off-diagonal drift vanishes
+        assert np.max(np.abs(np.asarray(K) - np.diag(np.diag(np.asarray(K))))) < 1e-12
+    np.testing.assert_allclose(K, K_ref, rtol=1e-9, atol=1e-13)
+    np.testing.assert_allclose(V, V_ref, rtol=1e-8, atol=1e-13)
+    ref = _direct_coefficients(K_ref, V_ref)
+    np.testing.assert_allclose([float(K_S), float(V_S), float(D_S)], ref, rtol=1e-9, atol=1e-14)
+    assert np.all(np.diff(np.asarray(x)) >= 0)
+
+
+def test_level_spacing_rate_and_lhs():
+    x = np.array([[0.1, 0.4, 1.0], [2.0, 0.0, 1.0]])
+    np.testing.assert_allclose(level_spacing(x), [0.45, 1.0])
+    np.testing.assert_allclose(spacing_rate(np.e * 2, 2.0, 10.0), 0.1)
+    assert np.isnan(spacing_rate(1.0, 1.0, 0.0))
+    setup = TeacherStudent.paper()  # (n2 − 1)/(4√r) · T/σ_W² with r = 1/2
+    assert convergence_lhs(setup, 0.5, 2.0) == pytest.approx(15 / (4 * np.sqrt(0.5)) * 0.5 / 4)
+
+
+def test_boundary_temperature():
+    T = 2.0 ** np.arange(-3, 3)
+    frac = np.array([[1.0, 0.5, 1.0], [1.0, 0.4, 1.0], [0.9, 0.3, 1.0], [0.6, 0.2, 1.0], [0.1, 0.1, 1.0],
+                     [0.0, 0.0, 1.0]])
+    b = boundary_temperature(frac, T, 0.68)
+    w = (0.9 - 0.68) / (0.9 - 0.6)
+    assert b[0] == pytest.approx(np.exp(np.log(T[2]) + w * np.log(2.0)))
+    assert np.isnan(b[1]) and np.isinf(b[2])
+    with pytest.raises(DeepEFTInputError):
+        boundary_temperature(frac[:3], T, 0.5)
+
+
+def test_level_spacing_sde():
+    t, S = integrate_level_spacing(1.0, 0.3, 0.0, 0.0, 1.0, 2.0, n_steps=100)
+    np.testing.assert_allclose(S[:, 0], 1.0 + 0.3 * t, rtol=1e-12)
+    T, D, t_end = 0.5, 0.02, 1.0  # pure diffusion far from 0: Var S(t) = 2 T D_S t
+    _, S = integrate_level_spacing(50.0, 0.0, 0.0, D, T, t_end, n_steps=50, n_paths=4000, seed=1)
+    var = S[-1].var(ddof=1)
+    z = (var - 2 * T * D * t_end) / (2 * T * D * t_end * np.sqrt(2 / (S.shape[1] - 1)))
+    assert abs(z) < 4.5
+
+
+def test_dbm_analysis_end_to_end():
+    run = train_ensemble(TINY, [0.05, 4.0], [0.5, 0.5], members=3, steps=200, seed=2, n_records=5)
+    d = dbm_analysis(run)
+    assert d.K_S.shape == (3, 2) and np.all(d.V_S > 0) and np.all(d.D_S > 0)
+    np.testing.assert_array_equal(d.converged, d.lhs[None, :] <= d.rhs)
+    np.testing.assert_allclose(d.S, level_spacing(run.eigenvalues))
+    assert np.all(np.isnan(d.rate[0]))
+    with pytest.raises(DeepEFTInputError, match="basis"):
+        dbm_analysis(run, basis="Y")
