@@ -1,0 +1,214 @@
+"""Hermite (Mehler) series for two-point maps over many inputs.
+
+For (u, v) jointly Gaussian with variances K_αα, K_ββ and correlation ρ = K_αβ/√(K_αα K_ββ),
+Mehler's formula gives
+
+    ⟨f(u) g(v)⟩ = Σ_k a_k(K_αα) b_k(K_ββ) ρ^k,   a_k(K) = E[f(√K x) He_k(x)]/√k!,  x ~ N(0, 1),
+
+with f = σ^{(da)}, g = σ^{(db)}. The coefficients need one 1-D quadrature per distinct variance
+(a GEMM against the normalised Hermite polynomials); the pair sum is a jitted Horner loop with a
+static degree that XLA fuses into one pass over the N×N2 array (float64).
+
+Truncation: by Cauchy–Schwarz the error of stopping at degree D is at most
+√(t_α(D) t_β(D)) |ρ|^{D+1}, with t(D) = Σ_{k>D} a_k² (Parseval: Σ_k a_k² = ⟨f²⟩). The degree is the
+smallest (bucketed) D meeting rtol·√(⟨f²⟩_α⟨g²⟩_β) for every pair; entries where even the largest
+degree fails are flagged for the caller's fallback (2-D quadrature).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._x64 import x64
+from .gauss1d import gauss1d_nodes
+
+__all__ = ["hermite_coefficients", "mehler_two_point"]
+
+_DEGREES = (15, 31, 47, 63, 79, 95, 127, 159, 191, 255, 319, 383, 511)  # degree + 1 = multiple of 16
+_CHUNK = 128
+
+
+def _hermite_matrix(x: np.ndarray, D: int) -> np.ndarray:
+    """h_k(x) = He_k(x)/√k!, k = 0..D, by the stable three-term recurrence; shape (D+1,) + x.shape."""
+    H = np.empty((D + 1,) + x.shape)
+    H[0] = 1.0
+    if D >= 1:
+        H[1] = x
+    for k in range(1, D):
+        H[k + 1] = (x * H[k] - math.sqrt(k) * H[k - 1]) / math.sqrt(k + 1)
+    return H
+
+
+@functools.lru_cache(maxsize=16)
+def _shared_rule(kinks: tuple, P: int, D: int):
+    """Nodes x, weights w (standard normal density included) and h_k(x) for kinks at 0 only."""
+    x, w = gauss1d_nodes(np.ones(1), kinks, panels=P)
+    x, w = x[0], w[0]
+    H = _hermite_matrix(x, D)
+    for arr in (x, w, H):
+        arr.setflags(write=False)
+    return x, w, H
+
+
+def _panels(K: np.ndarray, D: int) -> int:
+    kmax = float(np.sqrt(np.max(K))) if K.size else 1.0
+    return int(min(max(24, np.ceil(24.0 * kmax), np.ceil(3.0 * math.sqrt(D))), 4000))
+
+
+def hermite_coefficients(act, d: int, K, D: int):
+    """(a, s2): a (M, D+1) = E[σ^{(d)}(√K x) h_k(x)] and s2 (M,) = ⟨(σ^{(d)})²⟩_K, for K (M,) ≥ 0."""
+    K = np.asarray(K, dtype=np.float64).ravel()
+    a = np.zeros((K.size, D + 1))
+    s2 = np.zeros(K.size)
+    pos = K > 0
+    f0 = float(act.numpy(np.zeros(1), d)[0])
+    a[~pos, 0] = f0
+    s2[~pos] = f0 * f0
+    if not np.any(pos):
+        return a, s2
+    Kp = K[pos]
+    kinks = tuple(sorted(set(act.kinks) | set(act.jumps)))
+    P = _panels(Kp, D)
+    if all(c == 0.0 for c in kinks):
+        # kinks only at 0 (or none): the nodes in x = z/√K are shared by every K
+        x, w, H = _shared_rule(kinks, P, D)  # H (D+1, Q)
+        f = act.numpy(np.sqrt(Kp)[:, None] * x[None, :], d)  # (M, Q)
+        a[pos] = (f * w) @ H.T
+        s2[pos] = (f * f) @ w
+        return a, s2
+    idx = np.nonzero(pos)[0]
+    for s in range(0, idx.size, _CHUNK):
+        ids = idx[s : s + _CHUNK]
+        z, w = gauss1d_nodes(K[ids], kinks, panels=P)
+        x = z / np.sqrt(K[ids])[:, None]
+        f = act.numpy(z, d)
+        H = _hermite_matrix(x, D)  # (D+1, m, Q)
+        a[ids] = np.einsum("mq,kmq->mk", f * w, H)
+        s2[ids] = np.sum(f * f * w, axis=1)
+    return a, s2
+
+
+def _tails(a: np.ndarray, s2: np.ndarray) -> np.ndarray:
+    """t(D) = Σ_{k>D} a_k² for D = 0..Dmax (Parseval residual beyond Dmax included), (M, Dmax+1)."""
+    sq = a * a
+    rev = np.cumsum(sq[:, ::-1], axis=1)[:, ::-1]  # Σ_{k>=D}
+    beyond = np.maximum(s2 - rev[:, 0], 0.0)
+    t = np.concatenate([rev[:, 1:], np.zeros((a.shape[0], 1))], axis=1)
+    return t + beyond[:, None]
+
+
+_U = 16  # Horner steps unrolled per loop iteration (XLA fuses them into one pass)
+
+
+def _rho(Kaa, Kbb, Kab, same):
+    """ρ = K_αβ/√(K_αα K_ββ), clipped to [−1, 1]; 0 where a variance vanishes and, if ``same``, on the diagonal."""
+    den = jnp.sqrt(Kaa[:, None] * Kbb[None, :])
+    rho = jnp.clip(jnp.where(den > 0, Kab / jnp.where(den > 0, den, 1.0), 0.0), -1.0, 1.0)
+    if same:
+        n = rho.shape[0]
+        rho = jnp.where(jnp.arange(n)[:, None] == jnp.arange(n)[None, :], 0.0, rho)
+    return rho
+
+
+@functools.partial(jax.jit, static_argnames=("same",))
+def _rho_max(Kaa, Kbb, Kab, same):
+    return jnp.max(jnp.abs(_rho(Kaa, Kbb, Kab, same)))
+
+
+@functools.partial(jax.jit, static_argnames=("same",))
+def _horner(Kaa, Kbb, Kab, A, B, same):
+    """Σ_k A[m,k,α] B[m,k,β] ρ^k for every map m; A (maps, T, N), B (maps, T, N2), T a multiple of 16."""
+    rho = _rho(Kaa, Kbb, Kab, same)
+    n_maps, T = A.shape[0], A.shape[1]
+    nb = T // _U
+
+    def block(i, acc):
+        start = (nb - 1 - i) * _U
+        Ab = jax.lax.dynamic_slice_in_dim(A, start, _U, axis=1)
+        Bb = jax.lax.dynamic_slice_in_dim(B, start, _U, axis=1)
+        out = []
+        for m in range(n_maps):
+            s = acc[m]
+            for k in range(_U - 1, -1, -1):
+                s = s * rho + Ab[m, k][:, None] * Bb[m, k][None, :]
+            out.append(s)
+        return tuple(out)
+
+    init = tuple(jnp.zeros_like(rho) for _ in range(n_maps))
+    return jax.lax.fori_loop(0, nb, block, init)
+
+
+def _degree(tA, sA, tB, sB, rho_max, rtol):
+    """Smallest bucketed D with √(max τ_A(D) max τ_B(D)) ρ_max^{D+1} ≤ rtol, or None."""
+    Dmax = tA.shape[1] - 1
+    ta = np.max(tA / np.maximum(sA, 1e-300)[:, None], axis=0)
+    tb = np.max(tB / np.maximum(sB, 1e-300)[:, None], axis=0)
+    for D in _DEGREES:
+        if D > Dmax:
+            break
+        if math.sqrt(ta[D] * tb[D]) * rho_max ** (D + 1) <= rtol:
+            return D
+    return None
+
+
+def _probe_dmax(act, pairs, Ks, rho_max, rtol):
+    """Degree cap from the largest variances (slowest-decaying coefficients), before the full GEMM."""
+    if Ks.size == 0:
+        return _DEGREES[0]
+    probe = np.unique(np.sort(Ks)[-4:])
+    need = _DEGREES[0]
+    for d in sorted({d for p in pairs for d in p}):
+        a, s2 = hermite_coefficients(act, d, probe, _DEGREES[-1])
+        D = _degree(_tails(a, s2), s2, _tails(a, s2), s2, rho_max, rtol)
+        need = max(need, D if D is not None else _DEGREES[-1])
+    return next(D for D in _DEGREES if D >= min(need + 16, _DEGREES[-1]))
+
+
+def mehler_two_point(act, pairs, Kaa, Kbb, Kab, *, same: bool = False, rtol: float = 1e-12):
+    """⟨σ^{(da)}(z_α) σ^{(db)}(z_β)⟩ for every (da, db) in ``pairs`` by the Mehler series.
+
+    ``Kab`` (N, N2) is the cross covariance, ``Kaa``/``Kbb`` the variances; with ``same`` the
+    diagonal is skipped (the caller sets it exactly). Returns (list of (N, N2) arrays, bad, diag)
+    where ``bad`` flags entries whose truncation bound exceeds rtol (for the caller's fallback)
+    and ``diag[(d, d)]`` = ⟨(σ^{(d)})²⟩ at K_aa (the exact 1-D integrals, a by-product).
+    """
+    Kaa = np.asarray(Kaa, dtype=np.float64)
+    Kbb = np.asarray(Kbb, dtype=np.float64)
+    with x64():
+        jKaa, jKbb, jKab = jnp.asarray(Kaa), jnp.asarray(Kbb), jnp.asarray(Kab)
+        rho_max = float(_rho_max(jKaa, jKbb, jKab, same)) if Kab.size else 0.0
+    shared = Kaa.shape == Kbb.shape and np.array_equal(Kaa, Kbb)
+    first = _probe_dmax(act, pairs, np.concatenate([Kaa, Kbb]), rho_max, rtol)
+    for Dmax in dict.fromkeys((first, _DEGREES[-1])):
+        coef = {}
+        for d in sorted({d for p in pairs for d in p}):
+            coef[("a", d)] = hermite_coefficients(act, d, Kaa, Dmax)
+            coef[("b", d)] = coef[("a", d)] if shared else hermite_coefficients(act, d, Kbb, Dmax)
+        tails = {key: _tails(*val) for key, val in coef.items()}
+        Ds = [
+            _degree(tails[("a", da)], coef[("a", da)][1], tails[("b", db)], coef[("b", db)][1], rho_max, rtol)
+            for da, db in pairs
+        ]
+        if all(D is not None for D in Ds):
+            break
+    D = max((Dd if Dd is not None else Dmax) for Dd in Ds)
+    A = np.stack([coef[("a", da)][0][:, : D + 1].T for da, _ in pairs])
+    B = np.stack([coef[("b", db)][0][:, : D + 1].T for _, db in pairs])
+    with x64():
+        outs = _horner(jKaa, jKbb, jKab, jnp.asarray(A), jnp.asarray(B), same)
+        outs = [np.array(o) for o in outs]
+        rho = np.asarray(_rho(jKaa, jKbb, jKab, same)) if any(Dd is None for Dd in Ds) else None
+    bad = np.zeros(np.shape(Kab), dtype=bool)
+    for (da, db), Dd in zip(pairs, Ds, strict=True):
+        if Dd is None:
+            tA, sA = tails[("a", da)][:, D], coef[("a", da)][1]
+            tB, sB = tails[("b", db)][:, D], coef[("b", db)][1]
+            bound = np.sqrt(np.outer(tA, tB)) * np.abs(rho) ** (D + 1)
+            bad |= bound > rtol * np.sqrt(np.outer(sA, sB))
+    diag = {(d, d): coef[("a", d)][1] for d in {d for p in pairs for d in p}}
+    return outs, bad, diag
