@@ -20,3 +20,8 @@ def suggest(name: str, choices: Iterable[str]) -> str:
     if not close:
         return ""
     return " Did you mean " + " or ".join(repr(c) for c in close) + "?"
+
+
+class DeepEFTWarning(UserWarning):
+    """A result is computed but physically suspect (e.g. an exponentially exploding or vanishing phase,
+    finite-width corrections of order one, or an under-resolved quadrature); the message says why."""
