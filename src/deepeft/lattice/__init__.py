@@ -1,0 +1,53 @@
+"""Random networks as lattice models (Schoenholz, Pennington, Sohl-Dickstein, "A correspondence between
+random neural networks and statistical field theory"; digest shared/spec/lattice-field-theory.md).
+
+Samplers (full-weight and exact conditional chain, open chain and ring), lattice energies (9)–(12), (85),
+the factorial mean-field baseline, saddle points (13), (20), the Gaussian fluctuation theory (14)–(15),
+(21)–(22) with ``coefficients="printed" | "verified"`` (errata E1–E9), the effective field theory
+(16)–(17), (23) and the analysis pipeline of App. 8.3. See docs/lattice.md.
+"""
+
+from .analysis import (
+    Estimate,
+    ModeStatistics,
+    analysis_window,
+    estimate_lagged_covariance,
+    fluctuation_fields,
+    median_bin_ratio,
+    mode_histograms,
+    mode_statistics,
+    moments,
+)
+from .eft import EFT, eft, eft_correlation_length, eft_lattice_comparison, eft_spectrum, symmetry_report
+from .energy import energy_chain, energy_linear_radial, energy_relu_fields, energy_ring, energy_single
+from .fluctuations import (
+    QuadraticTheory,
+    auto_laplace,
+    covariance_matrix,
+    expected_periodogram,
+    hessian_blocks,
+    lagged_covariance,
+    lattice_correlation_length,
+    linear_lagged_covariance,
+    linear_spectrum,
+    precision_matrix,
+    quadratic_theory,
+    relu_covariance,
+    spectrum,
+    var_model,
+)
+from .meanfield import factorial_variance, fixed_point, predicted_norms, q_trajectory, qmap
+from .saddle import ReluSaddle, saddle_linear, saddle_numeric, saddle_relu, uniform_energy_density
+from .samplers import LatticeSample, sample_conditional, sample_full_weights
+
+__all__ = [
+    "EFT", "Estimate", "LatticeSample", "ModeStatistics", "QuadraticTheory", "ReluSaddle",
+    "analysis_window", "auto_laplace", "covariance_matrix", "eft", "eft_correlation_length",
+    "eft_lattice_comparison", "eft_spectrum", "energy_chain", "energy_linear_radial", "energy_relu_fields",
+    "energy_ring", "energy_single", "estimate_lagged_covariance", "expected_periodogram", "factorial_variance",
+    "fixed_point", "fluctuation_fields", "hessian_blocks", "lagged_covariance", "lattice_correlation_length",
+    "linear_lagged_covariance", "linear_spectrum", "median_bin_ratio", "mode_histograms", "mode_statistics",
+    "moments", "precision_matrix", "predicted_norms", "q_trajectory", "qmap", "quadratic_theory",
+    "relu_covariance", "saddle_linear", "saddle_numeric", "saddle_relu", "sample_conditional",
+    "sample_full_weights", "spectrum", "symmetry_report", "uniform_energy_density", "var_model",
+]
