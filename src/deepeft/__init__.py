@@ -1,10 +1,15 @@
 """deepeft — a laboratory for the statistical physics of deep neural networks.
 
-Theory (effective field theory of MLPs: kernels, four-point vertex, NTK, criticality, …) and
-matching experiments (ensembles of random and trained networks), validated against each other.
+Theory (effective field theory of MLPs, book: The Principles of Deep Learning Theory) and matching
+experiments (ensembles of random and trained networks), validated against each other.
 
     import deepeft as de
     net = de.MLP(input_dim=5, widths=[512] * 6, activation="relu", C_W=2.0)
+    K = de.kernel(net, X)                      # (L, N, N) K^(ℓ)   (4.118)
+    ens = de.sample_ensemble(net, X, 10_000)   # Monte Carlo with standard errors
+
+Subpackages: ``deepeft.gaussian`` (Wick, cumulants, expectation engine), ``deepeft.theory``,
+``deepeft.simulate``, ``deepeft.lattice``, ``deepeft.sgd``, ``deepeft.experiments``.
 """
 
 from __future__ import annotations
@@ -12,8 +17,21 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from .activations import Activation, activation, available_activations
-from .errors import DeepEFTInputError
+from .errors import DeepEFTInputError, DeepEFTWarning
+from .gaussian.action import ExactCorrelators, NearlyGaussianAction
+from .gaussian.cumulants import connected, moment
+from .gaussian.engine import Factor, expect, two_point, two_point_maps
+from .gaussian.estimate import Estimate, jackknife
+from .gaussian.wick import gaussian_moment, pairings, wick_tensor
 from .network import MLP
+from .simulate.ensemble import EnsembleResult, sample_ensemble
+from .simulate.forward import preactivations, sample_params
+from .simulate.ntk import empirical_ntk
+from .theory import deep_linear
+from .theory.conventions import from_mean_field, from_neural_tangents, to_neural_tangents
+from .theory.criticality import Criticality, CriticalPoint, criticality, phase
+from .theory.kernel import frozen_ntk, kernel, kernel_and_ntk
+from .theory.single_input import helper_functions, single_input, single_input_recursion
 
 try:
     __version__ = version("deepeft")
@@ -21,10 +39,43 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
     __version__ = "0.0.0"
 
 __all__ = [
-    "Activation",
-    "DeepEFTInputError",
     "MLP",
+    "Activation",
+    "Criticality",
+    "CriticalPoint",
+    "DeepEFTInputError",
+    "DeepEFTWarning",
+    "EnsembleResult",
+    "Estimate",
+    "ExactCorrelators",
+    "Factor",
+    "NearlyGaussianAction",
+    "__version__",
     "activation",
     "available_activations",
-    "__version__",
+    "connected",
+    "criticality",
+    "deep_linear",
+    "empirical_ntk",
+    "expect",
+    "from_mean_field",
+    "from_neural_tangents",
+    "frozen_ntk",
+    "gaussian_moment",
+    "helper_functions",
+    "jackknife",
+    "kernel",
+    "kernel_and_ntk",
+    "moment",
+    "pairings",
+    "phase",
+    "preactivations",
+    "sample_ensemble",
+    "sample_params",
+    "single_input",
+    "single_input_recursion",
+    "to_neural_tangents",
+    "two_point",
+    "two_point_maps",
+    "wick_tensor",
 ]
