@@ -12,7 +12,7 @@ import xarray as xr
 
 from deepeft.errors import DeepEFTInputError
 from deepeft.experiments import available_experiments, get_experiment, resolve_params, run_experiment
-from deepeft.experiments import sgd_common as sc
+from deepeft.experiments import _sgd_common as sc
 
 SMALL = {
     "sgd-phase-diagram": {"temperatures": [2.0**-5, 0.5, 1.0, 4.0], "inv_sigma_W": [2.0**-8, 8.0], "members": 8,

@@ -17,7 +17,7 @@ import dataclasses
 import numpy as np
 
 from ..errors import DeepEFTInputError
-from . import sgd_common as sc
+from . import _sgd_common as sc
 from .base import Experiment
 from .checks import Check
 from .config import param

@@ -29,7 +29,7 @@ import dataclasses
 import numpy as np
 
 from ..errors import DeepEFTInputError
-from . import sgd_common as sc
+from . import _sgd_common as sc
 from .base import Experiment
 from .config import param
 from .registry import register

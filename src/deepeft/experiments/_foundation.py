@@ -1,0 +1,147 @@
+"""Shared pieces of the foundation validation experiments (kernel-vs-ensemble, deep-linear-exact,
+ntk-forward-vs-autodiff): critical networks, fixed inputs, ensemble seeds and the bias-aware check.
+
+Not an experiment module (the leading underscore keeps the registry from importing it as one).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+
+from ..activations import activation
+from ..errors import DeepEFTInputError
+from ..network import MLP
+from .checks import Check
+
+__all__ = [
+    "biased_check",
+    "check_activations",
+    "critical_hyperparameters",
+    "critical_net",
+    "ensemble_seed",
+    "fixed_inputs",
+    "intercept_fit",
+    "nlo_metric_or_none",
+    "upper_pairs",
+]
+
+
+def check_activations(names, key: str = "activations") -> None:
+    """Every name must be a registered activation (with "Did you mean" hints), listed once."""
+    for a in names:
+        activation(a)
+    if len(set(names)) != len(names):
+        raise DeepEFTInputError(f"parameter {key!r} has repeated entries {list(names)}; list each once.")
+
+
+@functools.lru_cache(maxsize=64)
+def critical_hyperparameters(name: str) -> tuple[float, float]:
+    """(C_b, C_W) of the activation's critical point (``theory.criticality``, book §5.2–5.3).
+
+    Used only to *choose* the network: every comparison is theory vs simulation at these values.
+    """
+    from ..theory.criticality import criticality
+
+    point = criticality(name, exponents=False).critical
+    if point is None:
+        raise DeepEFTInputError(
+            f"activation {name!r} has no critical point (criticality({name!r}).universality_class is 'none'); "
+            "use an activation with one, e.g. relu, tanh, gelu, erf."
+        )
+    return float(point.C_b), float(point.C_W)
+
+
+def critical_net(name: str, width: int, depth: int, input_dim: int) -> MLP:
+    """L = ``depth`` layers, every hidden layer and the output of width n (so every layer's metric averages
+    n neurons), at the activation's critical (C_b, C_W); λ_b = λ_W = 1."""
+    C_b, C_W = critical_hyperparameters(name)
+    return MLP(input_dim=input_dim, widths=[width] * (depth - 1), output_dim=width, activation=name, C_b=C_b, C_W=C_W)
+
+
+def fixed_inputs(N: int, n0: int) -> np.ndarray:
+    """N deterministic inputs (N, n0) with |x|²/n0 spread over [0.6, 1.4] and pairwise correlations well
+    away from ±1 (a fixed generator: the inputs belong to the experiment's definition, not to its seed)."""
+    rng = np.random.default_rng(20240601)
+    X = rng.standard_normal((N, n0))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    target = np.linspace(0.6, 1.4, N) if N > 1 else np.array([1.0])
+    return X * np.sqrt(target * n0)[:, None]
+
+
+def ensemble_seed(ctx) -> int:
+    """A 32-bit ensemble seed for ``sample_ensemble``/``empirical_ntk`` from the task's stream."""
+    return int(ctx.seed % 2**32)
+
+
+def upper_pairs(N: int) -> list[tuple[int, int]]:
+    """Index pairs (α, β) with α ≤ β: the distinct entries of a symmetric N × N matrix."""
+    return [(a, b) for a in range(N) for b in range(a, N)]
+
+
+def nlo_metric_or_none(net: MLP, X) -> np.ndarray | None:
+    """G^{(ℓ)} = K^{(ℓ)} + G^{1}(ℓ)/n_{ℓ−1} (4.104), (4.115) from ``theory.vertex`` when that module offers it
+    (``nlo_metric`` or ``vertex_flow(..., nlo=True).metric()``), else ``None`` (then only K (4.118) is used)."""
+    try:
+        from ..theory import vertex as tv
+    except ImportError:
+        return None
+    if hasattr(tv, "nlo_metric"):
+        return np.asarray(tv.nlo_metric(net, X), dtype=np.float64)
+    if hasattr(tv, "vertex_flow"):
+        return np.asarray(tv.vertex_flow(net, X, nlo=True).metric(), dtype=np.float64)
+    return None
+
+
+def biased_check(
+    name: str,
+    theory,
+    simulation,
+    stderr,
+    *,
+    scale,
+    depth_factor,
+    n,
+    order: int,
+    coef: float,
+    max_z: float,
+    what: str,
+    scale_text: str = "√(K_αα K_ββ)",
+) -> Check:
+    """A z-score check that allows the next order of the 1/n expansion as a systematic bias.
+
+    Pass when |sim − theory| < max_z·stderr + coef·scale·(depth_factor/n)^order, where ``order`` = 1 when
+    ``theory`` is leading order (K, Θ) and 2 when it includes the 1/n correction; ``scale`` is e.g. √(K_αα K_ββ)
+    (``scale_text``; off-diagonal entries near zero still get a sensible allowance) and ``depth_factor`` is
+    (ℓ−2)₊: the mean metric and mean NTK of layers 1 and 2 are exact at any width (z^{(1)} is Gaussian). ``z`` = (sim − theory)/stderr is
+    reported as is.
+    """
+    theory, simulation, stderr = float(theory), float(simulation), float(stderr)
+    allowance = coef * float(scale) * (float(depth_factor) / float(n)) ** order
+    diff = simulation - theory
+    z = diff / stderr if stderr > 0 else (0.0 if diff == 0 else math.copysign(math.inf, diff))
+    pw = {1: "", 2: "²"}.get(order, f"^{order}")
+    if stderr == 0:  # deterministic layer (e.g. ℓ = 1): exact up to rounding
+        ok = math.isfinite(diff) and abs(diff) <= 1e-12 * max(abs(theory), 1.0) + allowance
+        return Check(name, theory, simulation, stderr, z, ok, f"deterministic: |sim − {what}| ≤ 1e-12·max(|{what}|, 1)")
+    ok = math.isfinite(diff) and abs(diff) < max_z * stderr + allowance
+    rule = (
+        f"|sim − {what}| < {max_z:g}·stderr + {coef:g}·{scale_text}·((ℓ−2)₊/n){pw} "
+        f"(= {max_z * stderr:.3g} + {allowance:.3g}; allows the O(1/n{pw}) finite-width bias)"
+    )
+    return Check(name, theory, simulation, stderr, z, ok, rule)
+
+
+def intercept_fit(x, y, se) -> tuple[float, float, float, float]:
+    """Weighted least squares y = a + b·x with independent errors ``se``: (a, se_a, b, se_b).
+
+    The covariance is (AᵀWA)⁻¹ from the stated errors (not rescaled by the residuals), so two points give
+    the exact line through them with propagated errors.
+    """
+    x, y, se = (np.asarray(v, dtype=np.float64) for v in (x, y, se))
+    A = np.stack([np.ones_like(x), x], axis=1) / se[:, None]
+    coef, *_ = np.linalg.lstsq(A, y / se, rcond=None)
+    cov = np.linalg.inv(A.T @ A)
+    return float(coef[0]), float(np.sqrt(cov[0, 0])), float(coef[1]), float(np.sqrt(cov[1, 1]))
