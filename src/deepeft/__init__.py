@@ -32,6 +32,19 @@ from .theory.conventions import from_mean_field, from_neural_tangents, to_neural
 from .theory.criticality import Criticality, CriticalPoint, criticality, phase
 from .theory.kernel import frozen_ntk, kernel, kernel_and_ntk
 from .theory.single_input import helper_functions, single_input, single_input_recursion
+from .theory.nlo_metric import nlo_metric
+from .theory.vertex import VertexFlow, connected_four_point, four_point_vertex, vertex_flow
+
+_LAZY_SUBPACKAGES = ("lattice", "sgd", "experiments", "plots")
+
+
+def __getattr__(name):  # ``de.lattice`` etc. without paying their import cost in ``import deepeft``
+    if name in _LAZY_SUBPACKAGES:
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'deepeft' has no attribute {name!r}")
+
 
 try:
     __version__ = version("deepeft")
@@ -46,6 +59,7 @@ __all__ = [
     "DeepEFTInputError",
     "DeepEFTWarning",
     "EnsembleResult",
+    "VertexFlow",
     "Estimate",
     "ExactCorrelators",
     "Factor",
@@ -54,6 +68,10 @@ __all__ = [
     "activation",
     "available_activations",
     "connected",
+    "connected_four_point",
+    "four_point_vertex",
+    "nlo_metric",
+    "vertex_flow",
     "criticality",
     "deep_linear",
     "empirical_ntk",
