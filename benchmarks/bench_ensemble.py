@@ -3,7 +3,9 @@
     python benchmarks/bench_ensemble.py [--quick]      # prints a table, writes benchmarks/results/ensemble.json
 
 (b) width 512, depth 10 (n_0 = ... = n_10 = 512), N = 32 inputs, float32. Flops counted as
-    Σ_ℓ 2 n_{ℓ−1} n_ℓ N per network (the forward GEMMs only). Peak = best 2048² jnp matmul in the same run.
+    Σ_ℓ 2 n_{ℓ−1} n_ℓ N per network (the forward GEMMs only). Peak = best 2048² jnp matmul over the
+    whole run (measured before and after every row; the most conservative denominator on a shared
+    machine); each row's time is the best of 2 (quick) or 3 runs.
     Method "weights" draws every weight: n_{ℓ−1} n_ℓ Gaussian draws per 2 n_{ℓ−1} n_ℓ N = 64 n_{ℓ−1} n_ℓ flops,
     so its ceiling is (normal draws/s × 64) — measured and reported as ``rng_bound_fraction``.
     Method "metric" samples the same preactivation law exactly (4.70)–(4.71) with n/N fewer draws;
@@ -63,18 +65,25 @@ def throughput(quick: bool) -> list[dict]:
     N = 32
     X = np.random.default_rng(0).normal(size=(N, 512))
     flops = sum(2 * net.n[l - 1] * net.n[l] * N for l in range(1, net.L + 1))
-    peak = gemm_peak_gflops()
     rng = normal_draws_per_s()
-    rows = []
-    grid = [("weights", B) for B in ((2, 8) if quick else (1, 2, 4, 8, 16))]
-    grid += [("metric", B) for B in ((16,) if quick else (8, 32, 128))]
+    grid = [("weights", B) for B in ((2, 4) if quick else (1, 2, 4, 8))]
+    grid += [("metric", B) for B in ((8, 16, 32) if quick else (8, 16, 32, 64))]
+    reps = 2 if quick else 3
+    measured, peaks = [], [gemm_peak_gflops()]
     for method, B in grid:
-        n = (4 if quick else 8) * B if method == "weights" else (2 if quick else 8) * B
-        kw = dict(micro_batch=B, chunk_size=B, method=method, vertex=False)
+        n = (4 if quick else 8) * B if method == "weights" else (16 if quick else 32) * B
+        kw = dict(micro_batch=B, chunk_size=B * max(1, n // (4 * B)), method=method, vertex=False)
         sample_ensemble(net, X, 2 * B, **kw)  # compile
-        t0 = time.perf_counter()
-        sample_ensemble(net, X, n, **kw)
-        dt = time.perf_counter() - t0
+        best = float("inf")
+        for _ in range(reps):  # best of reps, as for the peak (the machine may be shared)
+            t0 = time.perf_counter()
+            sample_ensemble(net, X, n, **kw)
+            best = min(best, time.perf_counter() - t0)
+        peaks.append(gemm_peak_gflops())  # interleaved: the peak is the best over the whole run
+        measured.append((method, B, n, best))
+    peak = max(peaks)  # conservative: every fraction is relative to the best GEMM rate seen in this run
+    rows = []
+    for method, B, n, dt in measured:
         gf = n * flops / dt / 1e9
         rows.append(
             dict(
@@ -87,6 +96,7 @@ def throughput(quick: bool) -> list[dict]:
                 gflops=round(gf, 2),
                 gflops_kind="achieved" if method == "weights" else "equivalent",
                 gemm_peak_gflops=round(peak, 1),
+                gemm_peak_min_gflops=round(min(peaks), 1),
                 fraction_of_peak=round(gf / peak, 4),
                 normal_draws_per_s=round(rng, 0),
                 rng_bound_fraction=round(rng * 64 / 1e9 / peak, 4),

@@ -263,7 +263,11 @@ def _erf(factors, Kl, xp):
     if total == 1 or const == 0.0:
         return pref * 0.0 * Kl[0][0]
     a, b = [i for i, n in enumerate(n_erf) for _ in range(n)]
-    arg = 2.0 * Kl[a][b] / xp.sqrt((1.0 + 2.0 * Kl[a][a]) * (1.0 + 2.0 * Kl[b][b]))
+    if a == b:
+        arg = 2.0 * Kl[a][a] / (1.0 + 2.0 * Kl[a][a])
+    else:  # 1/√(1 + 2K) per variable: for a two-point map these are vectors, not N×N square roots
+        # (the outer product first, one rounding: exactly symmetric under swapping the two inputs)
+        arg = (2.0 * Kl[a][b]) * ((1.0 / xp.sqrt(1.0 + 2.0 * Kl[a][a])) * (1.0 / xp.sqrt(1.0 + 2.0 * Kl[b][b])))
     return pref * const * (2.0 / np.pi) * xp.arcsin(xp.clip(arg, -1.0, 1.0))
 
 

@@ -27,7 +27,7 @@ import numpy as np
 from .._x64 import x64
 from .gauss1d import gauss1d_nodes
 
-__all__ = ["hermite_coefficients", "mehler_two_point"]
+__all__ = ["hermite_coefficients", "mehler_two_point", "series_plan", "rho_max_of"]
 
 _DEGREES = (15, 31, 47, 63, 79, 95, 127, 159, 191, 255, 319, 383, 511)  # degree + 1 = multiple of 16
 _CHUNK = 128
@@ -55,32 +55,76 @@ def _shared_rule(kinks: tuple, P: int, D: int):
     return x, w, H
 
 
+_P_BUCKETS = (24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4000)
+
+
 def _panels(K: np.ndarray, D: int) -> int:
+    """Panels of the coefficient rule, rounded up to a bucket (few jit shapes; more panels = more accurate)."""
     kmax = float(np.sqrt(np.max(K))) if K.size else 1.0
-    return int(min(max(24, np.ceil(24.0 * kmax), np.ceil(3.0 * math.sqrt(D))), 4000))
+    P = int(min(max(24, np.ceil(24.0 * kmax), np.ceil(3.0 * math.sqrt(D))), 4000))
+    return next(b for b in _P_BUCKETS if b >= P)
+
+
+@functools.partial(jax.jit, static_argnames=("act", "ds"))
+def _coef_gemm(act, ds, sq, x, w, H):
+    """For each d in ``ds``: a = (σ^{(d)}(√K x) w) h(x)ᵀ (M, D+1) and s2 = σ^{(d)}(√K x)² · w (M,), fused in XLA."""
+    z = sq[:, None] * x[None, :]
+    out = []
+    for d in ds:
+        f = act.derivative(d)(z) if d else act.fn(z)
+        out.append((jnp.dot(f * w[None, :], H.T, precision="highest"), jnp.dot(f * f, w, precision="highest")))
+    return tuple(out)
+
+
+def _coefficients_shared(act, ds: tuple, Kp: np.ndarray, D: int, kinks: tuple) -> dict:
+    """Coefficients for every d in ``ds`` at once when the nodes in x = z/√K are shared (kinks at 0 only)."""
+    P = _panels(Kp, D)
+    x, w, H = _shared_rule(kinks, P, D)  # H (D+1, Q)
+    M = Kp.size
+    Mp = max(8, 1 << int(math.ceil(math.log2(M))))  # bucketed batch (few jit shapes); padded rows K = 0
+    sq = np.zeros(Mp)
+    sq[:M] = np.sqrt(Kp)
+    with x64():
+        res = _coef_gemm(act, ds, jax.device_put(sq), jax.device_put(x), jax.device_put(w), jax.device_put(H))
+        return {d: (np.asarray(a)[:M], np.asarray(s2)[:M]) for d, (a, s2) in zip(ds, res, strict=True)}
 
 
 def hermite_coefficients(act, d: int, K, D: int):
     """(a, s2): a (M, D+1) = E[σ^{(d)}(√K x) h_k(x)] and s2 (M,) = ⟨(σ^{(d)})²⟩_K, for K (M,) ≥ 0."""
+    return _coefficients(act, (d,), K, D)[d]
+
+
+def _coefficients(act, ds: tuple, K, D: int) -> dict:
+    """{d: (a, s2)} of :func:`hermite_coefficients` for several derivative orders, sharing the nodes."""
     K = np.asarray(K, dtype=np.float64).ravel()
-    a = np.zeros((K.size, D + 1))
-    s2 = np.zeros(K.size)
+    out = {}
     pos = K > 0
-    f0 = float(act.numpy(np.zeros(1), d)[0])
-    a[~pos, 0] = f0
-    s2[~pos] = f0 * f0
+    for d in ds:
+        a = np.zeros((K.size, D + 1))
+        s2 = np.zeros(K.size)
+        f0 = float(act.numpy(np.zeros(1), d)[0])
+        a[~pos, 0] = f0
+        s2[~pos] = f0 * f0
+        out[d] = (a, s2)
     if not np.any(pos):
-        return a, s2
+        return out
     Kp = K[pos]
     kinks = tuple(sorted(set(act.kinks) | set(act.jumps)))
-    P = _panels(Kp, D)
     if all(c == 0.0 for c in kinks):
         # kinks only at 0 (or none): the nodes in x = z/√K are shared by every K
-        x, w, H = _shared_rule(kinks, P, D)  # H (D+1, Q)
-        f = act.numpy(np.sqrt(Kp)[:, None] * x[None, :], d)  # (M, Q)
-        a[pos] = (f * w) @ H.T
-        s2[pos] = (f * f) @ w
-        return a, s2
+        for d, (ap, s2p) in _coefficients_shared(act, tuple(ds), Kp, D, kinks).items():
+            out[d][0][pos] = ap
+            out[d][1][pos] = s2p
+        return out
+    P = _panels(Kp, D)
+    for d in ds:
+        a, s2 = out[d]
+        _coefficients_general(act, d, K, pos, kinks, P, D, a, s2)
+    return out
+
+
+def _coefficients_general(act, d, K, pos, kinks, P, D, a, s2):
+    """Per-K nodes (kinks away from 0 move with √K), in chunks; fills a and s2 in place."""
     idx = np.nonzero(pos)[0]
     for s in range(0, idx.size, _CHUNK):
         ids = idx[s : s + _CHUNK]
@@ -90,7 +134,6 @@ def hermite_coefficients(act, d: int, K, D: int):
         H = _hermite_matrix(x, D)  # (D+1, m, Q)
         a[ids] = np.einsum("mq,kmq->mk", f * w, H)
         s2[ids] = np.sum(f * f * w, axis=1)
-    return a, s2
 
 
 def _tails(a: np.ndarray, s2: np.ndarray) -> np.ndarray:
@@ -156,17 +199,54 @@ def _degree(tA, sA, tB, sB, rho_max, rtol):
     return None
 
 
-def _probe_dmax(act, pairs, Ks, rho_max, rtol):
+def _probe_dmax(act, ds, Ks, rho_max, rtol):
     """Degree cap from the largest variances (slowest-decaying coefficients), before the full GEMM."""
     if Ks.size == 0:
         return _DEGREES[0]
     probe = np.unique(np.sort(Ks)[-4:])
     need = _DEGREES[0]
-    for d in sorted({d for p in pairs for d in p}):
-        a, s2 = hermite_coefficients(act, d, probe, _DEGREES[-1])
-        D = _degree(_tails(a, s2), s2, _tails(a, s2), s2, rho_max, rtol)
+    for a, s2 in _coefficients(act, ds, probe, _DEGREES[-1]).values():
+        t = _tails(a, s2)
+        D = _degree(t, s2, t, s2, rho_max, rtol)
         need = max(need, D if D is not None else _DEGREES[-1])
     return next(D for D in _DEGREES if D >= min(need + 16, _DEGREES[-1]))
+
+
+def rho_max_of(Kaa, Kbb, Kab, same: bool) -> float:
+    """max |ρ_αβ| over the pairs (off-diagonal if ``same``); 0 for an empty block."""
+    if np.size(Kab) == 0:
+        return 0.0
+    with x64():
+        return float(_rho_max(jax.device_put(Kaa), jax.device_put(Kbb), jax.device_put(Kab), same))
+
+
+def series_plan(act, pairs, Kaa, Kbb, rho_max: float, rtol: float = 1e-12):
+    """Coefficients and degree of the Mehler series for every map in ``pairs``.
+
+    Returns (A, B, Ds, coef, tails): A (maps, D+1, N) and B (maps, D+1, N2) the coefficient
+    stacks for :func:`_horner` at the common degree D; Ds the per-map degree meeting rtol (None
+    where even the largest degree fails); coef[("a"|"b", d)] = (a, s2) and their tails.
+    """
+    Kaa = np.asarray(Kaa, dtype=np.float64)
+    Kbb = np.asarray(Kbb, dtype=np.float64)
+    shared = Kaa.shape == Kbb.shape and np.array_equal(Kaa, Kbb)
+    ds = tuple(sorted({d for p in pairs for d in p}))
+    first = _probe_dmax(act, ds, np.concatenate([Kaa, Kbb]), rho_max, rtol)
+    for Dmax in dict.fromkeys((first, _DEGREES[-1])):
+        ca = _coefficients(act, ds, Kaa, Dmax)
+        cb = ca if shared else _coefficients(act, ds, Kbb, Dmax)
+        coef = {("a", d): ca[d] for d in ds} | {("b", d): cb[d] for d in ds}
+        tails = {key: _tails(*val) for key, val in coef.items()}
+        Ds = [
+            _degree(tails[("a", da)], coef[("a", da)][1], tails[("b", db)], coef[("b", db)][1], rho_max, rtol)
+            for da, db in pairs
+        ]
+        if all(D is not None for D in Ds):
+            break
+    D = max((Dd if Dd is not None else Dmax) for Dd in Ds)
+    A = np.stack([coef[("a", da)][0][:, : D + 1].T for da, _ in pairs])
+    B = np.stack([coef[("b", db)][0][:, : D + 1].T for _, db in pairs])
+    return A, B, Ds, coef, tails
 
 
 def mehler_two_point(act, pairs, Kaa, Kbb, Kab, *, same: bool = False, rtol: float = 1e-12):
@@ -179,28 +259,12 @@ def mehler_two_point(act, pairs, Kaa, Kbb, Kab, *, same: bool = False, rtol: flo
     """
     Kaa = np.asarray(Kaa, dtype=np.float64)
     Kbb = np.asarray(Kbb, dtype=np.float64)
+    rho_max = rho_max_of(Kaa, Kbb, Kab, same)
+    A, B, Ds, coef, tails = series_plan(act, pairs, Kaa, Kbb, rho_max, rtol)
+    D = A.shape[1] - 1
     with x64():
-        jKaa, jKbb, jKab = jnp.asarray(Kaa), jnp.asarray(Kbb), jnp.asarray(Kab)
-        rho_max = float(_rho_max(jKaa, jKbb, jKab, same)) if Kab.size else 0.0
-    shared = Kaa.shape == Kbb.shape and np.array_equal(Kaa, Kbb)
-    first = _probe_dmax(act, pairs, np.concatenate([Kaa, Kbb]), rho_max, rtol)
-    for Dmax in dict.fromkeys((first, _DEGREES[-1])):
-        coef = {}
-        for d in sorted({d for p in pairs for d in p}):
-            coef[("a", d)] = hermite_coefficients(act, d, Kaa, Dmax)
-            coef[("b", d)] = coef[("a", d)] if shared else hermite_coefficients(act, d, Kbb, Dmax)
-        tails = {key: _tails(*val) for key, val in coef.items()}
-        Ds = [
-            _degree(tails[("a", da)], coef[("a", da)][1], tails[("b", db)], coef[("b", db)][1], rho_max, rtol)
-            for da, db in pairs
-        ]
-        if all(D is not None for D in Ds):
-            break
-    D = max((Dd if Dd is not None else Dmax) for Dd in Ds)
-    A = np.stack([coef[("a", da)][0][:, : D + 1].T for da, _ in pairs])
-    B = np.stack([coef[("b", db)][0][:, : D + 1].T for _, db in pairs])
-    with x64():
-        outs = _horner(jKaa, jKbb, jKab, jnp.asarray(A), jnp.asarray(B), same)
+        jKaa, jKbb, jKab = jax.device_put(Kaa), jax.device_put(Kbb), jax.device_put(Kab)
+        outs = _horner(jKaa, jKbb, jKab, jax.device_put(A), jax.device_put(B), same)
         outs = [np.array(o) for o in outs]
         rho = np.asarray(_rho(jKaa, jKbb, jKab, same)) if any(Dd is None for Dd in Ds) else None
     bad = np.zeros(np.shape(Kab), dtype=bool)

@@ -2,8 +2,9 @@
 
 Network ``s`` of an ensemble with seed ``seed`` is drawn from the key
 ``fold_in(PRNGKey(seed), s)`` (:func:`network_key`), so any single network of an ensemble can be
-rebuilt on its own (and ensembles do not depend on how they are chunked). Within a network,
-layer ℓ's parameters come from ``fold_in(key, ℓ)``:
+rebuilt on its own (and ensembles do not depend on how they are chunked). Within a network, all
+parameters are scaled slices of one standard-normal draw ``normal(key, (P,))``, P = Σ_ℓ n_ℓ(n_{ℓ−1} + 1),
+laid out layer by layer as (W^{(1)}, b^{(1)}, W^{(2)}, ...) (:func:`param_layout`):
 
     W^{(ℓ)}_{ij} ~ N(0, C_W^{(ℓ)}/n_{ℓ−1}),   b^{(ℓ)}_i ~ N(0, C_b^{(ℓ)})            (2.19)–(2.20)
     z^{(1)} = b^{(1)} + W^{(1)} x,   z^{(ℓ+1)} = b^{(ℓ+1)} + W^{(ℓ+1)} σ(z^{(ℓ)})     (2.5)
@@ -28,7 +29,7 @@ from .._x64 import x64
 from ..errors import DeepEFTInputError, suggest
 from ..network import MLP
 
-__all__ = ["network_key", "preactivations", "sample_params"]
+__all__ = ["network_key", "param_layout", "preactivations", "sample_params"]
 
 _DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
 
@@ -57,17 +58,33 @@ def network_key(seed: int, index) -> jax.Array:
 # ---------------------------------------------------------------------------------------------
 
 
-def init_params(net: MLP, key, dtype) -> tuple[tuple[jax.Array, jax.Array], ...]:
-    """((W^{(1)}, b^{(1)}), ..., (W^{(L)}, b^{(L)})) with W ~ N(0, C_W/n_{ℓ−1}), b ~ N(0, C_b) (2.19)–(2.20)."""
-    n = net.n
-    params = []
+def param_layout(net: MLP) -> tuple[tuple[int, int, int], ...]:
+    """Offsets into a network's flat standard-normal stream: per layer (start of W, start of b, end).
+
+    Layer ℓ occupies n_ℓ n_{ℓ−1} numbers for W^{(ℓ)} (row-major (n_ℓ, n_{ℓ−1})) followed by n_ℓ for b^{(ℓ)}.
+    """
+    n, out, o = net.n, [], 0
     for l in range(1, net.L + 1):
-        kW, kb = jax.random.split(jax.random.fold_in(key, l))
-        sW = np.sqrt(net.C_W[l - 1] / n[l - 1])
-        sb = np.sqrt(net.C_b[l - 1])
-        W = sW * jax.random.normal(kW, (n[l], n[l - 1]), dtype)
-        b = sb * jax.random.normal(kb, (n[l],), dtype)
-        params.append((W.astype(dtype), b.astype(dtype)))
+        w_end = o + n[l] * n[l - 1]
+        out.append((o, w_end, w_end + n[l]))
+        o = w_end + n[l]
+    return tuple(out)
+
+
+def init_params(net: MLP, key, dtype) -> tuple[tuple[jax.Array, jax.Array], ...]:
+    """((W^{(1)}, b^{(1)}), ..., (W^{(L)}, b^{(L)})) with W ~ N(0, C_W/n_{ℓ−1}), b ~ N(0, C_b) (2.19)–(2.20).
+
+    All parameters are scaled slices of ONE draw ξ = normal(key, (P,)) laid out by :func:`param_layout`:
+    a single random-number kernel per network (one compiled fusion, not one per layer).
+    """
+    n = net.n
+    layout = param_layout(net)
+    xi = jax.random.normal(key, (layout[-1][2],), dtype)
+    params = []
+    for l, (o, w_end, b_end) in enumerate(layout, start=1):
+        sW = float(np.sqrt(net.C_W[l - 1] / n[l - 1]))  # Python floats are weakly typed: stays in dtype
+        sb = float(np.sqrt(net.C_b[l - 1]))
+        params.append((sW * xi[o:w_end].reshape(n[l], n[l - 1]), sb * xi[w_end:b_end]))
     return tuple(params)
 
 
