@@ -186,6 +186,30 @@ def test_four_point_quadrature():
     assert abs(c - float(q)) <= 1e-8
 
 
+def test_four_point_tanh_batch_uses_batched_rule_fast_and_agrees_with_mc_and_batched():
+    """expect with k = 4 (tanh, a batch of random full-rank K) runs through the batched product rule:
+    a few seconds, equal to gaussian.batched.product_expect, and within MC error (z-scores)."""
+    import time
+
+    from deepeft.gaussian import batched
+
+    rng = np.random.default_rng(21)
+    A = rng.standard_normal((6, 4, 6))
+    K = A @ A.transpose(0, 2, 1) / 6
+    fs = (F((1,)), F(), F(), F((0,), 1))  # ⟨σ'(z_0) σ(z_1) σ(z_2) z_3 σ(z_3)⟩
+    t0 = time.perf_counter()
+    v, err = expect("tanh", fs, K, rtol=1e-8, return_error=True)
+    sec = time.perf_counter() - t0
+    ref = batched.product_expect("tanh", (tuple((f.derivs, f.power) for f in fs),), K, tol=1e-10)[:, 0]
+    m, se = expect("tanh", fs, K, method="mc", n_samples=200_000, seed=3, return_error=True)
+    z = (v - m) / se
+    print(f"k=4 tanh batch of 6: {sec:.2f} s, max err est {np.max(err):.1e}, z = {np.round(z, 2)}")
+    assert sec < 10.0
+    assert np.all(err <= 1e-8 * np.maximum(np.abs(v), 0.1))
+    np.testing.assert_allclose(v, ref, rtol=1e-8, atol=1e-10)
+    assert np.all(np.abs(z) < 4.5)
+
+
 def test_zero_kernel_and_zero_rows():
     K0 = np.zeros((3, 3))
     fs = (F((1,)), F((1,), 0), F((0,)))

@@ -105,8 +105,8 @@ def test_checks_are_not_vacuous():
 
     C = estimate_lagged_covariance(x, 0)
     c0 = 1 / (1 - a * a)
-    assert lc.laplace_check("ok", c0, C.value[0], C.se[0], n_gap=100, min_n_gap=10).passed
-    assert not lc.laplace_check("wrong", 1.1 * c0, C.value[0], C.se[0], n_gap=100, min_n_gap=10).passed
+    assert lc.laplace_check("ok", c0, C.value[0], C.stderr[0], n_gap=100, min_n_gap=10).passed
+    assert not lc.laplace_check("wrong", 1.1 * c0, C.value[0], C.stderr[0], n_gap=100, min_n_gap=10).passed
     q = 2 * np.pi * np.arange(W) / W
     S = 1 / (1 + a * a - 2 * a * np.cos(q))
     good = lc.band_spectra(x, S)

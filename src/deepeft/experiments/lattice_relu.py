@@ -113,11 +113,11 @@ class LatticeRelu(Experiment):
         spec = ("mode", "field", "field2")
         out.update({
             "C_sim": (dims3, C.value),
-            "C_se": (dims3, C.se),
+            "C_se": (dims3, C.stderr),
             "C_theory": (dims3, dl.lagged_covariance(th, p.d_max)),
             "C_printed": (dims3, dl.lagged_covariance(printed, p.d_max)),
             "S_sim": (spec, ms.spectrum.value[:nm].real),
-            "S_se": (spec, ms.spectrum.se[:nm]),
+            "S_se": (spec, ms.spectrum.stderr[:nm]),
             "S_window": (spec, T_win[:nm].real),
             "S_theory": (spec, dl.spectrum(th, q)[:nm].real),
             "S_printed": (spec, dl.spectrum(printed, q)[:nm].real),

@@ -19,13 +19,18 @@ __all__ = ["Estimate", "block_count", "jackknife", "mean"]
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Estimate:
-    """A measured quantity: ``value`` ± ``stderr`` (floats, or float64 arrays of the same shape)."""
+    """A measured quantity: ``value`` ± ``stderr`` (floats, or float64 arrays of the same shape).
+
+    ``value`` may be complex (complex128, e.g. Fourier modes); ``stderr`` is then the combined real
+    standard error √(se_re² + se_im²) and ``z`` is complex.
+    """
 
     value: float | np.ndarray
     stderr: float | np.ndarray
 
     def __post_init__(self):
-        v = np.asarray(self.value, dtype=np.float64)
+        v = np.asarray(self.value)
+        v = v.astype(np.complex128 if np.iscomplexobj(v) else np.float64)
         s = np.asarray(self.stderr, dtype=np.float64)
         if v.shape != s.shape:
             try:
@@ -36,7 +41,7 @@ class Estimate:
                 ) from None
         if np.any(s < 0):
             raise DeepEFTInputError("Estimate stderr must be >= 0.")
-        object.__setattr__(self, "value", float(v) if v.ndim == 0 else v)
+        object.__setattr__(self, "value", v.item() if v.ndim == 0 else v)
         object.__setattr__(self, "stderr", float(s) if s.ndim == 0 else s)
 
     @property
@@ -45,11 +50,13 @@ class Estimate:
 
     def z(self, theory) -> float | np.ndarray:
         """z-score (value − theory)/stderr (±inf where stderr = 0 and value ≠ theory, 0 where both agree)."""
-        diff = np.asarray(self.value, dtype=np.float64) - np.asarray(theory, dtype=np.float64)
+        diff = np.asarray(self.value) - np.asarray(theory)
+        diff = diff.astype(np.complex128 if np.iscomplexobj(diff) else np.float64)
         s = np.asarray(self.stderr, dtype=np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
-            out = np.where(s > 0, diff / np.where(s > 0, s, 1.0), np.where(diff == 0, 0.0, np.sign(diff) * np.inf))
-        return float(out) if out.ndim == 0 else out
+            out = np.where(s > 0, diff / np.where(s > 0, s, 1.0),
+                           np.where(diff == 0, 0.0, np.where(diff.real < 0, -np.inf, np.inf)))
+        return out.item() if out.ndim == 0 else out
 
     def agrees(self, theory, nsigma: float = 4.0) -> bool:
         """True when every |z| ≤ nsigma."""

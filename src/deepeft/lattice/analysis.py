@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import _validate as V
 from ..errors import DeepEFTInputError
+from ..gaussian.estimate import Estimate
 from .fluctuations import quadratic_theory
 from .saddle import saddle_linear
 from .samplers import LatticeSample
@@ -33,18 +34,6 @@ __all__ = [
     "median_bin_ratio",
     "mode_histograms",
 ]
-
-
-@dataclasses.dataclass(frozen=True)
-class Estimate:
-    """A Monte Carlo estimate with its standard error (same shapes); ``z(theory)`` gives z-scores."""
-
-    value: np.ndarray
-    se: np.ndarray
-
-    def z(self, theory) -> np.ndarray:
-        se = np.where(self.se > 0, self.se, np.inf)
-        return (np.asarray(self.value) - np.asarray(theory)) / se
 
 
 def _per_network(stat: np.ndarray) -> Estimate:
@@ -123,7 +112,7 @@ def estimate_lagged_covariance(x, d_max, *, center=True, cyclic=False) -> Estima
         per = np.stack([np.einsum("mla,mlb->mab", x[:, d:], x[:, : W - d]) / (W - d) for d in range(d_max + 1)], 1)
     est = _per_network(per)
     if scalar:
-        return Estimate(est.value[:, 0, 0], est.se[:, 0, 0])
+        return Estimate(est.value[:, 0, 0], est.stderr[:, 0, 0])
     return est
 
 
@@ -143,7 +132,7 @@ class ModeStatistics:
 def mode_statistics(x) -> ModeStatistics:
     """Per-sample FFT of the window, then per-mode mean and (cross-)spectrum with standard errors.
 
-    For complex per-network quantities the standard error is that of the real and imaginary parts
+    For complex per-network quantities (an :class:`~deepeft.gaussian.estimate.Estimate` with a complex value) the standard error is that of the real and imaginary parts
     combined: se = √(se_re² + se_im²).
     """
     x, scalar = _fields(x)
@@ -154,14 +143,14 @@ def mode_statistics(x) -> ModeStatistics:
     mean = _complex_estimate(eq)
     S = _complex_estimate(spec)
     if scalar:
-        mean = Estimate(mean.value[..., 0], mean.se[..., 0])
-        S = Estimate(S.value[..., 0, 0].real, S.se[..., 0, 0])
+        mean = Estimate(mean.value[..., 0], mean.stderr[..., 0])
+        S = Estimate(S.value[..., 0, 0].real, S.stderr[..., 0, 0])
     return ModeStatistics(2.0 * np.pi * np.arange(W) / W, mean, S)
 
 
 def _complex_estimate(v):
     re, im = _per_network(v.real), _per_network(v.imag)
-    return Estimate(re.value + 1j * im.value, np.sqrt(re.se**2 + im.se**2))
+    return Estimate(re.value + 1j * im.value, np.sqrt(re.stderr**2 + im.stderr**2))
 
 
 def median_bin_ratio(measured, theory, *, exclude_zero=True) -> float:

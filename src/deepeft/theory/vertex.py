@@ -25,30 +25,23 @@ Marginalization (§4.4): ⟨σα1σα2σα3σα4⟩ is symmetric in all four ind
 per multiset {α1..α4}: the coincident indices are merged into one variable with a power of σ
 (patterns σ⁴; σ³σ and σ²σ²; σ²σσ; σσσσ), each pattern type in ONE batched call per layer.
 
-Engine workaround (reported): the engine's nested quadrature (deepeft.gaussian.engine.expect) takes
-~70 s per 4-variable tanh integral and seconds per 3-variable batch on these machines, far too slow
-for C(N, 4) integrals per layer. This module therefore carries its own jitted, batched product rule
-(:func:`product_expect`) — same scheme as the engine (Cholesky z = Lξ, nested 1-D rules, split at
-kinks on the pivot row) with static node counts: the trapezoidal rule on [−T, T] for smooth σ
-(spectrally accurate for analytic integrands), Gauss–Legendre panels split at the moving kink for
-kinked σ. It is tested against the engine and against 1-D exact values.
+Integrals: ⟨σσσσ⟩ (≤ 4 variables) and the σσ·z-moments come from the gaussian layer's batched, jitted
+product rule (:func:`deepeft.gaussian.batched.product_expect`, the same path ``engine.expect`` uses for
+k ≥ 3 batches, docs/engine.md); 1-D integrals from :func:`deepeft.gaussian.gauss1d.expect1d`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import warnings
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from .._x64 import x64
 from ..activations import Activation
 from ..activations import activation as _activation
 from ..errors import DeepEFTInputError
+from ..gaussian import batched as _batched
 from ..gaussian.gauss1d import expect1d
 from ..network import MLP
 from .kernel import kernel as _kernel
@@ -67,203 +60,18 @@ __all__ = [
     "vertex_flow",
 ]
 
-# ----------------------------------------------------------------------------------------------
-# Batched product quadrature ⟨Π_a σ(z_a)^{p_a} z_a^{q_a}⟩ for k ≤ 4 variables (engine workaround)
-# ----------------------------------------------------------------------------------------------
-_JITTER = 1e-12  # relative diagonal jitter: every block is positive definite (plain Cholesky)
-_TOL = {1: 1e-13, 2: 1e-12, 3: 1e-10, 4: 1e-8}  # per-dimension relative accuracy target by k (cost ∝ M^k)
-_TRUNC = {1: 10.0, 2: 10.0, 3: 8.0, 4: 7.0}  # ξ ∈ [−T_k, T_k]; k ≤ 2 carries z⁴ moments (mass e^{−T²/2}T⁸ ≪ tol)
-_MAX_M = {1: 257, 2: 257, 3: 193, 4: 81}  # memory cap of the trapezoid rule (M^k points per integral)
-_SMOOTH_M = (17, 21, 25, 29, 33, 41, 49, 57, 65, 81, 97, 129, 161, 193, 257)
-_KINK_RULE = {1: (16, 12), 2: (10, 12), 3: (6, 10), 4: (5, 8)}  # k → (panels on [−T, T], GL nodes)
-_SCALE_FREE = ("scale_invariant", "step", "monomial")
-
-
 def _kinks(act: Activation) -> tuple[float, ...]:
     return tuple(sorted(set(act.kinks) | set(act.jumps)))
-
-
-def _smooth_nodes(act: Activation, K_max: float, k: int, resolution: float) -> int:
-    """Nodes M of the trapezoid rule on [−T_k, T_k]: the smallest M whose 1-D probes (⟨σ⁴⟩, and ⟨σ²z⁴⟩ for
-    k ≤ 2) at the largest variance K_max (bucketed up by √2) match the exact 1-D values to _TOL[k] (a
-    per-dimension accuracy proxy), times ``resolution``; capped at _MAX_M[k] (memory) with a warning."""
-    Kb = 2.0 ** (math.ceil(2 * math.log2(max(K_max, 1e-3))) / 2)  # bucketed: few distinct rules per activation
-    M = _probe_nodes(act, Kb, k)
-    need = int(math.ceil((M - 1) * resolution)) + 1
-    cap = _MAX_M[k]
-    if need > cap:
-        warnings.warn(
-            f"{act!r} at K = {K_max:.3g} needs {need} trapezoid nodes per dimension for {k}-variable integrals; "
-            f"using {cap} (accuracy below the {_TOL[k]:.0e} target).",
-            stacklevel=4,
-        )
-    return next((m for m in _SMOOTH_M if m >= min(need, cap)), cap)
-
-
-@functools.lru_cache(maxsize=256)
-def _probe_nodes(act: Activation, K: float, k: int) -> int:
-    s = act.numpy
-    probes = (lambda z: s(z) ** 4, lambda z: s(z) ** 2 * z**4)[: 2 if k <= 2 else 1]
-    exact = [float(expect1d(F, np.array([K]))[0]) for F in probes]
-    for M in _SMOOTH_M:
-        x = np.linspace(-_TRUNC[k], _TRUNC[k], M)
-        w = np.exp(-0.5 * x * x)
-        w /= w.sum()
-        z = math.sqrt(K) * x
-        errs = [abs(float(np.sum(w * F(z))) - e) / max(abs(e), 1e-300) for F, e in zip(probes, exact, strict=True)]
-        if max(errs) <= _TOL[k]:
-            return M
-    return _SMOOTH_M[-1] + 1
-
-
-def _kink_panels(act: Activation, k: int, K_max: float, resolution: float) -> tuple[int, int]:
-    P, m = _KINK_RULE[k]
-    if act.family not in _SCALE_FREE:  # smooth pieces vary on the scale 1 in z, i.e. 1/√K in ξ
-        P = int(math.ceil(P * max(1.0, math.sqrt(max(K_max, 1.0)) / 2.0)))
-    return int(math.ceil(P * resolution)), m
-
-
-@functools.lru_cache(maxsize=128)
-def _program(act: Activation, terms: tuple, k: int, rule: tuple):
-    """jit: L (B, k, k) lower-triangular → (B, len(terms)); terms[t] = ((p_a, q_a) for a in range(k)).
-
-    rule = ("trap", M) or ("gl", P, m). Variables are integrated in order ξ_0 (outer) … ξ_{k−1}
-    (inner); z_a = Σ_{l≤a} L_al ξ_l, so factor a is evaluated on the grid of dims 0..a only.
-    """
-    kinks = _kinks(act)
-    fn = act.fn
-    T = _TRUNC[k]
-    if rule[0] == "trap":
-        M = rule[1]
-        x0 = np.linspace(-T, T, M)
-        w0 = np.exp(-0.5 * x0 * x0) / math.sqrt(2 * math.pi)
-        w0 = w0 / w0.sum()
-    else:
-        P, m = rule[1], rule[2]
-        t, wt = np.polynomial.legendre.leggauss(m)
-        base = np.linspace(-T, T, P + 1)
-
-    # scale-invariant σ (ReLU family): the innermost factor σ(z_{k−1}) integrates in closed form,
-    # E_ξ[σ(μ + sξ)] = a₋μ + (a₊ − a₋)(μΦ(μ/s) + sφ(μ/s)), removing one dimension of the grid
-    closed = act.family == "scale_invariant" and k >= 2 and all(tm[k - 1] == (1, 0) for tm in terms)
-    kq = k - 1 if closed else k  # dimensions integrated by quadrature
-
-    def nodes(L):
-        xs, ws = [], []
-        for j in range(kq):
-            if rule[0] == "trap":
-                xs.append(jnp.asarray(x0).reshape((1,) * j + (-1,)))
-                ws.append(jnp.asarray(w0).reshape((1,) * j + (-1,)))
-                continue
-            mu = 0.0
-            for l in range(j):
-                mu = mu + L[j, l] * _expand(xs[l], j)
-            mu = jnp.broadcast_to(jnp.asarray(mu), xs[j - 1].shape if j else ())
-            shape = mu.shape
-            splits = [jnp.clip((c - mu) / L[j, j], -T, T) for c in kinks]
-            edges = jnp.broadcast_to(jnp.asarray(base), shape + (P + 1,))
-            if splits:
-                edges = jnp.sort(jnp.concatenate([edges, jnp.stack(splits, -1)], -1), -1)
-            a, b = edges[..., :-1], edges[..., 1:]
-            half = 0.5 * (b - a)
-            x = (0.5 * (a + b))[..., None] + half[..., None] * jnp.asarray(t)
-            w = half[..., None] * jnp.asarray(wt) * jnp.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
-            xs.append(x.reshape(shape + (-1,)))
-            ws.append(w.reshape(shape + (-1,)))
-        return xs, ws
-
-    def inner(L, xs):
-        a = k - 1
-        mu = 0.0
-        for l in range(a):
-            mu = mu + L[a, l] * _expand(xs[l], a)
-        sd = L[a, a]
-        u = mu / sd
-        smooth = mu * jax.scipy.special.ndtr(u) + sd * jnp.exp(-0.5 * u * u) / math.sqrt(2 * math.pi)
-        return act.a_minus * mu + (act.a_plus - act.a_minus) * smooth
-
-    def single(L):
-        xs, ws = nodes(L)
-        zs = []
-        for a in range(kq):
-            z = 0.0
-            for l in range(a + 1):
-                z = z + L[a, l] * _expand(xs[l], a + 1)
-            zs.append(z)
-        s = [fn(z) for z in zs]
-        S_in = inner(L, xs) if closed else None
-        out = []
-        cache = {}
-        for tm in terms:
-            pows = tuple(p for p, _ in tm)
-            qows = tuple(q for _, q in tm)
-            key = (pows, qows)
-            if key in cache:
-                out.append(cache[key])
-                continue
-            acc = S_in
-            for a in reversed(range(kq)):
-                f = ws[a]
-                if pows[a]:
-                    f = f * s[a] ** pows[a]
-                if qows[a]:
-                    f = f * zs[a] ** qows[a]
-                if acc is not None:
-                    f = f * acc
-                acc = jnp.sum(f, axis=-1)
-            cache[key] = acc
-            out.append(acc)
-        return jnp.stack(out)
-
-    def run(Ls):
-        return jax.lax.map(single, Ls, batch_size=_batch_size(kq, rule))
-
-    return jax.jit(run)
-
-
-def _batch_size(k: int, rule: tuple) -> int:
-    n = rule[1] if rule[0] == "trap" else (rule[1] + 2) * rule[2]
-    return int(max(1, min(64, 4_000_000 // max(1, n**k))))
-
-
-def _expand(x, nd: int):
-    x = jnp.asarray(x)
-    return x.reshape(x.shape + (1,) * (nd - x.ndim))
-
-
-def _cholesky(K: np.ndarray) -> np.ndarray:
-    """Lower Cholesky factors of K + jitter·max(diag)·I (B, k, k): every block positive definite."""
-    k = K.shape[-1]
-    scale = np.maximum(np.max(np.diagonal(K, axis1=-2, axis2=-1), axis=-1), 1e-300)
-    Kj = K + (_JITTER * scale)[:, None, None] * np.eye(k)
-    return np.linalg.cholesky(Kj)
 
 
 def product_expect(act, terms, K, *, resolution: float = 1.0) -> np.ndarray:
     """⟨Π_a σ(z_a)^{p_a} z_a^{q_a}⟩ for z ~ N(0, K), K (B, k, k), k ≤ 4; returns (B, len(terms)).
 
-    ``terms``: sequence of per-variable tuples ((p_0, q_0), …, (p_{k−1}, q_{k−1})). Float64.
-    ``resolution`` scales the node density (2 → twice as many nodes per dimension).
-    The rule is static per call: trapezoid (smooth σ; node count from 1-D probes at K_max), or Gauss–Legendre panels
-    split at σ's kinks (kinked σ). Cost ∝ B · M^k.
+    ``terms``: sequence of per-variable tuples ((p_0, q_0), …, (p_{k−1}, q_{k−1})). The integral is computed by
+    the gaussian layer's batched product rule (:func:`deepeft.gaussian.batched.product_expect`).
     """
-    act = _activation(act)
-    K = np.asarray(K, dtype=np.float64)
-    terms = tuple(tuple((int(p), int(q)) for p, q in tm) for tm in terms)
-    B, k = K.shape[0], K.shape[-1]
-    if B == 0:
-        return np.zeros((0, len(terms)))
-    K_max = float(np.max(np.diagonal(K, axis1=-2, axis2=-1)))
-    if _kinks(act):
-        rule = ("gl",) + _kink_panels(act, k, K_max, resolution)
-    else:
-        rule = ("trap", _smooth_nodes(act, K_max, k, resolution))
-    L = _cholesky(K)
-    Bp = 1 << max(0, (B - 1).bit_length())  # pad to a power of two: few compiled shapes
-    Lp = np.concatenate([L, np.broadcast_to(np.eye(k), (Bp - B, k, k))]) if Bp > B else L
-    with x64():
-        out = np.asarray(_program(act, terms, k, rule)(jnp.asarray(Lp)))
-    return out[:B]
+    terms = tuple(tuple(((0,) * int(p), int(q)) for p, q in tm) for tm in terms)
+    return _batched.product_expect(act, terms, K, resolution=resolution)
 
 
 # ----------------------------------------------------------------------------------------------
