@@ -8,12 +8,12 @@ import math
 
 import numpy as np
 import pytest
-import xarray as xr
 
 from deepeft.errors import DeepEFTInputError
 from deepeft.experiments import available_experiments, get_experiment, resolve_params, run_experiment
 from deepeft.experiments.criticality_curves import BOOK_CONSTANTS, _half_ulp
 from deepeft.experiments.vertex_vs_ensemble import arch_label, arch_widths, vertex_pairs
+from _expt import assert_complete_run, load_dataset
 
 SMALL = {
     "vertex-vs-ensemble": {
@@ -27,8 +27,7 @@ SMALL = {
 }
 
 
-def _load(path):
-    return xr.open_zarr(path / "data.zarr", zarr_format=3, consolidated=False).load()
+_load = load_dataset
 
 
 class _Runs:

@@ -1,0 +1,23 @@
+"""Shared helpers for the experiment tests (imported by tests/test_experiments_*.py)."""
+
+import json
+
+import xarray as xr
+
+CHECK_FIELDS = {"name", "theory", "simulation", "stderr", "z", "pass", "rule"}
+
+
+def load_dataset(path):
+    """The assembled data.zarr of an experiment output folder, loaded into memory."""
+    return xr.open_zarr(path / "data.zarr", zarr_format=3, consolidated=False).load()
+
+
+def assert_complete_run(summary, path):
+    """Every check passes and has the summary.json fields with a rule; every output file exists."""
+    assert summary["n_checks"] > 0 and summary["n_failed"] == 0, [c for c in summary["checks"] if not c["pass"]][:5]
+    for c in summary["checks"]:
+        assert set(c) == CHECK_FIELDS and c["rule"], c
+    assert summary["figures"]
+    for f in ("summary.json", "report.html", "data.zarr", *summary["figures"]):
+        assert (path / f).exists(), f
+    assert json.loads((path / "summary.json").read_text())["n_checks"] == summary["n_checks"]
