@@ -20,7 +20,7 @@ test: install
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: install
-	$(BIN)/pip install -q psutil
+	$(BIN)/pip install -q -e ".[test,bench]"
 	$(BIN)/python benchmarks/run.py
 
 clean:

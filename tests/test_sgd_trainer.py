@@ -44,6 +44,28 @@ def test_sgd_step_matches_hand_gradient():
                 np.testing.assert_allclose(run.final_params[0]["W"][m, p], expect, rtol=1e-12, atol=1e-14)
 
 
+def test_many_sgd_steps_match_per_step_numpy_reference():
+    """300 steps across minibatch-index blocks and a recording split at t = 77 equal a float64 NumPy loop
+    that draws each step's indices from its own key fold_in(fold_in(key, STREAM_BATCH), t)."""
+    from deepeft.sgd.trainer import INDEX_BLOCK
+
+    steps = 2 * INDEX_BLOCK + 44
+    lr, sw = np.array([0.05, 0.4]), np.array([1.0, 3.0])
+    run = train_ensemble(TINY, lr, sw, members=1, steps=steps, batch_size=4, seed=11, dtype=jnp.float64,
+                         times=[0, 77, steps])
+    prob, W0 = _members_state(TINY, 11, 1, sw, jnp.float64)
+    W = W0[0].copy()
+    a_all, y_all = np.asarray(prob.a_train[0]), np.asarray(prob.y_train[0])[:, 0]
+    w3 = np.asarray(prob.frozen[1]["W"][0])[0]
+    with jax.enable_x64(True):
+        key = jax.random.fold_in(prob.keys[0], STREAM_BATCH)
+        for t in range(steps):
+            idx = np.asarray(jax.random.randint(jax.random.fold_in(key, t), (4,), 0, TINY.n_train))
+            for p in range(2):
+                W[p] = W[p] - lr[p] * _hand_gradient(a_all[idx], y_all[idx], W[p], w3)
+    np.testing.assert_allclose(run.final_params[0]["W"][0], W, rtol=1e-10, atol=1e-12)
+
+
 def test_gd_step_is_full_batch_gradient():
     lr, sw = np.array([0.5]), np.array([1.0])
     run = train_ensemble(TINY, lr, sw, members=1, steps=1, method="gd", seed=5, dtype=jnp.float64, times=[0, 1])
