@@ -37,6 +37,7 @@ class Toy(Experiment):
         mus: tuple[float, ...] = param((0.0, 1.0, 2.0, 3.0), "means")
         n: int = param(4000, "samples per task", min=2)
         seed: int = param(0, "seed", min=0)
+        max_z: float = param(5.0, "z bound", min=0.0, analysis=True)
 
     presets = {"quick": {}, "paper": {"n": 10**6}}
 
@@ -54,7 +55,7 @@ class Toy(Experiment):
 
     def analyze(self, p, ds):
         return [
-            zcheck(f"mean at mu={mu:g}", mu, ds.stats.sel(mu=mu, stat="mean"), np.sqrt(1.0 / p.n))
+            zcheck(f"mean at mu={mu:g}", mu, ds.stats.sel(mu=mu, stat="mean"), np.sqrt(1.0 / p.n), max_z=p.max_z)
             for mu in p.mus
         ]
 
@@ -70,7 +71,7 @@ def test_toy_run_outputs_and_resume(tmp_path):
     ds = _load(tmp_path / "r")
     assert ds.stats.dims == ("mu", "stat") and list(ds.stat.values) == ["mean", "var"]
     assert ds.n.dims == ("mu",) and int(ds.n[0]) == 4000
-    assert json.loads(ds.attrs["config"]) == {"mus": [0.0, 1.0, 2.0, 3.0], "n": 4000, "seed": 0}
+    assert json.loads(ds.attrs["config"]) == {"mus": [0.0, 1.0, 2.0, 3.0], "n": 4000, "seed": 0, "max_z": 5.0}
     assert len(ds.attrs["task_seeds"]) == 4 and ds.attrs["deepeft_version"]
 
     again = run_experiment(Toy(), tmp_path / "r", resume=True)
@@ -91,6 +92,21 @@ def test_refuses_to_mix_configurations(tmp_path):
     assert out.summary["params"]["n"] == 200
     with pytest.raises(DeepEFTInputError, match="holds a run of experiment 'toy-means'"):
         run_experiment("gaussian-moments", tmp_path / "r", overrides=TINY)
+
+
+def test_resume_reanalyses_when_only_analysis_params_change(tmp_path):
+    run_experiment(Toy(), tmp_path / "r")
+    ds = _load(tmp_path / "r")
+    out = run_experiment(Toy(), tmp_path / "r", overrides={"max_z": 1e-9}, resume=True)
+    s = out.summary
+    assert s["timing"]["tasks_run"] == 0 and s["timing"]["tasks_resumed"] == 4
+    assert s["params"]["max_z"] == 1e-9 and not s["passed"]  # re-analysed with the new bound
+    assert json.loads((tmp_path / "r" / "run.json").read_text())["params"]["max_z"] == 1e-9
+    assert np.array_equal(ds.stats.values, _load(tmp_path / "r").stats.values)
+    with pytest.raises(DeepEFTInputError, match=r"Differences: max_z"):  # without --resume: refuse as before
+        run_experiment(Toy(), tmp_path / "r", overrides={"max_z": 3.0})
+    with pytest.raises(DeepEFTInputError, match=r"Differences: n: stored 4000, now 10"):  # compute params: refuse
+        run_experiment(Toy(), tmp_path / "r", overrides={"n": 10, "max_z": 3.0}, resume=True)
 
 
 def test_failed_task_keeps_finished_ones_and_resumes(tmp_path):

@@ -97,6 +97,14 @@ def test_boundary_temperature():
     assert np.isnan(b[1]) and np.isinf(b[2])
     with pytest.raises(DeepEFTInputError):
         boundary_temperature(frac[:3], T, 0.5)
+    # relative: half of each column's plateau (max): 0.5, 0.25, 0.5
+    r = boundary_temperature(frac, T, 0.5, relative=True)
+    w = (0.6 - 0.5) / (0.6 - 0.1)
+    assert r[0] == pytest.approx(np.exp(np.log(T[3]) + w * np.log(2.0)))
+    w = (0.3 - 0.25) / (0.3 - 0.2)
+    assert r[1] == pytest.approx(np.exp(np.log(T[2]) + w * np.log(2.0)))
+    assert np.isinf(r[2])
+    assert np.isnan(boundary_temperature(np.zeros((6, 1)), T, 0.5, relative=True)[0])
 
 
 def test_level_spacing_sde():

@@ -30,6 +30,7 @@ __all__ = [
     "greater_check",
     "transition_temperature",
     "transition_check",
+    "dbm_transition_check",
     "mp_checks",
     "nearest",
     "heatmap",
@@ -176,6 +177,31 @@ def transition_check(name: str, T, loss_members, lo: float, hi: float, rng_seed:
                  "(stderr: bootstrap over members)")
 
 
+def dbm_transition_check(name: str, T, converged_members, loss_members, factor: float, rng_seed: int = 0) -> Check:
+    """The T where the converged fraction of (4.15) falls to half its low-T plateau
+    (:func:`~deepeft.sgd.boundary_temperature`, relative) against the loss transition T*
+    (:func:`transition_temperature`): pass when T_DBM/T* lies in [1/factor, factor]. Both come from the
+    same members; the stderr of the ratio is a bootstrap over members (resampled together)."""
+    from ..sgd import boundary_temperature
+
+    C = np.asarray(converged_members, np.float64)  # (member, T)
+    L = np.asarray(loss_members, np.float64)
+
+    def ratio(idx):
+        tb = boundary_temperature(C[idx].mean(0)[:, None], T, 0.5, relative=True)[0]
+        return tb / transition_temperature(T, L[idx].mean(0))
+
+    M = C.shape[0]
+    r = ratio(np.arange(M))
+    rng = np.random.default_rng(rng_seed)
+    boot = np.asarray([ratio(rng.integers(0, M, M)) for _ in range(200)])
+    boot = boot[np.isfinite(boot)]
+    se = float(np.std(boot)) if boot.size > 1 else math.nan
+    ok = bool(math.isfinite(r) and 1.0 / factor <= r <= factor)
+    return Check(name, 1.0, float(r), se, None, ok,
+                 f"T_DBM(½ plateau)/T* in [1/{factor:g}, {factor:g}] (stderr: bootstrap over members)")
+
+
 def mp_checks(label: str, eig_init, inv_sigma_W, n_out: int, n_in: int, *, edge_rtol: float, max_z: float) -> list[Check]:
     """Marchenko–Pastur (4.2) at initialisation, per 1/σ_W column of ``eig_init`` (member, σ, level).
 
@@ -223,10 +249,11 @@ def nearest(values, target: float) -> int:
 
 
 def heatmap(ax, fig, T, s, Z, title: str, *, log: bool, boundaries=None, jamming=None, fraction=None,
-            cmap: str = "viridis"):
+            lines=None, cmap: str = "viridis"):
     """One T–1/σ_W heat map (log axes, cells centred on the grid points) with the DBM boundaries
     ``{level: T per 1/σ_W column}`` (where defined) and the jamming lines ``{label: 1/σ_W}`` overlaid; with
-    ``fraction`` (the converged fraction on the grid) also its contours at the boundary levels (dotted)."""
+    ``fraction`` (the converged fraction on the grid) also its contours at the boundary levels (dotted);
+    ``lines``: further boundaries ``{label: T per 1/σ_W column}`` (cyan, dashed)."""
     from matplotlib.colors import LogNorm
 
     T, s, Z = np.asarray(T, float), np.asarray(s, float), np.asarray(Z, float)
@@ -261,7 +288,12 @@ def heatmap(ax, fig, T, s, Z, title: str, *, log: bool, boundaries=None, jamming
         lv = [v for v in boundaries if np.nanmin(f) < v < np.nanmax(f)]
         if lv and min(f.shape) > 1:
             ax.contour(s, T, f, levels=sorted(lv), colors="white", linestyles=":", linewidths=1.0)
+    for label, Tb in (lines or {}).items():
+        Tb = np.asarray(Tb, float)
+        ok = np.isfinite(Tb)
+        if ok.any():
+            ax.plot(s[ok], Tb[ok], "--s", color="cyan", ms=2.5, lw=1.4, label=label)
     for label, x in (jamming or {}).items():
         ax.axvline(x, color="red", ls="--", lw=1.0, label=label)
-    if boundaries or jamming:
+    if boundaries or jamming or lines:
         ax.legend(fontsize=6, loc="upper left")

@@ -40,10 +40,21 @@ __all__ = [
 _SCALARS = (int, float, bool, str)
 
 
-def param(default, help: str = "", *, min: float | None = None, max: float | None = None, choices=None):
-    """A dataclass field with a default, a help line and optional bounds (inclusive) or choices."""
-    meta = {"help": help, "min": min, "max": max, "choices": tuple(choices) if choices is not None else None}
+def param(default, help: str = "", *, min: float | None = None, max: float | None = None, choices=None,
+          analysis: bool = False):
+    """A dataclass field with a default, a help line and optional bounds (inclusive) or choices.
+
+    analysis: the parameter only enters ``analyze``/``figures`` (a tolerance, a threshold), never a
+    task's computation — changing it on ``--resume`` re-analyses the stored tasks instead of refusing.
+    """
+    meta = {"help": help, "min": min, "max": max, "choices": tuple(choices) if choices is not None else None,
+            "analysis": bool(analysis)}
     return dataclasses.field(default=default, metadata=meta)
+
+
+def analysis_params(cls) -> frozenset[str]:
+    """Names of the fields of a Params class declared with ``analysis=True``."""
+    return frozenset(f.name for f in dataclasses.fields(cls) if f.metadata.get("analysis"))
 
 
 def _field_types(cls) -> dict[str, Any]:
@@ -215,10 +226,10 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         raise DeepEFTInputError(f"config file {str(p)!r} is not valid TOML: {exc}.") from None
 
 
-def config_diff(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
-    """Human-readable differences between two parameter dicts (empty when identical)."""
+def config_diff(stored: Mapping[str, Any], current: Mapping[str, Any], ignore=()) -> list[str]:
+    """Human-readable differences between two parameter dicts (empty when identical), keys in ``ignore`` skipped."""
     diffs = []
-    for key in sorted(set(stored) | set(current)):
+    for key in sorted((set(stored) | set(current)) - set(ignore)):
         a, b = stored.get(key, "<absent>"), current.get(key, "<absent>")
         if json.dumps(a, sort_keys=True) != json.dumps(b, sort_keys=True):
             diffs.append(f"{key}: stored {a!r}, now {b!r}")

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import DeepEFTInputError, suggest
 from .base import Experiment
-from .config import build_params, config_diff, params_to_dict
+from .config import analysis_params, build_params, config_diff, params_to_dict
 from .executors import InProcess
 from .registry import available_experiments, get_experiment
 from .seeds import task_seed
@@ -88,10 +88,12 @@ def _record(exp: Experiment, preset: str, params, tasks: list[dict]) -> dict:
     }
 
 
-def check_compatible(store: RunStore, record: dict, *, resume: bool, overwrite: bool) -> str:
+def check_compatible(store: RunStore, record: dict, *, resume: bool, overwrite: bool, analysis=()) -> str:
     """Decide what to do with an existing folder: "fresh" (start over) or "resume".
 
-    Refuses (DeepEFTInputError) to mix runs with different configurations.
+    Refuses (DeepEFTInputError) to mix runs with different configurations. Parameters named in
+    ``analysis`` (tolerances, thresholds: see ``param(analysis=True)``) may differ when resuming: the
+    stored tasks do not depend on them, so they are re-analysed with the new values.
     """
     old = store.read_record()
     if old is None or overwrite:
@@ -102,7 +104,7 @@ def check_compatible(store: RunStore, record: dict, *, resume: bool, overwrite: 
             f"{where} holds a run of experiment {old.get('experiment')!r}, not {record['experiment']!r}. "
             "Choose another --out folder, or pass --overwrite to discard the old run."
         )
-    diffs = config_diff(old.get("params", {}), record["params"])
+    diffs = config_diff(old.get("params", {}), record["params"], ignore=analysis if resume else ())
     if not diffs and old.get("tasks_sha256") != record["tasks_sha256"]:
         diffs = [f"task list: stored {old.get('n_tasks')} tasks (deepeft {old.get('deepeft_version')}), "
                  f"now {record['n_tasks']} tasks (deepeft {record['deepeft_version']})"]
@@ -121,7 +123,8 @@ def preflight(exp: Experiment, out_dir: str | Path, preset: str, params, *, resu
     if not tasks:
         raise DeepEFTInputError(f"{exp.name}: these parameters give an empty sweep; widen the swept lists.")
     record = _record(exp, preset, params, tasks)
-    mode = check_compatible(RunStore(out_dir), record, resume=resume, overwrite=overwrite)
+    mode = check_compatible(RunStore(out_dir), record, resume=resume, overwrite=overwrite,
+                            analysis=analysis_params(exp.Params))
     return tasks, record, mode
 
 

@@ -31,6 +31,7 @@ import numpy as np
 from ..errors import DeepEFTInputError
 from . import _sgd_common as sc
 from .base import Experiment
+from .checks import zcheck
 from .config import param
 from .registry import register
 
@@ -82,13 +83,15 @@ class SGDPhaseDiagram(Experiment):
         n_records: int = param(20, "log-spaced recording times", min=2)
         paramagnetic_T: float = param(4.0, "paramagnetic corner: every grid T ≥ this (Fig. 6 centre: 4)", min=0.0)
         dbm_basis: str = param("K", "basis of the DBM coefficients (appendix B: K)", choices=("K", "X"))
-        loss_ratio: float = param(100.0, "required loss ratio other corner / ordered corner", min=1.0)
-        memory_ratio: float = param(10.0, "required ratio of G(t_f,0): jamming / other corners", min=1.0)
+        loss_ratio: float = param(100.0, "required loss ratio other corner / ordered corner", min=1.0, analysis=True)
+        memory_ratio: float = param(10.0, "required ratio of G(t_f,0): jamming / other corners", min=1.0, analysis=True)
         transition_range: tuple[float, ...] = param((0.25, 4.0), "allowed [lo, hi] of the transition T* at 1/σ_W = 8",
-                                                    min=0.0)
-        edge_rtol: float = param(0.2, "allowed |x_max/x₊ − 1| of the measured MP edge at init", min=0.0)
-        min_z: float = param(3.0, "ordering checks: difference ≥ min_z stderr", min=0.0)
-        max_z: float = param(5.0, "z-score bound of the exact-moment checks", min=1.0)
+                                                    min=0.0, analysis=True)
+        dbm_transition_factor: float = param(3.0, "allowed factor between the DBM ½-plateau boundary and the loss "
+                                                  "transition T* at 1/σ_W = 8", min=1.0, analysis=True)
+        edge_rtol: float = param(0.2, "allowed |x_max/x₊ − 1| of the measured MP edge at init", min=0.0, analysis=True)
+        min_z: float = param(3.0, "ordering checks: difference ≥ min_z stderr", min=0.0, analysis=True)
+        max_z: float = param(5.0, "z-score bound of the exact-moment checks", min=1.0, analysis=True)
         seed: int = param(0, "experiment seed; chunk i uses SeedSequence(seed, spawn_key=(i,))", min=0)
 
         def __post_init__(self):
@@ -137,6 +140,8 @@ class SGDPhaseDiagram(Experiment):
         ds["dbm_boundary"] = (("dbm_level", "inv_sigma_W"),
                               np.stack([boundary_temperature(frac.values, p.temperatures, lv) for lv in _LEVELS]))
         ds = ds.assign_coords(dbm_level=list(_LEVELS))
+        ds["dbm_boundary_half"] = (("inv_sigma_W",), boundary_temperature(frac.values, p.temperatures, 0.5,
+                                                                          relative=True))
         ds["jamming_inv_sigma_W"] = (("jamming_estimate",), np.array(list(jamming_lines().values())))
         ds = ds.assign_coords(jamming_estimate=list(jamming_lines()))
         pts = _phase_points(p)
@@ -190,6 +195,14 @@ class SGDPhaseDiagram(Experiment):
         k8 = sc.nearest(s, 8.0)
         checks.append(sc.transition_check(f"transition temperature T* of the loss at 1/σ_W={s[k8]:g} (Fig. 4: T ~ 1)",
                                           T, last.test_loss.values[:, :, k8], *p.transition_range, rng_seed=p.seed))
+        checks.append(sc.dbm_transition_check(
+            f"DBM (4.15): T where the converged fraction falls to ½ its low-T plateau vs loss T* at 1/σ_W={s[k8]:g}",
+            T, ds.converged.values[:, :, k8], last.test_loss.values[:, :, k8], p.dbm_transition_factor, p.seed))
+        neg = (ds.K_S.values[:, o[0], o[1]] < 0).mean()
+        M = ds.sizes["member"]
+        checks.append(zcheck(f"finding: P(K_S(t_f) < 0) in the ordered corner = ½ (the drift's sign is thermal noise, "
+                             "so the converged fraction plateaus near ½, not 1 as in Fig. 8)", 0.5, neg,
+                             0.5 / np.sqrt(M), max_z=p.max_z))
         g0, g0_se = ms(ds.grad_norm_init.isel(T=0))
         kmax = int(np.argmax(g0))
         checks.append(sc.ratio_check(f"gradient at init (Fig. 4 right): 1/σ_W={s[kmax]:g} / 1/σ_W={s[0]:g} ≥ 10",
@@ -222,9 +235,11 @@ class SGDPhaseDiagram(Experiment):
             (ds.dbm_fraction.values, f"fraction converged by (4.15), basis {p.dbm_basis} (Fig. 8)", False),
         ]
         for ax, (Z, title, log) in zip(axes, panels):
-            sc.heatmap(ax, fig, T, s, Z, title, log=log, boundaries=bounds, jamming=jam, fraction=ds.dbm_fraction.values)
+            sc.heatmap(ax, fig, T, s, Z, title, log=log, boundaries=bounds, jamming=jam, fraction=ds.dbm_fraction.values,
+                       lines={"DBM: fraction = ½ its low-T plateau": ds.dbm_boundary_half.values})
         fig.suptitle(f"SGD phase diagram: {p.members} members, {p.steps} steps, |B| = {p.batch_size}; "
-                     "white: DBM boundaries (68/95/99.7 %; dotted: contours of the converged fraction), red: jamming σ_z² = ½", fontsize=10)
+                     "white: DBM boundaries (68/95/99.7 %; dotted: contours of the converged fraction), cyan: converged fraction "
+                     "= ½ its low-T plateau, red: jamming σ_z² = ½", fontsize=10)
 
         sl = Figure(figsize=(15, 4.2), layout="constrained")
         a1, a2, a3 = sl.subplots(1, 3)

@@ -196,18 +196,24 @@ def dbm_analysis(run, *, basis: str = "X", member_chunk: int = 1) -> DBMResult:
     return DBMResult(out["K_S"], out["V_S"], out["D_S"], rhs, lhs, converged, converged.mean(0), S, rate, basis)
 
 
-def boundary_temperature(fraction, temperatures, level: float):
+def boundary_temperature(fraction, temperatures, level: float, *, relative: bool = False):
     """Per 1/σ_W column of a (nT, nσ) converged-fraction grid: the T where the fraction drops below
     ``level`` (log-linear interpolation between grid points). NaN: below already at the lowest T;
-    inf: never below within the grid. Levels 0.68, 0.95, 0.997 give the Fig. 8 boundaries."""
+    inf: never below within the grid. Levels 0.68, 0.95, 0.997 give the Fig. 8 boundaries.
+
+    relative: the threshold of a column is ``level`` × the column's largest fraction (its low-T
+    plateau), e.g. level ½: where the converged fraction falls to half its plateau. In our runs the
+    plateau is ≈ ½, not ≈ 1 as in the paper's Fig. 8 (docs/sgd.md), so this is the boundary that exists.
+    """
     f = np.asarray(fraction, np.float64)
     T = np.log(np.asarray(temperatures, np.float64))
     if f.ndim != 2 or f.shape[0] != T.size:
         raise DeepEFTInputError(f"fraction must have shape (nT, nσ) with nT = {T.size}, got {f.shape}.")
     out = np.empty(f.shape[1])
+    thresholds = level * np.nanmax(f, axis=0) if relative else np.full(f.shape[1], float(level))
     for j in range(f.shape[1]):
-        col = f[:, j]
-        if col[0] < level:
+        col, level = f[:, j], thresholds[j]
+        if col[0] < level or not level > 0:
             out[j] = np.nan
             continue
         below = np.nonzero(col < level)[0]
