@@ -76,6 +76,16 @@ def test_coercions():
     assert params_to_dict(p)["ks"] == [3.0]
     rows = describe_params(P)
     assert [r["name"] for r in rows][:2] == ["n", "rate"] and rows[4]["type"] == "list of float"
+    assert not any(r["analysis"] for r in rows)
+
+
+def test_analysis_params_are_listed():
+    from deepeft.experiments.config import analysis_params
+    from deepeft.experiments.registry import get_experiment
+
+    names = analysis_params(get_experiment("sgd-phase-diagram").Params)
+    assert {"loss_ratio", "max_z", "dbm_transition_factor"} <= names
+    assert not names & {"steps", "members", "temperatures", "seed", "dbm_basis", "paramagnetic_T"}
 
 
 def test_parse_assignments_uses_toml_then_text():

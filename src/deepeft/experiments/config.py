@@ -178,7 +178,7 @@ def params_to_dict(p) -> dict[str, Any]:
 
 
 def describe_params(cls) -> list[dict[str, Any]]:
-    """[{name, type, default, help}] for docs, ``deepeft list --json`` and reports."""
+    """[{name, type, default, help, analysis}] for docs, ``deepeft list --json`` and reports."""
     types = _field_types(cls)
     rows = []
     for f in dataclasses.fields(cls):
@@ -189,6 +189,7 @@ def describe_params(cls) -> list[dict[str, Any]]:
                 "type": _type_name(types[f.name]),
                 "default": list(d) if isinstance(d, tuple) else d,
                 "help": f.metadata.get("help", ""),
+                "analysis": bool(f.metadata.get("analysis", False)),
             }
         )
     return rows

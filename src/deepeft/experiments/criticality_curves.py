@@ -127,8 +127,8 @@ class CriticalityCurves(Experiment):
         depth: int = param(10, "number of layers L", min=2, max=200)
         input_dim: int = param(4, "input dimension n_0 (one input, |x|²/n_0 = 1)", min=1)
         n_networks: int = param(8192, "networks per (activation, C_W)", min=2)
-        bias_coef: float = param(2.0, "c in the allowance c·K·((ℓ−2)₊/n)² for the O(1/n²) remainder", min=0.0)
-        max_z: float = param(5.0, "z-score bound", min=1.0)
+        bias_coef: float = param(2.0, "c in the allowance c·K·((ℓ−2)₊/n)² for the O(1/n²) remainder", min=0.0, analysis=True)
+        max_z: float = param(5.0, "z-score bound", min=1.0, analysis=True)
         seed: int = param(0, "experiment seed; task i uses SeedSequence(seed, spawn_key=(i,))", min=0)
 
         def __post_init__(self):

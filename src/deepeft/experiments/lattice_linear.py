@@ -44,16 +44,16 @@ class LatticeLinear(Experiment):
     @dataclasses.dataclass(frozen=True)
     class Params:
         sigma_w2s: tuple[float, ...] = param((0.02, 0.34, 0.66, 0.9), "weight variances σ_w² (< 1)", min=0.0, max=0.9999)
-        detail_sigma_w2: float = param(0.9, "σ_w² of the trajectory / histogram / mode-mean figures (Figs. 7-9)", min=0.0)
+        detail_sigma_w2: float = param(0.9, "σ_w² of the trajectory / histogram / mode-mean figures (Figs. 7-9)", min=0.0, analysis=True)
         sigma_b2: float = param(0.01, "bias variance σ_b²", min=1e-12)
         N: int = param(200, "width N", min=2)
         L: int = param(256, "depth L (analysis window: layers L/2..L-1)", min=32)
         n_networks: int = param(100, "networks M", min=8)
         d_max: int = param(3, "largest lag d of the real-space covariance C(d)", min=0)
         n_trajectories: int = param(5, "trajectories drawn in Fig. 7", min=1)
-        min_n_gap: float = param(10.0, "Laplace regime: N·Δ_w at least this for plain z-checks", min=0.0)
-        max_z: float = param(5.0, "z-score bound", min=1.0)
-        reject_z: float = param(5.0, "printed coefficients count as rejected at |z| ≥ reject_z", min=1.0)
+        min_n_gap: float = param(10.0, "Laplace regime: N·Δ_w at least this for plain z-checks", min=0.0, analysis=True)
+        max_z: float = param(5.0, "z-score bound", min=1.0, analysis=True)
+        reject_z: float = param(5.0, "printed coefficients count as rejected at |z| ≥ reject_z", min=1.0, analysis=True)
         seed: int = param(0, "experiment seed", min=0)
 
         def __post_init__(self):

@@ -44,7 +44,7 @@ class LatticeMeanfield(Experiment):
         L: int = param(100, "depth L", min=16)
         n_networks: int = param(64, "networks M", min=8)
         n_trajectories: int = param(3, "trajectories per σ_w² drawn in Fig. 1", min=1)
-        max_z: float = param(5.0, "z-score bound", min=1.0)
+        max_z: float = param(5.0, "z-score bound", min=1.0, analysis=True)
         seed: int = param(0, "experiment seed", min=0)
 
         def __post_init__(self):

@@ -50,9 +50,9 @@ class LatticeRelu(Experiment):
         L: int = param(256, "depth L (analysis window: layers L/2..L-1)", min=32)
         n_networks: int = param(100, "networks M", min=8)
         d_max: int = param(2, "largest lag d of the covariances C(d)", min=0)
-        min_n_gap: float = param(10.0, "Laplace regime: N·(1 − σ_w²/2) at least this for plain z-checks", min=0.0)
-        max_z: float = param(5.0, "z-score bound", min=1.0)
-        reject_z: float = param(5.0, "printed coefficients count as rejected at |z| ≥ reject_z", min=1.0)
+        min_n_gap: float = param(10.0, "Laplace regime: N·(1 − σ_w²/2) at least this for plain z-checks", min=0.0, analysis=True)
+        max_z: float = param(5.0, "z-score bound", min=1.0, analysis=True)
+        reject_z: float = param(5.0, "printed coefficients count as rejected at |z| ≥ reject_z", min=1.0, analysis=True)
         seed: int = param(0, "experiment seed", min=0)
 
         def __post_init__(self):

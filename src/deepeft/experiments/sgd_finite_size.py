@@ -50,11 +50,11 @@ class SGDFiniteSize(Experiment):
         steps: int = param(10_000, "SGD steps t_f", min=1)
         n_records: int = param(10, "log-spaced recording times", min=2)
         paramagnetic_T: float = param(4.0, "paramagnetic corner: every grid T ≥ this", min=0.0)
-        loss_ratio: float = param(100.0, "required loss ratio other corner / ordered corner", min=1.0)
+        loss_ratio: float = param(100.0, "required loss ratio other corner / ordered corner", min=1.0, analysis=True)
         transition_range: tuple[float, ...] = param((0.125, 4.0), "allowed [lo, hi] of the transition T* at 1/σ_W = 8",
-                                                    min=0.0)
-        edge_rtol: float = param(0.2, "allowed |x_max/x₊ − 1| of the measured MP edge at init", min=0.0)
-        max_z: float = param(5.0, "z-score bound of the exact-moment checks", min=1.0)
+                                                    min=0.0, analysis=True)
+        edge_rtol: float = param(0.2, "allowed |x_max/x₊ − 1| of the measured MP edge at init", min=0.0, analysis=True)
+        max_z: float = param(5.0, "z-score bound of the exact-moment checks", min=1.0, analysis=True)
         seed: int = param(0, "experiment seed; task i uses SeedSequence(seed, spawn_key=(i,))", min=0)
 
         def __post_init__(self):

@@ -64,8 +64,8 @@ class SGDLinearScaling(Experiment):
                                        "(equal samples seen); false: equal steps for every |B|")
         n_records: int = param(10, "log-spaced recording times", min=2)
         observables: tuple[str, ...] = param(("test_loss",), "observables compared by checks (all are stored and drawn)",
-                                             choices=tuple(_OBS))
-        max_z: float = param(5.0, "pass when |z| < max_z for the paired differences", min=1.0)
+                                             choices=tuple(_OBS), analysis=True)
+        max_z: float = param(5.0, "pass when |z| < max_z for the paired differences", min=1.0, analysis=True)
         seed: int = param(0, "experiment seed; chunk i uses SeedSequence(seed, spawn_key=(i,))", min=0)
 
         def __post_init__(self):

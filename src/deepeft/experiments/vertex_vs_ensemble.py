@@ -144,9 +144,9 @@ class VertexVsEnsemble(Experiment):
         n_inputs: int = param(3, "number of inputs N", min=1, max=6)
         input_dim: int = param(3, "input dimension n_0", min=1)
         n_networks: int = param(16384, "networks per (activation, architecture)", min=2)
-        metric_bias_coef: float = param(2.0, "c_G in the metric allowance c_G·max|K|·((ℓ−2)₊/n)²", min=0.0)
-        vertex_bias_coef: float = param(4.0, "c_V in the vertex allowance c_V·max|V|·(ℓ−2)₊/n", min=0.0)
-        max_z: float = param(4.5, "z-score bound", min=1.0)
+        metric_bias_coef: float = param(2.0, "c_G in the metric allowance c_G·max|K|·((ℓ−2)₊/n)²", min=0.0, analysis=True)
+        vertex_bias_coef: float = param(4.0, "c_V in the vertex allowance c_V·max|V|·(ℓ−2)₊/n", min=0.0, analysis=True)
+        max_z: float = param(4.5, "z-score bound", min=1.0, analysis=True)
         seed: int = param(0, "experiment seed; task i uses SeedSequence(seed, spawn_key=(i,))", min=0)
 
         def __post_init__(self):
