@@ -13,6 +13,8 @@ from deepeft.experiments import available_experiments, get_experiment, resolve_p
 from deepeft.experiments import _sgd_common as sc
 from _expt import assert_complete_run, load_dataset
 
+from deepeft.experiments.sgd_linear_scaling import _transition_ratio_check
+
 SMALL = {
     "sgd-phase-diagram": {"temperatures": [2.0**-5, 0.5, 1.0, 4.0], "inv_sigma_W": [2.0**-8, 8.0], "members": 8,
                           "members_per_task": 3, "steps": 16_000, "n_records": 8,
@@ -95,14 +97,24 @@ def test_linear_scaling_paired_and_detects_wrong_temperature(runs):
     res, path = runs["sgd-linear-scaling"]
     ds = _load(path)
     assert ds.test_loss.dims == ("batch", "member", "T", "inv_sigma_W")
-    assert len(res.summary["checks"]) == 2  # 2 T × 1 σ × 1 non-reference batch × loss
+    # T* ratio for |B| = 2, and the loss at T = 1/8 (ε = 0.25, 0.5 ≤ max_lr); T = 4 (ε ≥ 8) only through T*
+    names = [c["name"] for c in res.summary["checks"]]
+    assert len(names) == 2 and names[0].startswith("loss transition T*") and "T=0.125" in names[1]
     # a different temperature is not the same phase: comparing T = 1/8 with T = 4 fails
     exp = get_experiment("sgd-linear-scaling")
     p = resolve_params(exp, "quick", overrides=SMALL["sgd-linear-scaling"])
     bad = ds.copy()
     bad["test_loss"] = ds.test_loss.copy()
     bad["test_loss"].loc[{"batch": 2}] = ds.test_loss.sel(batch=4).roll(T=1).values
-    assert any(not c.passed for c in exp.analyze(p, bad))
+    failed = [c.name for c in exp.analyze(p, bad) if not c.passed]
+    assert any(n.startswith("loss transition") for n in failed) and any(n.startswith("test loss") for n in failed)
+    # a transition moved by more than the allowed factor fails: shift |B| = 2's loss curve by 4× in T
+    T = np.asarray(p.temperatures)
+    r = _transition_ratio_check("t", np.r_[T, 8 * T[-1:]], np.c_[ds.test_loss.sel(batch=4).squeeze().values[:, :1],
+                                ds.test_loss.sel(batch=4).squeeze().values],
+                                np.c_[ds.test_loss.sel(batch=4).squeeze().values,
+                                      ds.test_loss.sel(batch=4).squeeze().values[:, -1:]], 2.0, 0)
+    assert not r.passed and r.simulation > 2.0
 
 
 def test_finite_size_edge_and_widths(runs):
