@@ -135,6 +135,12 @@ def test_helpers():
     assert c.passed and c.simulation == pytest.approx(200.0)
     assert not sc.ratio_check("r", 50.0, 1.0, 1.0, 0.1, 100.0, "ratio").passed
     assert not sc.greater_check("g", 1.0, 0.5, 0.9, 0.5, min_z=3.0, what="d").passed
+    x = np.random.default_rng(0).normal(1.0, 0.1, 50)
+    ok = sc.factor_check("f", lambda idx: 1.5 * x[idx].mean() / x[idx].mean(), 50, 2.0, "r")
+    assert ok.passed and ok.simulation == pytest.approx(1.5) and ok.stderr == pytest.approx(0.0, abs=1e-12)
+    bad = sc.factor_check("f", lambda idx: 3 * x[idx].mean(), 50, 2.0, "r")
+    assert not bad.passed and bad.stderr > 0
+    assert not sc.factor_check("f", lambda idx: np.nan, 50, 2.0, "r").passed
 
 
 @pytest.mark.parametrize("over, msg", [

@@ -31,6 +31,7 @@ __all__ = [
     "transition_temperature",
     "transition_check",
     "dbm_transition_check",
+    "factor_check",
     "mp_checks",
     "nearest",
     "heatmap",
@@ -177,11 +178,23 @@ def transition_check(name: str, T, loss_members, lo: float, hi: float, rng_seed:
                  "(stderr: bootstrap over members)")
 
 
+def factor_check(name: str, ratio_of, members: int, factor: float, rule: str, rng_seed: int = 0) -> Check:
+    """Pass when the ratio ``ratio_of(idx)`` of two ensemble statistics (idx: member indices) lies in
+    [1/factor, factor]; stderr by a paired bootstrap over members (both statistics resampled together)."""
+    r = ratio_of(np.arange(members))
+    rng = np.random.default_rng(rng_seed)
+    boot = np.asarray([ratio_of(rng.integers(0, members, members)) for _ in range(200)])
+    boot = boot[np.isfinite(boot)]
+    se = float(np.std(boot)) if boot.size > 1 else math.nan
+    ok = bool(math.isfinite(r) and 1.0 / factor <= r <= factor)
+    return Check(name, 1.0, float(r), se, None, ok,
+                 f"{rule} in [1/{factor:g}, {factor:g}] (stderr: paired bootstrap over members)")
+
+
 def dbm_transition_check(name: str, T, converged_members, loss_members, factor: float, rng_seed: int = 0) -> Check:
     """The T where the converged fraction of (4.15) falls to half its low-T plateau
     (:func:`~deepeft.sgd.boundary_temperature`, relative) against the loss transition T*
-    (:func:`transition_temperature`): pass when T_DBM/T* lies in [1/factor, factor]. Both come from the
-    same members; the stderr of the ratio is a bootstrap over members (resampled together)."""
+    (:func:`transition_temperature`), both from the same members: T_DBM/T* in [1/factor, factor]."""
     from ..sgd import boundary_temperature
 
     C = np.asarray(converged_members, np.float64)  # (member, T)
@@ -191,15 +204,7 @@ def dbm_transition_check(name: str, T, converged_members, loss_members, factor: 
         tb = boundary_temperature(C[idx].mean(0)[:, None], T, 0.5, relative=True)[0]
         return tb / transition_temperature(T, L[idx].mean(0))
 
-    M = C.shape[0]
-    r = ratio(np.arange(M))
-    rng = np.random.default_rng(rng_seed)
-    boot = np.asarray([ratio(rng.integers(0, M, M)) for _ in range(200)])
-    boot = boot[np.isfinite(boot)]
-    se = float(np.std(boot)) if boot.size > 1 else math.nan
-    ok = bool(math.isfinite(r) and 1.0 / factor <= r <= factor)
-    return Check(name, 1.0, float(r), se, None, ok,
-                 f"T_DBM(½ plateau)/T* in [1/{factor:g}, {factor:g}] (stderr: bootstrap over members)")
+    return factor_check(name, ratio, C.shape[0], factor, "T_DBM(½ plateau)/T*", rng_seed)
 
 
 def mp_checks(label: str, eig_init, inv_sigma_W, n_out: int, n_in: int, *, edge_rtol: float, max_z: float) -> list[Check]:

@@ -55,22 +55,12 @@ def _steps(p, B: int) -> int:
 
 
 def _transition_ratio_check(name, T, loss_b, loss_ref, factor: float, seed: int):
-    """T*(|B|)/T*(reference) in [1/factor, factor]; stderr by a paired bootstrap over members (rows)."""
-    from .checks import Check
+    """T*(|B|)/T*(reference) (mid-point crossings of the log mean loss) within a factor; members paired."""
 
     def ratio(idx):
         return sc.transition_temperature(T, loss_b[idx].mean(0)) / sc.transition_temperature(T, loss_ref[idx].mean(0))
 
-    M = loss_b.shape[0]
-    r = ratio(np.arange(M))
-    rng = np.random.default_rng(seed)
-    boot = np.asarray([ratio(rng.integers(0, M, M)) for _ in range(200)])
-    boot = boot[np.isfinite(boot)]
-    se = float(np.std(boot)) if boot.size > 1 else float("nan")
-    ok = bool(np.isfinite(r) and 1.0 / factor <= r <= factor)
-    return Check(name, 1.0, float(r), se, None, ok,
-                 f"T*(|B|)/T*(ref) in [1/{factor:g}, {factor:g}] (T*: mid-point crossing of log mean loss; "
-                 "stderr: paired bootstrap over members)")
+    return sc.factor_check(name, ratio, loss_b.shape[0], factor, "T*(|B|)/T*(ref)", seed)
 
 
 @register
