@@ -11,7 +11,8 @@ Figures: heat maps of loss, G(t_f, 0), alignment, gradient norm, λ̄ (4.7) and 
 the DBM boundaries (68/95/99.7 %, Fig. 8) and the jamming boundary σ_z² = ½ (§2.3, Fig. 9) overlaid
 (Figs. 2, 5, 7, 9 analogues); slices of loss and gradient vs T with error bars and the gradient at
 initialisation vs 1/σ_W (Figs. 3, 4); eigenvalue trajectories in the three phases with the teacher's
-eigenvalues, and the initial spectrum against Marchenko–Pastur (Fig. 6, (4.2)).
+eigenvalues, and the initial spectrum against Marchenko–Pastur (Fig. 6, (4.2)); the law p(φ) = e^{−V(φ)} of
+the features and its single → double-well transition at σ_z² = ½ against sampled tanh z (Fig. 1, (2.21)).
 
 Checks (qualitative structure, each with its rule): ordered-corner loss ≥ 100× below the paramagnetic
 corner (every T ≥ 4 at the largest 1/σ_W) and below the jamming corner (smallest T and 1/σ_W);
@@ -19,7 +20,9 @@ alignment higher in the ordered corner; memory of the initial features G(t_f, 0)
 corner; the loss transition near T ~ 1 at 1/σ_W = 8; the gradient at initialisation small at large σ_W;
 λ̄ ordered by phase (Fig. 7); DBM converged fraction higher in the ordered than the paramagnetic corner;
 Marchenko–Pastur x₊ = 0.046 (1/σ_W = 8) and 1.9e5 (2⁻⁸) closed form vs paper and vs the measured edge,
-plus the exact finite-size moments of the initial spectrum.
+plus the exact finite-size moments of the initial spectrum; χ² of sampled tanh z against p(φ) (2.21) below,
+at and above σ_z² = ½; the DBM boundary where the converged fraction falls to half its low-T plateau
+against the loss transition, and the measured sign statistics of K_S (docs/sgd.md: a finding).
 """
 
 from __future__ import annotations
@@ -61,6 +64,30 @@ def jamming_lines() -> dict[str, float]:
 
     q = feature_scale(_setup())
     return {f"jamming σ_z²=½ (q={q:.2f})": jamming_inv_sigma_W(q), "jamming bound (q=1)": jamming_inv_sigma_W(1.0)}
+
+
+_FEATURE_SZ2 = (0.2, 0.5, 1.0, 3.0)  # σ_z² of the Fig. 1 analogue: below, at and above σ_c² = ½
+
+
+def feature_histograms(seed: int, n: int = 200_000, bins: int = 40):
+    """Monte Carlo law of φ = tanh z, z ~ N(0, σ_z²), per σ_z² in _FEATURE_SZ2: (edges, counts (k, bins))."""
+    rng = np.random.default_rng([seed, 2021])
+    edges = np.linspace(-1.0, 1.0, bins + 1)
+    counts = np.stack([np.histogram(np.tanh(rng.normal(0.0, np.sqrt(s2), n)), edges)[0] for s2 in _FEATURE_SZ2])
+    return edges, counts
+
+
+def feature_chi2(edges, counts, sigma_z2: float) -> tuple[float, int]:
+    """χ² of a histogram of tanh z against the bin probabilities of p(φ) (2.21) (Gauss–Legendre per bin)."""
+    from ..sgd import feature_density
+
+    x, w = np.polynomial.legendre.leggauss(32)
+    lo, hi = edges[:-1, None], edges[1:, None]
+    mid, half = (lo + hi) / 2, (hi - lo) / 2
+    prob = (feature_density(mid + half * x, sigma_z2) * w).sum(1) * half[:, 0]
+    expected = counts.sum() * prob
+    keep = expected > 5
+    return float((((counts - expected) ** 2 / expected)[keep]).sum()), int(keep.sum() - 1)
 
 
 @register
@@ -209,6 +236,11 @@ class SGDPhaseDiagram(Experiment):
                                      g0[kmax], g0_se[kmax], g0[0], g0_se[0], 10.0, "gradient-norm ratio"))
         n_out, n_in = _setup().spectral_shape
         checks += sc.mp_checks("", ds.eig_init.values, s, n_out, n_in, edge_rtol=p.edge_rtol, max_z=p.max_z)
+        edges, counts = feature_histograms(p.seed)
+        for s2, c in zip(_FEATURE_SZ2, counts):
+            chi2, dof = feature_chi2(edges, c, s2)
+            checks.append(zcheck(f"Fig. 1: law of φ = tanh z at σ_z² = {s2:g} vs p(φ) = e^(−V(φ)) (2.21), χ²/dof = "
+                                 f"{chi2:.0f}/{dof}", float(dof), chi2, float(np.sqrt(2 * dof)), max_z=p.max_z))
         return checks
 
     # -- figures ----------------------------------------------------------------------------------
@@ -288,4 +320,25 @@ class SGDPhaseDiagram(Experiment):
         axes[3].set_xlabel("x / σ_W²")
         axes[3].legend(fontsize=7)
         axes[3].set_title("spectrum at initialisation", fontsize=9)
-        return {"phase_diagram.png": fig, "slices.png": sl, "eigenvalues.png": ev}
+        fe = Figure(figsize=(10, 3.8), layout="constrained")
+        b1, b2 = fe.subplots(1, 2)
+        edges, counts = feature_histograms(p.seed)
+        phi = np.linspace(-0.999, 0.999, 801)
+        from ..sgd import feature_density, feature_extrema, feature_potential
+
+        for k, (s2, c) in enumerate(zip(_FEATURE_SZ2, counts)):
+            dens = c / (c.sum() * np.diff(edges))
+            b1.stairs(dens, edges, color=f"C{k}", alpha=0.4)
+            b1.plot(phi, feature_density(phi, s2), color=f"C{k}", label=f"σ_z² = {s2:g}, φ* = {float(feature_extrema(s2)):.2f}")
+            b2.plot(phi, feature_potential(phi, s2), color=f"C{k}", label=f"σ_z² = {s2:g}")
+        b1.set_ylim(0, 3)
+        b1.set_xlabel("φ = tanh z")
+        b1.set_ylabel("p(φ)")
+        b1.set_title("Fig. 1: law of the features (2.21); histograms: 2e5 samples", fontsize=9)
+        b1.legend(fontsize=7)
+        b2.set_ylim(-1, 4)
+        b2.set_xlabel("φ")
+        b2.set_ylabel("V(φ) = (arctanh φ)²/(2σ_z²) + ln(1 − φ²)")
+        b2.set_title("single → double well at σ_z² = ½ (§2.3)", fontsize=9)
+        b2.legend(fontsize=7)
+        return {"phase_diagram.png": fig, "slices.png": sl, "eigenvalues.png": ev, "features.png": fe}
