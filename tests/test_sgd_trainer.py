@@ -66,6 +66,22 @@ def test_many_sgd_steps_match_per_step_numpy_reference():
     np.testing.assert_allclose(run.final_params[0]["W"][0], W, rtol=1e-10, atol=1e-12)
 
 
+def test_index_block_size_does_not_change_results(monkeypatch):
+    """Blocks shrink for large minibatches (memory cap); the trajectory is the same bit for bit."""
+    from deepeft.sgd import trainer
+
+    kw = dict(members=1, steps=300, batch_size=4, seed=2, times=[0, 77, 300])
+    ref = train_ensemble(TINY, [0.1, 0.5], [1.0, 2.0], **kw)
+    monkeypatch.setattr(trainer, "_BLOCK_FLOATS", 100)  # 100 // (4 · 9) = 2 steps per block
+    trainer._kernels.cache_clear()
+    try:
+        small = train_ensemble(TINY, [0.1, 0.5], [1.0, 2.0], **kw)
+    finally:
+        trainer._kernels.cache_clear()
+    np.testing.assert_array_equal(small.final_params[0]["W"], ref.final_params[0]["W"])
+    np.testing.assert_array_equal(small.test_loss, ref.test_loss)
+
+
 def test_gd_step_is_full_batch_gradient():
     lr, sw = np.array([0.5]), np.array([1.0])
     run = train_ensemble(TINY, lr, sw, members=1, steps=1, method="gd", seed=5, dtype=jnp.float64, times=[0, 1])

@@ -158,8 +158,10 @@ def _langevin_noise(key, params, t):
     return tuple(out)
 
 
-#: SGD steps whose minibatch indices are drawn together (one vectorised threefry call per block).
+#: SGD steps whose minibatch indices are drawn together (one vectorised threefry call per block);
+#: fewer when the block's gathered minibatches would exceed _BLOCK_FLOATS (large |B| or wide inputs).
 INDEX_BLOCK = 128
+_BLOCK_FLOATS = 1 << 20
 
 
 def batch_indices(key, t0, n_steps: int, batch_size: int, n_train: int):
@@ -175,8 +177,8 @@ def batch_indices(key, t0, n_steps: int, batch_size: int, n_train: int):
 
 
 def _sgd_advance(setup, batch_size, params, frozen, a, y, key, lr, t0, nsteps):
-    """nsteps SGD updates (2.28) of one member from step t0: indices drawn per block of INDEX_BLOCK steps."""
-    S = INDEX_BLOCK
+    """nsteps SGD updates (2.28) of one member from step t0: indices drawn per block of ≤ INDEX_BLOCK steps."""
+    S = int(max(1, min(INDEX_BLOCK, _BLOCK_FLOATS // (batch_size * (a.shape[1] + y.shape[1])))))
 
     def block(b, p):
         idx = batch_indices(key, t0 + b * S, S, batch_size, a.shape[0])
