@@ -103,7 +103,7 @@ def test_resume_reanalyses_when_only_analysis_params_change(tmp_path):
     assert s["params"]["max_z"] == 1e-9 and not s["passed"]  # re-analysed with the new bound
     assert json.loads((tmp_path / "r" / "run.json").read_text())["params"]["max_z"] == 1e-9
     assert np.array_equal(ds.stats.values, _load(tmp_path / "r").stats.values)
-    with pytest.raises(DeepEFTInputError, match=r"Differences: max_z"):  # without --resume: refuse as before
+    with pytest.raises(DeepEFTInputError, match=r"Differences: max_z.*pass --resume to re-analyse"):  # no --resume
         run_experiment(Toy(), tmp_path / "r", overrides={"max_z": 3.0})
     with pytest.raises(DeepEFTInputError, match=r"Differences: n: stored 4000, now 10"):  # compute params: refuse
         run_experiment(Toy(), tmp_path / "r", overrides={"n": 10, "max_z": 3.0}, resume=True)

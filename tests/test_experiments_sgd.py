@@ -141,6 +141,9 @@ def test_helpers():
     bad = sc.factor_check("f", lambda idx: 3 * x[idx].mean(), 50, 2.0, "r")
     assert not bad.passed and bad.stderr > 0
     assert not sc.factor_check("f", lambda idx: np.nan, 50, 2.0, "r").passed
+    se = sc.bootstrap_se(lambda idx: x[idx].mean(), 50, 0, 400)  # ≈ σ/√n of the mean
+    assert se == pytest.approx(x.std() / np.sqrt(50), rel=0.15)
+    assert np.isnan(sc.bootstrap_se(lambda idx: np.inf, 50))
 
 
 @pytest.mark.parametrize("over, msg", [

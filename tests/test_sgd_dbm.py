@@ -105,6 +105,9 @@ def test_boundary_temperature():
     assert r[1] == pytest.approx(np.exp(np.log(T[2]) + w * np.log(2.0)))
     assert np.isinf(r[2])
     assert np.isnan(boundary_temperature(np.zeros((6, 1)), T, 0.5, relative=True)[0])
+    for bad in (0.0, 68.0, float("nan")):
+        with pytest.raises(DeepEFTInputError, match="level"):
+            boundary_temperature(frac, T, bad)
 
 
 def test_level_spacing_sde():

@@ -32,6 +32,7 @@ __all__ = [
     "transition_check",
     "dbm_transition_check",
     "factor_check",
+    "bootstrap_se",
     "mp_checks",
     "nearest",
     "heatmap",
@@ -163,14 +164,25 @@ def transition_temperature(T, loss) -> float:
     return float(np.exp(T[i - 1] + w * (T[i] - T[i - 1])))
 
 
+def bootstrap_se(stat, members: int, rng_seed: int = 0, n_boot: int = 200) -> float:
+    """Standard error of ``stat(idx)`` (idx: member indices; stat may return an array) by resampling the
+    members with replacement ``n_boot`` times; non-finite resamples are dropped (NaN when < 2 remain)."""
+    rng = np.random.default_rng(rng_seed)
+    boot = np.asarray([stat(rng.integers(0, members, members)) for _ in range(n_boot)], np.float64)
+    finite = np.isfinite(boot)
+    ok = finite.sum(0) > 1
+    x = np.where(finite, boot, 0.0)
+    n = np.maximum(finite.sum(0), 1)
+    mean = x.sum(0) / n
+    se = np.sqrt((np.where(finite, boot - mean, 0.0) ** 2).sum(0) / n)
+    return np.where(ok, se, np.nan)[()]
+
+
 def transition_check(name: str, T, loss_members, lo: float, hi: float, rng_seed: int = 0) -> Check:
     """T* (:func:`transition_temperature` of the ensemble-mean loss) inside [lo, hi]; stderr by bootstrap over members."""
     L = np.asarray(loss_members, np.float64)  # (member, T)
     Ts = transition_temperature(T, L.mean(0))
-    rng = np.random.default_rng(rng_seed)
-    boot = [transition_temperature(T, L[rng.integers(0, L.shape[0], L.shape[0])].mean(0)) for _ in range(200)]
-    boot = np.asarray(boot)
-    se = float(np.nanstd(boot)) if np.isfinite(boot).sum() > 1 else math.nan
+    se = float(bootstrap_se(lambda idx: transition_temperature(T, L[idx].mean(0)), L.shape[0], rng_seed))
     ok = math.isfinite(Ts) and lo <= Ts <= hi
     theory = math.sqrt(lo * hi)
     return Check(name, theory, Ts, se, None, ok,
@@ -180,12 +192,11 @@ def transition_check(name: str, T, loss_members, lo: float, hi: float, rng_seed:
 
 def factor_check(name: str, ratio_of, members: int, factor: float, rule: str, rng_seed: int = 0) -> Check:
     """Pass when the ratio ``ratio_of(idx)`` of two ensemble statistics (idx: member indices) lies in
-    [1/factor, factor]; stderr by a paired bootstrap over members (both statistics resampled together)."""
+    [1/factor, factor]; stderr by a paired bootstrap over members (both statistics resampled together).
+    The factor is a resolution, not a statistical bound (e.g. one step of a 2×-spaced T grid); the
+    stderr is reported next to it."""
     r = ratio_of(np.arange(members))
-    rng = np.random.default_rng(rng_seed)
-    boot = np.asarray([ratio_of(rng.integers(0, members, members)) for _ in range(200)])
-    boot = boot[np.isfinite(boot)]
-    se = float(np.std(boot)) if boot.size > 1 else math.nan
+    se = float(bootstrap_se(ratio_of, members, rng_seed))
     ok = bool(math.isfinite(r) and 1.0 / factor <= r <= factor)
     return Check(name, 1.0, float(r), se, None, ok,
                  f"{rule} in [1/{factor:g}, {factor:g}] (stderr: paired bootstrap over members)")

@@ -109,10 +109,14 @@ def check_compatible(store: RunStore, record: dict, *, resume: bool, overwrite: 
         diffs = [f"task list: stored {old.get('n_tasks')} tasks (deepeft {old.get('deepeft_version')}), "
                  f"now {record['n_tasks']} tasks (deepeft {record['deepeft_version']})"]
     if diffs:
+        only_analysis = not config_diff(old.get("params", {}), record["params"], ignore=analysis)
+        hint = (" Only analysis parameters differ: pass --resume to re-analyse the stored tasks with them."
+                if only_analysis and old.get("tasks_sha256") == record["tasks_sha256"] else "")
         raise DeepEFTInputError(
             f"{where} holds a run of {record['experiment']} with a different configuration; mixing them would "
             "corrupt the results. Differences: " + "; ".join(diffs) + ". Rerun with the stored parameters "
             f"(see {store.record_path}), choose another --out folder, or pass --overwrite to discard the old run."
+            + hint
         )
     return "resume" if resume else "fresh"
 

@@ -184,11 +184,11 @@ class SGDLinearScaling(Experiment):
         Bs = np.asarray(p.batch_sizes, float)
         for j, s in enumerate(p.inv_sigma_W):
             L = ds.test_loss.isel(inv_sigma_W=j).transpose("batch", "member", "T").values
-            ts = [sc.transition_temperature(T, L[b].mean(0)) for b in range(Bs.size)]
-            rng = np.random.default_rng(p.seed)
-            boot = np.asarray([[sc.transition_temperature(T, L[b][idx].mean(0)) for b in range(Bs.size)]
-                               for idx in (rng.integers(0, L.shape[1], L.shape[1]) for _ in range(100))])
-            ax.errorbar(Bs, ts, yerr=np.nanstd(boot, axis=0), fmt="-o", ms=3, capsize=2, label=f"1/σ_W={s:g}")
+            def t_star(idx, L=L):
+                return np.array([sc.transition_temperature(T, L[b][idx].mean(0)) for b in range(Bs.size)])
+
+            ax.errorbar(Bs, t_star(np.arange(L.shape[1])), yerr=sc.bootstrap_se(t_star, L.shape[1], p.seed, 100),
+                        fmt="-o", ms=3, capsize=2, label=f"1/σ_W={s:g}")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log", base=2)
         ax.set_xlabel("|B| (ε = T|B|)")

@@ -67,11 +67,12 @@ def jamming_lines() -> dict[str, float]:
 
 
 _FEATURE_SZ2 = (0.2, 0.5, 1.0, 3.0)  # σ_z² of the Fig. 1 analogue: below, at and above σ_c² = ½
+_FEATURE_STREAM = 2021  # SeedSequence entropy [seed, stream] of the sampled features (apart from every task's)
 
 
 def feature_histograms(seed: int, n: int = 200_000, bins: int = 40):
     """Monte Carlo law of φ = tanh z, z ~ N(0, σ_z²), per σ_z² in _FEATURE_SZ2: (edges, counts (k, bins))."""
-    rng = np.random.default_rng([seed, 2021])
+    rng = np.random.default_rng([seed, _FEATURE_STREAM])
     edges = np.linspace(-1.0, 1.0, bins + 1)
     counts = np.stack([np.histogram(np.tanh(rng.normal(0.0, np.sqrt(s2), n)), edges)[0] for s2 in _FEATURE_SZ2])
     return edges, counts

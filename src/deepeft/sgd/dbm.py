@@ -209,19 +209,22 @@ def boundary_temperature(fraction, temperatures, level: float, *, relative: bool
     T = np.log(np.asarray(temperatures, np.float64))
     if f.ndim != 2 or f.shape[0] != T.size:
         raise DeepEFTInputError(f"fraction must have shape (nT, nσ) with nT = {T.size}, got {f.shape}.")
+    level = v.finite_scalar(level, "level", strict=True)
+    if not 0.0 < level <= 1.0:
+        raise DeepEFTInputError(f"level is a fraction of models (or of the plateau): 0 < level ≤ 1, got {level}.")
     out = np.empty(f.shape[1])
-    thresholds = level * np.nanmax(f, axis=0) if relative else np.full(f.shape[1], float(level))
+    thresholds = level * np.nanmax(f, axis=0) if relative else np.full(f.shape[1], level)
     for j in range(f.shape[1]):
-        col, level = f[:, j], thresholds[j]
-        if col[0] < level or not level > 0:
+        col, thr = f[:, j], thresholds[j]
+        if not thr > 0 or col[0] < thr:
             out[j] = np.nan
             continue
-        below = np.nonzero(col < level)[0]
+        below = np.nonzero(col < thr)[0]
         if below.size == 0:
             out[j] = np.inf
             continue
         i = below[0]
-        w = (col[i - 1] - level) / (col[i - 1] - col[i])
+        w = (col[i - 1] - thr) / (col[i - 1] - col[i])
         out[j] = np.exp(T[i - 1] + w * (T[i] - T[i - 1]))
     return out
 
