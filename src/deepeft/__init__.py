@@ -27,6 +27,7 @@ from .network import MLP
 from .simulate.ensemble import EnsembleResult, sample_ensemble
 from .simulate.forward import preactivations, sample_params
 from .simulate.ntk import empirical_ntk
+from .simulate.training import TrainedEnsemble, train_ensemble
 from .theory import deep_linear
 from .theory.conventions import from_mean_field, from_neural_tangents, to_neural_tangents
 from .theory.criticality import Criticality, CriticalPoint, criticality, phase
@@ -59,6 +60,7 @@ __all__ = [
     "DeepEFTInputError",
     "DeepEFTWarning",
     "EnsembleResult",
+    "TrainedEnsemble",
     "VertexFlow",
     "Estimate",
     "ExactCorrelators",
@@ -93,6 +95,7 @@ __all__ = [
     "single_input",
     "single_input_recursion",
     "to_neural_tangents",
+    "train_ensemble",
     "two_point",
     "two_point_maps",
     "wick_tensor",
