@@ -32,6 +32,8 @@ from .theory import deep_linear
 from .theory.conventions import from_mean_field, from_neural_tangents, to_neural_tangents
 from .theory.criticality import Criticality, CriticalPoint, criticality, phase
 from .theory.kernel import frozen_ntk, kernel, kernel_and_ntk
+from .theory.bayes import Posterior, evidence_grid, log_evidence, nngp_posterior
+from .theory.kernel_learning import GDPrediction, gd_prediction, last_layer_only
 from .theory.single_input import helper_functions, single_input, single_input_recursion
 from .theory.nlo_metric import nlo_metric
 from .theory.vertex import VertexFlow, connected_four_point, four_point_vertex, vertex_flow
@@ -63,6 +65,8 @@ __all__ = [
     "TrainedEnsemble",
     "VertexFlow",
     "Estimate",
+    "GDPrediction",
+    "Posterior",
     "ExactCorrelators",
     "Factor",
     "NearlyGaussianAction",
@@ -73,19 +77,24 @@ __all__ = [
     "connected_four_point",
     "four_point_vertex",
     "nlo_metric",
+    "nngp_posterior",
     "vertex_flow",
     "criticality",
     "deep_linear",
     "empirical_ntk",
+    "evidence_grid",
     "expect",
     "from_mean_field",
     "from_neural_tangents",
     "frozen_ntk",
+    "gd_prediction",
     "gaussian_moment",
     "helper_functions",
     "jackknife",
     "kernel",
     "kernel_and_ntk",
+    "last_layer_only",
+    "log_evidence",
     "moment",
     "pairings",
     "phase",
