@@ -57,6 +57,7 @@ __all__ = [
     "log_evidence",
     "log_evidence_from_kernel",
     "nngp_posterior",
+    "optimize_evidence",
     "posterior_from_kernels",
     "relu_evidence_optimal_C_W",
     "target_gamma_components",
@@ -267,8 +268,18 @@ _GRID_AXES = ("activation", "C_b", "C_W", "depth", "noise")
 
 
 def _with_depth(net: MLP, depth: int) -> MLP:
+    """``net`` with L = depth (hidden width kept); needs layer-independent hyperparameters."""
     width = net.widths[0] if net.widths else 1
-    return net.replace(widths=[width] * (depth - 1))
+    fields = {}
+    for name in ("C_b", "C_W", "lambda_b", "lambda_W"):
+        vals = set(getattr(net, name))
+        if len(vals) != 1:
+            raise DeepEFTInputError(
+                f"a depth axis needs layer-independent {name}; this net has {getattr(net, name)}. "
+                f"Give {name} as a scalar (or as a grid axis)."
+            )
+        fields[name] = vals.pop()
+    return net.replace(widths=[width] * (depth - 1), **fields)
 
 
 def evidence_grid(net: MLP, X, Y, *, noise_model: str = "diagonal", **axes):
@@ -278,6 +289,8 @@ def evidence_grid(net: MLP, X, Y, *, noise_model: str = "diagonal", **axes):
     ``noise`` (σ_ε²), each a sequence; unspecified ones are taken from ``net`` (``noise`` defaults to 0).
     Variables: ``log_evidence``; ``posterior`` = p(ℋ|y) for a uniform prior over the grid (6.29);
     ``log_bayes_factor`` = log p(y|ℋ) − max over the grid (so 0 at the evidence-optimal point).
+    A hypothesis whose training kernel is singular at zero noise (e.g. depth 1 with N > n₀ + 1 inputs)
+    gets log evidence −inf (a degenerate Gaussian puts no density on generic y).
     One kernel recursion per (activation, C_b, C_W) serves every depth (K^{(ℓ)} for all ℓ).
     """
     import xarray as xr
@@ -312,7 +325,10 @@ def evidence_grid(net: MLP, X, Y, *, noise_model: str = "diagonal", **axes):
         base = _with_depth(net.replace(**changes), max(depths)) if "depth" in coords else net.replace(**changes)
         Ks = kernel(base, X)
         for (idp, d), (ins, s) in itertools.product(enumerate(depths), enumerate(noises)):
-            out[ia, ib, iw, idp, ins] = log_evidence_from_kernel(Ks[d - 1], Y, s, noise_model=noise_model)
+            try:
+                out[ia, ib, iw, idp, ins] = log_evidence_from_kernel(Ks[d - 1], Y, s, noise_model=noise_model)
+            except DeepEFTInputError:  # singular K̃ with zero noise: a degenerate prior, y off its support
+                out[ia, ib, iw, idp, ins] = -np.inf
     dims = ("activation", "C_b", "C_W", "depth", "noise")
     keep = [i for i, d in enumerate(dims) if d in coords]
     out = out.reshape([shape[i] for i in keep]) if keep else out.reshape(())
@@ -342,6 +358,30 @@ def evidence_optimal(grid) -> dict:
     best = {d: le.coords[d].values[i].item() for d, i in zip(le.dims, idx)}
     best["log_evidence"] = float(le.values[idx]) if le.ndim else float(le.values)
     return best
+
+
+def optimize_evidence(net: MLP, X, Y, param: str, bounds, noise: float = 0.0, *, noise_model: str = "diagonal",
+                      xatol: float = 1e-10) -> dict:
+    """Evidence-optimal value of one hyperparameter (``C_b``, ``C_W`` or ``noise``) in ``bounds`` by bounded
+    Brent maximization of (6.34); returns {param: value, "log_evidence": value}."""
+    from scipy.optimize import minimize_scalar
+
+    net = _check_net(net)
+    if param not in ("C_b", "C_W", "noise"):
+        raise DeepEFTInputError(f"param must be 'C_b', 'C_W' or 'noise', got {param!r}.")
+    lo, hi = (float(b) for b in bounds)
+    if not (0 <= lo < hi):
+        raise DeepEFTInputError(f"bounds must satisfy 0 <= lo < hi, got {bounds!r}.")
+    X = net.check_inputs(X, "X")
+    Y = targets(Y, X.shape[0], "Y", net.output_dim)
+
+    def neg(value):
+        if param == "noise":
+            return -log_evidence(net, X, Y, value, noise_model=noise_model)
+        return -log_evidence(net.replace(**{param: value}), X, Y, noise, noise_model=noise_model)
+
+    res = minimize_scalar(neg, bounds=(lo, hi), method="bounded", options={"xatol": xatol})
+    return {param: float(res.x), "log_evidence": float(-res.fun)}
 
 
 def relu_evidence_optimal_C_W(y, x, L: int) -> float:
