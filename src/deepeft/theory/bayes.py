@@ -44,7 +44,14 @@ from .. import _validate as v
 from ..errors import DeepEFTInputError
 from ..network import MLP
 from .kernel import kernel
-from .learning_inputs import check_conventions, cholesky, kernel_block, noise_variance, targets
+from .learning_inputs import (
+    check_conventions,
+    cholesky,
+    kernel_block,
+    noise_variance,
+    nt_diag_reg_to_variance,
+    targets,
+)
 from .two_input import gamma_components
 
 __all__ = [
@@ -163,9 +170,7 @@ def _check_net(net) -> MLP:
 
 def _nt_noise(noise: float, K_train: np.ndarray, conventions: str) -> float:
     """NT's relative ``diag_reg`` → absolute σ_ε² = diag_reg × mean diag K̃ (NT's default scaling)."""
-    if conventions == "neural_tangents":
-        return noise * float(np.trace(K_train)) / K_train.shape[0]
-    return noise
+    return nt_diag_reg_to_variance(noise, K_train) if conventions == "neural_tangents" else noise
 
 
 def nngp_posterior(

@@ -61,6 +61,8 @@ from .learning_inputs import (
     cholesky,
     kernel_block,
     noise_variance,
+    nt_diag_reg_to_variance,
+    nt_time_to_tau,
     singular_message,
     targets,
 )
@@ -184,9 +186,9 @@ def gd_from_kernels(
     if conventions == "neural_tangents":
         lr = 1.0 if eta is None else _eta(eta)
         t_in = _times(t, None, True)
-        tau = t_in * lr / (N * n_out)
+        tau = nt_time_to_tau(t_in, lr, N * n_out)
         step_eta, continuous = None, True
-        reg_T, reg_K = noise * float(np.trace(Tt)) / N, 0.0
+        reg_T, reg_K = nt_diag_reg_to_variance(noise, Tt), 0.0
     else:
         continuous = eta is None
         step_eta = None if continuous else _eta(eta)

@@ -25,6 +25,8 @@ __all__ = [
     "check_conventions",
     "kernel_block",
     "noise_variance",
+    "nt_diag_reg_to_variance",
+    "nt_time_to_tau",
     "singular_message",
     "targets",
 ]
@@ -122,3 +124,19 @@ def cholesky(K: np.ndarray, what: str = "kernel K̃") -> np.ndarray:
             singular_message(what, f"smallest Cholesky pivot² {pivot:.2e} vs largest diagonal {scale:.2e}")
         )
     return C
+
+
+# -- neural-tangents conventions (read from nt.predict: gradient_descent_mse_ensemble, gp_inference) ------
+#   NT's MSE loss is ½·mean over y_train.size = N·n_out entries and their t is in units of the learning rate:
+#   their flow is exp(−Θ̃·lr·t/(N·n_out)) (predict._make_expm1_fn); ours (loss (10.5), a plain sum) is
+#   exp(−Θ̃τ). Their diag_reg is relative by default: K + diag_reg·(tr K/N)·I (_add_diagonal_regularizer).
+
+
+def nt_time_to_tau(t, learning_rate: float, y_train_size: int):
+    """NT time t (with learning_rate) → deepeft gradient-flow time τ = learning_rate·t/(N·n_out)."""
+    return np.asarray(t, dtype=np.float64) * float(learning_rate) / int(y_train_size)
+
+
+def nt_diag_reg_to_variance(diag_reg: float, K_train: np.ndarray) -> float:
+    """NT's relative diag_reg → the absolute diagonal shift diag_reg·(tr K̃/N) added to that kernel."""
+    return float(diag_reg) * float(np.trace(K_train)) / K_train.shape[0]
