@@ -248,3 +248,15 @@ def test_property_psd_cov_and_monotone_training_loss(problem, frac, steps):
     assert np.all(np.diff(p.train_loss) <= 1e-10 * (1 + p.train_loss[0]))
     ref = _explicit_gd(np.asarray(K), np.asarray(T), N, Y, eta, [int(ts[-1])])[int(ts[-1])]
     np.testing.assert_allclose(p.mean[-1], ref[0], rtol=1e-6, atol=1e-8 * (1 + np.abs(ref[0]).max()))
+
+
+def test_gd_covariance_is_bayes_posterior_plus_psd_excess():
+    """cov_t = 𝕂 + X_t X_tᵀ: the prediction carries the NNGP posterior of the same kernels (and noise)."""
+    X, Y, XB = _data()
+    g = de.gd_prediction(NET, X, Y, XB, [0.3, 4.0], noise=0.1)
+    p = de.nngp_posterior(NET, X, Y, XB, noise=0.1)
+    np.testing.assert_allclose(g.posterior.mean, p.mean, rtol=1e-12)
+    np.testing.assert_allclose(g.posterior.cov, p.cov, rtol=1e-12, atol=1e-15)
+    assert g.posterior.log_evidence == pytest.approx(p.log_evidence, rel=1e-13)
+    for c in g.cov:
+        assert np.linalg.eigvalsh(c - p.cov).min() > -1e-12

@@ -509,6 +509,11 @@ def kernel(
     _emit(payload, as_json, lines)
 
 
+from .cli_learning import register as _register_learning  # noqa: E402  (predict, evidence: issue 12)
+
+_register_learning(app)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``deepeft`` script."""
     app(args=argv, prog_name="deepeft")

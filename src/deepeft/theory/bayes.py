@@ -66,6 +66,7 @@ __all__ = [
     "nngp_posterior",
     "optimize_evidence",
     "posterior_from_kernels",
+    "posterior_parts",
     "relu_evidence_optimal_C_W",
     "target_gamma_components",
     "two_input_log_evidence",
@@ -152,14 +153,20 @@ def posterior_from_kernels(
         Kx = Kx + noise
         Kb = None if Kb is None else Kb + noise
     C = cholesky(_noisy_train(Kt, noise, noise_model))
+    return posterior_parts(C, Kx, Kb, Y, noise, noise_model)[0]
+
+
+def posterior_parts(C, K_test_train, K_test, Y, noise: float = 0.0, noise_model: str = "diagonal"):
+    """(Posterior, A = C⁻¹K_𝒜ℬ) from the Cholesky factor C of the (noisy) training kernel — the shared core
+    of :func:`posterior_from_kernels` and the GD covariance (kernel_learning). Inputs are trusted."""
     a = sla.solve_triangular(C, Y, lower=True, check_finite=False)  # C⁻¹y
-    A = sla.solve_triangular(C, Kx.T, lower=True, check_finite=False)  # C⁻¹K_𝒜ℬ  (N, M)
+    A = sla.solve_triangular(C, K_test_train.T, lower=True, check_finite=False)  # C⁻¹K_𝒜ℬ  (N, M)
     mean = A.T @ a
     cov = None
-    if Kb is not None:
-        cov = Kb - A.T @ A
+    if K_test is not None:
+        cov = K_test - A.T @ A
         cov = 0.5 * (cov + cov.T)
-    return Posterior(mean, cov, _log_evidence_chol(C, a), noise, noise_model)
+    return Posterior(mean, cov, _log_evidence_chol(C, a), noise, noise_model), A
 
 
 def _check_net(net) -> MLP:

@@ -53,6 +53,7 @@ import scipy.linalg as sla
 
 from ..errors import DeepEFTInputError
 from ..network import MLP
+from .bayes import Posterior, posterior_parts
 from .kernel import kernel_and_ntk
 from .learning_inputs import (
     PSD_RTOL,
@@ -92,6 +93,8 @@ class GDPrediction:
     t : the times as given; tau : the deepeft time actually used (steps if ``eta`` is given and
         ``continuous`` is False, else gradient-flow time in units where dz/dτ = −Θ̃ ε).
     max_stable_eta : 2/λ_max(Θ̃): GD with η ≥ this diverges.
+    posterior : the NNGP posterior (6.57), (6.64), (6.34) from the same K blocks and noise (a by-product of
+        the covariance: cov_t = posterior.cov + X_t X_tᵀ); None when K̃ is singular or cov was skipped.
     """
 
     mean: np.ndarray
@@ -103,6 +106,7 @@ class GDPrediction:
     eta: float | None
     continuous: bool
     max_stable_eta: float
+    posterior: Posterior | None = None
 
 
 def max_stable_eta(Theta_train) -> float:
@@ -227,7 +231,7 @@ def gd_from_kernels(
     D = np.where(np.isinf(tau.ravel())[:, None], 0.0, D)
     res = np.einsum("ai,ti,io->tao", U, D, UY, optimize=True)  # E_t(−y) up to sign: ε mean = −E_t y
     train_mean = Y[None] - res
-    cov, Sdiag = _covariance(Kt, Kx, Kb, U, P, F) if Kb is not None else (None, None)
+    cov, Sdiag, post = _covariance(Kt, Kx, Kb, Y, U, P, F, reg_K) if Kb is not None else (None, None, None)
     if Sdiag is None:
         Sdiag = np.einsum("ai,ab,bi->i", U, Kt, U, optimize=True)
     train_loss = 0.5 * np.sum(res * res, axis=(1, 2)) + 0.5 * n_out * (D * D) @ Sdiag
@@ -236,7 +240,7 @@ def gd_from_kernels(
     out_cov = None if cov is None else cov.reshape(shape + cov.shape[1:])
     return GDPrediction(
         out_mean, out_cov, train_mean.reshape(shape + train_mean.shape[1:]), train_loss.reshape(shape),
-        t_in, tau, None if eta is None else float(eta), continuous, eta_max,
+        t_in, tau, None if eta is None else float(eta), continuous, eta_max, post,
     )
 
 
@@ -250,10 +254,11 @@ def _eta(eta) -> float:
     return e
 
 
-def _covariance(Kt, Kx, Kb, U, P, F):
+def _covariance(Kt, Kx, Kb, Y, U, P, F, noise):
     """cov_t for all t: 𝕂 + X_t X_tᵀ via Cholesky of K̃ (fast path), else the direct four-term form.
 
-    Also returns diag(Uᵀ K̃ U) (= row norms² of W) for the expected training loss."""
+    Also returns diag(Uᵀ K̃ U) (= row norms² of W) for the expected training loss, and the NNGP posterior
+    that the fast path computes on the way (None on the direct path)."""
     T, N = F.shape
     M = P.shape[0]
     try:
@@ -270,9 +275,9 @@ def _covariance(Kt, Kx, Kb, U, P, F):
             cross = PF @ XK.T
             cov[i] = Kb - cross - cross.T + PF @ S @ PF.T
             cov[i] = 0.5 * (cov[i] + cov[i].T)
-        return cov, np.diagonal(S).copy()
-    A = sla.solve_triangular(C, Kx.T, lower=True, check_finite=False)  # (N, M)
-    post = Kb - A.T @ A
+        return cov, np.diagonal(S).copy(), None
+    posterior, A = posterior_parts(C, Kx, Kb, Y, noise)
+    post = posterior.cov
     W = sla.blas.dtrmm(1.0, C, np.asfortranarray(U.T), side=1, lower=1)  # Uᵀ C
     per = max(1, int(_CHUNK_BYTES // max(1, 8 * M * N)))
     At = A.T
@@ -284,7 +289,7 @@ def _covariance(Kt, Kx, Kb, U, P, F):
             Xj = At - X[j]
             c = post + Xj @ Xj.T
             cov[s + j] = 0.5 * (c + c.T)
-    return cov, np.einsum("ij,ij->i", W, W)
+    return cov, np.einsum("ij,ij->i", W, W), posterior
 
 
 def _check_net(net) -> MLP:
