@@ -39,7 +39,7 @@ def run(quick: bool = False) -> list[dict]:
     K, T, Y = _problem(N, M)
     Tt, Tx, Kt, Kx, Kb = T[:N, :N], T[N:, :N], K[:N, :N], K[N:, :N], K[N:, N:]
     noise = 1e-4 * float(np.mean(np.diag(Kt)))
-    times = np.array([0, 1, 10, 100, 1000, 10_000, 100_000, np.inf])
+    times = np.array([1, 10, 100, 1000, 10_000, 100_000, 1_000_000, np.inf])  # t = 0 would be free
 
     t0 = time.perf_counter()
     np.linalg.eigh(Tt)
@@ -71,7 +71,7 @@ def run(quick: bool = False) -> list[dict]:
          "measured": base, "notes": f"numpy.linalg.eigh of the {N}x{N} training NTK; min of 2 (before/after)"},
         {"name": "learning_posterior+gd8", "seconds": t_one, "target": f"<= {TARGET_RATIO} x eigh",
          "measured": ratio, "ratio": ratio, "passed": bool(ratio <= TARGET_RATIO),
-         "notes": f"N_train={N}, N_test={M}, 8 times (0..1e5 steps, inf), mean+cov, posterior as by-product; "
+         "notes": f"N_train={N}, N_test={M}, 8 times (1..1e6 steps, inf), mean+cov, posterior as by-product; "
          "kernels excluded"},
         {"name": "learning_posterior+gd8_separate", "seconds": t_two, "target": None, "ratio": t_two / base,
          "passed": None, "measured": t_two / base,

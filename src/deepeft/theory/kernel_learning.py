@@ -281,14 +281,17 @@ def _covariance(Kt, Kx, Kb, Y, U, P, F, noise):
     W = sla.blas.dtrmm(1.0, C, np.asfortranarray(U.T), side=1, lower=1)  # Uᵀ C
     per = max(1, int(_CHUNK_BYTES // max(1, 8 * M * N)))
     At = A.T
-    for s in range(0, T, per):
-        e = min(T, s + per)
-        PF = (P[None, :, :] * F[s:e, None, :]).reshape((e - s) * M, N)
-        X = (PF @ W).reshape(e - s, M, N)
-        for j in range(e - s):
+    live = [i for i in range(T) if np.any(F[i])]  # f_t ≡ 0 (t = 0): cov = K_ℬℬ, no GEMM
+    for i in set(range(T)) - set(live):
+        cov[i] = Kb
+    for s in range(0, len(live), per):
+        idx = live[s : s + per]
+        PF = (P[None, :, :] * F[idx, None, :]).reshape(len(idx) * M, N)
+        X = (PF @ W).reshape(len(idx), M, N)
+        for j, i in enumerate(idx):
             Xj = At - X[j]
             c = post + Xj @ Xj.T
-            cov[s + j] = 0.5 * (c + c.T)
+            cov[i] = 0.5 * (c + c.T)
     return cov, np.einsum("ij,ij->i", W, W), posterior
 
 
