@@ -15,9 +15,11 @@ from _expt import assert_complete_run
 
 SMALL = {
     "kernel-gd-vs-trained": {"n_networks": 1024, "times": "0,1,3,10"},
+    "bayes-posterior": {"n_networks": 4096},
 }
 PERTURBED = {
     "kernel-gd-vs-trained": {"n_networks": 2048, "widths": "1024,2048", "times": "0,10"},
+    "bayes-posterior": {"n_networks": 4096},
 }
 
 
@@ -74,6 +76,40 @@ def test_kernel_gd_fails_for_perturbed_theory(tmp_path, monkeypatch):
     assert sum("mean" in f for f in failed) >= 3
 
 
+def _scale_theory(factor):
+    def wrap(f):
+        def g(*a, **k):
+            return tuple(factor * x for x in f(*a, **k))
+
+        return g
+
+    return wrap
+
+
+def test_bayes_posterior_fails_for_perturbed_theory(tmp_path, monkeypatch):
+    """m^∞ and 𝕂 scaled by 1.05: the n → ∞ intercepts (quadratic fits in 1/n, se ≈ 0.4–1 %) must reject them."""
+    s = _perturbed_run(tmp_path, monkeypatch, "bayes-posterior", "bayes_posterior", "_theory", _scale_theory(1.05))
+    failed = [c["name"] for c in s["checks"] if not c["pass"]]
+    print(len(failed), "failed of", s["n_checks"], failed[:4])
+    assert sum("n → ∞" in f for f in failed) >= 4
+
+
+def test_random_feature_posterior_equals_bayes_module():
+    """The batched last-layer posterior of one feature draw = theory.bayes.posterior_from_kernels on its kernel."""
+    from deepeft.experiments.bayes_posterior import random_feature_posterior
+    from deepeft.theory.bayes import posterior_from_kernels
+
+    rng = np.random.default_rng(3)
+    phi = np.abs(rng.standard_normal((2, 6, 10)))
+    Y = rng.standard_normal((4, 1))
+    m, c = random_feature_posterior(phi, 0.3, 1.7, 4, Y, 0.05)
+    for s in range(2):
+        k = 0.3 + 1.7 / 10 * phi[s] @ phi[s].T
+        post = posterior_from_kernels(k[:4, :4], k[4:, :4], k[4:, 4:], Y, 0.05)
+        np.testing.assert_allclose(m[s], post.mean[:, 0], rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(c[s], post.cov, rtol=1e-10, atol=1e-12)
+
+
 def test_kernel_gd_exponent_from_exact_power_law():
     from deepeft.experiments._learning_common import exponent_fit, power_law_check
 
@@ -91,6 +127,7 @@ def test_kernel_gd_exponent_from_exact_power_law():
         ("kernel-gd-vs-trained", {"widths": "256,512"}, ">= 512"),
         ("kernel-gd-vs-trained", {"times": "1,3"}, "start at 0"),
         ("kernel-gd-vs-trained", {"activation": "relux"}, "relu"),
+        ("bayes-posterior", {"widths": "32,64,128"}, "four distinct"),
     ],
 )
 def test_bad_parameters_rejected(name, over, msg):

@@ -16,7 +16,8 @@ import numpy as np
 from .checks import Check
 from ._foundation import fixed_inputs, intercept_fit
 
-__all__ = ["exponent_fit", "kind_check", "learning_data", "power_law_check", "allowance_check"]
+__all__ = ["allowance_check", "exponent_fit", "extrapolation_check", "kind_check", "learning_data", "power_law_check",
+           "poly_fit"]
 
 
 def learning_data(n_train: int, n_test: int, n0: int, n_out: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -56,25 +57,55 @@ def allowance_check(name: str, theory, simulation, stderr, *, allowance: float, 
     return kind_check("prediction", name, theory, simulation, stderr, ok, rule)
 
 
-def exponent_fit(n, D, se) -> tuple[float, float, float, float]:
-    """Weighted log–log fit D = A n^{−p}: (p, se_p, log A, se_logA) with se(log D) = se/D (delta method).
-
-    Two widths give the exact line through the two points with propagated errors."""
+def exponent_fit(n, D, se, *, correction: bool = False) -> tuple[float, float, float, float]:
+    """Weighted log–log fit D = A n^{−p} (× e^{c/n} with ``correction``): (p, se_p, log A, se_logA), with
+    se(log D) = se/D (delta method). ``correction`` absorbs the next order of a 1/n expansion, D = A n^{−p}(1 + O(1/n)),
+    so the fitted p is the asymptotic exponent (needs ≥ 3 widths). Two points give the exact line, errors propagated."""
     n, D, se = (np.asarray(a, np.float64) for a in (n, D, se))
     if np.any(D <= 0):
         return math.nan, math.inf, math.nan, math.inf
-    a, sa, b, sb = intercept_fit(np.log(n), np.log(D), se / D)
-    return -b, sb, a, sa
+    if not correction:
+        a, sa, b, sb = intercept_fit(np.log(n), np.log(D), se / D)
+        return -b, sb, a, sa
+    w = D / se
+    A = np.stack([np.ones_like(n), np.log(n), 1.0 / n], axis=1) * w[:, None]
+    coef, *_ = np.linalg.lstsq(A, np.log(D) * w, rcond=None)
+    cov = np.linalg.inv(A.T @ A)
+    return float(-coef[1]), float(np.sqrt(cov[1, 1])), float(coef[0]), float(np.sqrt(cov[0, 0]))
 
 
-def power_law_check(name: str, n, D, se, *, expected: float, max_z: float, max_se: float) -> list[Check]:
+def power_law_check(name: str, n, D, se, *, expected: float, max_z: float, max_se: float,
+                    correction: bool = False) -> list[Check]:
     """Two checks on D(n) ∝ n^{−p}: prediction |p − expected| < max_z·se_p, and resolution se_p ≤ max_se
-    (so the first is not passed by an unresolved fit)."""
-    p, sp, _, _ = exponent_fit(n, D, se)
+    (so the first is not passed by an unresolved fit). ``correction``: fit D = A n^{−p} e^{c/n} (see exponent_fit)."""
+    p, sp, _, _ = exponent_fit(n, D, se, correction=correction)
     widths = ", ".join(str(int(w)) for w in np.asarray(n))
     pred = kind_check("prediction", f"{name}: exponent p of D ∝ n^-p (widths {widths})", expected, p, sp,
                       bool(math.isfinite(p) and abs(p - expected) < max_z * sp),
-                      f"|p − {expected:g}| < {max_z:g}·se_p (weighted log–log fit over widths; se from the ensemble errors)")
+                      f"|p − {expected:g}| < {max_z:g}·se_p (weighted fit of log D = log A − p log n"
+                      + (" + c/n" if correction else "") + " over the widths; se from the ensemble errors)")
     res = kind_check("resolution", f"{name}: exponent resolved", max_se, sp, None,
                      bool(math.isfinite(sp) and sp <= max_se), f"se_p ≤ {max_se:g} (the fit resolves the exponent)")
     return [pred, res]
+
+
+def poly_fit(x, y, se, degree: int) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted least squares y = Σ_k a_k x^k (k ≤ degree) with independent errors se: (a, cov(a)).
+
+    The covariance (AᵀWA)⁻¹ comes from the stated errors (not rescaled by the residuals)."""
+    x, y, se = (np.asarray(v, np.float64) for v in (x, y, se))
+    A = np.stack([x**k for k in range(degree + 1)], axis=1) / se[:, None]
+    coef, *_ = np.linalg.lstsq(A, y / se, rcond=None)
+    return coef, np.linalg.inv(A.T @ A)
+
+
+def extrapolation_check(name: str, theory, n, y, se, *, degree: int, max_z: float, what: str) -> Check:
+    """prediction: the n → ∞ intercept a_0 of y(n) = a_0 + a_1/n (+ a_2/n²) fitted over the widths equals the
+    infinite-width ``theory``: |a_0 − theory| < max_z·se(a_0)."""
+    coef, cov = poly_fit(1.0 / np.asarray(n, np.float64), y, se, degree)
+    a0, s0 = float(coef[0]), float(np.sqrt(cov[0, 0]))
+    terms = " + a_1/n" + (" + a_2/n²" if degree >= 2 else "")
+    ok = math.isfinite(a0) and abs(a0 - float(theory)) < max_z * s0
+    return kind_check("prediction", name, theory, a0, s0, ok,
+                      f"|a_0 − {what}| < {max_z:g}·se(a_0), a_0 the intercept of a_0{terms} fitted over the widths "
+                      "(weighted; se from the ensemble errors)")
