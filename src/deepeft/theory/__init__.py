@@ -3,7 +3,9 @@
 Learning at infinite width (this package's public learning surface):
 ``nngp_posterior``, ``log_evidence``, ``posterior_from_kernels``, ``log_evidence_from_kernel``,
 ``evidence_grid`` (:mod:`.bayes`, Ch. 6) and ``gd_prediction``, ``gd_from_kernels``, ``last_layer_only``,
-``kernel_regression``, ``newton_step``, ``max_stable_eta`` (:mod:`.kernel_learning`, Ch. 10).
+``kernel_regression``, ``newton_step``, ``max_stable_eta`` (:mod:`.kernel_learning`, Ch. 10);
+``bias_variance``, ``robustness``, ``delta_ntk_recursion``, ``finite_angle_ntk``, ``star_polation``
+(:mod:`.generalization`, §10.3).
 """
 
 from .bayes import (
@@ -14,6 +16,13 @@ from .bayes import (
     log_evidence_from_kernel,
     nngp_posterior,
     posterior_from_kernels,
+)
+from .generalization import (
+    bias_variance,
+    delta_ntk_recursion,
+    finite_angle_ntk,
+    robustness,
+    star_polation,
 )
 from .kernel_learning import (
     GDPrediction,
@@ -29,6 +38,11 @@ from .kernel_learning import (
 __all__ = [
     "GDPrediction",
     "Posterior",
+    "bias_variance",
+    "delta_ntk_recursion",
+    "finite_angle_ntk",
+    "robustness",
+    "star_polation",
     "evidence_grid",
     "evidence_optimal",
     "gd_from_kernels",

@@ -1,0 +1,277 @@
+"""Generalization of infinite-width networks trained to the end (book §10.3).
+
+* Bias–variance split of the expected test MSE (10.52): E[L_ℬ] = ½Σ(m^∞ − y)² + ½ n_L tr Cov.
+* One training input x₊, one test input x₋ (exact 2×2): m = (Θ₋₊/Θ₊₊) y₊ (10.56); robustness (10.57)
+  Θ₋₊/Θ₊₊ − 1; variance K₋₋ − 2(Θ₋₊/Θ₊₊)K₋₊ + (Θ₋₊/Θ₊₊)²K₊₊ (first line of (10.63)).
+* δ expansion, smooth σ, equal norms (x± = x₀ ± δx/2, x₀·δx = 0): robustness ≈ −2δδΘ_[2]/Θ₀₀ (10.62),
+  variance ≈ 4δδK_[2] (10.63), with δδK_[2]⁺ = χ_⊥δδK_[2] (5.48) and
+  δδΘ_[2]⁺ = χ_⊥δδΘ_[2] + (λ_W χ_⊥/C_W + C_W⟨σ″σ″⟩_{K₀₀} Θ₀₀) δδK_[2] (10.68)–(10.70), Θ₀₀⁺ = λ_b + λ_W g + χ_⊥Θ₀₀ (9.6).
+  K* = 0 class with the equivalence rates (10.74): −2δδΘ_[2]/Θ₀₀ → (2δ²/(p_⊥−2)){λ̃_Wσ₁²/[λ̃_b + λ̃_Wσ₁²/(−a₁)]
+  + σ₂²/σ₁²} L^{1−p_⊥} (10.78), δ² ≡ lim ℓ^{p_⊥} δδK_[2]; tanh: −2δ²λ̃_W/(λ̃_b + λ̃_W/2), independent of L.
+* Scale-invariant σ at any angle (10.82)–(10.95): Θ_d⁺ = χΘ_d + λ_b + λ_W A₂K_d (10.88),
+  Θ_d⁺cos ζ⁺ = χ(1 − ρψ)Θ_d cos ζ + λ_b + λ_W A₂K_d{cos ψ + ρ[sin ψ − ψ cos ψ]} (10.89); at criticality with
+  λ = λ̃/L: cos ζ → 1/4 (10.93), robustness → −3/4 (10.94), variance → (9/16)K_d* (10.95).
+* *-polation (10.99)–(10.115): exact kernel prediction on x_(2s−1) = s x₊ + (1−s) x₋ vs the corrected
+  equal-norm expansion m = s y₊ + (1−s) y₋ − s(1−s)(δδΘ_[0]/Θ₀₀)(y₊ + y₋) (erratum: the book's (10.115)
+  prints 4s(1−s); (10.114) also prints +z for −z). δδΘ_[0] = Θ_[0] − Θ(x₀, x₀) (10.59).
+
+Expectations come from the Gaussian engine (helper functions and ⟨σ″σ″⟩) and K, Θ from de.kernel_and_ntk.
+
+References:
+  Roberts, Yaida, Hanin, *The Principles of Deep Learning Theory* (arXiv:2106.10165), §10.3.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from ..errors import DeepEFTInputError
+from ..gaussian.engine import one_point_core
+from ..network import MLP
+from .kernel import kernel_and_ntk
+from .kernel_learning import gd_prediction
+from .single_input import helper_functions
+from .two_input import finite_angle_recursion, gamma_components
+
+__all__ = [
+    "BiasVariance",
+    "DeltaNTK",
+    "FiniteAngleNTK",
+    "StarPolation",
+    "bias_variance",
+    "delta_ntk_recursion",
+    "equivalence_learning_rates",
+    "finite_angle_ntk",
+    "k0_robustness_asymptotic",
+    "one_point_prediction",
+    "robustness",
+    "star_polation",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class BiasVariance:
+    """E[L_ℬ] = bias + variance (10.52), MSE test loss ½Σ(z − y)²."""
+
+    bias: float
+    variance: float
+
+    @property
+    def total(self) -> float:
+        return self.bias + self.variance
+
+
+def bias_variance(mean, cov, Y_test) -> BiasVariance:
+    """Bias ½Σ_{i,β}(m_{i;β} − y_{i;β})² and variance ½ n_L tr Cov (10.52) from a prediction's mean (M, n_L) and
+    cov (M, M) (shared by the n_L components)."""
+    m = np.asarray(mean, dtype=np.float64)
+    m = m[:, None] if m.ndim == 1 else m
+    y = np.asarray(Y_test, dtype=np.float64).reshape(m.shape) if np.size(Y_test) == m.size else None
+    if y is None:
+        raise DeepEFTInputError(f"Y_test must have the shape of mean {m.shape}, got {np.shape(Y_test)}.")
+    c = np.asarray(cov, dtype=np.float64)
+    if c.shape != (m.shape[0], m.shape[0]):
+        raise DeepEFTInputError(f"cov must be ({m.shape[0]}, {m.shape[0]}), got {c.shape}.")
+    return BiasVariance(0.5 * float(np.sum((m - y) ** 2)), 0.5 * m.shape[1] * float(np.trace(c)))
+
+
+def robustness(Theta) -> float:
+    """Θ₋₊/Θ₊₊ − 1 (10.57) for a 2×2 frozen NTK on (x₊ training, x₋ test)."""
+    T = np.asarray(Theta, dtype=np.float64)
+    if T.shape != (2, 2):
+        raise DeepEFTInputError(f"Theta must be the 2×2 NTK of (x₊, x₋), got shape {T.shape}.")
+    return float(T[1, 0] / T[0, 0] - 1.0)
+
+
+def one_point_prediction(K, Theta, y_plus) -> tuple[np.ndarray, float]:
+    """Exact end-of-training prediction at x₋ from the single training pair (x₊, y₊): mean (Θ₋₊/Θ₊₊)y₊ (10.56)
+    and variance K₋₋ − 2(Θ₋₊/Θ₊₊)K₋₊ + (Θ₋₊/Θ₊₊)²K₊₊ (10.63)."""
+    K = np.asarray(K, dtype=np.float64)
+    T = np.asarray(Theta, dtype=np.float64)
+    r = T[1, 0] / T[0, 0]
+    return r * np.atleast_1d(np.asarray(y_plus, dtype=np.float64)), float(K[1, 1] - 2 * r * K[1, 0] + r * r * K[0, 0])
+
+
+# ---------------------------------------------------------------------------------------------
+# δ expansion (K* = 0 class and other smooth σ): (10.59)–(10.81)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class DeltaNTK:
+    """Midpoint K₀₀, Θ₀₀ and perpendicular perturbations δδK_[2], δδΘ_[2] for layers ℓ = 1..L (index ℓ − 1)."""
+
+    K00: np.ndarray
+    ddK2: np.ndarray
+    Theta00: np.ndarray
+    ddTheta2: np.ndarray
+
+    @property
+    def robustness(self) -> np.ndarray:
+        """−2δδΘ_[2]/Θ₀₀ (10.62), per layer."""
+        return -2.0 * self.ddTheta2 / self.Theta00
+
+    @property
+    def variance(self) -> np.ndarray:
+        """4δδK_[2] (10.63), per layer."""
+        return 4.0 * self.ddK2
+
+
+def _check_net(net) -> MLP:
+    if not isinstance(net, MLP):
+        raise DeepEFTInputError(f"net must be a deepeft.MLP, got {type(net).__name__}; build one with de.MLP(...).")
+    return net
+
+
+def delta_ntk_recursion(net: MLP, x0, dx) -> DeltaNTK:
+    """δδK_[2], δδΘ_[2] (10.70) with K₀₀, Θ₀₀ (9.6) through the layers of ``net`` for x± = x₀ ± δx/2, x₀·δx = 0.
+
+    Layer 1: δδK_[2] = C_W|δx|²/(4n₀), δδΘ_[2] = λ_W|δx|²/(4n₀) (the γ² parts of (4.8), (8.23)). Needs σ″
+    (smooth σ); for ReLU-like kinks use :func:`finite_angle_ntk`."""
+    net = _check_net(net)
+    act = net.activation
+    if act.scale_invariant and act.a_plus != act.a_minus:
+        raise DeepEFTInputError(
+            f"{act!r} has a kink: ⟨σ″σ″⟩ in (10.69) is singular. Use finite_angle_ntk (10.82)–(10.95) instead."
+        )
+    x0 = np.asarray(x0, dtype=np.float64).ravel()
+    dx = np.asarray(dx, dtype=np.float64).ravel()
+    n0 = net.input_dim
+    if x0.size != n0 or dx.size != n0:
+        raise DeepEFTInputError(f"x0 and dx must have n0 = {n0} components, got {x0.size}, {dx.size}.")
+    if abs(x0 @ dx) > 1e-12 * max(1.0, float(x0 @ x0 + dx @ dx)):
+        raise DeepEFTInputError("equal norms need x0·dx = 0 (then K_[1] = Θ_[1] = 0); project dx orthogonal to x0.")
+    p = net.arrays()
+    K00 = kernel_and_ntk(net, x0[None], ntk=True)
+    Kmid, Tmid = K00[0][:, 0, 0], K00[1][:, 0, 0]
+    L = net.L
+    CW_next = p["C_W"][1:]
+    hf = helper_functions(act, Kmid[:-1], CW_next) if L > 1 else None
+    s2 = one_point_core(act, (2, 2), Kmid[:-1]) if L > 1 else None
+    ddK = np.empty(L)
+    ddT = np.empty(L)
+    d2 = float(dx @ dx) / (4.0 * n0)
+    ddK[0] = p["C_W"][0] * d2
+    ddT[0] = p["lambda_W"][0] * d2
+    for l in range(1, L):
+        chi = hf.chi_perp[l - 1]
+        cw, lw = p["C_W"][l], p["lambda_W"][l]
+        ddT[l] = chi * ddT[l - 1] + (lw * chi / cw + cw * s2[l - 1] * Tmid[l - 1]) * ddK[l - 1]  # (10.70)
+        ddK[l] = chi * ddK[l - 1]  # (5.48), δK_[1] = 0
+    return DeltaNTK(Kmid, ddK, Tmid, ddT)
+
+
+def equivalence_learning_rates(L: int, p_perp: float, lambda_b_tilde: float = 1.0, lambda_W_tilde: float = 1.0):
+    """Per-layer (λ_b, λ_W), ℓ = 1..L, of the learning-rate equivalence principle (10.74):
+    λ_b^{(ℓ)} = λ̃_b ℓ^{−p_⊥} L^{p_⊥−1}, λ_W^{(ℓ)} = λ̃_W (L/ℓ)^{p_⊥−1} (tanh, p_⊥ = 1: λ̃_b/ℓ and λ̃_W)."""
+    ell = np.arange(1, int(L) + 1, dtype=np.float64)
+    return (tuple(lambda_b_tilde * ell ** (-p_perp) * L ** (p_perp - 1)),
+            tuple(lambda_W_tilde * (L / ell) ** (p_perp - 1)))
+
+
+def k0_robustness_asymptotic(delta2: float, lambda_b_tilde: float, lambda_W_tilde: float, L: int, *,
+                             sigma1: float = 1.0, sigma2: float = 0.0, a1: float = -2.0, p_perp: float = 1.0) -> float:
+    """(10.78): −2δδΘ_[2]/Θ₀₀ at ℓ = L for the K* = 0 class with equivalence rates; defaults are tanh
+    (σ₁ = 1, σ₂ = 0, a₁ = −2, p_⊥ = 1), giving −2δ²λ̃_W/(λ̃_b + λ̃_W/2)."""
+    c = lambda_b_tilde + lambda_W_tilde * sigma1**2 / (-a1)
+    return (2 * delta2 / (p_perp - 2)) * (lambda_W_tilde * sigma1**2 / c + sigma2**2 / sigma1**2) * L ** (1 - p_perp)
+
+
+# ---------------------------------------------------------------------------------------------
+# Scale-invariant σ at finite angle: (10.82)–(10.95)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class FiniteAngleNTK:
+    """Equal-norm pair: K_d, ψ (kernel) and Θ_d, cos ζ (frozen NTK) for ℓ = 1..L."""
+
+    K_d: np.ndarray
+    psi: np.ndarray
+    Theta_d: np.ndarray
+    cos_zeta: np.ndarray
+
+    @property
+    def robustness(self) -> np.ndarray:
+        """Θ₋₊/Θ₊₊ − 1 = cos ζ − 1 (10.94)."""
+        return self.cos_zeta - 1.0
+
+    @property
+    def variance(self) -> np.ndarray:
+        """K₋₋ − 2cos ζ K₋₊ + cos²ζ K₊₊ = K_d(1 − 2 cos ζ cos ψ + cos²ζ) (10.95, exact form)."""
+        c = self.cos_zeta
+        return self.K_d * (1.0 - 2.0 * c * np.cos(self.psi) + c * c)
+
+
+def finite_angle_ntk(net: MLP, x_plus, x_minus) -> FiniteAngleNTK:
+    """Iterate (10.88)–(10.89) with the exact finite-angle kernel (5.159) for a scale-invariant ``net`` with
+    constant C_b = 0 and equal-norm inputs; the per-layer λ_b, λ_W of ``net`` are used (λ = λ̃/L for (10.93))."""
+    net = _check_net(net)
+    act = net.activation
+    if not act.scale_invariant:
+        raise DeepEFTInputError(f"finite_angle_ntk needs a scale-invariant activation; {act!r} is not. "
+                                "Use delta_ntk_recursion for smooth σ.")
+    p = net.arrays()
+    if np.any(p["C_b"] != 0) or len(set(net.C_W)) != 1:
+        raise DeepEFTInputError("finite_angle_ntk needs C_b = 0 and a layer-independent C_W (§5.5).")
+    xp = np.asarray(x_plus, dtype=np.float64).ravel()
+    xm = np.asarray(x_minus, dtype=np.float64).ravel()
+    n0 = net.input_dim
+    if abs(xp @ xp - xm @ xm) > 1e-12 * (xp @ xp):
+        raise DeepEFTInputError("x_plus and x_minus must have equal norms for (10.82)–(10.95).")
+    G = np.array([[xp @ xp, xp @ xm], [xm @ xp, xm @ xm]]) / n0
+    fa = finite_angle_recursion(act, p["C_W"][0] * G, net.L, C_b=0.0, C_W=p["C_W"][0])
+    ap, am = float(act.a_plus), float(act.a_minus)
+    A2 = 0.5 * (ap**2 + am**2)
+    rho = (ap - am) ** 2 / (math.pi * (ap**2 + am**2)) if (ap**2 + am**2) > 0 else 0.0
+    chi = p["C_W"][0] * A2
+    Kd, psi = fa.K_d, fa.psi
+    Td = np.empty(net.L)
+    Tc = np.empty(net.L)  # Θ_d cos ζ
+    Td[0] = p["lambda_b"][0] + p["lambda_W"][0] * G[0, 0]
+    Tc[0] = p["lambda_b"][0] + p["lambda_W"][0] * G[0, 1]
+    for l in range(1, net.L):
+        lb, lw, s, k = p["lambda_b"][l], p["lambda_W"][l], psi[l - 1], Kd[l - 1]
+        Td[l] = chi * Td[l - 1] + lb + lw * A2 * k  # (10.88)
+        Tc[l] = chi * (1 - rho * s) * Tc[l - 1] + lb + lw * A2 * k * (math.cos(s) + rho * (math.sin(s) - s * math.cos(s)))
+    return FiniteAngleNTK(Kd, psi, Td, Tc / Td)
+
+
+# ---------------------------------------------------------------------------------------------
+# *-polation (10.99)–(10.115)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class StarPolation:
+    """Kernel prediction on x_(2s−1) = s x₊ + (1 − s) x₋ from the training pairs (x±, y±)."""
+
+    s: np.ndarray
+    mean: np.ndarray  # (S, n_L) exact (10.105) ensemble mean
+    var: np.ndarray  # (S,) exact ensemble variance
+    expansion_mean: np.ndarray  # (S, n_L) corrected (10.115), equal norms
+    ddTheta0: float  # δδΘ_[0] = Θ_[0] − Θ(x₀, x₀)
+    Theta00: float
+
+
+def star_polation(net: MLP, x_plus, x_minus, y_plus, y_minus, s) -> StarPolation:
+    """Exact *-polation of the infinite-width ensemble trained on (x₊, y₊), (x₋, y₋), and the corrected
+    equal-norm δ expansion (10.115): s y₊ + (1 − s)y₋ − s(1 − s)(δδΘ_[0]/Θ₀₀)(y₊ + y₋)."""
+    net = _check_net(net)
+    xp = np.asarray(x_plus, dtype=np.float64).ravel()
+    xm = np.asarray(x_minus, dtype=np.float64).ravel()
+    yp = np.atleast_1d(np.asarray(y_plus, dtype=np.float64))
+    ym = np.atleast_1d(np.asarray(y_minus, dtype=np.float64))
+    s = np.atleast_1d(np.asarray(s, dtype=np.float64))
+    XA = np.stack([xp, xm])
+    XB = s[:, None] * xp[None] + (1 - s)[:, None] * xm[None]
+    pred = gd_prediction(net, XA, np.stack([yp, ym]), XB, np.inf)
+    x0 = 0.5 * (xp + xm)
+    T = kernel_and_ntk(net, np.stack([xp, xm, x0]))[1][-1]
+    T0 = float(gamma_components(T[:2, :2])[0])
+    dd0 = T0 - T[2, 2]
+    exp_mean = s[:, None] * yp + (1 - s)[:, None] * ym - (s * (1 - s))[:, None] * (dd0 / T[2, 2]) * (yp + ym)
+    return StarPolation(s, pred.mean, np.diagonal(pred.cov).copy(), exp_mean, float(dd0), float(T[2, 2]))
