@@ -16,10 +16,12 @@ from _expt import assert_complete_run
 SMALL = {
     "kernel-gd-vs-trained": {"n_networks": 1024, "times": "0,1,3,10"},
     "bayes-posterior": {"n_networks": 4096},
+    "evidence-criticality": {},
 }
 PERTURBED = {
     "kernel-gd-vs-trained": {"n_networks": 2048, "widths": "1024,2048", "times": "0,10"},
     "bayes-posterior": {"n_networks": 4096},
+    "evidence-criticality": {"depths": "2,4", "relu_C_W": "1.0,1.6,0.01", "tanh_C_W": "0.8,1.2,0.2"},
 }
 
 
@@ -92,6 +94,18 @@ def test_bayes_posterior_fails_for_perturbed_theory(tmp_path, monkeypatch):
     failed = [c["name"] for c in s["checks"] if not c["pass"]]
     print(len(failed), "failed of", s["n_checks"], failed[:4])
     assert sum("n → ∞" in f for f in failed) >= 4
+
+
+def test_evidence_fails_for_perturbed_theory(tmp_path, monkeypatch):
+    """log evidence scaled by 1.03 (the evidence itself off by ≈ 5 %): the Monte Carlo checks must fail."""
+
+    def wrap(f):
+        return lambda *a, **k: 1.03 * f(*a, **k)
+
+    s = _perturbed_run(tmp_path, monkeypatch, "evidence-criticality", "evidence_criticality", "_log_evidence", wrap)
+    failed = [c["name"] for c in s["checks"] if not c["pass"]]
+    print(len(failed), "failed of", s["n_checks"], failed[:4])
+    assert sum("Monte Carlo" in f for f in failed) == 2
 
 
 def test_random_feature_posterior_equals_bayes_module():
