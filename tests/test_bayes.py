@@ -214,3 +214,17 @@ def test_neural_tangents_relative_diag_reg():
     b = de.nngp_posterior(NET, X, Y, XB, noise=rel * np.trace(K) / len(X))
     np.testing.assert_allclose(a.mean, b.mean, rtol=1e-13)
     assert a.noise == pytest.approx(rel * np.trace(K) / len(X))
+
+
+def test_evidence_for_criticality_relu_trend():
+    """(6.41)–(6.48) over C_W × depth for an equal-norm pair: the (6.45) factors sum to (6.48), and the
+    evidence-optimal C_W moves towards the critical C_W = 2 as depth grows (ReLU; a trend, not a point)."""
+    rng = np.random.default_rng(0)
+    xp, xm = rng.standard_normal(4), rng.standard_normal(4)
+    xm *= np.linalg.norm(xp) / np.linalg.norm(xm)
+    net = de.MLP(4, [8], 1, "relu", C_b=0.0)
+    ds = bayes.evidence_for_criticality(net, xp, xm, [1.0], [0.3], C_W=np.linspace(1.5, 2.5, 41), depth=[8, 32, 128])
+    np.testing.assert_allclose(ds["log_factor_0"] + ds["log_factor_2"], ds["log_evidence"], rtol=1e-12)
+    best = ds["best_C_W"].values
+    assert abs(best[2] - 2) < abs(best[1] - 2) < abs(best[0] - 2)
+    assert abs(best[2] - 2) < 0.15

@@ -58,6 +58,7 @@ __all__ = [
     "NOISE_MODELS",
     "Posterior",
     "bayes_factor",
+    "evidence_for_criticality",
     "evidence_grid",
     "evidence_optimal",
     "kernel_gamma_components",
@@ -394,6 +395,44 @@ def optimize_evidence(net: MLP, X, Y, param: str, bounds, noise: float = 0.0, *,
 
     res = minimize_scalar(neg, bounds=(lo, hi), method="bounded", options={"xatol": xatol})
     return {param: float(res.x), "log_evidence": float(-res.fun)}
+
+
+def evidence_for_criticality(net: MLP, x_plus, x_minus, y_plus, y_minus, *, C_W, depth):
+    """The "evidence for criticality" analysis (6.41)–(6.48) for one input pair over C_W × depth, as xarray.
+
+    Variables: ``K_gamma`` (…, component) the output kernel's γ components K̃_[0,1,2]; ``log_evidence`` (6.48)
+    (with the corrected (6.46)); for equal norms also ``log_factor_0``, ``log_factor_2``, the two factors of
+    (6.45) (each maximal at K̃_[a] = 𝕐_[a]/n_L); attrs: 𝕐_[a] (6.44)/(6.47) and ``K_star`` = 𝕐_[a]/n_L.
+    ``best_C_W`` (depth) is the grid argmax: at depth it approaches the critical C_W (χ_∥ = χ_⊥ = 1).
+    """
+    import xarray as xr
+
+    net = _check_net(net)
+    cws = np.atleast_1d(np.asarray(C_W, dtype=np.float64))
+    depths = np.atleast_1d(np.asarray(depth, dtype=int))
+    if np.any(cws < 0) or np.any(depths < 1):
+        raise DeepEFTInputError("C_W must be >= 0 and depth >= 1.")
+    X = np.stack([np.asarray(x_plus, dtype=np.float64).ravel(), np.asarray(x_minus, dtype=np.float64).ravel()])
+    X = net.check_inputs(X, "x_plus/x_minus")
+    Yg = target_gamma_components(y_plus, y_minus)
+    n_L = int(np.atleast_1d(y_plus).size)
+    equal = abs(X[0] @ X[0] - X[1] @ X[1]) <= 1e-12 * (X[0] @ X[0])
+    Kg = np.empty((cws.size, depths.size, 3))
+    for i, cw in enumerate(cws):
+        Ks = kernel(_with_depth(net.replace(C_W=float(cw)), int(depths.max())), X)
+        Kg[i] = gamma_components(Ks[depths - 1])
+    le = np.vectorize(lambda a, b, c: two_input_log_evidence((a, b, c), Yg, n_L) if 4 * a * c > b * b else -np.inf)(
+        Kg[..., 0], Kg[..., 1], Kg[..., 2])
+    data = {"K_gamma": (("C_W", "depth", "component"), Kg), "log_evidence": (("C_W", "depth"), le)}
+    if equal:
+        f = [np.where(Kg[..., a] > 0, -0.5 * n_L * np.log(4 * np.pi * np.abs(Kg[..., a]) + 1e-300)
+                      - Yg[a] / (2 * np.where(Kg[..., a] > 0, Kg[..., a], 1.0)), -np.inf) for a in (0, 2)]
+        data.update({"log_factor_0": (("C_W", "depth"), f[0]), "log_factor_2": (("C_W", "depth"), f[1])})
+    ds = xr.Dataset(data, coords={"C_W": cws, "depth": depths, "component": [0, 1, 2]},
+                    attrs={"equation": "(6.41)-(6.48)", "Y_gamma": Yg.tolist(), "K_star": (Yg / n_L).tolist(),
+                           "equal_norms": bool(equal), "net": repr(net)})
+    ds["best_C_W"] = ("depth", cws[np.argmax(np.where(np.isfinite(le), le, -np.inf), axis=0)])
+    return ds
 
 
 def relu_evidence_optimal_C_W(y, x, L: int) -> float:
