@@ -17,11 +17,13 @@ SMALL = {
     "kernel-gd-vs-trained": {"n_networks": 1024, "times": "0,1,3,10"},
     "bayes-posterior": {"n_networks": 4096},
     "evidence-criticality": {},
+    "generalization": {"depths": "2"},
 }
 PERTURBED = {
     "kernel-gd-vs-trained": {"n_networks": 2048, "widths": "1024,2048", "times": "0,10"},
     "bayes-posterior": {"n_networks": 4096},
     "evidence-criticality": {"depths": "2,4", "relu_C_W": "1.0,1.6,0.01", "tanh_C_W": "0.8,1.2,0.2"},
+    "generalization": {"depths": "2", "activations": "tanh"},
 }
 
 
@@ -106,6 +108,14 @@ def test_evidence_fails_for_perturbed_theory(tmp_path, monkeypatch):
     failed = [c["name"] for c in s["checks"] if not c["pass"]]
     print(len(failed), "failed of", s["n_checks"], failed[:4])
     assert sum("Monte Carlo" in f for f in failed) == 2
+
+
+def test_generalization_fails_for_perturbed_theory(tmp_path, monkeypatch):
+    """Every theory number (robustness, variances, *-polation means) scaled by 1.03: checks must fail."""
+    s = _perturbed_run(tmp_path, monkeypatch, "generalization", "generalization", "_theory", _scale_theory(1.03))
+    failed = [c["name"] for c in s["checks"] if not c["pass"]]
+    print(len(failed), "failed of", s["n_checks"], failed[:4])
+    assert sum("*-polation mean" in f for f in failed) >= 2
 
 
 def test_random_feature_posterior_equals_bayes_module():
