@@ -48,7 +48,7 @@ def _explicit_gd(K, T, N, Y, eta, steps):
 
 def test_discrete_steps_equal_explicit_iteration():
     X, Y, XB = _data()
-    Tt, Tx, Kt, Kx, Kb, K, T = _blocks(NET, X, XB)
+    Tt, _Tx, _Kt, _Kx, Kb, K, T = _blocks(NET, X, XB)
     eta = 0.5 * max_stable_eta(Tt)
     steps = [0, 1, 2, 5, 17]
     pred = de.gd_prediction(NET, X, Y, XB, np.array(steps), eta=eta)
@@ -70,7 +70,7 @@ def test_gradient_flow_equals_small_step_limit_and_expm():
     from scipy.linalg import expm
 
     X, Y, XB = _data()
-    Tt, Tx, Kt, Kx, Kb, K, T = _blocks(NET, X, XB)
+    Tt, Tx, Kt, Kx, Kb, _K, _T = _blocks(NET, X, XB)
     tau = 0.7
     flow = de.gd_prediction(NET, X, Y, XB, tau)
     E = expm(-Tt * tau)
@@ -88,7 +88,7 @@ def test_gradient_flow_equals_small_step_limit_and_expm():
 
 def test_infinite_time_is_kernel_prediction_10_40_10_41():
     X, Y, XB = _data()
-    Tt, Tx, Kt, Kx, Kb, K, T = _blocks(NET, X, XB)
+    Tt, Tx, Kt, Kx, Kb, _K, _T = _blocks(NET, X, XB)
     inf = de.gd_prediction(NET, X, Y, XB, np.inf)
     G = Tx @ np.linalg.inv(Tt)  # test-only reference
     np.testing.assert_allclose(inf.mean, G @ Y, rtol=1e-9)  # (10.40)
@@ -107,7 +107,7 @@ def test_infinite_time_is_kernel_prediction_10_40_10_41():
 def test_newton_one_step_equals_end_of_training():
     """(10.31): one Newton step per realization; its ensemble mean/cov are (10.40)/(10.41)."""
     X, Y, XB = _data()
-    Tt, Tx, Kt, Kx, Kb, K, T = _blocks(NET, X, XB)
+    Tt, Tx, _Kt, _Kx, _Kb, K, _T = _blocks(NET, X, XB)
     rng = np.random.default_rng(1)
     z0 = np.linalg.cholesky(K + 1e-12 * np.eye(len(K))) @ rng.standard_normal((len(K), 2))
     N = len(X)

@@ -51,7 +51,7 @@ def _nt_predict():
     spec = importlib.util.find_spec("neural_tangents")
     if spec is None or not spec.submodule_search_locations:
         pytest.skip("neural-tangents not installed (optional cross-check)")
-    root = list(spec.submodule_search_locations)[0]
+    root = next(iter(spec.submodule_search_locations))
     saved = {k: sys.modules.get(k) for k in ("neural_tangents", "neural_tangents._src")}
     try:
         for name, path in (("neural_tangents", root), ("neural_tangents._src", os.path.join(root, "_src"))):
@@ -59,7 +59,7 @@ def _nt_predict():
             m.__path__ = [path]
             sys.modules[name] = m
         from neural_tangents._src import predict
-    except Exception as exc:  # pragma: no cover - depends on the installed NT/JAX pair
+    except Exception as exc:  # noqa: BLE001 - pragma: no cover; depends on the installed NT/JAX pair
         pytest.skip(f"neural_tangents._src.predict not importable here: {exc}")
     finally:
         for k, v in saved.items():

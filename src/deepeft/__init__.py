@@ -29,10 +29,10 @@ from .simulate.forward import preactivations, sample_params
 from .simulate.ntk import empirical_ntk
 from .simulate.training import TrainedEnsemble, train_ensemble
 from .theory import deep_linear
+from .theory.bayes import Posterior, evidence_grid, log_evidence, nngp_posterior
 from .theory.conventions import from_mean_field, from_neural_tangents, to_neural_tangents
 from .theory.criticality import Criticality, CriticalPoint, criticality, phase
 from .theory.kernel import frozen_ntk, kernel, kernel_and_ntk
-from .theory.bayes import Posterior, evidence_grid, log_evidence, nngp_posterior
 from .theory.kernel_learning import GDPrediction, gd_prediction, last_layer_only
 from .theory.single_input import helper_functions, single_input, single_input_recursion
 from .theory.nlo_metric import nlo_metric

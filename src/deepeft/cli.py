@@ -509,7 +509,7 @@ def kernel(
     _emit(payload, as_json, lines)
 
 
-from .cli_learning import register as _register_learning  # noqa: E402  (predict, evidence: issue 12)
+from .cli_learning import register as _register_learning  # predict, evidence (issue 12)
 
 _register_learning(app)
 
