@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from scipy.stats import multivariate_normal
 
 import deepeft as de
@@ -228,3 +230,20 @@ def test_evidence_for_criticality_relu_trend():
     best = ds["best_C_W"].values
     assert abs(best[2] - 2) < abs(best[1] - 2) < abs(best[0] - 2)
     assert abs(best[2] - 2) < 0.15
+
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 10_000), st.integers(1, 8), st.integers(1, 5), st.floats(0.0, 1.0))
+def test_property_posterior_psd_and_shrinks(seed, N, M, noise):
+    """Hypothesis: 𝕂 is PSD, never exceeds the prior variance, and the evidence equals scipy's density."""
+    rng = np.random.default_rng(seed)
+    F = rng.standard_normal((N + M, N + M + 2))
+    K = F @ F.T / (N + M) + 1e-3 * np.eye(N + M)
+    Y = rng.standard_normal((N, 2))
+    p = posterior_from_kernels(K[:N, :N], K[N:, :N], K[N:, N:], Y, noise)
+    scale = np.abs(K).max()
+    assert np.linalg.eigvalsh(p.cov).min() > -1e-10 * scale
+    assert np.all(p.var <= np.diagonal(K[N:, N:]) + 1e-10 * scale)
+    ref = sum(multivariate_normal(np.zeros(N), K[:N, :N] + noise * np.eye(N)).logpdf(Y[:, i]) for i in range(2))
+    assert p.log_evidence == pytest.approx(ref, rel=1e-10, abs=1e-10)
