@@ -260,3 +260,21 @@ def test_gd_covariance_is_bayes_posterior_plus_psd_excess():
     assert g.posterior.log_evidence == pytest.approx(p.log_evidence, rel=1e-13)
     for c in g.cov:
         assert np.linalg.eigvalsh(c - p.cov).min() > -1e-12
+
+
+def test_many_times_in_one_call_equal_separate_calls():
+    """Late times share converged modes with the latest one (delta update): same numbers as one call per t."""
+    X, Y, XB = _data()
+    ts = np.array([0.0, 5.0, 1e6, 1e7, np.inf, 30.0])
+    both = de.gd_prediction(NET, X, Y, XB, ts)
+    for i, t in enumerate(ts):
+        one = de.gd_prediction(NET, X, Y, XB, t)
+        np.testing.assert_allclose(both.mean[i], one.mean, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(both.cov[i], one.cov, rtol=1e-9, atol=1e-13)
+    Tt = de.frozen_ntk(NET, X)[-1]
+    eta = 0.5 * max_stable_eta(Tt)
+    steps = np.array([3, 10**6, 10**5, 7])
+    many = de.gd_prediction(NET, X, Y, XB, steps, eta=eta)
+    for i, t in enumerate(steps):
+        np.testing.assert_allclose(many.cov[i], de.gd_prediction(NET, X, Y, XB, int(t), eta=eta).cov,
+                                   rtol=1e-9, atol=1e-13)

@@ -45,6 +45,7 @@ from ..errors import DeepEFTInputError
 from ..network import MLP
 from .kernel import kernel
 from .learning_inputs import (
+    add_to_diagonal,
     check_conventions,
     cholesky,
     kernel_block,
@@ -120,7 +121,7 @@ def _noisy_train(K_train: np.ndarray, noise: float, noise_model: str) -> np.ndar
     if noise == 0.0:
         return K_train
     if noise_model == "diagonal":
-        return K_train + noise * np.eye(K_train.shape[0])
+        return add_to_diagonal(K_train, noise)
     return K_train + noise
 
 

@@ -58,6 +58,7 @@ from .kernel import kernel_and_ntk
 from .learning_inputs import (
     PSD_RTOL,
     SINGULAR_RTOL,
+    add_to_diagonal,
     check_conventions,
     cholesky,
     kernel_block,
@@ -80,6 +81,7 @@ __all__ = [
 ]
 
 _CHUNK_BYTES = 1 << 28  # time-batched GEMM blocks of ≤ 256 MB
+_DELTA_FRACTION = 0.5  # update X_t from the latest time's X when fewer than this fraction of modes differ
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,9 +202,9 @@ def gd_from_kernels(
         tau = t_in
         reg_T = reg_K = noise
 
-    Tt = Tt + reg_T * np.eye(N) if reg_T else Tt
-    Kt = Kt + reg_K * np.eye(N) if reg_K else Kt
-    lam, U = np.linalg.eigh(Tt)
+    Tt = add_to_diagonal(Tt, reg_T)  # a private contiguous copy: eigh may overwrite it
+    Kt = add_to_diagonal(Kt, reg_K) if reg_K else Kt
+    lam, U = sla.eigh(Tt, overwrite_a=True, check_finite=False, driver="evd")
     lmax = float(lam[-1])
     if lmax <= 0:
         raise DeepEFTInputError("Theta_train has no positive eigenvalue: nothing is learned (all λ_b, λ_W zero?).")
@@ -231,7 +233,8 @@ def gd_from_kernels(
     D = np.where(np.isinf(tau.ravel())[:, None], 0.0, D)
     res = np.einsum("ai,ti,io->tao", U, D, UY, optimize=True)  # E_t(−y) up to sign: ε mean = −E_t y
     train_mean = Y[None] - res
-    cov, Sdiag, post = _covariance(Kt, Kx, Kb, Y, U, P, F, reg_K) if Kb is not None else (None, None, None)
+    order = np.argsort(np.argsort(tau.ravel(), kind="stable"), kind="stable")
+    cov, Sdiag, post = _covariance(Kt, Kx, Kb, Y, U, P, F, reg_K, order) if Kb is not None else (None, None, None)
     if Sdiag is None:
         Sdiag = np.einsum("ai,ab,bi->i", U, Kt, U, optimize=True)
     train_loss = 0.5 * np.sum(res * res, axis=(1, 2)) + 0.5 * n_out * (D * D) @ Sdiag
@@ -254,8 +257,12 @@ def _eta(eta) -> float:
     return e
 
 
-def _covariance(Kt, Kx, Kb, Y, U, P, F, noise):
+def _covariance(Kt, Kx, Kb, Y, U, P, F, noise, order):
     """cov_t for all t: 𝕂 + X_t X_tᵀ via Cholesky of K̃ (fast path), else the direct four-term form.
+
+    X_t = Aᵀ − (P diag f_t) W costs one (M × N)(N × N) GEMM per time; modes whose f_t equals the latest
+    time's f (converged to machine precision, f = 1/λ) are shared, so late times cost 2M|J_t|N with
+    J_t = {i : f_t(λ_i) ≠ f_latest(λ_i)} (exact: the same numbers, re-associated). ``order`` ranks the times.
 
     Also returns diag(Uᵀ K̃ U) (= row norms² of W) for the expected training loss, and the NNGP posterior
     that the fast path computes on the way (None on the direct path)."""
@@ -284,14 +291,31 @@ def _covariance(Kt, Kx, Kb, Y, U, P, F, noise):
     live = [i for i in range(T) if np.any(F[i])]  # f_t ≡ 0 (t = 0): cov = K_ℬℬ, no GEMM
     for i in set(range(T)) - set(live):
         cov[i] = Kb
-    for s in range(0, len(live), per):
-        idx = live[s : s + per]
+
+    def put(i, X):
+        c = post + X @ X.T
+        cov[i] = 0.5 * (c + c.T)
+
+    full = live
+    if len(live) > 1:  # modes converged to machine precision share f_t = f_ref: update only the others
+        ref = max(live, key=lambda i: order[i])
+        X_ref = At - (P * F[ref]) @ W
+        put(ref, X_ref)
+        full = []
+        for i in live:
+            if i == ref:
+                continue
+            J = np.flatnonzero(F[i] != F[ref])
+            if J.size > _DELTA_FRACTION * N:
+                full.append(i)
+                continue
+            put(i, X_ref - (P[:, J] * (F[i, J] - F[ref, J])) @ W[J, :])
+    for s in range(0, len(full), per):
+        idx = full[s : s + per]
         PF = (P[None, :, :] * F[idx, None, :]).reshape(len(idx) * M, N)
         X = (PF @ W).reshape(len(idx), M, N)
         for j, i in enumerate(idx):
-            Xj = At - X[j]
-            c = post + Xj @ Xj.T
-            cov[i] = 0.5 * (c + c.T)
+            put(i, At - X[j])
     return cov, np.einsum("ij,ij->i", W, W), posterior
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "CONVENTIONS",
     "PSD_RTOL",
     "SINGULAR_RTOL",
+    "add_to_diagonal",
     "check_conventions",
     "cholesky",
     "kernel_block",
@@ -32,6 +33,7 @@ __all__ = [
 ]
 
 SINGULAR_RTOL = 1e-13
+_FULL_SYMMETRY_CHECK = 1024  # above this size the symmetry check samples rows (see kernel_block)
 PSD_RTOL = 1e-9
 CONVENTIONS = ("deepeft", "neural_tangents")
 
@@ -95,10 +97,25 @@ def kernel_block(K, name: str, shape: tuple[int | None, int | None], *, symmetri
     if not np.all(np.isfinite(arr)):
         raise DeepEFTInputError(f"{name} contains NaN or inf.")
     if symmetric:
-        scale = max(float(np.abs(arr).max(initial=0.0)), 1e-300)
-        if np.abs(arr - arr.T).max(initial=0.0) > 1e-10 * scale:
+        n = arr.shape[0]
+        if n <= _FULL_SYMMETRY_CHECK:
+            rows, cols = arr, arr.T
+        else:  # large: row sums vs column sums, plus a fixed sample of full rows (O(N²) reads, no N² temporary)
+            idx = np.linspace(0, n - 1, _FULL_SYMMETRY_CHECK // 4).astype(int)
+            rows = np.concatenate([arr[idx], arr.sum(axis=1)[None]])
+            cols = np.concatenate([arr[:, idx].T, arr.sum(axis=0)[None]])
+        scale = max(float(np.abs(rows).max(initial=0.0)), 1e-300)
+        if np.abs(rows - cols).max(initial=0.0) > 1e-10 * scale:
             raise DeepEFTInputError(f"{name} must be symmetric (K[a, b] == K[b, a]).")
     return arr
+
+
+def add_to_diagonal(K: np.ndarray, value: float) -> np.ndarray:
+    """K + value·I as a new array (no N×N identity is built)."""
+    out = np.array(K, dtype=np.float64, copy=True)
+    if value:
+        out.flat[:: out.shape[0] + 1] += value
+    return out
 
 
 def singular_message(what: str, detail: str) -> str:
