@@ -15,8 +15,8 @@ from _expt import assert_complete_run
 
 SMALL = {
     "kernel-gd-vs-trained": {"n_networks": 1024, "times": "0,1,3,10"},
-    "bayes-posterior": {"n_networks": 4096},
-    "evidence-criticality": {},
+    "bayes-posterior": {"n_networks": 2048},
+    "evidence-criticality": {"n_networks": 4000, "tanh_C_W": "0.6,1.6,0.1", "depths": "2,4,8,16,32,64"},
     "generalization": {"depths": "2"},
 }
 PERTURBED = {
