@@ -257,7 +257,11 @@ class TrainedEnsemble:
         return _power_sums(z.reshape(z.shape[0], z.shape[1], -1), z[:1].reshape(1, z.shape[1], -1).mean(0))
 
     def mean(self, split: str = "test") -> Estimate:
-        """E[z_{i;δ}(t)] over networks: Estimate (R, N, n_L)."""
+        """E[z_{i;δ}(t)] over networks: Estimate (R, N, n_L) (stderr inf for a single network)."""
+        if self.sums is None and split in ("train", "test"):
+            z = self.train_outputs if split == "train" else self.test_outputs
+            se = z.std(0, ddof=1) / np.sqrt(z.shape[0]) if z.shape[0] > 1 else np.full(z.shape[1:], np.inf)
+            return Estimate(z.mean(0), se)
         s = self._sums(split)
         m, se = est.mean_and_se(self.n_networks, s["shift"], s["S1"], np.diagonal(s["S2"], axis1=-2, axis2=-1))
         R = self.times.size
