@@ -24,7 +24,7 @@ import deepeft as de
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench_sgd import gemm_peak  # noqa: E402  (the same GEMM peak as the SGD benchmark)
+from bench_sgd import gemm_peak
 
 THROUGHPUT_FRACTION = 0.40
 MEMORY_RATIO = 1.10
@@ -49,7 +49,7 @@ def throughput(quick: bool) -> dict:
     X = rng.standard_normal((N, width))
     Y = rng.standard_normal((N, 10))
     M, steps = (4, 5) if quick else (4, 10)
-    kw = dict(times=[0, steps], eta=1e-4, seed=0)  # η below 2/λ_max(Θ̃) (Θ̃ ~ N·L): stable
+    kw = {"times": [0, steps], "eta": 1e-4, "seed": 0}  # η below 2/λ_max(Θ̃) (Θ̃ ~ N·L): stable
     t = time.perf_counter()
     de.train_ensemble(net, X, Y, M, **kw)  # first call: compiles
     first = time.perf_counter() - t

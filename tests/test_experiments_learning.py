@@ -8,10 +8,10 @@ import importlib
 
 import numpy as np
 import pytest
+from _expt import assert_complete_run
 
 from deepeft.errors import DeepEFTInputError
 from deepeft.experiments import resolve_params, run_experiment
-from _expt import assert_complete_run
 
 SMALL = {
     "kernel-gd-vs-trained": {"n_networks": 1024, "times": "0,1,3,10"},

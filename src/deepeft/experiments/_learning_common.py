@@ -13,11 +13,18 @@ import math
 
 import numpy as np
 
-from .checks import Check
 from ._foundation import fixed_inputs, intercept_fit
+from .checks import Check
 
-__all__ = ["allowance_check", "exponent_fit", "extrapolation_check", "kind_check", "learning_data", "power_law_check",
-           "poly_fit"]
+__all__ = [
+    "allowance_check",
+    "exponent_fit",
+    "extrapolation_check",
+    "kind_check",
+    "learning_data",
+    "poly_fit",
+    "power_law_check",
+]
 
 
 def learning_data(n_train: int, n_test: int, n0: int, n_out: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

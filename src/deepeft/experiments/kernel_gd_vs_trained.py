@@ -24,6 +24,7 @@ Checks (kind in each rule):
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import numpy as np
 
@@ -78,7 +79,7 @@ class KernelGDVsTrained(Experiment):
             if len(set(self.widths)) != len(self.widths) or len(self.widths) < 2:
                 raise DeepEFTInputError(f"parameter 'widths' needs at least two distinct widths for the 1/n fit, got {list(self.widths)}.")
             t = list(self.times)
-            if t[0] != 0 or any(b <= a for a, b in zip(t, t[1:])):
+            if t[0] != 0 or any(b <= a for a, b in itertools.pairwise(t)):
                 raise DeepEFTInputError(f"parameter 'times' must start at 0 and strictly increase, got {t}.")
 
     presets = {

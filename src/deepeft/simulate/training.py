@@ -62,7 +62,7 @@ from ..network import MLP
 from . import estimators as est
 from . import forward as fw
 
-__all__ = ["TrainedEnsemble", "default_train_micro_batch", "gd_update", "train_ensemble", "LOSSES", "METHODS"]
+__all__ = ["LOSSES", "METHODS", "TrainedEnsemble", "default_train_micro_batch", "gd_update", "train_ensemble"]
 
 METHODS = ("gd", "sgd", "flow")
 STORES = ("outputs", "moments")
@@ -210,9 +210,9 @@ def default_train_micro_batch(net: MLP, N: int, n_networks: int | None = None) -
     working set near 2^23 floats, and no larger than the power of two ≥ n_networks (small ensembles are
     not padded). Depends only on the architecture, N and (below 256 networks) the ensemble size."""
     B = max(1, _MB_BUDGET_FLOATS // _per_network_floats(net, N))
-    B = min(256, 2 ** int(math.floor(math.log2(B))))
+    B = min(256, 2 ** math.floor(math.log2(B)))
     if n_networks is not None:
-        B = min(B, 2 ** int(math.ceil(math.log2(max(1, n_networks)))))
+        B = min(B, 2 ** math.ceil(math.log2(max(1, n_networks))))
     return int(B)
 
 
@@ -279,8 +279,9 @@ class TrainedEnsemble:
         """xarray.Dataset of the per-network outputs (store="outputs") or of mean/cov (store="moments")."""
         import xarray as xr
 
-        attrs = dict(method=self.method, loss=self.loss, eta=np.nan if self.eta is None else self.eta, seed=self.seed,
-                     n_networks=self.n_networks, micro_batch=self.micro_batch, dtype=self.dtype, net=repr(self.net))
+        attrs = {"method": self.method, "loss": self.loss, "eta": np.nan if self.eta is None else self.eta,
+                 "seed": self.seed, "n_networks": self.n_networks, "micro_batch": self.micro_batch, "dtype": self.dtype,
+                 "net": repr(self.net)}
         coords = {"time": self.times}
         if self.store == "outputs":
             data = {
@@ -506,7 +507,7 @@ def train_ensemble(
                     for j in range(0, n_valid, B):  # micro-batch by micro-batch: order independent of chunking
                         sums[split] = _add_sums(sums[split], _power_sums(f[j : min(j + B, n_valid)], shift[split]))
             if return_params:
-                finals.append(jax.tree.map(lambda a: np.asarray(a).reshape(kk * B, *a.shape[2:])[:n_valid], params))
+                finals.append(jax.tree.map(lambda a, kk=kk, nv=n_valid: np.asarray(a).reshape(kk * B, *a.shape[2:])[:nv], params))
     final = None
     if return_params:
         final = jax.tree.map(lambda *xs: np.concatenate(xs, axis=0), *finals)
