@@ -16,6 +16,8 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -111,6 +113,8 @@ def _handle_errors(json_flag: str | None = None):
 
                 traceback.print_exc()
                 code, msg = EXIT_TASK, f"unexpected {type(exc).__name__}: {exc} (traceback above; please report it)."
+            if _INTERRUPTED and code != EXIT_INTERRUPT:  # Ctrl-C surfaced as another error (e.g. inside JAX)
+                code, msg = EXIT_INTERRUPT, "interrupted; finished tasks are saved, rerun with --resume to continue."
             _err(msg)
             if as_json:
                 typer.echo(json.dumps({"error": {"message": msg, "exit_code": code}}))
@@ -146,6 +150,7 @@ class _RichProgress:
         self._task = self._bar.add_task(label, total=total, completed=completed)
 
     def advance(self) -> None:
+        _raise_if_interrupted()
         if self._bar is not None:
             self._bar.advance(self._task)
 
@@ -509,9 +514,78 @@ def kernel(
     _emit(payload, as_json, lines)
 
 
+def _exit_now(code: int) -> None:
+    """Flush and leave without interpreter shutdown: with JAX, Dask or progress-bar threads still alive,
+    finalization after Ctrl-C can crash (SIGSEGV) instead of exiting 130. Every finished task is already
+    fsynced (store.py), so nothing is lost by skipping finalizers."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - a closed pipe must not change the exit code
+            pass
+    os._exit(code)
+
+
+_INTERRUPTED: list[float] = []  # monotonic time of the first Ctrl-C of this process
+_RAISED: list[bool] = []  # KeyboardInterrupt has been raised for it
+_DUPLICATE_S = 1.0  # a SIGINT this soon after the first is the same Ctrl-C (`timeout` sends it twice)
+_SWALLOWING = {"__del__", "_xla_gc_callback"}  # Python prints and drops exceptions raised in these
+
+
+def _in_swallowing_frame(frame) -> bool:
+    for _ in range(4):
+        if frame is None:
+            return False
+        if frame.f_code.co_name in _SWALLOWING:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _on_sigint(signum, frame) -> None:
+    """Ctrl-C: KeyboardInterrupt, which unwinds (progress bar stopped, Dask futures cancelled, cluster
+    closed) to ``_handle_errors`` → exit 130. Inside a finalizer or gc callback, where Python would drop
+    the exception, the signal is re-sent 20 ms later instead. A repeat within ``_DUPLICATE_S`` is ignored
+    so that cleanup completes; a later one (cleanup hangs) exits 130 at once."""
+    import threading
+    import time
+
+    now = time.monotonic()
+    if _RAISED:
+        if now - _INTERRUPTED[0] > _DUPLICATE_S:
+            _err("interrupted again; exiting now.")
+            _exit_now(EXIT_INTERRUPT)
+        return
+    if not _INTERRUPTED:
+        _INTERRUPTED.append(now)
+    if _in_swallowing_frame(frame):
+        threading.Timer(0.02, os.kill, (os.getpid(), signal.SIGINT)).start()
+        return
+    _RAISED.append(True)
+    raise KeyboardInterrupt
+
+
+def _raise_if_interrupted() -> None:
+    """A KeyboardInterrupt raised inside a finalizer or gc callback is swallowed by Python; catch up here."""
+    if _INTERRUPTED:
+        raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``deepeft`` script."""
-    app(args=argv, prog_name="deepeft")
+    """Entry point of the ``deepeft`` script. An interrupted command always exits 130 (see ``_exit_now``)."""
+    try:
+        signal.signal(signal.SIGINT, _on_sigint)
+        app(args=argv, prog_name="deepeft")
+    except SystemExit as exc:
+        if exc.code == EXIT_INTERRUPT:
+            _exit_now(EXIT_INTERRUPT)
+        if _INTERRUPTED:  # the interrupt was swallowed (see _raise_if_interrupted) and the command finished
+            _err("interrupted; finished tasks are saved, rerun with --resume to continue.")
+            _exit_now(EXIT_INTERRUPT)
+        raise
+    except KeyboardInterrupt:  # outside a command (e.g. while parsing options)
+        _err("interrupted.")
+        _exit_now(EXIT_INTERRUPT)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -98,6 +98,17 @@ class DaskExecutor:
                 self.client.cancel(pending)
 
 
+def dask_setup(worker) -> None:
+    """Dask preload hook of the ``--workers`` LocalCluster: a worker process ignores SIGINT. Ctrl-C reaches
+    the whole process group, and only the driver should act on it (it cancels the tasks and closes the
+    cluster) instead of every worker dying with a KeyboardInterrupt traceback."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @contextlib.contextmanager
 def open_executor(scheduler: str | None = None, workers: int | None = None):
     """Context manager yielding an executor: Dask client at ``scheduler``, a LocalCluster with
@@ -125,7 +136,8 @@ def open_executor(scheduler: str | None = None, workers: int | None = None):
         raise DeepEFTInputError(f"--workers must be >= 1, got {workers}.")
     try:
         cluster = LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40,
+            preload=[__name__],  # dask_setup above: workers leave Ctrl-C to the driver
         )
     except Exception as exc:  # noqa: BLE001
         raise ClusterUnavailable(f"could not start a Dask LocalCluster with {workers} workers: {exc}") from exc
