@@ -337,15 +337,16 @@ def test_kernel_json_matches_python_api(tmp_path):
 # Ctrl-C: every interrupt exits 130 and leaves a store that resumes to the uninterrupted result
 # ---------------------------------------------------------------------------------------------
 def _interrupt_after_start(args, cwd, delay_s, env):
-    """Start ``deepeft ARGS``, wait for its first info line (run started), sleep ``delay_s``, send SIGINT."""
+    """Start ``deepeft ARGS``, wait for its first info line (run started), sleep ``delay_s``, then send SIGINT
+    to its whole process group, as Ctrl-C in a terminal does (Dask workers get it too)."""
     import signal
     import time
 
     p = subprocess.Popen([*_CMD, *map(str, args)], cwd=cwd, env=_env(env), stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+                         stderr=subprocess.PIPE, text=True, start_new_session=True)
     first = p.stderr.readline()
     time.sleep(delay_s)
-    p.send_signal(signal.SIGINT)
+    os.killpg(p.pid, signal.SIGINT)
     so, se = p.communicate(timeout=120)
     return subprocess.CompletedProcess(p.args, p.returncode, so, first + se)
 
@@ -375,3 +376,33 @@ def test_sigint_stress_exits_130_and_resumes(ref, work):
         timing = json.loads((d / "summary.json").read_text())["timing"]
         assert timing["tasks_resumed"] == n_done and timing["tasks_run"] == 4 - n_done
         assert_bit_identical(ref, d)
+
+
+def test_unwritable_outputs_exit_2_before_any_work(tmp_path):
+    """--out / --save that name a file, sit under a file, or lie on a read-only mount (/proc: unwritable
+    even for root, which ignores permission bits) → exit 2 with one line, before any work."""
+    _inputs(tmp_path)
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    (tmp_path / "adir").mkdir()
+    ro = Path("/proc") / "deepeft-out"
+    calls = [
+        (["run", "gaussian-moments", *TINY, "--out", afile], "is an existing file, not a folder"),
+        (["run", "gaussian-moments", *TINY, "--out", afile / "sub"], "is a file, not a folder"),
+        (["run", "gaussian-moments", *TINY, "--out", ro], "cannot write in '/proc'"),
+        (["reproduce", "--out", afile], "is an existing file, not a folder"),
+        (["reproduce", "--out", ro / "x"], "cannot write in '/proc'"),
+        (["kernel", tmp_path / "X.npy", "--save", tmp_path / "adir"], "is a folder; give a file name"),
+        (["kernel", tmp_path / "X.npy", "--save", tmp_path / "K"], "ending in .npy"),
+        (["kernel", tmp_path / "X.npy", "--save", afile / "K.npy"], "is not an existing folder"),
+        (["kernel", tmp_path / "X.npy", "--save", ro / "K.npy"], "is not an existing folder"),
+        (["kernel", tmp_path / "X.npy", "--save", "/proc/K.npy"], "cannot write in '/proc'"),
+    ]
+    procs = cli_many([c for c, _ in calls[2:5]], cwd=tmp_path)  # a few as real processes, the rest in-process
+    results = [inproc(*c, cwd=tmp_path) for c, _ in calls[:2]] + procs + [inproc(*c, cwd=tmp_path) for c, _ in calls[5:]]
+    for (args, fragment), r in zip(calls, results):
+        code = getattr(r, "returncode", getattr(r, "exit_code", None))
+        assert code == 2, (args, code, r.stderr[-1500:])
+        assert fragment in r.stderr and r.stderr.count("\n") == 1, (args, r.stderr)
+    assert not (tmp_path / "results").exists() and not (tmp_path / "K.npy").exists()
+    assert sorted(p.name for p in (tmp_path / "adir").iterdir()) == []

@@ -210,6 +210,52 @@ def _out_dir(out: Path | None, default: str) -> Path:
     return out if out is not None else Path("results") / default
 
 
+def _probe_write(folder: Path, what: str) -> None:
+    """Really try to create (and remove) a file in ``folder``: permission bits alone mislead (root ignores
+    them, read-only mounts and quotas do not show in them)."""
+    import tempfile
+
+    from .errors import DeepEFTInputError
+
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".deepeft-write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise DeepEFTInputError(
+            f"{what}: cannot write in {str(folder)!r} ({exc.strerror or exc}); choose a location you can write to."
+        ) from None
+
+
+def _check_out_folder(path: Path, option: str = "--out") -> None:
+    """Refuse, before any work, an output folder that names a file or cannot be created or written."""
+    from .errors import DeepEFTInputError
+
+    what = f"{option} {str(path)!r}"
+    if path.exists() and not path.is_dir():
+        raise DeepEFTInputError(f"{what} is an existing file, not a folder; give a folder (created if missing).")
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise DeepEFTInputError(f"{what} cannot be created: {str(existing)!r} is a file, not a folder.")
+    _probe_write(existing, what)
+
+
+def _check_out_file(path: Path, option: str, suffix: str) -> None:
+    """Refuse, before any work, an output file name that is a folder, lacks ``suffix`` or cannot be written."""
+    from .errors import DeepEFTInputError
+
+    what = f"{option} {str(path)!r}"
+    if path.is_dir():
+        raise DeepEFTInputError(f"{what} is a folder; give a file name, e.g. {str(path / ('K' + suffix))!r}.")
+    if path.suffix.lower() != suffix:
+        raise DeepEFTInputError(f"{what}: give a file name ending in {suffix}, e.g. {str(path.with_suffix(suffix))!r}.")
+    if not path.parent.is_dir():
+        raise DeepEFTInputError(f"{what}: {str(path.parent)!r} is not an existing folder; create it first.")
+    _probe_write(path.parent, what)
+
+
 # ----------------------------------------------------------------------------------------------
 # Commands
 # ----------------------------------------------------------------------------------------------
@@ -282,6 +328,7 @@ def run(
     overrides = parse_assignments(set_ or [])
     out_dir = _out_dir(out, f"{name}-{preset}")
     params = resolve_params(exp, preset, file_values, overrides)
+    _check_out_folder(out_dir)
     preflight(exp, out_dir, preset, params, resume=resume, overwrite=overwrite)  # refuse before starting workers
     with open_executor(scheduler, workers) as executor:
         _info(f"{name}: preset {preset}, {executor.description}, output {out_dir}", quiet)
@@ -340,6 +387,7 @@ def reproduce(
             )
         overrides.setdefault(exp_name, {})[pkey] = value
     out_dir = _out_dir(out, preset)
+    _check_out_folder(out_dir)
     plan = plan_reproduction(out_dir, preset=preset, names=names, file_values=tables, overrides=overrides,
                              resume=resume, overwrite=overwrite)  # validate everything before starting workers
     with open_executor(scheduler, workers) as executor:
@@ -487,8 +535,11 @@ def kernel(
     import numpy as np
 
     from . import __version__
+    from .errors import DeepEFTInputError
     from .network import MLP
 
+    if save is not None:
+        _check_out_file(save, "--save", ".npy")
     X = _read_inputs(inputs)
     act = _activation_from(activation_name, param_)
     net = MLP(input_dim=X.shape[1] if X.ndim == 2 else 1, widths=[width] * (depth - 1), output_dim=1,
@@ -499,7 +550,11 @@ def kernel(
     (fn,) = _need("deepeft.theory.kernel", quantity)
     value = np.asarray(fn(net, X), dtype=np.float64)
     if save is not None:
-        np.save(save, value)
+        try:
+            with open(save, "wb") as fh:  # np.save(str) would append ".npy" to any other name
+                np.save(fh, value)
+        except OSError as exc:
+            raise DeepEFTInputError(f"--save {str(save)!r}: could not write ({exc.strerror or exc}).") from None
     payload = {
         "command": "kernel", "quantity": quantity, "equation": eq, "deepeft_version": __version__,
         "network": {"L": net.L, "n": list(net.n), "activation": act.name, "activation_params": act.param_dict,
