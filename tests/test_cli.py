@@ -406,3 +406,21 @@ def test_unwritable_outputs_exit_2_before_any_work(tmp_path):
         assert fragment in r.stderr and r.stderr.count("\n") == 1, (args, r.stderr)
     assert not (tmp_path / "results").exists() and not (tmp_path / "K.npy").exists()
     assert sorted(p.name for p in (tmp_path / "adir").iterdir()) == []
+
+
+def test_bad_scheduler_address_fails_fast_with_exit_5(tmp_path):
+    import time
+
+    t0 = time.monotonic()
+    bad, refused = cli_many([["run", "gaussian-moments", *TINY, "--scheduler", "notaurl"],
+                             ["run", "gaussian-moments", *TINY, "--scheduler", "tcp://127.0.0.1:1",
+                              "--scheduler-timeout", 2]], cwd=tmp_path)
+    elapsed = time.monotonic() - t0
+    assert bad.returncode == 5 and "'notaurl' is not a Dask scheduler address" in bad.stderr, bad.stderr
+    assert refused.returncode == 5 and "'tcp://127.0.0.1:1' within 2 s" in refused.stderr, refused.stderr
+    for r in (bad, refused):
+        assert "Traceback" not in r.stderr and r.stderr.strip().count("\n") == 0, r.stderr
+    assert elapsed < 30, elapsed  # was > 32 s: Dask's default 30 s connect timeout on a refused port
+    assert not (tmp_path / "results").exists()
+    r = inproc("reproduce", "--scheduler", "tcp://host:99999", cwd=tmp_path)
+    assert r.exit_code == 5 and "port 1-65535" in r.stderr

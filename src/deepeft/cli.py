@@ -287,6 +287,7 @@ def list_cmd(
 _PRESET_HELP = "parameter preset: quick (minutes on 2 cores) or paper (the sources' full parameters) [default: quick]"
 _SET_HELP = "override one parameter, KEY=VALUE (TOML syntax; lists as a,b,c or [a, b]); repeatable"
 _SCHED_HELP = "address of an existing Dask scheduler (tcp://host:port) to send tasks to"
+_SCHED_TIMEOUT_HELP = "seconds to wait for --scheduler to answer before giving up (exit 5)"
 _WORKERS_HELP = "start a local Dask cluster with N worker processes (default: run in-process)"
 _RESUME_HELP = "continue the run stored in --out, skipping finished tasks (the configuration must match)"
 _OVERWRITE_HELP = "discard a run with a different configuration stored in --out"
@@ -307,6 +308,7 @@ def run(
     config: Annotated[Path | None, typer.Option(help="TOML file with parameters (see docs/experiments.md)")] = None,
     out: Annotated[Path | None, typer.Option(help="output folder [default: results/NAME-PRESET]")] = None,
     scheduler: Annotated[str | None, typer.Option(help=_SCHED_HELP)] = None,
+    scheduler_timeout: Annotated[float, typer.Option(help=_SCHED_TIMEOUT_HELP, min=0.1)] = 10.0,
     workers: Annotated[int | None, typer.Option(help=_WORKERS_HELP, min=1)] = None,
     resume: Annotated[bool, typer.Option("--resume", help=_RESUME_HELP)] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help=_OVERWRITE_HELP)] = False,
@@ -330,7 +332,7 @@ def run(
     params = resolve_params(exp, preset, file_values, overrides)
     _check_out_folder(out_dir)
     preflight(exp, out_dir, preset, params, resume=resume, overwrite=overwrite)  # refuse before starting workers
-    with open_executor(scheduler, workers) as executor:
+    with open_executor(scheduler, workers, scheduler_timeout) as executor:
         _info(f"{name}: preset {preset}, {executor.description}, output {out_dir}", quiet)
         outcome = run_experiment(
             exp, out_dir, preset=preset, params=params, executor=executor,
@@ -356,6 +358,7 @@ def reproduce(
     ] = None,
     config: Annotated[Path | None, typer.Option(help="TOML file with one [experiment-name] table each")] = None,
     scheduler: Annotated[str | None, typer.Option(help=_SCHED_HELP)] = None,
+    scheduler_timeout: Annotated[float, typer.Option(help=_SCHED_TIMEOUT_HELP, min=0.1)] = 10.0,
     workers: Annotated[int | None, typer.Option(help=_WORKERS_HELP, min=1)] = None,
     resume: Annotated[bool, typer.Option("--resume", help=_RESUME_HELP)] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help=_OVERWRITE_HELP)] = False,
@@ -390,7 +393,7 @@ def reproduce(
     _check_out_folder(out_dir)
     plan = plan_reproduction(out_dir, preset=preset, names=names, file_values=tables, overrides=overrides,
                              resume=resume, overwrite=overwrite)  # validate everything before starting workers
-    with open_executor(scheduler, workers) as executor:
+    with open_executor(scheduler, workers, scheduler_timeout) as executor:
         _info(f"reproduce: preset {preset}, {executor.description}, output {out_dir}", quiet)
         s = _reproduce(
             out_dir, preset=preset, plan=plan, executor=executor,
