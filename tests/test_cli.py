@@ -277,7 +277,7 @@ def test_input_error_messages(tmp_path):
         (["reproduce", "--only", "nope"], "unknown experiment 'nope'"),
         (["criticality", "leaky_relu", "--param", "slop=0.2"], "unknown parameter(s) ['slop']"),
         (["kernel", tmp_path / "X.txt"], "use a .npy or .csv file"),
-        (["kernel", tmp_path / "bad.csv"], "could not read"),
+        (["kernel", tmp_path / "bad.csv"], "holds entries that are not numbers"),
         (["kernel", tmp_path / "X.npy", "--C-W", "two"], "--C-W must be a number"),
         (["kernel", tmp_path / "X.npy", "--activation", "rleu"], "Did you mean 'relu'"),
         (["kernel", tmp_path / "X.npy", "--depth", 3, "--C-W", "1,2"], "sequence of length L = 3"),
@@ -424,3 +424,30 @@ def test_bad_scheduler_address_fails_fast_with_exit_5(tmp_path):
     assert not (tmp_path / "results").exists()
     r = inproc("reproduce", "--scheduler", "tcp://host:99999", cwd=tmp_path)
     assert r.exit_code == 5 and "port 1-65535" in r.stderr
+
+
+def test_input_files_say_what_they_should_contain(tmp_path):
+    np.save(tmp_path / "flat.npy", np.array([0.3, -1.2, 0.5, 1.0]))
+    np.save(tmp_path / "empty.npy", np.zeros((0, 3)))
+    np.save(tmp_path / "cube.npy", np.zeros((2, 2, 2)))
+    (tmp_path / "text.npy").write_text("1,2,3\n4,5,6\n")
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "ragged.csv").write_text("1,2,3\n4,5\n")
+    (tmp_path / "one.csv").write_text("1,2,3\n")
+    should = "it should contain a matrix X of shape (N, n0)"
+    cases = [
+        ("flat.npy", "shape (4,) (for one input of dimension 4, save X[None, :] of shape (1, 4))"),
+        ("empty.npy", "empty array of shape (0, 3)"),
+        ("cube.npy", "shape (2, 2, 2)"),
+        ("text.npy", "is not a NumPy .npy file (a text file? name it .csv)"),
+        ("empty.csv", "is empty"),
+        ("ragged.csv", "rows have different numbers of columns (2, 3)"),
+    ]
+    (proc,) = cli_many([["kernel", tmp_path / "flat.npy", "--json"]], cwd=tmp_path)
+    assert proc.returncode == 2 and cases[0][1] in proc.stderr and json.loads(proc.stdout)["error"]["exit_code"] == 2
+    for name, fragment in cases:
+        r = inproc("kernel", tmp_path / name, cwd=tmp_path)
+        assert r.exit_code == 2, (name, r.stderr)
+        assert fragment in r.stderr and should in r.stderr and "Traceback" not in r.stderr, (name, r.stderr)
+    ok = inproc("kernel", tmp_path / "one.csv", "--json", cwd=tmp_path)  # one CSV row = one input
+    assert ok.exit_code == 0 and json.loads(ok.stdout)["inputs"]["N"] == 1, ok.stderr

@@ -479,30 +479,63 @@ def criticality(
     _emit(payload, as_json, [f"criticality of {act!r}", *_text_lines(result, "  ")])
 
 
+_INPUTS_SHOULD = ("it should contain a matrix X of shape (N, n0): one row per input, n0 ≥ 1 numbers each "
+                  "(.npy: numpy.save(path, X) with X.ndim == 2; .csv: N lines of n0 comma-separated numbers, "
+                  "one optional header line)")
+
+
 def _read_inputs(path: Path):
+    """X of shape (N, n0) from a .npy or .csv file; DeepEFTInputError saying what the file should contain."""
+    import warnings
+
     import numpy as np
 
     from .errors import DeepEFTInputError
 
+    where = f"input file {str(path)!r}"
     if not path.is_file():
-        raise DeepEFTInputError(f"input file {str(path)!r} does not exist; pass a .npy or .csv file of shape (N, n0).")
+        raise DeepEFTInputError(f"{where} does not exist; pass a .npy or .csv file of shape (N, n0).")
     suffix = path.suffix.lower()
-    try:
-        if suffix == ".npy":
+    if suffix not in (".npy", ".csv"):
+        raise DeepEFTInputError(f"{where}: use a .npy or .csv file (rows = samples), not {suffix!r}.")
+    if suffix == ".npy":
+        try:
             X = np.load(path, allow_pickle=False)
-        elif suffix == ".csv":
+        except (ValueError, OSError, EOFError):
+            head = path.read_bytes()[:6]
+            kind = "an object (pickled) array" if head == b"\x93NUMPY" else "not a NumPy .npy file"
+            hint = " (a text file? name it .csv)" if head != b"\x93NUMPY" else ""
+            raise DeepEFTInputError(f"{where} is {kind}{hint}; {_INPUTS_SHOULD}.") from None
+    else:
+        text = path.read_text(errors="replace")
+        rows = [line for line in text.splitlines() if line.strip()]
+        if not rows:
+            raise DeepEFTInputError(f"{where} is empty; {_INPUTS_SHOULD}.")
+        X = None
+        for skip in (0, 1):  # one header line allowed
+            lengths = {len(r.split(",")) for r in rows[skip:]}
+            if len(lengths) > 1:
+                raise DeepEFTInputError(
+                    f"{where}: rows have different numbers of columns ({', '.join(map(str, sorted(lengths)))}); "
+                    f"{_INPUTS_SHOULD}."
+                )
             try:
-                X = np.loadtxt(path, delimiter=",", ndmin=2)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    X = np.loadtxt(path, delimiter=",", ndmin=2, skiprows=skip)
+                break
             except ValueError:
-                X = np.loadtxt(path, delimiter=",", ndmin=2, skiprows=1)  # one header line
-        else:
-            raise DeepEFTInputError(f"input file {str(path)!r}: use a .npy or .csv file (rows = samples), not {suffix!r}.")
-    except (ValueError, OSError) as exc:
-        if isinstance(exc, DeepEFTInputError):
-            raise
-        raise DeepEFTInputError(f"could not read {str(path)!r} as a numeric matrix: {exc}.") from None
-    if X.ndim == 1:
-        X = X[None, :]
+                continue
+        if X is None:
+            raise DeepEFTInputError(f"{where} holds entries that are not numbers; {_INPUTS_SHOULD}.")
+    if X.dtype.kind not in "biuf":
+        raise DeepEFTInputError(f"{where} holds a {X.dtype} array, not real numbers; {_INPUTS_SHOULD}.")
+    if X.ndim != 2:
+        extra = (f" (for one input of dimension {X.shape[0]}, save X[None, :] of shape (1, {X.shape[0]}))"
+                 if X.ndim == 1 else "")
+        raise DeepEFTInputError(f"{where} holds an array of shape {X.shape}{extra}; {_INPUTS_SHOULD}.")
+    if X.size == 0:
+        raise DeepEFTInputError(f"{where} holds an empty array of shape {X.shape}; {_INPUTS_SHOULD}.")
     return X
 
 
@@ -545,7 +578,7 @@ def kernel(
         _check_out_file(save, "--save", ".npy")
     X = _read_inputs(inputs)
     act = _activation_from(activation_name, param_)
-    net = MLP(input_dim=X.shape[1] if X.ndim == 2 else 1, widths=[width] * (depth - 1), output_dim=1,
+    net = MLP(input_dim=X.shape[1], widths=[width] * (depth - 1), output_dim=1,
               activation=act, C_b=_floats(C_b, "--C-b"), C_W=_floats(C_W, "--C-W"),
               lambda_b=_floats(lambda_b, "--lambda-b"), lambda_W=_floats(lambda_W, "--lambda-W"))
     X = net.check_inputs(X)
