@@ -451,3 +451,96 @@ def test_input_files_say_what_they_should_contain(tmp_path):
         assert fragment in r.stderr and should in r.stderr and "Traceback" not in r.stderr, (name, r.stderr)
     ok = inproc("kernel", tmp_path / "one.csv", "--json", cwd=tmp_path)  # one CSV row = one input
     assert ok.exit_code == 0 and json.loads(ok.stdout)["inputs"]["N"] == 1, ok.stderr
+
+
+def test_kernel_cli_defaults_to_criticality_and_warns_off_critical(tmp_path):
+    _inputs(tmp_path)
+    off, crit = cli_many([["kernel", tmp_path / "X.npy", "--depth", 60, "--C-W", 1, "--json"],
+                          ["kernel", tmp_path / "X.npy", "--depth", 60, "--json"]], cwd=tmp_path)
+    assert off.returncode == 0 and crit.returncode == 0, (off.stderr, crit.stderr)
+    out = json.loads(off.stdout)
+    assert len(out["warnings"]) == 1 and "collapses exponentially" in out["warnings"][0]
+    assert off.stderr.count("warning: kernel: ") == 1
+    assert "critical initialization C_b = 0, C_W = 2" in crit.stderr and "warning" not in crit.stderr.lower()
+    c = json.loads(crit.stdout)
+    assert c["network"]["C_W"] == [2.0] * 60 and c["warnings"] == []
+    sig = inproc("kernel", tmp_path / "X.npy", "--activation", "sigmoid", "--depth", 3)
+    assert sig.exit_code == 0 and "WARNING: sigmoid has no critical initialization" in sig.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# readable output: criticality headline, --version, list --json limits, progress bars, n_networks
+# ---------------------------------------------------------------------------------------------
+def test_readable_output(tmp_path):
+    import deepeft
+
+    crit, ver = cli_many([["criticality", "tanh"], ["--version"]], cwd=tmp_path)
+    assert crit.returncode == 0 and crit.stdout.splitlines()[0] == "critical: C_b = 0, C_W = 1, universality class K* = 0"
+    assert "details" in crit.stdout and "p_parallel" in crit.stdout
+    assert ver.returncode == 0 and ver.stdout.strip() == f"deepeft {deepeft.__version__}"
+    relu = inproc("criticality", "relu").stdout.splitlines()[0]
+    assert relu.startswith("critical: C_b = 0, C_W = 2, universality class scale-invariant")
+    assert inproc("criticality", "sigmoid").stdout.startswith("not critical: sigmoid has no physical critical")
+    rows = {r["name"]: {p["name"]: p for p in r["params"]} for r in json.loads(inproc("list", "--json").stdout)}
+    nn = rows["kernel-vs-ensemble"]["n_networks"]
+    assert nn["min"] == 2 and nn["max"] is None and nn["choices"] is None and nn["type"] == "int"
+    assert any(p["choices"] for r in rows.values() for p in r.values())  # e.g. a method with allowed values
+
+
+def test_n_networks_minimum_is_stated_once():
+    import deepeft as de
+
+    net = de.MLP(input_dim=2, widths=[4], activation="tanh")
+    X = np.ones((1, 2))
+    for bad in (0, 1, -3):
+        with pytest.raises(de.DeepEFTInputError, match=r"n_networks must be an integer >= 2"):
+            de.sample_ensemble(net, X, bad)
+    with pytest.raises(de.DeepEFTInputError, match=r"n_networks must be an integer >= 2"):
+        de.sample_ensemble(net, X, 2.5)
+
+
+_BAR_SCRIPT = """
+import sys, numpy as np, deepeft as de
+X = np.random.default_rng(0).normal(size=(3, 10))
+net = de.MLP(input_dim=10, widths=[128] * 4, activation="tanh", C_b=0.0, C_W=1.0)
+de.sample_ensemble(net, X, n_networks=int(sys.argv[1]), seed=0, chunk_size=256, progress={progress})
+"""
+
+
+def test_ensemble_progress_bar_on_a_terminal_or_when_asked(tmp_path):
+    """The README example shows a tqdm bar when stderr is a terminal (runs over 1 s) or progress=True; none in
+    logs/pipes by default, and none inside experiment tasks (DEEPEFT_PROGRESS=0)."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    def run(progress, n, tty, extra=None):
+        code = _BAR_SCRIPT.format(progress=progress)
+        env = _env(extra)
+        if not tty:
+            r = subprocess.run([sys.executable, "-c", code, str(n)], env=env, capture_output=True, text=True, timeout=300)
+            assert r.returncode == 0, r.stderr
+            return r.stderr
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+        p = subprocess.Popen([sys.executable, "-c", code, str(n)], env=env, stderr=slave, stdout=subprocess.DEVNULL)
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                b = os.read(master, 4096)
+            except OSError:
+                break
+            if not b:
+                break
+            chunks.append(b)
+        assert p.wait(timeout=300) == 0
+        os.close(master)
+        return b"".join(chunks).decode(errors="replace")
+
+    shown = run(None, 2048, tty=True)
+    assert "sample_ensemble:" in shown and "2048/2048" in shown
+    assert "sample_ensemble:" in run(True, 256, tty=False)
+    assert "sample_ensemble:" not in run(None, 256, tty=False)
+    assert "sample_ensemble:" not in run(None, 2048, tty=True, extra={"DEEPEFT_PROGRESS": "0"})

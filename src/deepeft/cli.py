@@ -19,6 +19,7 @@ import math
 import os
 import signal
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -106,6 +107,12 @@ def _handle_errors(json_flag: str | None = None):
                 code, msg = EXIT_TASK, str(exc)
             except ClusterUnavailable as exc:
                 code, msg = EXIT_CLUSTER, str(exc)
+            except BrokenPipeError:  # stdout closed early (e.g. `| head`): not an error of the command
+                try:
+                    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                except (OSError, ValueError, AttributeError):
+                    pass
+                raise typer.Exit(EXIT_OK) from None
             except KeyboardInterrupt:
                 code, msg = EXIT_INTERRUPT, "interrupted; finished tasks are saved, rerun with --resume to continue."
             except Exception as exc:  # noqa: BLE001 - a bug in an experiment or in deepeft: show where
@@ -473,10 +480,44 @@ def criticality(
 
     act = _activation_from(activation_name, param_)
     (crit,) = _need("deepeft.theory.criticality", "criticality")
-    result = _jsonable(crit(act))
+    analysis = crit(act)
+    result = _jsonable(analysis)
     payload = {"command": "criticality", "deepeft_version": __version__,
                "input": {"activation": act.name, "params": act.param_dict}, "result": result}
-    _emit(payload, as_json, [f"criticality of {act!r}", *_text_lines(result, "  ")])
+    details = {k: v for k, v in result.items() if k != "activation"}
+    _emit(payload, as_json, [_criticality_headline(analysis), f"  {act!r}: {analysis.reason}",
+                             "details (all of it: --json):", *_text_lines(details, "  ")])
+
+
+def _criticality_headline(c) -> str:
+    """One line: the initialization to use and the universality class, e.g.
+    "critical: C_b = 0, C_W = 1, universality class K* = 0"."""
+    cls = {"K*=0": "K* = 0"}.get(c.universality_class, c.universality_class)
+    p = c.critical
+    if p is None:
+        return f"not critical: {c.activation.name} has no physical critical initialization (class {cls!r})"
+    where = ("any K*: a line of fixed points" if p.K_star is None else
+             "" if p.K_star == 0 else f"K* = {p.K_star:.6g}, {p.stability}")
+    others = [q for q in c.points if q is not p and q.physical]
+    more = f"; {len(others)} more critical point(s) below" if others else ""
+    return (f"critical: C_b = {p.C_b:.6g}, C_W = {p.C_W:.6g}, universality class {cls}"
+            + (f" ({where})" if where else "") + more)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        typer.echo(f"deepeft {__version__}")
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", help="print the version and exit", is_eager=True,
+                                          callback=_version_callback)] = False,
+) -> None:
+    """deepeft: effective theory of deep networks, validated against Monte Carlo ensembles."""
 
 
 _INPUTS_SHOULD = ("it should contain a matrix X of shape (N, n0): one row per input, n0 ≥ 1 numbers each "
@@ -551,6 +592,27 @@ def _floats(text: str, name: str):
     return vals[0] if len(vals) == 1 else vals
 
 
+def _default_initialization(act, C_b: str | None, C_W: str | None):
+    """(C_b, C_W) from the options; what is not given comes from the activation's critical point (§5.3),
+    announced on stderr — loudly when the activation has none (then C_b = 0, C_W = 1)."""
+    given_b = _floats(C_b, "--C-b") if C_b is not None else None
+    given_W = _floats(C_W, "--C-W") if C_W is not None else None
+    if given_b is not None and given_W is not None:
+        return given_b, given_W
+    (crit,) = _need("deepeft.theory.criticality", "criticality")
+    result = crit(act)
+    points = [p for p in result.points if p.physical]
+    if points:
+        p = points[0]
+        typer.echo(f"note: {act.name}: using its critical initialization C_b = {p.C_b:.6g}, C_W = {p.C_W:.6g} "
+                   f"(universality class {result.universality_class}, §5.3) for what --C-b/--C-W do not set.", err=True)
+        return (p.C_b if given_b is None else given_b), (p.C_W if given_W is None else given_W)
+    typer.echo(f"WARNING: {act.name} has no critical initialization ({getattr(result, 'reason', '') or 'none found'});"
+               " using C_b = 0, C_W = 1 for what --C-b/--C-W do not set: the kernel will change exponentially with"
+               " depth.", err=True)
+    return (0.0 if given_b is None else given_b), (1.0 if given_W is None else given_W)
+
+
 @app.command()
 @_handle_errors("as_json")
 def kernel(
@@ -559,8 +621,12 @@ def kernel(
     param_: Annotated[list[str] | None, typer.Option("--param", help="activation parameter KEY=VALUE")] = None,
     depth: Annotated[int, typer.Option(help="number of layers L (hidden layers + output)", min=1)] = 2,
     width: Annotated[int, typer.Option(help="hidden width (unused by infinite-width results)", min=1)] = 1000,
-    C_W: Annotated[str, typer.Option("--C-W", help="weight variance C_W (number or per-layer list)")] = "1.0",
-    C_b: Annotated[str, typer.Option("--C-b", help="bias variance C_b (number or per-layer list)")] = "0.0",
+    C_W: Annotated[str | None, typer.Option(
+        "--C-W", help="weight variance C_W (number or per-layer list) [default: critical for the activation]",
+        show_default=False)] = None,
+    C_b: Annotated[str | None, typer.Option(
+        "--C-b", help="bias variance C_b (number or per-layer list) [default: critical for the activation]",
+        show_default=False)] = None,
     lambda_W: Annotated[str, typer.Option("--lambda-W", help="weight learning-rate scale λ_W (8.6)")] = "1.0",
     lambda_b: Annotated[str, typer.Option("--lambda-b", help="bias learning-rate scale λ_b (8.6)")] = "1.0",
     ntk: Annotated[bool, typer.Option("--ntk", help="frozen NTK Θ (9.5) instead of the kernel K (4.118)")] = False,
@@ -571,20 +637,26 @@ def kernel(
     import numpy as np
 
     from . import __version__
-    from .errors import DeepEFTInputError
+    from .errors import DeepEFTInputError, DeepEFTWarning
     from .network import MLP
 
     if save is not None:
         _check_out_file(save, "--save", ".npy")
     X = _read_inputs(inputs)
     act = _activation_from(activation_name, param_)
+    C_b_value, C_W_value = _default_initialization(act, C_b, C_W)
     net = MLP(input_dim=X.shape[1], widths=[width] * (depth - 1), output_dim=1,
-              activation=act, C_b=_floats(C_b, "--C-b"), C_W=_floats(C_W, "--C-W"),
+              activation=act, C_b=C_b_value, C_W=C_W_value,
               lambda_b=_floats(lambda_b, "--lambda-b"), lambda_W=_floats(lambda_W, "--lambda-W"))
     X = net.check_inputs(X)
     quantity, eq = ("frozen_ntk", "(9.5)") if ntk else ("kernel", "(4.118)")
     (fn,) = _need("deepeft.theory.kernel", quantity)
-    value = np.asarray(fn(net, X), dtype=np.float64)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DeepEFTWarning)
+        value = np.asarray(fn(net, X), dtype=np.float64)
+    notes = [str(w.message) for w in caught if issubclass(w.category, DeepEFTWarning)]
+    for note in notes:
+        typer.echo(f"warning: {note}", err=True)
     if save is not None:
         try:
             with open(save, "wb") as fh:  # np.save(str) would append ".npy" to any other name
@@ -596,7 +668,7 @@ def kernel(
         "network": {"L": net.L, "n": list(net.n), "activation": act.name, "activation_params": act.param_dict,
                     **{k: list(v) for k, v in net.arrays().items()}},
         "inputs": {"path": str(inputs), "N": int(X.shape[0]), "n0": int(X.shape[1])},
-        "shape": list(value.shape), "value": value,
+        "shape": list(value.shape), "value": value, "warnings": notes,
     }
     lines = [f"{quantity} {eq} of {net!r} on {X.shape[0]} inputs from {inputs}:"]
     with np.printoptions(precision=6, suppress=False, linewidth=120):

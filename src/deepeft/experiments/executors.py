@@ -38,6 +38,7 @@ class ClusterUnavailable(RuntimeError):
 def run_task(exp, params, index: int, task: dict, delay: float = 0.0):
     """Compute one task (runs wherever the executor puts it). Returns (index, result, seconds)."""
     t0 = time.perf_counter()
+    os.environ["DEEPEFT_PROGRESS"] = "0"  # no tqdm bars from sample_ensemble inside tasks (the CLI shows its own)
     result = normalize_result(exp.compute(params, task, TaskContext(index, params.seed)))
     if delay:
         time.sleep(delay)
