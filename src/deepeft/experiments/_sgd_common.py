@@ -132,23 +132,26 @@ def mean_se(a, axis: int = 0):
 
 
 def ratio_check(name: str, num, num_se, den, den_se, threshold: float, what: str) -> Check:
-    """Pass when num/den ≥ threshold; the stderr of the ratio by the delta method, z = (ratio − threshold)/stderr."""
+    """Pass when num/den ≥ threshold; the stderr of the ratio by the delta method. There is no theory value
+    (the threshold is a rule, written in ``rule`` with the margin in standard errors), so theory and z are None."""
     num, num_se, den, den_se = (float(x) for x in (num, num_se, den, den_se))
     r = num / den if den != 0 else math.inf
     se = abs(r) * math.hypot(num_se / num if num else 0.0, den_se / den if den else 0.0)
-    z = (r - threshold) / se if se > 0 else None
+    margin = f"; margin (ratio − {threshold:g})/stderr = {(r - threshold) / se:.2f}" if se > 0 and math.isfinite(r) else ""
     ok = math.isfinite(r) and r >= threshold
-    return Check(name, threshold, r, se, z, ok, f"{what} ≥ {threshold:g} (ratio of ensemble means; stderr by the delta method)")
+    return Check(name, None, r, se, None, ok,
+                 f"{what} ≥ {threshold:g} (ratio of ensemble means; stderr by the delta method{margin})")
 
 
 def greater_check(name: str, a, a_se, b, b_se, *, min_z: float, what: str) -> Check:
-    """Pass when a − b > 0 by at least ``min_z`` standard errors (independent errors added in quadrature)."""
+    """Pass when a − b > 0 by at least ``min_z`` standard errors (independent errors added in quadrature).
+    No theory value: theory and z are None; the margin diff/stderr is written in ``rule``."""
     a, a_se, b, b_se = (float(x) for x in (a, a_se, b, b_se))
     d = a - b
     se = math.hypot(a_se, b_se)
-    z = d / se if se > 0 else (math.inf if d > 0 else -math.inf)
-    return Check(name, 0.0, d, se, z if math.isfinite(z) else None, bool(z >= min_z),
-                 f"{what} > 0 with z = diff/stderr ≥ {min_z:g}")
+    margin = d / se if se > 0 else (math.inf if d > 0 else -math.inf)
+    return Check(name, None, d, se, None, bool(margin >= min_z),
+                 f"{what} > 0 by ≥ {min_z:g} stderr (diff/stderr = {margin:.2f})")
 
 
 def transition_temperature(T, loss) -> float:
@@ -184,8 +187,7 @@ def transition_check(name: str, T, loss_members, lo: float, hi: float, rng_seed:
     Ts = transition_temperature(T, L.mean(0))
     se = float(bootstrap_se(lambda idx: transition_temperature(T, L[idx].mean(0)), L.shape[0], rng_seed))
     ok = math.isfinite(Ts) and lo <= Ts <= hi
-    theory = math.sqrt(lo * hi)
-    return Check(name, theory, Ts, se, None, ok,
+    return Check(name, None, Ts, se, None, ok,  # a window, not a predicted value: no theory column
                  f"T* (mid-point crossing of log mean loss between lowest and highest T) in [{lo:g}, {hi:g}] "
                  "(stderr: bootstrap over members)")
 
