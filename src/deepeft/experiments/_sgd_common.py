@@ -267,11 +267,12 @@ def nearest(values, target: float) -> int:
 
 
 def heatmap(ax, fig, T, s, Z, title: str, *, log: bool, boundaries=None, jamming=None, fraction=None,
-            lines=None, cmap: str = "viridis"):
+            lines=None, cmap: str = "viridis", cbar_label: str | None = None):
     """One T–1/σ_W heat map (log axes, cells centred on the grid points) with the DBM boundaries
     ``{level: T per 1/σ_W column}`` (where defined) and the jamming lines ``{label: 1/σ_W}`` overlaid; with
     ``fraction`` (the converged fraction on the grid) also its contours at the boundary levels (dotted);
-    ``lines``: further boundaries ``{label: T per 1/σ_W column}`` (cyan, dashed)."""
+    ``lines``: further boundaries ``{label: T per 1/σ_W column}`` (cyan, dashed). The colorbar is labelled
+    ``cbar_label`` (default: the title up to its first parenthesis), with "(log scale)" when ``log``."""
     from matplotlib.colors import LogNorm
 
     T, s, Z = np.asarray(T, float), np.asarray(s, float), np.asarray(Z, float)
@@ -289,7 +290,8 @@ def heatmap(ax, fig, T, s, Z, title: str, *, log: bool, boundaries=None, jamming
             norm = LogNorm(vmin=pos.min(), vmax=pos.max())
         Z = np.where(Z > 0, Z, np.nan)
     im = ax.pcolormesh(edges(s), edges(T), Z, norm=norm, cmap=cmap, shading="flat")
-    fig.colorbar(im, ax=ax)
+    label = cbar_label if cbar_label is not None else title.split(" (")[0]
+    fig.colorbar(im, ax=ax, label=label + (" (log scale)" if log and norm is not None else ""))
     ax.set_xscale("log", base=2)
     ax.set_yscale("log", base=2)
     ax.set_xlabel("1/σ_W")
