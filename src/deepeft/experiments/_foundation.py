@@ -126,7 +126,8 @@ def biased_check(
     pw = {1: "", 2: "²"}.get(order, f"^{order}")
     if stderr == 0:  # deterministic layer (e.g. ℓ = 1): exact up to rounding
         ok = math.isfinite(diff) and abs(diff) <= 1e-12 * max(abs(theory), 1.0) + allowance
-        return Check(name, theory, simulation, stderr, z, ok, f"deterministic: |sim − {what}| ≤ 1e-12·max(|{what}|, 1)")
+        # no z: (sim − theory)/0 is undefined, and the report's z column always means (sim − theory)/stderr
+        return Check(name, theory, simulation, stderr, None, ok, f"deterministic: |sim − {what}| ≤ 1e-12·max(|{what}|, 1)")
     ok = math.isfinite(diff) and abs(diff) < max_z * stderr + allowance
     rule = (
         f"|sim − {what}| < {max_z:g}·stderr + {coef:g}·{scale_text}·((ℓ−2)₊/n){pw} "

@@ -23,7 +23,7 @@ __all__ = ["write_report", "render_report", "load_summary", "column_violations",
 
 COLUMNS = ("check", "kind", "theory", "measurement ± stderr", "z", "rule", "pass")
 KINDS = ("prediction", "resolution", "finding", "regression")
-INLINE_MAX_BYTES = 120_000  # larger figures are linked, not embedded
+INLINE_MAX_BYTES = 60_000  # larger figures are linked, not embedded
 FOLD_ROWS = 25  # check tables longer than this start folded
 _Z_RTOL = 1e-6
 
