@@ -38,8 +38,15 @@ class ClusterUnavailable(RuntimeError):
 def run_task(exp, params, index: int, task: dict, delay: float = 0.0):
     """Compute one task (runs wherever the executor puts it). Returns (index, result, seconds)."""
     t0 = time.perf_counter()
+    old = os.environ.get("DEEPEFT_PROGRESS")
     os.environ["DEEPEFT_PROGRESS"] = "0"  # no tqdm bars from sample_ensemble inside tasks (the CLI shows its own)
-    result = normalize_result(exp.compute(params, task, TaskContext(index, params.seed)))
+    try:
+        result = normalize_result(exp.compute(params, task, TaskContext(index, params.seed)))
+    finally:
+        if old is None:
+            os.environ.pop("DEEPEFT_PROGRESS", None)
+        else:
+            os.environ["DEEPEFT_PROGRESS"] = old
     if delay:
         time.sleep(delay)
     return index, result, time.perf_counter() - t0
