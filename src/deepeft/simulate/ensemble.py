@@ -489,7 +489,7 @@ def sample_ensemble(
     N = X.shape[0]
     if isinstance(n_networks, (int, np.integer)) and not isinstance(n_networks, bool) and n_networks < 2:
         raise DeepEFTInputError(
-            f"n_networks must be an integer >= 2 (standard errors need two networks), got {n_networks}; "
+            f"n_networks must be >= 2 (an integer: standard errors need two networks), got {n_networks}; "
             "for a single network use deepeft.simulate.forward.preactivations(net, X, seed=..., index=...)."
         )
     n_networks = v.positive_int(n_networks, "n_networks", minimum=2)
