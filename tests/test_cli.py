@@ -277,7 +277,7 @@ def test_input_error_messages(tmp_path):
         (["reproduce", "--only", "nope"], "unknown experiment 'nope'"),
         (["criticality", "leaky_relu", "--param", "slop=0.2"], "unknown parameter(s) ['slop']"),
         (["kernel", tmp_path / "X.txt"], "use a .npy or .csv file"),
-        (["kernel", tmp_path / "bad.csv"], "could not read"),
+        (["kernel", tmp_path / "bad.csv"], "holds entries that are not numbers"),
         (["kernel", tmp_path / "X.npy", "--C-W", "two"], "--C-W must be a number"),
         (["kernel", tmp_path / "X.npy", "--activation", "rleu"], "Did you mean 'relu'"),
         (["kernel", tmp_path / "X.npy", "--depth", 3, "--C-W", "1,2"], "sequence of length L = 3"),
@@ -331,3 +331,216 @@ def test_kernel_json_matches_python_api(tmp_path):
     np.testing.assert_allclose(np.array(b["value"]), expected, rtol=1e-12)  # .csv with a header line
     assert c["quantity"] == "frozen_ntk" and c["equation"] == "(9.5)"
     np.testing.assert_allclose(np.array(c["value"]), np.asarray(mod.frozen_ntk(net, X)), rtol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# Ctrl-C: every interrupt exits 130 and leaves a store that resumes to the uninterrupted result
+# ---------------------------------------------------------------------------------------------
+def _interrupt_after_start(args, cwd, delay_s, env):
+    """Start ``deepeft ARGS``, wait for its first info line (run started), sleep ``delay_s``, then send SIGINT
+    to its whole process group, as Ctrl-C in a terminal does (Dask workers get it too)."""
+    import signal
+    import time
+
+    p = subprocess.Popen([*_CMD, *map(str, args)], cwd=cwd, env=_env(env), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, start_new_session=True)
+    first = p.stderr.readline()
+    time.sleep(delay_s)
+    os.killpg(p.pid, signal.SIGINT)
+    so, se = p.communicate(timeout=120)
+    return subprocess.CompletedProcess(p.args, p.returncode, so, first + se)
+
+
+def test_sigint_stress_exits_130_and_resumes(ref, work):
+    """Interrupts at random moments, in-process and with --workers: exit 130 (never a crash at
+    interpreter shutdown), one line on stderr, and the store resumes to data bit-identical to a run
+    that was never interrupted."""
+    import concurrent.futures as cf
+
+    rng = np.random.default_rng(11)
+    runs = [([], d) for d in rng.uniform(0.0, 3.5, size=3)] + [(["--workers", 1], rng.uniform(0.0, 2.0))]
+    dirs = [work / f"sigint{i}" for i in range(len(runs))]
+    with cf.ThreadPoolExecutor(len(runs)) as pool:
+        results = list(pool.map(
+            lambda i: _interrupt_after_start(["run", "gaussian-moments", *TINY, *runs[i][0], "--out", dirs[i]], work,
+                                             runs[i][1], {"DEEPEFT_TASK_DELAY": "1"}),
+            range(len(runs))))
+    finished = []
+    for (extra, delay), d, r in zip(runs, dirs, results):
+        assert r.returncode == 130, (extra, delay, r.returncode, r.stderr[-2000:])
+        assert "interrupted; finished tasks are saved" in r.stderr and "Traceback" not in r.stderr, r.stderr
+        finished.append(len(list((d / "tasks").glob("task-*.npz"))) if (d / "tasks").is_dir() else 0)
+    for d, n_done in zip(dirs, finished):
+        r = inproc("run", "gaussian-moments", *TINY, "--out", d, "--resume", "-q")
+        assert r.exit_code == 0, r.stderr
+        timing = json.loads((d / "summary.json").read_text())["timing"]
+        assert timing["tasks_resumed"] == n_done and timing["tasks_run"] == 4 - n_done
+        assert_bit_identical(ref, d)
+
+
+def test_unwritable_outputs_exit_2_before_any_work(tmp_path):
+    """--out / --save that name a file, sit under a file, or lie on a read-only mount (/proc: unwritable
+    even for root, which ignores permission bits) → exit 2 with one line, before any work."""
+    _inputs(tmp_path)
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    (tmp_path / "adir").mkdir()
+    ro = Path("/proc") / "deepeft-out"
+    calls = [
+        (["run", "gaussian-moments", *TINY, "--out", afile], "is an existing file, not a folder"),
+        (["run", "gaussian-moments", *TINY, "--out", afile / "sub"], "is a file, not a folder"),
+        (["run", "gaussian-moments", *TINY, "--out", ro], "cannot write in '/proc'"),
+        (["reproduce", "--out", afile], "is an existing file, not a folder"),
+        (["reproduce", "--out", ro / "x"], "cannot write in '/proc'"),
+        (["kernel", tmp_path / "X.npy", "--save", tmp_path / "adir"], "is a folder; give a file name"),
+        (["kernel", tmp_path / "X.npy", "--save", tmp_path / "K"], "ending in .npy"),
+        (["kernel", tmp_path / "X.npy", "--save", afile / "K.npy"], "is not an existing folder"),
+        (["kernel", tmp_path / "X.npy", "--save", ro / "K.npy"], "is not an existing folder"),
+        (["kernel", tmp_path / "X.npy", "--save", "/proc/K.npy"], "cannot write in '/proc'"),
+    ]
+    procs = cli_many([c for c, _ in calls[2:5]], cwd=tmp_path)  # a few as real processes, the rest in-process
+    results = [inproc(*c, cwd=tmp_path) for c, _ in calls[:2]] + procs + [inproc(*c, cwd=tmp_path) for c, _ in calls[5:]]
+    for (args, fragment), r in zip(calls, results):
+        code = getattr(r, "returncode", getattr(r, "exit_code", None))
+        assert code == 2, (args, code, r.stderr[-1500:])
+        assert fragment in r.stderr and r.stderr.count("\n") == 1, (args, r.stderr)
+    assert not (tmp_path / "results").exists() and not (tmp_path / "K.npy").exists()
+    assert sorted(p.name for p in (tmp_path / "adir").iterdir()) == []
+
+
+def test_bad_scheduler_address_fails_fast_with_exit_5(tmp_path):
+    import time
+
+    t0 = time.monotonic()
+    bad, refused = cli_many([["run", "gaussian-moments", *TINY, "--scheduler", "notaurl"],
+                             ["run", "gaussian-moments", *TINY, "--scheduler", "tcp://127.0.0.1:1",
+                              "--scheduler-timeout", 2]], cwd=tmp_path)
+    elapsed = time.monotonic() - t0
+    assert bad.returncode == 5 and "'notaurl' is not a Dask scheduler address" in bad.stderr, bad.stderr
+    assert refused.returncode == 5 and "'tcp://127.0.0.1:1' within 2 s" in refused.stderr, refused.stderr
+    for r in (bad, refused):
+        assert "Traceback" not in r.stderr and r.stderr.strip().count("\n") == 0, r.stderr
+    assert elapsed < 30, elapsed  # was > 32 s: Dask's default 30 s connect timeout on a refused port
+    assert not (tmp_path / "results").exists()
+    r = inproc("reproduce", "--scheduler", "tcp://host:99999", cwd=tmp_path)
+    assert r.exit_code == 5 and "port 1-65535" in r.stderr
+
+
+def test_input_files_say_what_they_should_contain(tmp_path):
+    np.save(tmp_path / "flat.npy", np.array([0.3, -1.2, 0.5, 1.0]))
+    np.save(tmp_path / "empty.npy", np.zeros((0, 3)))
+    np.save(tmp_path / "cube.npy", np.zeros((2, 2, 2)))
+    (tmp_path / "text.npy").write_text("1,2,3\n4,5,6\n")
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "ragged.csv").write_text("1,2,3\n4,5\n")
+    (tmp_path / "one.csv").write_text("1,2,3\n")
+    should = "it should contain a matrix X of shape (N, n0)"
+    cases = [
+        ("flat.npy", "shape (4,) (for one input of dimension 4, save X[None, :] of shape (1, 4))"),
+        ("empty.npy", "empty array of shape (0, 3)"),
+        ("cube.npy", "shape (2, 2, 2)"),
+        ("text.npy", "is not a NumPy .npy file (a text file? name it .csv)"),
+        ("empty.csv", "is empty"),
+        ("ragged.csv", "rows have different numbers of columns (2, 3)"),
+    ]
+    (proc,) = cli_many([["kernel", tmp_path / "flat.npy", "--json"]], cwd=tmp_path)
+    assert proc.returncode == 2 and cases[0][1] in proc.stderr and json.loads(proc.stdout)["error"]["exit_code"] == 2
+    for name, fragment in cases:
+        r = inproc("kernel", tmp_path / name, cwd=tmp_path)
+        assert r.exit_code == 2, (name, r.stderr)
+        assert fragment in r.stderr and should in r.stderr and "Traceback" not in r.stderr, (name, r.stderr)
+    ok = inproc("kernel", tmp_path / "one.csv", "--json", cwd=tmp_path)  # one CSV row = one input
+    assert ok.exit_code == 0 and json.loads(ok.stdout)["inputs"]["N"] == 1, ok.stderr
+
+
+def test_kernel_cli_defaults_to_criticality_and_warns_off_critical(tmp_path):
+    _inputs(tmp_path)
+    off, crit = cli_many([["kernel", tmp_path / "X.npy", "--depth", 60, "--C-W", 1, "--json"],
+                          ["kernel", tmp_path / "X.npy", "--depth", 60, "--json"]], cwd=tmp_path)
+    assert off.returncode == 0 and crit.returncode == 0, (off.stderr, crit.stderr)
+    out = json.loads(off.stdout)
+    assert len(out["warnings"]) == 1 and "collapses exponentially" in out["warnings"][0]
+    assert off.stderr.count("warning: kernel: ") == 1
+    assert "critical initialization C_b = 0, C_W = 2" in crit.stderr and "warning" not in crit.stderr.lower()
+    c = json.loads(crit.stdout)
+    assert c["network"]["C_W"] == [2.0] * 60 and c["warnings"] == []
+    sig = inproc("kernel", tmp_path / "X.npy", "--activation", "sigmoid", "--depth", 3)
+    assert sig.exit_code == 0 and "WARNING: sigmoid has no critical initialization" in sig.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# readable output: criticality headline, --version, list --json limits, progress bars, n_networks
+# ---------------------------------------------------------------------------------------------
+def test_readable_output(tmp_path):
+    import deepeft
+
+    crit, ver = cli_many([["criticality", "tanh"], ["--version"]], cwd=tmp_path)
+    assert crit.returncode == 0 and crit.stdout.splitlines()[0] == "critical: C_b = 0, C_W = 1, universality class K* = 0"
+    assert "details" in crit.stdout and "p_parallel" in crit.stdout
+    assert ver.returncode == 0 and ver.stdout.strip() == f"deepeft {deepeft.__version__}"
+    relu = inproc("criticality", "relu").stdout.splitlines()[0]
+    assert relu.startswith("critical: C_b = 0, C_W = 2, universality class scale-invariant")
+    assert inproc("criticality", "sigmoid").stdout.startswith("not critical: sigmoid has no physical critical")
+    rows = {r["name"]: {p["name"]: p for p in r["params"]} for r in json.loads(inproc("list", "--json").stdout)}
+    nn = rows["kernel-vs-ensemble"]["n_networks"]
+    assert nn["min"] == 2 and nn["max"] is None and nn["choices"] is None and nn["type"] == "int"
+    assert any(p["choices"] for r in rows.values() for p in r.values())  # e.g. a method with allowed values
+
+
+def test_n_networks_minimum_is_stated_once():
+    import deepeft as de
+
+    net = de.MLP(input_dim=2, widths=[4], activation="tanh")
+    X = np.ones((1, 2))
+    for bad in (0, 1, -3):
+        with pytest.raises(de.DeepEFTInputError, match=r"n_networks must be (an integer )?>= 2"):
+            de.sample_ensemble(net, X, bad)
+    with pytest.raises(de.DeepEFTInputError, match=r"n_networks must be (an integer )?>= 2"):
+        de.sample_ensemble(net, X, 2.5)
+
+
+_BAR_SCRIPT = """
+import sys, numpy as np, deepeft as de
+X = np.random.default_rng(0).normal(size=(3, 10))
+net = de.MLP(input_dim=10, widths=[128] * 4, activation="tanh", C_b=0.0, C_W=1.0)
+de.sample_ensemble(net, X, n_networks=int(sys.argv[1]), seed=0, chunk_size=256, progress={progress})
+"""
+
+
+def test_ensemble_progress_bar_on_a_terminal_or_when_asked(tmp_path):
+    """The README example shows a tqdm bar when stderr is a terminal (runs over 1 s) or progress=True; none in
+    logs/pipes by default, and none inside experiment tasks (DEEPEFT_PROGRESS=0)."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    def run(progress, n, tty, extra=None):
+        code = _BAR_SCRIPT.format(progress=progress)
+        env = {k: v for k, v in _env(extra).items() if k != "DEEPEFT_PROGRESS" or extra}
+        if not tty:
+            r = subprocess.run([sys.executable, "-c", code, str(n)], env=env, capture_output=True, text=True, timeout=300)
+            assert r.returncode == 0, r.stderr
+            return r.stderr
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+        p = subprocess.Popen([sys.executable, "-c", code, str(n)], env=env, stderr=slave, stdout=subprocess.DEVNULL)
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                b = os.read(master, 4096)
+            except OSError:
+                break
+            if not b:
+                break
+            chunks.append(b)
+        assert p.wait(timeout=300) == 0
+        os.close(master)
+        return b"".join(chunks).decode(errors="replace")
+
+    shown = run(None, 2048, tty=True)
+    assert "sample_ensemble:" in shown and "2048/2048" in shown
+    assert "sample_ensemble:" in run(True, 256, tty=False)
+    assert "sample_ensemble:" not in run(None, 256, tty=False)
+    assert "sample_ensemble:" not in run(None, 2048, tty=True, extra={"DEEPEFT_PROGRESS": "0"})

@@ -16,7 +16,10 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
+import signal
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -104,6 +107,12 @@ def _handle_errors(json_flag: str | None = None):
                 code, msg = EXIT_TASK, str(exc)
             except ClusterUnavailable as exc:
                 code, msg = EXIT_CLUSTER, str(exc)
+            except BrokenPipeError:  # stdout closed early (e.g. `| head`): not an error of the command
+                try:
+                    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                except (OSError, ValueError, AttributeError):
+                    pass
+                raise typer.Exit(EXIT_OK) from None
             except KeyboardInterrupt:
                 code, msg = EXIT_INTERRUPT, "interrupted; finished tasks are saved, rerun with --resume to continue."
             except Exception as exc:  # noqa: BLE001 - a bug in an experiment or in deepeft: show where
@@ -111,6 +120,8 @@ def _handle_errors(json_flag: str | None = None):
 
                 traceback.print_exc()
                 code, msg = EXIT_TASK, f"unexpected {type(exc).__name__}: {exc} (traceback above; please report it)."
+            if _INTERRUPTED and code != EXIT_INTERRUPT:  # Ctrl-C surfaced as another error (e.g. inside JAX)
+                code, msg = EXIT_INTERRUPT, "interrupted; finished tasks are saved, rerun with --resume to continue."
             _err(msg)
             if as_json:
                 typer.echo(json.dumps({"error": {"message": msg, "exit_code": code}}))
@@ -146,6 +157,7 @@ class _RichProgress:
         self._task = self._bar.add_task(label, total=total, completed=completed)
 
     def advance(self) -> None:
+        _raise_if_interrupted()
         if self._bar is not None:
             self._bar.advance(self._task)
 
@@ -205,6 +217,52 @@ def _out_dir(out: Path | None, default: str) -> Path:
     return out if out is not None else Path("results") / default
 
 
+def _probe_write(folder: Path, what: str) -> None:
+    """Really try to create (and remove) a file in ``folder``: permission bits alone mislead (root ignores
+    them, read-only mounts and quotas do not show in them)."""
+    import tempfile
+
+    from .errors import DeepEFTInputError
+
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".deepeft-write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise DeepEFTInputError(
+            f"{what}: cannot write in {str(folder)!r} ({exc.strerror or exc}); choose a location you can write to."
+        ) from None
+
+
+def _check_out_folder(path: Path, option: str = "--out") -> None:
+    """Refuse, before any work, an output folder that names a file or cannot be created or written."""
+    from .errors import DeepEFTInputError
+
+    what = f"{option} {str(path)!r}"
+    if path.exists() and not path.is_dir():
+        raise DeepEFTInputError(f"{what} is an existing file, not a folder; give a folder (created if missing).")
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise DeepEFTInputError(f"{what} cannot be created: {str(existing)!r} is a file, not a folder.")
+    _probe_write(existing, what)
+
+
+def _check_out_file(path: Path, option: str, suffix: str) -> None:
+    """Refuse, before any work, an output file name that is a folder, lacks ``suffix`` or cannot be written."""
+    from .errors import DeepEFTInputError
+
+    what = f"{option} {str(path)!r}"
+    if path.is_dir():
+        raise DeepEFTInputError(f"{what} is a folder; give a file name, e.g. {str(path / ('K' + suffix))!r}.")
+    if path.suffix.lower() != suffix:
+        raise DeepEFTInputError(f"{what}: give a file name ending in {suffix}, e.g. {str(path.with_suffix(suffix))!r}.")
+    if not path.parent.is_dir():
+        raise DeepEFTInputError(f"{what}: {str(path.parent)!r} is not an existing folder; create it first.")
+    _probe_write(path.parent, what)
+
+
 # ----------------------------------------------------------------------------------------------
 # Commands
 # ----------------------------------------------------------------------------------------------
@@ -236,6 +294,7 @@ def list_cmd(
 _PRESET_HELP = "parameter preset: quick (minutes on 2 cores) or paper (the sources' full parameters) [default: quick]"
 _SET_HELP = "override one parameter, KEY=VALUE (TOML syntax; lists as a,b,c or [a, b]); repeatable"
 _SCHED_HELP = "address of an existing Dask scheduler (tcp://host:port) to send tasks to"
+_SCHED_TIMEOUT_HELP = "seconds to wait for --scheduler to answer before giving up (exit 5)"
 _WORKERS_HELP = "start a local Dask cluster with N worker processes (default: run in-process)"
 _RESUME_HELP = "continue the run stored in --out, skipping finished tasks (the configuration must match)"
 _OVERWRITE_HELP = "discard a run with a different configuration stored in --out"
@@ -256,6 +315,7 @@ def run(
     config: Annotated[Path | None, typer.Option(help="TOML file with parameters (see docs/experiments.md)")] = None,
     out: Annotated[Path | None, typer.Option(help="output folder [default: results/NAME-PRESET]")] = None,
     scheduler: Annotated[str | None, typer.Option(help=_SCHED_HELP)] = None,
+    scheduler_timeout: Annotated[float, typer.Option(help=_SCHED_TIMEOUT_HELP, min=0.1)] = 10.0,
     workers: Annotated[int | None, typer.Option(help=_WORKERS_HELP, min=1)] = None,
     resume: Annotated[bool, typer.Option("--resume", help=_RESUME_HELP)] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help=_OVERWRITE_HELP)] = False,
@@ -277,8 +337,9 @@ def run(
     overrides = parse_assignments(set_ or [])
     out_dir = _out_dir(out, f"{name}-{preset}")
     params = resolve_params(exp, preset, file_values, overrides)
+    _check_out_folder(out_dir)
     preflight(exp, out_dir, preset, params, resume=resume, overwrite=overwrite)  # refuse before starting workers
-    with open_executor(scheduler, workers) as executor:
+    with open_executor(scheduler, workers, scheduler_timeout) as executor:
         _info(f"{name}: preset {preset}, {executor.description}, output {out_dir}", quiet)
         outcome = run_experiment(
             exp, out_dir, preset=preset, params=params, executor=executor,
@@ -304,6 +365,7 @@ def reproduce(
     ] = None,
     config: Annotated[Path | None, typer.Option(help="TOML file with one [experiment-name] table each")] = None,
     scheduler: Annotated[str | None, typer.Option(help=_SCHED_HELP)] = None,
+    scheduler_timeout: Annotated[float, typer.Option(help=_SCHED_TIMEOUT_HELP, min=0.1)] = 10.0,
     workers: Annotated[int | None, typer.Option(help=_WORKERS_HELP, min=1)] = None,
     resume: Annotated[bool, typer.Option("--resume", help=_RESUME_HELP)] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help=_OVERWRITE_HELP)] = False,
@@ -335,9 +397,10 @@ def reproduce(
             )
         overrides.setdefault(exp_name, {})[pkey] = value
     out_dir = _out_dir(out, preset)
+    _check_out_folder(out_dir)
     plan = plan_reproduction(out_dir, preset=preset, names=names, file_values=tables, overrides=overrides,
                              resume=resume, overwrite=overwrite)  # validate everything before starting workers
-    with open_executor(scheduler, workers) as executor:
+    with open_executor(scheduler, workers, scheduler_timeout) as executor:
         _info(f"reproduce: preset {preset}, {executor.description}, output {out_dir}", quiet)
         s = _reproduce(
             out_dir, preset=preset, plan=plan, executor=executor,
@@ -417,36 +480,103 @@ def criticality(
 
     act = _activation_from(activation_name, param_)
     (crit,) = _need("deepeft.theory.criticality", "criticality")
-    result = _jsonable(crit(act))
+    analysis = crit(act)
+    result = _jsonable(analysis)
     payload = {"command": "criticality", "deepeft_version": __version__,
                "input": {"activation": act.name, "params": act.param_dict}, "result": result}
-    _emit(payload, as_json, [f"criticality of {act!r}", *_text_lines(result, "  ")])
+    details = {k: v for k, v in result.items() if k != "activation"}
+    _emit(payload, as_json, [_criticality_headline(analysis), f"  {act!r}: {analysis.reason}",
+                             "details (all of it: --json):", *_text_lines(details, "  ")])
+
+
+def _criticality_headline(c) -> str:
+    """One line: the initialization to use and the universality class, e.g.
+    "critical: C_b = 0, C_W = 1, universality class K* = 0"."""
+    cls = {"K*=0": "K* = 0"}.get(c.universality_class, c.universality_class)
+    p = c.critical
+    if p is None:
+        return f"not critical: {c.activation.name} has no physical critical initialization (class {cls!r})"
+    where = ("any K*: a line of fixed points" if p.K_star is None else
+             "" if p.K_star == 0 else f"K* = {p.K_star:.6g}, {p.stability}")
+    others = [q for q in c.points if q is not p and q.physical]
+    more = f"; {len(others)} more critical point(s) below" if others else ""
+    return (f"critical: C_b = {p.C_b:.6g}, C_W = {p.C_W:.6g}, universality class {cls}"
+            + (f" ({where})" if where else "") + more)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        typer.echo(f"deepeft {__version__}")
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", help="print the version and exit", is_eager=True,
+                                          callback=_version_callback)] = False,
+) -> None:
+    """deepeft: effective theory of deep networks, validated against Monte Carlo ensembles."""
+
+
+_INPUTS_SHOULD = ("it should contain a matrix X of shape (N, n0): one row per input, n0 ≥ 1 numbers each "
+                  "(.npy: numpy.save(path, X) with X.ndim == 2; .csv: N lines of n0 comma-separated numbers, "
+                  "one optional header line)")
 
 
 def _read_inputs(path: Path):
+    """X of shape (N, n0) from a .npy or .csv file; DeepEFTInputError saying what the file should contain."""
+    import warnings
+
     import numpy as np
 
     from .errors import DeepEFTInputError
 
+    where = f"input file {str(path)!r}"
     if not path.is_file():
-        raise DeepEFTInputError(f"input file {str(path)!r} does not exist; pass a .npy or .csv file of shape (N, n0).")
+        raise DeepEFTInputError(f"{where} does not exist; pass a .npy or .csv file of shape (N, n0).")
     suffix = path.suffix.lower()
-    try:
-        if suffix == ".npy":
+    if suffix not in (".npy", ".csv"):
+        raise DeepEFTInputError(f"{where}: use a .npy or .csv file (rows = samples), not {suffix!r}.")
+    if suffix == ".npy":
+        try:
             X = np.load(path, allow_pickle=False)
-        elif suffix == ".csv":
+        except (ValueError, OSError, EOFError):
+            head = path.read_bytes()[:6]
+            kind = "an object (pickled) array" if head == b"\x93NUMPY" else "not a NumPy .npy file"
+            hint = " (a text file? name it .csv)" if head != b"\x93NUMPY" else ""
+            raise DeepEFTInputError(f"{where} is {kind}{hint}; {_INPUTS_SHOULD}.") from None
+    else:
+        text = path.read_text(errors="replace")
+        rows = [line for line in text.splitlines() if line.strip()]
+        if not rows:
+            raise DeepEFTInputError(f"{where} is empty; {_INPUTS_SHOULD}.")
+        X = None
+        for skip in (0, 1):  # one header line allowed
+            lengths = {len(r.split(",")) for r in rows[skip:]}
+            if len(lengths) > 1:
+                raise DeepEFTInputError(
+                    f"{where}: rows have different numbers of columns ({', '.join(map(str, sorted(lengths)))}); "
+                    f"{_INPUTS_SHOULD}."
+                )
             try:
-                X = np.loadtxt(path, delimiter=",", ndmin=2)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    X = np.loadtxt(path, delimiter=",", ndmin=2, skiprows=skip)
+                break
             except ValueError:
-                X = np.loadtxt(path, delimiter=",", ndmin=2, skiprows=1)  # one header line
-        else:
-            raise DeepEFTInputError(f"input file {str(path)!r}: use a .npy or .csv file (rows = samples), not {suffix!r}.")
-    except (ValueError, OSError) as exc:
-        if isinstance(exc, DeepEFTInputError):
-            raise
-        raise DeepEFTInputError(f"could not read {str(path)!r} as a numeric matrix: {exc}.") from None
-    if X.ndim == 1:
-        X = X[None, :]
+                continue
+        if X is None:
+            raise DeepEFTInputError(f"{where} holds entries that are not numbers; {_INPUTS_SHOULD}.")
+    if X.dtype.kind not in "biuf":
+        raise DeepEFTInputError(f"{where} holds a {X.dtype} array, not real numbers; {_INPUTS_SHOULD}.")
+    if X.ndim != 2:
+        extra = (f" (for one input of dimension {X.shape[0]}, save X[None, :] of shape (1, {X.shape[0]}))"
+                 if X.ndim == 1 else "")
+        raise DeepEFTInputError(f"{where} holds an array of shape {X.shape}{extra}; {_INPUTS_SHOULD}.")
+    if X.size == 0:
+        raise DeepEFTInputError(f"{where} holds an empty array of shape {X.shape}; {_INPUTS_SHOULD}.")
     return X
 
 
@@ -462,6 +592,27 @@ def _floats(text: str, name: str):
     return vals[0] if len(vals) == 1 else vals
 
 
+def _default_initialization(act, C_b: str | None, C_W: str | None):
+    """(C_b, C_W) from the options; what is not given comes from the activation's critical point (§5.3),
+    announced on stderr — loudly when the activation has none (then C_b = 0, C_W = 1)."""
+    given_b = _floats(C_b, "--C-b") if C_b is not None else None
+    given_W = _floats(C_W, "--C-W") if C_W is not None else None
+    if given_b is not None and given_W is not None:
+        return given_b, given_W
+    (crit,) = _need("deepeft.theory.criticality", "criticality")
+    result = crit(act)
+    points = [p for p in result.points if p.physical]
+    if points:
+        p = points[0]
+        typer.echo(f"note: {act.name}: using its critical initialization C_b = {p.C_b:.6g}, C_W = {p.C_W:.6g} "
+                   f"(universality class {result.universality_class}, §5.3) for what --C-b/--C-W do not set.", err=True)
+        return (p.C_b if given_b is None else given_b), (p.C_W if given_W is None else given_W)
+    typer.echo(f"WARNING: {act.name} has no critical initialization ({getattr(result, 'reason', '') or 'none found'});"
+               " using C_b = 0, C_W = 1 for what --C-b/--C-W do not set: the kernel will change exponentially with"
+               " depth.", err=True)
+    return (0.0 if given_b is None else given_b), (1.0 if given_W is None else given_W)
+
+
 @app.command()
 @_handle_errors("as_json")
 def kernel(
@@ -470,8 +621,12 @@ def kernel(
     param_: Annotated[list[str] | None, typer.Option("--param", help="activation parameter KEY=VALUE")] = None,
     depth: Annotated[int, typer.Option(help="number of layers L (hidden layers + output)", min=1)] = 2,
     width: Annotated[int, typer.Option(help="hidden width (unused by infinite-width results)", min=1)] = 1000,
-    C_W: Annotated[str, typer.Option("--C-W", help="weight variance C_W (number or per-layer list)")] = "1.0",
-    C_b: Annotated[str, typer.Option("--C-b", help="bias variance C_b (number or per-layer list)")] = "0.0",
+    C_W: Annotated[str | None, typer.Option(
+        "--C-W", help="weight variance C_W (number or per-layer list) [default: critical for the activation]",
+        show_default=False)] = None,
+    C_b: Annotated[str | None, typer.Option(
+        "--C-b", help="bias variance C_b (number or per-layer list) [default: critical for the activation]",
+        show_default=False)] = None,
     lambda_W: Annotated[str, typer.Option("--lambda-W", help="weight learning-rate scale λ_W (8.6)")] = "1.0",
     lambda_b: Annotated[str, typer.Option("--lambda-b", help="bias learning-rate scale λ_b (8.6)")] = "1.0",
     ntk: Annotated[bool, typer.Option("--ntk", help="frozen NTK Θ (9.5) instead of the kernel K (4.118)")] = False,
@@ -482,25 +637,38 @@ def kernel(
     import numpy as np
 
     from . import __version__
+    from .errors import DeepEFTInputError, DeepEFTWarning
     from .network import MLP
 
+    if save is not None:
+        _check_out_file(save, "--save", ".npy")
     X = _read_inputs(inputs)
     act = _activation_from(activation_name, param_)
-    net = MLP(input_dim=X.shape[1] if X.ndim == 2 else 1, widths=[width] * (depth - 1), output_dim=1,
-              activation=act, C_b=_floats(C_b, "--C-b"), C_W=_floats(C_W, "--C-W"),
+    C_b_value, C_W_value = _default_initialization(act, C_b, C_W)
+    net = MLP(input_dim=X.shape[1], widths=[width] * (depth - 1), output_dim=1,
+              activation=act, C_b=C_b_value, C_W=C_W_value,
               lambda_b=_floats(lambda_b, "--lambda-b"), lambda_W=_floats(lambda_W, "--lambda-W"))
     X = net.check_inputs(X)
     quantity, eq = ("frozen_ntk", "(9.5)") if ntk else ("kernel", "(4.118)")
     (fn,) = _need("deepeft.theory.kernel", quantity)
-    value = np.asarray(fn(net, X), dtype=np.float64)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DeepEFTWarning)
+        value = np.asarray(fn(net, X), dtype=np.float64)
+    notes = [str(w.message) for w in caught if issubclass(w.category, DeepEFTWarning)]
+    for note in notes:
+        typer.echo(f"warning: {note}", err=True)
     if save is not None:
-        np.save(save, value)
+        try:
+            with open(save, "wb") as fh:  # np.save(str) would append ".npy" to any other name
+                np.save(fh, value)
+        except OSError as exc:
+            raise DeepEFTInputError(f"--save {str(save)!r}: could not write ({exc.strerror or exc}).") from None
     payload = {
         "command": "kernel", "quantity": quantity, "equation": eq, "deepeft_version": __version__,
         "network": {"L": net.L, "n": list(net.n), "activation": act.name, "activation_params": act.param_dict,
                     **{k: list(v) for k, v in net.arrays().items()}},
         "inputs": {"path": str(inputs), "N": int(X.shape[0]), "n0": int(X.shape[1])},
-        "shape": list(value.shape), "value": value,
+        "shape": list(value.shape), "value": value, "warnings": notes,
     }
     lines = [f"{quantity} {eq} of {net!r} on {X.shape[0]} inputs from {inputs}:"]
     with np.printoptions(precision=6, suppress=False, linewidth=120):
@@ -509,14 +677,83 @@ def kernel(
     _emit(payload, as_json, lines)
 
 
+def _exit_now(code: int) -> None:
+    """Flush and leave without interpreter shutdown: with JAX, Dask or progress-bar threads still alive,
+    finalization after Ctrl-C can crash (SIGSEGV) instead of exiting 130. Every finished task is already
+    fsynced (store.py), so nothing is lost by skipping finalizers."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - a closed pipe must not change the exit code
+            pass
+    os._exit(code)
+
+
+_INTERRUPTED: list[float] = []  # monotonic time of the first Ctrl-C of this process
+_RAISED: list[bool] = []  # KeyboardInterrupt has been raised for it
+_DUPLICATE_S = 1.0  # a SIGINT this soon after the first is the same Ctrl-C (`timeout` sends it twice)
+_SWALLOWING = {"__del__", "_xla_gc_callback"}  # Python prints and drops exceptions raised in these
+
+
+def _in_swallowing_frame(frame) -> bool:
+    for _ in range(4):
+        if frame is None:
+            return False
+        if frame.f_code.co_name in _SWALLOWING:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _on_sigint(signum, frame) -> None:
+    """Ctrl-C: KeyboardInterrupt, which unwinds (progress bar stopped, Dask futures cancelled, cluster
+    closed) to ``_handle_errors`` → exit 130. Inside a finalizer or gc callback, where Python would drop
+    the exception, the signal is re-sent 20 ms later instead. A repeat within ``_DUPLICATE_S`` is ignored
+    so that cleanup completes; a later one (cleanup hangs) exits 130 at once."""
+    import threading
+    import time
+
+    now = time.monotonic()
+    if _RAISED:
+        if now - _INTERRUPTED[0] > _DUPLICATE_S:
+            _err("interrupted again; exiting now.")
+            _exit_now(EXIT_INTERRUPT)
+        return
+    if not _INTERRUPTED:
+        _INTERRUPTED.append(now)
+    if _in_swallowing_frame(frame):
+        threading.Timer(0.02, os.kill, (os.getpid(), signal.SIGINT)).start()
+        return
+    _RAISED.append(True)
+    raise KeyboardInterrupt
+
+
+def _raise_if_interrupted() -> None:
+    """A KeyboardInterrupt raised inside a finalizer or gc callback is swallowed by Python; catch up here."""
+    if _INTERRUPTED:
+        raise KeyboardInterrupt
+
+
 from .cli_learning import register as _register_learning  # predict, evidence (issue 12)
 
 _register_learning(app)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``deepeft`` script."""
-    app(args=argv, prog_name="deepeft")
+    """Entry point of the ``deepeft`` script. An interrupted command always exits 130 (see ``_exit_now``)."""
+    try:
+        signal.signal(signal.SIGINT, _on_sigint)
+        app(args=argv, prog_name="deepeft")
+    except SystemExit as exc:
+        if exc.code == EXIT_INTERRUPT:
+            _exit_now(EXIT_INTERRUPT)
+        if _INTERRUPTED:  # the interrupt was swallowed (see _raise_if_interrupted) and the command finished
+            _err("interrupted; finished tasks are saved, rerun with --resume to continue.")
+            _exit_now(EXIT_INTERRUPT)
+        raise
+    except KeyboardInterrupt:  # outside a command (e.g. while parsing options)
+        _err("interrupted.")
+        _exit_now(EXIT_INTERRUPT)
 
 
 if __name__ == "__main__":  # pragma: no cover

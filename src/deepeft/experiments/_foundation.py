@@ -24,6 +24,7 @@ __all__ = [
     "ensemble_seed",
     "fixed_inputs",
     "intercept_fit",
+    "line_fit_band",
     "nlo_metric_or_none",
     "upper_pairs",
 ]
@@ -125,7 +126,8 @@ def biased_check(
     pw = {1: "", 2: "²"}.get(order, f"^{order}")
     if stderr == 0:  # deterministic layer (e.g. ℓ = 1): exact up to rounding
         ok = math.isfinite(diff) and abs(diff) <= 1e-12 * max(abs(theory), 1.0) + allowance
-        return Check(name, theory, simulation, stderr, z, ok, f"deterministic: |sim − {what}| ≤ 1e-12·max(|{what}|, 1)")
+        # no z: (sim − theory)/0 is undefined, and the report's z column always means (sim − theory)/stderr
+        return Check(name, theory, simulation, stderr, None, ok, f"deterministic: |sim − {what}| ≤ 1e-12·max(|{what}|, 1)")
     ok = math.isfinite(diff) and abs(diff) < max_z * stderr + allowance
     rule = (
         f"|sim − {what}| < {max_z:g}·stderr + {coef:g}·{scale_text}·((ℓ−2)₊/n){pw} "
@@ -134,14 +136,28 @@ def biased_check(
     return Check(name, theory, simulation, stderr, z, ok, rule)
 
 
+def _line_fit(x, y, se):
+    """Weighted least squares y = a + b·x: coefficients (a, b) and their covariance (AᵀWA)⁻¹."""
+    x, y, se = (np.asarray(v, dtype=np.float64) for v in (x, y, se))
+    A = np.stack([np.ones_like(x), x], axis=1) / se[:, None]
+    coef, *_ = np.linalg.lstsq(A, y / se, rcond=None)
+    return coef, np.linalg.inv(A.T @ A)
+
+
 def intercept_fit(x, y, se) -> tuple[float, float, float, float]:
     """Weighted least squares y = a + b·x with independent errors ``se``: (a, se_a, b, se_b).
 
     The covariance is (AᵀWA)⁻¹ from the stated errors (not rescaled by the residuals), so two points give
     the exact line through them with propagated errors.
     """
-    x, y, se = (np.asarray(v, dtype=np.float64) for v in (x, y, se))
-    A = np.stack([np.ones_like(x), x], axis=1) / se[:, None]
-    coef, *_ = np.linalg.lstsq(A, y / se, rcond=None)
-    cov = np.linalg.inv(A.T @ A)
+    coef, cov = _line_fit(x, y, se)
     return float(coef[0]), float(np.sqrt(cov[0, 0])), float(coef[1]), float(np.sqrt(cov[1, 1]))
+
+
+def line_fit_band(x, y, se, xs) -> tuple[np.ndarray, np.ndarray]:
+    """The fit of :func:`intercept_fit` evaluated at ``xs`` and its 1σ uncertainty √([1 x] Cov [1 x]ᵀ),
+    for drawing a fit with its error band."""
+    coef, cov = _line_fit(x, y, se)
+    xs = np.asarray(xs, dtype=np.float64)
+    var = cov[0, 0] + 2 * cov[0, 1] * xs + cov[1, 1] * xs**2
+    return coef[0] + coef[1] * xs, np.sqrt(np.maximum(var, 0.0))

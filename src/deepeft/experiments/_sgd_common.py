@@ -132,23 +132,26 @@ def mean_se(a, axis: int = 0):
 
 
 def ratio_check(name: str, num, num_se, den, den_se, threshold: float, what: str) -> Check:
-    """Pass when num/den ≥ threshold; the stderr of the ratio by the delta method, z = (ratio − threshold)/stderr."""
+    """Pass when num/den ≥ threshold; the stderr of the ratio by the delta method. There is no theory value
+    (the threshold is a rule, written in ``rule`` with the margin in standard errors), so theory and z are None."""
     num, num_se, den, den_se = (float(x) for x in (num, num_se, den, den_se))
     r = num / den if den != 0 else math.inf
     se = abs(r) * math.hypot(num_se / num if num else 0.0, den_se / den if den else 0.0)
-    z = (r - threshold) / se if se > 0 else None
+    margin = f"; margin (ratio − {threshold:g})/stderr = {(r - threshold) / se:.2f}" if se > 0 and math.isfinite(r) else ""
     ok = math.isfinite(r) and r >= threshold
-    return Check(name, threshold, r, se, z, ok, f"{what} ≥ {threshold:g} (ratio of ensemble means; stderr by the delta method)")
+    return Check(name, None, r, se, None, ok,
+                 f"{what} ≥ {threshold:g} (ratio of ensemble means; stderr by the delta method{margin})")
 
 
 def greater_check(name: str, a, a_se, b, b_se, *, min_z: float, what: str) -> Check:
-    """Pass when a − b > 0 by at least ``min_z`` standard errors (independent errors added in quadrature)."""
+    """Pass when a − b > 0 by at least ``min_z`` standard errors (independent errors added in quadrature).
+    No theory value: theory and z are None; the margin diff/stderr is written in ``rule``."""
     a, a_se, b, b_se = (float(x) for x in (a, a_se, b, b_se))
     d = a - b
     se = math.hypot(a_se, b_se)
-    z = d / se if se > 0 else (math.inf if d > 0 else -math.inf)
-    return Check(name, 0.0, d, se, z if math.isfinite(z) else None, bool(z >= min_z),
-                 f"{what} > 0 with z = diff/stderr ≥ {min_z:g}")
+    margin = d / se if se > 0 else (math.inf if d > 0 else -math.inf)
+    return Check(name, None, d, se, None, bool(margin >= min_z),
+                 f"{what} > 0 by ≥ {min_z:g} stderr (diff/stderr = {margin:.2f})")
 
 
 def transition_temperature(T, loss) -> float:
@@ -184,8 +187,7 @@ def transition_check(name: str, T, loss_members, lo: float, hi: float, rng_seed:
     Ts = transition_temperature(T, L.mean(0))
     se = float(bootstrap_se(lambda idx: transition_temperature(T, L[idx].mean(0)), L.shape[0], rng_seed))
     ok = math.isfinite(Ts) and lo <= Ts <= hi
-    theory = math.sqrt(lo * hi)
-    return Check(name, theory, Ts, se, None, ok,
+    return Check(name, None, Ts, se, None, ok,  # a window, not a predicted value: no theory column
                  f"T* (mid-point crossing of log mean loss between lowest and highest T) in [{lo:g}, {hi:g}] "
                  "(stderr: bootstrap over members)")
 
@@ -265,11 +267,12 @@ def nearest(values, target: float) -> int:
 
 
 def heatmap(ax, fig, T, s, Z, title: str, *, log: bool, boundaries=None, jamming=None, fraction=None,
-            lines=None, cmap: str = "viridis"):
+            lines=None, cmap: str = "viridis", cbar_label: str | None = None):
     """One T–1/σ_W heat map (log axes, cells centred on the grid points) with the DBM boundaries
     ``{level: T per 1/σ_W column}`` (where defined) and the jamming lines ``{label: 1/σ_W}`` overlaid; with
     ``fraction`` (the converged fraction on the grid) also its contours at the boundary levels (dotted);
-    ``lines``: further boundaries ``{label: T per 1/σ_W column}`` (cyan, dashed)."""
+    ``lines``: further boundaries ``{label: T per 1/σ_W column}`` (cyan, dashed). The colorbar is labelled
+    ``cbar_label`` (default: the title up to its first parenthesis), with "(log scale)" when ``log``."""
     from matplotlib.colors import LogNorm
 
     T, s, Z = np.asarray(T, float), np.asarray(s, float), np.asarray(Z, float)
@@ -287,7 +290,8 @@ def heatmap(ax, fig, T, s, Z, title: str, *, log: bool, boundaries=None, jamming
             norm = LogNorm(vmin=pos.min(), vmax=pos.max())
         Z = np.where(Z > 0, Z, np.nan)
     im = ax.pcolormesh(edges(s), edges(T), Z, norm=norm, cmap=cmap, shading="flat")
-    fig.colorbar(im, ax=ax)
+    label = cbar_label if cbar_label is not None else title.split(" (")[0]
+    fig.colorbar(im, ax=ax, label=label + (" (log scale)" if log and norm is not None else ""))
     ax.set_xscale("log", base=2)
     ax.set_yscale("log", base=2)
     ax.set_xlabel("1/σ_W")

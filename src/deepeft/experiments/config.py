@@ -178,7 +178,8 @@ def params_to_dict(p) -> dict[str, Any]:
 
 
 def describe_params(cls) -> list[dict[str, Any]]:
-    """[{name, type, default, help, analysis}] for docs, ``deepeft list --json`` and reports."""
+    """[{name, type, default, help, min, max, choices, analysis}] for docs, ``deepeft list --json`` and reports
+    (``min``/``max``: inclusive bounds or None; ``choices``: allowed values or None)."""
     types = _field_types(cls)
     rows = []
     for f in dataclasses.fields(cls):
@@ -189,6 +190,9 @@ def describe_params(cls) -> list[dict[str, Any]]:
                 "type": _type_name(types[f.name]),
                 "default": list(d) if isinstance(d, tuple) else d,
                 "help": f.metadata.get("help", ""),
+                "min": f.metadata.get("min"),
+                "max": f.metadata.get("max"),
+                "choices": list(f.metadata["choices"]) if f.metadata.get("choices") is not None else None,
                 "analysis": bool(f.metadata.get("analysis", False)),
             }
         )

@@ -248,6 +248,12 @@ class CriticalityCurves(Experiment):
             ax.set_xlabel("layer ℓ")
             ax.set_title(f"{a}, n = {p.width}: K^(ℓ) (lines), K+G1/n (dotted), ensemble (dots)", fontsize=8)
         axes[0].set_ylabel("E[z²]")
-        axes[0].legend(fontsize=7)
+        from matplotlib.lines import Line2D
+
+        styles = [Line2D([], [], color="0.3", lw=1.2, label="K^(ℓ) (4.118)"),
+                  Line2D([], [], color="0.3", lw=1.0, ls=":", label="K + G1/n (4.115)"),
+                  Line2D([], [], color="0.3", marker="o", ms=3, ls="none", label="ensemble ± stderr")]
+        handles, _ = axes[0].get_legend_handles_labels()
+        axes[0].legend(handles=handles + styles, fontsize=7)
         out["kernel_phases.png"] = fig
         return out

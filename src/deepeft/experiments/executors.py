@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import time
 from collections.abc import Iterator
 
@@ -37,7 +38,15 @@ class ClusterUnavailable(RuntimeError):
 def run_task(exp, params, index: int, task: dict, delay: float = 0.0):
     """Compute one task (runs wherever the executor puts it). Returns (index, result, seconds)."""
     t0 = time.perf_counter()
-    result = normalize_result(exp.compute(params, task, TaskContext(index, params.seed)))
+    old = os.environ.get("DEEPEFT_PROGRESS")
+    os.environ["DEEPEFT_PROGRESS"] = "0"  # no tqdm bars from sample_ensemble inside tasks (the CLI shows its own)
+    try:
+        result = normalize_result(exp.compute(params, task, TaskContext(index, params.seed)))
+    finally:
+        if old is None:
+            os.environ.pop("DEEPEFT_PROGRESS", None)
+        else:
+            os.environ["DEEPEFT_PROGRESS"] = old
     if delay:
         time.sleep(delay)
     return index, result, time.perf_counter() - t0
@@ -98,10 +107,38 @@ class DaskExecutor:
                 self.client.cancel(pending)
 
 
+def dask_setup(worker) -> None:
+    """Dask preload hook of the ``--workers`` LocalCluster: a worker process ignores SIGINT. Ctrl-C reaches
+    the whole process group, and only the driver should act on it (it cancels the tasks and closes the
+    cluster) instead of every worker dying with a KeyboardInterrupt traceback."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+DEFAULT_CONNECT_TIMEOUT_S = 10.0  # how long --scheduler waits for the scheduler to answer
+_ADDRESS = re.compile(r"^(?:(tcp|tls|ws|wss|ucx)://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
+
+
+def check_scheduler_address(address: str) -> str:
+    """``address`` if it looks like a Dask scheduler address (``[tcp://]host:port``), else ClusterUnavailable."""
+    m = _ADDRESS.match(address.strip())
+    if not m or not 0 < int(m.group(3)) < 65536:
+        raise ClusterUnavailable(
+            f"--scheduler {address!r} is not a Dask scheduler address; give the one the scheduler printed, "
+            "like tcp://host:8786 (scheme tcp, tls, ws, wss or ucx; port 1-65535)."
+        )
+    return address.strip()
+
+
 @contextlib.contextmanager
-def open_executor(scheduler: str | None = None, workers: int | None = None):
-    """Context manager yielding an executor: Dask client at ``scheduler``, a LocalCluster with
-    ``workers`` processes (1 thread each), or in-process when both are None."""
+def open_executor(scheduler: str | None = None, workers: int | None = None,
+                  connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S):
+    """Context manager yielding an executor: Dask client at ``scheduler`` (waiting at most
+    ``connect_timeout`` seconds for it), a LocalCluster with ``workers`` processes (1 thread each),
+    or in-process when both are None."""
     if scheduler and workers:
         raise DeepEFTInputError("pass either --scheduler ADDRESS (existing cluster) or --workers N (local), not both.")
     if not scheduler and not workers:
@@ -110,13 +147,16 @@ def open_executor(scheduler: str | None = None, workers: int | None = None):
     from distributed import Client, LocalCluster
 
     if scheduler:
+        address = check_scheduler_address(scheduler)
+        if not connect_timeout > 0:
+            raise DeepEFTInputError(f"the scheduler connect timeout must be > 0 seconds, got {connect_timeout}.")
         try:
-            client = Client(scheduler)  # waits distributed.comm.timeouts.connect (Dask config, default 30s)
-        except (OSError, TimeoutError) as exc:
+            client = Client(address, timeout=f"{connect_timeout}s")
+        except (OSError, TimeoutError, ValueError) as exc:
             raise ClusterUnavailable(
-                f"could not connect to the Dask scheduler at {scheduler!r} ({exc}). Check the address the "
-                "scheduler printed (tcp://host:port) and that this machine can reach it, or use --workers N "
-                "for a local cluster."
+                f"could not connect to the Dask scheduler at {scheduler!r} within {connect_timeout:g} s "
+                f"({type(exc).__name__}). Check the address the scheduler printed (tcp://host:port) and that this "
+                "machine can reach it, raise --scheduler-timeout, or use --workers N for a local cluster."
             ) from None
         with client:
             yield DaskExecutor(client, f"Dask scheduler {scheduler}")
@@ -125,7 +165,8 @@ def open_executor(scheduler: str | None = None, workers: int | None = None):
         raise DeepEFTInputError(f"--workers must be >= 1, got {workers}.")
     try:
         cluster = LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40,
+            preload=[__name__],  # dask_setup above: workers leave Ctrl-C to the driver
         )
     except Exception as exc:  # noqa: BLE001
         raise ClusterUnavailable(f"could not start a Dask LocalCluster with {workers} workers: {exc}") from exc

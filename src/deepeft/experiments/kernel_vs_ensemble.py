@@ -164,20 +164,36 @@ class KernelVsEnsemble(Experiment):
         if len(p.widths) >= 2 and p.depth >= 3:
             rfig = Figure(figsize=(3.6 * len(acts), 3.2), layout="constrained")
             raxes = rfig.subplots(1, len(acts), squeeze=False)[0]
-            xs = np.linspace(0.0, 1.0 / min(p.widths), 20)
+            xs = np.linspace(0.0, 1.0 / min(p.widths), 40)
             for ax, a in zip(raxes, acts, strict=True):
                 for al, be in entries:
                     f = self._slope_fit(ds, a, al, be)
-                    eb = ax.errorbar(1.0 / f["n"], f["y"], yerr=f["se"], fmt="o", ms=3.5, label=f"n(sim−K)_{al}{be}")
+                    eb = ax.errorbar(1.0 / f["n"], f["y"], yerr=f["se"], fmt="o", ms=3.5, capsize=2,
+                                     label=f"entry {al}{be}: n(sim−K) ± n·stderr")
                     c = eb[0].get_color()
-                    ax.plot(xs, f["a"] + f["b"] * xs, "-", lw=0.8, color=c)
+                    line, band = fd.line_fit_band(1.0 / f["n"], f["y"], f["se"], xs)
+                    ax.plot(xs, line, "-", lw=0.8, color=c)
+                    ax.fill_between(xs, line - band, line + band, color=c, alpha=0.15, lw=0)
                     if nlo:
-                        ax.plot([0.0], [f["G1"]], "*", ms=9, color=c)
+                        ax.plot(xs, np.full_like(xs, f["G1"]), "--", lw=0.8, color=c)
+                        ax.plot([0.0], [f["G1"]], "*", ms=9, color=c, mec="k", mew=0.4)
                 ax.axhline(0.0, color="0.6", lw=0.6)
                 ax.set_xlabel("1/n")
-                ax.set_title(f"{a}, ℓ = {p.depth}: fit a + b/n" + (" (★ G1 theory)" if nlo else ""), fontsize=8)
+                ax.set_xlim(-0.05 * xs[-1], 1.08 * xs[-1])
+                ax.set_title(f"{a}, ℓ = {p.depth}", fontsize=9)
+            exact = "; with 2 widths the line passes through both points (no check of linearity)" if len(p.widths) == 2 else ""
+            rfig.suptitle(f"finite-width residual n·(sim − K) vs 1/n, fit a + b/n ± 1σ{exact}", fontsize=8.5)
             raxes[0].set_ylabel("n · (sim − K)")
-            raxes[0].legend(fontsize=6)
+            from matplotlib.lines import Line2D
+            from matplotlib.patches import Patch
+
+            keys = [Line2D([], [], color="0.3", lw=0.8, label="weighted fit a + b/n"),
+                    Patch(color="0.3", alpha=0.15, label="fit ± 1σ (intercept a is checked)")]
+            if nlo:
+                keys += [Line2D([], [], color="0.3", ls="--", marker="*", mec="k", mew=0.4, lw=0.8,
+                                label="theory G1 (4.115), width-independent")]
+            handles, _ = raxes[0].get_legend_handles_labels()
+            raxes[0].legend(handles=handles + keys, fontsize=6.5)
             out["residual.png"] = rfig
 
         zfig = Figure(figsize=(7.0, 3.4), layout="constrained")

@@ -1,6 +1,13 @@
-"""``report.html``: one self-contained static page (inline CSS, figures embedded as data URIs, no
-scripts, no network) rendered from ``summary.json`` — for one experiment folder or a
-``reproduce`` folder (which links the per-experiment summaries)."""
+"""``report.html``: one static page (inline CSS, no scripts, no network) rendered from ``summary.json`` —
+for one experiment folder or a ``reproduce`` folder (which links the per-experiment summaries).
+
+Every check table has the same columns, with the same meaning in every experiment (:data:`COLUMNS`):
+kind · theory · measurement ± stderr · z · rule · pass. ``theory`` is a predicted (or printed) value of the
+measured quantity, never a threshold (thresholds live in ``rule``); ``z`` is always
+(measurement − theory)/stderr, or empty. :func:`column_violations` tests that. Failed checks come first;
+long tables are folded. Figures up to :data:`INLINE_MAX_BYTES` are embedded as data URIs, larger ones are
+linked (the PNG next to the report) so that the page stays light.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +19,13 @@ from typing import Any
 
 from ..errors import DeepEFTInputError
 
-__all__ = ["write_report", "render_report", "load_summary"]
+__all__ = ["write_report", "render_report", "load_summary", "column_violations", "COLUMNS", "KINDS"]
+
+COLUMNS = ("check", "kind", "theory", "measurement ± stderr", "z", "rule", "pass")
+KINDS = ("prediction", "resolution", "finding", "regression")
+INLINE_MAX_BYTES = 60_000  # larger figures are linked, not embedded
+FOLD_ROWS = 25  # check tables longer than this start folded
+_Z_RTOL = 1e-6
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
@@ -72,50 +85,115 @@ def _kv_table(rows: dict[str, Any]) -> str:
     return f"<table>{body}</table>"
 
 
-def _checks_table(checks: list[dict], with_experiment: bool = False) -> str:
-    head = ("<th>experiment</th>" if with_experiment else "") + (
-        "<th>check</th><th>theory</th><th>simulation</th><th>stderr</th><th>z</th><th>rule</th><th>pass</th>"
-    )
-    rows = []
+def _fmt(x, digits: int = 6) -> str:
+    return "—" if x is None else f"{x:.{digits}g}"
+
+
+def _theory_text(c: dict) -> str:
+    """Theory, with round-off of an exact zero shown as 0 (|theory| ≤ 1e-12 × the measurement's scale)."""
+    t = c.get("theory")
+    if t is None:
+        return "—"
+    scale = max(abs(c.get("simulation") or 0.0), c.get("stderr") or 0.0)
+    if t != 0 and abs(t) <= 1e-12 * scale:
+        return "0"
+    return _fmt(t)
+
+
+def _measurement_text(c: dict) -> str:
+    m, se = c.get("simulation"), c.get("stderr")
+    if m is None:
+        return "—"
+    return f"{m:.6g} ± {se:.2g}" if se else f"{m:.6g}"
+
+
+def _z_text(c: dict) -> str:
+    z = c.get("z")
+    return "—" if z is None else f"{z:+.2f}"
+
+
+def column_violations(checks: list[dict]) -> list[str]:
+    """Checks whose fields would change a column's meaning: ``z`` other than (measurement − theory)/stderr,
+    an unknown ``kind``, an empty rule. Empty list when every row means the same as every other."""
+    bad = []
     for c in checks:
+        where = f"{c.get('experiment', '')}: {c.get('name')}".lstrip(": ")
+        kind = c.get("kind", "prediction")
+        if kind not in KINDS:
+            bad.append(f"{where}: kind {kind!r} is not one of {', '.join(KINDS)}")
+        if not str(c.get("rule", "")).strip():
+            bad.append(f"{where}: empty rule")
+        z, t, m, se = c.get("z"), c.get("theory"), c.get("simulation"), c.get("stderr")
+        if z is None:
+            continue
+        if t is None or m is None or not se:
+            bad.append(f"{where}: z = {z} without theory, measurement and stderr")
+        elif abs(z - (m - t) / se) > _Z_RTOL * max(1.0, abs(z)):
+            bad.append(f"{where}: z = {z:.6g} is not (measurement − theory)/stderr = {(m - t) / se:.6g}")
+    return bad
+
+
+def _checks_table(checks: list[dict], with_experiment: bool = False) -> str:
+    head = ("<th>experiment</th>" if with_experiment else "") + "".join(f"<th>{_e(h)}</th>" for h in COLUMNS)
+    rows = []
+    for c in sorted(checks, key=lambda c: bool(c["pass"])):  # failed first, otherwise in order
         exp = f"<td>{_e(c.get('experiment', ''))}</td>" if with_experiment else ""
         rows.append(
             f'<tr class="{"pass" if c["pass"] else "fail"}">{exp}<td>{_e(c["name"])}</td>'
-            f'<td class="num">{_num(c["theory"])}</td><td class="num">{_num(c["simulation"])}</td>'
-            f'<td class="num">{_num(c["stderr"])}</td><td class="num">{_num(c["z"])}</td>'
+            f'<td>{_e(c.get("kind", "prediction"))}</td>'
+            f'<td class="num">{_e(_theory_text(c))}</td><td class="num">{_e(_measurement_text(c))}</td>'
+            f'<td class="num">{_e(_z_text(c))}</td>'
             f'<td>{_e(c["rule"])}</td><td>{"✔" if c["pass"] else "✘ FAIL"}</td></tr>'
         )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    return f'<table class="checks"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
-def _figure(path: Path) -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
+def _figure(path: Path, href: str) -> str:
+    """Embedded when small; a link to the PNG (loaded from disk, not inlined) when large."""
+    size = path.stat().st_size
+    if size <= INLINE_MAX_BYTES:
+        src = "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+        note = ""
+    else:
+        src = href
+        note = f' · <a href="{_e(href)}">{size / 1e6:.1f} MB, open full size</a>'
     return (
-        f'<figure><img src="data:image/png;base64,{data}" alt="{_e(path.name)}">'
-        f"<figcaption>{_e(path.name)}</figcaption></figure>"
+        f'<figure><img src="{_e(src)}" alt="{_e(path.name)}">'
+        f"<figcaption>{_e(path.name)}{note}</figcaption></figure>"
     )
 
 
-def _experiment_section(s: dict, folder: Path, anchor: str) -> str:
+def _experiment_section(s: dict, folder: Path, anchor: str, prefix: str = "") -> str:
     status = _badge(s["passed"], f"{s['n_checks'] - s['n_failed']}/{s['n_checks']} checks pass")
     refs = f'<p class="meta">References: {_e(s["references"])}</p>' if s.get("references") else ""
-    figs = "".join(_figure(folder / f) for f in s.get("figures", []) if (folder / f).is_file())
+    figs = "".join(_figure(folder / f, prefix + f) for f in s.get("figures", []) if (folder / f).is_file())
     failed = [c for c in s["checks"] if not c["pass"]]
-    failed_html = (
-        f"<h3>Failed checks</h3>{_checks_table(failed)}" if failed else ""
-    )
+    failed_html = f"<h3>Failed checks ({len(failed)})</h3>{_checks_table(failed)}" if failed else ""
+    bad_columns = column_violations(s["checks"])
+    columns_html = (f'<div class="err">Checks whose columns mean something else: {_e("; ".join(bad_columns))}</div>'
+                    if bad_columns else "")
+    fold = "" if len(s["checks"]) > FOLD_ROWS else " open"
     return (
         f'<section id="{_e(anchor)}"><h2>{_e(s["experiment"])} {status}</h2>'
         f'<p>{_e(s["description"])}</p>{refs}'
         f'<p class="meta">preset {_e(s["preset"])} · {s["n_tasks"]} tasks · seed {s["seed"]} · '
         f'{_e(s["executor"])} · deepeft {_e(s["deepeft_version"])} · {_e(s["created"])}</p>'
-        f"{figs}{failed_html}"
-        f'<details open><summary>Checks ({s["n_checks"]})</summary>{_checks_table(s["checks"])}</details>'
+        f"{failed_html}{columns_html}{figs}"
+        f'<details{fold}><summary>All {s["n_checks"]} checks (failed first)</summary>{_checks_table(s["checks"])}</details>'
         f"<details><summary>Parameters</summary>{_kv_table(s['params'])}</details>"
         f"<details><summary>Timing (seconds)</summary>{_kv_table(s['timing'])}</details>"
         f"<details><summary>Data</summary><p>data.zarr dims: {_e(json.dumps(s.get('dims', {})))}</p></details>"
         "</section>"
     )
+
+
+_LEGEND = (
+    '<p class="meta">Check columns (the same in every experiment): <b>kind</b> prediction (theory vs measurement), '
+    "resolution (agreement within a stated grid/resolution), finding (a measured statement), regression (against a "
+    "stored number) · <b>theory</b> the predicted or printed value, — when there is none (a threshold is part of the "
+    "rule, never a theory value) · <b>measurement ± stderr</b> what deepeft measured or computed, with its standard "
+    "error · <b>z</b> = (measurement − theory)/stderr, — when undefined · <b>rule</b> the pass criterion.</p>"
+)
 
 
 def _page(title: str, body: str) -> str:
@@ -135,11 +213,11 @@ def render_report(folder: str | Path) -> str:
         header = (
             f"<header><h1>deepeft report</h1>"
             f'<p class="meta">one experiment run · folder {_e(folder.name)} · '
-            f'total {_num(s["timing"]["total_s"])} s</p></header>'
+            f'total {_num(s["timing"]["total_s"])} s</p>{_LEGEND}</header>'
         )
         return _page(f"deepeft report: {s['experiment']}", header + _experiment_section(s, folder, s["experiment"]))
     rows, sections = [], []
-    for e in s["experiments"]:
+    for e in sorted(s["experiments"], key=lambda e: bool(e["passed"])):  # failed experiments first
         sub = folder / e["dir"]
         status = _badge(e["passed"], "error" if e.get("error") else f"{e['n_checks'] - e['n_failed']}/{e['n_checks']}")
         rows.append(
@@ -152,14 +230,14 @@ def render_report(folder: str | Path) -> str:
                 f'<div class="err">{_e(e["error"])}</div></section>'
             )
         else:
-            sections.append(_experiment_section(load_summary(sub), sub, e["name"]))
+            sections.append(_experiment_section(load_summary(sub), sub, e["name"], prefix=f"{e['dir']}/"))
     overall = _badge(s["passed"], f"{s['n_checks'] - s['n_failed']}/{s['n_checks']} checks pass")
     header = (
         f"<header><h1>deepeft reproduction · preset {_e(s['preset'])} {overall}</h1>"
         f'<p class="meta">deepeft {_e(s["deepeft_version"])} · {_e(s["executor"])} · {_e(s["created"])} · '
         f'total {_num(s["timing"]["total_s"])} s</p>'
         "<table><thead><tr><th>experiment</th><th>description</th><th>checks</th><th>seconds</th></tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table></header>"
+        f"<tbody>{''.join(rows)}</tbody></table>{_LEGEND}</header>"
     )
     return _page(f"deepeft reproduction ({s['preset']})", header + "".join(sections))
 

@@ -368,11 +368,13 @@ class VertexVsEnsemble(Experiment):
                 for k, e in enumerate(entries):
                     d = f["entries"][e]
                     axes[0, j].errorbar(1.0 / n, n * d["r"], n * d["se"], fmt="o", ms=3, color=f"C{k}", label=f"({e[0]}{e[1]})")
-                    axes[0, j].plot(xs, d["a"] + d["b"] * xs, "-", lw=0.8, color=f"C{k}")
-                    axes[0, j].plot([0.0], [f["G1"][e]], "*", ms=9, color=f"C{k}")
+                    line, band = fd.line_fit_band(1.0 / n, n * d["r"], n * d["se"], xs)
+                    axes[0, j].plot(xs, line, "-", lw=0.8, color=f"C{k}")
+                    axes[0, j].fill_between(xs, line - band, line + band, color=f"C{k}", alpha=0.15, lw=0)
+                    axes[0, j].plot([0.0], [f["G1"][e]], "*", ms=9, color=f"C{k}", mec="k", mew=0.4)
                 axes[0, j].axhline(0.0, color="0.6", lw=0.6)
                 axes[0, j].set_xlabel("1/n")
-                axes[0, j].set_title(f"{a}, ℓ={p.depth}: n(sim − K) = a + b/n (★ G1)", fontsize=8)
+                axes[0, j].set_title(f"{a}, ℓ={p.depth}: n(sim − K) = a + b/n, band ±1σ (★ theory G1)", fontsize=8)
                 sel = f["selected"]
                 d = f["entries"][sel]
                 ax = axes[1, j]

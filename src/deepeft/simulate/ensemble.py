@@ -49,6 +49,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import os
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -59,6 +61,7 @@ from .._x64 import x64
 from ..errors import DeepEFTInputError
 from ..gaussian.estimate import Estimate
 from ..network import MLP
+from ..theory.criticality import warn_on_exponential_kernel
 from . import estimators as est
 from . import forward as fw
 from .ntk import ntk_forward
@@ -388,6 +391,9 @@ def _check_keep(keep, n_networks, net):
     return k, m
 
 
+PROGRESS_ENV = "DEEPEFT_PROGRESS"  # "0": no automatic progress bar (set inside experiment tasks)
+
+
 def _run(cfg: _Config, X, n_networks, seed, chunk_size, progress):
     Xj = jnp.asarray(X, fw._DTYPES[cfg.dtype])
     base = jax.random.PRNGKey(seed)
@@ -407,10 +413,13 @@ def _run(cfg: _Config, X, n_networks, seed, chunk_size, progress):
     n_full = n_networks // chunk_size
     n_rest = -(-(n_networks - n_full * chunk_size) // cfg.B)
     bar = None
+    auto = progress is None
+    if auto:
+        progress = os.environ.get(PROGRESS_ENV, "1") != "0" and sys.stderr is not None and sys.stderr.isatty()
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=n_networks, unit="net", desc="sample_ensemble")
+        bar = tqdm(total=n_networks, unit="net", desc="sample_ensemble", delay=1.0 if auto else 0.0)
     for c in range(n_full):
         acc = call(acc, shift, c * chunk_size, chunk_size // cfg.B)
         if bar is not None:
@@ -437,6 +446,7 @@ def _kept(cfg: _Config, X, seed, k, m):
     return tuple(np.concatenate([p[l] for p in parts])[:k] for l in range(cfg.net.L))
 
 
+@warn_on_exponential_kernel(lambda res, a, kw: res.metric.value)
 def sample_ensemble(
     net: MLP,
     X,
@@ -450,7 +460,7 @@ def sample_ensemble(
     ntk: bool = False,
     method: str = "weights",
     micro_batch: int | None = None,
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> EnsembleResult:
     """Sample ``n_networks`` random networks on inputs X (N, n_0) and estimate, per layer, the metric,
     four-point vertex, single-neuron moments (and optionally the NTK) with standard errors.
@@ -471,17 +481,18 @@ def sample_ensemble(
     method : "weights" (run the networks) or "metric" (exact conditional sampling (4.70)–(4.71); faster).
     micro_batch : networks per vmapped kernel call B (default :func:`default_micro_batch`); part of
         the definition of the summation order, so keep it fixed to reproduce results bit for bit.
-    progress : show a tqdm progress bar.
+    progress : show a tqdm progress bar on stderr. Default (None): when stderr is a terminal and the run
+        takes over a second, unless the environment sets ``DEEPEFT_PROGRESS=0`` (experiment tasks do).
     """
     net = fw.check_net(net)
     X = net.check_inputs(X)
     N = X.shape[0]
-    n_networks = v.positive_int(n_networks, "n_networks")
-    if n_networks < 2:
+    if isinstance(n_networks, (int, np.integer)) and not isinstance(n_networks, bool) and n_networks < 2:
         raise DeepEFTInputError(
-            "n_networks must be >= 2 to estimate standard errors; "
+            f"n_networks must be >= 2 (an integer: standard errors need two networks), got {n_networks}; "
             "for a single network use deepeft.simulate.forward.preactivations(net, X, seed=..., index=...)."
         )
+    n_networks = v.positive_int(n_networks, "n_networks", minimum=2)
     seed, _ = fw._check_seed_index(seed, 0)
     if n_networks > 2**32 - 2**20:
         raise DeepEFTInputError(f"n_networks must be below 2**32 - 2**20, got {n_networks}.")

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import threading
 import warnings
 
 import jax
@@ -47,7 +48,9 @@ __all__ = [
     "TaylorData",
     "criticality",
     "fit_exponent",
+    "kernel_depth_warning",
     "phase",
+    "warn_on_exponential_kernel",
 ]
 
 _PROBE = np.linspace(-10.0, 10.0, 401)
@@ -554,6 +557,84 @@ class PhaseReport:
     recursion: SingleInputRecursion
 
 
+def _parallel_phase(label: str, chi: float, efolds: float, K_out: float, thr: float) -> tuple[str, str] | None:
+    """(regime, message) when the kernel explodes or collapses exponentially with depth, else None."""
+    if not math.isfinite(K_out) or K_out > 1e300:
+        return "exploding kernel", "the kernel overflows: exponentially exploding phase; lower C_W (and C_b)."
+    if efolds > thr:
+        return "exploding kernel", (
+            f"{label} = {chi:.4g} at the last hidden layer (L·log {label} = {efolds:.3g}): the kernel grows "
+            "exponentially with depth; lower C_W towards its critical value (deepeft.criticality)."
+        )
+    if efolds < -thr:
+        return "collapsing kernel", (
+            f"{label} = {chi:.4g} (L·log {label} = {efolds:.3g}): the kernel collapses exponentially onto a trivial "
+            "fixed point, forgetting the input norm; tune C_b, C_W to criticality."
+        )
+    return None
+
+
+def kernel_depth_warning(K, *, threshold: float = math.log(100.0)) -> str | None:
+    """The message of :func:`phase`'s exponential-phase test applied to a computed kernel flow, else None.
+
+    ``K``: (L, N, N) with layer ℓ at index ℓ − 1 (theory or an ensemble's metric). The susceptibility is the
+    kernel's own last step, χ = K^{(L)}_{αα}/K^{(L−1)}_{αα} for the input α that changes most, and
+    L·log χ is compared with ``threshold`` as in :func:`phase`. At criticality K^{(ℓ)} is a power law
+    (χ − 1 ≈ −p/ℓ, L·log χ = O(1), §5.3); off criticality it is exponential (e.g. ReLU with C_W = 1 halves
+    K every layer). Costs O(L·N), so the public entry points call it on every result.
+    """
+    K = np.asarray(K, dtype=np.float64)
+    if K.ndim != 3 or K.shape[1] != K.shape[2] or K.shape[0] < 2:
+        return None
+    d = np.diagonal(K, axis1=1, axis2=2)  # (L, N)
+    last, prev = d[-1], d[-2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.log(np.abs(last)) - np.log(np.abs(prev))
+    if not np.all(np.isfinite(last)):
+        par = _parallel_phase("K^(L)/K^(L−1)", math.inf, math.inf, math.inf, threshold)
+    else:
+        ok = np.isfinite(logs)
+        if not ok.any():
+            return None
+        a = int(np.argmax(np.where(ok, np.abs(logs), -1.0)))
+        steps = K.shape[0] - 1
+        par = _parallel_phase("K^(L)/K^(L−1)", float(np.exp(logs[a])), steps * float(logs[a]),
+                              float(np.max(np.abs(last))), threshold)
+    return None if par is None else par[1]
+
+
+_ENTRY = threading.local()  # nesting depth of warn_on_exponential_kernel calls and the pending message
+
+
+def warn_on_exponential_kernel(kernel_of):
+    """Decorator for public entry points: one :class:`~deepeft.DeepEFTWarning` per call when the kernel flow
+    ``kernel_of(result, args, kwargs)`` (or None: nothing to test) is in an exponential phase
+    (:func:`kernel_depth_warning`). Nested decorated calls (vertex_flow → kernel) warn once, from the outermost.
+    """
+
+    def deco(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            depth = getattr(_ENTRY, "depth", 0)
+            if depth == 0:
+                _ENTRY.message = None
+            _ENTRY.depth = depth + 1
+            try:
+                out = fn(*args, **kwargs)
+                if _ENTRY.message is None:
+                    K = kernel_of(out, args, kwargs)
+                    _ENTRY.message = kernel_depth_warning(K) if K is not None else None
+            finally:
+                _ENTRY.depth = depth
+            if depth == 0 and _ENTRY.message:
+                warnings.warn(f"{fn.__name__}: {_ENTRY.message}", DeepEFTWarning, stacklevel=2)
+            return out
+
+        return wrapper
+
+    return deco
+
+
 def phase(net, x=None, *, norm=None, threshold: float = math.log(100.0)) -> PhaseReport:
     """Regime diagnostics for an :class:`~deepeft.MLP` and one input (default (1/n₀)Σx² = 1).
 
@@ -575,21 +656,10 @@ def phase(net, x=None, *, norm=None, threshold: float = math.log(100.0)) -> Phas
     nv = float(rec.normalized_vertex()[-1]) if (net.widths and L > 1) else 0.0
     msgs = []
     regime = []
-    if not math.isfinite(K_out) or K_out > 1e300:
-        regime.append("exploding kernel")
-        msgs.append("the kernel overflows: exponentially exploding phase; lower C_W (and C_b).")
-    elif e_par > thr:
-        regime.append("exploding kernel")
-        msgs.append(
-            f"χ_∥ = {chi_par:.4g} at the last hidden layer (L·log χ_∥ = {e_par:.3g}): the kernel grows exponentially "
-            "with depth; lower C_W towards its critical value (deepeft.criticality)."
-        )
-    elif e_par < -thr:
-        regime.append("collapsing kernel")
-        msgs.append(
-            f"χ_∥ = {chi_par:.4g} (L·log χ_∥ = {e_par:.3g}): the kernel collapses exponentially onto a trivial fixed "
-            "point, forgetting the input norm; tune C_b, C_W to criticality."
-        )
+    par = _parallel_phase("χ_∥", chi_par, e_par, K_out, thr)
+    if par is not None:
+        regime.append(par[0])
+        msgs.append(par[1])
     if e_perp > thr:
         regime.append("chaotic (exploding gradients)")
         msgs.append(

@@ -28,6 +28,7 @@ from ..errors import DeepEFTInputError
 from ..gaussian import closed_forms, mehler
 from ..gaussian.engine import Factor, one_point_core, two_point_core
 from ..network import MLP
+from .criticality import warn_on_exponential_kernel
 
 __all__ = ["kernel", "frozen_ntk", "kernel_and_ntk"]
 
@@ -170,6 +171,12 @@ def _fused_layer(act, mode, Kaa, KT, rho_max, h, ntk, rtol):
     return _mehler_step(V, KT, A, h, ntk), dK  # B is A: one input set
 
 
+def _one_set(args, kwargs) -> bool:
+    """No X2: the result holds K^{(ℓ)}_{αα} on its diagonal (what the depth warning tests)."""
+    return (args[2] if len(args) > 2 else kwargs.get("X2")) is None
+
+
+@warn_on_exponential_kernel(lambda KT, a, kw: KT[0] if _one_set(a, kw) else None)
 def kernel_and_ntk(net: MLP, X, X2=None, *, ntk: bool = True, rtol: float = 1e-12):
     """(K, Θ): arrays (L, N, N) — or (L, N, N2) for the Gram with X2 — with layer ℓ at index ℓ−1.
 
@@ -249,11 +256,13 @@ def _same_recursion(act, p, Ks, Ts, Kaa, pairs, ntk, rtol):
     return Ks, Ts
 
 
+@warn_on_exponential_kernel(lambda K, a, kw: K if _one_set(a, kw) else None)
 def kernel(net: MLP, X, X2=None, *, rtol: float = 1e-12) -> np.ndarray:
     """K^{(ℓ)} for ℓ = 1..L (4.118): shape (L, N, N), or (L, N, N2) between X and X2."""
     return kernel_and_ntk(net, X, X2, ntk=False, rtol=rtol)[0]
 
 
+@warn_on_exponential_kernel(lambda T, a, kw: None)  # tested on K, by kernel_and_ntk inside
 def frozen_ntk(net: MLP, X, X2=None, *, rtol: float = 1e-12) -> np.ndarray:
     """Θ^{(ℓ)} for ℓ = 1..L (9.5): shape (L, N, N), or (L, N, N2) between X and X2."""
     return kernel_and_ntk(net, X, X2, ntk=True, rtol=rtol)[1]

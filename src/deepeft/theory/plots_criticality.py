@@ -66,7 +66,11 @@ def plot_criticality_lines(activation="tanh", *, K_range=(1e-3, 3.0), n: int = 3
     crit = criticality(act, exponents=False)
     p = crit.critical
     if p is not None:
-        ax.plot([p.C_W], [p.C_b], "ko", ms=5)
+        ax.plot([p.C_W], [p.C_b], "ko", ms=5, label="critical point")
+    lo, hi = ax.get_ylim()
+    if lo < 0:  # a variance C_b cannot be negative: shade that half-plane
+        ax.axhspan(lo, 0.0, color="0.85", alpha=0.6, lw=0, zorder=0, label=r"$C_b < 0$: unphysical")
+        ax.set_ylim(lo, hi)
     ax.set_xlabel(r"$C_W$")
     ax.set_ylabel(r"$C_b$")
     ax.set_title(act.name)

@@ -44,6 +44,7 @@ from ..errors import DeepEFTInputError
 from ..gaussian import batched as _batched
 from ..gaussian.gauss1d import expect1d
 from ..network import MLP
+from .criticality import warn_on_exponential_kernel
 from .kernel import kernel as _kernel
 from .nlo_metric import nlo_step
 
@@ -290,6 +291,7 @@ def _check_blocks(K: np.ndarray, layer: int):
         )
 
 
+@warn_on_exponential_kernel(lambda flow, a, kw: flow.K)
 def vertex_flow(net: MLP, X, *, nlo: bool = False, resolution: float = 1.0) -> VertexFlow:
     """K, V (4.119) and optionally G^{1} (4.115) for every layer, in one pass.
 
@@ -331,6 +333,7 @@ def vertex_flow(net: MLP, X, *, nlo: bool = False, resolution: float = 1.0) -> V
     return VertexFlow(net, X, K[:, inv][:, :, inv], Vfull, G1full, n[:-1].copy())
 
 
+@warn_on_exponential_kernel(lambda V, a, kw: None)  # the message comes from vertex_flow inside
 def four_point_vertex(net: MLP, X, *, resolution: float = 1.0) -> np.ndarray:
     """V^{(ℓ)}_{(α1α2)(α3α4)} for ℓ = 1..L (4.119): array (L, N, N, N, N), layer ℓ at index ℓ − 1 (zeros at ℓ = 1).
 
