@@ -7,7 +7,7 @@ import pytest
 
 from deepeft.errors import DeepEFTInputError
 from deepeft.gaussian.cumulants import connected, excess_kurtosis, moment, set_partitions
-from deepeft.gaussian.estimate import Estimate, jackknife, mean
+from deepeft.statistics import Estimate, jackknife, mean
 from deepeft.gaussian.wick import pairings
 
 S = 200_000

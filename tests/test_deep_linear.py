@@ -9,7 +9,7 @@ from scipy import stats
 import deepeft as de
 from deepeft.errors import DeepEFTInputError
 from deepeft.gaussian.cumulants import connected, moment
-from deepeft.gaussian.estimate import mean
+from deepeft.statistics import mean
 from deepeft.gaussian.wick import double_factorial
 from deepeft.theory import deep_linear as dl
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import deepeft as de
-from deepeft.gaussian.estimate import Estimate
+from deepeft.statistics import Estimate
 from deepeft.simulate.ensemble import sample_ensemble
 from deepeft.simulate.forward import preactivations
 

@@ -60,7 +60,7 @@ def test_all_checks_pass_and_outputs_exist(runs, name):
     _print_z(s)
     assert s["n_checks"] > 0 and s["n_failed"] == 0, [c for c in s["checks"] if not c["pass"]][:5]
     for c in s["checks"]:
-        assert set(c) == {"name", "theory", "simulation", "stderr", "z", "pass", "rule"}
+        assert set(c) == {"name", "kind", "theory", "simulation", "stderr", "z", "pass", "rule"}
     for f in ("summary.json", "report.html", "data.zarr", *s["figures"]):
         assert (path / f).exists(), f
     assert s["figures"], "each experiment draws at least one figure"

@@ -21,6 +21,7 @@ import math
 
 import numpy as np
 
+from ..statistics import Z_MAX
 from ..errors import DeepEFTInputError
 from ..network import MLP
 from . import _foundation as fd
@@ -128,7 +129,7 @@ class CriticalityCurves(Experiment):
         input_dim: int = param(4, "input dimension n_0 (one input, |x|²/n_0 = 1)", min=1)
         n_networks: int = param(8192, "networks per (activation, C_W)", min=2)
         bias_coef: float = param(2.0, "c in the allowance c·K·((ℓ−2)₊/n)² for the O(1/n²) remainder", min=0.0, analysis=True)
-        max_z: float = param(5.0, "z-score bound", min=1.0, analysis=True)
+        max_z: float = param(Z_MAX, "z-score bound", min=1.0, analysis=True)
         seed: int = param(0, "experiment seed; task i uses SeedSequence(seed, spawn_key=(i,))", min=0)
 
         def __post_init__(self):
@@ -209,7 +210,7 @@ class CriticalityCurves(Experiment):
             ok = math.isfinite(co) and abs(co - pr) <= tol * (1 + 1e-9)
             checks.append(
                 Check(f"book {lab} {src.get(str(lab), '')}", float(pr), float(co), None, None, ok,
-                      f"|computed − printed| ≤ {tol:g} (printed precision)")
+                      f"|computed − printed| ≤ {tol:g} (printed precision)", "regression")
             )
         return checks
 

@@ -24,6 +24,7 @@ import dataclasses
 
 import numpy as np
 
+from ..statistics import Z_MAX
 from ..errors import DeepEFTInputError
 from ..network import MLP
 from ..theory import deep_linear as dl
@@ -59,7 +60,7 @@ class DeepLinearExact(Experiment):
         input_dim: int = param(3, "input dimension n_0", min=1)
         C_W: float = param(1.0, "weight variance C_W (critical: 1)", min=0.0)
         n_networks: int = param(20_000, "networks per width", min=2)
-        max_z: float = param(5.0, "z-score bound", min=1.0, analysis=True)
+        max_z: float = param(Z_MAX, "z-score bound", min=1.0, analysis=True)
         seed: int = param(0, "experiment seed; task i uses SeedSequence(seed, spawn_key=(i,))", min=0)
 
         def __post_init__(self):

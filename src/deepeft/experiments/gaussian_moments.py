@@ -12,6 +12,7 @@ import dataclasses
 
 import numpy as np
 
+from ..statistics import Z_MAX
 from ..activations import activation, available_activations
 from ..errors import DeepEFTInputError
 from ..gaussian.gauss1d import expect1d
@@ -42,7 +43,7 @@ class GaussianMoments(Experiment):
         variances: tuple[float, ...] = param((0.25, 1.0, 4.0), "variances K of the Gaussian", min=0.0)
         orders: tuple[int, ...] = param((1, 2, 4), "moments p of <sigma(z)^p>_K", min=1, max=8)
         n_samples: int = param(200_000, "Monte Carlo samples per (activation, K)", min=2)
-        max_z: float = param(5.0, "a check passes when |z| < max_z", min=1.0, analysis=True)
+        max_z: float = param(Z_MAX, "a check passes when |z| < max_z", min=1.0, analysis=True)
         seed: int = param(0, "experiment seed; task i uses SeedSequence(seed, spawn_key=(i,))", min=0)
 
         def __post_init__(self):

@@ -18,6 +18,7 @@ import dataclasses
 
 import numpy as np
 
+from ..statistics import Z_MAX
 from ..errors import DeepEFTInputError
 from ..theory.kernel import kernel
 from . import _foundation as fd
@@ -45,7 +46,7 @@ class KernelVsEnsemble(Experiment):
         method: str = param("weights", "sample_ensemble method", choices=("weights", "metric"))
         nlo: bool = param(True, "compare with K + G1/n when deepeft.theory.vertex provides it")
         bias_coef: float = param(1.0, "c in the finite-width allowance c·√(K_αα K_ββ)·((ℓ−2)₊/n)^p", min=0.0, analysis=True)
-        max_z: float = param(5.0, "z-score bound", min=1.0, analysis=True)
+        max_z: float = param(Z_MAX, "z-score bound", min=1.0, analysis=True)
         seed: int = param(0, "experiment seed; task i uses SeedSequence(seed, spawn_key=(i,))", min=0)
 
         def __post_init__(self):

@@ -25,6 +25,7 @@ import numpy as np
 
 from .. import lattice as dl
 from ..errors import DeepEFTInputError
+from ..statistics import Z_MAX, mean_se
 from . import _lattice_common as lc
 from .base import Experiment
 from .checks import zcheck
@@ -52,8 +53,8 @@ class LatticeLinear(Experiment):
         d_max: int = param(3, "largest lag d of the real-space covariance C(d)", min=0)
         n_trajectories: int = param(5, "trajectories drawn in Fig. 7", min=1)
         min_n_gap: float = param(10.0, "Laplace regime: N·Δ_w at least this for plain z-checks", min=0.0, analysis=True)
-        max_z: float = param(5.0, "z-score bound", min=1.0, analysis=True)
-        reject_z: float = param(5.0, "printed coefficients count as rejected at |z| ≥ reject_z", min=1.0, analysis=True)
+        max_z: float = param(Z_MAX, "z-score bound", min=1.0, analysis=True)
+        reject_z: float = param(Z_MAX, "printed coefficients count as rejected at |z| ≥ reject_z", min=1.0, analysis=True)
         seed: int = param(0, "experiment seed", min=0)
 
         def __post_init__(self):
@@ -104,10 +105,10 @@ class LatticeLinear(Experiment):
         r = s.r[:, :, 0].astype(np.float64)
         x = dl.fluctuation_fields(s, "linear")  # ε = r − r*, (M, W)
 
-        r_mean, r_se = lc.per_network(r)
-        r2_mean, r2_se = lc.per_network(r * r)
-        r2w, r2w_se = lc.per_network((r[:, win] ** 2).mean(1))
-        rw, rw_se = lc.per_network(r[:, win].mean(1))
+        r_mean, r_se = mean_se(r)
+        r2_mean, r2_se = mean_se(r * r)
+        r2w, r2w_se = mean_se((r[:, win] ** 2).mean(1))
+        rw, rw_se = mean_se(r[:, win].mean(1))
         r2_layer = N * dl.q_trajectory("linear", sw, sb, L)  # exact E[r_l²] (linear q-map)
 
         C = dl.estimate_lagged_covariance(x, p.d_max)

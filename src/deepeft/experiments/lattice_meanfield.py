@@ -21,6 +21,7 @@ import numpy as np
 from .. import lattice as dl
 from ..activations import available_activations
 from ..errors import DeepEFTInputError
+from ..statistics import Z_MAX, mean_se
 from . import _lattice_common as lc
 from .base import Experiment
 from .checks import zcheck
@@ -44,7 +45,7 @@ class LatticeMeanfield(Experiment):
         L: int = param(100, "depth L", min=16)
         n_networks: int = param(64, "networks M", min=8)
         n_trajectories: int = param(3, "trajectories per σ_w² drawn in Fig. 1", min=1)
-        max_z: float = param(5.0, "z-score bound", min=1.0, analysis=True)
+        max_z: float = param(Z_MAX, "z-score bound", min=1.0, analysis=True)
         seed: int = param(0, "experiment seed", min=0)
 
         def __post_init__(self):
@@ -75,10 +76,10 @@ class LatticeMeanfield(Experiment):
         q2 = r * r / N
         q_mf = dl.q_trajectory(p.activation, sw, sb, L)
         win = dl.analysis_window(L)
-        mean, se = lc.per_network(q2)
-        qw, qw_se = lc.per_network(q2[:, win].mean(1))
+        mean, se = mean_se(q2)
+        qw, qw_se = mean_se(q2[:, win].mean(1))
         eps = r[:, win] - r[:, win].mean()
-        rho, rho_se = lc.per_network((eps[:, 1:] * eps[:, :-1]).mean(1) / (eps * eps).mean(1))
+        rho, rho_se = mean_se((eps[:, 1:] * eps[:, :-1]).mean(1) / (eps * eps).mean(1))
         try:
             qstar = dl.fixed_point(p.activation, sw, sb)
         except DeepEFTInputError:

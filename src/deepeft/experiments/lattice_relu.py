@@ -26,6 +26,7 @@ import numpy as np
 
 from .. import lattice as dl
 from ..errors import DeepEFTInputError
+from ..statistics import Z_MAX, mean_se
 from . import _lattice_common as lc
 from .base import Experiment
 from .checks import zcheck
@@ -51,8 +52,8 @@ class LatticeRelu(Experiment):
         n_networks: int = param(100, "networks M", min=8)
         d_max: int = param(2, "largest lag d of the covariances C(d)", min=0)
         min_n_gap: float = param(10.0, "Laplace regime: N·(1 − σ_w²/2) at least this for plain z-checks", min=0.0, analysis=True)
-        max_z: float = param(5.0, "z-score bound", min=1.0, analysis=True)
-        reject_z: float = param(5.0, "printed coefficients count as rejected at |z| ≥ reject_z", min=1.0, analysis=True)
+        max_z: float = param(Z_MAX, "z-score bound", min=1.0, analysis=True)
+        reject_z: float = param(Z_MAX, "printed coefficients count as rejected at |z| ≥ reject_z", min=1.0, analysis=True)
         seed: int = param(0, "experiment seed", min=0)
 
         def __post_init__(self):
@@ -98,10 +99,10 @@ class LatticeRelu(Experiment):
         out = {"r_star": np.float64(rstar), "n_gap": np.float64(N * lc.laplace_gap("relu", sw)),
                "r2_theory": (("layer",), r2_layer), "r2_window_theory": np.float64(r2_layer[win].mean())}
         for name, v in (("rp", rp), ("rm", rm), ("k", k)):
-            m, se = lc.per_network(v)
+            m, se = mean_se(v)
             out[f"{name}_mean"], out[f"{name}_se"] = (("layer",), m), (("layer",), se)
         for name, v in (("rp2", rp * rp), ("rm2", rm * rm), ("k", k), ("k_var", (k - N / 2.0) ** 2)):
-            m, se = lc.per_network(v[:, win].mean(1))
+            m, se = mean_se(v[:, win].mean(1))
             out[f"{name}_window"], out[f"{name}_window_se"] = np.float64(m), np.float64(se)
 
         C = dl.estimate_lagged_covariance(x, p.d_max)

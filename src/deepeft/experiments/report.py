@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DeepEFTInputError
+from .checks import headline_text
 
 __all__ = ["write_report", "render_report", "load_summary"]
 
@@ -74,13 +75,13 @@ def _kv_table(rows: dict[str, Any]) -> str:
 
 def _checks_table(checks: list[dict], with_experiment: bool = False) -> str:
     head = ("<th>experiment</th>" if with_experiment else "") + (
-        "<th>check</th><th>theory</th><th>simulation</th><th>stderr</th><th>z</th><th>rule</th><th>pass</th>"
+        "<th>check</th><th>kind</th><th>theory</th><th>simulation</th><th>stderr</th><th>z</th><th>rule</th><th>pass</th>"
     )
     rows = []
     for c in checks:
         exp = f"<td>{_e(c.get('experiment', ''))}</td>" if with_experiment else ""
         rows.append(
-            f'<tr class="{"pass" if c["pass"] else "fail"}">{exp}<td>{_e(c["name"])}</td>'
+            f'<tr class="{"pass" if c["pass"] else "fail"}">{exp}<td>{_e(c["name"])}</td><td>{_e(c.get("kind", "prediction"))}</td>'
             f'<td class="num">{_num(c["theory"])}</td><td class="num">{_num(c["simulation"])}</td>'
             f'<td class="num">{_num(c["stderr"])}</td><td class="num">{_num(c["z"])}</td>'
             f'<td>{_e(c["rule"])}</td><td>{"✔" if c["pass"] else "✘ FAIL"}</td></tr>'
@@ -97,7 +98,7 @@ def _figure(path: Path) -> str:
 
 
 def _experiment_section(s: dict, folder: Path, anchor: str) -> str:
-    status = _badge(s["passed"], f"{s['n_checks'] - s['n_failed']}/{s['n_checks']} checks pass")
+    status = _badge(s["passed"], headline_text(s))
     refs = f'<p class="meta">References: {_e(s["references"])}</p>' if s.get("references") else ""
     figs = "".join(_figure(folder / f) for f in s.get("figures", []) if (folder / f).is_file())
     failed = [c for c in s["checks"] if not c["pass"]]
@@ -141,7 +142,7 @@ def render_report(folder: str | Path) -> str:
     rows, sections = [], []
     for e in s["experiments"]:
         sub = folder / e["dir"]
-        status = _badge(e["passed"], "error" if e.get("error") else f"{e['n_checks'] - e['n_failed']}/{e['n_checks']}")
+        status = _badge(e["passed"], "error" if e.get("error") else headline_text(e))
         rows.append(
             f'<tr><td><a href="#{_e(e["name"])}">{_e(e["name"])}</a></td><td>{_e(e["description"])}</td>'
             f'<td>{status}</td><td class="num">{_num(e.get("total_s"))}</td></tr>'
@@ -153,7 +154,7 @@ def render_report(folder: str | Path) -> str:
             )
         else:
             sections.append(_experiment_section(load_summary(sub), sub, e["name"]))
-    overall = _badge(s["passed"], f"{s['n_checks'] - s['n_failed']}/{s['n_checks']} checks pass")
+    overall = _badge(s["passed"], headline_text(s))
     header = (
         f"<header><h1>deepeft reproduction · preset {_e(s['preset'])} {overall}</h1>"
         f'<p class="meta">deepeft {_e(s["deepeft_version"])} · {_e(s["executor"])} · {_e(s["created"])} · '

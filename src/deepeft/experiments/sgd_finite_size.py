@@ -16,6 +16,7 @@ import dataclasses
 
 import numpy as np
 
+from ..statistics import Z_MAX
 from ..errors import DeepEFTInputError
 from . import _sgd_common as sc
 from .base import Experiment
@@ -54,7 +55,7 @@ class SGDFiniteSize(Experiment):
         transition_range: tuple[float, ...] = param((0.125, 4.0), "allowed [lo, hi] of the transition T* at 1/σ_W = 8",
                                                     min=0.0, analysis=True)
         edge_rtol: float = param(0.2, "allowed |x_max/x₊ − 1| of the measured MP edge at init", min=0.0, analysis=True)
-        max_z: float = param(5.0, "z-score bound of the exact-moment checks", min=1.0, analysis=True)
+        max_z: float = param(Z_MAX, "z-score bound of the exact-moment checks", min=1.0, analysis=True)
         seed: int = param(0, "experiment seed; task i uses SeedSequence(seed, spawn_key=(i,))", min=0)
 
         def __post_init__(self):
@@ -136,7 +137,8 @@ class SGDFiniteSize(Experiment):
             dev.append((abs(rel), xm_se / mp.x_plus))
             checks.append(Check(f"{tag}: MP edge x₊ (4.2) vs measured largest eigenvalue at init (1/σ_W={s[j]:g})",
                                 mp.x_plus, xm, xm_se, None, bool(abs(rel) <= p.edge_rtol),
-                                f"|x_max/x₊ − 1| ≤ {p.edge_rtol:g} (finite-n Tracy–Widom shift of the edge)"))
+                                f"|x_max/x₊ − 1| ≤ {p.edge_rtol:g} (finite-n Tracy–Widom shift of the edge)",
+                                "resolution"))
             s2 = 1.0 / s[j] ** 2
             m1, m1_se = sc.mean_se(pt.x_m1_init.values[:, j])
             m2, m2_se = sc.mean_se(pt.x_m2_init.values[:, j])

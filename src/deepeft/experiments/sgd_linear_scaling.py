@@ -33,6 +33,7 @@ import dataclasses
 
 import numpy as np
 
+from ..statistics import Z_MAX
 from ..errors import DeepEFTInputError
 from . import _sgd_common as sc
 from .base import Experiment
@@ -85,7 +86,7 @@ class SGDLinearScaling(Experiment):
         n_records: int = param(10, "log-spaced recording times", min=2)
         observables: tuple[str, ...] = param(("test_loss",), "observables compared by checks (all are stored and drawn)",
                                              choices=tuple(_OBS), analysis=True)
-        max_z: float = param(5.0, "pass when |z| < max_z for the paired differences", min=1.0, analysis=True)
+        max_z: float = param(Z_MAX, "pass when |z| < max_z for the paired differences", min=1.0, analysis=True)
         max_lr: float = param(0.5, "pointwise checks only where every compared ε ≤ max_lr (the small-ε regime of "
                                    "(2.30))", min=0.0, analysis=True)
         transition_factor: float = param(2.0, "allowed factor between T*(|B|) and T*(reference_batch)", min=1.0,

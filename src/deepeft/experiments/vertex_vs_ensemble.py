@@ -35,6 +35,7 @@ import math
 
 import numpy as np
 
+from ..statistics import Z_MAX
 from ..activations import activation
 from ..errors import DeepEFTInputError
 from ..network import MLP
@@ -146,7 +147,7 @@ class VertexVsEnsemble(Experiment):
         n_networks: int = param(16384, "networks per (activation, architecture)", min=2)
         metric_bias_coef: float = param(2.0, "c_G in the metric allowance c_G·max|K|·((ℓ−2)₊/n)²", min=0.0, analysis=True)
         vertex_bias_coef: float = param(4.0, "c_V in the vertex allowance c_V·max|V|·(ℓ−2)₊/n", min=0.0, analysis=True)
-        max_z: float = param(4.5, "z-score bound", min=1.0, analysis=True)
+        max_z: float = param(Z_MAX, "z-score bound", min=1.0, analysis=True)
         seed: int = param(0, "experiment seed; task i uses SeedSequence(seed, spawn_key=(i,))", min=0)
 
         def __post_init__(self):
