@@ -12,9 +12,10 @@ import deepeft as de
 from deepeft.statistics import Estimate
 from deepeft.simulate.ensemble import sample_ensemble
 from deepeft.simulate.forward import preactivations
+from conftest import Z_MAX
 
 X2 = np.array([[1.0, 0.5, -0.3], [0.2, -1.0, 0.7]])
-ZMAX = 4.5
+ZMAX = Z_MAX
 
 
 def fields(r):
