@@ -5,7 +5,8 @@ Exit codes (also in ``deepeft --help`` and docs/experiments.md):
   1  the run finished but some theory-vs-simulation checks failed
   2  bad input: unknown name, bad option/parameter/config, or a folder holding a different run
   3  a capability this installation does not have yet (module not importable)
-  4  a task or experiment raised an error (finished tasks are saved; rerun with --resume),
+  4  a task or experiment raised an error (finished tasks are saved; rerun with --resume), an
+     experiment module failed to import,
      or an unexpected internal error (traceback on stderr)
   5  the Dask cluster could not be reached or started
   130 interrupted (Ctrl-C); finished tasks are saved
@@ -288,6 +289,9 @@ def run(
     s = outcome.summary
     _info(_summary_line(s), quiet)
     typer.echo(f"{'' if quiet else 'report: '}{out_dir / 'report.html'}")
+    if s.get("load_errors"):
+        _err(f"experiment modules failed to import: {', '.join(s['load_errors'])} (tracebacks in the report).")
+        raise typer.Exit(EXIT_TASK)
     if not s["passed"]:
         failed = [c["name"] for c in s["checks"] if not c["pass"]]
         _err(f"{len(failed)} of {s['n_checks_all']} checks failed (first: {', '.join(failed[:3])}); see the report.")
@@ -351,7 +355,7 @@ def reproduce(
         status = "ERROR" if e.get("error") else headline_text(e)
         _info(f"  {e['name']}: {status}", quiet)
     typer.echo(f"{'' if quiet else 'report: '}{out_dir / 'report.html'}")
-    errors = [e["name"] for e in s["experiments"] if e.get("error")]
+    errors = [e["name"] for e in s["experiments"] if e.get("error")] + list(s.get("load_errors", {}))
     if errors:
         _err(f"experiments that failed to run: {', '.join(errors)} (details in the report); rerun with --resume.")
         raise typer.Exit(EXIT_TASK)

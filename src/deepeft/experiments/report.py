@@ -119,6 +119,12 @@ def _experiment_section(s: dict, folder: Path, anchor: str) -> str:
     )
 
 
+def _load_errors(s: dict) -> str:
+    errs = s.get("load_errors") or {}
+    body = "".join(f"<h3>{_e(m)}</h3><div class=\"err\">{_e(tb)}</div>" for m, tb in errs.items())
+    return f'<section id="load-errors"><h2>Experiment modules that failed to import {_badge(False, "error")}</h2>{body}</section>' if errs else ""
+
+
 def _page(title: str, body: str) -> str:
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
@@ -138,7 +144,8 @@ def render_report(folder: str | Path) -> str:
             f'<p class="meta">one experiment run · folder {_e(folder.name)} · '
             f'total {_num(s["timing"]["total_s"])} s</p></header>'
         )
-        return _page(f"deepeft report: {s['experiment']}", header + _experiment_section(s, folder, s["experiment"]))
+        return _page(f"deepeft report: {s['experiment']}",
+                     header + _load_errors(s) + _experiment_section(s, folder, s["experiment"]))
     rows, sections = [], []
     for e in s["experiments"]:
         sub = folder / e["dir"]
@@ -162,7 +169,7 @@ def render_report(folder: str | Path) -> str:
         "<table><thead><tr><th>experiment</th><th>description</th><th>checks</th><th>seconds</th></tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table></header>"
     )
-    return _page(f"deepeft reproduction ({s['preset']})", header + "".join(sections))
+    return _page(f"deepeft reproduction ({s['preset']})", header + _load_errors(s) + "".join(sections))
 
 
 def write_report(folder: str | Path) -> Path:

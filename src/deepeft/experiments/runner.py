@@ -20,7 +20,7 @@ from .base import Experiment
 from .checks import headline
 from .config import analysis_params, build_params, config_diff, params_to_dict
 from .executors import InProcess
-from .registry import available_experiments, get_experiment
+from .registry import available_experiments, get_experiment, load_errors
 from .seeds import task_seed
 from .store import RunStore, atomic_write_json, tasks_digest
 
@@ -214,6 +214,7 @@ def run_experiment(
         figure_files.append(fname)
     t_figures = time.perf_counter() - t0
 
+    broken = load_errors()  # an experiment module that failed to import fails every run: nothing hides it
     summary = {
         "experiment": exp.name,
         "description": exp.description,
@@ -227,6 +228,7 @@ def run_experiment(
         "executor": executor.description,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         **headline(checks),  # passed; n_checks/n_failed: predictions only; kinds; n_checks_all/n_failed_all
+        "load_errors": broken,
         "checks": checks,
         "figures": figure_files,
         "timing": {
@@ -240,6 +242,8 @@ def run_experiment(
             "figures_s": round(t_figures, 3),
         },
     }
+    if broken:
+        summary["passed"] = False
     atomic_write_json(store.root / "summary.json", summary)
     if render:
         from .report import write_report
@@ -329,7 +333,8 @@ def reproduce(
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "executor": (executor or InProcess()).description,
         **headline(checks),
-        "passed": all(e["passed"] for e in entries) and bool(entries),
+        "passed": all(e["passed"] for e in entries) and bool(entries) and not load_errors(),
+        "load_errors": load_errors(),
         "experiments": entries,
         "checks": checks,
         "timing": {"total_s": round(time.perf_counter() - t_start, 3)},
