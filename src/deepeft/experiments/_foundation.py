@@ -2,6 +2,10 @@
 ntk-forward-vs-autodiff): critical networks, fixed inputs, ensemble seeds and the bias-aware check.
 
 Not an experiment module (the leading underscore keeps the registry from importing it as one).
+
+References:
+  Roberts, Yaida & Hanin, The Principles of Deep Learning Theory (2022), arXiv:2106.10165
+  (docs/references.md)
 """
 
 from __future__ import annotations

@@ -12,6 +12,10 @@ error is the across-network standard deviation / √M (as in :mod:`deepeft.latti
 * :func:`reject_check` — the printed-coefficient comparison: passes when the printed theory is rejected.
 
 This module registers no experiment.
+
+References:
+  Schoenholz, Pennington & Sohl-Dickstein, A Correspondence Between Random Neural Networks and Statistical Field Theory (2017), arXiv:1710.06570
+  (docs/references.md)
 """
 
 from __future__ import annotations

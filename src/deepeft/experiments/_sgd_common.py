@@ -1,5 +1,5 @@
 """Shared pieces of the SGD phase-diagram experiments (``sgd-phase-diagram``, ``sgd-linear-scaling``,
-``sgd-finite-size``; seed 002, Park, Lucini & Aarts): member-chunk tasks, one chunk's training run
+``sgd-finite-size``; Park, Lucini & Aarts 2025): member-chunk tasks, one chunk's training run
 reduced to stored arrays, ensemble statistics over members, the qualitative-structure checks and
 the heat-map / slice figures.
 
@@ -7,6 +7,10 @@ Not an experiment module (it registers nothing). Tasks are chunks of ensemble me
 trains its members with the library seed ``ctx.seed mod 2³²`` (members 0..c−1 of that seed are
 independent of every other chunk's), so a sweep is resumable and distributable and the results
 are assembled by concatenating chunks along ``member``.
+
+References:
+  Park, Lucini & Aarts, Phase diagram and eigenvalue dynamics of stochastic gradient descent in multilayer neural networks (2025)
+  (docs/references.md)
 """
 
 from __future__ import annotations

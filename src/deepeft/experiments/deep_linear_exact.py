@@ -16,6 +16,10 @@ The theory is exact at every width, so every check is a plain z-score |z| < max_
 non-Gaussianity G_4/G_2² − 1 = (1 + 2/n)^{ℓ−1} − 1 (exact, dashed per width; points: ensembles) against
 r = (ℓ − 1)/n, collapsing onto the double-scaling curve e^{2r} − 1 (3.56) as n grows (r = L/n of the book
 up to the O(1/n) shift ℓ ↔ ℓ − 1, which is what makes finite widths collapse).
+
+References:
+  Roberts, Yaida & Hanin, The Principles of Deep Learning Theory (2022), arXiv:2106.10165
+  (docs/references.md)
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@ The Gaussian expectation ⟨F(z)⟩_K = ∫ dz e^{−z²/2K}/√(2πK) F(z) (boo
 kernel recursion; here F = σ^p for each activation σ and variance K. Theory: ``expect1d``
 (Gauss–Legendre split at kinks). Simulation: mean of σ(√K ε)^p over ε ~ N(0, 1), with the sample
 standard error. One task per (activation, K); the moments p share the task's samples.
+
+References:
+  Roberts, Yaida & Hanin, The Principles of Deep Learning Theory (2022), arXiv:2106.10165
+  (docs/references.md)
 """
 
 from __future__ import annotations

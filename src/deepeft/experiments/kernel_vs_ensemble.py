@@ -11,6 +11,10 @@ Checks, every layer ℓ and entry α ≤ β: |sim − (K + G^{1}/n)| < max_z·st
 (the O(1/n²) remainder, stated in each rule; layers 1–2 are exact at any width). Also the finite-width
 slope: n·(sim − K) = G^{1} + O(1/n), fitted across widths (intercept of a line in 1/n) at the last layer,
 against G^{1}.
+
+References:
+  Roberts, Yaida & Hanin, The Principles of Deep Learning Theory (2022), arXiv:2106.10165
+  (docs/references.md)
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""lattice-linear: deep linear stochastic networks as a lattice model (seed 001, Figs. 3, 4, 7, 8, 9).
+"""lattice-linear: deep linear stochastic networks as a lattice model (Schoenholz et al. 2017, arXiv:1710.06570, Figs. 3, 4, 7, 8, 9).
 
 One task per σ_w²: M networks of width N and depth L sampled exactly with the conditional chain (9)
 (``deepeft.lattice.sample_conditional``, φ(z) = z, one input with |x|²/n_0 = 1), analysed in the window of
@@ -15,6 +15,10 @@ layers [L/2, L) (App. 8.3). Theory (``deepeft.lattice``, verified coefficients, 
 Printed vs verified (E1): the printed (14) read as the precision doubles every variance; a ``reject`` check
 per σ_w² asserts the simulation rejects it (C(0) ratio ≈ 0.5). Large-N predictions are judged as plain
 z-checks when N·Δ_w ≥ ``min_n_gap``; closer to criticality the O(1/(NΔ_w)) Laplace systematic is added.
+
+References:
+  Schoenholz, Pennington & Sohl-Dickstein, A Correspondence Between Random Neural Networks and Statistical Field Theory (2017), arXiv:1710.06570
+  (docs/references.md)
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ _HIST_EDGES = np.linspace(-4.0, 4.0, 25)
 class LatticeLinear(Experiment):
     name = "lattice-linear"
     description = "deep linear stochastic networks: r*, E[r^2], spectra S(q), C(d), eps_q statistics vs simulation"
-    references = "Schoenholz et al. (seed 001) eqs. (13)-(15), Figs. 3, 4, 7, 8, 9; errata E1, E2, E9"
+    references = "Schoenholz et al. 2017 (arXiv:1710.06570) eqs. (13)-(15), Figs. 3, 4, 7, 8, 9; errata E1, E2, E9"
     order = 200
 
     @dataclasses.dataclass(frozen=True)

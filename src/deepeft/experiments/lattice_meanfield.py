@@ -1,4 +1,4 @@
-"""lattice-meanfield: the factorial (mean-field) theory of Poole et al. against the lattice chain (seed 001, Fig. 1).
+"""lattice-meanfield: the factorial (mean-field) theory of Poole et al. against the lattice chain (Schoenholz et al. 2017, arXiv:1710.06570, Fig. 1).
 
 One task per σ_w²: M networks of width N, depth L with φ = tanh (default) from the exact conditional chain (9),
 one input with |x|²/n_0 = 1. Mean-field theory (``deepeft.lattice.meanfield``): the q-map
@@ -10,6 +10,11 @@ N → ∞; its error at finite N is O(1/N) relative (it neglects the fluctuation
 resolution at the paper's sizes. The figure (Fig. 1) draws sample trajectories with the mean-field norms
 dashed: the variance is predicted, the layer-to-layer fluctuations are not (the factorial theory has none);
 the recorded lag-1 autocorrelation of |z^l| in the window (``rho1``, factorial theory: 0) quantifies them.
+
+References:
+  Schoenholz, Pennington & Sohl-Dickstein, A Correspondence Between Random Neural Networks and Statistical Field Theory (2017), arXiv:1710.06570
+  Poole et al., Exponential expressivity in deep neural networks through transient chaos (2016), arXiv:1606.05340
+  (docs/references.md)
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from .registry import register
 class LatticeMeanfield(Experiment):
     name = "lattice-meanfield"
     description = "mean-field q-map q* and norms sqrt(N q^l) vs sampled stochastic tanh networks (Fig. 1)"
-    references = "Schoenholz et al. (seed 001) eq. (9), Fig. 1; Poole et al. (2016) q-map"
+    references = "Schoenholz et al. 2017 (arXiv:1710.06570) eq. (9), Fig. 1; Poole et al. (2016) q-map"
     order = 199
 
     @dataclasses.dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""lattice-relu: deep ReLU stochastic networks as a three-field lattice model (seed 001, Figs. 5, 6).
+"""lattice-relu: deep ReLU stochastic networks as a three-field lattice model (Schoenholz et al. 2017, arXiv:1710.06570, Figs. 5, 6).
 
 One task per σ_w²: M networks of width N and depth L from the exact conditional chain (9) with φ = ReLU
 (``deepeft.lattice.sample_conditional``), analysed in the window [L/2, L). Per layer the sampler records
@@ -16,6 +16,10 @@ Printed vs verified (E6): the printed k-sector (3ε̃_k², ε̃_k(ε̃_+ − ε�
 exact ¼; a ``reject`` check per σ_w² asserts the simulation rejects it, and the printed 3×3 covariance is
 stored (``C_printed``) and drawn. Laplace predictions are plain z-checks when N·(1 − σ_w²/2) ≥ ``min_n_gap``;
 closer to the ReLU critical point σ_w² = 2 the O(1/(N·gap)) systematic is added.
+
+References:
+  Schoenholz, Pennington & Sohl-Dickstein, A Correspondence Between Random Neural Networks and Statistical Field Theory (2017), arXiv:1710.06570
+  (docs/references.md)
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ FIELDS = ("+", "−", "k")
 class LatticeRelu(Experiment):
     name = "lattice-relu"
     description = "deep ReLU stochastic networks: r*_+-, k statistics, 3x3 equal-layer/lagged covariances and spectra"
-    references = "Schoenholz et al. (seed 001) eqs. (18)-(22), (85), (90)-(97), Figs. 5, 6; errata E4-E6, E9"
+    references = "Schoenholz et al. 2017 (arXiv:1710.06570) eqs. (18)-(22), (85), (90)-(97), Figs. 5, 6; errata E4-E6, E9"
     order = 201
 
     @dataclasses.dataclass(frozen=True)

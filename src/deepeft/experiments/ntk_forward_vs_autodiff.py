@@ -10,6 +10,10 @@ One task per (activation, width): an MLP of depth L, every layer of width n, at 
 * E[(1/n_ℓ) Σ_i Ĥ^{(ℓ)}_{ii;αβ}] over the ensemble vs Θ^{(ℓ)}_{αβ}: |sim − Θ| < max_z·stderr +
   c·√(Θ_αα Θ_ββ)·(ℓ−2)₊/n — the mean NTK has an O(1/n) correction (Ch. 8–9) that Θ does not contain;
   layers 1–2 are exact at any width.
+
+References:
+  Roberts, Yaida & Hanin, The Principles of Deep Learning Theory (2022), arXiv:2106.10165
+  (docs/references.md)
 """
 
 from __future__ import annotations

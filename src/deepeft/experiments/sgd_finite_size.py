@@ -1,5 +1,5 @@
 """sgd-finite-size: the SGD phase structure of the tanh teacher–student network at wider hidden layers
-(seed 002's outlook: "wider architectures may lead to more pronounced phase boundaries").
+(Park, Lucini & Aarts 2025, outlook: "wider architectures may lead to more pronounced phase boundaries").
 
 Widths (n_0, n_1, n_2, n_3) = (3, n_1, n_2, 1) with r = n_2/n_1 fixed by the listed pairs, only W^{(2)}
 trainable, on a small T × 1/σ_W slice (ordered, paramagnetic and jamming corners and the T ~ 1
@@ -8,6 +8,10 @@ transition at 1/σ_W = 8). Tasks: width × member chunk. Checks per width: the o
 stated range; the Marchenko–Pastur edge x₊ (4.2) against the measured largest eigenvalue at
 initialisation and the exact finite-size moments; across widths, the measured edge approaches x₊
 (Tracy–Widom shift ∝ n^{-2/3}). Figures: loss vs T per width with error bars, the edge deviation vs width.
+
+References:
+  Park, Lucini & Aarts, Phase diagram and eigenvalue dynamics of stochastic gradient descent in multilayer neural networks (2025)
+  (docs/references.md)
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ def _setup(n1: int, n2: int):
 class SGDFiniteSize(Experiment):
     name = "sgd-finite-size"
     description = "SGD phase structure at wider hidden layers (n1, n2): corners, transition, Marchenko-Pastur edge"
-    references = "Park, Lucini & Aarts (seed 002) §3, (4.2), outlook (wider networks)"
+    references = "Park, Lucini & Aarts 2025 §3, (4.2), outlook (wider networks)"
     order = 302
 
     @dataclasses.dataclass(frozen=True)

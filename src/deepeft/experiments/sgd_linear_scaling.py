@@ -1,4 +1,4 @@
-"""sgd-linear-scaling: the linear scaling rule of SGD (seed 002 (2.29)–(2.30)): only T = ε/|B| matters,
+"""sgd-linear-scaling: the linear scaling rule of SGD (Park, Lucini & Aarts 2025, (2.29)–(2.30)): only T = ε/|B| matters,
 so different (ε, |B|) at the same T give the same phase diagram — tested on slices (T at fixed 1/σ_W) of
 the loss map that defines the phases (Fig. 2); alignment and G(t_f, 0) are stored and drawn too and can
 be checked pointwise (``observables``).
@@ -25,6 +25,10 @@ pointwise paired z-scores reach 5–6 whenever ε ≥ 1; for ε ≤ 0.5 they sta
 the discretisation error of (2.30), beyond the linear scaling rule, not noise. At T = 1/8 the
 alignment and G(t_f, 0) also depend on ε (the first steps overshoot by an amount that grows with ε,
 and the alignment keeps a long-lived imprint of that transient).
+
+References:
+  Park, Lucini & Aarts, Phase diagram and eigenvalue dynamics of stochastic gradient descent in multilayer neural networks (2025)
+  (docs/references.md)
 """
 
 from __future__ import annotations
@@ -68,7 +72,7 @@ def _transition_ratio_check(name, T, loss_b, loss_ref, factor: float, seed: int)
 class SGDLinearScaling(Experiment):
     name = "sgd-linear-scaling"
     description = "SGD linear scaling rule: same T = eps/|B| from different (eps, |B|) gives the same phase-diagram slice"
-    references = "Park, Lucini & Aarts (seed 002) (2.29), (2.30), (3.2), (3.4), (3.5)"
+    references = "Park, Lucini & Aarts 2025 (2.29), (2.30), (3.2), (3.4), (3.5)"
     order = 301
 
     @dataclasses.dataclass(frozen=True)

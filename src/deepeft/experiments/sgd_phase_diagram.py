@@ -1,5 +1,5 @@
 """sgd-phase-diagram: the T–1/σ_W phase diagram of SGD in the 3-32-16-1 tanh teacher–student network
-(seed 002, Park, Lucini & Aarts, §3–4; ``deepeft.sgd``).
+(Park, Lucini & Aarts 2025, §3–4; ``deepeft.sgd``).
 
 Tasks are chunks of ensemble members (resumable, distributable); each trains its members at every
 grid point (T = ε/|B| (2.30), 1/σ_W (2.11)) with the paper's setup (only W^{(2)} trainable,
@@ -23,6 +23,10 @@ Marchenko–Pastur x₊ = 0.046 (1/σ_W = 8) and 1.9e5 (2⁻⁸) closed form vs 
 plus the exact finite-size moments of the initial spectrum; χ² of sampled tanh z against p(φ) (2.21) below,
 at and above σ_z² = ½; the DBM boundary where the converged fraction falls to half its low-T plateau
 against the loss transition, and the measured sign statistics of K_S (docs/sgd.md: a finding).
+
+References:
+  Park, Lucini & Aarts, Phase diagram and eigenvalue dynamics of stochastic gradient descent in multilayer neural networks (2025)
+  (docs/references.md)
 """
 
 from __future__ import annotations
@@ -96,7 +100,7 @@ def feature_chi2(edges, counts, sigma_z2: float) -> tuple[float, int]:
 class SGDPhaseDiagram(Experiment):
     name = "sgd-phase-diagram"
     description = "SGD phase diagram in the T-1/sigma_W plane: loss, G(t_f,0), alignment, gradient, DBM and jamming boundaries"
-    references = "Park, Lucini & Aarts (seed 002) (2.11), (2.21), (2.30), (3.2)-(3.6), (4.1)-(4.15), Figs. 2-9"
+    references = "Park, Lucini & Aarts 2025 (2.11), (2.21), (2.30), (3.2)-(3.6), (4.1)-(4.15), Figs. 2-9"
     order = 300
 
     @dataclasses.dataclass(frozen=True)

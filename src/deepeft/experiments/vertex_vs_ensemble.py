@@ -25,6 +25,10 @@ the plain |z| < max_z. Finite-width scaling, from the equal-width networks at th
 Figures: metric and vertex per layer (theory lines, ensemble points), the collapse of the normalised vertex
 V/(n_{ℓ−1}K²) against Σ_{ℓ'<ℓ} 1/n_{ℓ'} (= (ℓ−1)/n for equal widths) across widths, the 1/n residual fits, and
 all z-scores.
+
+References:
+  Roberts, Yaida & Hanin, The Principles of Deep Learning Theory (2022), arXiv:2106.10165
+  (docs/references.md)
 """
 
 from __future__ import annotations

@@ -1,0 +1,163 @@
+"""Every experiment can fail: perturb the theory it compares with by a few percent and the checks must fail at
+the default thresholds (a mutation test per registered experiment, at tiny sizes).
+
+Each case monkeypatches the theory function the experiment calls (tasks run in-process) so that it returns a
+value scaled by 1 + δ; the count of failing checks is printed (run with -s) and must be ≥ 1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import numpy as np
+import pytest
+
+import deepeft.lattice as lattice
+from deepeft.experiments import available_experiments, run_experiment
+
+
+def _scaled(fn, factor, field=None):
+    """fn with its result (or the dataclass/attribute ``field`` of it) multiplied by ``factor``."""
+
+    @functools.wraps(fn)
+    def wrapper(*a, **k):
+        out = fn(*a, **k)
+        if field is None:
+            return np.asarray(out) * factor
+        return _Scaled(out, field, factor)
+
+    return wrapper
+
+
+class _Scaled:
+    """A proxy of ``obj`` whose attribute ``field`` (or method ``field()``) is multiplied by ``factor``."""
+
+    def __init__(self, obj, field, factor):
+        self._obj, self._field, self._factor = obj, field, factor
+
+    def __getattr__(self, name):
+        v = getattr(self._obj, name)
+        if name != self._field:
+            return v
+        if callable(v):
+            return lambda *a, **k: np.asarray(v(*a, **k)) * self._factor
+        return np.asarray(v) * self._factor
+
+
+def _patch(monkeypatch, module, name, factor, field=None):
+    monkeypatch.setattr(module, name, _scaled(getattr(module, name), factor, field))
+
+
+def _gaussian_moments(mp):
+    from deepeft.experiments import gaussian_moments as m
+
+    _patch(mp, m, "expect1d", 1.03)
+
+
+def _kernel(mp):
+    from deepeft.experiments import _foundation as fd
+
+    _patch(mp, fd, "nlo_metric", 1.03)
+
+
+def _deep_linear(mp):
+    from deepeft.theory import deep_linear as dl
+
+    for f in ("G2m", "vertex"):
+        _patch(mp, dl, f, 1.03)
+
+
+def _ntk(mp):
+    from deepeft.experiments import ntk_forward_vs_autodiff as m
+
+    _patch(mp, m, "frozen_ntk", 1.03)
+
+
+def _vertex(mp):
+    from deepeft.theory import vertex as tv
+
+    mp.setattr(tv, "vertex_flow", _scaled(tv.vertex_flow, 1.05, field="V"))
+
+
+def _criticality(mp):
+    from deepeft.theory import single_input as si
+
+    mp.setattr(si, "single_input", _scaled(si.single_input, 1.03, field="metric"))
+
+
+def _criticality_cw(mp):
+    """The issue's mutation: C_W* × 1.01 from the criticality code under test."""
+    from deepeft.experiments import _foundation as fd
+    from deepeft.theory import criticality as cr
+
+    real = cr.criticality
+
+    def wrong(name, *a, **k):
+        c = real(name, *a, **k)
+        pts = tuple(dataclasses.replace(q, C_W=q.C_W * 1.01) for q in c.points)
+        return dataclasses.replace(c, points=pts)
+
+    mp.setattr(cr, "criticality", wrong)
+    fd.critical_hyperparameters.cache_clear()
+
+
+def _lattice_meanfield(mp):
+    _patch(mp, lattice, "q_trajectory", 1.03)
+
+
+def _lattice_cov(mp):
+    _patch(mp, lattice, "lagged_covariance", 1.05)
+
+
+def _sgd_features(mp):
+    import deepeft.sgd as sgd
+
+    _patch(mp, sgd, "feature_density", 1.03)
+
+
+CASES = {  # perturbation, overrides of the quick preset (the defaults: these are the sizes `make run` judges)
+    "gaussian-moments": (_gaussian_moments, {}),
+    "kernel-vs-ensemble": (_kernel, {"activations": "tanh,gelu"}),
+    "deep-linear-exact": (_deep_linear, {}),
+    "ntk-forward-vs-autodiff": (_ntk, {}),
+    "vertex-vs-ensemble": (_vertex, {}),
+    "criticality": (_criticality, {}),
+    "lattice-meanfield": (_lattice_meanfield, {}),
+    "lattice-linear": (_lattice_cov, {}),
+    "lattice-relu": (_lattice_cov, {}),
+    "sgd-phase-diagram": (_sgd_features, {"temperatures": [2.0**-5, 4.0], "inv_sigma_W": [2.0**-8, 8.0],
+                                          "members": 4, "members_per_task": 4, "steps": 200, "n_records": 2}),
+}
+
+
+def test_every_experiment_has_a_mutation_case():
+    missing = set(available_experiments()) - set(CASES) - {"sgd-linear-scaling", "sgd-finite-size"}
+    assert not missing, f"experiments without a mutation test: {sorted(missing)}"
+
+
+def _failures(name, overrides, tmp_path):
+    s = run_experiment(name, tmp_path, overrides=overrides, render=False).summary
+    return s, [c for c in s["checks"] if not c["pass"]]
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_perturbed_theory_fails(name, monkeypatch, tmp_path):
+    perturb, over = CASES[name]
+    s0, f0 = _failures(name, over, tmp_path / "clean")
+    perturb(monkeypatch)
+    s, failed = _failures(name, over, tmp_path / "mutant")
+    new = [c for c in failed if c["name"] not in {f["name"] for f in f0}]
+    print(f"{name}: clean {len(f0)} failed of {s0['n_checks_all']}; perturbed {len(failed)} failed of "
+          f"{s['n_checks_all']} ({s['n_failed']} predictions, {len(new)} newly failed)")
+    assert s0["n_failed"] == 0, [c["name"] for c in f0 if c["kind"] == "prediction"][:5]
+    assert new, f"{name}: a perturbed theory passes every check"
+
+
+def test_criticality_cw_slip_fails(monkeypatch, tmp_path):
+    """C_W* × 1.01 from the code under test: the simulations must not inherit it."""
+    _, over = CASES["criticality"]
+    _criticality_cw(monkeypatch)
+    s, failed = _failures("criticality", over, tmp_path)
+    print(f"criticality C_W×1.01: {len(failed)} failed of {s['n_checks_all']}: {[c['name'] for c in failed][:6]}")
+    assert failed
