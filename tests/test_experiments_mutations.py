@@ -154,6 +154,24 @@ def test_perturbed_theory_fails(name, monkeypatch, tmp_path):
     assert new, f"{name}: a perturbed theory passes every check"
 
 
+def test_vertex_cw_layer_slip_fails(monkeypatch, tmp_path):
+    """A C_W^(ℓ) vs C_W^(ℓ+1) slip in the recursions: the theory steps ℓ → ℓ+1 with the previous layer's C_W.
+    The unequal-width architecture varies C_W across layers (cw_profile), so the experiment must see it."""
+    from deepeft.theory import vertex as tv
+
+    real = tv.vertex_flow
+
+    def slipped(net, X, **k):
+        cw = np.broadcast_to(np.asarray(net.C_W, dtype=float), (net.L,))
+        return real(net.replace(C_W=[float(cw[0]), *map(float, cw[:-1])]), X, **k)
+
+    monkeypatch.setattr(tv, "vertex_flow", slipped)
+    over = {"activations": "relu,tanh"}
+    s, failed = _failures("vertex-vs-ensemble", over, tmp_path)
+    print(f"vertex C_W slip: {len(failed)} failed of {s['n_checks_all']}: {[c['name'] for c in failed][:4]}")
+    assert any("-" in c["name"].split(":")[0] for c in failed)  # the C_W-varying (unequal-width) architecture
+
+
 def test_criticality_cw_slip_fails(monkeypatch, tmp_path):
     """C_W* × 1.01 from the code under test: the simulations must not inherit it."""
     _, over = CASES["criticality"]

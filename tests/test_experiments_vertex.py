@@ -20,6 +20,7 @@ SMALL = {
         "activations": "relu,tanh_bump",
         "widths": "16,48",
         "unequal_widths": "24,16,32",
+        "cw_profile": "1.0,1.3,0.75",
         "depth": 3,
         "n_networks": 4096,
     },
