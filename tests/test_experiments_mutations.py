@@ -116,6 +116,34 @@ def _sgd_features(mp):
     _patch(mp, sgd, "feature_density", 1.03)
 
 
+def _sgd_sigma(mp):
+    """The initial weights drawn with σ_W × 1.03: the exact Marchenko–Pastur moments at init must see it."""
+    import deepeft.sgd as sgd
+
+    real = sgd.phase_grid
+
+    def wrong(*a, **k):
+        g = dict(real(*a, **k))
+        g["sigma_W"] = np.asarray(g["sigma_W"]) * 1.03
+        return g
+
+    mp.setattr(sgd, "phase_grid", wrong)
+
+
+def _sgd_scaling(mp):
+    """A slip in the linear scaling rule: ε = T·|B|·(|B|/2)^0.25 instead of ε = T·|B|."""
+    import deepeft.sgd as sgd
+
+    real = sgd.phase_grid
+
+    def wrong(temperatures, inv_sigma_W, batch_size=4):
+        g = dict(real(temperatures, inv_sigma_W, batch_size))
+        g["learning_rate"] = np.asarray(g["learning_rate"]) * (batch_size / 2.0) ** 0.25
+        return g
+
+    mp.setattr(sgd, "phase_grid", wrong)
+
+
 CASES = {  # perturbation, overrides of the quick preset (the defaults: these are the sizes `make run` judges)
     "gaussian-moments": (_gaussian_moments, {}),
     "kernel-vs-ensemble": (_kernel, {"activations": "tanh,gelu"}),
@@ -128,11 +156,13 @@ CASES = {  # perturbation, overrides of the quick preset (the defaults: these ar
     "lattice-relu": (_lattice_cov, {}),
     "sgd-phase-diagram": (_sgd_features, {"temperatures": [2.0**-5, 4.0], "inv_sigma_W": [2.0**-8, 8.0],
                                           "members": 4, "members_per_task": 4, "steps": 200, "n_records": 2}),
+    "sgd-finite-size": (_sgd_sigma, {}),
+    "sgd-linear-scaling": (_sgd_scaling, {}),
 }
 
 
 def test_every_experiment_has_a_mutation_case():
-    missing = set(available_experiments()) - set(CASES) - {"sgd-linear-scaling", "sgd-finite-size"}
+    missing = set(available_experiments()) - set(CASES)
     assert not missing, f"experiments without a mutation test: {sorted(missing)}"
 
 
@@ -141,7 +171,13 @@ def _failures(name, overrides, tmp_path):
     return s, [c for c in s["checks"] if not c["pass"]]
 
 
-@pytest.mark.parametrize("name", list(CASES))
+# sgd-linear-scaling cannot see a slip of the scaling rule ε = T|B| at its quick size: its paired loss differences sit
+# at low T, where the converged loss does not depend on ε, and the transition ratio is a resolution (factor 2).
+_BLIND = {"sgd-linear-scaling": "paired differences at low T are insensitive to ε; see the report"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(reason=_BLIND[n], strict=True))
+                                  if n in _BLIND else n for n in CASES])
 def test_perturbed_theory_fails(name, monkeypatch, tmp_path):
     perturb, over = CASES[name]
     s0, f0 = _failures(name, over, tmp_path / "clean")

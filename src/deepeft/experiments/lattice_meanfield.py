@@ -60,7 +60,7 @@ class LatticeMeanfield(Experiment):
                 raise DeepEFTInputError("parameter 'n_trajectories' must be <= n_networks.")
 
     presets = {
-        "quick": {},
+        "quick": {"n_networks": 400},  # 4× the default: the fluctuations to ~1 % (a 5 % theory slip fails)
         "paper": {
             "sigma_w2s": (0.1, 0.3, 0.5, 0.7, 0.9, 1.1, 1.3, 1.5),
             "N": 500,
