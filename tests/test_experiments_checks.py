@@ -63,6 +63,10 @@ def test_ratio_and_greater_checks_use_the_stderr():
     assert greater_check("g", 1.0, 0.1, 0.0, 0.1, what="d").passed
     assert not greater_check("g", 0.2, 0.1, 0.0, 0.1, what="d").passed
     assert ratio_check("r", 1000.0, 10.0, 1.0, 0.01, 100.0, "ratio").kind == "finding"
+    # a denominator consistent with zero: judged on num − threshold·den (its ratio error is meaningless)
+    zero_den = ratio_check("r", 100.0, 5.0, 0.1, 1.0, 10.0, "ratio")
+    assert zero_den.passed and "unresolved" in zero_den.rule
+    assert not ratio_check("r", 10.0, 5.0, 0.1, 1.0, 10.0, "ratio").passed
 
 
 def test_criticality_book_constants_are_regressions(tmp_path):

@@ -2,7 +2,8 @@
 the default thresholds (a mutation test per registered experiment, at tiny sizes).
 
 Each case monkeypatches the theory function the experiment calls (tasks run in-process) so that it returns a
-value scaled by 1 + δ; the count of failing checks is printed (run with -s) and must be ≥ 1.
+value scaled by 1 + δ; the count of failing checks is printed (run with -s) and must be ≥ 1. The runs use the
+quick preset (the sizes `make run` judges), so the module is marked slow (~5 min on one core).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import functools
 
 import numpy as np
 import pytest
+
+pytestmark = pytest.mark.slow
 
 import deepeft.lattice as lattice
 from deepeft.experiments import available_experiments, run_experiment
@@ -179,15 +182,14 @@ _BLIND = {"sgd-linear-scaling": "paired differences at low T are insensitive to 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(reason=_BLIND[n], strict=True))
                                   if n in _BLIND else n for n in CASES])
 def test_perturbed_theory_fails(name, monkeypatch, tmp_path):
+    """One perturbed run per experiment (the unperturbed quick runs pass: `make run`, and each experiment's own
+    tests); at least one *prediction* must fail."""
     perturb, over = CASES[name]
-    s0, f0 = _failures(name, over, tmp_path / "clean")
     perturb(monkeypatch)
-    s, failed = _failures(name, over, tmp_path / "mutant")
-    new = [c for c in failed if c["name"] not in {f["name"] for f in f0}]
-    print(f"{name}: clean {len(f0)} failed of {s0['n_checks_all']}; perturbed {len(failed)} failed of "
-          f"{s['n_checks_all']} ({s['n_failed']} predictions, {len(new)} newly failed)")
-    assert s0["n_failed"] == 0, [c["name"] for c in f0 if c["kind"] == "prediction"][:5]
-    assert new, f"{name}: a perturbed theory passes every check"
+    s, failed = _failures(name, over, tmp_path)
+    pred = [c for c in failed if c["kind"] == "prediction"]
+    print(f"{name}: perturbed {len(failed)} failed of {s['n_checks_all']} ({len(pred)} of {s['n_checks']} predictions)")
+    assert pred and not s["passed"], f"{name}: a perturbed theory passes every prediction"
 
 
 def test_vertex_cw_layer_slip_fails(monkeypatch, tmp_path):

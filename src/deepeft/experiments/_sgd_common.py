@@ -20,7 +20,7 @@ import math
 import numpy as np
 
 from ..errors import DeepEFTInputError
-from ..statistics import Z_MAX, bootstrap_se, mean_se
+from ..statistics import bootstrap_se, mean_se
 from .checks import Check, close_check, greater_check, ratio_check, zcheck
 
 __all__ = [

@@ -134,17 +134,26 @@ def close_check(name: str, theory, simulation, *, rtol: float = 1e-6, atol: floa
 
 def ratio_check(name: str, num, num_se, den, den_se, threshold: float, what: str, *, min_z: float = Z_CLAIM,
                 kind: str = "finding") -> Check:
-    """One-sided claim num/den ≥ threshold, significant on the log scale (policy in :mod:`deepeft.statistics`):
-    z = ln(r/threshold)/(stderr_r/r) ≥ min_z, stderr_r/r = √((se_num/num)² + (se_den/den)²) (delta method).
-    The reported stderr is that of r."""
+    """One-sided claim num/den ≥ threshold, significant (policy in :mod:`deepeft.statistics`): z ≥ min_z.
+
+    When num and den are both resolved (value ≥ 2·stderr) the ratio is judged on the log scale,
+    z = ln(r/threshold)/(stderr_r/r), stderr_r/r = √((se_num/num)² + (se_den/den)²) (delta method); otherwise
+    (a denominator consistent with zero has no meaningful ratio error) on the linear form
+    z = (num − threshold·den)/√(se_num² + threshold²·se_den²). The reported stderr is that of r (delta method)."""
     num, num_se, den, den_se = (float(x) for x in (num, num_se, den, den_se))
     r = num / den if den != 0 else math.inf
     rel = math.hypot(num_se / num if num else math.inf, den_se / den if den else math.inf)
-    ok = math.isfinite(r) and r > 0 and exceeds(math.log(r / threshold), rel, min_z=min_z)
-    z = math.log(r / threshold) / rel if math.isfinite(r) and r > 0 and 0 < rel < math.inf else None
-    return Check(name, threshold, r, abs(r) * rel if math.isfinite(r) else None, z, ok,
-                 f"{what} ≥ {threshold:g} with z = ln(ratio/{threshold:g})/(stderr/ratio) ≥ {min_z:g} "
-                 "(ratio of ensemble means; stderr by the delta method)", kind)
+    resolved = num > 2 * num_se and den > 2 * den_se
+    if resolved:
+        z = math.log(r / threshold) / rel if rel > 0 else math.copysign(math.inf, r - threshold)
+        form = f"z = ln(ratio/{threshold:g})/(stderr/ratio)"
+    else:
+        z = zscore(num - threshold * den, math.hypot(num_se, threshold * den_se))
+        form = f"z = (num − {threshold:g}·den)/√(se_num² + {threshold:g}²·se_den²) (denominator or numerator unresolved)"
+    ok = bool(num > 0 and math.isfinite(z) and z >= min_z) or (num > 0 and z == math.inf)
+    return Check(name, threshold, r, abs(r) * rel if math.isfinite(r) and math.isfinite(rel) else None,
+                 z if math.isfinite(z) else None, ok,
+                 f"{what} ≥ {threshold:g} with {form} ≥ {min_z:g} (ratio of ensemble means)", kind)
 
 
 def greater_check(name: str, a, a_se, b, b_se, *, min_z: float = Z_CLAIM, what: str, kind: str = "finding") -> Check:

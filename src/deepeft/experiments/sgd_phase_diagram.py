@@ -233,7 +233,7 @@ class SGDPhaseDiagram(Experiment):
             T, ds.converged.values[:, :, k8], last.test_loss.values[:, :, k8], p.dbm_transition_factor, p.seed))
         neg = (ds.K_S.values[:, o[0], o[1]] < 0).mean()
         M = ds.sizes["member"]
-        checks.append(zcheck(f"finding: P(K_S(t_f) < 0) in the ordered corner = ½ (the drift's sign is thermal noise, "
+        checks.append(zcheck("finding: P(K_S(t_f) < 0) in the ordered corner = ½ (the drift's sign is thermal noise, "
                              "so the converged fraction plateaus near ½, not 1 as in Fig. 8)", 0.5, neg,
                              0.5 / np.sqrt(M), max_z=p.max_z, kind="finding"))
         g0, g0_se = ms(ds.grad_norm_init.isel(T=0))
