@@ -82,3 +82,13 @@ def test_criticality_book_constants_are_regressions(tmp_path):
     assert s["kinds"]["regression"]["n_checks"] > 0
     stored = json.loads((tmp_path / "summary.json").read_text())
     assert all("kind" in c for c in stored["checks"])
+
+
+def test_report_shows_kinds_and_the_prediction_headline(tmp_path):
+    from deepeft.experiments import run_experiment
+
+    run_experiment("gaussian-moments", tmp_path, overrides={"activations": ["relu"], "variances": [1.0],
+                                                           "n_samples": 2000})
+    html = (tmp_path / "report.html").read_text()
+    assert "<th>kind</th>" in html and "<td>prediction</td>" in html
+    assert "3/3 predictions pass" in html
