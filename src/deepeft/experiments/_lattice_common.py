@@ -128,8 +128,9 @@ def mode_gaussianity(x, T, modes, edges) -> dict[str, np.ndarray]:
     for n in modes:
         v = np.concatenate([eq[:, n].real, eq[:, n].imag]) / math.sqrt(T[n] / (2 * W))
         v2 = v * v
-        var.append(v2.mean())
-        var_se.append(v2.std(ddof=1) / math.sqrt(v.size))
+        m, se = mean_se(v2)
+        var.append(m)
+        var_se.append(se)
         kurt.append(np.mean(v2 * v2) / v2.mean() ** 2 - 3.0)
         kurt_se.append(math.sqrt(24.0 / v.size))
         hist.append(np.histogram(v, bins=edges, density=True)[0])
