@@ -103,6 +103,8 @@ def throughput(quick: bool) -> list[dict]:
                 rng_bound_fraction=round(rng * 64 / 1e9 / peak, 4),
                 target_fraction=0.5,
                 target=0.5,
+                value=round(gf / peak, 4),
+                better="higher",
                 ratio=round(gf / peak, 4),
                 passed=bool(gf / peak >= 0.5),
             )

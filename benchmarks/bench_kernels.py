@@ -113,7 +113,7 @@ def _child(case: str, N: int, n_ref: int) -> dict:
         "max_scaled_err_K": float(np.max(np.abs(Kf - Kr) / nK)),
         "max_scaled_err_ntk": float(np.max(np.abs(Tf - Tr) / nT)),
         "target_rel_err": ERR_TARGET,
-        "pass": bool(min(times) <= target and maxrss_mb <= MEM_TARGET_MB and rel(Kf, Kr) <= ERR_TARGET
+        "passed": bool(min(times) <= target and maxrss_mb <= MEM_TARGET_MB and rel(Kf, Kr) <= ERR_TARGET
                      and rel(Tf, Tr) <= ERR_TARGET),
     }
 
@@ -142,7 +142,7 @@ def _table(rows):
     for r in rows:
         lines.append(
             f"{r['name']:<28}{r['seconds']:>9.3f}{r['target']:>8.2f}{r['peak_rss_mb']:>9.0f}"
-            f"{r['max_rel_err_K']:>11.1e}{r['max_rel_err_ntk']:>11.1e}  {r['pass']}"
+            f"{r['max_rel_err_K']:>11.1e}{r['max_rel_err_ntk']:>11.1e}  {r['passed']}"
         )
     return "\n".join(lines)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import difflib
 import fnmatch
 import importlib.util
 import json
@@ -35,6 +36,14 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "results" / "all.json"
 STANDARD = ("name", "seconds", "target", "ratio", "passed", "notes")
+# keys that say how ``passed`` relates to ``target``: the measured ``value`` (default: ``seconds``) and whether
+# ``better`` is "lower" (default: a time or a size) or "higher" (a speed-up, a fraction of peak)
+TARGET_KEYS = ("value", "better")
+RESERVED = STANDARD + TARGET_KEYS
+# free-form metric keys are allowed, but never one that reads as a pass/fail flag or a misspelt reserved key:
+# a row {"pass": True} would otherwise never be counted (the runner reads ``passed``)
+_ALIASES = {"pass", "passes", "pass_", "ok", "success", "succeeded", "fail", "failed", "failure", "status",
+            "result", "target_met", "met", "good", "valid"}
 
 
 # -- discovery and selection -------------------------------------------------------------------
@@ -103,8 +112,59 @@ def _check_rows(rows) -> list[dict]:
         s = r.get("seconds")
         if isinstance(s, bool) or not isinstance(s, numbers.Real) or not math.isfinite(float(s)):
             raise TypeError(f"result {r['name']!r} has no finite number 'seconds': {s!r}")
+        for k in r:
+            _check_key(r["name"], str(k))
+        p = r.get("passed")
+        if p is not None and not isinstance(p, (bool, *np_bool_types())):
+            raise TypeError(f"result {r['name']!r}: 'passed' must be true, false or null, got {p!r}")
+        _check_target(r)
         out.append({str(k): _jsonable(v) for k, v in r.items()})
     return out
+
+
+def np_bool_types() -> tuple[type, ...]:
+    try:
+        import numpy as np
+
+        return (np.bool_,)
+    except ImportError:  # pragma: no cover - numpy is a dependency
+        return ()
+
+
+def _check_key(name: str, key: str) -> None:
+    """Unknown keys are free-form metrics, except those that read as a pass flag or a misspelt reserved key."""
+    if key in RESERVED:
+        return
+    low = key.lower()
+    close = difflib.get_close_matches(low, RESERVED, n=1, cutoff=0.8)
+    if low in _ALIASES or low in RESERVED or (close and abs(len(low) - len(close[0])) <= 2):
+        hint = f" (did you mean {close[0]!r}?)" if close else " (the runner reads 'passed')"
+        raise TypeError(f"result {name!r} has the unknown key {key!r}{hint}; reserved keys are {', '.join(RESERVED)}")
+
+
+def _check_target(r: dict) -> None:
+    """No row passes without its target met: with a numeric ``target``, ``passed: true`` needs
+    value ≤ target (``better`` = "lower", the default) or value ≥ target (``better`` = "higher");
+    ``value`` defaults to ``seconds``."""
+    better = r.get("better", "lower")
+    if better not in ("lower", "higher"):
+        raise TypeError(f"result {r['name']!r}: 'better' must be 'lower' or 'higher', got {better!r}")
+    target = r.get("target")
+    if target is None:
+        if "value" in r or "better" in r:
+            raise TypeError(f"result {r['name']!r} gives 'value'/'better' but no 'target'")
+        return
+    if isinstance(target, bool) or not isinstance(target, numbers.Real) or not math.isfinite(float(target)):
+        raise TypeError(f"result {r['name']!r}: 'target' must be a finite number, got {target!r}")
+    value = r.get("value", r["seconds"])
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"result {r['name']!r}: 'value' must be a number, got {value!r}")
+    met = math.isfinite(float(value)) and (value <= target if better == "lower" else value >= target)
+    if r.get("passed") and not met:
+        raise TypeError(
+            f"result {r['name']!r} says passed but its target is not met: value {value!r} vs target {target!r} "
+            f"({better} is better); fix the row's 'passed' (or its 'value'/'better')"
+        )
 
 
 def run_module(path: Path, quick: bool = False) -> dict:

@@ -4,7 +4,7 @@ import json
 
 import xarray as xr
 
-CHECK_FIELDS = {"name", "theory", "simulation", "stderr", "z", "pass", "rule"}
+CHECK_FIELDS = {"name", "kind", "theory", "simulation", "stderr", "z", "pass", "rule"}
 
 
 def load_dataset(path):

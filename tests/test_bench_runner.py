@@ -131,3 +131,45 @@ def test_command_line_entry_point(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert " q " in proc.stdout + " " and "0.5" in proc.stdout
     assert json.loads((d / "results" / "all.json").read_text())["modules"][0]["results"][0]["name"] == "q"
+
+
+def test_row_keys_are_validated(runner, tmp_path):
+    """A misspelt pass flag ({"pass": True}: the runner reads "passed") is an error, not an uncounted row."""
+    with pytest.raises(TypeError, match="unknown key 'pass'"):
+        runner._check_rows([{"name": "k", "seconds": 1.0, "target": 2.0, "pass": True}])
+    with pytest.raises(TypeError, match="did you mean 'passed'"):
+        runner._check_rows([{"name": "k", "seconds": 1.0, "pased": True}])
+    for alias in ("ok", "success", "status"):
+        with pytest.raises(TypeError, match="unknown key"):
+            runner._check_rows([{"name": "k", "seconds": 1.0, alias: True}])
+    # free-form metrics stay allowed
+    assert runner._check_rows([{"name": "k", "seconds": 1.0, "seconds_all": [1.0], "gflops": 3.0}])
+    (tmp_path / "bench_typo.py").write_text(
+        'def run(quick=False):\n    return [{"name": "k", "seconds": 5.0, "target": 1.0, "pass": False}]\n')
+    rec = runner.run_module(tmp_path / "bench_typo.py")
+    assert rec["status"] == "error" and "'pass'" in rec["error"]
+
+
+def test_no_row_passes_without_its_target_met(runner):
+    with pytest.raises(TypeError, match="target is not met"):
+        runner._check_rows([{"name": "slow", "seconds": 2.0, "target": 1.0, "passed": True}])
+    with pytest.raises(TypeError, match="target is not met"):
+        runner._check_rows([{"name": "speedup", "seconds": 0.1, "target": 50.0, "value": 20.0, "better": "higher",
+                             "passed": True}])
+    with pytest.raises(TypeError, match="'better'"):
+        runner._check_rows([{"name": "x", "seconds": 0.1, "target": 1.0, "better": "up", "passed": True}])
+    ok = runner._check_rows([
+        {"name": "fast", "seconds": 0.5, "target": 1.0, "passed": True},
+        {"name": "speedup", "seconds": 9.0, "target": 50.0, "value": 60.0, "better": "higher", "passed": True},
+        {"name": "slow, honest", "seconds": 2.0, "target": 1.0, "passed": False},
+    ])
+    assert [r["passed"] for r in ok] == [True, True, False]
+
+
+def test_bench_modules_use_the_reserved_keys():
+    """Every bench module writes 'passed' (never 'pass') and states 'better' where higher is better."""
+    import re
+
+    for path in sorted(RUNNER.parent.glob("bench_*.py")):
+        src = path.read_text()
+        assert not re.search(r'"pass"\s*:', src), path.name

@@ -126,7 +126,7 @@ def test_run_outputs(ref):
     s = json.loads((ref / "summary.json").read_text())
     assert s["passed"] and s["n_checks"] == 12 and len(s["checks"]) == 12
     for c in s["checks"]:
-        assert set(c) == {"name", "theory", "simulation", "stderr", "z", "pass", "rule"}
+        assert set(c) == {"name", "kind", "theory", "simulation", "stderr", "z", "pass", "rule"}
         assert isinstance(c["pass"], bool) and abs(c["z"]) < 5
     ds = load(ref)
     assert dict(ds.sizes) == {"activation": 2, "K": 2, "moment": 3}
@@ -212,7 +212,7 @@ def test_reproduce_and_report(ref, work):
     r = cli("reproduce", "--only", "gaussian-moments", *sets, "--out", d, cwd=work)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == f"report: {d / 'report.html'}"
-    assert "gaussian-moments: 12/12 checks pass" in r.stderr
+    assert "gaussian-moments: 12/12 predictions pass" in r.stderr
     s = json.loads((d / "summary.json").read_text())
     assert s["passed"] and [e["name"] for e in s["experiments"]] == ["gaussian-moments"]
     assert len(s["checks"]) == 12 and all(c["experiment"] == "gaussian-moments" for c in s["checks"])

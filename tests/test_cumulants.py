@@ -7,8 +7,9 @@ import pytest
 
 from deepeft.errors import DeepEFTInputError
 from deepeft.gaussian.cumulants import connected, excess_kurtosis, moment, set_partitions
-from deepeft.gaussian.estimate import Estimate, jackknife, mean
+from deepeft.statistics import Estimate, jackknife, mean
 from deepeft.gaussian.wick import pairings
+from conftest import Z_MAX
 
 S = 200_000
 
@@ -21,12 +22,12 @@ def test_gaussian_cumulants_vanish_within_error():
     K = np.array([[1.0, 0.4, -0.2], [0.4, 2.0, 0.3], [-0.2, 0.3, 0.7]])
     z = np.random.default_rng(1).multivariate_normal(np.zeros(3), K, size=S)
     est = connected(z, (0, 2))
-    assert abs(est.z(K[0, 2])) < 4.5
+    assert abs(est.z(K[0, 2])) < Z_MAX
     for idx in [(0, 1, 2), (0, 0, 0, 0), (0, 0, 1, 1), (0, 1, 2, 2), (0,) * 5, (0,) * 6, (0, 0, 1, 1, 2, 2)]:
         for kw in ({}, {"zero_mean": True}, {"symmetric": True}):
             est = connected(z, idx, **kw)
             print(idx, kw, est, f"z={est.z(0.0):+.2f}")
-            assert abs(est.z(0.0)) < 4.5
+            assert abs(est.z(0.0)) < Z_MAX
 
 
 @pytest.mark.parametrize("order", range(1, 7))
@@ -38,7 +39,7 @@ def test_exponential_and_chi2_cumulants(order):
     for x, theory in [(e, math.factorial(order - 1)), (c, 2 ** (order - 1) * math.factorial(order - 1) * k)]:
         est = connected(x, (0,) * order)
         print(order, est, theory, f"z={est.z(theory):+.2f}")
-        assert abs(est.z(theory)) < 4.5
+        assert abs(est.z(theory)) < Z_MAX
 
 
 def test_joint_cumulant_multilinearity():
@@ -47,9 +48,9 @@ def test_joint_cumulant_multilinearity():
     x, y = rng.exponential(size=S), rng.normal(size=S)
     z = np.stack([x, x + y, y], axis=1)
     est = connected(z, (0, 0, 1, 1))
-    assert abs(est.z(6.0)) < 4.5
-    assert abs(connected(z, (0, 0, 2)).z(0.0)) < 4.5
-    assert abs(connected(z, (0, 1, 1)).z(2.0)) < 4.5  # κ3(x) = 2
+    assert abs(est.z(6.0)) < Z_MAX
+    assert abs(connected(z, (0, 0, 2)).z(0.0)) < Z_MAX
+    assert abs(connected(z, (0, 1, 1)).z(2.0)) < Z_MAX  # κ3(x) = 2
 
 
 def test_symmetric_formula_is_book_1_54_and_1_61():
@@ -90,23 +91,23 @@ def test_jackknife_error_is_calibrated():
 def test_excess_kurtosis():
     rng = np.random.default_rng(4)
     g = rng.normal(size=S)
-    assert abs(excess_kurtosis(g).z(0.0)) < 4.5
+    assert abs(excess_kurtosis(g).z(0.0)) < Z_MAX
     e = excess_kurtosis(rng.exponential(size=S))  # 6
-    assert abs(e.z(6.0)) < 4.5
+    assert abs(e.z(6.0)) < Z_MAX
     u = excess_kurtosis(rng.uniform(-1, 1, size=S), zero_mean=True)  # −6/5
-    assert abs(u.z(-1.2)) < 4.5
+    assert abs(u.z(-1.2)) < Z_MAX
 
 
 def test_moment_and_mean_and_generic_jackknife():
     rng = np.random.default_rng(6)
     x = rng.normal(size=(S, 2))
-    assert abs(moment(x, (0, 0, 1, 1)).z(1.0)) < 4.5
+    assert abs(moment(x, (0, 0, 1, 1)).z(1.0)) < Z_MAX
     m = mean(x)
-    assert m.shape == (2,) and np.all(np.abs(m.z(0.0)) < 4.5)
+    assert m.shape == (2,) and np.all(np.abs(m.z(0.0)) < Z_MAX)
     jk = jackknife(lambda a: np.var(a), x[:, 0], blocks=20)
     # jackknife SE of a variance ≈ √(2/S)
     assert jk.stderr == pytest.approx(np.sqrt(2 / S), rel=0.4)
-    assert abs(jk.z(1.0)) < 4.5
+    assert abs(jk.z(1.0)) < Z_MAX
 
 
 def test_estimate_helpers():

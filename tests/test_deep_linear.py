@@ -9,9 +9,10 @@ from scipy import stats
 import deepeft as de
 from deepeft.errors import DeepEFTInputError
 from deepeft.gaussian.cumulants import connected, moment
-from deepeft.gaussian.estimate import mean
+from deepeft.statistics import mean
 from deepeft.gaussian.wick import double_factorial
 from deepeft.theory import deep_linear as dl
+from conftest import Z_MAX
 
 # --- assertable numbers from the digest ------------------------------------------------------
 
@@ -159,7 +160,7 @@ def mc():
 def _check(name, est, theory):
     zs = est.z(theory)
     print(f"{name:28s} sim {est.value:10.5f} ± {est.stderr:.5f}   theory {theory:10.5f}   z = {zs:+.2f}")
-    assert abs(zs) < 4.5, name
+    assert abs(zs) < Z_MAX, name
 
 
 def test_monte_carlo_single_input_moments(mc):
@@ -196,7 +197,7 @@ def test_exact_sampler_matches_explicit_network(mc):
         a, b = moment(zs, idx), moment(ze, idx)
         zdiff = (a.value - b.value) / np.hypot(a.stderr, b.stderr)
         print(idx, a, b, f"z={zdiff:+.2f}")
-        assert abs(zdiff) < 4.5
+        assert abs(zdiff) < Z_MAX
     ks = stats.ks_2samp(zs[:, 0], ze[:, 0])
     ks_norm = stats.ks_2samp(np.mean(zs**2, axis=1), np.mean(ze**2, axis=1))
     print("KS z0", ks.pvalue, "KS O", ks_norm.pvalue)

@@ -15,6 +15,7 @@ from deepeft.activations import activation
 from deepeft.gaussian import closed_forms
 from deepeft.gaussian.engine import Factor, expect, two_point, two_point_maps
 from deepeft.gaussian.quadrature import pivoted_cholesky
+from conftest import Z_MAX
 
 F = Factor
 HSET = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -162,7 +163,7 @@ def test_three_point_quadrature_vs_mc(name):
     m, se = expect(name, fs, K, method="mc", n_samples=400_000, seed=1, return_error=True)
     z = (q - float(m)) / float(se)
     print(f"{name}: quad {q:.8f} mc {float(m):.8f} ± {float(se):.1e} z = {z:+.2f}")
-    assert abs(z) < 4.5
+    assert abs(z) < Z_MAX
 
 
 def test_four_point_wick_vs_quadrature_rank_deficient():
@@ -207,7 +208,7 @@ def test_four_point_tanh_batch_uses_batched_rule_fast_and_agrees_with_mc_and_bat
     assert sec < 10.0
     assert np.all(err <= 1e-8 * np.maximum(np.abs(v), 0.1))
     np.testing.assert_allclose(v, ref, rtol=1e-8, atol=1e-10)
-    assert np.all(np.abs(z) < 4.5)
+    assert np.all(np.abs(z) < Z_MAX)
 
 
 def test_zero_kernel_and_zero_rows():

@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 
 import deepeft as de
-from deepeft.gaussian.estimate import Estimate
+from deepeft.statistics import Estimate
 from deepeft.simulate.ensemble import sample_ensemble
 from deepeft.simulate.forward import preactivations
+from conftest import Z_MAX
 
 X2 = np.array([[1.0, 0.5, -0.3], [0.2, -1.0, 0.7]])
-ZMAX = 4.5
+ZMAX = Z_MAX
 
 
 def fields(r):

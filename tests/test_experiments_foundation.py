@@ -14,6 +14,7 @@ from deepeft.errors import DeepEFTInputError
 from deepeft.experiments import available_experiments, get_experiment, resolve_params, run_experiment
 from deepeft.experiments._foundation import biased_check, fixed_inputs, intercept_fit
 from _expt import assert_complete_run, load_dataset
+from conftest import assert_close
 
 SMALL = {
     "kernel-vs-ensemble": {
@@ -60,7 +61,7 @@ def test_all_checks_pass_and_outputs_exist(runs, name):
     _print_z(s)
     assert s["n_checks"] > 0 and s["n_failed"] == 0, [c for c in s["checks"] if not c["pass"]][:5]
     for c in s["checks"]:
-        assert set(c) == {"name", "theory", "simulation", "stderr", "z", "pass", "rule"}
+        assert set(c) == {"name", "kind", "theory", "simulation", "stderr", "z", "pass", "rule"}
     for f in ("summary.json", "report.html", "data.zarr", *s["figures"]):
         assert (path / f).exists(), f
     assert s["figures"], "each experiment draws at least one figure"
@@ -81,14 +82,13 @@ def test_kernel_checks_count_and_nlo(runs):
     ds = _load(path)
     p = resolve_params("kernel-vs-ensemble", "quick", overrides=SMALL["kernel-vs-ensemble"])
     per_task = p.depth * p.n_inputs * (p.n_inputs + 1) // 2
-    nlo = bool(np.all(np.isfinite(ds.G_nlo.values)))
-    n_slope = len(p.activations) * p.n_inputs * (p.n_inputs + 1) // 2 if nlo else 0
+    assert np.all(np.isfinite(ds.G_nlo.values))  # always K + G1/n: no silent K-only fallback
+    n_slope = len(p.activations) * p.n_inputs * (p.n_inputs + 1) // 2
     assert res.summary["n_checks"] == len(p.activations) * len(p.widths) * per_task + n_slope
     # ReLU at criticality: E[z_α²] = K_αα exactly at any width, so the NLO correction vanishes there
     K = ds.K.sel(activation="relu").isel(width=0)
-    if nlo:
-        d = np.diagonal(ds.G_nlo.sel(activation="relu", width=16).values - K.values, axis1=1, axis2=2)
-        assert np.max(np.abs(d)) < 1e-10
+    d = np.diagonal(ds.G_nlo.sel(activation="relu", width=16).values - K.values, axis1=1, axis2=2)
+    assert np.max(np.abs(d)) < 1e-10
     # layer 1: the theory is the Gram matrix (4.8)
     X = fixed_inputs(p.n_inputs, p.input_dim)
     C_b = float(ds.K.sel(activation="relu", layer=1).isel(width=0).values[0, 0]) - 2.0 * X[0] @ X[0] / p.input_dim
@@ -143,6 +143,9 @@ def test_biased_check_rule():
     assert not bad.passed  # 0.09 > 0.05 + 0.03
     nlo = biased_check("x", 1.0, 1.06, 0.01, scale=1.0, depth_factor=3, n=100, order=2, coef=1.0, max_z=5.0, what="G")
     assert not nlo.passed  # allowance (3/100)² = 9e-4 only
+    # zero stderr: the rule text states the allowance it applies
+    det = biased_check("x", 1.0, 1.05, 0.0, scale=1.0, depth_factor=3, n=10, order=1, coef=1.0, max_z=5.0, what="K")
+    assert det.passed and "+ 0.3" in det.rule and "((ℓ−2)₊/n)" in det.rule
     exact = biased_check("x", 2.0, 2.0 + 1e-15, 0.0, scale=1.0, depth_factor=0, n=10, order=1, coef=1.0, max_z=5.0, what="Θ")
     assert exact.passed and not biased_check("x", 2.0, 2.001, 0.0, scale=1.0, depth_factor=0, n=10, order=1, coef=1.0, max_z=5.0, what="Θ").passed
 
@@ -171,3 +174,41 @@ def test_fixed_inputs_deterministic():
 def test_bad_parameters_rejected(name, over, msg):
     with pytest.raises(DeepEFTInputError, match=msg):
         resolve_params(name, "quick", overrides=over)
+
+
+def test_nlo_metric_fails_loudly(monkeypatch):
+    """No silent K-only fallback: an unavailable or non-finite NLO theory raises."""
+    import sys
+
+    from deepeft.experiments import _foundation as fd
+    from deepeft.theory import vertex as tv
+
+    net = fd.critical_net("tanh", 8, 3, 2)
+    X = fixed_inputs(2, 2)
+    G = fd.nlo_metric(net, X)
+    assert G.shape == (3, 2, 2) and np.all(np.isfinite(G))
+    K = tv.vertex_flow(net, X).K
+    assert_close(G[:2], K[:2], "exact")  # G1 = 0 at ℓ = 1, 2
+    assert np.max(np.abs(G - K)) > 1e-4  # tanh: a non-zero 1/n correction at ℓ = 3
+
+    class Flow:
+        def metric(self):
+            return np.full((3, 2, 2), np.nan)
+
+    monkeypatch.setattr(tv, "vertex_flow", lambda net, X, nlo: Flow())
+    with pytest.raises(RuntimeError, match="not finite"):
+        fd.nlo_metric(net, X)
+    monkeypatch.setitem(sys.modules, "deepeft.theory.vertex", None)  # import fails
+    with pytest.raises(RuntimeError, match="unavailable"):
+        fd.nlo_metric(net, X)
+    assert not hasattr(fd, "nlo_metric_or_none")
+
+
+def test_kernel_analysis_refuses_a_store_without_nlo(runs):
+    _, path = runs["kernel-vs-ensemble"]
+    ds = _load(path)
+    p = resolve_params("kernel-vs-ensemble", "quick", overrides=SMALL["kernel-vs-ensemble"])
+    bad = ds.copy()
+    bad["G_nlo"] = ds.G_nlo * np.nan
+    with pytest.raises(RuntimeError, match="never K alone"):
+        get_experiment("kernel-vs-ensemble").analyze(p, bad)

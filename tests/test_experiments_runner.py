@@ -201,7 +201,8 @@ def test_gaussian_moments_checks_pass(moments):
     assert s["n_checks"] == 3 * 2 * 3 and s["passed"], [c for c in s["checks"] if not c["pass"]]
     assert max(abs(z) for z in zs.values()) < 5
     for c in s["checks"]:
-        assert set(c) == {"name", "theory", "simulation", "stderr", "z", "pass", "rule"}
+        assert set(c) == {"name", "kind", "theory", "simulation", "stderr", "z", "pass", "rule"}
+        assert c["kind"] == "prediction"
 
 
 def test_gaussian_moments_theory_matches_closed_forms(moments):

@@ -1,6 +1,6 @@
 """Theory vs simulation for deepeft.lattice at reduced size (paper protocol: N = 200, σ_b² = 0.01, open chain,
 analysis window = second half). Tolerances come from standard errors across independent networks; the
-z-scores are printed (run with -s) and asserted |z| < 4.5. Each test also checks that a wrong theory
+z-scores are printed (run with -s) and asserted |z| < Z_MAX. Each test also checks that a wrong theory
 (the printed coefficients, E1/E6) is rejected, so the comparisons have power.
 """
 
@@ -9,9 +9,10 @@ import pytest
 from scipy import stats
 
 import deepeft.lattice as dl
+from conftest import Z_MAX
 
 N, SB, L, M = 200, 0.01, 256, 200
-ZMAX = 4.5
+ZMAX = Z_MAX
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ from deepeft.sgd import (
     train_ensemble,
 )
 from deepeft.sgd.teacher_student import init_params, losses
+from conftest import Z_MAX
 
 TINY = TeacherStudent.build((3, 7, 5, 1), "tanh", (2,), n_train=12, n_test=4)
 
@@ -117,7 +118,7 @@ def test_level_spacing_sde():
     _, S = integrate_level_spacing(50.0, 0.0, 0.0, D, T, t_end, n_steps=50, n_paths=4000, seed=1)
     var = S[-1].var(ddof=1)
     z = (var - 2 * T * D * t_end) / (2 * T * D * t_end * np.sqrt(2 / (S.shape[1] - 1)))
-    assert abs(z) < 4.5
+    assert abs(z) < Z_MAX
 
 
 def test_dbm_analysis_end_to_end():

@@ -21,6 +21,7 @@ from deepeft.sgd import (
     spectrum,
 )
 from deepeft.sgd.teacher_student import init_params
+from conftest import Z_MAX
 
 
 def test_marchenko_pastur_edges_quoted_in_paper():
@@ -90,7 +91,7 @@ def test_feature_scale_matches_teacher_features():
     per_member = (a**2).mean(axis=(1, 2))
     z = (per_member.mean() - q) / (per_member.std(ddof=1) / np.sqrt(per_member.size))
     print(f"feature scale q={q:.4f}, sample {per_member.mean():.4f}, z={z:.2f}")
-    assert abs(z) < 4.5
+    assert abs(z) < Z_MAX
     assert jamming_inv_sigma_W() == pytest.approx(np.sqrt(2))
     assert jamming_inv_sigma_W(q) == pytest.approx(np.sqrt(2 * q))
 

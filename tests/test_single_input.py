@@ -18,6 +18,7 @@ import deepeft as de
 from deepeft.errors import DeepEFTInputError, DeepEFTWarning
 from deepeft.gaussian.gauss1d import expect1d
 from deepeft.theory.single_input import helper_functions, single_input, single_input_recursion
+from conftest import Z_MAX
 
 KS = np.array([1e-3, 0.05, 0.3, 1.0, 2.5, 7.0])
 
@@ -258,13 +259,13 @@ def test_second_layer_vertex_against_monte_carlo():
     r = single_input_recursion("tanh", K1, 2, C_b=C_b, C_W=C_W, widths=[n1])
     zscore = (var - r.V[1] / n1) / se
     print("second-layer Var[Ĝ]: MC", var, "theory", r.V[1] / n1, "z =", zscore)
-    assert abs(zscore) < 4.5
+    assert abs(zscore) < Z_MAX
     assert abs(G.mean() - r.K[1]) < 5 * G.std() / math.sqrt(S)
 
 
 def test_width_ratio_placement_4_119_against_monte_carlo():
     """Var[Ĝ^{(3)}] = V^{(3)}/n₂ with V^{(3)} = source + (n₂/n₁)χ_∥²V^{(2)}: sample layer 2 of real networks
-    (n₁ = 25 → n₂ = 100). Tolerance: 4.5 standard errors plus the O(1/n₁) next-order correction; the
+    (n₁ = 25 → n₂ = 100). Tolerance: Z_MAX standard errors plus the O(1/n₁) next-order correction; the
     reversed ratio n₁/n₂ would be off by a factor ≈ 2."""
     rng = np.random.default_rng(11)
     K1, C_b, C_W, n1, n2, S = 1.0, 0.0, 1.0, 25, 100, 20_000
@@ -282,7 +283,7 @@ def test_width_ratio_placement_4_119_against_monte_carlo():
     theory = r.V[2] / n2
     reversed_ratio = (r.source[1] + (n1 / n2) * r.chi_parallel[1] ** 2 * r.V[1]) / n2
     print(f"Var[Ĝ3]: MC {var:.6g} ± {se:.2g}, theory {theory:.6g} (z = {(var - theory) / se:.2f}), reversed {reversed_ratio:.6g}")
-    assert abs(var - theory) < 4.5 * se + 1.5 * theory / n1
+    assert abs(var - theory) < Z_MAX * se + 1.5 * theory / n1
     assert abs(var - reversed_ratio) > 0.3 * theory
 
 

@@ -8,6 +8,7 @@ import pytest
 from deepeft.errors import DeepEFTInputError
 from deepeft.gaussian.cumulants import moment
 from deepeft.gaussian.wick import double_factorial, gaussian_moment, pairings, wick_tensor
+from conftest import Z_MAX
 
 
 def _isserlis(K, idx):
@@ -82,7 +83,7 @@ def test_against_monte_carlo_samples():
         est = moment(z, idx)
         zs = est.z(gaussian_moment(K, idx))
         print(idx, est, gaussian_moment(K, idx), f"z={zs:+.2f}")
-        assert abs(zs) < 4.5
+        assert abs(zs) < Z_MAX
 
 
 @pytest.mark.parametrize(

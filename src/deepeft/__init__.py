@@ -21,7 +21,7 @@ from .errors import DeepEFTInputError, DeepEFTWarning
 from .gaussian.action import ExactCorrelators, NearlyGaussianAction
 from .gaussian.cumulants import connected, moment
 from .gaussian.engine import Factor, expect, two_point, two_point_maps
-from .gaussian.estimate import Estimate, jackknife
+from .statistics import Estimate, jackknife
 from .gaussian.wick import gaussian_moment, pairings, wick_tensor
 from .network import MLP
 from .simulate.ensemble import EnsembleResult, sample_ensemble

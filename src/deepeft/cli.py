@@ -5,7 +5,8 @@ Exit codes (also in ``deepeft --help`` and docs/experiments.md):
   1  the run finished but some theory-vs-simulation checks failed
   2  bad input: unknown name, bad option/parameter/config, or a folder holding a different run
   3  a capability this installation does not have yet (module not importable)
-  4  a task or experiment raised an error (finished tasks are saved; rerun with --resume),
+  4  a task or experiment raised an error (finished tasks are saved; rerun with --resume), an
+     experiment module failed to import,
      or an unexpected internal error (traceback on stderr)
   5  the Dask cluster could not be reached or started
   130 interrupted (Ctrl-C); finished tasks are saved
@@ -302,8 +303,9 @@ _QUIET_HELP = "no progress or info on stderr; stdout gets only the report path"
 
 
 def _summary_line(s: dict) -> str:
-    ok = s["n_checks"] - s["n_failed"]
-    return f"{s['experiment']}: {ok}/{s['n_checks']} checks pass ({s['timing']['total_s']:.1f} s)"
+    from .experiments.checks import headline_text
+
+    return f"{s['experiment']}: {headline_text(s)} ({s['timing']['total_s']:.1f} s)"
 
 
 @app.command()
@@ -348,9 +350,12 @@ def run(
     s = outcome.summary
     _info(_summary_line(s), quiet)
     typer.echo(f"{'' if quiet else 'report: '}{out_dir / 'report.html'}")
+    if s.get("load_errors"):
+        _err(f"experiment modules failed to import: {', '.join(s['load_errors'])} (tracebacks in the report).")
+        raise typer.Exit(EXIT_TASK)
     if not s["passed"]:
         failed = [c["name"] for c in s["checks"] if not c["pass"]]
-        _err(f"{len(failed)} of {s['n_checks']} checks failed (first: {', '.join(failed[:3])}); see the report.")
+        _err(f"{len(failed)} of {s['n_checks_all']} checks failed (first: {', '.join(failed[:3])}); see the report.")
         raise typer.Exit(EXIT_CHECKS)
 
 
@@ -406,16 +411,20 @@ def reproduce(
             out_dir, preset=preset, plan=plan, executor=executor,
             resume=resume, overwrite=overwrite, progress=_RichProgress(quiet), log=lambda m: _info(m, quiet),
         )
+    from .experiments.checks import headline_text
+
+    _info(f"reproduce: {headline_text(s)}", quiet)
     for e in s["experiments"]:
-        status = "ERROR" if e.get("error") else f"{e['n_checks'] - e['n_failed']}/{e['n_checks']} checks pass"
+        status = "ERROR" if e.get("error") else headline_text(e)
         _info(f"  {e['name']}: {status}", quiet)
     typer.echo(f"{'' if quiet else 'report: '}{out_dir / 'report.html'}")
-    errors = [e["name"] for e in s["experiments"] if e.get("error")]
+    errors = [e["name"] for e in s["experiments"] if e.get("error")] + list(s.get("load_errors", {}))
     if errors:
         _err(f"experiments that failed to run: {', '.join(errors)} (details in the report); rerun with --resume.")
         raise typer.Exit(EXIT_TASK)
     if not s["passed"]:
-        _err(f"{s['n_failed']} of {s['n_checks']} checks failed; see the report.")
+        _err(f"{s['n_failed_all']} of {s['n_checks_all']} checks failed ({s['n_failed']} of {s['n_checks']} "
+             "predictions); see the report.")
         raise typer.Exit(EXIT_CHECKS)
 
 

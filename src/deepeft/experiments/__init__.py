@@ -21,7 +21,7 @@ See ``docs/experiments.md``.
 """
 
 from .base import Experiment
-from .checks import Check, close_check, zcheck
+from .checks import KINDS, Check, close_check, greater_check, headline, headline_text, ratio_check, zcheck
 from .config import param
 from .executors import ClusterUnavailable, TaskFailed, open_executor
 from .registry import available_experiments, get_experiment, load_errors, register
@@ -31,6 +31,7 @@ from .seeds import TaskContext, task_seed
 
 __all__ = [
     "Check",
+    "KINDS",
     "ClusterUnavailable",
     "Experiment",
     "TaskContext",
@@ -38,9 +39,13 @@ __all__ = [
     "available_experiments",
     "close_check",
     "get_experiment",
+    "greater_check",
+    "headline",
+    "headline_text",
     "load_errors",
     "open_executor",
     "param",
+    "ratio_check",
     "register",
     "reproduce",
     "resolve_params",

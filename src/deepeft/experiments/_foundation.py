@@ -2,18 +2,22 @@
 ntk-forward-vs-autodiff): critical networks, fixed inputs, ensemble seeds and the bias-aware check.
 
 Not an experiment module (the leading underscore keeps the registry from importing it as one).
+
+References:
+  Roberts, Yaida & Hanin, The Principles of Deep Learning Theory (2022), arXiv:2106.10165
+  (docs/references.md)
 """
 
 from __future__ import annotations
 
 import functools
-import math
 
 import numpy as np
 
 from ..activations import activation
 from ..errors import DeepEFTInputError
 from ..network import MLP
+from ..statistics import agrees, zscore
 from .checks import Check
 
 __all__ = [
@@ -25,7 +29,7 @@ __all__ = [
     "fixed_inputs",
     "intercept_fit",
     "line_fit_band",
-    "nlo_metric_or_none",
+    "nlo_metric",
     "upper_pairs",
 ]
 
@@ -82,18 +86,23 @@ def upper_pairs(N: int) -> list[tuple[int, int]]:
     return [(a, b) for a in range(N) for b in range(a, N)]
 
 
-def nlo_metric_or_none(net: MLP, X) -> np.ndarray | None:
-    """G^{(ℓ)} = K^{(ℓ)} + G^{1}(ℓ)/n_{ℓ−1} (4.104), (4.115) from ``theory.vertex`` when that module offers it
-    (``nlo_metric`` or ``vertex_flow(..., nlo=True).metric()``), else ``None`` (then only K (4.118) is used)."""
+def nlo_metric(net: MLP, X) -> np.ndarray:
+    """G^{(ℓ)} = K^{(ℓ)} + G^{1}(ℓ)/n_{ℓ−1} (4.104), (4.115), (L, N, N): ``vertex_flow(net, X, nlo=True).metric()``
+    (G^{1} from the NLO recursion of :mod:`deepeft.theory.nlo_metric`).
+
+    Fails loudly (RuntimeError) when the NLO theory cannot be imported or returns a non-finite entry: a kernel
+    comparison never falls back silently to K alone with a looser allowance.
+    """
     try:
-        from ..theory import vertex as tv
-    except ImportError:
-        return None
-    if hasattr(tv, "nlo_metric"):
-        return np.asarray(tv.nlo_metric(net, X), dtype=np.float64)
-    if hasattr(tv, "vertex_flow"):
-        return np.asarray(tv.vertex_flow(net, X, nlo=True).metric(), dtype=np.float64)
-    return None
+        from ..theory.vertex import vertex_flow
+    except ImportError as exc:
+        raise RuntimeError(f"the NLO metric K + G1/n (deepeft.theory.vertex_flow) is unavailable: {exc}") from exc
+    G = np.asarray(vertex_flow(net, X, nlo=True).metric(), dtype=np.float64)
+    if not np.all(np.isfinite(G)):
+        bad = np.argwhere(~np.isfinite(G))[0]
+        raise RuntimeError(f"the NLO metric K + G1/n is not finite at (layer index, α, β) = {tuple(map(int, bad))} for "
+                           f"{net!r}; the kernel comparison needs it (no silent K-only fallback).")
+    return G
 
 
 def biased_check(
@@ -113,24 +122,30 @@ def biased_check(
 ) -> Check:
     """A z-score check that allows the next order of the 1/n expansion as a systematic bias.
 
-    Pass when |sim − theory| < max_z·stderr + coef·scale·(depth_factor/n)^order, where ``order`` = 1 when
-    ``theory`` is leading order (K, Θ) and 2 when it includes the 1/n correction; ``scale`` is e.g. √(K_αα K_ββ)
-    (``scale_text``; off-diagonal entries near zero still get a sensible allowance) and ``depth_factor`` is
-    (ℓ−2)₊: the mean metric and mean NTK of layers 1 and 2 are exact at any width (z^{(1)} is Gaussian). ``z`` = (sim − theory)/stderr is
-    reported as is.
+    Pass when |sim − theory| < max_z·stderr + allowance, allowance = coef·scale·(depth_factor/n)^order (the
+    agreement rule of :mod:`deepeft.statistics`), where ``order`` = 1 when ``theory`` is leading order (K, Θ)
+    and 2 when it includes the 1/n correction; ``scale`` is e.g. √(K_αα K_ββ) (``scale_text``; off-diagonal
+    entries near zero still get a sensible allowance) and ``depth_factor`` is (ℓ−2)₊: the mean metric and mean
+    NTK of layers 1 and 2 are exact at any width (z^{(1)} is Gaussian). With stderr = 0 (a deterministic
+    layer) the rule is |sim − theory| ≤ 1e-12·max(|theory|, 1) + allowance. The rule text states the allowance.
+    ``z`` = (sim − theory)/stderr is reported as is.
     """
     theory, simulation, stderr = float(theory), float(simulation), float(stderr)
     allowance = coef * float(scale) * (float(depth_factor) / float(n)) ** order
     diff = simulation - theory
-    z = diff / stderr if stderr > 0 else (0.0 if diff == 0 else math.copysign(math.inf, diff))
+    z = zscore(diff, stderr)
     pw = {1: "", 2: "²"}.get(order, f"^{order}")
-    if stderr == 0:  # deterministic layer (e.g. ℓ = 1): exact up to rounding
-        ok = math.isfinite(diff) and abs(diff) <= 1e-12 * max(abs(theory), 1.0) + allowance
+    allow_text = f"{coef:g}·{scale_text}·((ℓ−2)₊/n){pw}"
+    if stderr == 0:  # deterministic layer (e.g. ℓ = 1): exact up to rounding (and the allowance, 0 at ℓ ≤ 2)
+        rounding = 1e-12 * max(abs(theory), 1.0)
+        ok = agrees(diff, 0.0, allowance=rounding + allowance)
         # no z: (sim − theory)/0 is undefined, and the report's z column always means (sim − theory)/stderr
-        return Check(name, theory, simulation, stderr, None, ok, f"deterministic: |sim − {what}| ≤ 1e-12·max(|{what}|, 1)")
-    ok = math.isfinite(diff) and abs(diff) < max_z * stderr + allowance
+        return Check(name, theory, simulation, stderr, None, ok,
+                     f"deterministic: |sim − {what}| ≤ 1e-12·max(|{what}|, 1) + {allow_text} "
+                     f"(= {rounding:.3g} + {allowance:.3g})")
+    ok = agrees(diff, stderr, max_z=max_z, allowance=allowance)
     rule = (
-        f"|sim − {what}| < {max_z:g}·stderr + {coef:g}·{scale_text}·((ℓ−2)₊/n){pw} "
+        f"|sim − {what}| < {max_z:g}·stderr + {allow_text} "
         f"(= {max_z * stderr:.3g} + {allowance:.3g}; allows the O(1/n{pw}) finite-width bias)"
     )
     return Check(name, theory, simulation, stderr, z, ok, rule)

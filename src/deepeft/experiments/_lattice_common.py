@@ -3,7 +3,6 @@
 Everything here is a per-network statistic averaged over the M independent networks, so every standard
 error is the across-network standard deviation / √M (as in :mod:`deepeft.lattice.analysis`). Helpers:
 
-* :func:`per_network` — mean and standard error over networks;
 * :func:`band_spectra` — band averages of the measured (cross-)periodogram E[x̂_n x̂_nᴴ]/W, normalised by the
   theory's diagonal √(T_aa T_bb) so that bins of very different size weigh equally (Figs. 4, 6, 9b);
 * :func:`mode_mean_statistic` — Fig. 9a "E[ε_q] = 0": the mean squared t-statistic of the per-mode means;
@@ -13,6 +12,10 @@ error is the across-network standard deviation / √M (as in :mod:`deepeft.latti
 * :func:`reject_check` — the printed-coefficient comparison: passes when the printed theory is rejected.
 
 This module registers no experiment.
+
+References:
+  Schoenholz, Pennington & Sohl-Dickstein, A Correspondence Between Random Neural Networks and Statistical Field Theory (2017), arXiv:1710.06570
+  (docs/references.md)
 """
 
 from __future__ import annotations
@@ -22,11 +25,11 @@ import math
 import numpy as np
 
 from ..lattice import var_model
+from ..statistics import Z_MAX, mean_se
 from .checks import Check, zcheck
 
 __all__ = [
     "BANDS",
-    "per_network",
     "band_bins",
     "band_spectra",
     "mode_mean_statistic",
@@ -47,10 +50,6 @@ def sampler_seed(ctx) -> int:
     return int(ctx.rng().integers(0, 2**31 - 1))
 
 
-def per_network(stat) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, standard error) over axis 0 (networks)."""
-    stat = np.asarray(stat, dtype=np.float64)
-    return stat.mean(0), stat.std(0, ddof=1) / math.sqrt(stat.shape[0])
 
 
 def band_bins(W: int) -> list[np.ndarray]:
@@ -81,7 +80,7 @@ def band_spectra(x, T) -> dict[str, np.ndarray]:
     val, se, th = [], [], []
     for n in band_bins(W):
         P = np.real(np.einsum("mna,mnb->mnab", xh[:, n], np.conj(xh[:, n]))) / W
-        m, s = per_network((P / norm[n]).mean(1))
+        m, s = mean_se((P / norm[n]).mean(1))
         val.append(m)
         se.append(s)
         th.append((np.real(T[n]) / norm[n]).mean(0))
@@ -100,7 +99,7 @@ def mode_mean_statistic(x) -> tuple[float, float, float]:
     eq = np.fft.fft(x, axis=1)[:, 1 : W // 2] / W
     t2 = []
     for part in (eq.real, eq.imag):
-        m, s = per_network(part)
+        m, s = mean_se(part)
         t2.append((m / s) ** 2)
     t2 = np.concatenate(t2)
     nu = M - 1
@@ -129,8 +128,9 @@ def mode_gaussianity(x, T, modes, edges) -> dict[str, np.ndarray]:
     for n in modes:
         v = np.concatenate([eq[:, n].real, eq[:, n].imag]) / math.sqrt(T[n] / (2 * W))
         v2 = v * v
-        var.append(v2.mean())
-        var_se.append(v2.std(ddof=1) / math.sqrt(v.size))
+        m, se = mean_se(v2)
+        var.append(m)
+        var_se.append(se)
         kurt.append(np.mean(v2 * v2) / v2.mean() ** 2 - 3.0)
         kurt_se.append(math.sqrt(24.0 / v.size))
         hist.append(np.histogram(v, bins=edges, density=True)[0])
@@ -152,7 +152,7 @@ def laplace_gap(model: str, sigma_w2: float) -> float:
     return 1.0 - float(A[0, 0])
 
 
-def laplace_check(name, theory, simulation, stderr, *, n_gap: float, min_n_gap: float, scale=None, max_z=5.0) -> Check:
+def laplace_check(name, theory, simulation, stderr, *, n_gap: float, min_n_gap: float, scale=None, max_z=Z_MAX) -> Check:
     """z-check of a large-N (Laplace) prediction. Inside the Laplace regime (N·gap ≥ min_n_gap) a plain
     |z| < max_z; outside, the stderr also holds the O(1/(N·gap)) systematic |scale|/(N·gap) (scale defaults
     to |theory|) and the name is tagged, so near-critical points are shown but judged at their accuracy."""
@@ -162,14 +162,16 @@ def laplace_check(name, theory, simulation, stderr, *, n_gap: float, min_n_gap: 
     c = zcheck(f"{name} [beyond Laplace regime N·gap = {n_gap:.3g} < {min_n_gap:g}]", theory, simulation,
                math.hypot(float(stderr), sys), max_z=max_z)
     return Check(c.name, c.theory, c.simulation, c.stderr, c.z, c.passed,
-                 f"|z| < {max_z:g}, stderr ⊕ O(1/(N·gap)) systematic")
+                 f"|z| < {max_z:g}, stderr ⊕ O(1/(N·gap)) systematic {sys:.3g}", c.kind)
 
 
-def reject_check(name, printed, simulation, stderr, *, min_z=5.0) -> Check:
-    """Printed-coefficient comparison: passes when the printed prediction is REJECTED, |z| ≥ min_z."""
+def reject_check(name, printed, simulation, stderr, *, min_z=Z_MAX) -> Check:
+    """Printed-coefficient comparison: passes when the printed prediction is REJECTED, |z| ≥ min_z.
+
+    Kind ``"finding"``: an erratum established by the data (the printed coefficients are not the theory)."""
     c = zcheck(name, printed, simulation, stderr, max_z=min_z)
     return Check(c.name, c.theory, c.simulation, c.stderr, c.z, bool(c.z is not None and abs(c.z) >= min_z),
-                 f"|z| ≥ {min_z:g} (printed coefficients must be rejected)")
+                 f"|z| ≥ {min_z:g} (printed coefficients must be rejected)", "finding")
 
 
 def pair_labels(fields=("+", "−", "k")) -> list[tuple[int, int, str]]:

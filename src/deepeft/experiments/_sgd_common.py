@@ -1,5 +1,5 @@
 """Shared pieces of the SGD phase-diagram experiments (``sgd-phase-diagram``, ``sgd-linear-scaling``,
-``sgd-finite-size``; seed 002, Park, Lucini & Aarts): member-chunk tasks, one chunk's training run
+``sgd-finite-size``; Park, Lucini & Aarts 2025): member-chunk tasks, one chunk's training run
 reduced to stored arrays, ensemble statistics over members, the qualitative-structure checks and
 the heat-map / slice figures.
 
@@ -7,6 +7,10 @@ Not an experiment module (it registers nothing). Tasks are chunks of ensemble me
 trains its members with the library seed ``ctx.seed mod 2³²`` (members 0..c−1 of that seed are
 independent of every other chunk's), so a sweep is resumable and distributable and the results
 are assembled by concatenating chunks along ``member``.
+
+References:
+  Park, Lucini & Aarts, Phase diagram and eigenvalue dynamics of stochastic gradient descent in multilayer neural networks (2025)
+  (docs/references.md)
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ import math
 import numpy as np
 
 from ..errors import DeepEFTInputError
-from .checks import Check, close_check, zcheck
+from ..statistics import bootstrap_se, mean_se
+from .checks import Check, close_check, greater_check, ratio_check, zcheck
 
 __all__ = [
     "PHASES",
@@ -124,36 +129,6 @@ def concat_members(results: list[dict], groups: list | None = None):
     return labels, merged
 
 
-def mean_se(a, axis: int = 0):
-    """Mean and standard error of the mean along ``axis`` (the member axis)."""
-    a = np.asarray(a, dtype=np.float64)
-    n = a.shape[axis]
-    return a.mean(axis), (a.std(axis, ddof=1) / np.sqrt(n) if n > 1 else np.full(np.delete(a.shape, axis), np.nan))
-
-
-def ratio_check(name: str, num, num_se, den, den_se, threshold: float, what: str) -> Check:
-    """Pass when num/den ≥ threshold; the stderr of the ratio by the delta method. There is no theory value
-    (the threshold is a rule, written in ``rule`` with the margin in standard errors), so theory and z are None."""
-    num, num_se, den, den_se = (float(x) for x in (num, num_se, den, den_se))
-    r = num / den if den != 0 else math.inf
-    se = abs(r) * math.hypot(num_se / num if num else 0.0, den_se / den if den else 0.0)
-    margin = f"; margin (ratio − {threshold:g})/stderr = {(r - threshold) / se:.2f}" if se > 0 and math.isfinite(r) else ""
-    ok = math.isfinite(r) and r >= threshold
-    return Check(name, None, r, se, None, ok,
-                 f"{what} ≥ {threshold:g} (ratio of ensemble means; stderr by the delta method{margin})")
-
-
-def greater_check(name: str, a, a_se, b, b_se, *, min_z: float, what: str) -> Check:
-    """Pass when a − b > 0 by at least ``min_z`` standard errors (independent errors added in quadrature).
-    No theory value: theory and z are None; the margin diff/stderr is written in ``rule``."""
-    a, a_se, b, b_se = (float(x) for x in (a, a_se, b, b_se))
-    d = a - b
-    se = math.hypot(a_se, b_se)
-    margin = d / se if se > 0 else (math.inf if d > 0 else -math.inf)
-    return Check(name, None, d, se, None, bool(margin >= min_z),
-                 f"{what} > 0 by ≥ {min_z:g} stderr (diff/stderr = {margin:.2f})")
-
-
 def transition_temperature(T, loss) -> float:
     """T where log mean-loss first crosses the midpoint between its values at the lowest and highest T
     (log-log interpolation); NaN when it never does."""
@@ -167,20 +142,6 @@ def transition_temperature(T, loss) -> float:
     return float(np.exp(T[i - 1] + w * (T[i] - T[i - 1])))
 
 
-def bootstrap_se(stat, members: int, rng_seed: int = 0, n_boot: int = 200) -> float:
-    """Standard error of ``stat(idx)`` (idx: member indices; stat may return an array) by resampling the
-    members with replacement ``n_boot`` times; non-finite resamples are dropped (NaN when < 2 remain)."""
-    rng = np.random.default_rng(rng_seed)
-    boot = np.asarray([stat(rng.integers(0, members, members)) for _ in range(n_boot)], np.float64)
-    finite = np.isfinite(boot)
-    ok = finite.sum(0) > 1
-    x = np.where(finite, boot, 0.0)
-    n = np.maximum(finite.sum(0), 1)
-    mean = x.sum(0) / n
-    se = np.sqrt((np.where(finite, boot - mean, 0.0) ** 2).sum(0) / n)
-    return np.where(ok, se, np.nan)[()]
-
-
 def transition_check(name: str, T, loss_members, lo: float, hi: float, rng_seed: int = 0) -> Check:
     """T* (:func:`transition_temperature` of the ensemble-mean loss) inside [lo, hi]; stderr by bootstrap over members."""
     L = np.asarray(loss_members, np.float64)  # (member, T)
@@ -189,7 +150,7 @@ def transition_check(name: str, T, loss_members, lo: float, hi: float, rng_seed:
     ok = math.isfinite(Ts) and lo <= Ts <= hi
     return Check(name, None, Ts, se, None, ok,  # a window, not a predicted value: no theory column
                  f"T* (mid-point crossing of log mean loss between lowest and highest T) in [{lo:g}, {hi:g}] "
-                 "(stderr: bootstrap over members)")
+                 "(stderr: bootstrap over members; 'theory' column: √(lo·hi), the centre of the window)", "resolution")
 
 
 def factor_check(name: str, ratio_of, members: int, factor: float, rule: str, rng_seed: int = 0) -> Check:
@@ -201,7 +162,7 @@ def factor_check(name: str, ratio_of, members: int, factor: float, rule: str, rn
     se = float(bootstrap_se(ratio_of, members, rng_seed))
     ok = bool(math.isfinite(r) and 1.0 / factor <= r <= factor)
     return Check(name, 1.0, float(r), se, None, ok,
-                 f"{rule} in [1/{factor:g}, {factor:g}] (stderr: paired bootstrap over members)")
+                 f"{rule} in [1/{factor:g}, {factor:g}] (stderr: paired bootstrap over members)", "resolution")
 
 
 def dbm_transition_check(name: str, T, converged_members, loss_members, factor: float, rng_seed: int = 0) -> Check:
@@ -245,12 +206,12 @@ def mp_checks(label: str, eig_init, inv_sigma_W, n_out: int, n_in: int, *, edge_
         if quoted is not None and (n_out, n_in) == (16, 32):
             digits = 10.0 ** (math.floor(math.log10(quoted)) - 1)  # two significant digits quoted
             out.append(close_check(f"{tag}: MP edge x₊ closed form vs paper {quoted:g}", quoted, mp.x_plus,
-                                   rtol=0.0, atol=0.5 * digits))
+                                   rtol=0.0, atol=0.5 * digits, kind="regression"))
         xmax, xmax_se = mean_se(e[:, j].max(-1))
         rel = xmax / mp.x_plus - 1
         out.append(Check(f"{tag}: MP edge x₊ (4.2) vs measured largest eigenvalue at init", mp.x_plus, xmax,
                          xmax_se, None, bool(abs(rel) <= edge_rtol),
-                         f"|x_max/x₊ − 1| ≤ {edge_rtol:g} (finite-n Tracy–Widom shift of the edge)"))
+                         f"|x_max/x₊ − 1| ≤ {edge_rtol:g} (finite-n Tracy–Widom shift of the edge)", "resolution"))
     # exact moments once: the columns share their draws (scaled by σ_W), so their z-scores coincide
     x = e[:, 0] * s_all[0] ** 2  # x/σ_W²
     m1, m1_se = mean_se(x.mean(-1))

@@ -16,6 +16,10 @@ The theory is exact at every width, so every check is a plain z-score |z| < max_
 non-Gaussianity G_4/G_2² − 1 = (1 + 2/n)^{ℓ−1} − 1 (exact, dashed per width; points: ensembles) against
 r = (ℓ − 1)/n, collapsing onto the double-scaling curve e^{2r} − 1 (3.56) as n grows (r = L/n of the book
 up to the O(1/n) shift ℓ ↔ ℓ − 1, which is what makes finite widths collapse).
+
+References:
+  Roberts, Yaida & Hanin, The Principles of Deep Learning Theory (2022), arXiv:2106.10165
+  (docs/references.md)
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import dataclasses
 
 import numpy as np
 
+from ..statistics import Z_MAX
 from ..errors import DeepEFTInputError
 from ..network import MLP
 from ..theory import deep_linear as dl
@@ -59,7 +64,7 @@ class DeepLinearExact(Experiment):
         input_dim: int = param(3, "input dimension n_0", min=1)
         C_W: float = param(1.0, "weight variance C_W (critical: 1)", min=0.0)
         n_networks: int = param(20_000, "networks per width", min=2)
-        max_z: float = param(5.0, "z-score bound", min=1.0, analysis=True)
+        max_z: float = param(Z_MAX, "z-score bound", min=1.0, analysis=True)
         seed: int = param(0, "experiment seed; task i uses SeedSequence(seed, spawn_key=(i,))", min=0)
 
         def __post_init__(self):

@@ -4,6 +4,10 @@ The Gaussian expectation ⟨F(z)⟩_K = ∫ dz e^{−z²/2K}/√(2πK) F(z) (boo
 kernel recursion; here F = σ^p for each activation σ and variance K. Theory: ``expect1d``
 (Gauss–Legendre split at kinks). Simulation: mean of σ(√K ε)^p over ε ~ N(0, 1), with the sample
 standard error. One task per (activation, K); the moments p share the task's samples.
+
+References:
+  Roberts, Yaida & Hanin, The Principles of Deep Learning Theory (2022), arXiv:2106.10165
+  (docs/references.md)
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import dataclasses
 
 import numpy as np
 
+from ..statistics import Z_MAX
 from ..activations import activation, available_activations
 from ..errors import DeepEFTInputError
 from ..gaussian.gauss1d import expect1d
@@ -42,7 +47,7 @@ class GaussianMoments(Experiment):
         variances: tuple[float, ...] = param((0.25, 1.0, 4.0), "variances K of the Gaussian", min=0.0)
         orders: tuple[int, ...] = param((1, 2, 4), "moments p of <sigma(z)^p>_K", min=1, max=8)
         n_samples: int = param(200_000, "Monte Carlo samples per (activation, K)", min=2)
-        max_z: float = param(5.0, "a check passes when |z| < max_z", min=1.0, analysis=True)
+        max_z: float = param(Z_MAX, "a check passes when |z| < max_z", min=1.0, analysis=True)
         seed: int = param(0, "experiment seed; task i uses SeedSequence(seed, spawn_key=(i,))", min=0)
 
         def __post_init__(self):

@@ -1,15 +1,20 @@
-"""kernel-vs-ensemble: the infinite-width kernel K^{(ℓ)} (4.118) — and, when ``theory.vertex`` provides it,
-the next-to-leading-order metric G^{(ℓ)} = K^{(ℓ)} + G^{1}(ℓ)/n_{ℓ−1} (4.104), (4.115) — against the
+"""kernel-vs-ensemble: the next-to-leading-order metric G^{(ℓ)} = K^{(ℓ)} + G^{1}(ℓ)/n_{ℓ−1} (4.104), (4.115)
+(K^{(ℓ)} the infinite-width kernel (4.118), G^{1} from ``theory.nlo_metric``) against the
 ensemble mean of the metric (1/n_ℓ) Σ_i z^{(ℓ)}_{i;α} z^{(ℓ)}_{i;β} (4.73) over random MLPs at criticality.
 
 One task per (activation, width): an MLP of depth L with every layer of width n at the activation's
 critical (C_b, C_W), N fixed inputs, ``sample_ensemble`` for the simulation and ``kernel`` (plus
-``vertex_flow``/``nlo_metric``) for the theory, both inside the task.
+``nlo_metric``) for the theory, both inside the task. When the NLO theory is unavailable the task fails
+(no fallback to K alone).
 
-Checks, every layer ℓ and entry α ≤ β: |sim − theory| < max_z·stderr + c·√(K_αα K_ββ)·((ℓ−2)₊/n)^p with
-p = 2 against K + G^{1}/n and p = 1 against K alone (the O(1/n) bias that K does not contain; layers 1–2
-are exact at any width). With the NLO metric, also the finite-width slope: n·(sim − K) = G^{1} + O(1/n),
-fitted across widths (intercept of a line in 1/n) at the last layer, against G^{1}.
+Checks, every layer ℓ and entry α ≤ β: |sim − (K + G^{1}/n)| < max_z·stderr + c·√(K_αα K_ββ)·((ℓ−2)₊/n)²
+(the O(1/n²) remainder, stated in each rule; layers 1–2 are exact at any width). Also the finite-width
+slope: n·(sim − K) = G^{1} + O(1/n), fitted across widths (intercept of a line in 1/n) at the last layer,
+against G^{1}.
+
+References:
+  Roberts, Yaida & Hanin, The Principles of Deep Learning Theory (2022), arXiv:2106.10165
+  (docs/references.md)
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import dataclasses
 
 import numpy as np
 
+from ..statistics import Z_MAX
 from ..errors import DeepEFTInputError
 from ..theory.kernel import kernel
 from . import _foundation as fd
@@ -43,9 +49,9 @@ class KernelVsEnsemble(Experiment):
         input_dim: int = param(3, "input dimension n_0", min=1)
         n_networks: int = param(8192, "networks per (activation, width)", min=2)
         method: str = param("weights", "sample_ensemble method", choices=("weights", "metric"))
-        nlo: bool = param(True, "compare with K + G1/n when deepeft.theory.vertex provides it")
-        bias_coef: float = param(1.0, "c in the finite-width allowance c·√(K_αα K_ββ)·((ℓ−2)₊/n)^p", min=0.0, analysis=True)
-        max_z: float = param(5.0, "z-score bound", min=1.0, analysis=True)
+        bias_coef: float = param(1.0, "c in the allowance c·√(K_αα K_ββ)·((ℓ−2)₊/n)² for the O(1/n²) remainder of "
+                                      "K + G1/n", min=0.0, analysis=True)
+        max_z: float = param(Z_MAX, "z-score bound", min=1.0, analysis=True)
         seed: int = param(0, "experiment seed; task i uses SeedSequence(seed, spawn_key=(i,))", min=0)
 
         def __post_init__(self):
@@ -71,30 +77,28 @@ class KernelVsEnsemble(Experiment):
         net = fd.critical_net(task["activation"], task["width"], p.depth, p.input_dim)
         X = fd.fixed_inputs(p.n_inputs, p.input_dim)
         K = kernel(net, X)
-        G = fd.nlo_metric_or_none(net, X) if p.nlo else None
+        G = fd.nlo_metric(net, X)  # K + G1/n; raises when the NLO theory is unavailable
         B = default_micro_batch(net, p.n_inputs, method=p.method)
         # chunk_size = micro_batch: a single compiled kernel per network shape (results do not depend on it)
         ens = sample_ensemble(net, X, p.n_networks, fd.ensemble_seed(ctx), chunk_size=B, vertex=False, method=p.method)
         dims = ("layer", "alpha", "beta")
         return {
             "K": (dims, K),
-            "G_nlo": (dims, np.full_like(K, np.nan) if G is None else G),
+            "G_nlo": (dims, G),
             "simulation": (dims, ens.metric.value),
             "stderr": (dims, ens.metric.stderr),
         }
 
-    @staticmethod
-    def _has_nlo(ds) -> bool:
-        return bool(np.all(np.isfinite(ds.G_nlo.values)))
-
     def analyze(self, p, ds):
-        nlo = self._has_nlo(ds)
-        what, order = ("(K + G1/n)", 2) if nlo else ("K", 1)
+        if not np.all(np.isfinite(ds.G_nlo.values)):
+            raise RuntimeError("kernel-vs-ensemble: the stored NLO metric K + G1/n has non-finite entries; rerun with "
+                               "--overwrite (the comparison is always against K + G1/n, never K alone).")
+        what, order = "(K + G1/n)", 2
         checks = []
         for a in p.activations:
             for n in p.widths:
                 pt = ds.sel(activation=a, width=n)
-                th = (pt.G_nlo if nlo else pt.K).values
+                th = pt.G_nlo.values
                 K = pt.K.values
                 for li, l in enumerate(ds.layer.values):
                     for al, be in fd.upper_pairs(p.n_inputs):
@@ -113,7 +117,7 @@ class KernelVsEnsemble(Experiment):
                                 what=what,
                             )
                         )
-        if nlo and len(p.widths) >= 2 and p.depth >= 3:
+        if len(p.widths) >= 2 and p.depth >= 3:
             for a in p.activations:
                 for al, be in fd.upper_pairs(p.n_inputs):
                     fit = self._slope_fit(ds, a, al, be)
@@ -135,7 +139,6 @@ class KernelVsEnsemble(Experiment):
     def figures(self, p, ds):
         from matplotlib.figure import Figure
 
-        nlo = self._has_nlo(ds)
         acts = list(p.activations)
         entries = sorted({(0, 0), (0, min(1, p.n_inputs - 1)), (p.n_inputs - 1, p.n_inputs - 1)})
         layers = ds.layer.values
@@ -152,10 +155,10 @@ class KernelVsEnsemble(Experiment):
                         layers + off, pt.simulation, yerr=pt.stderr, fmt="os^dv<>"[j % 7], ms=3, color=line.get_color(),
                         label=f"n={n}" if k == 0 else None, ls="none",
                     )
-                    if nlo and j == 0:
+                    if j == 0:
                         ax.plot(layers, pt.G_nlo, ":", lw=1.0, color=line.get_color())
             ax.set_xlabel("layer ℓ")
-            ax.set_title(f"{a}: lines K (4.118)" + (", dotted K+G1/n (smallest n)" if nlo else ""), fontsize=8)
+            ax.set_title(f"{a}: lines K (4.118), dotted K+G1/n (smallest n)", fontsize=8)
             ax.set_xticks(layers)
         axes[0].set_ylabel("E[(1/n) Σ z_α z_β]")
         axes[0].legend(fontsize=6)
@@ -174,9 +177,8 @@ class KernelVsEnsemble(Experiment):
                     line, band = fd.line_fit_band(1.0 / f["n"], f["y"], f["se"], xs)
                     ax.plot(xs, line, "-", lw=0.8, color=c)
                     ax.fill_between(xs, line - band, line + band, color=c, alpha=0.15, lw=0)
-                    if nlo:
-                        ax.plot(xs, np.full_like(xs, f["G1"]), "--", lw=0.8, color=c)
-                        ax.plot([0.0], [f["G1"]], "*", ms=9, color=c, mec="k", mew=0.4)
+                    ax.plot(xs, np.full_like(xs, f["G1"]), "--", lw=0.8, color=c)
+                    ax.plot([0.0], [f["G1"]], "*", ms=9, color=c, mec="k", mew=0.4)
                 ax.axhline(0.0, color="0.6", lw=0.6)
                 ax.set_xlabel("1/n")
                 ax.set_xlim(-0.05 * xs[-1], 1.08 * xs[-1])
@@ -188,10 +190,9 @@ class KernelVsEnsemble(Experiment):
             from matplotlib.patches import Patch
 
             keys = [Line2D([], [], color="0.3", lw=0.8, label="weighted fit a + b/n"),
-                    Patch(color="0.3", alpha=0.15, label="fit ± 1σ (intercept a is checked)")]
-            if nlo:
-                keys += [Line2D([], [], color="0.3", ls="--", marker="*", mec="k", mew=0.4, lw=0.8,
-                                label="theory G1 (4.115), width-independent")]
+                    Patch(color="0.3", alpha=0.15, label="fit ± 1σ (intercept a is checked)"),
+                    Line2D([], [], color="0.3", ls="--", marker="*", mec="k", mew=0.4, lw=0.8,
+                           label="theory G1 (4.115), width-independent")]
             handles, _ = raxes[0].get_legend_handles_labels()
             raxes[0].legend(handles=handles + keys, fontsize=6.5)
             out["residual.png"] = rfig
@@ -200,8 +201,6 @@ class KernelVsEnsemble(Experiment):
         ax = zfig.subplots()
         for j, a in enumerate(acts):
             for k, (var, mk, lab) in enumerate((("K", "o", "vs K"), ("G_nlo", "s", "vs K + G1/n"))):
-                if var == "G_nlo" and not nlo:
-                    continue
                 z = ((ds.simulation - ds[var]) / ds.stderr).sel(activation=a).transpose("width", "layer", "alpha", "beta")
                 z = z.values.reshape(len(p.widths), -1)
                 for w in range(len(p.widths)):

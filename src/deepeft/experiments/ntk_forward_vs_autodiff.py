@@ -10,6 +10,10 @@ One task per (activation, width): an MLP of depth L, every layer of width n, at 
 * E[(1/n_ℓ) Σ_i Ĥ^{(ℓ)}_{ii;αβ}] over the ensemble vs Θ^{(ℓ)}_{αβ}: |sim − Θ| < max_z·stderr +
   c·√(Θ_αα Θ_ββ)·(ℓ−2)₊/n — the mean NTK has an O(1/n) correction (Ch. 8–9) that Θ does not contain;
   layers 1–2 are exact at any width.
+
+References:
+  Roberts, Yaida & Hanin, The Principles of Deep Learning Theory (2022), arXiv:2106.10165
+  (docs/references.md)
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import dataclasses
 
 import numpy as np
 
+from ..statistics import Z_MAX
 from ..errors import DeepEFTInputError
 from ..theory.kernel import frozen_ntk
 from . import _foundation as fd
@@ -46,7 +51,7 @@ class NTKForwardVsAutodiff(Experiment):
         n_check_networks: int = param(2, "networks whose NTK is computed both ways (float64)", min=1)
         n_networks: int = param(4096, "ensemble size for the mean NTK", min=2)
         bias_coef: float = param(1.0, "c in the finite-width allowance c·√(Θ_αα Θ_ββ)·(ℓ−2)₊/n", min=0.0, analysis=True)
-        max_z: float = param(5.0, "z-score bound", min=1.0, analysis=True)
+        max_z: float = param(Z_MAX, "z-score bound", min=1.0, analysis=True)
         seed: int = param(0, "experiment seed; task i uses SeedSequence(seed, spawn_key=(i,))", min=0)
 
         def __post_init__(self):

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DeepEFTInputError
+from .checks import headline_text
 
 __all__ = ["write_report", "render_report", "load_summary", "column_violations", "COLUMNS", "KINDS"]
 
@@ -164,7 +165,7 @@ def _figure(path: Path, href: str) -> str:
 
 
 def _experiment_section(s: dict, folder: Path, anchor: str, prefix: str = "") -> str:
-    status = _badge(s["passed"], f"{s['n_checks'] - s['n_failed']}/{s['n_checks']} checks pass")
+    status = _badge(s["passed"], headline_text(s))
     refs = f'<p class="meta">References: {_e(s["references"])}</p>' if s.get("references") else ""
     figs = "".join(_figure(folder / f, prefix + f) for f in s.get("figures", []) if (folder / f).is_file())
     failed = [c for c in s["checks"] if not c["pass"]]
@@ -194,6 +195,10 @@ _LEGEND = (
     "rule, never a theory value) · <b>measurement ± stderr</b> what deepeft measured or computed, with its standard "
     "error · <b>z</b> = (measurement − theory)/stderr, — when undefined · <b>rule</b> the pass criterion.</p>"
 )
+def _load_errors(s: dict) -> str:
+    errs = s.get("load_errors") or {}
+    body = "".join(f"<h3>{_e(m)}</h3><div class=\"err\">{_e(tb)}</div>" for m, tb in errs.items())
+    return f'<section id="load-errors"><h2>Experiment modules that failed to import {_badge(False, "error")}</h2>{body}</section>' if errs else ""
 
 
 def _page(title: str, body: str) -> str:
@@ -215,11 +220,12 @@ def render_report(folder: str | Path) -> str:
             f'<p class="meta">one experiment run · folder {_e(folder.name)} · '
             f'total {_num(s["timing"]["total_s"])} s</p>{_LEGEND}</header>'
         )
-        return _page(f"deepeft report: {s['experiment']}", header + _experiment_section(s, folder, s["experiment"]))
+        return _page(f"deepeft report: {s['experiment']}",
+                     header + _load_errors(s) + _experiment_section(s, folder, s["experiment"]))
     rows, sections = [], []
     for e in sorted(s["experiments"], key=lambda e: bool(e["passed"])):  # failed experiments first
         sub = folder / e["dir"]
-        status = _badge(e["passed"], "error" if e.get("error") else f"{e['n_checks'] - e['n_failed']}/{e['n_checks']}")
+        status = _badge(e["passed"], "error" if e.get("error") else headline_text(e))
         rows.append(
             f'<tr><td><a href="#{_e(e["name"])}">{_e(e["name"])}</a></td><td>{_e(e["description"])}</td>'
             f'<td>{status}</td><td class="num">{_num(e.get("total_s"))}</td></tr>'
@@ -231,7 +237,7 @@ def render_report(folder: str | Path) -> str:
             )
         else:
             sections.append(_experiment_section(load_summary(sub), sub, e["name"], prefix=f"{e['dir']}/"))
-    overall = _badge(s["passed"], f"{s['n_checks'] - s['n_failed']}/{s['n_checks']} checks pass")
+    overall = _badge(s["passed"], headline_text(s))
     header = (
         f"<header><h1>deepeft reproduction · preset {_e(s['preset'])} {overall}</h1>"
         f'<p class="meta">deepeft {_e(s["deepeft_version"])} · {_e(s["executor"])} · {_e(s["created"])} · '
@@ -239,7 +245,7 @@ def render_report(folder: str | Path) -> str:
         "<table><thead><tr><th>experiment</th><th>description</th><th>checks</th><th>seconds</th></tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table>{_LEGEND}</header>"
     )
-    return _page(f"deepeft reproduction ({s['preset']})", header + "".join(sections))
+    return _page(f"deepeft reproduction ({s['preset']})", header + _load_errors(s) + "".join(sections))
 
 
 def write_report(folder: str | Path) -> Path:

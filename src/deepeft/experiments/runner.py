@@ -17,9 +17,10 @@ from typing import Any
 
 from ..errors import DeepEFTInputError, suggest
 from .base import Experiment
+from .checks import headline
 from .config import analysis_params, build_params, config_diff, params_to_dict
 from .executors import InProcess
-from .registry import available_experiments, get_experiment
+from .registry import available_experiments, get_experiment, load_errors
 from .seeds import task_seed
 from .store import RunStore, atomic_write_json, tasks_digest
 
@@ -213,7 +214,7 @@ def run_experiment(
         figure_files.append(fname)
     t_figures = time.perf_counter() - t0
 
-    n_failed = sum(not c["pass"] for c in checks)
+    broken = load_errors()  # an experiment module that failed to import fails every run: nothing hides it
     summary = {
         "experiment": exp.name,
         "description": exp.description,
@@ -226,9 +227,8 @@ def run_experiment(
         "dims": {k: int(v) for k, v in ds.sizes.items()},
         "executor": executor.description,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "passed": n_failed == 0 and len(checks) > 0,
-        "n_checks": len(checks),
-        "n_failed": n_failed,
+        **headline(checks),  # passed; n_checks/n_failed: predictions only; kinds; n_checks_all/n_failed_all
+        "load_errors": broken,
         "checks": checks,
         "figures": figure_files,
         "timing": {
@@ -242,6 +242,8 @@ def run_experiment(
             "figures_s": round(t_figures, 3),
         },
     }
+    if broken:
+        summary["passed"] = False
     atomic_write_json(store.root / "summary.json", summary)
     if render:
         from .report import write_report
@@ -316,12 +318,12 @@ def reproduce(
             )
         except Exception as exc:  # noqa: BLE001 - one broken experiment must not stop the others
             msg = str(exc) if isinstance(exc, TaskFailed) else f"{exp.name} failed: {type(exc).__name__}: {exc}"
-            entry.update(passed=False, error=msg, n_checks=0, n_failed=0)
+            entry.update(passed=False, error=msg, **{k: v for k, v in headline([]).items() if k != "passed"})
             log(msg)
         else:
             s = outcome.summary
-            entry.update(passed=s["passed"], n_checks=s["n_checks"], n_failed=s["n_failed"],
-                         total_s=s["timing"]["total_s"])
+            entry.update(passed=s["passed"], total_s=s["timing"]["total_s"],
+                         **{k: s[k] for k in ("n_checks", "n_failed", "n_checks_all", "n_failed_all", "kinds")})
             checks.extend(dict(c, experiment=exp.name) for c in s["checks"])
         entries.append(entry)
     summary = {
@@ -330,9 +332,9 @@ def reproduce(
         "deepeft_version": _version(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "executor": (executor or InProcess()).description,
-        "passed": all(e["passed"] for e in entries) and bool(entries),
-        "n_checks": len(checks),
-        "n_failed": sum(not c["pass"] for c in checks),
+        **headline(checks),
+        "passed": all(e["passed"] for e in entries) and bool(entries) and not load_errors(),
+        "load_errors": load_errors(),
         "experiments": entries,
         "checks": checks,
         "timing": {"total_s": round(time.perf_counter() - t_start, 3)},

@@ -1,4 +1,4 @@
-"""sgd-linear-scaling: the linear scaling rule of SGD (seed 002 (2.29)–(2.30)): only T = ε/|B| matters,
+"""sgd-linear-scaling: the linear scaling rule of SGD (Park, Lucini & Aarts 2025, (2.29)–(2.30)): only T = ε/|B| matters,
 so different (ε, |B|) at the same T give the same phase diagram — tested on slices (T at fixed 1/σ_W) of
 the loss map that defines the phases (Fig. 2); alignment and G(t_f, 0) are stored and drawn too and can
 be checked pointwise (``observables``).
@@ -25,6 +25,10 @@ pointwise paired z-scores reach 5–6 whenever ε ≥ 1; for ε ≤ 0.5 they sta
 the discretisation error of (2.30), beyond the linear scaling rule, not noise. At T = 1/8 the
 alignment and G(t_f, 0) also depend on ε (the first steps overshoot by an amount that grows with ε,
 and the alignment keeps a long-lived imprint of that transient).
+
+References:
+  Park, Lucini & Aarts, Phase diagram and eigenvalue dynamics of stochastic gradient descent in multilayer neural networks (2025)
+  (docs/references.md)
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import dataclasses
 
 import numpy as np
 
+from ..statistics import Z_MAX
 from ..errors import DeepEFTInputError
 from . import _sgd_common as sc
 from .base import Experiment
@@ -67,7 +72,7 @@ def _transition_ratio_check(name, T, loss_b, loss_ref, factor: float, seed: int)
 class SGDLinearScaling(Experiment):
     name = "sgd-linear-scaling"
     description = "SGD linear scaling rule: same T = eps/|B| from different (eps, |B|) gives the same phase-diagram slice"
-    references = "Park, Lucini & Aarts (seed 002) (2.29), (2.30), (3.2), (3.4), (3.5)"
+    references = "Park, Lucini & Aarts 2025 (2.29), (2.30), (3.2), (3.4), (3.5)"
     order = 301
 
     @dataclasses.dataclass(frozen=True)
@@ -85,7 +90,7 @@ class SGDLinearScaling(Experiment):
         n_records: int = param(10, "log-spaced recording times", min=2)
         observables: tuple[str, ...] = param(("test_loss",), "observables compared by checks (all are stored and drawn)",
                                              choices=tuple(_OBS), analysis=True)
-        max_z: float = param(5.0, "pass when |z| < max_z for the paired differences", min=1.0, analysis=True)
+        max_z: float = param(Z_MAX, "pass when |z| < max_z for the paired differences", min=1.0, analysis=True)
         max_lr: float = param(0.5, "pointwise checks only where every compared ε ≤ max_lr (the small-ε regime of "
                                    "(2.30))", min=0.0, analysis=True)
         transition_factor: float = param(2.0, "allowed factor between T*(|B|) and T*(reference_batch)", min=1.0,

@@ -1,5 +1,5 @@
 """sgd-phase-diagram: the T–1/σ_W phase diagram of SGD in the 3-32-16-1 tanh teacher–student network
-(seed 002, Park, Lucini & Aarts, §3–4; ``deepeft.sgd``).
+(Park, Lucini & Aarts 2025, §3–4; ``deepeft.sgd``).
 
 Tasks are chunks of ensemble members (resumable, distributable); each trains its members at every
 grid point (T = ε/|B| (2.30), 1/σ_W (2.11)) with the paper's setup (only W^{(2)} trainable,
@@ -23,6 +23,10 @@ Marchenko–Pastur x₊ = 0.046 (1/σ_W = 8) and 1.9e5 (2⁻⁸) closed form vs 
 plus the exact finite-size moments of the initial spectrum; χ² of sampled tanh z against p(φ) (2.21) below,
 at and above σ_z² = ½; the DBM boundary where the converged fraction falls to half its low-T plateau
 against the loss transition, and the measured sign statistics of K_S (docs/sgd.md: a finding).
+
+References:
+  Park, Lucini & Aarts, Phase diagram and eigenvalue dynamics of stochastic gradient descent in multilayer neural networks (2025)
+  (docs/references.md)
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import dataclasses
 
 import numpy as np
 
+from ..statistics import Z_CLAIM, Z_MAX
 from ..errors import DeepEFTInputError
 from . import _sgd_common as sc
 from .base import Experiment
@@ -95,7 +100,7 @@ def feature_chi2(edges, counts, sigma_z2: float) -> tuple[float, int]:
 class SGDPhaseDiagram(Experiment):
     name = "sgd-phase-diagram"
     description = "SGD phase diagram in the T-1/sigma_W plane: loss, G(t_f,0), alignment, gradient, DBM and jamming boundaries"
-    references = "Park, Lucini & Aarts (seed 002) (2.11), (2.21), (2.30), (3.2)-(3.6), (4.1)-(4.15), Figs. 2-9"
+    references = "Park, Lucini & Aarts 2025 (2.11), (2.21), (2.30), (3.2)-(3.6), (4.1)-(4.15), Figs. 2-9"
     order = 300
 
     @dataclasses.dataclass(frozen=True)
@@ -118,8 +123,8 @@ class SGDPhaseDiagram(Experiment):
         dbm_transition_factor: float = param(3.0, "allowed factor between the DBM ½-plateau boundary and the loss "
                                                   "transition T* at 1/σ_W = 8", min=1.0, analysis=True)
         edge_rtol: float = param(0.2, "allowed |x_max/x₊ − 1| of the measured MP edge at init", min=0.0, analysis=True)
-        min_z: float = param(3.0, "ordering checks: difference ≥ min_z stderr", min=0.0, analysis=True)
-        max_z: float = param(5.0, "z-score bound of the exact-moment checks", min=1.0, analysis=True)
+        min_z: float = param(Z_CLAIM, "ordering and ratio checks: one-sided significance z ≥ min_z", min=0.0, analysis=True)
+        max_z: float = param(Z_MAX, "z-score bound of the exact-moment checks", min=1.0, analysis=True)
         seed: int = param(0, "experiment seed; chunk i uses SeedSequence(seed, spawn_key=(i,))", min=0)
 
         def __post_init__(self):
@@ -199,11 +204,11 @@ class SGDPhaseDiagram(Experiment):
             h = (i, so)
             tag = f"T={T[i]:g}, 1/σ_W={s[so]:g}"
             checks.append(sc.ratio_check(f"loss: paramagnetic ({tag}) / ordered corner ≥ {p.loss_ratio:g}",
-                                         loss[h], loss_se[h], loss[o], loss_se[o], p.loss_ratio, "loss ratio"))
+                                         loss[h], loss_se[h], loss[o], loss_se[o], p.loss_ratio, "loss ratio", min_z=p.min_z))
             checks.append(sc.greater_check(f"alignment: ordered corner > paramagnetic ({tag})", al[o], al_se[o],
                                            al[h], al_se[h], min_z=p.min_z, what="alignment difference"))
             checks.append(sc.ratio_check(f"memory: G(t_f,0) jamming corner / paramagnetic ({tag}) ≥ {p.memory_ratio:g}",
-                                         G[j], G_se[j], G[h], G_se[h], p.memory_ratio, "G ratio"))
+                                         G[j], G_se[j], G[h], G_se[h], p.memory_ratio, "G ratio", min_z=p.min_z))
             checks.append(sc.greater_check(f"λ̄ (4.7): paramagnetic ({tag}) > ordered corner", rate[h], rate_se[h],
                                            rate[o], rate_se[o], min_z=p.min_z, what="rate difference"))
             f_o, f_h = ds.dbm_fraction.values[o], ds.dbm_fraction.values[h]
@@ -213,11 +218,11 @@ class SGDPhaseDiagram(Experiment):
                                            min_z=2.0, what="fraction difference (binomial stderr)"))
         jt = f"T={T[io]:g}, 1/σ_W={s[0]:g}"
         checks.append(sc.ratio_check(f"loss: jamming ({jt}) / ordered corner ≥ {p.loss_ratio:g}",
-                                     loss[j], loss_se[j], loss[o], loss_se[o], p.loss_ratio, "loss ratio"))
+                                     loss[j], loss_se[j], loss[o], loss_se[o], p.loss_ratio, "loss ratio", min_z=p.min_z))
         checks.append(sc.greater_check(f"alignment: ordered corner > jamming ({jt})", al[o], al_se[o], al[j], al_se[j],
                                        min_z=p.min_z, what="alignment difference"))
         checks.append(sc.ratio_check(f"memory: G(t_f,0) jamming ({jt}) / ordered corner ≥ {p.memory_ratio:g}",
-                                     G[j], G_se[j], G[o], G_se[o], p.memory_ratio, "G ratio"))
+                                     G[j], G_se[j], G[o], G_se[o], p.memory_ratio, "G ratio", min_z=p.min_z))
         checks.append(sc.greater_check(f"λ̄ (4.7): ordered corner > jamming ({jt})", rate[o], rate_se[o], rate[j],
                                        rate_se[j], min_z=p.min_z, what="rate difference"))
         k8 = sc.nearest(s, 8.0)
@@ -228,13 +233,13 @@ class SGDPhaseDiagram(Experiment):
             T, ds.converged.values[:, :, k8], last.test_loss.values[:, :, k8], p.dbm_transition_factor, p.seed))
         neg = (ds.K_S.values[:, o[0], o[1]] < 0).mean()
         M = ds.sizes["member"]
-        checks.append(zcheck(f"finding: P(K_S(t_f) < 0) in the ordered corner = ½ (the drift's sign is thermal noise, "
+        checks.append(zcheck("finding: P(K_S(t_f) < 0) in the ordered corner = ½ (the drift's sign is thermal noise, "
                              "so the converged fraction plateaus near ½, not 1 as in Fig. 8)", 0.5, neg,
-                             0.5 / np.sqrt(M), max_z=p.max_z))
+                             0.5 / np.sqrt(M), max_z=p.max_z, kind="finding"))
         g0, g0_se = ms(ds.grad_norm_init.isel(T=0))
         kmax = int(np.argmax(g0))
         checks.append(sc.ratio_check(f"gradient at init (Fig. 4 right): 1/σ_W={s[kmax]:g} / 1/σ_W={s[0]:g} ≥ 10",
-                                     g0[kmax], g0_se[kmax], g0[0], g0_se[0], 10.0, "gradient-norm ratio"))
+                                     g0[kmax], g0_se[kmax], g0[0], g0_se[0], 10.0, "gradient-norm ratio", min_z=p.min_z))
         n_out, n_in = _setup().spectral_shape
         checks += sc.mp_checks("", ds.eig_init.values, s, n_out, n_in, edge_rtol=p.edge_rtol, max_z=p.max_z)
         edges, counts = feature_histograms(p.seed)

@@ -3,7 +3,8 @@
 MLPs (``deepeft.simulate.sample_ensemble``, which never imports the theory).
 
 One task per (activation, architecture): an MLP of depth L at the activation's critical (C_b, C_W) (§5), N ≥ 3
-fixed inputs, equal widths n (several n) or one unequal-width profile (n_1, …, n_L). Theory is
+fixed inputs, equal widths n (several n) or one unequal-width profile (n_1, …, n_L), which also varies C_W across
+layers (C_W^{(ℓ)} = m_ℓ·C_W*, ``cw_profile``) so that a C_W^{(ℓ)} vs C_W^{(ℓ+1)} slip in a recursion shows. Theory is
 ``theory.vertex.vertex_flow(net, X, nlo=True)``; simulation is E[Ĝ^{(ℓ)}] (4.70), (4.73) and
 V^{(ℓ)} = n_{ℓ−1} Cov(Ĝ^{(ℓ)}_{α1α2}, Ĝ^{(ℓ)}_{α3α4}) (4.76), both with delta-method standard errors.
 
@@ -25,6 +26,10 @@ the plain |z| < max_z. Finite-width scaling, from the equal-width networks at th
 Figures: metric and vertex per layer (theory lines, ensemble points), the collapse of the normalised vertex
 V/(n_{ℓ−1}K²) against Σ_{ℓ'<ℓ} 1/n_{ℓ'} (= (ℓ−1)/n for equal widths) across widths, the 1/n residual fits, and
 all z-scores.
+
+References:
+  Roberts, Yaida & Hanin, The Principles of Deep Learning Theory (2022), arXiv:2106.10165
+  (docs/references.md)
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import math
 
 import numpy as np
 
+from ..statistics import Z_MAX
 from ..activations import activation
 from ..errors import DeepEFTInputError
 from ..network import MLP
@@ -103,11 +109,13 @@ def arch_widths(label: str, depth: int) -> tuple[int, ...]:
     return ws * depth if len(ws) == 1 else ws
 
 
-def build_net(name: str, widths, input_dim: int) -> MLP:
-    """MLP with layer widths (n_1..n_L) (the output too, so layer L's metric averages n_L neurons), critical."""
+def build_net(name: str, widths, input_dim: int, cw_profile=None) -> MLP:
+    """MLP with layer widths (n_1..n_L) (the output too, so layer L's metric averages n_L neurons), critical; with
+    ``cw_profile`` (m_1..m_L) the weight variances vary across layers, C_W^{(ℓ)} = m_ℓ·C_W*."""
     C_b, C_W = _critical(name)
     ws = tuple(widths)
-    return MLP(input_dim=input_dim, widths=list(ws[:-1]), output_dim=ws[-1], activation=experiment_activation(name), C_b=C_b, C_W=C_W)
+    cw = C_W if cw_profile is None else [C_W * float(m) for m in cw_profile]
+    return MLP(input_dim=input_dim, widths=list(ws[:-1]), output_dim=ws[-1], activation=experiment_activation(name), C_b=C_b, C_W=cw)
 
 
 def vertex_pairs(N: int) -> list[tuple[int, int, int, int]]:
@@ -140,13 +148,16 @@ class VertexVsEnsemble(Experiment):
         )
         widths: tuple[int, ...] = param((32, 128), "equal widths n (every layer, output included)", min=2)
         unequal_widths: tuple[int, ...] = param((64, 32, 96, 48), "one extra unequal-width profile n_1..n_L (len = depth)", min=2)
+        cw_profile: tuple[float, ...] = param(
+            (1.0, 1.3, 0.75, 1.15), "C_W^(ℓ)/C_W* per layer ℓ = 1..L of the unequal-width architecture (len = depth; "
+            "(1,) for critical everywhere): a C_W^(ℓ) vs C_W^(ℓ+1) slip in the recursions shows", min=0.01)
         depth: int = param(4, "number of layers L", min=2, max=32)
         n_inputs: int = param(3, "number of inputs N", min=1, max=6)
         input_dim: int = param(3, "input dimension n_0", min=1)
         n_networks: int = param(16384, "networks per (activation, architecture)", min=2)
         metric_bias_coef: float = param(2.0, "c_G in the metric allowance c_G·max|K|·((ℓ−2)₊/n)²", min=0.0, analysis=True)
         vertex_bias_coef: float = param(4.0, "c_V in the vertex allowance c_V·max|V|·(ℓ−2)₊/n", min=0.0, analysis=True)
-        max_z: float = param(4.5, "z-score bound", min=1.0, analysis=True)
+        max_z: float = param(Z_MAX, "z-score bound", min=1.0, analysis=True)
         seed: int = param(0, "experiment seed; task i uses SeedSequence(seed, spawn_key=(i,))", min=0)
 
         def __post_init__(self):
@@ -158,12 +169,18 @@ class VertexVsEnsemble(Experiment):
                     f"parameter 'unequal_widths' has {len(self.unequal_widths)} entries but depth = {self.depth}: give n_1..n_L "
                     f"({self.depth} widths), or one width already in 'widths' to skip the unequal architecture."
                 )
+            if len(self.cw_profile) not in (1, self.depth):
+                raise DeepEFTInputError(
+                    f"parameter 'cw_profile' has {len(self.cw_profile)} entries but depth = {self.depth}: give "
+                    f"C_W^(ℓ)/C_W* for ℓ = 1..{self.depth}, or (1,) for C_W* in every layer."
+                )
 
     presets = {
         "quick": {},
         "paper": {
             "widths": (32, 64, 128, 256),
             "unequal_widths": (128, 48, 96, 64, 160, 80),
+            "cw_profile": (1.0, 1.3, 0.75, 1.15, 0.9, 1.1),
             "depth": 6,
             "n_inputs": 4,
             "n_networks": 200_000,
@@ -175,6 +192,13 @@ class VertexVsEnsemble(Experiment):
         labels = [arch_label((n,) * p.depth) for n in p.widths]
         extra = arch_label(arch_widths(arch_label(p.unequal_widths), p.depth))
         return labels + ([extra] if extra not in labels else [])
+
+    def cw_profile(self, p, arch: str):
+        """C_W^(ℓ)/C_W* of architecture ``arch``: ``p.cw_profile`` for the unequal-width one, None (critical) else."""
+        equal = {arch_label((n,) * p.depth) for n in p.widths}
+        if arch in equal or len(p.cw_profile) == 1:
+            return None
+        return tuple(p.cw_profile)
 
     def sweep(self, p):
         for a in p.activations:  # fail before any task runs when an activation has no critical point
@@ -191,7 +215,7 @@ class VertexVsEnsemble(Experiment):
         from ..theory.vertex import vertex_flow
 
         widths = arch_widths(task["arch"], p.depth)
-        net = build_net(task["activation"], widths, p.input_dim)
+        net = build_net(task["activation"], widths, p.input_dim, self.cw_profile(p, task["arch"]))
         X = fd.fixed_inputs(p.n_inputs, p.input_dim)
         flow = vertex_flow(net, X, nlo=True)
         B = default_micro_batch(net, p.n_inputs, method="metric")

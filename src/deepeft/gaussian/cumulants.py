@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..errors import DeepEFTInputError
-from .estimate import Estimate, _check_samples, block_count
+from ..statistics import Estimate, block_count, check_samples
 
 __all__ = ["connected", "excess_kurtosis", "moment", "set_partitions"]
 
@@ -57,7 +57,7 @@ def _mobius(M: int):
 
 
 def _validate(samples, indices) -> tuple[np.ndarray, np.ndarray]:
-    arr = _check_samples(samples)
+    arr = check_samples(samples)
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != 2:

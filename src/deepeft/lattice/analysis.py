@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import _validate as V
 from ..errors import DeepEFTInputError
-from ..gaussian.estimate import Estimate
+from ..statistics import Estimate, mean_se
 from .fluctuations import quadratic_theory
 from .saddle import saddle_linear
 from .samplers import LatticeSample
@@ -37,11 +37,10 @@ __all__ = [
 
 
 def _per_network(stat: np.ndarray) -> Estimate:
-    """Mean and standard error over axis 0 (networks)."""
-    M = stat.shape[0]
-    if M < 2:
+    """Mean and standard error over axis 0 (networks): :func:`deepeft.statistics.mean_se`."""
+    if stat.shape[0] < 2:
         raise DeepEFTInputError("need at least 2 networks for a standard error.")
-    return Estimate(stat.mean(0), stat.std(0, ddof=1) / np.sqrt(M))
+    return Estimate(*mean_se(stat))
 
 
 def analysis_window(L, *, transient=None, stop=None) -> slice:
@@ -132,7 +131,7 @@ class ModeStatistics:
 def mode_statistics(x) -> ModeStatistics:
     """Per-sample FFT of the window, then per-mode mean and (cross-)spectrum with standard errors.
 
-    For complex per-network quantities (an :class:`~deepeft.gaussian.estimate.Estimate` with a complex value) the standard error is that of the real and imaginary parts
+    For complex per-network quantities (an :class:`~deepeft.statistics.Estimate` with a complex value) the standard error is that of the real and imaginary parts
     combined: se = √(se_re² + se_im²).
     """
     x, scalar = _fields(x)

@@ -1,4 +1,4 @@
-"""SGD phase diagram and Dyson Brownian motion of weight matrices (seed 002: Park, Lucini, Aarts).
+"""SGD phase diagram and Dyson Brownian motion of weight matrices (Park, Lucini & Aarts 2025).
 
 * :mod:`.teacher_student` — the teacher–student ensemble (general widths, depth, activation,
   trainable layers, biases); :meth:`TeacherStudent.paper` is the paper's 3-32-16-1 tanh setup.
@@ -8,6 +8,10 @@
   X = W Wᵀ (4.1), Marchenko–Pastur (4.2), soft-spin feature law (2.21)–(2.22), jamming boundary.
 * :mod:`.dbm` — Dyson-Brownian-motion coefficients K, V (4.4), level spacing (4.5)–(4.8),
   K_S, V_S, D_S (B.7)–(B.9) and the convergence test (4.15) with its 68/95/99.7 % boundaries.
+
+References:
+  Park, Lucini & Aarts, Phase diagram and eigenvalue dynamics of stochastic gradient descent in multilayer neural networks (2025)
+  (docs/references.md)
 """
 
 from .dbm import (

@@ -1,4 +1,4 @@
-"""Dyson Brownian motion of the eigenvalues of X = W Wᵀ (seed 002 §4, appendix B).
+"""Dyson Brownian motion of the eigenvalues of X = W Wᵀ (Park, Lucini & Aarts 2025, §4, appendix B).
 
 Per-sample gradient of a dense layer: Δ_α = ∂ℓ(x_α)/∂W = δ_α a_αᵀ (δ_α the backpropagated error at
 z^{(ℓ)}, a_α the layer's input), so Δ^X_α = W Δ_αᵀ + Δ_α Wᵀ = u_α δ_αᵀ + δ_α u_αᵀ with u_α = W a_α (4.4).

@@ -1,4 +1,4 @@
-"""Observables of the SGD phase diagram (seed 002 §2.3, §3.2, §4) and their random-matrix baselines.
+"""Observables of the SGD phase diagram (Park, Lucini & Aarts 2025, §2.3, §3.2, §4) and their random-matrix baselines.
 
 Per-model quantities (JAX, used inside the trainer's compiled recording step; P = points axis):
 

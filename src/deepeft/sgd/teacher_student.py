@@ -1,4 +1,4 @@
-"""Teacher–student setup of the SGD phase-diagram paper (seed 002, §3.1), generalised.
+"""Teacher–student setup of the SGD phase-diagram paper (Park, Lucini & Aarts 2025, §3.1), generalised.
 
 A teacher MLP (2.2)–(2.3) with weights W̄^{(ℓ)} ~ N(0, C_W/n_{ℓ−1}) (3.1) (optionally biases
 b̄ ~ N(0, C_b)) labels inputs x ~ N(0, input_var). The student has the teacher's architecture;

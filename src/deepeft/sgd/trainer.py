@@ -1,6 +1,6 @@
 """Vectorised ensemble training: all hyperparameter points × all members in one compiled program.
 
-Updates (seed 002 §2.6), one per step t, for every point p with learning rate ε_p:
+Updates (Park, Lucini & Aarts 2025, §2.6), one per step t, for every point p with learning rate ε_p:
 
 * ``"sgd"``      W′ = W − ε Δ_B, Δ_B the minibatch mean of per-sample gradients (2.28); minibatches
                  of |B| indices drawn iid uniformly from D (with replacement), as (2.29) assumes.

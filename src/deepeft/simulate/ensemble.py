@@ -59,7 +59,7 @@ import numpy as np
 from .. import _validate as v
 from .._x64 import x64
 from ..errors import DeepEFTInputError
-from ..gaussian.estimate import Estimate
+from ..statistics import Estimate
 from ..network import MLP
 from ..theory.criticality import warn_on_exponential_kernel
 from . import estimators as est
