@@ -30,7 +30,7 @@ from .simulate.ntk import empirical_ntk
 from .theory import deep_linear
 from .theory.conventions import from_mean_field, from_neural_tangents, to_neural_tangents
 from .theory.criticality import Criticality, CriticalPoint, criticality, phase
-from .theory.kernel import frozen_ntk, kernel, kernel_and_ntk
+from .theory.kernel import Kernels, frozen_ntk, kernel, kernel_and_ntk, kernels
 from .theory.single_input import helper_functions, single_input, single_input_recursion
 from .theory.nlo_metric import nlo_metric
 from .theory.vertex import VertexFlow, connected_four_point, four_point_vertex, vertex_flow
@@ -84,6 +84,8 @@ __all__ = [
     "jackknife",
     "kernel",
     "kernel_and_ntk",
+    "kernels",
+    "Kernels",
     "moment",
     "pairings",
     "phase",

@@ -76,6 +76,11 @@ class Activation:
         return not self.kinks and not self.jumps
 
     @property
+    def breakpoints(self) -> tuple[float, ...]:
+        """Sorted points where σ is not smooth (kinks ∪ jumps): where every quadrature splits its panels."""
+        return tuple(sorted(set(self.kinks) | set(self.jumps)))
+
+    @property
     def scale_invariant(self) -> bool:
         """σ(λz) = λσ(z) for λ > 0 (2.13): linear, ReLU, leaky ReLU."""
         return self.a_plus is not None

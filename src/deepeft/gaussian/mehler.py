@@ -27,10 +27,12 @@ import numpy as np
 from .._x64 import x64
 from .gauss1d import gauss1d_nodes
 
-__all__ = ["hermite_coefficients", "mehler_two_point", "series_plan", "rho_max_of"]
+__all__ = ["MAX_DEGREE", "hermite_coefficients", "horner_sum", "mehler_two_point", "series_plan", "rho_max_of"]
 
 _DEGREES = (15, 31, 47, 63, 79, 95, 127, 159, 191, 255, 319, 383, 511)  # degree + 1 = multiple of 16
+MAX_DEGREE = _DEGREES[-1]  # the largest truncation degree of the series
 _CHUNK = 128
+_U = 16  # Horner steps unrolled per loop iteration (XLA fuses them into one pass)
 
 
 def _hermite_matrix(x: np.ndarray, D: int) -> np.ndarray:
@@ -145,7 +147,6 @@ def _tails(a: np.ndarray, s2: np.ndarray) -> np.ndarray:
     return t + beyond[:, None]
 
 
-_U = 16  # Horner steps unrolled per loop iteration (XLA fuses them into one pass)
 
 
 def _rho(Kaa, Kbb, Kab, same):
@@ -163,27 +164,37 @@ def _rho_max(Kaa, Kbb, Kab, same):
     return jnp.max(jnp.abs(_rho(Kaa, Kbb, Kab, same)))
 
 
-@functools.partial(jax.jit, static_argnames=("same",))
-def _horner(Kaa, Kbb, Kab, A, B, same):
-    """Σ_k A[m,k,α] B[m,k,β] ρ^k for every map m; A (maps, T, N), B (maps, T, N2), T a multiple of 16."""
+def horner_sum(Kaa, Kbb, Kab, A, B, same: bool, n_blocks=None, unit: int = _U):
+    """Σ_k A[m,k,α] B[m,k,β] ρ^k for every map m (traceable JAX; call it inside a jit).
+
+    A (maps, T, N), B (maps, T, N2), T a multiple of ``unit`` (Horner steps unrolled per loop
+    iteration, fused by XLA into one pass). ``n_blocks`` (may be traced): only the first
+    unit·n_blocks coefficients enter (default all), so one compiled shape serves every degree < T.
+    """
     rho = _rho(Kaa, Kbb, Kab, same)
     n_maps, T = A.shape[0], A.shape[1]
-    nb = T // _U
+    nb = T // unit if n_blocks is None else n_blocks
 
     def block(i, acc):
-        start = (nb - 1 - i) * _U
-        Ab = jax.lax.dynamic_slice_in_dim(A, start, _U, axis=1)
-        Bb = jax.lax.dynamic_slice_in_dim(B, start, _U, axis=1)
+        start = (nb - 1 - i) * unit
+        Ab = jax.lax.dynamic_slice_in_dim(A, start, unit, axis=1)
+        Bb = jax.lax.dynamic_slice_in_dim(B, start, unit, axis=1)
         out = []
         for m in range(n_maps):
             s = acc[m]
-            for k in range(_U - 1, -1, -1):
+            for k in range(unit - 1, -1, -1):
                 s = s * rho + Ab[m, k][:, None] * Bb[m, k][None, :]
             out.append(s)
         return tuple(out)
 
     init = tuple(jnp.zeros_like(rho) for _ in range(n_maps))
     return jax.lax.fori_loop(0, nb, block, init)
+
+
+@functools.partial(jax.jit, static_argnames=("same",))
+def _horner(Kaa, Kbb, Kab, A, B, same):
+    """Jitted :func:`horner_sum` over all of A's coefficients."""
+    return horner_sum(Kaa, Kbb, Kab, A, B, same)
 
 
 def _degree(tA, sA, tB, sB, rho_max, rtol):

@@ -40,11 +40,13 @@ import numpy as np
 
 from ..activations import Activation
 from ..activations import activation as _activation
-from ..errors import DeepEFTInputError
+from ..errors import DeepEFTInputError, DeepEFTWarning
 from ..gaussian import batched as _batched
 from ..gaussian.gauss1d import expect1d
 from ..network import MLP
+from . import kernel as kernel_module
 from .kernel import kernel as _kernel
+from .single_input import single_input
 from .nlo_metric import nlo_step
 
 __all__ = [
@@ -290,6 +292,29 @@ def _check_blocks(K: np.ndarray, layer: int):
         )
 
 
+def _single_input_flow(net: MLP, X: np.ndarray, x: np.ndarray, nlo: bool) -> VertexFlow | None:
+    """K, V, G^{1} of copies of one input from the scanned single-input recursion (5.108)–(5.110), which
+    is (4.119), (4.115) for N = 1; None where it does not apply (zero or unresolved kernel)."""
+    norm = float(x @ x) / x.size
+    if net.C_b[0] + net.C_W[0] * norm <= 0:
+        return None  # the general path explains the zero-variance input
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rec = single_input(net, norm=norm)
+    for w in caught:
+        if issubclass(w.category, DeepEFTWarning):
+            return None
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if not (np.all(np.isfinite(rec.K) & (rec.K > 0)) and np.all(np.isfinite(rec.V)) and np.all(np.isfinite(rec.G1))):
+        return None
+    N, L = X.shape[0], net.L
+    n = np.asarray(net.n, dtype=np.float64)
+    K = np.broadcast_to(rec.K[:, None, None], (L, N, N)).copy()
+    V = np.broadcast_to(rec.V[:, None, None, None, None], (L, N, N, N, N)).copy()
+    G1 = np.broadcast_to(rec.G1[:, None, None], (L, N, N)).copy() if nlo else None
+    return VertexFlow(net, X, K, V, G1, n[:-1].copy())
+
+
 def vertex_flow(net: MLP, X, *, nlo: bool = False, resolution: float = 1.0) -> VertexFlow:
     """K, V (4.119) and optionally G^{1} (4.115) for every layer, in one pass.
 
@@ -306,6 +331,10 @@ def vertex_flow(net: MLP, X, *, nlo: bool = False, resolution: float = 1.0) -> V
         raise DeepEFTInputError(f"resolution must be a finite number >= 0.25 (1 = default), got {resolution!r}.")
     Xu, inv = _unique_rows(X)
     N = Xu.shape[0]
+    if N == 1 and kernel_module.SCAN_SINGLE_INPUT:
+        flow = _single_input_flow(net, X, Xu[0], nlo)
+        if flow is not None:
+            return flow
     K = _kernel(net, Xu)
     L = net.L
     act = net.activation
