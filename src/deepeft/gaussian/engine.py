@@ -15,7 +15,6 @@ covariance of the distinct variables; several activations on one sample form one
 from __future__ import annotations
 
 import dataclasses
-import functools
 import re
 import warnings
 
@@ -27,7 +26,7 @@ from ..activations import Activation
 from ..activations import activation as _activation
 from ..errors import DeepEFTInputError, suggest
 from . import batched, closed_forms, mehler, montecarlo, quadrature
-from .gauss1d import expect1d
+from .gauss1d import expect1d, gauss1d_nodes, gauss1d_nodes_jax
 
 __all__ = [
     "FUSED_T",
@@ -38,6 +37,9 @@ __all__ = [
     "breakpoints",
     "closed_two_point_jax",
     "expect",
+    "expect1d",
+    "gauss1d_nodes",
+    "gauss1d_nodes_jax",
     "fused_mode",
     "mehler_plan",
     "mehler_two_point_jax",

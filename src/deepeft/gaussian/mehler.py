@@ -111,7 +111,7 @@ def _coefficients(act, ds: tuple, K, D: int) -> dict:
     if not np.any(pos):
         return out
     Kp = K[pos]
-    kinks = tuple(sorted(set(act.kinks) | set(act.jumps)))
+    kinks = act.breakpoints
     if all(c == 0.0 for c in kinks):
         # kinks only at 0 (or none): the nodes in x = z/√K are shared by every K
         for d, (ap, s2p) in _coefficients_shared(act, tuple(ds), Kp, D, kinks).items():
@@ -280,7 +280,7 @@ def mehler_two_point(act, pairs, Kaa, Kbb, Kab, *, same: bool = False, rtol: flo
         rho = np.asarray(_rho(jKaa, jKbb, jKab, same)) if any(Dd is None for Dd in Ds) else None
     bad = np.zeros(np.shape(Kab), dtype=bool)
     for (da, db), Dd in zip(pairs, Ds, strict=True):
-        if Dd is None:
+        if Dd is None and rho is not None:
             tA, sA = tails[("a", da)][:, D], coef[("a", da)][1]
             tB, sB = tails[("b", db)][:, D], coef[("b", db)][1]
             bound = np.sqrt(np.outer(tA, tB)) * np.abs(rho) ** (D + 1)

@@ -12,9 +12,10 @@ import numpy as np
 from scipy import optimize
 
 from .. import _validate as V
-from ..activations import Activation, activation as _activation
+from ..activations import Activation
+from ..activations import activation as _activation
 from ..errors import DeepEFTInputError
-from ..gaussian.gauss1d import expect1d
+from ..gaussian.engine import expect1d
 
 __all__ = ["qmap", "q_trajectory", "fixed_point", "predicted_norms", "factorial_variance"]
 
@@ -31,7 +32,7 @@ def qmap(q, activation, sigma_w2, sigma_b2) -> np.ndarray:
     q = np.asarray(q, dtype=np.float64)
     if np.any(~np.isfinite(q)) or np.any(q < 0):
         raise DeepEFTInputError("q must be finite and >= 0 (it is a variance).")
-    return sw * expect1d(lambda z: act.numpy(z) ** 2, q, kinks=tuple(act.kinks) + tuple(act.jumps)) + sb
+    return sw * expect1d(lambda z: act.numpy(z) ** 2, q, kinks=act.breakpoints) + sb
 
 
 def q_trajectory(activation, sigma_w2, sigma_b2, L, *, x_norm2=1.0) -> np.ndarray:

@@ -28,7 +28,7 @@ import numpy as np
 
 from .. import _validate as v
 from ..errors import DeepEFTInputError
-from ..gaussian.gauss1d import expect1d
+from ..gaussian.engine import expect1d
 from .teacher_student import TeacherStudent, losses
 
 __all__ = [
