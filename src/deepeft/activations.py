@@ -357,7 +357,7 @@ def _custom(fn, *, name: str | None = None, kinks=(), bounded: bool | None = Non
             f"the custom activation (or its derivative) returns a non-finite value at z = {where:g}; "
             "it must be finite for all real z (Gaussian expectations integrate over the whole line)."
         )
-    nm = name or getattr(fn, "__name__", "custom")
+    nm = str(name or getattr(fn, "__name__", "custom"))
     if nm == "<lambda>":
         nm = "custom"
     try:

@@ -20,7 +20,7 @@ import warnings
 
 import numpy as np
 
-from .. import _validate
+from .. import _validate as v
 from .._x64 import x64
 from ..activations import Activation
 from ..activations import activation as _activation
@@ -169,13 +169,13 @@ def expect(
     act = _activation(act)
     fs = _as_factors(factors)
     _check_method(method, _METHODS)
-    K = _validate.kernel_matrix(K, "K")
+    K = v.kernel_matrix(K, "K")
     k = len(fs)
     if K.shape[-1] != k:
         raise DeepEFTInputError(
             f"K has shape {K.shape}: its last two axes must be (k, k) with k = {k}, the number of factors."
         )
-    rtol = _validate.finite_scalar(rtol, "rtol", minimum=0.0, strict=True)
+    rtol = v.finite_scalar(rtol, "rtol", minimum=0.0, strict=True)
     batch = K.shape[:-2]
     Kb = 0.5 * (K + np.swapaxes(K, -1, -2)).reshape(-1, k, k)
     if method == "mc" or (method == "auto" and k > 4):
@@ -191,7 +191,7 @@ def expect(
 
 
 def _mc(act, fs, Kb, n_samples, seed):
-    n_samples = _validate.positive_int(n_samples, "n_samples", minimum=2)
+    n_samples = v.positive_int(n_samples, "n_samples", minimum=2)
     gs = [f.numpy_fn(act) for f in fs]
 
     def F(z):
@@ -297,9 +297,9 @@ def two_point_maps(act, K, pairs=((0, 0), (1, 1)), *, diag=None, method: str = "
     pairs = tuple((int(a), int(b)) for a, b in pairs)
     if any(a < 0 or b < 0 for a, b in pairs):
         raise DeepEFTInputError(f"derivative orders must be >= 0, got {pairs}.")
-    rtol = _validate.finite_scalar(rtol, "rtol", minimum=0.0, strict=True)
+    rtol = v.finite_scalar(rtol, "rtol", minimum=0.0, strict=True)
     if diag is None:
-        K = _validate.kernel_matrix(K, "K", check_psd=False)
+        K = v.kernel_matrix(K, "K", check_psd=False)
         if K.ndim != 2:
             raise DeepEFTInputError(f"K must be an (N, N) matrix, got shape {K.shape}.")
         Kab = 0.5 * (K + K.T)

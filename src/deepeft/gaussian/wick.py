@@ -28,7 +28,7 @@ def double_factorial(k: int) -> int:
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _pairing_table(n: int) -> np.ndarray:
     """All perfect matchings of positions 0..n−1 as an int array (P, n/2, 2); P = (n−1)!!."""
     if n % 2 or n == 0:  # no pairing of an odd set; exactly one (empty) pairing of the empty set

@@ -1,0 +1,50 @@
+"""The effective theory of MLPs in the book's notation, one module per quantity (each cites its equations):
+
+* :mod:`.kernel` — K^{(ℓ)} (4.118) and the frozen NTK Θ^{(ℓ)} (9.5), many inputs, one pass;
+* :mod:`.single_input`, :mod:`.two_input` — the single-input recursions and helper functions (§5.1, §5.4),
+  the bootstrapped and finite-angle two-input recursions (§5.2, §5.5);
+* :mod:`.vertex`, :mod:`.nlo_metric` (step in :mod:`.nlo_recursion`) — V^{(ℓ)} (4.119) and G^{1} (4.115);
+* :mod:`.criticality` — critical points, universality classes, exponents (§5.3);
+* :mod:`.deep_linear` — exact finite-width deep linear networks (ch. 3);
+* :mod:`.conventions` — neural-tangents and mean-field conventions at the edges.
+"""
+
+from . import deep_linear
+from .conventions import from_mean_field, from_neural_tangents, to_neural_tangents
+from .criticality import Criticality, CriticalPoint, criticality, phase
+from .kernel import Kernels, frozen_ntk, kernel, kernel_and_ntk, kernels
+from .nlo_metric import nlo_metric
+from .single_input import HelperFunctions, SingleInputRecursion, helper_functions, single_input, single_input_recursion
+from .two_input import BootstrappedKernel, FiniteAngle, bootstrapped_recursion, finite_angle_recursion
+from .vertex import VertexFlow, connected_four_point, excess_kurtosis, four_point_vertex, vertex_flow
+
+__all__ = [
+    "BootstrappedKernel",
+    "CriticalPoint",
+    "Criticality",
+    "FiniteAngle",
+    "HelperFunctions",
+    "Kernels",
+    "SingleInputRecursion",
+    "VertexFlow",
+    "bootstrapped_recursion",
+    "connected_four_point",
+    "criticality",
+    "deep_linear",
+    "excess_kurtosis",
+    "finite_angle_recursion",
+    "four_point_vertex",
+    "from_mean_field",
+    "from_neural_tangents",
+    "frozen_ntk",
+    "helper_functions",
+    "kernel",
+    "kernel_and_ntk",
+    "kernels",
+    "nlo_metric",
+    "phase",
+    "single_input",
+    "single_input_recursion",
+    "to_neural_tangents",
+    "vertex_flow",
+]

@@ -31,6 +31,7 @@ import warnings
 import jax
 import jax.numpy as jnp
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._x64 import x64
 from ..errors import DeepEFTInputError, DeepEFTWarning
@@ -58,7 +59,7 @@ def _first_layer_gram(X, X2):
     return (X @ X2.T) / n0, np.einsum("ai,ai->a", X, X) / n0, np.einsum("ai,ai->a", X2, X2) / n0
 
 
-def _check(net, X, X2):
+def _check(net, X, X2) -> tuple[np.ndarray, np.ndarray | None]:
     if not isinstance(net, MLP):
         raise DeepEFTInputError(f"net must be a deepeft.MLP, got {type(net).__name__}; build one with de.MLP(...).")
     X = net.check_inputs(X, "X")
@@ -174,7 +175,7 @@ def _single_input_kernels(net: MLP, X: np.ndarray, ntk: bool):
     return Kernels(np.broadcast_to(K[:, None, None], (net.L, N, N)).copy(), T)
 
 
-def kernels(net: MLP, X, X2=None, *, ntk: bool = True, rtol: float = 1e-12) -> Kernels:
+def kernels(net: MLP, X: ArrayLike, X2: ArrayLike | None = None, *, ntk: bool = True, rtol: float = 1e-12) -> Kernels:
     """K^{(ℓ)} (4.118) and Θ^{(ℓ)} (9.5) in one pass (the two-point maps are shared): a :class:`Kernels`
     named tuple of arrays (L, N, N) — or (L, N, N2) for the Gram between X and X2 — layer ℓ at index ℓ−1.
 
@@ -193,7 +194,7 @@ def kernels(net: MLP, X, X2=None, *, ntk: bool = True, rtol: float = 1e-12) -> K
     act = net.activation
     L = net.L
     Ks = np.empty((L,) + G.shape)
-    Ts = np.empty((L,) + G.shape) if ntk else None
+    Ts: np.ndarray | None = np.empty((L,) + G.shape) if ntk else None
     Kab = p["C_b"][0] + p["C_W"][0] * G  # (4.8)
     Kaa, Kbb = p["C_b"][0] + p["C_W"][0] * da, p["C_b"][0] + p["C_W"][0] * db
     if same:
@@ -202,7 +203,7 @@ def kernels(net: MLP, X, X2=None, *, ntk: bool = True, rtol: float = 1e-12) -> K
         np.fill_diagonal(Kab, Kaa)
         Kbb = Kaa
     Ks[0] = Kab
-    if ntk:
+    if Ts is not None:
         Ts[0] = p["lambda_b"][0] + p["lambda_W"][0] * G  # Θ^{(1)}
     pairs = ((0, 0), (1, 1)) if ntk else ((0, 0),)
     if same:
@@ -217,7 +218,9 @@ def kernels(net: MLP, X, X2=None, *, ntk: bool = True, rtol: float = 1e-12) -> K
     return Kernels(Ks, Ts)
 
 
-def kernel_and_ntk(net: MLP, X, X2=None, *, ntk: bool = True, rtol: float = 1e-12) -> Kernels:
+def kernel_and_ntk(
+    net: MLP, X: ArrayLike, X2: ArrayLike | None = None, *, ntk: bool = True, rtol: float = 1e-12
+) -> Kernels:
     """Old name of :func:`kernels` (same arguments and result)."""
     return kernels(net, X, X2, ntk=ntk, rtol=rtol)
 
@@ -281,11 +284,13 @@ def _same_recursion(act, p, Ks, Ts, Kaa, pairs, ntk, rtol):
     return Ks, Ts
 
 
-def kernel(net: MLP, X, X2=None, *, rtol: float = 1e-12) -> np.ndarray:
+def kernel(net: MLP, X: ArrayLike, X2: ArrayLike | None = None, *, rtol: float = 1e-12) -> np.ndarray:
     """K^{(ℓ)} for ℓ = 1..L (4.118): shape (L, N, N), or (L, N, N2) between X and X2."""
     return kernels(net, X, X2, ntk=False, rtol=rtol).K
 
 
-def frozen_ntk(net: MLP, X, X2=None, *, rtol: float = 1e-12) -> np.ndarray:
+def frozen_ntk(net: MLP, X: ArrayLike, X2: ArrayLike | None = None, *, rtol: float = 1e-12) -> np.ndarray:
     """Θ^{(ℓ)} for ℓ = 1..L (9.5): shape (L, N, N), or (L, N, N2) between X and X2."""
-    return kernels(net, X, X2, ntk=True, rtol=rtol).Theta
+    T = kernels(net, X, X2, ntk=True, rtol=rtol).Theta
+    assert T is not None  # ntk=True
+    return T

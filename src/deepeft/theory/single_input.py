@@ -247,8 +247,9 @@ def _run_chunks(act, panels, K1, dK1, ddK2, params: np.ndarray) -> list[np.ndarr
     return [np.concatenate([np.asarray(o[k]) for o in outs])[:L] for k in range(len(_FIELDS))]
 
 
-def _trajectory(act, K1, Cb_next, CW_next, ratio, cb1, cW1, dK1=0.0, ddK2=0.0) -> dict[str, np.ndarray]:
-    """Run the recursion for L = len(Cb_next) layers; picks (and if needed raises) the node count."""
+def scan_recursion(act, K1, Cb_next, CW_next, ratio, cb1, cW1, dK1=0.0, ddK2=0.0) -> dict[str, np.ndarray]:
+    """Run the recursion for L = len(Cb_next) layers (unvalidated, for the theory modules); picks (and if
+    needed raises) the node count."""
     L = len(Cb_next)
     params = np.stack([np.asarray(a, dtype=np.float64) for a in (Cb_next, CW_next, ratio, cb1, cW1)])
     panels = _panels_for(act, max(float(K1), 1.0))
@@ -365,7 +366,7 @@ def _widths(widths, L: int) -> tuple[int, ...] | None:
     return ws
 
 
-def _next_layer(arr: tuple[float, ...]) -> np.ndarray:
+def next_layer_values(arr: tuple[float, ...]) -> np.ndarray:
     """Per-layer values (layer ℓ at index ℓ − 1) → the value used in the step ℓ → ℓ + 1 (last repeated)."""
     a = np.asarray(arr, dtype=np.float64)
     return np.concatenate([a[1:], a[-1:]])
@@ -403,7 +404,8 @@ def single_input_recursion(
     ratio = np.ones(L)
     if ws:
         ratio[1 : L - 1] = n_all[2:] / n_all[1:-1]  # step ℓ → ℓ+1 uses n_ℓ/n_{ℓ−1}, ℓ = 2..L−1
-    tr = _trajectory(act, k1, _next_layer(Cb), _next_layer(CW), ratio, _next_layer(cb1), _next_layer(cW1))
+    nxt = next_layer_values
+    tr = scan_recursion(act, k1, nxt(Cb), nxt(CW), ratio, nxt(cb1), nxt(cW1))
     return SingleInputRecursion(
         activation=act,
         K=tr["K"],

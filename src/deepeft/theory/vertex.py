@@ -37,6 +37,7 @@ import math
 import warnings
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..activations import activation as _activation
 from ..errors import DeepEFTInputError, DeepEFTWarning
@@ -44,7 +45,7 @@ from ..gaussian.engine import batched_expect, expect1d
 from ..network import MLP
 from . import kernel as kernel_module
 from .kernel import kernel as _kernel
-from .nlo_metric import nlo_step
+from .nlo_recursion import nlo_step
 from .single_input import single_input
 
 __all__ = [
@@ -312,7 +313,7 @@ def _single_input_flow(net: MLP, X: np.ndarray, x: np.ndarray, nlo: bool) -> Ver
     return VertexFlow(net, X, K, V, G1, n[:-1].copy())
 
 
-def vertex_flow(net: MLP, X, *, nlo: bool = False, resolution: float = 1.0) -> VertexFlow:
+def vertex_flow(net: MLP, X: ArrayLike, *, nlo: bool = False, resolution: float = 1.0) -> VertexFlow:
     """K, V (4.119) and optionally G^{1} (4.115) for every layer, in one pass.
 
     ``resolution`` (≥ 1) scales the quadrature node density (accuracy check / hard activations).
@@ -357,7 +358,7 @@ def vertex_flow(net: MLP, X, *, nlo: bool = False, resolution: float = 1.0) -> V
     return VertexFlow(net, X, K[:, inv][:, :, inv], Vfull, G1full, n[:-1].copy())
 
 
-def four_point_vertex(net: MLP, X, *, resolution: float = 1.0) -> np.ndarray:
+def four_point_vertex(net: MLP, X: ArrayLike, *, resolution: float = 1.0) -> np.ndarray:
     """V^{(ℓ)}_{(α1α2)(α3α4)} for ℓ = 1..L (4.119): array (L, N, N, N, N), layer ℓ at index ℓ − 1 (zeros at ℓ = 1).
 
     Normalisation of (4.117): the connected four-point function of layer ℓ is V^{(ℓ)}/n_{ℓ−1} × (δδ terms);
@@ -367,7 +368,7 @@ def four_point_vertex(net: MLP, X, *, resolution: float = 1.0) -> np.ndarray:
     return vertex_flow(net, X, resolution=resolution).V
 
 
-def connected_four_point(V, n_prev) -> np.ndarray:
+def connected_four_point(V: ArrayLike, n_prev: ArrayLike) -> np.ndarray:
     """E[z_{i1;α1} z_{i2;α2} z_{i3;α3} z_{i4;α4}]_connected (4.117) for neurons (i1, i2, i3, i4).
 
     ``V``: (…, N, N, N, N) vertex; ``n_prev``: n_{ℓ−1} (scalar or broadcastable to V's leading axes).
@@ -386,7 +387,7 @@ def connected_four_point(V, n_prev) -> np.ndarray:
     return terms / n.reshape(n.shape + (1,) * (terms.ndim - n.ndim))
 
 
-def excess_kurtosis(V, K, n_prev) -> np.ndarray:
+def excess_kurtosis(V: ArrayLike, K: ArrayLike, n_prev: ArrayLike) -> np.ndarray:
     """Single-neuron excess kurtosis E[z⁴]/E[z²]² − 3 = 3 V_{(αα)(αα)}/(n_{ℓ−1} K_αα²) (4.117), for every input α.
 
     ``V`` (…, N, N, N, N), ``K`` (…, N, N), ``n_prev`` broadcastable to the leading axes.
