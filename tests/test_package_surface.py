@@ -126,3 +126,13 @@ def test_renamed_names_keep_old_aliases():
     assert sgd.spectrum is sgd.weight_spectrum and sgd.forward is sgd.student_outputs
     assert forward.forward is forward.forward_preactivations
     assert vertex.product_expect is vertex.sigma_power_moments
+
+
+def test_theory_module_names_are_modules():
+    """``deepeft.theory.kernel`` etc. are the modules (a function of the same name must not shadow them)."""
+    import types
+
+    import deepeft.theory as th
+
+    for name in ("kernel", "criticality", "single_input", "nlo_metric", "vertex", "deep_linear"):
+        assert isinstance(getattr(th, name), types.ModuleType), name

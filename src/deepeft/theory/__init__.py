@@ -7,14 +7,17 @@
 * :mod:`.criticality` — critical points, universality classes, exponents (§5.3);
 * :mod:`.deep_linear` — exact finite-width deep linear networks (ch. 3);
 * :mod:`.conventions` — neural-tangents and mean-field conventions at the edges.
+
+The functions named like their modules (``kernel``, ``criticality``, ``single_input``, ``nlo_metric``) are
+``deepeft.kernel`` etc. at the top level; here those names stay the modules (``deepeft.theory.kernel.kernel``),
+so that ``import deepeft.theory.kernel`` and ``from deepeft.theory import kernel`` mean the module.
 """
 
 from . import deep_linear
 from .conventions import from_mean_field, from_neural_tangents, to_neural_tangents
-from .criticality import Criticality, CriticalPoint, criticality, phase
-from .kernel import Kernels, frozen_ntk, kernel, kernel_and_ntk, kernels
-from .nlo_metric import nlo_metric
-from .single_input import HelperFunctions, SingleInputRecursion, helper_functions, single_input, single_input_recursion
+from .criticality import Criticality, CriticalPoint, phase
+from .kernel import Kernels, frozen_ntk, kernel_and_ntk, kernels
+from .single_input import HelperFunctions, SingleInputRecursion, helper_functions, single_input_recursion
 from .two_input import BootstrappedKernel, FiniteAngle, bootstrapped_recursion, finite_angle_recursion
 from .vertex import VertexFlow, connected_four_point, excess_kurtosis, four_point_vertex, vertex_flow
 
@@ -29,7 +32,6 @@ __all__ = [
     "VertexFlow",
     "bootstrapped_recursion",
     "connected_four_point",
-    "criticality",
     "deep_linear",
     "excess_kurtosis",
     "finite_angle_recursion",
@@ -38,12 +40,9 @@ __all__ = [
     "from_neural_tangents",
     "frozen_ntk",
     "helper_functions",
-    "kernel",
     "kernel_and_ntk",
     "kernels",
-    "nlo_metric",
     "phase",
-    "single_input",
     "single_input_recursion",
     "to_neural_tangents",
     "vertex_flow",
