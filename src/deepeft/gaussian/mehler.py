@@ -220,7 +220,12 @@ def _probe_dmax(act, ds, Ks, rho_max, rtol):
         t = _tails(a, s2)
         D = _degree(t, s2, t, s2, rho_max, rtol)
         need = max(need, D if D is not None else _DEGREES[-1])
-    return next(D for D in _DEGREES if D >= min(need + 16, _DEGREES[-1]))
+    return next(D for D in _COEF_LENGTHS if D >= min(need + 16, _DEGREES[-1]))
+
+
+# Degrees at which coefficients are computed (the series degree itself is still the smallest of _DEGREES
+# meeting rtol): four lengths bound the compiled shapes of the coefficient GEMM (each compile costs ~0.3 s).
+_COEF_LENGTHS = (63, 127, 255, _DEGREES[-1])
 
 
 def rho_max_of(Kaa, Kbb, Kab, same: bool) -> float:
