@@ -403,7 +403,7 @@ def _patch_zero_variance(act, pair, Kaa, Kbb, v):
 # (so that XLA fuses the maps with the update into one pass over the N×N array).
 # ----------------------------------------------------------------------------------------------
 FUSED_UNIT = 16  # Horner steps per fused pass of a Mehler plan (more spills registers: measured 2× slower)
-FUSED_T = (64, mehler.MAX_DEGREE + 1)  # coefficient lengths of a plan: two compiled shapes serve every degree
+FUSED_T = (mehler.MAX_DEGREE + 1,)  # coefficient length of a plan: one compiled update serves every degree
 
 
 def breakpoints(act) -> tuple[float, ...]:
