@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export JAX_PLATFORMS := cpu
 
-.PHONY: install run test bench clean
+.PHONY: install run lint test bench clean
 
 $(BIN)/deepeft: pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -16,7 +16,11 @@ install: $(BIN)/deepeft
 run: install
 	$(BIN)/deepeft reproduce --preset quick
 
-test: install
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
+
+test: lint
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: install

@@ -1,7 +1,11 @@
-"""Benchmark: NNGP + NTK (K^{(ℓ)}, Θ^{(ℓ)}) of a 20-hidden-layer MLP on N random inputs.
+"""Benchmark: NNGP + NTK (K^{(ℓ)}, Θ^{(ℓ)}) of a 20-hidden-layer MLP on N random inputs, and one input
+through 10⁴ layers — through the public API (``de.kernels``, ``de.kernel``, ``de.four_point_vertex``).
 
-Targets (2 CPU cores, N = 1000, n0 = 10, L = 21, critical initialization, measured after warm-up):
-tanh ≤ 1 s at ≤ 1e-9 relative error, ReLU ≤ 0.6 s, erf ≤ 0.3 s, peak memory ≤ 1 GB.
+Targets (2 CPU cores, N = 1000, n0 = 10, L = 21, critical initialization):
+tanh ≤ 1 s warm and ≤ 2 s cold (the first call in a fresh process, imports excluded) at ≤ 1e-9
+relative error, ReLU ≤ 0.6 s, erf ≤ 0.3 s warm, peak memory ≤ 1 GB; one input through L = 10⁴
+layers: ``de.kernel`` + ``de.four_point_vertex`` ≤ 1 s (warm; the cold time is reported).
+Every row carries name, target, measured and passed = (measured ≤ target and every other target met).
 (neural-tangents on the same machine: ReLU 0.62 s, Erf 0.27 s, tanh via ElementwiseNumerical:
 out of memory at N = 1000, 21.8 s at N = 400 with relative error ~1e-3.)
 
@@ -30,8 +34,11 @@ CASES = {
     "erf": ("erf", 0.0, math.pi / 4.0, 0.3),  # χ_⊥ = C_W σ'(0)² = 1 at K* = 0
     "tanh": ("tanh", 0.0, 1.0, 1.0),
 }
+COLD_TARGETS = {"tanh": 2.0}  # first call in a fresh process (compilation included), seconds
 ERR_TARGET = 1e-9
 MEM_TARGET_MB = 1024.0
+DEEP_L = 10_000
+DEEP_TARGET = 1.0  # de.kernel + de.four_point_vertex, one input, L = 10⁴ [s]
 
 
 def _reference_pairs(net, X, pairs):
@@ -64,25 +71,26 @@ def _reference_pairs(net, X, pairs):
     return np.array(Ks), np.array(Ts)
 
 
-def _child(case: str, N: int, n_ref: int) -> dict:
+def _child(case: str, N: int, n_ref: int) -> list[dict]:
     import resource
 
     import numpy as np
 
     import deepeft as de
-    from deepeft.theory.kernel import kernel_and_ntk
 
     name, C_b, C_W, target = CASES[case]
     rng = np.random.default_rng(0)
     X = rng.standard_normal((N, 10))
     net = de.MLP(10, [1000] * 20, 1, name, C_b=C_b, C_W=C_W, lambda_b=1.0, lambda_W=1.0)
-    kernel_and_ntk(net, X)  # warm-up (compilation, caches)
+    t0 = time.perf_counter()
+    de.kernels(net, X)  # first call in this process: compilation, caches
+    cold = time.perf_counter() - t0
     times = []
     K = T = None
     for _ in range(3):
         del K, T  # peak memory = one computation (the two (L, N, N) results are 2 × 168 MB at N = 1000)
         t0 = time.perf_counter()
-        K, T = kernel_and_ntk(net, X)
+        K, T = de.kernels(net, X)
         times.append(time.perf_counter() - t0)
     maxrss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     pairs = rng.integers(0, N, size=(n_ref, 2))
@@ -95,16 +103,10 @@ def _child(case: str, N: int, n_ref: int) -> dict:
     diagT = np.stack([np.diagonal(t) for t in T])
     nK = np.sqrt(diagK[:, pairs[:, 0]] * diagK[:, pairs[:, 1]])
     nT = np.sqrt(np.abs(diagT[:, pairs[:, 0]] * diagT[:, pairs[:, 1]]))
-    return {
-        "name": f"nngp+ntk {case} L=21 N={N}",
+    accurate = rel(Kf, Kr) <= ERR_TARGET and rel(Tf, Tr) <= ERR_TARGET and maxrss_mb <= MEM_TARGET_MB
+    common = {
         "activation": case,
         "N": N,
-        "seconds": min(times),
-        "seconds_all": times,
-        "target_seconds": target,
-        "ratio": min(times) / target,
-        "value": min(times),
-        "target": target,
         "peak_rss_mb": maxrss_mb,
         "target_rss_mb": MEM_TARGET_MB,
         "n_reference_pairs": int(n_ref),
@@ -113,43 +115,123 @@ def _child(case: str, N: int, n_ref: int) -> dict:
         "max_scaled_err_K": float(np.max(np.abs(Kf - Kr) / nK)),
         "max_scaled_err_ntk": float(np.max(np.abs(Tf - Tr) / nT)),
         "target_rel_err": ERR_TARGET,
-        "passed": bool(min(times) <= target and maxrss_mb <= MEM_TARGET_MB and rel(Kf, Kr) <= ERR_TARGET
-                     and rel(Tf, Tr) <= ERR_TARGET),
     }
+    warm = min(times)
+    rows = [
+        common
+        | {
+            "name": f"de.kernels {case} L=21 N={N} warm",
+            "seconds": warm,
+            "measured": warm,
+            "seconds_all": times,
+            "target": target,
+            "ratio": warm / target,
+            "passed": bool(warm <= target and accurate),
+            "notes": "min of 3 after the first call",
+        }
+    ]
+    if case in COLD_TARGETS:
+        tc = COLD_TARGETS[case]
+        rows.append(
+            common
+            | {
+                "name": f"de.kernels {case} L=21 N={N} cold",
+                "seconds": cold,
+                "measured": cold,
+                "target": tc,
+                "ratio": cold / tc,
+                "passed": bool(cold <= tc and accurate),
+                "notes": "first call in a fresh process (compilation included), imports excluded",
+            }
+        )
+    else:
+        rows[0]["cold_seconds"] = cold
+    return rows
+
+
+def _child_deep(L: int) -> list[dict]:
+    """One input through L layers (tanh at criticality): the scanned single-input path of the public API."""
+    import numpy as np
+
+    import deepeft as de
+
+    net = de.MLP(10, [100] * (L - 1), 1, "tanh", C_b=0.0, C_W=1.0)
+    x = np.random.default_rng(0).standard_normal((1, 10))
+    calls = {"de.kernel": de.kernel, "de.four_point_vertex": de.four_point_vertex, "de.frozen_ntk": de.frozen_ntk}
+    cold, warm = {}, {}
+    for name, fn in calls.items():
+        t0 = time.perf_counter()
+        fn(net, x)
+        cold[name] = time.perf_counter() - t0
+        ts = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            out = fn(net, x)
+            ts.append(time.perf_counter() - t0)
+        warm[name] = min(ts)
+        assert np.all(np.isfinite(out))
+    pair = ("de.kernel", "de.four_point_vertex")
+    w, c = sum(warm[k] for k in pair), sum(cold[k] for k in pair)
+    return [
+        {
+            "name": f"de.kernel + de.four_point_vertex, 1 input, L={L} warm",
+            "seconds": w,
+            "measured": w,
+            "target": DEEP_TARGET,
+            "ratio": w / DEEP_TARGET,
+            "passed": bool(w <= DEEP_TARGET),
+            "cold_seconds": c,
+            "notes": "sum of the two calls, min of 3 after the first; cold = first calls in a fresh process",
+        },
+        {
+            "name": f"de.frozen_ntk, 1 input, L={L} warm",
+            "seconds": warm["de.frozen_ntk"],
+            "measured": warm["de.frozen_ntk"],
+            "target": DEEP_TARGET,
+            "ratio": warm["de.frozen_ntk"] / DEEP_TARGET,
+            "passed": bool(warm["de.frozen_ntk"] <= DEEP_TARGET),
+            "cold_seconds": cold["de.frozen_ntk"],
+        },
+    ]
+
+
+def _subprocess(args: list[str]) -> list[dict]:
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = dict(os.environ, PYTHONPATH=src + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, env=env, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"benchmark case {args} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def run(quick: bool = False) -> list[dict]:
-    """Rows {name, seconds, value, target, ratio, …} for ReLU, erf and tanh (quick: N = 200)."""
+    """Rows {name, seconds, measured, target, ratio, passed, …}: ReLU, erf, tanh (warm; tanh also cold) and the
+    deep single input (quick: N = 200, L = 1000). Each case runs in a fresh subprocess."""
     N = 200 if quick else 1000
     n_ref = 20 if quick else 60
     rows = []
-    src = str(Path(__file__).resolve().parents[1] / "src")
-    env = dict(os.environ, PYTHONPATH=src + os.pathsep + os.environ.get("PYTHONPATH", ""))
     for case in CASES:
-        out = subprocess.run(
-            [sys.executable, __file__, "--child", case, str(N), str(n_ref)],
-            capture_output=True, text=True, env=env, check=False,
-        )
-        if out.returncode != 0:
-            raise RuntimeError(f"benchmark case {case} failed:\n{out.stderr[-3000:]}")
-        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        rows += _subprocess(["--child", case, str(N), str(n_ref)])
+    rows += _subprocess(["--deep", str(1000 if quick else DEEP_L)])
+    for r in rows:  # a row cannot pass without its target
+        assert {"name", "target", "measured", "passed"} <= set(r), r
     return rows
 
 
 def _table(rows):
-    hdr = f"{'case':<28}{'time s':>9}{'target':>8}{'RSS MB':>9}{'relerr K':>11}{'relerr Θ':>11}  pass"
+    hdr = f"{'case':<58}{'time s':>9}{'target':>8}  passed"
     lines = [hdr, "-" * len(hdr)]
     for r in rows:
-        lines.append(
-            f"{r['name']:<28}{r['seconds']:>9.3f}{r['target']:>8.2f}{r['peak_rss_mb']:>9.0f}"
-            f"{r['max_rel_err_K']:>11.1e}{r['max_rel_err_ntk']:>11.1e}  {r['passed']}"
-        )
+        lines.append(f"{r['name']:<58}{r['measured']:>9.3f}{r['target']:>8.2f}  {r['passed']}")
     return "\n".join(lines)
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         print(json.dumps(_child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))))
+        sys.exit(0)
+    if len(sys.argv) > 1 and sys.argv[1] == "--deep":
+        print(json.dumps(_child_deep(int(sys.argv[2]))))
         sys.exit(0)
     rows = run(quick="--quick" in sys.argv)
     print(_table(rows))

@@ -225,7 +225,7 @@ def test_phase_warns_in_exponential_phases():
 
 
 def test_plots_build_book_figures(tmp_path):
-    from deepeft.theory.plots_criticality import book_figures
+    from deepeft.plots.criticality import book_figures
 
     figs = book_figures(tmp_path)
     assert set(figs) == {"fig5_1", "fig5_2", "fig5_3"}

@@ -10,7 +10,7 @@ from deepeft.simulate.forward import preactivations, sample_params
 
 def numpy_forward(params, X, sigma):
     zs, a = [], X
-    for l, (W, b) in enumerate(params):
+    for W, b in params:
         z = np.empty((X.shape[0], W.shape[0]))
         for alpha in range(X.shape[0]):  # z_{i;α} = b_i + Σ_j W_ij a_{j;α}
             for i in range(W.shape[0]):

@@ -213,7 +213,8 @@ def _python_loop(act, K1, Cb, CW, widths, cb1, cW1):
         hf = helper_functions(act, K[-1], CW[ell])
         ratio = n[ell] / n[ell - 1] if ell >= 2 else 1.0
         K.append(Cb[ell] + CW[ell] * float(hf.g))
-        G.append(cb1[ell] + cW1[ell] * float(hf.g) + ratio * (float(hf.chi_parallel) * G[-1] + float(hf.j) * V[-1] / (8 * K[-2] ** 2)))
+        nlo = float(hf.chi_parallel) * G[-1] + float(hf.j) * V[-1] / (8 * K[-2] ** 2)
+        G.append(cb1[ell] + cW1[ell] * float(hf.g) + ratio * nlo)
         V.append(ratio * float(hf.chi_parallel) ** 2 * V[-1] + float(hf.source))
     return np.array(K), np.array(V), np.array(G)
 

@@ -180,7 +180,8 @@ def test_nlo_step_equals_literal_4_115(act, C_b, C_W):
 def test_pair_derivatives_match_price_for_smooth_sigma():
     K = _layer_kernel("tanh", 1.2, 0.1, layer=2)
     pd = pair_derivatives("tanh", K)
-    m = dict(zip([(0, 0), (1, 1), (2, 0), (2, 2), (3, 1), (4, 0)], two_point_maps("tanh", K, ((0, 0), (1, 1), (2, 0), (2, 2), (3, 1), (4, 0)))))
+    pairs = ((0, 0), (1, 1), (2, 0), (2, 2), (3, 1), (4, 0))
+    m = dict(zip(pairs, two_point_maps("tanh", K, pairs), strict=True))
     off = ~np.eye(3, dtype=bool)
     np.testing.assert_allclose(pd.f, m[(0, 0)], rtol=1e-11)
     np.testing.assert_allclose(pd.grad[2][off], m[(1, 1)][off], rtol=1e-9)  # ∂/∂K_ab = ⟨σ′σ′⟩

@@ -32,10 +32,10 @@ from .theory import deep_linear
 from .theory.bayes import Posterior, evidence_grid, log_evidence, nngp_posterior
 from .theory.conventions import from_mean_field, from_neural_tangents, to_neural_tangents
 from .theory.criticality import Criticality, CriticalPoint, criticality, phase
-from .theory.kernel import frozen_ntk, kernel, kernel_and_ntk
+from .theory.kernel import Kernels, frozen_ntk, kernel, kernel_and_ntk, kernels
 from .theory.kernel_learning import GDPrediction, gd_prediction, last_layer_only
-from .theory.single_input import helper_functions, single_input, single_input_recursion
 from .theory.nlo_metric import nlo_metric
+from .theory.single_input import helper_functions, single_input, single_input_recursion
 from .theory.vertex import VertexFlow, connected_four_point, four_point_vertex, vertex_flow
 
 _LAZY_SUBPACKAGES = ("lattice", "sgd", "experiments", "plots")
@@ -93,6 +93,8 @@ __all__ = [
     "jackknife",
     "kernel",
     "kernel_and_ntk",
+    "kernels",
+    "Kernels",
     "last_layer_only",
     "log_evidence",
     "moment",

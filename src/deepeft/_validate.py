@@ -24,7 +24,7 @@ def finite_scalar(value, name: str, *, minimum: float | None = 0.0, strict: bool
     return v
 
 
-def per_layer(value, name: str, L: int, *, minimum: float = 0.0) -> tuple[float, ...]:
+def per_layer(value, name: str, L: int, *, minimum: float | None = 0.0) -> tuple[float, ...]:
     """A scalar or a length-L sequence → tuple of L validated floats (layer ℓ at index ℓ−1)."""
     if np.ndim(value) == 0:
         v = finite_scalar(value, name, minimum=minimum)

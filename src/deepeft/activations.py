@@ -76,6 +76,11 @@ class Activation:
         return not self.kinks and not self.jumps
 
     @property
+    def breakpoints(self) -> tuple[float, ...]:
+        """Sorted points where σ is not smooth (kinks ∪ jumps): where every quadrature splits its panels."""
+        return tuple(sorted(set(self.kinks) | set(self.jumps)))
+
+    @property
     def scale_invariant(self) -> bool:
         """σ(λz) = λσ(z) for λ > 0 (2.13): linear, ReLU, leaky ReLU."""
         return self.a_plus is not None
@@ -352,7 +357,7 @@ def _custom(fn, *, name: str | None = None, kinks=(), bounded: bool | None = Non
             f"the custom activation (or its derivative) returns a non-finite value at z = {where:g}; "
             "it must be finite for all real z (Gaussian expectations integrate over the whole line)."
         )
-    nm = name or getattr(fn, "__name__", "custom")
+    nm = str(name or getattr(fn, "__name__", "custom"))
     if nm == "<lambda>":
         nm = "custom"
     try:

@@ -123,7 +123,7 @@ class MLP:
         if unknown:
             raise DeepEFTInputError(f"MLP has no field(s) {unknown}; fields are {sorted(fields)}.")
         fields.update(changes)
-        return MLP(**fields)
+        return MLP(**fields)  # type: ignore[arg-type]  # validated by MLP itself
 
     def __repr__(self):
         def short(t):

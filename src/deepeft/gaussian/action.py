@@ -26,7 +26,7 @@ import math
 
 import numpy as np
 
-from .._validate import finite_scalar, kernel_matrix
+from .. import _validate as v
 from ..errors import DeepEFTInputError
 from .gauss1d import gauss1d_nodes
 from .wick import wick_tensor
@@ -57,7 +57,7 @@ def _check_symmetric_V(V, N: int) -> np.ndarray:
 
 
 def _check_pd(K) -> np.ndarray:
-    arr = kernel_matrix(K, "K", check_psd=False)
+    arr = v.kernel_matrix(K, "K", check_psd=False)
     if arr.ndim != 2:
         raise DeepEFTInputError(f"K must be one (N, N) matrix, got shape {arr.shape}.")
     if np.linalg.eigvalsh(arr).min() <= 0:
@@ -109,7 +109,7 @@ class NearlyGaussianAction:
         Karr = _check_pd(Karr)
         object.__setattr__(self, "K", Karr)
         object.__setattr__(self, "V", _check_symmetric_V(V, Karr.shape[0]))
-        object.__setattr__(self, "eps", finite_scalar(eps, "eps", minimum=None))
+        object.__setattr__(self, "eps", v.finite_scalar(eps, "eps", minimum=None))
 
     @property
     def N(self) -> int:

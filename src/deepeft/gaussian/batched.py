@@ -43,10 +43,6 @@ _KINK_RULE = {1: (16, 12), 2: (10, 12), 3: (6, 10), 4: (5, 8)}  # k → (panels 
 _SCALE_FREE = ("scale_invariant", "step", "monomial")
 
 
-def _kinks(act: Activation) -> tuple[float, ...]:
-    return tuple(sorted(set(act.kinks) | set(act.jumps)))
-
-
 def smooth_rule(act: Activation, K_max: float, k: int, resolution: float = 1.0, tol: float | None = None):
     """(M, need): trapezoid nodes M on [−T_k, T_k] for a smooth σ, and the uncapped requirement ``need``.
 
@@ -87,7 +83,7 @@ def _kink_panels(act: Activation, k: int, K_max: float, resolution: float) -> tu
 def batched_rule(act: Activation, k: int, K_max: float, resolution: float = 1.0, tol: float | None = None):
     """The static rule used for k variables up to variance K_max: (rule, capped) with rule = ("trap", M) or
     ("gl", P, m); ``capped`` is True when the smooth rule needed more than MAX_M[k] nodes (accuracy below tol)."""
-    if _kinks(act):
+    if act.breakpoints:
         return ("gl",) + _kink_panels(act, k, K_max, resolution), False
     M, need = smooth_rule(act, K_max, k, resolution, tol)
     return ("trap", M), need > MAX_M[k]
@@ -104,7 +100,7 @@ def _program(act: Activation, terms: tuple, k: int, rule: tuple):
     Variables are integrated in order ξ_0 (outer) … ξ_{k−1} (inner); z_a = Σ_{l≤a} L_al ξ_l, so factor a
     is evaluated on the grid of dims 0..a only.
     """
-    kinks = _kinks(act)
+    kinks = act.breakpoints
     T = _TRUNC[k]
     if rule[0] == "trap":
         M = rule[1]
@@ -118,7 +114,7 @@ def _program(act: Activation, terms: tuple, k: int, rule: tuple):
 
     closed = act.family == "scale_invariant" and k >= 2 and all(tm[k - 1] == ((0,), 0) for tm in terms)
     kq = k - 1 if closed else k  # dimensions integrated by quadrature
-    fns = {}
+    fns: dict = {}
     for tm in terms:
         for derivs, _ in tm:
             for d, _, f in _factor_fns(act, derivs):

@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-__all__ = ["closed_form", "has_closed_form", "gaussian_moment", "poly_expect"]
+__all__ = ["JAX_XP", "closed_form", "fast_arcsin", "has_closed_form", "gaussian_moment", "poly_expect"]
 
 _SQRT_PI = math.sqrt(math.pi)
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
@@ -339,3 +339,54 @@ def closed_form(act, factors, Kl, xp=np, cache=None):
         return None
     shape = np.broadcast_shapes(*[np.shape(e) for row in Kl for e in row])
     return val if np.shape(val) == shape else xp.broadcast_to(val, shape)  # constants → batch shape
+
+
+# ----------------------------------------------------------------------------------------------
+# jax.numpy with a fast float64 arcsin, for closed forms traced inside the kernel recursions.
+# ----------------------------------------------------------------------------------------------
+# Cephes asin (rational minimax fits, ≤ 1 ulp from np.arcsin on [−1, 1]); XLA's own CPU arcsin goes
+# through atan2 and is ~10× slower, and it dominates the erf/ReLU layer update.
+_ASIN_P = (4.253011369004428248960e-3, -6.019598008014123785661e-1, 5.444622390564711410273e0,
+           -1.626247967210700244449e1, 1.956261983317594739197e1, -8.198089802484824371615e0)  # fmt: skip
+_ASIN_Q = (1.0, -1.474091372988853791896e1, 7.049610280856842141659e1, -1.471791292232726029859e2,
+           1.395105614657485689735e2, -4.918853881490881290097e1)  # fmt: skip
+_ASIN_R = (2.967721961301243206100e-3, -5.634242780008963776856e-1, 6.968710824104713396794e0,
+           -2.556901049652824852289e1, 2.853665548261061424989e1)  # fmt: skip
+_ASIN_S = (1.0, -2.194779531642920639778e1, 1.470656354026814941758e2, -3.838770957603691357202e2,
+           3.424398657913078477438e2)  # fmt: skip
+_PIO4, _PIO2_LO = 0.78539816339744830962, 6.123233995736765886130e-17
+
+
+def _horner1(c, x):
+    r = c[0]
+    for v in c[1:]:
+        r = r * x + v
+    return r
+
+
+def fast_arcsin(x):
+    """arcsin x in float64 for JAX: x + x³P(x²)/Q(x²) for |x| ≤ 0.625, else π/2 − √(2w)(1 + wR(w)/S(w)), w = 1 − |x|."""
+    import jax.numpy as jnp
+
+    a = jnp.abs(x)
+    zz = a * a
+    small = a + a * (zz * _horner1(_ASIN_P, zz) / _horner1(_ASIN_Q, zz))
+    w = 1.0 - a
+    p = w * _horner1(_ASIN_R, w) / _horner1(_ASIN_S, w)
+    s = jnp.sqrt(w + w)
+    big = ((_PIO4 - s) - (s * p - _PIO2_LO)) + _PIO4
+    return jnp.sign(x) * jnp.where(a > 0.625, big, small)
+
+
+class _JnpFastArcsin:
+    """``jax.numpy`` for the closed forms, with :func:`fast_arcsin`."""
+
+    arcsin = staticmethod(fast_arcsin)
+
+    def __getattr__(self, name):
+        import jax.numpy as jnp
+
+        return getattr(jnp, name)
+
+
+JAX_XP = _JnpFastArcsin()  # pass as ``xp`` to trace a closed form with the fast arcsin

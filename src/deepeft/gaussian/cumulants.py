@@ -28,7 +28,7 @@ __all__ = ["connected", "excess_kurtosis", "moment", "set_partitions"]
 _MAX_ORDER = 6
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def set_partitions(M: int) -> tuple[tuple[int, ...], ...]:
     """All set partitions of positions 0..M−1, each a tuple of block bitmasks (Bell(M) of them)."""
 
@@ -45,7 +45,7 @@ def set_partitions(M: int) -> tuple[tuple[int, ...], ...]:
     return tuple(tuple(sum(1 << i for i in block) for block in p) for p in rec(list(range(M))))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _mobius(M: int):
     """(coefficients, block-mask table padded with mask 0) for the cumulant of order M (1.56)."""
     parts = set_partitions(M)

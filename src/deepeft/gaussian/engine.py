@@ -15,21 +15,40 @@ covariance of the distinct variables; several activations on one sample form one
 from __future__ import annotations
 
 import dataclasses
-import functools
 import re
 import warnings
 
 import numpy as np
 
-from .. import _validate
+from .. import _validate as v
 from .._x64 import x64
 from ..activations import Activation
 from ..activations import activation as _activation
 from ..errors import DeepEFTInputError, suggest
 from . import batched, closed_forms, mehler, montecarlo, quadrature
-from .gauss1d import expect1d
+from .gauss1d import expect1d, gauss1d_nodes, gauss1d_nodes_jax
 
-__all__ = ["Factor", "expect", "two_point", "two_point_maps", "two_point_core", "one_point_core"]
+__all__ = [
+    "FUSED_T",
+    "FUSED_UNIT",
+    "Factor",
+    "MehlerPlan",
+    "batched_expect",
+    "breakpoints",
+    "closed_two_point_jax",
+    "expect",
+    "expect1d",
+    "gauss1d_nodes",
+    "gauss1d_nodes_jax",
+    "fused_mode",
+    "mehler_plan",
+    "mehler_two_point_jax",
+    "one_point_core",
+    "rho_max",
+    "two_point",
+    "two_point_core",
+    "two_point_maps",
+]
 
 _METHODS = ("auto", "closed", "quadrature", "mc")
 _TP_METHODS = ("auto", "closed", "mehler", "quadrature")
@@ -81,7 +100,7 @@ class Factor:
 
     def kinks(self, act: Activation) -> tuple[float, ...]:
         """Points where this factor is not smooth (the activation's kinks and jumps)."""
-        return tuple(sorted(set(act.kinks) | set(act.jumps))) if self.derivs else ()
+        return act.breakpoints if self.derivs else ()
 
     def numpy_fn(self, act: Activation):
         """g(z) as a float64 NumPy function."""
@@ -150,13 +169,13 @@ def expect(
     act = _activation(act)
     fs = _as_factors(factors)
     _check_method(method, _METHODS)
-    K = _validate.kernel_matrix(K, "K")
+    K = v.kernel_matrix(K, "K")
     k = len(fs)
     if K.shape[-1] != k:
         raise DeepEFTInputError(
             f"K has shape {K.shape}: its last two axes must be (k, k) with k = {k}, the number of factors."
         )
-    rtol = _validate.finite_scalar(rtol, "rtol", minimum=0.0, strict=True)
+    rtol = v.finite_scalar(rtol, "rtol", minimum=0.0, strict=True)
     batch = K.shape[:-2]
     Kb = 0.5 * (K + np.swapaxes(K, -1, -2)).reshape(-1, k, k)
     if method == "mc" or (method == "auto" and k > 4):
@@ -172,7 +191,7 @@ def expect(
 
 
 def _mc(act, fs, Kb, n_samples, seed):
-    n_samples = _validate.positive_int(n_samples, "n_samples", minimum=2)
+    n_samples = v.positive_int(n_samples, "n_samples", minimum=2)
     gs = [f.numpy_fn(act) for f in fs]
 
     def F(z):
@@ -278,9 +297,9 @@ def two_point_maps(act, K, pairs=((0, 0), (1, 1)), *, diag=None, method: str = "
     pairs = tuple((int(a), int(b)) for a, b in pairs)
     if any(a < 0 or b < 0 for a, b in pairs):
         raise DeepEFTInputError(f"derivative orders must be >= 0, got {pairs}.")
-    rtol = _validate.finite_scalar(rtol, "rtol", minimum=0.0, strict=True)
+    rtol = v.finite_scalar(rtol, "rtol", minimum=0.0, strict=True)
     if diag is None:
-        K = _validate.kernel_matrix(K, "K", check_psd=False)
+        K = v.kernel_matrix(K, "K", check_psd=False)
         if K.ndim != 2:
             raise DeepEFTInputError(f"K must be an (N, N) matrix, got shape {K.shape}.")
         Kab = 0.5 * (K + K.T)
@@ -377,3 +396,84 @@ def _patch_zero_variance(act, pair, Kaa, Kbb, v):
         v[:, zb] = one_point_core(act, (da,), Kaa)[:, None] * gb
         v[np.ix_(za, zb)] = ga * gb
     return v
+
+
+# ----------------------------------------------------------------------------------------------
+# Fused two-point maps: traceable pieces that a recursion composes inside its own jitted layer update
+# (so that XLA fuses the maps with the update into one pass over the N×N array).
+# ----------------------------------------------------------------------------------------------
+FUSED_UNIT = 16  # Horner steps per fused pass of a Mehler plan (more spills registers: measured 2× slower)
+FUSED_T = (mehler.MAX_DEGREE + 1,)  # coefficient length of a plan: one compiled update serves every degree
+
+
+def breakpoints(act) -> tuple[float, ...]:
+    """Sorted points where σ is not smooth (kinks ∪ jumps); every quadrature splits its panels there."""
+    return _activation(act).breakpoints
+
+
+def fused_mode(act, pairs) -> str | None:
+    """How the maps ⟨σ^{(a)}σ^{(b)}⟩, (a, b) in ``pairs``, are fused: "closed" when every map has a
+    closed form, "mehler" when none has, else None (use :func:`two_point_core`)."""
+    closed = [closed_forms.has_closed_form(act, (Factor((a,)), Factor((b,)))) for a, b in pairs]
+    return "closed" if all(closed) else ("mehler" if not any(closed) else None)
+
+
+def closed_two_point_jax(act, pairs, Kaa, Kbb, Kab) -> tuple:
+    """The closed-form maps ⟨σ^{(a)}(z_α)σ^{(b)}(z_β)⟩ as traceable JAX (float64 under x64), shape of Kab.
+
+    Requires ``fused_mode(act, pairs) == "closed"`` and positive variances; diagonals are the caller's.
+    """
+    import jax.numpy as jnp
+
+    Kl = [[Kaa[:, None], Kab], [Kab, Kbb[None, :]]]
+    cache: dict = {}
+    out = []
+    for a, b in pairs:
+        v = closed_forms.closed_form(act, (Factor((a,)), Factor((b,))), Kl, xp=closed_forms.JAX_XP, cache=cache)
+        out.append(jnp.broadcast_to(v, Kab.shape))
+    return tuple(out)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class MehlerPlan:
+    """Coefficients of the Mehler series of the maps in ``pairs`` for one input set.
+
+    ``A`` (maps, T, N), T in FUSED_T: coefficients, zero beyond the degree; ``n_blocks``: blocks of
+    FUSED_UNIT coefficients that meet the truncation bound; ``diag[(d, d)]`` = ⟨(σ^{(d)})²⟩ at every K_αα (exact 1-D integrals).
+    """
+
+    A: np.ndarray
+    n_blocks: int
+    diag: dict
+
+
+def mehler_plan(act, pairs, Kaa, rho_max: float, rtol: float = 1e-12) -> MehlerPlan | None:
+    """The Mehler series plan for one input set with variances ``Kaa`` > 0 and max |ρ| = ``rho_max``;
+    None where the truncation bound fails for some pair even at the largest degree (then use
+    :func:`two_point_core`, which falls back to quadrature entrywise)."""
+    A, _, Ds, coef, _ = mehler.series_plan(act, pairs, Kaa, Kaa, rho_max, rtol)
+    if any(D is None for D in Ds):
+        return None
+    T = A.shape[1]
+    Ap = np.zeros((A.shape[0], next(t for t in FUSED_T if t >= T), A.shape[2]))
+    Ap[:, :T] = A
+    diag = {(d, d): coef[("a", d)][1] for d in {d for p in pairs for d in p}}
+    return MehlerPlan(Ap, -(-T // FUSED_UNIT), diag)
+
+
+def mehler_two_point_jax(Kaa, Kab, A, n_blocks) -> tuple:
+    """The Mehler series Σ_k A_kα A_kβ ρ^k of every planned map for one input set, as traceable JAX
+    (diagonal left to the caller); ``A``, ``n_blocks`` from :func:`mehler_plan` (``n_blocks`` may be traced)."""
+    return mehler.horner_sum(Kaa, Kaa, Kab, A, A, True, n_blocks, FUSED_UNIT)
+
+
+def rho_max(Kaa, Kbb, Kab, same: bool) -> float:
+    """max |K_αβ|/√(K_αα K_ββ) over the pairs (off the diagonal if ``same``)."""
+    return mehler.rho_max_of(Kaa, Kbb, Kab, same)
+
+
+def batched_expect(act, terms, K, *, resolution: float = 1.0) -> np.ndarray:
+    """⟨Π_a z_a^{q_a} Π_{d} σ^{(d)}(z_a)⟩ for many (B, k, k) covariances at once, k ≤ 4, by the batched
+    jitted product rule (``batched``; the path :func:`expect` takes for k ≥ 3). ``terms``: sequence of
+    per-variable tuples ((derivs_0, q_0), …); returns (B, len(terms))."""
+    return batched.product_expect(act, terms, K, resolution=resolution)

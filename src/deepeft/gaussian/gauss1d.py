@@ -14,10 +14,11 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["expect1d", "gauss1d_nodes"]
+__all__ = ["NODES_PER_PANEL", "X_MAX", "expect1d", "gauss1d_nodes", "gauss1d_nodes_jax"]
 
 _T = 12.0  # |x| > 12 carries Gaussian mass < 4e-33
 _M = 20  # Gauss–Legendre nodes per panel
+X_MAX, NODES_PER_PANEL = _T, _M
 
 
 @functools.lru_cache(maxsize=8)
@@ -66,3 +67,21 @@ def expect1d(F: Callable[[np.ndarray], np.ndarray], K, kinks: Sequence[float] = 
     if np.any(zero):
         out = np.where(zero, np.asarray(F(np.zeros(1)), dtype=np.float64)[0], out)
     return out
+
+
+def gauss1d_nodes_jax(K, kinks: Sequence[float], panels: int):
+    """The rule of :func:`gauss1d_nodes` in x = z/√K as traced JAX code for one (traced) variance K:
+    nodes x (Q,) and weights w (Q,), for kinks at c ≠ 0 whose position c/√K moves with K."""
+    import math
+
+    import jax.numpy as jnp
+
+    t, wt = _legendre(_M)
+    edges = jnp.linspace(-_T, _T, panels + 1)
+    kx = jnp.clip(jnp.asarray(kinks) / jnp.sqrt(K), -_T, _T)
+    br = jnp.sort(jnp.concatenate([edges, kx]))
+    a, b = br[:-1], br[1:]
+    half = 0.5 * (b - a)
+    x = (0.5 * (a + b))[:, None] + half[:, None] * jnp.asarray(t)
+    w = half[:, None] * jnp.asarray(wt) * jnp.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
+    return x.ravel(), w.ravel()

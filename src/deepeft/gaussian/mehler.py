@@ -27,10 +27,12 @@ import numpy as np
 from .._x64 import x64
 from .gauss1d import gauss1d_nodes
 
-__all__ = ["hermite_coefficients", "mehler_two_point", "series_plan", "rho_max_of"]
+__all__ = ["MAX_DEGREE", "hermite_coefficients", "horner_sum", "mehler_two_point", "series_plan", "rho_max_of"]
 
 _DEGREES = (15, 31, 47, 63, 79, 95, 127, 159, 191, 255, 319, 383, 511)  # degree + 1 = multiple of 16
+MAX_DEGREE = _DEGREES[-1]  # the largest truncation degree of the series
 _CHUNK = 128
+_U = 16  # Horner steps unrolled per loop iteration (XLA fuses them into one pass)
 
 
 def _hermite_matrix(x: np.ndarray, D: int) -> np.ndarray:
@@ -109,7 +111,7 @@ def _coefficients(act, ds: tuple, K, D: int) -> dict:
     if not np.any(pos):
         return out
     Kp = K[pos]
-    kinks = tuple(sorted(set(act.kinks) | set(act.jumps)))
+    kinks = act.breakpoints
     if all(c == 0.0 for c in kinks):
         # kinks only at 0 (or none): the nodes in x = z/√K are shared by every K
         for d, (ap, s2p) in _coefficients_shared(act, tuple(ds), Kp, D, kinks).items():
@@ -145,7 +147,6 @@ def _tails(a: np.ndarray, s2: np.ndarray) -> np.ndarray:
     return t + beyond[:, None]
 
 
-_U = 16  # Horner steps unrolled per loop iteration (XLA fuses them into one pass)
 
 
 def _rho(Kaa, Kbb, Kab, same):
@@ -163,27 +164,37 @@ def _rho_max(Kaa, Kbb, Kab, same):
     return jnp.max(jnp.abs(_rho(Kaa, Kbb, Kab, same)))
 
 
-@functools.partial(jax.jit, static_argnames=("same",))
-def _horner(Kaa, Kbb, Kab, A, B, same):
-    """Σ_k A[m,k,α] B[m,k,β] ρ^k for every map m; A (maps, T, N), B (maps, T, N2), T a multiple of 16."""
+def horner_sum(Kaa, Kbb, Kab, A, B, same: bool, n_blocks=None, unit: int = _U):
+    """Σ_k A[m,k,α] B[m,k,β] ρ^k for every map m (traceable JAX; call it inside a jit).
+
+    A (maps, T, N), B (maps, T, N2), T a multiple of ``unit`` (Horner steps unrolled per loop
+    iteration, fused by XLA into one pass). ``n_blocks`` (may be traced): only the first
+    unit·n_blocks coefficients enter (default all), so one compiled shape serves every degree < T.
+    """
     rho = _rho(Kaa, Kbb, Kab, same)
     n_maps, T = A.shape[0], A.shape[1]
-    nb = T // _U
+    nb = T // unit if n_blocks is None else n_blocks
 
     def block(i, acc):
-        start = (nb - 1 - i) * _U
-        Ab = jax.lax.dynamic_slice_in_dim(A, start, _U, axis=1)
-        Bb = jax.lax.dynamic_slice_in_dim(B, start, _U, axis=1)
+        start = (nb - 1 - i) * unit
+        Ab = jax.lax.dynamic_slice_in_dim(A, start, unit, axis=1)
+        Bb = jax.lax.dynamic_slice_in_dim(B, start, unit, axis=1)
         out = []
         for m in range(n_maps):
             s = acc[m]
-            for k in range(_U - 1, -1, -1):
+            for k in range(unit - 1, -1, -1):
                 s = s * rho + Ab[m, k][:, None] * Bb[m, k][None, :]
             out.append(s)
         return tuple(out)
 
     init = tuple(jnp.zeros_like(rho) for _ in range(n_maps))
     return jax.lax.fori_loop(0, nb, block, init)
+
+
+@functools.partial(jax.jit, static_argnames=("same",))
+def _horner(Kaa, Kbb, Kab, A, B, same):
+    """Jitted :func:`horner_sum` over all of A's coefficients."""
+    return horner_sum(Kaa, Kbb, Kab, A, B, same)
 
 
 def _degree(tA, sA, tB, sB, rho_max, rtol):
@@ -209,7 +220,12 @@ def _probe_dmax(act, ds, Ks, rho_max, rtol):
         t = _tails(a, s2)
         D = _degree(t, s2, t, s2, rho_max, rtol)
         need = max(need, D if D is not None else _DEGREES[-1])
-    return next(D for D in _DEGREES if D >= min(need + 16, _DEGREES[-1]))
+    return next(D for D in _COEF_LENGTHS if D >= min(need + 16, _DEGREES[-1]))
+
+
+# Degrees at which coefficients are computed (the series degree itself is still the smallest of _DEGREES
+# meeting rtol): four lengths bound the compiled shapes of the coefficient GEMM (each compile costs ~0.3 s).
+_COEF_LENGTHS = (63, 127, 255, _DEGREES[-1])
 
 
 def rho_max_of(Kaa, Kbb, Kab, same: bool) -> float:
@@ -269,7 +285,7 @@ def mehler_two_point(act, pairs, Kaa, Kbb, Kab, *, same: bool = False, rtol: flo
         rho = np.asarray(_rho(jKaa, jKbb, jKab, same)) if any(Dd is None for Dd in Ds) else None
     bad = np.zeros(np.shape(Kab), dtype=bool)
     for (da, db), Dd in zip(pairs, Ds, strict=True):
-        if Dd is None:
+        if Dd is None and rho is not None:
             tA, sA = tails[("a", da)][:, D], coef[("a", da)][1]
             tB, sB = tails[("b", db)][:, D], coef[("b", db)][1]
             bound = np.sqrt(np.outer(tA, tB)) * np.abs(rho) ** (D + 1)

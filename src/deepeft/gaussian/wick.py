@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .._validate import kernel_matrix
+from .. import _validate as v
 from ..errors import DeepEFTInputError
 
 __all__ = ["double_factorial", "gaussian_moment", "pairings", "wick_tensor"]
@@ -28,7 +28,7 @@ def double_factorial(k: int) -> int:
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _pairing_table(n: int) -> np.ndarray:
     """All perfect matchings of positions 0..n−1 as an int array (P, n/2, 2); P = (n−1)!!."""
     if n % 2 or n == 0:  # no pairing of an odd set; exactly one (empty) pairing of the empty set
@@ -71,7 +71,7 @@ def gaussian_moment(K, indices: Sequence[int]) -> float | np.ndarray:
     indices : variable indices μ_i in [0, k), repeats allowed (e.g. (0, 0, 1, 1) → K00 K11 + 2 K01²).
     Returns a float (or an array of the batch shape). An odd number of indices gives 0.
     """
-    Karr = kernel_matrix(K, "K", check_psd=False)
+    Karr = v.kernel_matrix(K, "K", check_psd=False)
     k = Karr.shape[-1]
     try:
         idx = np.asarray(tuple(indices))
@@ -101,7 +101,7 @@ def wick_tensor(K, order: int) -> np.ndarray:
 
     Sum over the (order−1)!! pairings of outer products of K; zeros for odd order. Keep k**order small.
     """
-    Karr = kernel_matrix(K, "K", check_psd=False)
+    Karr = v.kernel_matrix(K, "K", check_psd=False)
     if Karr.ndim != 2:
         raise DeepEFTInputError(f"wick_tensor needs one (k, k) matrix K, got shape {Karr.shape}.")
     if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or not 0 <= order <= 8:

@@ -25,6 +25,7 @@ from .fluctuations import (
     auto_laplace,
     covariance_matrix,
     expected_periodogram,
+    fluctuation_spectrum,
     hessian_blocks,
     lagged_covariance,
     lattice_correlation_length,
@@ -33,8 +34,10 @@ from .fluctuations import (
     precision_matrix,
     quadratic_theory,
     relu_covariance,
-    spectrum,
     var_model,
+)
+from .fluctuations import (
+    spectrum as spectrum,  # old name of fluctuation_spectrum
 )
 from .meanfield import factorial_variance, fixed_point, predicted_norms, q_trajectory, qmap
 from .saddle import ReluSaddle, saddle_linear, saddle_numeric, saddle_relu, uniform_energy_density
@@ -49,5 +52,5 @@ __all__ = [
     "linear_lagged_covariance", "linear_spectrum", "median_bin_ratio", "mode_histograms", "mode_statistics",
     "moments", "precision_matrix", "predicted_norms", "q_trajectory", "qmap", "quadratic_theory",
     "relu_covariance", "saddle_linear", "saddle_numeric", "saddle_relu", "sample_conditional",
-    "sample_full_weights", "spectrum", "symmetry_report", "uniform_energy_density", "var_model",
+    "sample_full_weights", "fluctuation_spectrum", "symmetry_report", "uniform_energy_density", "var_model",
 ]

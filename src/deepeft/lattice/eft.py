@@ -22,7 +22,7 @@ import math
 import numpy as np
 from scipy import optimize
 
-from .fluctuations import QuadraticTheory, _theory, lattice_correlation_length
+from .fluctuations import QuadraticTheory, as_quadratic_theory, lattice_correlation_length
 
 __all__ = ["EFT", "eft", "eft_spectrum", "eft_correlation_length", "symmetry_report", "eft_lattice_comparison"]
 
@@ -44,12 +44,12 @@ class EFT:
 
 def eft(theory) -> EFT:
     """EFT coefficients M, K, G of a :class:`QuadraticTheory` (gradient expansion of its lattice form)."""
-    t = _theory(theory)
+    t = as_quadratic_theory(theory)
     return EFT(M=t.D0 + t.B + t.B.T, K=-(t.B + t.B.T) / 2.0, G=t.B - t.B.T, theory=t)
 
 
 def eft_spectrum(theory, q) -> np.ndarray:
-    """Propagator S_EFT(q) = [M + q²K + iq(Bᵀ − B)]⁻¹ in the convention of :func:`.fluctuations.spectrum`."""
+    """Propagator S_EFT(q) = [M + q²K + iq(Bᵀ − B)]⁻¹ in the convention of :func:`.fluctuations.fluctuation_spectrum`."""
     e = eft(theory)
     S = np.linalg.inv(e.symbol(q))
     return S[:, 0, 0].real if e.M.shape[0] == 1 else S
@@ -78,10 +78,10 @@ def eft_correlation_length(theory) -> float:
 
 def eft_lattice_comparison(theory, q) -> np.ndarray:
     """max |S_EFT(q) − S(q)| / max|S(q)| per q: → 0 as O(q³) for q → 0 (EFT = small-q limit of the lattice)."""
-    from .fluctuations import spectrum
+    from .fluctuations import fluctuation_spectrum
 
-    t = _theory(theory)
-    S = spectrum(t, q).reshape(len(np.atleast_1d(q)), t.b, t.b)
+    t = as_quadratic_theory(theory)
+    S = fluctuation_spectrum(t, q).reshape(len(np.atleast_1d(q)), t.b, t.b)
     Se = eft_spectrum(t, q).reshape(S.shape)
     return np.abs(Se - S).max(axis=(1, 2)) / np.abs(S).max(axis=(1, 2))
 

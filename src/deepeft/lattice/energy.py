@@ -25,9 +25,10 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from .. import _validate as V
+from .. import _validate as v
 from .._x64 import x64
-from ..activations import Activation, activation as _activation
+from ..activations import Activation
+from ..activations import activation as _activation
 from ..errors import DeepEFTInputError
 
 __all__ = [
@@ -44,7 +45,7 @@ def _act(a) -> Activation:
 
 
 def _params(sigma_w2, sigma_b2):
-    return V.finite_scalar(sigma_w2, "sigma_w2"), V.finite_scalar(sigma_b2, "sigma_b2")
+    return v.finite_scalar(sigma_w2, "sigma_w2"), v.finite_scalar(sigma_b2, "sigma_b2")
 
 
 # -- pure (traceable) cores -------------------------------------------------------------------
@@ -62,7 +63,7 @@ def _chain(z, S0, act, sw, sb):
     return 0.5 * (jnp.sum(y * y) + N * jnp.sum(logdet))
 
 
-def _ring(z, act, sw, sb):
+def ring_energy_jax(z, act, sw, sb):
     """(11): z (L, N), Σ^l from z^{l−1} cyclically."""
     N = z.shape[-1]
     h = act.fn(z)
@@ -71,13 +72,13 @@ def _ring(z, act, sw, sb):
     return 0.5 * jnp.sum(jnp.sum(z * z, -1) / S_in + N * jnp.log(S_in))
 
 
-def _linear_radial(r, sw, sb, N):
+def linear_radial_energy_jax(r, sw, sb, N):
     """(12): ½ Σ_l [ (r^l)² / (σ_w² N⁻¹ (r^{l−1})² + σ_b²) − N log((r^l)² / (σ_w² N⁻¹ (r^l)² + σ_b²)) ]."""
     S = sw * r * r / N + sb
     return 0.5 * jnp.sum(r * r / jnp.roll(S, 1) - N * jnp.log(r * r / S))
 
 
-def _relu_fields(rp, rm, k, sw, sb, N):
+def relu_fields_energy_jax(rp, rm, k, sw, sb, N):
     """(85) (with E4: k counts the negative components)."""
     S = sw * rp * rp / N + sb
     return 0.5 * jnp.sum(
@@ -95,7 +96,7 @@ def energy_chain(z, X, activation, sigma_w2, sigma_b2) -> float:
     """Energy (9) of an open chain: z (L, P, N) pre-activations of P inputs X (P, n_0)."""
     sw, sb = _params(sigma_w2, sigma_b2)
     act = _act(activation)
-    X = V.inputs(X)
+    X = v.inputs(X)
     z = np.asarray(z, dtype=np.float64)
     if z.ndim != 3 or z.shape[1] != X.shape[0]:
         raise DeepEFTInputError(f"z must have shape (L, P, N) with P = {X.shape[0]} inputs, got {z.shape}.")
@@ -119,7 +120,7 @@ def energy_ring(z, activation, sigma_w2, sigma_b2) -> float:
     if z.ndim != 2:
         raise DeepEFTInputError(f"z must have shape (L, N), got {z.shape}.")
     with x64():
-        return float(_ring(jnp.asarray(z), _act(activation), sw, sb))
+        return float(ring_energy_jax(jnp.asarray(z), _act(activation), sw, sb))
 
 
 def _positive(a, name):
@@ -132,18 +133,18 @@ def _positive(a, name):
 def energy_linear_radial(r, sigma_w2, sigma_b2, N) -> float:
     """Linear radial ring energy (12)/(41) of the norms r^l > 0 (L,)."""
     sw, sb = _params(sigma_w2, sigma_b2)
-    N = V.positive_int(N, "N")
+    N = v.positive_int(N, "N")
     r = _positive(r, "r")
     with x64():
-        return float(_linear_radial(jnp.asarray(r), sw, sb, N))
+        return float(linear_radial_energy_jax(jnp.asarray(r), sw, sb, N))
 
 
 def energy_relu_fields(r_plus, r_minus, k, sigma_w2, sigma_b2, N) -> float:
     """ReLU three-field ring energy (85) of r^l_±, 0 < k^l < N (number of negative components, E4)."""
     sw, sb = _params(sigma_w2, sigma_b2)
-    N = V.positive_int(N, "N")
+    N = v.positive_int(N, "N")
     rp, rm, k = _positive(r_plus, "r_plus"), _positive(r_minus, "r_minus"), _positive(k, "k")
     if np.any(k >= N) or not (rp.shape == rm.shape == k.shape):
         raise DeepEFTInputError("k must satisfy 0 < k < N and r_plus, r_minus, k must have the same length L.")
     with x64():
-        return float(_relu_fields(jnp.asarray(rp), jnp.asarray(rm), jnp.asarray(k), sw, sb, N))
+        return float(relu_fields_energy_jax(jnp.asarray(rp), jnp.asarray(rm), jnp.asarray(k), sw, sb, N))

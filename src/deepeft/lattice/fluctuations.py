@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import _validate as V
+from .. import _validate as v
 from .._x64 import x64
 from ..errors import DeepEFTInputError, suggest
 from . import energy as _energy
@@ -45,7 +45,7 @@ __all__ = [
     "precision_matrix",
     "covariance_matrix",
     "lagged_covariance",
-    "spectrum",
+    "fluctuation_spectrum",
     "var_model",
     "linear_spectrum",
     "linear_lagged_covariance",
@@ -100,7 +100,7 @@ def quadratic_theory(model, sigma_w2, sigma_b2=0.01, N=200, *, coefficients="ver
     """
     _choice(model, "model", MODELS)
     _choice(coefficients, "coefficients", COEFFICIENTS)
-    sw = V.finite_scalar(sigma_w2, "sigma_w2")
+    sw = v.finite_scalar(sigma_w2, "sigma_w2")
     if model == "linear":
         r = saddle_linear(sw, sigma_b2, N)  # validates σ_w² < 1, σ_b² > 0
         sb = float(sigma_b2)
@@ -118,7 +118,7 @@ def quadratic_theory(model, sigma_w2, sigma_b2=0.01, N=200, *, coefficients="ver
     return QuadraticTheory(model, coefficients, D0, B, scale, FIELDS[model], sw, sb, int(N))
 
 
-def _theory(t) -> QuadraticTheory:
+def as_quadratic_theory(t) -> QuadraticTheory:
     if not isinstance(t, QuadraticTheory):
         raise DeepEFTInputError("pass a QuadraticTheory from quadratic_theory(model, sigma_w2, sigma_b2, N).")
     return t
@@ -133,13 +133,13 @@ def _maybe_raw(t: QuadraticTheory, C: np.ndarray, raw: bool) -> np.ndarray:
 # -- spectra --------------------------------------------------------------------------------
 
 
-def spectrum(theory, q, *, raw=False) -> np.ndarray:
+def fluctuation_spectrum(theory, q, *, raw=False) -> np.ndarray:
     """S(q) = E[x̂ x̂ᴴ]/L = P̂(q)⁻¹ (numpy FFT convention, q_n = 2πn/L): (len q,) if b = 1 else (len q, b, b).
 
     ``raw=True``: in raw units ε (ε_± = r_± − r*, ε_k = k − N/2) instead of the scaled fields.
     Raises DeepEFTInputError if the quadratic form is not positive definite at some q.
     """
-    t = _theory(theory)
+    t = as_quadratic_theory(theory)
     P = t.symbol(q)
     ev = np.linalg.eigvalsh(P)
     if np.any(ev[:, 0] <= 0):
@@ -149,6 +149,9 @@ def spectrum(theory, q, *, raw=False) -> np.ndarray:
         )
     S = _maybe_raw(t, np.linalg.inv(P), raw)
     return S[:, 0, 0].real if t.b == 1 else S
+
+
+spectrum = fluctuation_spectrum  # old name (it collided with deepeft.sgd's weight spectrum)
 
 
 def _ring_length_for_infinite_chain(t: QuadraticTheory, d_max: int) -> int:
@@ -163,11 +166,11 @@ def lagged_covariance(theory, d_max, *, ring_L=None, raw=False) -> np.ndarray:
     ``ring_L=None``: the infinite (stationary) chain; else a ring of ``ring_L`` sites (exact: inverse
     FFT of S(q_n) on the ring's grid = the block-circulant inverse of the ring precision).
     """
-    t = _theory(theory)
-    d_max = V.positive_int(d_max, "d_max", minimum=0)
-    Lr = _ring_length_for_infinite_chain(t, d_max) if ring_L is None else V.positive_int(ring_L, "ring_L", minimum=2)
+    t = as_quadratic_theory(theory)
+    d_max = v.positive_int(d_max, "d_max", minimum=0)
+    Lr = _ring_length_for_infinite_chain(t, d_max) if ring_L is None else v.positive_int(ring_L, "ring_L", minimum=2)
     q = 2.0 * np.pi * np.arange(Lr) / Lr
-    S = spectrum(t, q, raw=raw)
+    S = fluctuation_spectrum(t, q, raw=raw)
     S = S.reshape(Lr, t.b, t.b) if t.b == 1 else S
     C = np.fft.ifft(S, axis=0).real  # C(d) = (1/L) Σ_n S(q_n) e^{+i q_n d}
     idx = np.arange(d_max + 1) % Lr
@@ -178,8 +181,8 @@ def lagged_covariance(theory, d_max, *, ring_L=None, raw=False) -> np.ndarray:
 def precision_matrix(theory, L, *, ring=True) -> np.ndarray:
     """Real-space precision (L·b, L·b), layer-major [(l, field)]: ring (block circulant, (14)/(21)) or,
     ``ring=False``, the inverse of the open-chain window covariance (:func:`covariance_matrix`)."""
-    t = _theory(theory)
-    L = V.positive_int(L, "L", minimum=3)
+    t = as_quadratic_theory(theory)
+    L = v.positive_int(L, "L", minimum=3)
     if not ring:
         return np.linalg.inv(covariance_matrix(t, L, ring=False))
     b = t.b
@@ -194,8 +197,8 @@ def precision_matrix(theory, L, *, ring=True) -> np.ndarray:
 def covariance_matrix(theory, L, *, ring=True, raw=False) -> np.ndarray:
     """Real-space covariance (L·b, L·b), layer-major: ring = inverse of :func:`precision_matrix`;
     ``ring=False``: L consecutive layers of the stationary open chain (block Toeplitz of C(d))."""
-    t = _theory(theory)
-    L = V.positive_int(L, "L", minimum=3)
+    t = as_quadratic_theory(theory)
+    L = v.positive_int(L, "L", minimum=3)
     b = t.b
     if ring:
         C = np.linalg.inv(precision_matrix(t, L, ring=True))
@@ -216,7 +219,7 @@ def lattice_correlation_length(theory) -> float:
 
     Linear: ξ = −1/ln σ_w²; ReLU: ξ = −1/ln(σ_w²/2) (the VAR(1) eigenvalue a = σ_w²/2).
     """
-    t = _theory(theory)
+    t = as_quadratic_theory(theory)
     if not np.any(t.B):
         return 0.0
 
@@ -246,11 +249,11 @@ def var_model(model, sigma_w2, sigma_b2=0.01) -> tuple[np.ndarray, np.ndarray]:
     Its precision blocks D₀ = Q⁻¹ + AᵀQ⁻¹A, B = −Q⁻¹A equal the verified coefficients (E1, E6).
     """
     _choice(model, "model", MODELS)
-    sw = V.finite_scalar(sigma_w2, "sigma_w2")
+    sw = v.finite_scalar(sigma_w2, "sigma_w2")
     if model == "linear":
         if sw >= 1:
             raise DeepEFTInputError(f"the linear chain is stationary only for σ_w² < 1; got {sw}.")
-        sb = V.finite_scalar(sigma_b2, "sigma_b2", strict=True)
+        sb = v.finite_scalar(sigma_b2, "sigma_b2", strict=True)
         return np.array([[sw]]), np.array([[sb / (2.0 * (1.0 - sw))]])
     if sw >= 2:
         raise DeepEFTInputError(f"the ReLU chain is stationary only for σ_w² < 2; got {sw}.")
@@ -284,7 +287,7 @@ def relu_covariance(sigma_w2, d=0) -> np.ndarray:
     a = A[0, 0]
     V_ = 1.25 / (1.0 - a * a)
     C = a * a * V_ - 0.25
-    d = V.positive_int(d, "d", minimum=0)
+    d = v.positive_int(d, "d", minimum=0)
     if d == 0:
         return np.array([[V_, C, -0.25], [C, V_, 0.25], [-0.25, 0.25, 0.25]])
     return a**d * np.array([[V_, C, -0.25], [V_, C, -0.25], [0.0, 0.0, 0.0]])
@@ -301,11 +304,11 @@ def hessian_blocks(H, b) -> tuple[np.ndarray, np.ndarray]:
 
 def _relu_flat(x, sw, sb, N):
     x = x.reshape(-1, 3)
-    return _energy._relu_fields(x[:, 0], x[:, 1], x[:, 2], sw, sb, N)
+    return _energy.relu_fields_energy_jax(x[:, 0], x[:, 1], x[:, 2], sw, sb, N)
 
 
 _hessians = {
-    "linear": jax.jit(jax.hessian(_energy._linear_radial), static_argnames="N"),
+    "linear": jax.jit(jax.hessian(_energy.linear_radial_energy_jax), static_argnames="N"),
     "relu": jax.jit(jax.hessian(_relu_flat), static_argnames="N"),
 }
 
@@ -320,9 +323,9 @@ def auto_laplace(model, sigma_w2, sigma_b2=0.01, N=200, *, L_ring=8, energy: Cal
     fixes b and the saddle).
     """
     _choice(model, "model", MODELS)
-    L_ring = V.positive_int(L_ring, "L_ring", minimum=3)
-    sw = V.finite_scalar(sigma_w2, "sigma_w2")
-    N = V.positive_int(N, "N")
+    L_ring = v.positive_int(L_ring, "L_ring", minimum=3)
+    sw = v.finite_scalar(sigma_w2, "sigma_w2")
+    N = v.positive_int(N, "N")
     ref = quadratic_theory(model, sw, sigma_b2, N)  # validates the domain; supplies scale
     sb = float(sigma_b2)
     if model == "linear":
@@ -346,10 +349,10 @@ def expected_periodogram(theory, W, *, raw=False) -> np.ndarray:
     """Exact E[x̂_n x̂_nᴴ]/W of a window of W consecutive layers of the stationary open chain.
 
     = Σ_{|d|<W} (1 − |d|/W) C(d) e^{−i q_n d}, q_n = 2πn/W (the Fejér-smoothed S(q)): what the per-sample FFT
-    of the analysis window (App. 8.3) estimates; → S(q_n) when W ≫ ξ. Shapes as :func:`spectrum`.
+    of the analysis window (App. 8.3) estimates; → S(q_n) when W ≫ ξ. Shapes as :func:`fluctuation_spectrum`.
     """
-    t = _theory(theory)
-    W = V.positive_int(W, "W", minimum=2)
+    t = as_quadratic_theory(theory)
+    W = v.positive_int(W, "W", minimum=2)
     C = lagged_covariance(t, W - 1, raw=raw).reshape(W, t.b, t.b)
     w = (1.0 - np.arange(W) / W)[:, None, None]
     # d ≥ 0 terms give C(d) e^{−iqd}; d < 0 terms give C(d)ᵀ... E[x_{l+d} x_lᵀ] for d<0 is C(|d|)ᵀ

@@ -3,7 +3,12 @@
 Replacing φ(z^{l−1})·φ(z^{l−1})/N by its expectation decouples the layers of (9): z^l ~ N(0, q^l I) with
 the q-map  q^l = σ_w² ⟨φ(u)²⟩_{u~N(0, q^{l−1})} + σ_b²,  q^0 = σ_w² |x|²/n_0 + σ_b²,
 predicted norms |z^l| ≈ √(N q^l), no cross-layer covariance, and a flat fluctuation spectrum
-Var(|z^l|) ≈ q*/2 (|z|² = q χ²_N). Gaussian expectations use :func:`deepeft.gaussian.gauss1d.expect1d`.
+Var(|z^l|) ≈ q*/2 (|z|² = q χ²_N).
+
+The q-map IS the book's single-input kernel recursion K⁺ = C_b + C_W ⟨σ²⟩_K (5.108) in the mean-field
+convention C_W = σ_w², C_b = σ_b² (:func:`deepeft.theory.conventions.from_mean_field`): ``qmap`` takes
+⟨φ²⟩ from the expectation engine (closed forms where they exist) and ``q_trajectory`` runs
+:func:`deepeft.theory.single_input.single_input_recursion` — no second implementation here.
 """
 
 from __future__ import annotations
@@ -11,10 +16,12 @@ from __future__ import annotations
 import numpy as np
 from scipy import optimize
 
-from .. import _validate as V
-from ..activations import Activation, activation as _activation
+from .. import _validate as v
+from ..activations import Activation
+from ..activations import activation as _activation
 from ..errors import DeepEFTInputError
-from ..gaussian.gauss1d import expect1d
+from ..gaussian.engine import one_point_core
+from ..theory.single_input import single_input_recursion
 
 __all__ = ["qmap", "q_trajectory", "fixed_point", "predicted_norms", "factorial_variance"]
 
@@ -26,22 +33,28 @@ def _act(a) -> Activation:
 def qmap(q, activation, sigma_w2, sigma_b2) -> np.ndarray:
     """One step of the q-map: σ_w² ⟨φ(u)²⟩_{N(0,q)} + σ_b² for every entry of q ≥ 0."""
     act = _act(activation)
-    sw = V.finite_scalar(sigma_w2, "sigma_w2")
-    sb = V.finite_scalar(sigma_b2, "sigma_b2")
+    sw = v.finite_scalar(sigma_w2, "sigma_w2")
+    sb = v.finite_scalar(sigma_b2, "sigma_b2")
     q = np.asarray(q, dtype=np.float64)
     if np.any(~np.isfinite(q)) or np.any(q < 0):
         raise DeepEFTInputError("q must be finite and >= 0 (it is a variance).")
-    return sw * expect1d(lambda z: act.numpy(z) ** 2, q, kinks=tuple(act.kinks) + tuple(act.jumps)) + sb
+    g = one_point_core(act, (0, 0), q.ravel()).reshape(q.shape)  # ⟨φ(u)²⟩, u ~ N(0, q)
+    return sw * g + sb
 
 
 def q_trajectory(activation, sigma_w2, sigma_b2, L, *, x_norm2=1.0) -> np.ndarray:
     """q^l for l = 0..L−1 from an input with |x|²/n_0 = ``x_norm2`` (q^0 = σ_w² x_norm2 + σ_b²)."""
-    L = V.positive_int(L, "L")
-    x2 = V.finite_scalar(x_norm2, "x_norm2")
-    q = np.empty(L)
-    q[0] = V.finite_scalar(sigma_w2, "sigma_w2") * x2 + V.finite_scalar(sigma_b2, "sigma_b2")
+    L = v.positive_int(L, "L")
+    x2 = v.finite_scalar(x_norm2, "x_norm2")
+    sw = v.finite_scalar(sigma_w2, "sigma_w2")
+    sb = v.finite_scalar(sigma_b2, "sigma_b2")
+    q0 = sw * x2 + sb
+    if q0 > 0:  # (5.108) with C_W = σ_w², C_b = σ_b²: the scanned single-input recursion
+        return single_input_recursion(_act(activation), q0, L, C_b=sb, C_W=sw).K
+    q = np.empty(L)  # q^0 = 0: z ≡ 0 in the first layer, then φ(0)² feeds q^1
+    q[0] = q0
     for l in range(1, L):
-        q[l] = qmap(q[l - 1], activation, sigma_w2, sigma_b2)
+        q[l] = qmap(q[l - 1], activation, sw, sb)
     return q
 
 
@@ -52,8 +65,8 @@ def fixed_point(activation, sigma_w2, sigma_b2, *, q_max=1e8) -> float:
     q^l grows without bound (e.g. φ(z) = z with σ_w² ≥ 1: no fixed point, the chain is critical/explosive).
     """
     act = _act(activation)
-    sw = V.finite_scalar(sigma_w2, "sigma_w2")
-    sb = V.finite_scalar(sigma_b2, "sigma_b2")
+    sw = v.finite_scalar(sigma_w2, "sigma_w2")
+    sb = v.finite_scalar(sigma_b2, "sigma_b2")
 
     def g(q):
         return float(qmap(q, act, sw, sb)) - q
@@ -76,7 +89,7 @@ def fixed_point(activation, sigma_w2, sigma_b2, *, q_max=1e8) -> float:
 
 def predicted_norms(activation, sigma_w2, sigma_b2, N, L, *, x_norm2=1.0) -> np.ndarray:
     """Mean-field norms √(N q^l), l = 0..L−1 (the dashed lines of Fig. 1)."""
-    N = V.positive_int(N, "N")
+    N = v.positive_int(N, "N")
     return np.sqrt(N * q_trajectory(activation, sigma_w2, sigma_b2, L, x_norm2=x_norm2))
 
 

@@ -16,8 +16,9 @@ import math
 import numpy as np
 from scipy import optimize
 
-from .. import _validate as V
-from ..activations import Activation, activation as _activation
+from .. import _validate as v
+from ..activations import Activation
+from ..activations import activation as _activation
 from ..errors import DeepEFTInputError
 from .meanfield import qmap
 
@@ -25,9 +26,9 @@ __all__ = ["ReluSaddle", "saddle_linear", "saddle_relu", "saddle_numeric", "unif
 
 
 def _check(sigma_w2, sigma_b2, N):
-    sw = V.finite_scalar(sigma_w2, "sigma_w2")
-    sb = V.finite_scalar(sigma_b2, "sigma_b2", strict=True)
-    return sw, sb, V.positive_int(N, "N")
+    sw = v.finite_scalar(sigma_w2, "sigma_w2")
+    sb = v.finite_scalar(sigma_b2, "sigma_b2", strict=True)
+    return sw, sb, v.positive_int(N, "N")
 
 
 def saddle_linear(sigma_w2, sigma_b2, N) -> float:
@@ -71,7 +72,7 @@ def uniform_energy_density(q, activation, sigma_w2, sigma_b2, N) -> np.ndarray:
     (12) per layer at r^l = √(Nq) up to a constant; f'(q) = 0 ⇔ Σ(q) = q (or qΣ' = Σ).
     """
     act = activation if isinstance(activation, Activation) else _activation(activation)
-    N = V.positive_int(N, "N")
+    N = v.positive_int(N, "N")
     q = np.asarray(q, dtype=np.float64)
     if np.any(~np.isfinite(q)) or np.any(q <= 0):
         raise DeepEFTInputError("q must be positive and finite (q = r²/N).")

@@ -27,11 +27,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import _validate as V
+from .. import _validate as v
 from .._x64 import x64
-from ..activations import Activation, activation as _activation
+from ..activations import Activation
+from ..activations import activation as _activation
 from ..errors import DeepEFTInputError
-from .energy import _ring as _ring_energy
+from .energy import ring_energy_jax as _ring_energy
 
 __all__ = ["LatticeSample", "sample_conditional", "sample_full_weights"]
 
@@ -71,17 +72,17 @@ class LatticeSample:
 
 def _common(act, sigma_w2, sigma_b2, N, L, n_networks, X, dtype, chunk):
     act = act if isinstance(act, Activation) else _activation(act)
-    sw = V.finite_scalar(sigma_w2, "sigma_w2")
-    sb = V.finite_scalar(sigma_b2, "sigma_b2")
-    N = V.positive_int(N, "N")
-    L = V.positive_int(L, "L")
-    M = V.positive_int(n_networks, "n_networks")
+    sw = v.finite_scalar(sigma_w2, "sigma_w2")
+    sb = v.finite_scalar(sigma_b2, "sigma_b2")
+    N = v.positive_int(N, "N")
+    L = v.positive_int(L, "L")
+    M = v.positive_int(n_networks, "n_networks")
     if X is None:
         X = np.ones((1, N))  # one input with |x|²/n_0 = 1
-    X = V.inputs(X)
+    X = v.inputs(X)
     if dtype not in ("float32", "float64"):
         raise DeepEFTInputError(f"dtype must be 'float32' or 'float64', got {dtype!r}.")
-    chunk = M if chunk is None else min(V.positive_int(chunk, "chunk"), M)
+    chunk = M if chunk is None else min(v.positive_int(chunk, "chunk"), M)
     return act, sw, sb, N, L, M, X, dtype, chunk
 
 
@@ -135,7 +136,7 @@ class _null:
 
 
 def _network_keys(seed, M):
-    seed = V.positive_int(seed, "seed", minimum=0)
+    seed = v.positive_int(seed, "seed", minimum=0)
     base = jax.random.key(seed)
     return jax.vmap(lambda m: jax.random.fold_in(base, m))(jnp.arange(M))
 
@@ -180,10 +181,12 @@ def sample_conditional(
             raise DeepEFTInputError("ring=True samples the single-input ring (11); pass one input (X of shape (1, n0)).")
         if L < 4 or L % 2:
             raise DeepEFTInputError(f"ring=True needs an even L >= 4 (checkerboard updates), got L = {L}.")
-        sweeps = V.positive_int(sweeps, "sweeps")
+        sweeps = v.positive_int(sweeps, "sweeps")
     S0 = sw * (X @ X.T) / X.shape[1] + sb
     if sb == 0.0 and np.linalg.eigvalsh(S0).min() <= 0:
-        raise DeepEFTInputError("Σ^0 = σ_w² XXᵀ/n0 + σ_b² is singular (duplicate inputs with σ_b² = 0); use distinct inputs or σ_b² > 0.")
+        raise DeepEFTInputError(
+            "Σ^0 = σ_w² XXᵀ/n0 + σ_b² is singular (duplicate inputs with σ_b² = 0); use distinct inputs or σ_b² > 0."
+        )
     with _ctx(dtype):
         ftype = jnp.float64 if dtype == "float64" else jnp.float32
         keys = _network_keys(seed, M)

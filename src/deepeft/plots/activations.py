@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -89,7 +88,7 @@ def _label(act):
 
 def _draw(a, act, z, color, overlay):
     s = _break_at(z, act.numpy(z), act.jumps)  # no vertical segment across a jump
-    ds = _break_at(z, act.numpy(z, 1), act.kinks + act.jumps)
+    ds = _break_at(z, act.numpy(z, 1), act.breakpoints)
     a.plot(z, s, color=color, lw=1.6, label=_label(act))
     a.plot(z, ds, color=color if overlay else "C1", lw=1.0, ls="--")
     kz = [k for k in act.kinks if z[0] <= k <= z[-1]]

@@ -38,9 +38,13 @@ from .observables import (
     gradient_norm,
     jamming_inv_sigma_W,
     marchenko_pastur,
-    spectrum,
+    weight_spectrum,
 )
-from .teacher_student import Problem, TeacherStudent, forward, losses, sample_problem
+from .observables import (
+    spectrum as spectrum,  # old name of weight_spectrum
+)
+from .teacher_student import Problem, TeacherStudent, losses, sample_problem, student_outputs
+from .teacher_student import forward as forward  # old name of student_outputs
 from .trainer import METHODS, EnsembleRun, gradient_moments, phase_grid, record_times, train_ensemble
 
 __all__ = [
@@ -61,7 +65,7 @@ __all__ = [
     "feature_extrema",
     "feature_potential",
     "feature_scale",
-    "forward",
+    "student_outputs",
     "gradient_moments",
     "gradient_norm",
     "integrate_level_spacing",
@@ -75,6 +79,6 @@ __all__ = [
     "sample_problem",
     "spacing_coefficients",
     "spacing_rate",
-    "spectrum",
+    "weight_spectrum",
     "train_ensemble",
 ]

@@ -34,7 +34,7 @@ import numpy as np
 from .. import _validate as v
 from ..errors import DeepEFTInputError, suggest
 from .observables import gram
-from .teacher_student import TeacherStudent, forward, mse, sample_problem
+from .teacher_student import TeacherStudent, mse, sample_problem, student_outputs
 
 __all__ = [
     "per_sample_factors",
@@ -59,7 +59,7 @@ def per_sample_factors(setup: TeacherStudent, params, frozen, a, y):
     e0 = jnp.zeros((a.shape[0], P, n), a.dtype)
 
     def total(e):  # Σ_p Σ_α ℓ_α(p): its gradient in e_α is δ_α
-        _, out, u = forward(setup, params, frozen, a, e, capture=True)
+        _, out, u = student_outputs(setup, params, frozen, a, e, capture=True)
         return mse(out, y).sum() * a.shape[0], u
 
     delta, u = jax.grad(total, has_aux=True)(e0)

@@ -5,7 +5,7 @@ Per-model quantities (JAX, used inside the trainer's compiled recording step; P 
 * :func:`feature_correlation` — G(t, 0) = (1/|D|) Σ_α (1/n_{L−1}) Σ_j φ_jα(t) φ_jα(0)   (3.4)
 * :func:`external_field`      — h_jα = Σ_i y_iα W^{(L)}_ij                               (2.8), (2.25)
 * :func:`alignment`           — h·φ / (‖h‖ ‖φ‖), sums over α and j                      (3.5)–(3.6)
-* :func:`spectrum`            — eigenvalues x_i of X = W Wᵀ, ascending                   (4.1)
+* :func:`weight_spectrum`          — eigenvalues x_i of X = W Wᵀ, ascending                   (4.1)
 * :func:`gradient_norm`       — ‖∂ℒ/∂θ_trainable‖_F on a data set                          (3.3)
 
 Theory (NumPy, float64):
@@ -28,14 +28,14 @@ import numpy as np
 
 from .. import _validate as v
 from ..errors import DeepEFTInputError
-from ..gaussian.gauss1d import expect1d
+from ..gaussian.engine import expect1d
 from .teacher_student import TeacherStudent, losses
 
 __all__ = [
     "feature_correlation",
     "external_field",
     "alignment",
-    "spectrum",
+    "weight_spectrum",
     "gradient_norm",
     "MarchenkoPastur",
     "marchenko_pastur",
@@ -75,9 +75,12 @@ def gram(Wt):
     return jnp.einsum("kpi,kpj->pij", Wt, Wt)
 
 
-def spectrum(Wt):
+def weight_spectrum(Wt):
     """Eigenvalues of X = W Wᵀ (4.1) for internal-layout weights (n_in, P, n_out) → (P, n_out), ascending."""
     return jnp.linalg.eigvalsh(gram(Wt))
+
+
+spectrum = weight_spectrum  # old name (it collided with deepeft.lattice's fluctuation spectrum)
 
 
 def gradient_norm(setup: TeacherStudent, params, frozen, a, y):

@@ -36,7 +36,7 @@ from ..errors import DeepEFTInputError
 from ..network import MLP
 
 __all__ = [
-    "TeacherStudent", "Problem", "sample_problem", "member_keys", "init_params", "forward", "mse", "losses",
+    "TeacherStudent", "Problem", "sample_problem", "member_keys", "init_params", "student_outputs", "mse", "losses",
     "to_user_layout",
 ]
 
@@ -259,7 +259,7 @@ def init_params(noise: tuple, sigma_W, setup: TeacherStudent) -> tuple:
     return tuple(params)
 
 
-def forward(setup: TeacherStudent, params: tuple, frozen: tuple, a, perturb=None, *, capture: bool = False,
+def student_outputs(setup: TeacherStudent, params: tuple, frozen: tuple, a, perturb=None, *, capture: bool = False,
             perturb_layer: int | None = None):
     """Students' last hidden features and outputs for all P points at once, (2.2)–(2.3), (2.5).
 
@@ -304,6 +304,9 @@ def forward(setup: TeacherStudent, params: tuple, frozen: tuple, a, perturb=None
     return (phi, h, u) if capture else (phi, h)
 
 
+forward = student_outputs  # old name (it collided with deepeft.simulate's forward pass)
+
+
 def mse(out, y):
     """ℒ = (1/|D|) Σ_α ½ Σ_i (y_iα − ŷ_iα)² (2.6) per point: ŷ (N, P, n_L), y (N, n_L) → (P,)."""
     return 0.5 * jnp.mean(jnp.sum((out - y[:, None, :]) ** 2, axis=-1), axis=0)
@@ -311,7 +314,7 @@ def mse(out, y):
 
 def losses(setup: TeacherStudent, params, frozen, a, y, perturb=None, perturb_layer: int | None = None):
     """Per-point MSE loss (2.6) of the students on data (a, y); shape (P,)."""
-    return mse(forward(setup, params, frozen, a, perturb, perturb_layer=perturb_layer)[1], y)
+    return mse(student_outputs(setup, params, frozen, a, perturb, perturb_layer=perturb_layer)[1], y)
 
 
 def to_user_layout(params: tuple) -> tuple:

@@ -38,11 +38,11 @@ from .teacher_student import (
     STREAM_BATCH,
     STREAM_NOISE,
     TeacherStudent,
-    forward,
     init_params,
     losses,
     mse,
     sample_problem,
+    student_outputs,
     to_user_layout,
 )
 
@@ -221,8 +221,8 @@ def _kernels(setup: TeacherStudent, method: str, batch_size: int):
 
     def record_one(params, noise, frozen, a, y, sigma_W):
         params0 = init_params(noise, sigma_W, setup)
-        phi, out = forward(setup, params, frozen, a)
-        phi0, _ = forward(setup, params0, frozen, a)
+        phi, out = student_outputs(setup, params, frozen, a)
+        phi0, _ = student_outputs(setup, params0, frozen, a)
         loss = mse(out, y)
         h = obs.external_field(setup, params, frozen, y)
         j = setup.spectral_layer - setup.first_trainable

@@ -1,16 +1,25 @@
-"""Simulation: random-network ensembles, one network's forward pass and empirical NTK, trained ensembles."""
+"""What real networks do, independent of :mod:`deepeft.theory`: vectorised ensembles of random networks
+(all layers, streamed in chunks), the forward pass and parameter sampling, the empirical NTK, and
+ensembles of trained networks (GD, SGD, gradient flow). See docs/ensembles.md and docs/training.md.
+"""
 
 from .ensemble import EnsembleResult, default_micro_batch, sample_ensemble
+from .estimators import covariance, mean_and_se, mean_vector_and_cov
 from .forward import network_key, preactivations, sample_params
-from .ntk import empirical_ntk
+from .ntk import empirical_ntk, ntk_autodiff, ntk_forward
 from .training import TrainedEnsemble, train_ensemble
 
 __all__ = [
     "EnsembleResult",
     "TrainedEnsemble",
+    "covariance",
     "default_micro_batch",
     "empirical_ntk",
+    "mean_and_se",
+    "mean_vector_and_cov",
     "network_key",
+    "ntk_autodiff",
+    "ntk_forward",
     "preactivations",
     "sample_ensemble",
     "sample_params",

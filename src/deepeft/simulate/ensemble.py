@@ -184,7 +184,7 @@ def _batch_preacts(cfg: _Config, keys, X):
 
     def one(key):
         params = fw.init_params(cfg.net, key, dt)
-        zs = fw.forward(cfg.net, params, X)
+        zs = fw.forward_preactivations(cfg.net, params, X)
         return zs, (ntk_forward(cfg.net, params, X, zs) if cfg.ntk else None)
 
     zs, Hs = jax.vmap(one)(keys)

@@ -29,7 +29,7 @@ from .._x64 import x64
 from ..errors import DeepEFTInputError, suggest
 from ..network import MLP
 
-__all__ = ["network_key", "param_layout", "preactivations", "sample_params"]
+__all__ = ["forward_preactivations", "network_key", "param_layout", "preactivations", "sample_params"]
 
 _DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
 
@@ -88,7 +88,7 @@ def init_params(net: MLP, key, dtype) -> tuple[tuple[jax.Array, jax.Array], ...]
     return tuple(params)
 
 
-def forward(net: MLP, params, X) -> tuple[jax.Array, ...]:
+def forward_preactivations(net: MLP, params, X) -> tuple[jax.Array, ...]:
     """All preactivations (z^{(1)}, ..., z^{(L)}), each (N, n_ℓ) (2.5); the output z^{(L)} has no activation."""
     zs = []
     a = X
@@ -98,6 +98,9 @@ def forward(net: MLP, params, X) -> tuple[jax.Array, ...]:
         if l < net.L:
             a = net.activation.fn(z)
     return tuple(zs)
+
+
+forward = forward_preactivations  # old name (it collided with deepeft.sgd's student forward pass)
 
 
 # ---------------------------------------------------------------------------------------------

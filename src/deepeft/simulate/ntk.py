@@ -33,7 +33,7 @@ __all__ = ["empirical_ntk", "ntk_autodiff", "ntk_forward"]
 def ntk_forward(net: MLP, params, X, zs=None) -> tuple[jax.Array, ...]:
     """(Ĥ^{(1)}, ..., Ĥ^{(L)}) by the forward equation (8.12) from (8.23); pure JAX, one network."""
     if zs is None:
-        zs = fw.forward(net, params, X)
+        zs = fw.forward_preactivations(net, params, X)
     n = net.n
     dsigma = net.activation.derivative(1)
     a = X
@@ -62,7 +62,7 @@ def ntk_autodiff(net: MLP, params, X, layer: int | None = None) -> jax.Array:
     n = net.n
 
     def z_of(p):
-        return fw.forward(net, p, X)[layer - 1]  # (N, n_ℓ)
+        return fw.forward_preactivations(net, p, X)[layer - 1]  # (N, n_ℓ)
 
     J = jax.jacrev(z_of)(params[:layer])  # per layer: (N, n_ℓ, *shape of W or b)
     H = 0.0

@@ -57,7 +57,7 @@ import numpy as np
 from .. import _validate as v
 from .._x64 import x64
 from ..errors import DeepEFTInputError, suggest
-from ..gaussian.estimate import Estimate
+from ..statistics import Estimate
 from ..network import MLP
 from . import estimators as est
 from . import forward as fw

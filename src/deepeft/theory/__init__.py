@@ -1,13 +1,27 @@
-"""Theory: the book's recursions and the learning predictions built on them (import via ``deepeft``).
+"""The effective theory of MLPs in the book's notation, one module per quantity (each cites its equations):
 
-Learning at infinite width (this package's public learning surface):
-``nngp_posterior``, ``log_evidence``, ``posterior_from_kernels``, ``log_evidence_from_kernel``,
-``evidence_grid`` (:mod:`.bayes`, Ch. 6) and ``gd_prediction``, ``gd_from_kernels``, ``last_layer_only``,
-``kernel_regression``, ``newton_step``, ``max_stable_eta`` (:mod:`.kernel_learning`, Ch. 10);
-``bias_variance``, ``robustness``, ``delta_ntk_recursion``, ``finite_angle_ntk``, ``star_polation``
-(:mod:`.generalization`, §10.3).
+* :mod:`.kernel` — K^{(ℓ)} (4.118) and the frozen NTK Θ^{(ℓ)} (9.5), many inputs, one pass;
+* :mod:`.single_input`, :mod:`.two_input` — the single-input recursions and helper functions (§5.1, §5.4),
+  the bootstrapped and finite-angle two-input recursions (§5.2, §5.5);
+* :mod:`.vertex`, :mod:`.nlo_metric` (step in :mod:`.nlo_recursion`) — V^{(ℓ)} (4.119) and G^{1} (4.115);
+* :mod:`.criticality` — critical points, universality classes, exponents (§5.3);
+* :mod:`.deep_linear` — exact finite-width deep linear networks (ch. 3);
+* :mod:`.bayes`, :mod:`.kernel_learning`, :mod:`.generalization` — learning at infinite width: NNGP
+  posterior and evidence (Ch. 6), frozen-NTK gradient descent, Newton, ridge (Ch. 10), generalization (§10.3);
+* :mod:`.conventions` — neural-tangents and mean-field conventions at the edges.
+
+The functions named like their modules (``kernel``, ``criticality``, ``single_input``, ``nlo_metric``) are
+``deepeft.kernel`` etc. at the top level; here those names stay the modules (``deepeft.theory.kernel.kernel``),
+so that ``import deepeft.theory.kernel`` and ``from deepeft.theory import kernel`` mean the module.
 """
 
+from . import deep_linear
+from .conventions import from_mean_field, from_neural_tangents, to_neural_tangents
+from .criticality import Criticality, CriticalPoint, phase
+from .kernel import Kernels, frozen_ntk, kernel_and_ntk, kernels
+from .single_input import HelperFunctions, SingleInputRecursion, helper_functions, single_input_recursion
+from .two_input import BootstrappedKernel, FiniteAngle, bootstrapped_recursion, finite_angle_recursion
+from .vertex import VertexFlow, connected_four_point, excess_kurtosis, four_point_vertex, vertex_flow
 from .bayes import (
     Posterior,
     evidence_grid,
@@ -36,24 +50,48 @@ from .kernel_learning import (
 )
 
 __all__ = [
-    "GDPrediction",
-    "Posterior",
     "bias_variance",
+    "bootstrapped_recursion",
+    "BootstrappedKernel",
+    "connected_four_point",
+    "Criticality",
+    "CriticalPoint",
+    "deep_linear",
     "delta_ntk_recursion",
     "evidence_grid",
     "evidence_optimal",
+    "excess_kurtosis",
     "finite_angle_ntk",
+    "finite_angle_recursion",
+    "FiniteAngle",
+    "four_point_vertex",
+    "from_mean_field",
+    "from_neural_tangents",
+    "frozen_ntk",
     "gd_from_kernels",
     "gd_prediction",
+    "GDPrediction",
+    "helper_functions",
+    "HelperFunctions",
+    "kernel_and_ntk",
     "kernel_regression",
+    "Kernels",
+    "kernels",
     "last_layer_only",
     "log_evidence",
     "log_evidence_from_kernel",
     "max_stable_eta",
     "newton_step",
     "nngp_posterior",
+    "phase",
+    "Posterior",
     "posterior_from_kernels",
     "ridge_regression",
     "robustness",
+    "single_input_recursion",
+    "SingleInputRecursion",
     "star_polation",
+    "to_neural_tangents",
+    "vertex_flow",
+    "VertexFlow",
 ]

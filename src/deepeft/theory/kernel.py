@@ -13,24 +13,46 @@ Layer ℓ is stored at index ℓ − 1. The two-point maps come from the expecta
 
 For a Gram between two input sets X (N) and X2 (N2) only the cross block is propagated, with the
 diagonals K_αα of both sets carried alongside (they fix the variances in every ⟨·⟩).
+
+Speed. One distinct input (N = 1, or N copies of one row) runs the scanned single-input recursion
+(:func:`deepeft.theory.single_input.single_input_recursion`: one jitted ``lax.scan`` over the layers,
+10⁴ layers in milliseconds) — the kernel of N identical inputs has every entry equal to K_αα.
+Otherwise each layer is one fused XLA update of (K, Θ) from the engine's traceable two-point maps
+(closed forms or the Mehler series), with N padded to a few bucket sizes and the series to one
+coefficient length, so that a new N or a new series degree reuses the compiled update.
 """
 
 from __future__ import annotations
 
 import functools
+import typing
+import warnings
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._x64 import x64
-from ..errors import DeepEFTInputError
-from ..gaussian import closed_forms, mehler
-from ..gaussian.engine import Factor, one_point_core, two_point_core
+from ..errors import DeepEFTInputError, DeepEFTWarning
+from ..gaussian import engine
 from ..network import MLP
 from .criticality import warn_on_exponential_kernel
+from .single_input import single_input
 
-__all__ = ["kernel", "frozen_ntk", "kernel_and_ntk"]
+__all__ = ["Kernels", "frozen_ntk", "kernel", "kernel_and_ntk", "kernels"]
+
+SCAN_SINGLE_INPUT = True  # one distinct input → the scanned single-input recursion (tests switch it off)
+
+
+class Kernels(typing.NamedTuple):
+    """K^{(ℓ)} (4.118) and Θ^{(ℓ)} (9.5), arrays (L, N, N) (or (L, N, N2)), layer ℓ at index ℓ − 1.
+
+    A named tuple: ``K, Theta = de.kernels(net, X)`` or ``res.K``, ``res.Theta`` (None without the NTK).
+    """
+
+    K: np.ndarray
+    Theta: np.ndarray | None
 
 
 def _first_layer_gram(X, X2):
@@ -38,7 +60,7 @@ def _first_layer_gram(X, X2):
     return (X @ X2.T) / n0, np.einsum("ai,ai->a", X, X) / n0, np.einsum("ai,ai->a", X2, X2) / n0
 
 
-def _check(net, X, X2):
+def _check(net, X, X2) -> tuple[np.ndarray, np.ndarray | None]:
     if not isinstance(net, MLP):
         raise DeepEFTInputError(f"net must be a deepeft.MLP, got {type(net).__name__}; build one with de.MLP(...).")
     X = net.check_inputs(X, "X")
@@ -46,25 +68,37 @@ def _check(net, X, X2):
     return X, X2
 
 
-def _finish(ss, dd, T, V, h, want_rho):
+def _bucket(n: int) -> int:
+    """Padded size for n inputs: 16, then the next of 2^k·{1, 5/4, 3/2, 7/4} (≤ 1.25² the work of n)."""
+    if n <= 16:
+        return 16
+    e = 1 << (n.bit_length() - 1)
+    return next(b for b in (e, e * 5 // 4, e * 3 // 2, e * 7 // 4, 2 * e) if b >= n)
+
+
+def _finish(ss, dd, T, V, h, n_valid, want_rho):
     """Stacked (K⁺, Θ⁺): K⁺ = C_b + C_W⟨σσ⟩ (4.118), Θ⁺ = λ_b + λ_W⟨σσ⟩ + C_W⟨σ'σ'⟩Θ (9.5), and max |ρ|
-    of K⁺ off the diagonal (for the next layer's series degree; 0 unless ``want_rho``).
+    of K⁺ over the first ``n_valid`` inputs off the diagonal (for the next layer's series degree; 0 unless
+    ``want_rho``).
 
     ``h`` = (C_b, C_W, λ_b, λ_W) of the layer; ``V`` = (K_αα, ⟨σ²⟩, K⁺_αα, ⟨σ'²⟩) stacked (4, N): the
     diagonals are the exact 1-D integrals, K⁺_αα computed in NumPy (bitwise the variance the next
     layer uses). One output array: XLA then fuses the whole update into one pass (two outputs made it
-    materialise the shared intermediates).
+    materialise the shared intermediates). Rows ≥ ``n_valid`` are padding (independent inputs).
     """
     cb, cw, lb, lw = h[0], h[1], h[2], h[3]
     dss, dK, ddd = V[1], V[2], V[3]
     n = ss.shape[0]
-    eye = jnp.arange(n)[:, None] == jnp.arange(n)[None, :]
+    idx = jnp.arange(n)
+    eye = idx[:, None] == idx[None, :]
     ss = jnp.where(eye, dss[:, None], ss)
     Kn = jnp.where(eye, dK[:, None], cb + cw * ss)
     rmax = 0.0
     if want_rho:
+        pad = (idx[:, None] >= n_valid) | (idx[None, :] >= n_valid)
         den = jnp.sqrt(dK[:, None] * dK[None, :])
-        rmax = jnp.minimum(jnp.max(jnp.where(eye | (den <= 0), 0.0, jnp.abs(Kn) / jnp.where(den > 0, den, 1.0))), 1.0)
+        skip = eye | pad | (den <= 0)
+        rmax = jnp.minimum(jnp.max(jnp.where(skip, 0.0, jnp.abs(Kn) / jnp.where(den > 0, den, 1.0))), 1.0)
     if T is None:
         return Kn[None], rmax
     dd = jnp.where(eye, ddd[:, None], dd)
@@ -72,103 +106,74 @@ def _finish(ss, dd, T, V, h, want_rho):
 
 
 @functools.partial(jax.jit, static_argnames=("ntk",))
-def _mehler_step(V, KT, A, h, ntk):
-    """One fused layer update of the stacked (K, Θ) from the Mehler series (Horner, static degree)."""
-    maps = mehler._horner(V[0], V[0], KT[0], A, A, True)
-    return _finish(maps[0], maps[1] if ntk else None, KT[1] if ntk else None, V, h, True)
-
-
-# arcsin in float64 for XLA (Cephes asin: rational minimax fits, ≤ 1 ulp from np.arcsin on [−1, 1]);
-# XLA's own CPU arcsin goes through atan2 and is ~10× slower, and it dominates the erf/ReLU layer update.
-_ASIN_P = (4.253011369004428248960e-3, -6.019598008014123785661e-1, 5.444622390564711410273e0,
-           -1.626247967210700244449e1, 1.956261983317594739197e1, -8.198089802484824371615e0)
-_ASIN_Q = (1.0, -1.474091372988853791896e1, 7.049610280856842141659e1, -1.471791292232726029859e2,
-           1.395105614657485689735e2, -4.918853881490881290097e1)
-_ASIN_R = (2.967721961301243206100e-3, -5.634242780008963776856e-1, 6.968710824104713396794e0,
-           -2.556901049652824852289e1, 2.853665548261061424989e1)
-_ASIN_S = (1.0, -2.194779531642920639778e1, 1.470656354026814941758e2, -3.838770957603691357202e2,
-           3.424398657913078477438e2)
-_PIO4, _PIO2_LO = 0.78539816339744830962, 6.123233995736765886130e-17
-
-
-def _horner1(c, x):
-    r = c[0]
-    for v in c[1:]:
-        r = r * x + v
-    return r
-
-
-def _arcsin(x):
-    """arcsin x: x + x³P(x²)/Q(x²) for |x| ≤ 0.625, else π/2 − √(2w)(1 + wR(w)/S(w)), w = 1 − |x|."""
-    a = jnp.abs(x)
-    zz = a * a
-    small = a + a * (zz * _horner1(_ASIN_P, zz) / _horner1(_ASIN_Q, zz))
-    w = 1.0 - a
-    p = w * _horner1(_ASIN_R, w) / _horner1(_ASIN_S, w)
-    s = jnp.sqrt(w + w)
-    big = ((_PIO4 - s) - (s * p - _PIO2_LO)) + _PIO4
-    return jnp.sign(x) * jnp.where(a > 0.625, big, small)
-
-
-class _JnpFastArcsin:
-    """``jax.numpy`` for the closed forms, with the fast float64 :func:`_arcsin`."""
-
-    arcsin = staticmethod(_arcsin)
-
-    def __getattr__(self, name):
-        return getattr(jnp, name)
-
-
-_XP = _JnpFastArcsin()
+def _mehler_step(V, KT, A, n_blocks, h, n_valid, ntk):
+    """One fused layer update of the stacked (K, Θ) from the Mehler series (one compiled shape per N bucket)."""
+    maps = engine.mehler_two_point_jax(V[0], KT[0], A, n_blocks)
+    return _finish(maps[0], maps[1] if ntk else None, KT[1] if ntk else None, V, h, n_valid, True)
 
 
 @functools.partial(jax.jit, static_argnames=("act", "ntk"))
 def _closed_step(act, V, KT, h, ntk):
     """One fused layer update of the stacked (K, Θ) from the closed-form two-point maps."""
-    Kaa, Kab = V[0], KT[0]
-    Kl = [[Kaa[:, None], Kab], [Kab, Kaa[None, :]]]
-    cache: dict = {}
-    ss = closed_forms.closed_form(act, (Factor((0,)), Factor((0,))), Kl, xp=_XP, cache=cache)
-    dd = closed_forms.closed_form(act, (Factor((1,)), Factor((1,))), Kl, xp=_XP, cache=cache) if ntk else None
-    ss = jnp.broadcast_to(ss, Kab.shape)
-    dd = jnp.broadcast_to(dd, Kab.shape) if ntk else None
-    return _finish(ss, dd, KT[1] if ntk else None, V, h, False)
-
-
-def _fused_mode(act, ntk):
-    """"closed" when every map has a closed form, "mehler" when none has, else None (general path)."""
     pairs = ((0, 0), (1, 1)) if ntk else ((0, 0),)
-    closed = [closed_forms.has_closed_form(act, (Factor((a,)), Factor((b,)))) for a, b in pairs]
-    return "closed" if all(closed) else ("mehler" if not any(closed) else None)
+    maps = engine.closed_two_point_jax(act, pairs, V[0], V[0], KT[0])
+    return _finish(maps[0], maps[1] if ntk else None, KT[1] if ntk else None, V, h, 0, False)
 
 
-def _one_point_closed(act, d, Kaa):
-    """⟨σ^{(d)}(z)²⟩ for every variance K_αα > 0 from the closed form (what ``one_point_core`` dispatches to)."""
-    v = closed_forms.closed_form(act, (Factor((d, d)),), [[Kaa]], xp=np)
-    return np.broadcast_to(np.asarray(v, dtype=np.float64), Kaa.shape)
-
-
-def _fused_layer(act, mode, Kaa, KT, rho_max, h, ntk, rtol):
-    """((K⁺, Θ⁺) stacked, max|ρ⁺|) as JAX arrays and the new variances K⁺_αα, for one input set in one
-    fused XLA pass; None where the general path is needed (no fused mode, zero variances, entries
+def _fused_layer(act, mode, Kaa, KT, rho_max, h, ntk, n_valid, rtol):
+    """((K⁺, Θ⁺) stacked, max|ρ⁺|) as JAX arrays and the new variances K⁺_αα, for one (padded) input set
+    in one fused XLA pass; None where the general path is needed (no fused mode, zero variances, entries
     failing the Mehler truncation bound)."""
     if mode is None or np.any(Kaa <= 0):
         return None
+    pairs = ((0, 0), (1, 1)) if ntk else ((0, 0),)
     if mode == "closed":
-        dss = _one_point_closed(act, 0, Kaa)
-        ddd = _one_point_closed(act, 1, Kaa) if ntk else dss
+        dss = engine.one_point_core(act, (0, 0), Kaa, rtol)
+        ddd = engine.one_point_core(act, (1, 1), Kaa, rtol) if ntk else dss
     else:
-        pairs = ((0, 0), (1, 1)) if ntk else ((0, 0),)
-        A, B, Ds, coef, _ = mehler.series_plan(act, pairs, Kaa, Kaa, rho_max(), 0.1 * rtol)
-        if any(D is None for D in Ds):
+        plan = engine.mehler_plan(act, pairs, Kaa, rho_max(), 0.1 * rtol)
+        if plan is None:
             return None
-        dss = coef[("a", 0)][1]
-        ddd = coef[("a", 1)][1] if ntk else dss
+        dss = plan.diag[(0, 0)]
+        ddd = plan.diag[(1, 1)] if ntk else dss
     dK = h[0] + h[1] * dss
     V = jax.device_put(np.stack([Kaa, dss, dK, ddd]))  # one transfer for the per-input vectors
     if mode == "closed":
         return _closed_step(act, V, KT, h, ntk), dK
-    return _mehler_step(V, KT, A, h, ntk), dK  # B is A: one input set
+    step = _mehler_step(V, KT, jax.device_put(plan.A), np.int32(plan.n_blocks), h, np.int32(n_valid), ntk)
+    return step, dK
+
+
+def _single_input_kernels(net: MLP, X: np.ndarray, ntk: bool):
+    """(K, Θ) of N copies of one input from the scanned single-input recursion (5.108), and
+    Θ^{(ℓ+1)} = λ_b + λ_W g(K^{(ℓ)}) + χ_⊥ Θ^{(ℓ)} (9.5); None where that recursion does not apply
+    (zero first-layer kernel, a jump with the NTK, or a kernel beyond its resolved range)."""
+    act = net.activation
+    p = net.arrays()
+    N, n0 = X.shape
+    norm = float(X[0] @ X[0]) / n0
+    K1 = p["C_b"][0] + p["C_W"][0] * norm
+    if K1 <= 0 or (ntk and act.jumps):
+        return None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rec = single_input(net, norm=norm)
+    for w in caught:  # the general path decides (and warns) where the scanned recursion is out of range
+        if issubclass(w.category, DeepEFTWarning):
+            return None
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    K = rec.K
+    if not np.all(np.isfinite(K) & (K > 0)):
+        return None
+    T = None
+    if ntk:
+        T = np.empty(net.L)
+        T[0] = p["lambda_b"][0] + p["lambda_W"][0] * norm  # Θ^{(1)}
+        lb, lw, g, chi = p["lambda_b"], p["lambda_W"], rec.g, rec.chi_perp
+        for l in range(1, net.L):
+            T[l] = lb[l] + lw[l] * g[l - 1] + chi[l - 1] * T[l - 1]
+        T = np.broadcast_to(T[:, None, None], (net.L, N, N)).copy()
+    return Kernels(np.broadcast_to(K[:, None, None], (net.L, N, N)).copy(), T)
 
 
 def _one_set(args, kwargs) -> bool:
@@ -177,19 +182,26 @@ def _one_set(args, kwargs) -> bool:
 
 
 @warn_on_exponential_kernel(lambda KT, a, kw: KT[0] if _one_set(a, kw) else None)
-def kernel_and_ntk(net: MLP, X, X2=None, *, ntk: bool = True, rtol: float = 1e-12):
-    """(K, Θ): arrays (L, N, N) — or (L, N, N2) for the Gram with X2 — with layer ℓ at index ℓ−1.
+def kernels(net: MLP, X: ArrayLike, X2: ArrayLike | None = None, *, ntk: bool = True, rtol: float = 1e-12) -> Kernels:
+    """K^{(ℓ)} (4.118) and Θ^{(ℓ)} (9.5) in one pass (the two-point maps are shared): a :class:`Kernels`
+    named tuple of arrays (L, N, N) — or (L, N, N2) for the Gram between X and X2 — layer ℓ at index ℓ−1.
 
-    Θ is ``None`` when ``ntk=False``. One pass shares the two-point maps between K and Θ.
+    ``Theta`` is ``None`` when ``ntk=False`` (then only K is computed, as :func:`kernel`).
+    Cost: one fused XLA pass per layer over the N×N array; one distinct input runs the scanned
+    single-input recursion instead (any depth in milliseconds).
     """
     X, X2 = _check(net, X, X2)
     same = X2 is None
+    if same and SCAN_SINGLE_INPUT and np.all(X == X[0]):
+        out = _single_input_kernels(net, X, ntk)
+        if out is not None:
+            return out
     G, da, db = _first_layer_gram(X, X if same else X2)
     p = net.arrays()
     act = net.activation
     L = net.L
     Ks = np.empty((L,) + G.shape)
-    Ts = np.empty((L,) + G.shape) if ntk else None
+    Ts: np.ndarray | None = np.empty((L,) + G.shape) if ntk else None
     Kab = p["C_b"][0] + p["C_W"][0] * G  # (4.8)
     Kaa, Kbb = p["C_b"][0] + p["C_W"][0] * da, p["C_b"][0] + p["C_W"][0] * db
     if same:
@@ -198,18 +210,26 @@ def kernel_and_ntk(net: MLP, X, X2=None, *, ntk: bool = True, rtol: float = 1e-1
         np.fill_diagonal(Kab, Kaa)
         Kbb = Kaa
     Ks[0] = Kab
-    if ntk:
+    if Ts is not None:
         Ts[0] = p["lambda_b"][0] + p["lambda_W"][0] * G  # Θ^{(1)}
     pairs = ((0, 0), (1, 1)) if ntk else ((0, 0),)
     if same:
-        return _same_recursion(act, p, Ks, Ts, Kaa, pairs, ntk, rtol)
+        _same_recursion(act, p, Ks, Ts, Kaa, pairs, ntk, rtol)
+        return Kernels(Ks, Ts)
     for l in range(1, L):
-        maps = two_point_core(act, Kaa, Kbb, Kab, pairs, same=same, rtol=rtol)
+        maps = engine.two_point_core(act, Kaa, Kbb, Kab, pairs, same=same, rtol=rtol)
         _update(maps, p, l, Ks, Ts, ntk)
         Kab = Ks[l]
-        Kaa = p["C_b"][l] + p["C_W"][l] * one_point_core(act, (0, 0), Kaa, rtol)
-        Kbb = p["C_b"][l] + p["C_W"][l] * one_point_core(act, (0, 0), Kbb, rtol)
-    return Ks, Ts
+        Kaa = p["C_b"][l] + p["C_W"][l] * engine.one_point_core(act, (0, 0), Kaa, rtol)
+        Kbb = p["C_b"][l] + p["C_W"][l] * engine.one_point_core(act, (0, 0), Kbb, rtol)
+    return Kernels(Ks, Ts)
+
+
+def kernel_and_ntk(
+    net: MLP, X: ArrayLike, X2: ArrayLike | None = None, *, ntk: bool = True, rtol: float = 1e-12
+) -> Kernels:
+    """Old name of :func:`kernels` (same arguments and result)."""
+    return kernels(net, X, X2, ntk=ntk, rtol=rtol)
 
 
 def _update(maps, p, l, Ks, Ts, ntk):
@@ -227,42 +247,59 @@ def _update(maps, p, l, Ks, Ts, ntk):
         t += p["lambda_b"][l]
 
 
+def _padded(Ks, Ts, l, Kaa, n_pad, ntk):
+    """Layer l's (K, Θ) stacked and padded to n_pad inputs (extra inputs: variance K_00, uncorrelated)."""
+    N = Kaa.size
+    KT = np.zeros((2 if ntk else 1, n_pad, n_pad))
+    KT[0, :N, :N] = Ks[l]
+    if ntk:
+        KT[1, :N, :N] = Ts[l]
+    pad_var = np.concatenate([Kaa, np.full(n_pad - N, Kaa[0])])
+    KT[0, np.arange(N, n_pad), np.arange(N, n_pad)] = pad_var[N:]
+    return jax.device_put(KT), pad_var
+
+
 def _same_recursion(act, p, Ks, Ts, Kaa, pairs, ntk, rtol):
     """Layers 2..L for one input set: fused jitted updates, the general engine path where needed."""
-    mode = _fused_mode(act, ntk)
+    mode = engine.fused_mode(act, pairs)
+    N = Kaa.size
+    n_pad = _bucket(N)
     with x64():
-        KT = jax.device_put(np.stack([Ks[0], Ts[0]]) if ntk else Ks[:1])
+        KT, Kpad = _padded(Ks, Ts, 0, Kaa, n_pad, ntk)
         rmax = None  # max |ρ| of the current layer, computed when the Mehler degree needs it
         for l in range(1, Ks.shape[0]):
             h = np.array([p["C_b"][l], p["C_W"][l], p["lambda_b"][l], p["lambda_W"][l]])
 
-            def rho_max(KT=KT, Kaa=Kaa, rmax=rmax):  # this layer's max |ρ|, only when the series needs it
-                return mehler.rho_max_of(Kaa, Kaa, KT[0], True) if rmax is None else float(rmax)
+            def rho_max(l=l, Kaa=Kaa, rmax=rmax):  # this layer's max |ρ|, only when the series needs it
+                return engine.rho_max(Kaa, Kaa, Ks[l - 1], True) if rmax is None else float(rmax)
 
-            fused = _fused_layer(act, mode, Kaa, KT, rho_max, h, ntk, rtol)
+            fused = _fused_layer(act, mode, Kpad, KT, rho_max, h, ntk, N, rtol)
             if fused is None:
-                maps = two_point_core(act, Kaa, Kaa, Ks[l - 1], pairs, same=True, rtol=rtol)
+                maps = engine.two_point_core(act, Kaa, Kaa, Ks[l - 1], pairs, same=True, rtol=rtol)
                 _update(maps, p, l, Ks, Ts, ntk)
-                KT = jax.device_put(np.stack([Ks[l], Ts[l]]) if ntk else Ks[l : l + 1])
                 Kaa = np.diagonal(Ks[l]).copy()
+                KT, Kpad = _padded(Ks, Ts, l, Kaa, n_pad, ntk)
                 rmax = None
                 continue
-            (KT, rmax), Kaa = fused
+            (KT, rmax), Kpad = fused
+            Kaa = Kpad[:N]
             rmax = rmax if mode == "mehler" else None
             out = np.asarray(KT)
-            Ks[l] = out[0]
+            Ks[l] = out[0, :N, :N]
             if ntk:
-                Ts[l] = out[1]
+                Ts[l] = out[1, :N, :N]
     return Ks, Ts
 
 
 @warn_on_exponential_kernel(lambda K, a, kw: K if _one_set(a, kw) else None)
-def kernel(net: MLP, X, X2=None, *, rtol: float = 1e-12) -> np.ndarray:
+def kernel(net: MLP, X: ArrayLike, X2: ArrayLike | None = None, *, rtol: float = 1e-12) -> np.ndarray:
     """K^{(ℓ)} for ℓ = 1..L (4.118): shape (L, N, N), or (L, N, N2) between X and X2."""
-    return kernel_and_ntk(net, X, X2, ntk=False, rtol=rtol)[0]
+    return kernels(net, X, X2, ntk=False, rtol=rtol).K
 
 
-@warn_on_exponential_kernel(lambda T, a, kw: None)  # tested on K, by kernel_and_ntk inside
-def frozen_ntk(net: MLP, X, X2=None, *, rtol: float = 1e-12) -> np.ndarray:
+@warn_on_exponential_kernel(lambda T, a, kw: None)  # tested on K, by kernels inside
+def frozen_ntk(net: MLP, X: ArrayLike, X2: ArrayLike | None = None, *, rtol: float = 1e-12) -> np.ndarray:
     """Θ^{(ℓ)} for ℓ = 1..L (9.5): shape (L, N, N), or (L, N, N2) between X and X2."""
-    return kernel_and_ntk(net, X, X2, ntk=True, rtol=rtol)[1]
+    T = kernels(net, X, X2, ntk=True, rtol=rtol).Theta
+    assert T is not None  # ntk=True
+    return T

@@ -22,42 +22,22 @@ evaluated independently in the tests.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..network import MLP
+from .nlo_recursion import hessian_contract, jacobian_apply, nlo_step
+from .vertex import vertex_flow
 
 __all__ = ["hessian_contract", "jacobian_apply", "nlo_metric", "nlo_step"]
 
 
-def jacobian_apply(grad: np.ndarray, G: np.ndarray) -> np.ndarray:
-    """Σ_γ ∂f_{ab}/∂K_γ G_γ over the block parameters γ ∈ {(a,a), (b,b), (a,b)} → (N, N)."""
-    dg = np.diagonal(G)
-    return grad[0] * dg[:, None] + grad[1] * dg[None, :] + grad[2] * G
-
-
-def hessian_contract(hess: np.ndarray, V: np.ndarray) -> np.ndarray:
-    """Σ_{γ,δ} ∂²f_{ab}/∂K_γ∂K_δ V_{γδ} over γ, δ ∈ {(a,a), (b,b), (a,b)} → (N, N)."""
-    N = V.shape[0]
-    a, b = np.meshgrid(np.arange(N), np.arange(N), indexing="ij")
-    par = ((a, a), (b, b), (a, b))
-    out = np.zeros((N, N))
-    for p in range(3):
-        for q in range(3):
-            out += hess[p, q] * V[par[p][0], par[p][1], par[q][0], par[q][1]]
-    return out
-
-
-def nlo_step(pd, G1_prev: np.ndarray, V_prev: np.ndarray, C_W: float, ratio: float) -> np.ndarray:
-    """G^{1}(ℓ+1) from G^{1}(ℓ), V^{(ℓ)} and the pair derivatives ``pd`` at K^{(ℓ)}; ratio = n_ℓ/n_{ℓ−1} (4.115)."""
-    return ratio * C_W * (jacobian_apply(pd.grad, G1_prev) + 0.5 * hessian_contract(pd.hess, V_prev))
-
-
-def nlo_metric(net: MLP, X, *, resolution: float = 1.0) -> np.ndarray:
+def nlo_metric(net: MLP, X: ArrayLike, *, resolution: float = 1.0) -> np.ndarray:
     """G^{1}(ℓ) for ℓ = 1..L (4.115): array (L, N, N), layer ℓ at index ℓ − 1 (zeros at ℓ = 1, 2).
 
     The metric is E[z_{i;α}z_{i;β}] = K^{(ℓ)}_{αβ} + G^{1}(ℓ)_{αβ}/n_{ℓ−1} + O(1/n²) (4.104); the recursion carries
     the width ratio n_ℓ/n_{ℓ−1}, so unequal widths are exact at this order. Computes V along the way
     (use :func:`deepeft.theory.vertex.vertex_flow` with ``nlo=True`` to get K, V and G^{1} together).
     """
-    from .vertex import vertex_flow  # vertex imports nlo_step from here
-
-    return vertex_flow(net, X, nlo=True, resolution=resolution).G1
+    G1 = vertex_flow(net, X, nlo=True, resolution=resolution).G1
+    assert G1 is not None  # nlo=True
+    return G1

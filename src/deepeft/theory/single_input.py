@@ -42,7 +42,7 @@ from .._x64 import x64
 from ..activations import Activation
 from ..activations import activation as _activation
 from ..errors import DeepEFTInputError, DeepEFTWarning
-from ..gaussian.gauss1d import _M, _T, _legendre, gauss1d_nodes
+from ..gaussian.engine import gauss1d_nodes, gauss1d_nodes_jax
 
 __all__ = [
     "HelperFunctions",
@@ -92,10 +92,6 @@ def _helpers(m, K, C_W, xp, jump: bool):
     j = C_W * m[5]
     source = C_W * C_W * (m[4] - g * g)
     return g, chi_par, chi_perp, h, j, source
-
-
-def _quad_kinks(act: Activation) -> tuple[float, ...]:
-    return tuple(sorted(set(act.kinks) | set(act.jumps)))
 
 
 @functools.lru_cache(maxsize=64)
@@ -160,7 +156,7 @@ def helper_functions(act, K, C_W=1.0) -> HelperFunctions:
     flat = Kb.ravel()
     order = np.argsort(flat)
     moms = [np.empty(flat.size) for _ in range(6)]
-    kinks = _quad_kinks(act)
+    kinks = act.breakpoints
     for start in range(0, flat.size, 128):  # chunks of similar K share a panel count
         idx = order[start : start + 128]
         Kc = flat[idx]
@@ -193,26 +189,13 @@ def _panels_for(act: Activation, Kmax: float) -> int:
     return int(min(_BASE_PANELS * math.ceil(math.sqrt(Kmax)), _MAX_PANELS))
 
 
-def _traced_nodes(K, kinks, panels: int):
-    """The gauss1d rule as traced JAX code, for kinks at c ≠ 0 whose position c/√K moves with K."""
-    t, wt = _legendre(_M)
-    edges = jnp.linspace(-_T, _T, panels + 1)
-    kx = jnp.clip(jnp.asarray(kinks) / jnp.sqrt(K), -_T, _T)
-    br = jnp.sort(jnp.concatenate([edges, kx]))
-    a, b = br[:-1], br[1:]
-    half = 0.5 * (b - a)
-    x = (0.5 * (a + b))[:, None] + half[:, None] * jnp.asarray(t)
-    w = half[:, None] * jnp.asarray(wt) * jnp.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
-    return x.ravel(), w.ravel()
-
-
 _CHUNK = 2048  # layers per jitted scan call: one compilation per (activation, panels), whatever the depth
 
 
 @functools.lru_cache(maxsize=64)
 def _program(act: Activation, panels: int):
     """Jitted scan over a chunk of layers: carry (K, V, G¹, δK_[1], δδK_[2]) → per-layer values and helpers."""
-    kinks = _quad_kinks(act)
+    kinks = act.breakpoints
     dynamic = any(c != 0.0 for c in kinks)
     jump = bool(act.jumps)
     if not dynamic:
@@ -224,7 +207,7 @@ def _program(act: Activation, panels: int):
         Cb, CW, ratio, cb1, cW1 = xs
         Kc = jnp.maximum(K, _TINY)
         if dynamic:
-            x, w = _traced_nodes(Kc, kinks, panels)
+            x, w = gauss1d_nodes_jax(Kc, kinks, panels)
         else:
             x, w = jnp.asarray(x0), jnp.asarray(w0)
         s, d = jax.jvp(fn, (jnp.sqrt(Kc) * x,), (jnp.ones_like(x),))
@@ -264,8 +247,9 @@ def _run_chunks(act, panels, K1, dK1, ddK2, params: np.ndarray) -> list[np.ndarr
     return [np.concatenate([np.asarray(o[k]) for o in outs])[:L] for k in range(len(_FIELDS))]
 
 
-def _trajectory(act, K1, Cb_next, CW_next, ratio, cb1, cW1, dK1=0.0, ddK2=0.0) -> dict[str, np.ndarray]:
-    """Run the recursion for L = len(Cb_next) layers; picks (and if needed raises) the node count."""
+def scan_recursion(act, K1, Cb_next, CW_next, ratio, cb1, cW1, dK1=0.0, ddK2=0.0) -> dict[str, np.ndarray]:
+    """Run the recursion for L = len(Cb_next) layers (unvalidated, for the theory modules); picks (and if
+    needed raises) the node count."""
     L = len(Cb_next)
     params = np.stack([np.asarray(a, dtype=np.float64) for a in (Cb_next, CW_next, ratio, cb1, cW1)])
     panels = _panels_for(act, max(float(K1), 1.0))
@@ -382,7 +366,7 @@ def _widths(widths, L: int) -> tuple[int, ...] | None:
     return ws
 
 
-def _next_layer(arr: tuple[float, ...]) -> np.ndarray:
+def next_layer_values(arr: tuple[float, ...]) -> np.ndarray:
     """Per-layer values (layer ℓ at index ℓ − 1) → the value used in the step ℓ → ℓ + 1 (last repeated)."""
     a = np.asarray(arr, dtype=np.float64)
     return np.concatenate([a[1:], a[-1:]])
@@ -420,7 +404,8 @@ def single_input_recursion(
     ratio = np.ones(L)
     if ws:
         ratio[1 : L - 1] = n_all[2:] / n_all[1:-1]  # step ℓ → ℓ+1 uses n_ℓ/n_{ℓ−1}, ℓ = 2..L−1
-    tr = _trajectory(act, k1, _next_layer(Cb), _next_layer(CW), ratio, _next_layer(cb1), _next_layer(cW1))
+    nxt = next_layer_values
+    tr = scan_recursion(act, k1, nxt(Cb), nxt(CW), ratio, nxt(cb1), nxt(cW1))
     return SingleInputRecursion(
         activation=act,
         K=tr["K"],

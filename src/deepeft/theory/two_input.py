@@ -26,7 +26,7 @@ from .. import _validate as v
 from ..activations import Activation
 from ..activations import activation as _activation
 from ..errors import DeepEFTInputError
-from .single_input import _next_layer, _trajectory, helper_functions
+from .single_input import helper_functions, next_layer_values, scan_recursion
 
 __all__ = [
     "GAMMA",
@@ -116,10 +116,10 @@ def bootstrapped_recursion(activation, K00, dK1, ddK2, depth, *, C_b=0.0, C_W=1.
     k00 = v.finite_scalar(K00, "K00 (midpoint kernel K₀₀^(1))", minimum=0.0, strict=True)
     d1 = v.finite_scalar(dK1, "dK1", minimum=None)
     d2 = v.finite_scalar(ddK2, "ddK2", minimum=0.0)
-    Cb = _next_layer(v.per_layer(C_b, "C_b", L))
-    CW = _next_layer(v.per_layer(C_W, "C_W", L))
+    Cb = next_layer_values(v.per_layer(C_b, "C_b", L))
+    CW = next_layer_values(v.per_layer(C_W, "C_W", L))
     ones, zeros = np.ones(L), np.zeros(L)
-    tr = _trajectory(act, k00, Cb, CW, ones, zeros, zeros, dK1=d1, ddK2=d2)
+    tr = scan_recursion(act, k00, Cb, CW, ones, zeros, zeros, dK1=d1, ddK2=d2)
     return BootstrappedKernel(tr["K"], tr["dK1"], tr["ddK2"], tr["chi_parallel"], tr["chi_perp"], tr["h"])
 
 
@@ -206,6 +206,7 @@ def finite_angle_recursion(activation, K, depth, *, C_b=0.0, C_W=None) -> Finite
             f"{act!r} is not. For smooth σ use bootstrapped_recursion (nearby inputs)."
         )
     L = v.positive_int(depth, "depth")
+    assert act.a_plus is not None and act.a_minus is not None  # scale-invariant (checked above)
     ap, am = float(act.a_plus), float(act.a_minus)
     A2 = 0.5 * (ap**2 + am**2)
     cb = v.finite_scalar(C_b, "C_b")

@@ -25,9 +25,9 @@ Marginalization (§4.4): ⟨σα1σα2σα3σα4⟩ is symmetric in all four ind
 per multiset {α1..α4}: the coincident indices are merged into one variable with a power of σ
 (patterns σ⁴; σ³σ and σ²σ²; σ²σσ; σσσσ), each pattern type in ONE batched call per layer.
 
-Integrals: ⟨σσσσ⟩ (≤ 4 variables) and the σσ·z-moments come from the gaussian layer's batched, jitted
-product rule (:func:`deepeft.gaussian.batched.product_expect`, the same path ``engine.expect`` uses for
-k ≥ 3 batches, docs/engine.md); 1-D integrals from :func:`deepeft.gaussian.gauss1d.expect1d`.
+Integrals: ⟨σσσσ⟩ (≤ 4 variables) and the σσ·z-moments come from the engine's batched, jitted
+product rule (:func:`deepeft.gaussian.engine.batched_expect`, the same path ``engine.expect`` uses for
+k ≥ 3 batches, docs/engine.md); 1-D integrals from :func:`deepeft.gaussian.engine.expect1d`.
 """
 
 from __future__ import annotations
@@ -37,16 +37,17 @@ import math
 import warnings
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from ..activations import Activation
 from ..activations import activation as _activation
-from ..errors import DeepEFTInputError
-from ..gaussian import batched as _batched
-from ..gaussian.gauss1d import expect1d
+from ..errors import DeepEFTInputError, DeepEFTWarning
+from ..gaussian.engine import batched_expect, expect1d
 from ..network import MLP
 from .criticality import warn_on_exponential_kernel
+from . import kernel as kernel_module
 from .kernel import kernel as _kernel
-from .nlo_metric import nlo_step
+from .nlo_recursion import nlo_step
+from .single_input import single_input
 
 __all__ = [
     "PairDerivatives",
@@ -57,22 +58,21 @@ __all__ = [
     "four_sigma",
     "jacobian_contract",
     "pair_derivatives",
-    "product_expect",
+    "sigma_power_moments",
     "vertex_flow",
 ]
 
-def _kinks(act: Activation) -> tuple[float, ...]:
-    return tuple(sorted(set(act.kinks) | set(act.jumps)))
-
-
-def product_expect(act, terms, K, *, resolution: float = 1.0) -> np.ndarray:
+def sigma_power_moments(act, terms, K, *, resolution: float = 1.0) -> np.ndarray:
     """⟨Π_a σ(z_a)^{p_a} z_a^{q_a}⟩ for z ~ N(0, K), K (B, k, k), k ≤ 4; returns (B, len(terms)).
 
     ``terms``: sequence of per-variable tuples ((p_0, q_0), …, (p_{k−1}, q_{k−1})). The integral is computed by
-    the gaussian layer's batched product rule (:func:`deepeft.gaussian.batched.product_expect`).
+    the engine's batched product rule (:func:`deepeft.gaussian.engine.batched_expect`).
     """
     terms = tuple(tuple(((0,) * int(p), int(q)) for p, q in tm) for tm in terms)
-    return _batched.product_expect(act, terms, K, resolution=resolution)
+    return batched_expect(act, terms, K, resolution=resolution)
+
+
+product_expect = sigma_power_moments  # old name (it collided with the gaussian layer's product_expect)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -119,7 +119,7 @@ def pair_derivatives(act, K, *, second: bool = True, resolution: float = 1.0) ->
     f = np.zeros((N, N))
     # diagonal: f = g(K) = ⟨σ²⟩_K, g′ = ⟨σ²(z² − K)⟩/2K², g″ = ⟨σ²(z⁴ − 6Kz² + 3K²)⟩/4K⁴   (5.49), (5.111)
     s = act.numpy
-    kk = _kinks(act)
+    kk = act.breakpoints
     g0 = expect1d(lambda z: s(z) ** 2, d, kk)
     g2 = expect1d(lambda z: s(z) ** 2 * z**2, d, kk)
     g4 = expect1d(lambda z: s(z) ** 2 * z**4, d, kk)
@@ -134,7 +134,7 @@ def pair_derivatives(act, K, *, second: bool = True, resolution: float = 1.0) ->
     S[:, 0, 0], S[:, 1, 1], S[:, 0, 1] = d[ia], d[ib], K[ia, ib]
     S[:, 1, 0] = S[:, 0, 1]
     terms = _PAIR_TERMS if second else _PAIR_TERMS[:4]
-    mom = product_expect(act, terms, S, resolution=resolution)
+    mom = sigma_power_moments(act, terms, S, resolution=resolution)
     Lam = np.linalg.inv(S)
     M0 = mom[:, 0]
     M2 = np.empty((ia.size, 2, 2))
@@ -207,11 +207,11 @@ def four_sigma(act, K, *, resolution: float = 1.0) -> np.ndarray:
     for pows, rows, var in groups:
         if len(pows) == 1:  # σ⁴ on one sample: exact 1-D
             s = act.numpy
-            vals[rows] = expect1d(lambda z: s(z) ** 4, K[var[:, 0], var[:, 0]], _kinks(act))
+            vals[rows] = expect1d(lambda z: s(z) ** 4, K[var[:, 0], var[:, 0]], act.breakpoints)
             continue
         sub = K[var[:, :, None], var[:, None, :]]
         term = (tuple((p, 0) for p in pows),)
-        vals[rows] = product_expect(act, term, sub, resolution=resolution)[:, 0]
+        vals[rows] = sigma_power_moments(act, term, sub, resolution=resolution)[:, 0]
     return vals[inv].reshape((N,) * 4)
 
 
@@ -278,7 +278,7 @@ def _check_blocks(K: np.ndarray, layer: int):
     rho = K / np.sqrt(np.outer(d, d))
     np.fill_diagonal(rho, 0.0)
     if np.any(np.abs(rho) > 1 - 1e-12):
-        a, b = np.unravel_index(int(np.argmax(np.abs(rho))), rho.shape)
+        a, b = (int(i) for i in np.unravel_index(int(np.argmax(np.abs(rho))), rho.shape))
         raise DeepEFTInputError(
             f"inputs {a} and {b} are (anti)parallel at layer {layer} (correlation {rho[a, b]:.15f}): their 2×2 kernel "
             "block is singular and the derivatives of (4.119) are undefined there. Remove one of them, or use C_b > 0."
@@ -291,8 +291,31 @@ def _check_blocks(K: np.ndarray, layer: int):
         )
 
 
+def _single_input_flow(net: MLP, X: np.ndarray, x: np.ndarray, nlo: bool) -> VertexFlow | None:
+    """K, V, G^{1} of copies of one input from the scanned single-input recursion (5.108)–(5.110), which
+    is (4.119), (4.115) for N = 1; None where it does not apply (zero or unresolved kernel)."""
+    norm = float(x @ x) / x.size
+    if net.C_b[0] + net.C_W[0] * norm <= 0:
+        return None  # the general path explains the zero-variance input
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rec = single_input(net, norm=norm)
+    for w in caught:
+        if issubclass(w.category, DeepEFTWarning):
+            return None
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if not (np.all(np.isfinite(rec.K) & (rec.K > 0)) and np.all(np.isfinite(rec.V)) and np.all(np.isfinite(rec.G1))):
+        return None
+    N, L = X.shape[0], net.L
+    n = np.asarray(net.n, dtype=np.float64)
+    K = np.broadcast_to(rec.K[:, None, None], (L, N, N)).copy()
+    V = np.broadcast_to(rec.V[:, None, None, None, None], (L, N, N, N, N)).copy()
+    G1 = np.broadcast_to(rec.G1[:, None, None], (L, N, N)).copy() if nlo else None
+    return VertexFlow(net, X, K, V, G1, n[:-1].copy())
+
+
 @warn_on_exponential_kernel(lambda flow, a, kw: flow.K)
-def vertex_flow(net: MLP, X, *, nlo: bool = False, resolution: float = 1.0) -> VertexFlow:
+def vertex_flow(net: MLP, X: ArrayLike, *, nlo: bool = False, resolution: float = 1.0) -> VertexFlow:
     """K, V (4.119) and optionally G^{1} (4.115) for every layer, in one pass.
 
     ``resolution`` (≥ 1) scales the quadrature node density (accuracy check / hard activations).
@@ -308,6 +331,10 @@ def vertex_flow(net: MLP, X, *, nlo: bool = False, resolution: float = 1.0) -> V
         raise DeepEFTInputError(f"resolution must be a finite number >= 0.25 (1 = default), got {resolution!r}.")
     Xu, inv = _unique_rows(X)
     N = Xu.shape[0]
+    if N == 1 and kernel_module.SCAN_SINGLE_INPUT:
+        flow = _single_input_flow(net, X, Xu[0], nlo)
+        if flow is not None:
+            return flow
     K = _kernel(net, Xu)
     L = net.L
     act = net.activation
@@ -325,16 +352,16 @@ def vertex_flow(net: MLP, X, *, nlo: bool = False, resolution: float = 1.0) -> V
         V[l] = CW**2 * (S4 - P[:, :, None, None] * P[None, None, :, :])  # (4.119), first term
         if l > 1:
             V[l] += ratio * CW**2 * jacobian_contract(pd.grad, V[l - 1])  # (4.119), second term
-            if nlo:
+            if G1 is not None:
                 G1[l] = nlo_step(pd, G1[l - 1], V[l - 1], CW, ratio)  # (4.115)
     sel = np.ix_(inv, inv, inv, inv)
     Vfull = V[(slice(None),) + sel]
-    G1full = G1[:, inv][:, :, inv] if nlo else None
+    G1full = G1[:, inv][:, :, inv] if G1 is not None else None
     return VertexFlow(net, X, K[:, inv][:, :, inv], Vfull, G1full, n[:-1].copy())
 
 
 @warn_on_exponential_kernel(lambda V, a, kw: None)  # the message comes from vertex_flow inside
-def four_point_vertex(net: MLP, X, *, resolution: float = 1.0) -> np.ndarray:
+def four_point_vertex(net: MLP, X: ArrayLike, *, resolution: float = 1.0) -> np.ndarray:
     """V^{(ℓ)}_{(α1α2)(α3α4)} for ℓ = 1..L (4.119): array (L, N, N, N, N), layer ℓ at index ℓ − 1 (zeros at ℓ = 1).
 
     Normalisation of (4.117): the connected four-point function of layer ℓ is V^{(ℓ)}/n_{ℓ−1} × (δδ terms);
@@ -344,7 +371,7 @@ def four_point_vertex(net: MLP, X, *, resolution: float = 1.0) -> np.ndarray:
     return vertex_flow(net, X, resolution=resolution).V
 
 
-def connected_four_point(V, n_prev) -> np.ndarray:
+def connected_four_point(V: ArrayLike, n_prev: ArrayLike) -> np.ndarray:
     """E[z_{i1;α1} z_{i2;α2} z_{i3;α3} z_{i4;α4}]_connected (4.117) for neurons (i1, i2, i3, i4).
 
     ``V``: (…, N, N, N, N) vertex; ``n_prev``: n_{ℓ−1} (scalar or broadcastable to V's leading axes).
@@ -363,7 +390,7 @@ def connected_four_point(V, n_prev) -> np.ndarray:
     return terms / n.reshape(n.shape + (1,) * (terms.ndim - n.ndim))
 
 
-def excess_kurtosis(V, K, n_prev) -> np.ndarray:
+def excess_kurtosis(V: ArrayLike, K: ArrayLike, n_prev: ArrayLike) -> np.ndarray:
     """Single-neuron excess kurtosis E[z⁴]/E[z²]² − 3 = 3 V_{(αα)(αα)}/(n_{ℓ−1} K_αα²) (4.117), for every input α.
 
     ``V`` (…, N, N, N, N), ``K`` (…, N, N), ``n_prev`` broadcastable to the leading axes.
