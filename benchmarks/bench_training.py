@@ -24,7 +24,7 @@ import deepeft as de
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench_sgd import gemm_peak
+from bench_sgd import gemm_peak  # noqa: E402  (sibling module, after the sys.path insert)
 
 THROUGHPUT_FRACTION = 0.40
 MEMORY_RATIO = 1.10

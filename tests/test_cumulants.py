@@ -5,11 +5,11 @@ import math
 import numpy as np
 import pytest
 
+from conftest import Z_MAX
 from deepeft.errors import DeepEFTInputError
 from deepeft.gaussian.cumulants import connected, excess_kurtosis, moment, set_partitions
-from deepeft.statistics import Estimate, jackknife, mean
 from deepeft.gaussian.wick import pairings
-from conftest import Z_MAX
+from deepeft.statistics import Estimate, jackknife, mean
 
 S = 200_000
 

@@ -7,12 +7,12 @@ import pytest
 from scipy import stats
 
 import deepeft as de
+from conftest import Z_MAX
 from deepeft.errors import DeepEFTInputError
 from deepeft.gaussian.cumulants import connected, moment
-from deepeft.statistics import mean
 from deepeft.gaussian.wick import double_factorial
+from deepeft.statistics import mean
 from deepeft.theory import deep_linear as dl
-from conftest import Z_MAX
 
 # --- assertable numbers from the digest ------------------------------------------------------
 

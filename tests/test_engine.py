@@ -10,12 +10,12 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from conftest import Z_MAX
 from deepeft import DeepEFTInputError
 from deepeft.activations import activation
 from deepeft.gaussian import closed_forms
 from deepeft.gaussian.engine import Factor, expect, two_point, two_point_maps
 from deepeft.gaussian.quadrature import pivoted_cholesky
-from conftest import Z_MAX
 
 F = Factor
 HSET = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 import deepeft as de
-from deepeft.statistics import Estimate
+from conftest import Z_MAX
 from deepeft.simulate.ensemble import sample_ensemble
 from deepeft.simulate.forward import preactivations
-from conftest import Z_MAX
+from deepeft.statistics import Estimate
 
 X2 = np.array([[1.0, 0.5, -0.3], [0.2, -1.0, 0.7]])
 ZMAX = Z_MAX

@@ -14,10 +14,10 @@ import functools
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.slow
-
 import deepeft.lattice as lattice
 from deepeft.experiments import available_experiments, run_experiment
+
+pytestmark = pytest.mark.slow
 
 
 def _scaled(fn, factor, field=None):

@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import Z_MAX
 from deepeft.errors import DeepEFTInputError
 from deepeft.sgd import (
     TeacherStudent,
@@ -21,7 +22,6 @@ from deepeft.sgd import (
     train_ensemble,
 )
 from deepeft.sgd.teacher_student import init_params, losses
-from conftest import Z_MAX
 
 TINY = TeacherStudent.build((3, 7, 5, 1), "tanh", (2,), n_train=12, n_test=4)
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
+from conftest import Z_MAX
 from deepeft.errors import DeepEFTInputError
 from deepeft.gaussian.gauss1d import expect1d
 from deepeft.sgd import (
@@ -21,7 +22,6 @@ from deepeft.sgd import (
     spectrum,
 )
 from deepeft.sgd.teacher_student import init_params
-from conftest import Z_MAX
 
 
 def test_marchenko_pastur_edges_quoted_in_paper():

@@ -5,10 +5,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import Z_MAX
 from deepeft.errors import DeepEFTInputError
 from deepeft.sgd import TeacherStudent, gradient_moments, phase_grid, record_times, sample_problem, train_ensemble
 from deepeft.sgd.teacher_student import STREAM_BATCH, init_params
-from conftest import Z_MAX
 
 TINY = TeacherStudent.build((3, 8, 4, 1), "tanh", (2,), n_train=16, n_test=8)
 

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 import deepeft as de
+from conftest import Z_MAX
 from deepeft.errors import DeepEFTInputError, DeepEFTWarning
 from deepeft.gaussian.gauss1d import expect1d
 from deepeft.theory.single_input import helper_functions, single_input, single_input_recursion
-from conftest import Z_MAX
 
 KS = np.array([1e-3, 0.05, 0.3, 1.0, 2.5, 7.0])
 

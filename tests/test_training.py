@@ -53,7 +53,9 @@ def test_one_gd_step_equals_hand_computed_update(loss):
         for (W, b), l in zip(p1, range(2)):
             np.testing.assert_allclose(r.final_params[l][0][s], W, rtol=1e-12, atol=1e-14)
             np.testing.assert_allclose(r.final_params[l][1][s], b, rtol=1e-12, atol=1e-14)
-        np.testing.assert_allclose(r.test_outputs[s, 1], de.preactivations(NET, XT, p1, dtype="float64")[-1], rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(
+            r.test_outputs[s, 1], de.preactivations(NET, XT, p1, dtype="float64")[-1], rtol=1e-12, atol=1e-13
+        )
         z = de.preactivations(NET, X, p1, dtype="float64")[-1]
         want = 0.5 * np.sum((z - Yl) ** 2) if loss == "mse" else -np.sum(Yl * (z - np.log(np.exp(z).sum(1, keepdims=True))))
         assert abs(r.train_loss[s, 1] - want) < 1e-11
@@ -115,7 +117,9 @@ def test_sgd_step_is_gd_on_the_drawn_minibatch():
     from deepeft.sgd.trainer import batch_indices
     from deepeft.simulate.forward import network_key
 
-    r = train_ensemble(NET, X, Y, 2, times=[0, 1], eta=0.2, method="sgd", batch_size=3, seed=4, dtype="float64", return_params=True)
+    r = train_ensemble(
+        NET, X, Y, 2, times=[0, 1], eta=0.2, method="sgd", batch_size=3, seed=4, dtype="float64", return_params=True
+    )
     with jax.enable_x64(True):
         idx = np.asarray(batch_indices(network_key(4, 1), 0, 1, 3, X.shape[0])[0])
     p1 = _hand_step(NET, de.sample_params(NET, 4, 1, dtype="float64"), X[idx], Y[idx], 0.2, "mse")

@@ -3,7 +3,7 @@
 Tolerance rule (documented in docs/vertex.md): the ensemble estimates the exact finite-width
 E[Ĝ^{(ℓ)}] and n_{ℓ−1}Cov(Ĝ^{(ℓ)}) (4.72), (4.76); theory gives them to O(1/n²) resp. O(1/n) relative:
 
-    G = K + G^{1}/n_{ℓ−1} + O((ℓ/n)²):  |z_G| = |Ĝ_sim − (K + G^{1}/n)| / √(SE² + (2((ℓ−1)/n)² K_max)²) < Z_MAX (tests/conftest.py)
+    G = K + G^{1}/n_{ℓ−1} + O((ℓ/n)²):  |z_G| = |Ĝ_sim − (K + G^{1}/n)| / √(SE² + (2((ℓ−1)/n)² K_max)²) < Z_MAX (conftest)
     V = V^{0} + O(ℓ/n) V^{0}:          |z_V| = |V_sim − V| / √(SE² + (2((ℓ−1)/n) V_max)²) < Z_MAX (tests/conftest.py)
 
 (K_max, V_max: the largest |entry| in that layer). The leading corrections grow like ℓ/n (digest §5:
@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 
 import deepeft as de
+from conftest import Z_MAX
 from deepeft.simulate.ensemble import sample_ensemble
 from deepeft.theory.vertex import vertex_flow
-from conftest import Z_MAX
 
 X = np.array([[1.0, 0.2, -0.4, 0.9], [0.3, -1.1, 0.5, 0.2], [-0.7, 0.4, 1.2, -0.3]])
 CUSTOM = de.activation(lambda z: jnp.tanh(z) + 0.2 * z**2 / (1 + z**2), name="tanh_bump")

@@ -5,10 +5,10 @@ import itertools
 import numpy as np
 import pytest
 
+from conftest import Z_MAX
 from deepeft.errors import DeepEFTInputError
 from deepeft.gaussian.cumulants import moment
 from deepeft.gaussian.wick import double_factorial, gaussian_moment, pairings, wick_tensor
-from conftest import Z_MAX
 
 
 def _isserlis(K, idx):

@@ -21,13 +21,13 @@ from .errors import DeepEFTInputError, DeepEFTWarning
 from .gaussian.action import ExactCorrelators, NearlyGaussianAction
 from .gaussian.cumulants import connected, moment
 from .gaussian.engine import Factor, expect, two_point, two_point_maps
-from .statistics import Estimate, jackknife
 from .gaussian.wick import gaussian_moment, pairings, wick_tensor
 from .network import MLP
 from .simulate.ensemble import EnsembleResult, sample_ensemble
 from .simulate.forward import preactivations, sample_params
 from .simulate.ntk import empirical_ntk
 from .simulate.training import TrainedEnsemble, train_ensemble
+from .statistics import Estimate, jackknife
 from .theory import deep_linear
 from .theory.bayes import Posterior, evidence_grid, log_evidence, nngp_posterior
 from .theory.conventions import from_mean_field, from_neural_tangents, to_neural_tangents

@@ -743,9 +743,9 @@ def _raise_if_interrupted() -> None:
         raise KeyboardInterrupt
 
 
-from .cli_learning import register as _register_learning  # predict, evidence (issue 12)
+from .cli_learning import register as _register_learning  # noqa: E402  (registers on the app defined above)
 
-_register_learning(app)
+_register_learning(app)  # predict, evidence (issue 12)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -59,8 +59,8 @@ import numpy as np
 from .. import _validate as v
 from .._x64 import x64
 from ..errors import DeepEFTInputError
-from ..statistics import Estimate
 from ..network import MLP
+from ..statistics import Estimate
 from ..theory.criticality import warn_on_exponential_kernel
 from . import estimators as est
 from . import forward as fw

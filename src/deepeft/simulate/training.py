@@ -57,8 +57,8 @@ import numpy as np
 from .. import _validate as v
 from .._x64 import x64
 from ..errors import DeepEFTInputError, suggest
-from ..statistics import Estimate
 from ..network import MLP
+from ..statistics import Estimate
 from . import estimators as est
 from . import forward as fw
 
@@ -90,7 +90,10 @@ LOSSES: dict[str, Callable] = {"mse": mse_loss, "cross_entropy": cross_entropy_l
 def _resolve_loss(loss) -> tuple[str, Callable]:
     if isinstance(loss, str):
         if loss not in LOSSES:
-            raise DeepEFTInputError(f"unknown loss {loss!r}.{suggest(loss, LOSSES)} Use one of {tuple(LOSSES)} or pass a function ℓ(z, y) → scalar.")
+            raise DeepEFTInputError(
+                f"unknown loss {loss!r}.{suggest(loss, LOSSES)} Use one of {tuple(LOSSES)} "
+                "or pass a function ℓ(z, y) → scalar."
+            )
         return loss, LOSSES[loss]
     if callable(loss):
         return getattr(loss, "__name__", "custom"), loss
@@ -330,7 +333,10 @@ def _check_targets(Y, N: int, n_L: int, name: str) -> np.ndarray:
     if Y.ndim == 1 and n_L == 1 and Y.shape[0] == N:
         Y = Y[:, None]
     if Y.shape != (N, n_L):
-        raise DeepEFTInputError(f"{name} must have shape (N, n_L) = ({N}, {n_L}) (one target row per input, one column per output), got {Y.shape}.")
+        raise DeepEFTInputError(
+            f"{name} must have shape (N, n_L) = ({N}, {n_L}) (one target row per input, "
+            f"one column per output), got {Y.shape}."
+        )
     if not np.all(np.isfinite(Y)):
         raise DeepEFTInputError(f"{name} contains NaN or inf; clean those targets.")
     return Y
@@ -338,7 +344,10 @@ def _check_targets(Y, N: int, n_L: int, name: str) -> np.ndarray:
 
 def _check_times(times, method: str) -> np.ndarray:
     if times is None:
-        raise DeepEFTInputError("times is required: the steps (gd/sgd) or flow times at which outputs are recorded, e.g. times=[0, 10, 100].")
+        raise DeepEFTInputError(
+            "times is required: the steps (gd/sgd) or flow times at which outputs are "
+            "recorded, e.g. times=[0, 10, 100]."
+        )
     t = np.atleast_1d(np.asarray(times, dtype=np.float64))
     if t.ndim != 1 or t.size == 0 or not np.all(np.isfinite(t)) or np.any(t < 0) or np.any(np.diff(t) <= 0):
         raise DeepEFTInputError(f"times must be a non-empty, strictly increasing list of numbers >= 0, got {times!r}.")
@@ -416,18 +425,27 @@ def train_ensemble(
     loss_name, loss_fn = _resolve_loss(loss)
     if method == "flow":
         if eta is not None:
-            raise DeepEFTInputError("method='flow' integrates dθ/dt = −λ∂ℒ/∂θ; its time t plays ηk, so pass eta=None and give flow times.")
+            raise DeepEFTInputError(
+                "method='flow' integrates dθ/dt = −λ∂ℒ/∂θ; its time t plays ηk, so "
+                "pass eta=None and give flow times."
+            )
         eta_v = None
     else:
         if eta is None:
-            raise DeepEFTInputError(f"method={method!r} needs a learning rate eta > 0 (per-parameter steps ηλ_b, ηλ_W/n_(ℓ−1) (8.6)).")
+            raise DeepEFTInputError(
+                f"method={method!r} needs a learning rate eta > 0 (per-parameter "
+                "steps ηλ_b, ηλ_W/n_(ℓ−1) (8.6))."
+            )
         eta_v = v.finite_scalar(eta, "eta", strict=True)
     if method == "sgd":
         if batch_size is None:
             raise DeepEFTInputError("method='sgd' needs batch_size (the minibatch size |B|, 1 ≤ |B| ≤ N).")
         B_sgd = v.positive_int(batch_size, "batch_size")
         if B_sgd > N:
-            raise DeepEFTInputError(f"batch_size {B_sgd} exceeds the number of training inputs N = {N}; lower it or use method='gd'.")
+            raise DeepEFTInputError(
+                f"batch_size {B_sgd} exceeds the number of training inputs N = {N}; "
+                "lower it or use method='gd'."
+            )
     elif batch_size is not None:
         raise DeepEFTInputError(f"batch_size is for method='sgd' only (method={method!r} uses the full batch).")
     else:
@@ -450,7 +468,10 @@ def train_ensemble(
     except Exception as e:  # noqa: BLE001 - any failure of a user's function is reported as bad input
         raise DeepEFTInputError(f"loss {loss_name!r} failed on (z, y) of shape ({net.output_dim},): {e}") from None
     if out_shape != ():
-        raise DeepEFTInputError(f"loss must return a scalar per sample (z, y of shape ({net.output_dim},)), got shape {out_shape}.")
+        raise DeepEFTInputError(
+            "loss must return a scalar per sample (z, y of shape "
+            f"({net.output_dim},)), got shape {out_shape}."
+        )
 
     R = ts.size
     keep = store == "outputs"

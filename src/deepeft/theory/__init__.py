@@ -16,12 +16,6 @@ so that ``import deepeft.theory.kernel`` and ``from deepeft.theory import kernel
 """
 
 from . import deep_linear
-from .conventions import from_mean_field, from_neural_tangents, to_neural_tangents
-from .criticality import Criticality, CriticalPoint, phase
-from .kernel import Kernels, frozen_ntk, kernel_and_ntk, kernels
-from .single_input import HelperFunctions, SingleInputRecursion, helper_functions, single_input_recursion
-from .two_input import BootstrappedKernel, FiniteAngle, bootstrapped_recursion, finite_angle_recursion
-from .vertex import VertexFlow, connected_four_point, excess_kurtosis, four_point_vertex, vertex_flow
 from .bayes import (
     Posterior,
     evidence_grid,
@@ -31,6 +25,8 @@ from .bayes import (
     nngp_posterior,
     posterior_from_kernels,
 )
+from .conventions import from_mean_field, from_neural_tangents, to_neural_tangents
+from .criticality import Criticality, CriticalPoint, phase
 from .generalization import (
     bias_variance,
     delta_ntk_recursion,
@@ -38,6 +34,7 @@ from .generalization import (
     robustness,
     star_polation,
 )
+from .kernel import Kernels, frozen_ntk, kernel_and_ntk, kernels
 from .kernel_learning import (
     GDPrediction,
     gd_from_kernels,
@@ -48,6 +45,9 @@ from .kernel_learning import (
     newton_step,
     ridge_regression,
 )
+from .single_input import HelperFunctions, SingleInputRecursion, helper_functions, single_input_recursion
+from .two_input import BootstrappedKernel, FiniteAngle, bootstrapped_recursion, finite_angle_recursion
+from .vertex import VertexFlow, connected_four_point, excess_kurtosis, four_point_vertex, vertex_flow
 
 __all__ = [
     "bias_variance",

@@ -43,8 +43,8 @@ from ..activations import activation as _activation
 from ..errors import DeepEFTInputError, DeepEFTWarning
 from ..gaussian.engine import batched_expect, expect1d
 from ..network import MLP
-from .criticality import warn_on_exponential_kernel
 from . import kernel as kernel_module
+from .criticality import warn_on_exponential_kernel
 from .kernel import kernel as _kernel
 from .nlo_recursion import nlo_step
 from .single_input import single_input
