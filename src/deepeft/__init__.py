@@ -27,12 +27,14 @@ from .network import MLP
 from .simulate.ensemble import EnsembleResult, sample_ensemble
 from .simulate.forward import preactivations, sample_params
 from .simulate.ntk import empirical_ntk
+from .simulate.ntk_statistics import NTKStatistics, ntk_statistics
 from .theory import deep_linear
 from .theory.conventions import from_mean_field, from_neural_tangents, to_neural_tangents
 from .theory.criticality import Criticality, CriticalPoint, criticality, phase
 from .theory.kernel import frozen_ntk, kernel, kernel_and_ntk
 from .theory.single_input import helper_functions, single_input, single_input_recursion
 from .theory.nlo_metric import nlo_metric
+from .theory.ntk_fluctuations import NTKFluctuations, ntk_fluctuations
 from .theory.vertex import VertexFlow, connected_four_point, four_point_vertex, vertex_flow
 
 _LAZY_SUBPACKAGES = ("lattice", "sgd", "experiments", "plots")
@@ -71,6 +73,10 @@ __all__ = [
     "connected_four_point",
     "four_point_vertex",
     "nlo_metric",
+    "NTKFluctuations",
+    "NTKStatistics",
+    "ntk_fluctuations",
+    "ntk_statistics",
     "vertex_flow",
     "criticality",
     "deep_linear",
