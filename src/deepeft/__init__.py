@@ -35,6 +35,7 @@ from .theory.kernel import frozen_ntk, kernel, kernel_and_ntk
 from .theory.single_input import helper_functions, single_input, single_input_recursion
 from .theory.nlo_metric import nlo_metric
 from .theory.ntk_fluctuations import NTKFluctuations, ntk_fluctuations
+from .theory.ntk_single_input import NTKSingleInput, ntk_single_input
 from .theory.vertex import VertexFlow, connected_four_point, four_point_vertex, vertex_flow
 
 _LAZY_SUBPACKAGES = ("lattice", "sgd", "experiments", "plots")
@@ -76,6 +77,8 @@ __all__ = [
     "NTKFluctuations",
     "NTKStatistics",
     "ntk_fluctuations",
+    "NTKSingleInput",
+    "ntk_single_input",
     "ntk_statistics",
     "vertex_flow",
     "criticality",
