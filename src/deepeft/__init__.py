@@ -36,6 +36,7 @@ from .theory.single_input import helper_functions, single_input, single_input_re
 from .theory.nlo_metric import nlo_metric
 from .theory.ntk_fluctuations import NTKFluctuations, ntk_fluctuations
 from .theory.ntk_single_input import NTKSingleInput, ntk_single_input
+from .theory.learning_rates import LearningRates, learning_rates
 from .theory.vertex import VertexFlow, connected_four_point, four_point_vertex, vertex_flow
 
 _LAZY_SUBPACKAGES = ("lattice", "sgd", "experiments", "plots")
@@ -79,6 +80,8 @@ __all__ = [
     "ntk_fluctuations",
     "NTKSingleInput",
     "ntk_single_input",
+    "LearningRates",
+    "learning_rates",
     "ntk_statistics",
     "vertex_flow",
     "criticality",

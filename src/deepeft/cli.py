@@ -509,6 +509,11 @@ def kernel(
     _emit(payload, as_json, lines)
 
 
+from .cli_learning_rates import register as register_learning_rates  # noqa: E402
+
+register_learning_rates(app)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``deepeft`` script."""
     app(args=argv, prog_name="deepeft")
