@@ -28,10 +28,13 @@ from .simulate.ensemble import EnsembleResult, sample_ensemble
 from .simulate.forward import preactivations, sample_params
 from .simulate.ntk import empirical_ntk
 from .simulate.ntk_statistics import NTKStatistics, ntk_statistics
+from .simulate.training import TrainedEnsemble, train_ensemble
 from .theory import deep_linear
 from .theory.conventions import from_mean_field, from_neural_tangents, to_neural_tangents
 from .theory.criticality import Criticality, CriticalPoint, criticality, phase
 from .theory.kernel import frozen_ntk, kernel, kernel_and_ntk
+from .theory.bayes import Posterior, evidence_grid, log_evidence, nngp_posterior
+from .theory.kernel_learning import GDPrediction, gd_prediction, last_layer_only
 from .theory.single_input import helper_functions, single_input, single_input_recursion
 from .theory.nlo_metric import nlo_metric
 from .theory.ntk_fluctuations import NTKFluctuations, ntk_fluctuations
@@ -63,8 +66,11 @@ __all__ = [
     "DeepEFTInputError",
     "DeepEFTWarning",
     "EnsembleResult",
+    "TrainedEnsemble",
     "VertexFlow",
     "Estimate",
+    "GDPrediction",
+    "Posterior",
     "ExactCorrelators",
     "Factor",
     "NearlyGaussianAction",
@@ -83,19 +89,24 @@ __all__ = [
     "LearningRates",
     "learning_rates",
     "ntk_statistics",
+    "nngp_posterior",
     "vertex_flow",
     "criticality",
     "deep_linear",
     "empirical_ntk",
+    "evidence_grid",
     "expect",
     "from_mean_field",
     "from_neural_tangents",
     "frozen_ntk",
+    "gd_prediction",
     "gaussian_moment",
     "helper_functions",
     "jackknife",
     "kernel",
     "kernel_and_ntk",
+    "last_layer_only",
+    "log_evidence",
     "moment",
     "pairings",
     "phase",
@@ -105,6 +116,7 @@ __all__ = [
     "single_input",
     "single_input_recursion",
     "to_neural_tangents",
+    "train_ensemble",
     "two_point",
     "two_point_maps",
     "wick_tensor",

@@ -512,6 +512,9 @@ def kernel(
 from .cli_learning_rates import register as register_learning_rates  # noqa: E402
 
 register_learning_rates(app)
+from .cli_learning import register as _register_learning  # noqa: E402  (predict, evidence: issue 12)
+
+_register_learning(app)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,216 @@
+"""NNGP posterior and evidence at infinite width (book §6.3): (6.34), (6.45), (6.48), (6.53)–(6.64)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import multivariate_normal
+
+import deepeft as de
+from deepeft import DeepEFTInputError
+from deepeft.theory import bayes
+from deepeft.theory.bayes import (
+    log_evidence_from_kernel,
+    posterior_from_kernels,
+    relu_evidence_optimal_C_W,
+    target_gamma_components,
+    two_input_log_evidence,
+    two_input_log_evidence_equal_norm,
+)
+from deepeft.theory.two_input import from_gamma, gamma_components
+
+RNG = np.random.default_rng(12)
+
+
+def _data(N=12, M=5, n0=4, n_out=2, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((N, n0)), rng.standard_normal((N, n_out)), rng.standard_normal((M, n0))
+
+
+NET = de.MLP(4, [32] * 3, 2, "tanh", C_b=0.1, C_W=1.2)
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.05])
+def test_evidence_equals_generic_mvn_density(noise):
+    """(6.34) by Cholesky vs scipy's multivariate-normal log density, per output component, to 1e-12."""
+    X, Y, _ = _data()
+    K = de.kernel(NET, X)[-1] + noise * np.eye(len(X))
+    ref = sum(multivariate_normal(np.zeros(len(X)), K).logpdf(Y[:, i]) for i in range(Y.shape[1]))
+    got = de.log_evidence(NET, X, Y, noise=noise)
+    assert abs(got - ref) <= 1e-12 * abs(ref)
+    assert got == pytest.approx(log_evidence_from_kernel(K, Y), rel=1e-14)
+
+
+def test_block_inverse_identities_and_precision_form():
+    """(6.53)–(6.56): blocks of K⁻¹ in terms of K̃⁻¹ and 𝕂; the posterior from the full precision matrix."""
+    X, Y, XB = _data()
+    N = len(X)
+    K = de.kernel(NET, np.concatenate([X, XB]))[-1]
+    post = de.nngp_posterior(NET, X, Y, XB)
+    Kinv = np.linalg.inv(K)  # test-only reference (the library never inverts)
+    Kt_inv = np.linalg.inv(K[:N, :N])
+    Kpost_inv = np.linalg.inv(post.cov)
+    KAB = K[:N, N:]
+    np.testing.assert_allclose(Kinv[N:, N:], Kpost_inv, rtol=1e-7, atol=1e-7 * np.abs(Kpost_inv).max())  # (6.56)
+    np.testing.assert_allclose(Kinv[:N, N:], -Kt_inv @ KAB @ Kpost_inv, rtol=1e-6,
+                               atol=1e-7 * np.abs(Kinv).max())  # (6.54)
+    np.testing.assert_allclose(Kinv[:N, :N], Kt_inv + Kt_inv @ KAB @ Kpost_inv @ KAB.T @ Kt_inv, rtol=1e-6,
+                               atol=1e-7 * np.abs(Kinv).max())  # (6.53)
+    # Gaussian conditioning through the precision matrix: m = −(K^{ℬℬ})⁻¹ K^{ℬ𝒜} y  (6.63)
+    m_prec = -np.linalg.solve(Kinv[N:, N:], Kinv[N:, :N] @ Y)
+    np.testing.assert_allclose(post.mean, m_prec, rtol=1e-6, atol=1e-8)
+
+
+def test_test_point_equal_to_training_point():
+    """Noise-free: a test input equal to a training input has m = y and zero posterior variance."""
+    X, Y, XB = _data()
+    XB = np.concatenate([XB, X[3:4]])
+    post = de.nngp_posterior(NET, X, Y, XB)
+    np.testing.assert_allclose(post.mean[-1], Y[3], atol=1e-9)
+    assert abs(post.var[-1]) < 1e-10 * de.kernel(NET, X[3:4])[-1][0, 0]
+    # and every posterior covariance is PSD, never larger than the prior variance
+    prior = np.diagonal(de.kernel(NET, XB)[-1])
+    assert np.all(post.var <= prior + 1e-12)
+    assert np.linalg.eigvalsh(post.cov).min() > -1e-10
+
+
+def test_noise_models():
+    """Diagonal noise adds σ² to the training diagonal; bias-shift = C_b^(L) → C_b^(L) + σ² (footnote 6)."""
+    X, Y, XB = _data()
+    s = 0.3
+    diag = de.nngp_posterior(NET, X, Y, XB, noise=s)
+    K = de.kernel(NET, np.concatenate([X, XB]))[-1]
+    N = len(X)
+    ref_mean = K[N:, :N] @ np.linalg.solve(K[:N, :N] + s * np.eye(N), Y)
+    np.testing.assert_allclose(diag.mean, ref_mean, rtol=1e-10)
+    shifted = NET.replace(C_b=NET.C_b[:-1] + (NET.C_b[-1] + s,))
+    bs = de.nngp_posterior(NET, X, Y, XB, noise=s, noise_model="bias_shift")
+    ref = de.nngp_posterior(shifted, X, Y, XB)
+    np.testing.assert_allclose(bs.mean, ref.mean, rtol=1e-10)
+    np.testing.assert_allclose(bs.cov, ref.cov, rtol=1e-9, atol=1e-12)
+    assert bs.log_evidence == pytest.approx(ref.log_evidence, rel=1e-12)
+    # one input: the two models coincide
+    one = de.log_evidence(NET, X[:1], Y[:1], noise=s)
+    assert one == pytest.approx(de.log_evidence(NET, X[:1], Y[:1], noise=s, noise_model="bias_shift"), rel=1e-13)
+    assert not np.allclose(bs.mean, diag.mean)  # different models for > 1 input
+
+
+def test_two_input_forms():
+    """(6.48) with the corrected (6.46) and the equal-norm (6.45) equal the generic evidence (6.34)."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 4))
+    y = rng.standard_normal((2, 3))
+    net = NET.replace(output_dim=3)
+    K = de.kernel(net, x)[-1]
+    Kg = gamma_components(K)
+    Yg = target_gamma_components(y[0], y[1])
+    ref = de.log_evidence(net, x, y)
+    assert two_input_log_evidence(Kg, Yg, 3) == pytest.approx(ref, rel=1e-12)
+    # the book's printed (6.46) (K0 + K1 + K2 on both diagonals) is NOT the kernel when K1 ≠ 0
+    K0, K1, K2 = Kg
+    printed = np.array([[K0 + K1 + K2, K0 - K2], [K0 - K2, K0 + K1 + K2]])
+    assert abs(K1) > 1e-3 and not np.allclose(printed, K)
+    np.testing.assert_allclose(from_gamma(Kg), K, rtol=1e-13)
+    # equal norms: K_[1] = 0 and (6.45) factorizes
+    xe = x.copy()
+    xe[1] *= np.linalg.norm(x[0]) / np.linalg.norm(x[1])
+    Ke = de.kernel(net, xe)[-1]
+    K0, K1, K2 = gamma_components(Ke)
+    assert abs(K1) < 1e-12
+    Y0, _, Y2 = target_gamma_components(y[0], y[1])
+    assert two_input_log_evidence_equal_norm(K0, K2, Y0, Y2, 3) == pytest.approx(de.log_evidence(net, xe, y), rel=1e-12)
+
+
+def test_equal_norm_evidence_maximum():
+    """(6.45) is maximal at K̃_[a] = 𝕐_[a]/n_L (grid check: a resolution of 1e-3)."""
+    Y0, Y2, nL = 1.7, 0.4, 3
+    grid = np.linspace(0.05, 2.0, 1951)
+    f0 = [two_input_log_evidence_equal_norm(k, 1.0, Y0, Y2, nL) for k in grid]
+    f2 = [two_input_log_evidence_equal_norm(1.0, k, Y0, Y2, nL) for k in grid]
+    assert abs(grid[int(np.argmax(f0))] - Y0 / nL) < 1.5e-3
+    assert abs(grid[int(np.argmax(f2))] - Y2 / nL) < 1.5e-3
+
+
+def test_relu_evidence_optimal_C_W():
+    """ReLU, C_b = 0, one input: the evidence maximum over C_W sits at 2(Ȳ/(2x̄²))^{1/L} → 2 (digest)."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(6)
+    y = np.array([1.3, -0.4])
+    L = 5
+    net = de.MLP(6, [16] * (L - 1), 2, "relu", C_b=0.0, C_W=2.0)
+    exact = relu_evidence_optimal_C_W(y, x, L)
+    opt = bayes.optimize_evidence(net, x[None], y[None], "C_W", (1.0, 3.0))
+    assert opt["C_W"] == pytest.approx(exact, abs=1e-6)
+    cws = np.linspace(1.5, 2.5, 21)  # grid resolution 0.05
+    best = bayes.evidence_optimal(de.evidence_grid(net, x[None], y[None], C_W=cws))
+    assert abs(best["C_W"] - exact) <= 0.025 + 1e-12
+    assert relu_evidence_optimal_C_W(y, x, 400) == pytest.approx(2.0, abs=0.01)
+
+
+def test_evidence_grid_labels_and_bayes_factor():
+    X, Y, _ = _data(N=8)
+    ds = de.evidence_grid(NET, X, Y, C_W=[0.5, 1.0, 2.0], depth=[1, 3], noise=[0.0, 0.1],
+                          activation=["tanh", "relu"])
+    assert ds["log_evidence"].dims == ("activation", "C_W", "depth", "noise")
+    assert list(ds.coords["activation"].values) == ["tanh", "relu"]
+    assert ds["posterior"].sum() == pytest.approx(1.0)
+    one = ds["log_evidence"].sel(activation="relu", C_W=2.0, depth=3, noise=0.1).item()
+    direct = de.log_evidence(de.MLP(4, [32] * 2, 2, "relu", C_b=0.1, C_W=2.0), X, Y, noise=0.1)
+    assert one == pytest.approx(direct, rel=1e-12)
+    other = ds["log_evidence"].sel(activation="tanh", C_W=1.0, depth=1, noise=0.0).item()
+    assert bayes.bayes_factor(one, other) == pytest.approx(math.exp(one - other))
+    assert float(ds["log_bayes_factor"].max()) == 0.0
+    # depth 1 with 8 inputs in n0 = 4: K̃ has rank ≤ 5, singular at zero noise → −inf; finite with noise
+    assert ds["log_evidence"].sel(depth=1, noise=0.0).values.max() == -np.inf
+    assert np.all(np.isfinite(ds["log_evidence"].sel(depth=1, noise=0.1).values))
+
+
+def test_posterior_from_empirical_style_kernels_and_mean_only():
+    X, Y, XB = _data()
+    K = de.kernel(NET, np.concatenate([X, XB]))[-1]
+    N = len(X)
+    p = posterior_from_kernels(K[:N, :N], K[N:, :N], None, Y[:, 0])
+    assert p.cov is None and p.mean.shape == (len(XB), 1)
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda X, Y, XB: de.nngp_posterior(NET, X, Y[:-1], XB), "rows"),
+        (lambda X, Y, XB: de.nngp_posterior(NET, X, Y[:, :1], XB), "output_dim"),
+        (lambda X, Y, XB: de.nngp_posterior(NET, X[:, :3], Y, XB), "features"),
+        (lambda X, Y, XB: de.nngp_posterior(NET, X, np.where(Y > 1, np.nan, Y), XB), "NaN"),
+        (lambda X, Y, XB: de.nngp_posterior(NET, np.where(X > 1, np.inf, X), Y, XB), "NaN or inf"),
+        (lambda X, Y, XB: de.nngp_posterior(NET, X, Y, XB, noise=-1.0), "noise"),
+        (lambda X, Y, XB: de.nngp_posterior(NET, X, Y, XB, noise_model="both"), "noise_model"),
+        (lambda X, Y, XB: de.nngp_posterior(NET, X, Y, XB, conventions="nt"), "conventions"),
+        (lambda X, Y, XB: de.log_evidence(NET, np.concatenate([X, X[:1]]), np.concatenate([Y, Y[:1]])),
+         "noise > 0"),
+        (lambda X, Y, XB: de.evidence_grid(NET, X, Y, C_w=[1.0]), "unknown grid axes"),
+    ],
+)
+def test_bad_input_one_clear_error(call, match):
+    X, Y, XB = _data()
+    with pytest.raises(DeepEFTInputError, match=match):
+        call(X, Y, XB)
+
+
+def test_duplicate_inputs_work_with_noise():
+    X, Y, XB = _data()
+    X2 = np.concatenate([X, X[:1]])
+    Y2 = np.concatenate([Y, Y[:1]])
+    p = de.nngp_posterior(NET, X2, Y2, XB, noise=1e-6)
+    assert np.all(np.isfinite(p.mean)) and np.isfinite(p.log_evidence)
+
+
+def test_neural_tangents_relative_diag_reg():
+    """conventions='neural_tangents': noise is NT's relative diag_reg (× mean diag K̃)."""
+    X, Y, XB = _data()
+    K = de.kernel(NET, X)[-1]
+    rel = 0.01
+    a = de.nngp_posterior(NET, X, Y, XB, noise=rel, conventions="neural_tangents")
+    b = de.nngp_posterior(NET, X, Y, XB, noise=rel * np.trace(K) / len(X))
+    np.testing.assert_allclose(a.mean, b.mean, rtol=1e-13)
+    assert a.noise == pytest.approx(rel * np.trace(K) / len(X))
