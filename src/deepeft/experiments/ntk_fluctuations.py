@@ -3,7 +3,7 @@
 N ≥ 2 inputs, ≥ 3 widths — against ensembles of random MLPs with the exact per-network NTK
 (:func:`deepeft.simulate.ntk_statistics.ntk_statistics`: n_{ℓ−1}Cov over networks, all neuron pairs i ≠ j).
 
-Cases ``name`` (the activation at its critical point) or ``name@C_b,C_W``. Networks: L = ``depth`` layers of
+Cases ``name`` (the activation at its critical point) or ``name@C_b:C_W``. Networks: L = ``depth`` layers of
 equal width n (the output too), inputs :func:`_foundation.fixed_inputs`, λ_b = λ_W = 1.
 
 Checks:
@@ -44,13 +44,13 @@ _TABLE_DIGEST_SIM = {"Theta": 20.08, "var_H11": 0.221, "cov_H11_H22": 0.092, "me
 
 
 def parse_case(case: str) -> tuple[str, float, float]:
-    """'relu' → (relu, critical C_b, C_W); 'tanh@0.1,1.2' → (tanh, 0.1, 1.2)."""
+    """'relu' → (relu, critical C_b, C_W); 'tanh@0.1:1.2' → (tanh, 0.1, 1.2)."""
     if "@" in case:
         name, rest = case.split("@", 1)
         try:
-            cb, cw = (float(t) for t in rest.split(","))
+            cb, cw = (float(t) for t in rest.replace(",", ":").split(":"))
         except ValueError:
-            raise DeepEFTInputError(f"case {case!r}: write name@C_b,C_W, e.g. tanh@0.1,1.2.") from None
+            raise DeepEFTInputError(f"case {case!r}: write name@C_b:C_W, e.g. tanh@0.1:1.2.") from None
         return name, cb, cw
     cb, cw = fd.critical_hyperparameters(case)
     return case, cb, cw
@@ -78,7 +78,7 @@ class NTKFluctuationsExperiment(Experiment):
 
     @dataclasses.dataclass(frozen=True)
     class Params:
-        cases: tuple[str, ...] = param(("relu", "tanh@0.1,1.2"), "activations: 'name' (critical) or 'name@C_b,C_W'")
+        cases: tuple[str, ...] = param(("relu", "tanh@0.1:1.2"), "activations: 'name' (critical) or 'name@C_b:C_W'")
         widths: tuple[int, ...] = param((16, 32, 64), "equal widths n (≥ 3 for the 1/n fit)", min=2)
         depth: int = param(3, "number of layers L", min=2, max=16)
         n_inputs: int = param(2, "number of inputs N", min=1, max=4)
@@ -99,7 +99,7 @@ class NTKFluctuationsExperiment(Experiment):
     presets = {
         "quick": {},
         "paper": {"widths": (32, 64, 128, 256), "depth": 5, "n_inputs": 3, "n_networks": 32768, "table_networks": 20000,
-                  "cases": ("relu", "tanh", "gelu", "tanh@0.1,1.2")},
+                  "cases": ("relu", "tanh", "gelu", "tanh@0.1:1.2")},
     }
 
     def sweep(self, p):
