@@ -70,3 +70,20 @@ def test_ntk_fluctuations_match_ensemble_wide(name):
     z = _zmax(st, th)
     print(name, {k: round(v, 2) for k, v in z.items()})
     assert max(z.values()) < 4.5
+
+
+def test_output_jacobian_route_equals_forward_equation():
+    """layers="output" (backpropagated Jacobians) gives the forward-equation (8.12) statistics of layer L
+    for the same networks to rounding; per-layer λ's, unequal widths."""
+    X3 = np.random.default_rng(0).normal(size=(3, 5))
+    net = de.MLP(5, [12, 10, 14], 4, "tanh", C_W=1.3, C_b=0.1, lambda_b=[0.5, 1, 2, 0.3], lambda_W=[1, 2, 0.5, 1])
+    a = de.ntk_statistics(net, X3, 128, seed=2, blocks=8, micro_batch=8)
+    b = de.ntk_statistics(net, X3, 128, seed=2, blocks=8, micro_batch=8, layers="output")
+    for k in "ABDF":
+        ea, eb = getattr(a, k), getattr(b, k)
+        np.testing.assert_allclose(eb.value[-1], ea.value[-1], rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(eb.stderr[-1], ea.stderr[-1], rtol=1e-8, atol=1e-12)
+        assert np.all(np.isnan(eb.value[1:-1]))
+    np.testing.assert_allclose(b.H.value[-1], a.H.value[-1], rtol=1e-12)
+    with pytest.raises(de.DeepEFTInputError, match="layers"):
+        de.ntk_statistics(net, X3, 128, layers="hidden")
