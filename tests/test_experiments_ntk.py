@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
 import pytest
+from _expt import assert_complete_run, load_dataset
 
 from deepeft.experiments import get_experiment, resolve_params, run_experiment
-from _expt import assert_complete_run, load_dataset
 
 pytestmark = pytest.mark.slow  # ~2.5 min: two experiment runs (the quick presets run in `make run`)
 
@@ -39,7 +38,7 @@ def test_all_checks_pass_and_outputs_exist(runs, name):
 
 def test_ntk_fluctuations_checks_can_fail(runs):
     """Theory scaled by 1.05 must fail at the exact layer 2 (and the table's theory is the digest's)."""
-    res, _, ds = runs["ntk-fluctuations"]
+    _res, _, ds = runs["ntk-fluctuations"]
     p = resolve_params("ntk-fluctuations", "quick", overrides=SMALL["ntk-fluctuations"])
     exp = get_experiment("ntk-fluctuations")
     names = {c.name for c in exp.analyze(p, ds)}

@@ -10,7 +10,11 @@ import pytest
 
 import deepeft as de
 from deepeft.gaussian.engine import Factor, expect, two_point_maps
-from deepeft.theory.ntk_fluctuations import ntk_four_point, ntk_step, pair_z_coefficients
+from deepeft.theory.ntk_fluctuations import (
+    ntk_four_point,
+    ntk_step,
+    pair_z_coefficients,
+)
 from deepeft.theory.vertex import jacobian_contract, pair_derivatives, vertex_flow
 
 X3 = np.array([[1.0, 0.2, -0.4, 0.9], [0.3, -1.1, 0.5, 0.2], [-0.7, 0.4, 1.2, -0.3]])
@@ -92,7 +96,7 @@ def test_second_layer_closed_forms(act, C_b, C_W):
         # B_{α1α3α2α4} (8.33), F_{α1α3α2α4} (8.39) stored at [α1, α3, α2, α4]
         B2 = C_W**2 * H1[a1, a2] * H1[a3, a4] * p4
         F2 = C_W**2 * H1[a3, a4] * s2p2
-        tol = dict(rtol=2e-7, atol=1e-9)
+        tol = {"rtol": 2e-7, "atol": 1e-9}
         np.testing.assert_allclose(fl.A[1, a1, a2, a3, a4], A2, **tol)
         np.testing.assert_allclose(fl.D[1, a1, a2, a3, a4], D2, **tol)
         np.testing.assert_allclose(fl.B[1, a1, a3, a2, a4], B2, **tol)

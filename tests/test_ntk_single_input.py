@@ -7,7 +7,11 @@ import numpy as np
 import pytest
 
 import deepeft as de
-from deepeft.theory.ntk_single_input import k_star_zero_asymptotics, ntk_single_input, scale_invariant_closed_forms
+from deepeft.theory.ntk_single_input import (
+    k_star_zero_asymptotics,
+    ntk_single_input,
+    scale_invariant_closed_forms,
+)
 
 
 @pytest.mark.parametrize("act, C_b, C_W", [("relu", 0.0, 2.0), ("tanh", 0.1, 1.2), ("gelu", 0.05, 1.5)])
@@ -85,7 +89,7 @@ def test_k_star_zero_asymptotics(act):
 def test_tanh_normalised_ratios_and_deep_run():
     """Normalised ratios (digest, p⊥ = 1): F/(nKΘ) → ℓ/(4n), B/(nΘ²) → ℓ/(3n), D/(nKΘ) → −(2/9)(λ̃_b/c)ℓ/n,
     A/(nΘ²) → (4/27)(λ̃_b/c)²ℓ/n, V/(nK²) → (2/3)ℓ/n, c = λ̃_b + λ̃_W/2; 10⁵ layers stay finite."""
-    s, ak = _tanh_like("tanh", 100_000, 0.8, 1.4)
+    s, _ak = _tanh_like("tanh", 100_000, 0.8, 1.4)
     r = s.normalized(n=1.0)
     ell = 100_000
     c = 0.8 + 0.7

@@ -90,7 +90,7 @@ def _extra_moments(act: Activation, K: np.ndarray) -> np.ndarray:
 def _scan(init, xs):
     def step(c, p):
         Th, A, B, D, F = c
-        K, V, g, cpar, cperp, h, src, s2p2, p4, lb, lw, cw, r = p
+        _K, V, g, cpar, cperp, h, src, s2p2, p4, lb, lw, cw, r = p
         q = lw / cw
         src_t = src + r * cpar * cpar * V  # C_W²⟨σ⁴⟩ − (C_W g)² + r χ_∥² V
         mix = cw * cw * s2p2 - cw * g * cperp + 2.0 * r * h * cpar * V
