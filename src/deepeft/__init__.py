@@ -26,6 +26,7 @@ from .network import MLP
 from .simulate.ensemble import EnsembleResult, sample_ensemble
 from .simulate.forward import preactivations, sample_params
 from .simulate.ntk import empirical_ntk
+from .simulate.ntk_statistics import NTKStatistics, ntk_statistics
 from .simulate.training import TrainedEnsemble, train_ensemble
 from .statistics import Estimate, jackknife
 from .theory import deep_linear
@@ -34,7 +35,10 @@ from .theory.conventions import from_mean_field, from_neural_tangents, to_neural
 from .theory.criticality import Criticality, CriticalPoint, criticality, phase
 from .theory.kernel import Kernels, frozen_ntk, kernel, kernel_and_ntk, kernels
 from .theory.kernel_learning import GDPrediction, gd_prediction, last_layer_only
+from .theory.learning_rates import LearningRates, learning_rates
 from .theory.nlo_metric import nlo_metric
+from .theory.ntk_fluctuations import NTKFluctuations, ntk_fluctuations
+from .theory.ntk_single_input import NTKSingleInput, ntk_single_input
 from .theory.single_input import helper_functions, single_input, single_input_recursion
 from .theory.vertex import VertexFlow, connected_four_point, four_point_vertex, vertex_flow
 
@@ -77,6 +81,14 @@ __all__ = [
     "connected_four_point",
     "four_point_vertex",
     "nlo_metric",
+    "NTKFluctuations",
+    "NTKStatistics",
+    "ntk_fluctuations",
+    "NTKSingleInput",
+    "ntk_single_input",
+    "LearningRates",
+    "learning_rates",
+    "ntk_statistics",
     "nngp_posterior",
     "vertex_flow",
     "criticality",

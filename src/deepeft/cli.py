@@ -747,6 +747,10 @@ from .cli_learning import register as _register_learning  # noqa: E402  (registe
 
 _register_learning(app)  # predict, evidence (issue 12)
 
+from .cli_learning_rates import register as _register_learning_rates  # noqa: E402
+
+_register_learning_rates(app)  # learning-rates (issue 13)
+
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``deepeft`` script. An interrupted command always exits 130 (see ``_exit_now``)."""

@@ -105,10 +105,12 @@ def _raise2(Lam, M):
     return np.einsum("bij,bjk,bkl->bil", Lam, M, Lam)
 
 
-def pair_derivatives(act, K, *, second: bool = True, resolution: float = 1.0) -> PairDerivatives:
+def pair_derivatives(act, K, *, second: bool = True, resolution: float = 1.0, deriv: int = 0) -> PairDerivatives:
     """∂⟨σ_aσ_b⟩/∂(K_aa, K_bb, K_ab) and second derivatives for all pairs of an (N, N) kernel K.
 
     Moments of the undifferentiated integrand (Hermite form, module doc) — valid for kinked σ.
+    ``deriv`` = d differentiates the map ⟨σ^{(d)}_a σ^{(d)}_b⟩ instead (d = 1: ⟨σ′σ′⟩ of the NTK recursions (8.63),
+    still without σ^{(d+1)}; for ReLU σ′ is a step, handled by the kink-split rules).
     """
     act = _activation(act)
     K = np.asarray(K, dtype=np.float64)
@@ -118,7 +120,11 @@ def pair_derivatives(act, K, *, second: bool = True, resolution: float = 1.0) ->
     hess = np.zeros((3, 3, N, N))
     f = np.zeros((N, N))
     # diagonal: f = g(K) = ⟨σ²⟩_K, g′ = ⟨σ²(z² − K)⟩/2K², g″ = ⟨σ²(z⁴ − 6Kz² + 3K²)⟩/4K⁴   (5.49), (5.111)
-    s = act.numpy
+    deriv = int(deriv)
+
+    def s(z):
+        return act.numpy(z, deriv)
+
     kk = act.breakpoints
     g0 = expect1d(lambda z: s(z) ** 2, d, kk)
     g2 = expect1d(lambda z: s(z) ** 2 * z**2, d, kk)
@@ -134,7 +140,8 @@ def pair_derivatives(act, K, *, second: bool = True, resolution: float = 1.0) ->
     S[:, 0, 0], S[:, 1, 1], S[:, 0, 1] = d[ia], d[ib], K[ia, ib]
     S[:, 1, 0] = S[:, 0, 1]
     terms = _PAIR_TERMS if second else _PAIR_TERMS[:4]
-    mom = sigma_power_moments(act, terms, S, resolution=resolution)
+    terms = tuple(tuple(((deriv,) * p, q) for p, q in tm) for tm in terms)
+    mom = batched_expect(act, terms, S, resolution=resolution)
     Lam = np.linalg.inv(S)
     M0 = mom[:, 0]
     M2 = np.empty((ia.size, 2, 2))
@@ -218,12 +225,28 @@ def four_sigma(act, K, *, resolution: float = 1.0) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------
 # The recursion
 # ----------------------------------------------------------------------------------------------
-def jacobian_contract(grad: np.ndarray, V: np.ndarray) -> np.ndarray:
-    """Σ_{γ,δ} J_{(ab),γ} J_{(cd),δ} V_{γδ} with the sparse J = grad (3, N, N) of (K_aa, K_bb, K_ab).
+def jacobian_contract(grad: np.ndarray, V: np.ndarray, grad2: np.ndarray | None = None) -> np.ndarray:
+    """Σ_{γ,δ} J_{(ab),γ} J′_{(cd),δ} V_{γδ} with the sparse J = grad (3, N, N) of (K_aa, K_bb, K_ab).
 
     γ ranges over the block parameters of (a, b): (a,a), (b,b), (a,b); δ likewise for (c, d).
+    J′ = ``grad2`` (default J): two different maps, e.g. ⟨σσ⟩ and ⟨Ω̂⟩ in the NTK recursion (8.77).
     """
     Ga, Gb, Gr = grad
+    if grad2 is not None:
+        Ha, Hb, Hr = grad2
+        Vd = np.einsum("aacc->ac", V)
+        Vh = np.einsum("aacd->acd", V)  # V_{(aa)(cd)}
+        Vt = np.einsum("abcc->abc", V)  # V_{(ab)(cc)}
+        out = np.einsum("ab,cd,ac->abcd", Ga, Ha, Vd)
+        out += np.einsum("ab,cd,ad->abcd", Ga, Hb, Vd)
+        out += np.einsum("ab,cd,bc->abcd", Gb, Ha, Vd)
+        out += np.einsum("ab,cd,bd->abcd", Gb, Hb, Vd)
+        out += np.einsum("ab,cd,acd->abcd", Ga, Hr, Vh)
+        out += np.einsum("ab,cd,bcd->abcd", Gb, Hr, Vh)
+        out += np.einsum("ab,cd,abc->abcd", Gr, Ha, Vt)
+        out += np.einsum("ab,cd,abd->abcd", Gr, Hb, Vt)
+        out += np.einsum("ab,cd,abcd->abcd", Gr, Hr, V)
+        return out
     Vd = np.einsum("aacc->ac", V)  # V_{(aa)(cc)}
     Vh = np.einsum("aacd->acd", V)  # V_{(aa)(cd)}
     out = np.einsum("ab,cd,ac->abcd", Ga, Ga, Vd)
