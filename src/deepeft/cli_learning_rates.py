@@ -29,7 +29,9 @@ def learning_rates_command(
     width: Annotated[int, typer.Option(help="hidden width n", min=1)] = 128,
     input_dim: Annotated[int, typer.Option("--input-dim", help="input dimension n_0", min=1)] = 10,
     output_dim: Annotated[int, typer.Option("--output-dim", help="output dimension n_L", min=1)] = 1,
-    C_W: Annotated[str, typer.Option("--C-W", help="weight variance C_W; 'critical' = the activation's critical point")] = "critical",
+    C_W: Annotated[
+        str, typer.Option("--C-W", help="weight variance C_W; 'critical' = the activation's critical point")
+    ] = "critical",
     C_b: Annotated[str, typer.Option("--C-b", help="bias variance C_b; 'critical' = the critical point")] = "critical",
     rule: Annotated[str, typer.Option(help="equivalence | equal-contribution | constant")] = "equivalence",
     lambda_b: Annotated[float, typer.Option("--lambda-b", help="λ̃_b")] = 1.0,
@@ -68,7 +70,8 @@ def learning_rates_command(
         }
         typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
         return
-    typer.echo(f"{lr.universality_class} — rule {rule} {lr.equation}" + (f", p_⊥ = {lr.p_perp:g}" if lr.p_perp is not None else ""))
+    p_perp = f", p_⊥ = {lr.p_perp:g}" if lr.p_perp is not None else ""
+    typer.echo(f"{lr.universality_class} — rule {rule} {lr.equation}{p_perp}")
     typer.echo(f"{net!r}")
     typer.echo(f"{'layer':>5} {'λ_b':>12} {'λ_W':>12} {'η·λ_b (bias)':>14} {'η·λ_W/n (weight)':>17}")
     for s, b, w in zip(steps, lr.lambda_b, lr.lambda_W, strict=True):

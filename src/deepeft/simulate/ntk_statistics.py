@@ -60,7 +60,8 @@ def _layer_stats(z, H):
 def output_ntk_jacobian(net: MLP, params, X, zs):
     """Ĥ^{(L)} (n_L, n_L, N, N) from backpropagated Jacobians G^{(ℓ)}_α = ∂z^{(L)}_α/∂z^{(ℓ)}_α (n_L × n_ℓ):
 
-        Ĥ^{(L)}_{ij;α1α2} = Σ_ℓ [λ_b^{(ℓ)} + λ_W^{(ℓ)} σ^{(ℓ−1)}_{α1}·σ^{(ℓ−1)}_{α2}/n_{ℓ−1}] Σ_k G^{(ℓ)}_{α1,ik} G^{(ℓ)}_{α2,jk}   (8.5)–(8.7)
+        Ĥ^{(L)}_{ij;α1α2} = Σ_ℓ [λ_b^{(ℓ)} + λ_W^{(ℓ)} σ^{(ℓ−1)}_{α1}·σ^{(ℓ−1)}_{α2}/n_{ℓ−1}]
+                              × Σ_k G^{(ℓ)}_{α1,ik} G^{(ℓ)}_{α2,jk}   (8.5)–(8.7)
 
     with G^{(ℓ−1)} = G^{(ℓ)} W^{(ℓ)} diag σ′(z^{(ℓ−1)}) (σ^{(0)} = x). Cost per layer N n_L n_ℓ n_{ℓ+1} + N² n_L² n_ℓ — batched
     GEMMs under vmap — instead of the forward equation's 2N² n_ℓ³ for every layer: the route for output-layer
