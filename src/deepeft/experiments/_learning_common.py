@@ -2,7 +2,7 @@
 generalization): fixed training/test data, the power-law exponent fit and labelled checks.
 
 Not an experiment module (the leading underscore keeps the registry from importing it as one).
-Every check's rule starts with its kind: "prediction" (theory vs simulation, z-score from the standard
+Every check carries its kind (Check.kind): "prediction" (theory vs simulation, z-score from the standard
 error), "resolution" (the run resolves what it claims: a grid step, a fitted error), or "finding" (a
 property of the theory or of the data that the run establishes, e.g. a maximum at criticality).
 """
@@ -38,11 +38,13 @@ def learning_data(n_train: int, n_test: int, n0: int, n_out: int = 1) -> tuple[n
 
 
 def kind_check(kind: str, name: str, theory, simulation, stderr, ok: bool, rule: str) -> Check:
-    """A Check whose rule text begins with its kind (prediction/resolution/finding)."""
+    """A Check of the given kind (prediction/resolution/finding; :data:`deepeft.experiments.checks.KINDS`)."""
     if kind not in ("prediction", "resolution", "finding"):
         raise ValueError(kind)
-    return Check(name, float(theory), float(simulation), None if stderr is None else float(stderr),
-                 _z(theory, simulation, stderr), bool(ok), f"{kind}: {rule}")
+    # theory None: a bound or threshold, stated in the rule (the report's theory column holds predictions only)
+    return Check(name, None if theory is None else float(theory), float(simulation),
+                 None if stderr is None else float(stderr),
+                 None if theory is None else _z(theory, simulation, stderr), bool(ok), rule, kind)
 
 
 def _z(theory, simulation, stderr):
@@ -91,7 +93,7 @@ def power_law_check(name: str, n, D, se, *, expected: float, max_z: float, max_s
                       bool(math.isfinite(p) and abs(p - expected) < max_z * sp),
                       f"|p − {expected:g}| < {max_z:g}·se_p (weighted fit of log D = log A − p log n"
                       + (" + c/n" if correction else "") + " over the widths; se from the ensemble errors)")
-    res = kind_check("resolution", f"{name}: exponent resolved", max_se, sp, None,
+    res = kind_check("resolution", f"{name}: exponent resolved", None, sp, None,
                      bool(math.isfinite(sp) and sp <= max_se), f"se_p ≤ {max_se:g} (the fit resolves the exponent)")
     return [pred, res]
 

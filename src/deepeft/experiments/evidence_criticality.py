@@ -146,7 +146,7 @@ class EvidenceCriticality(Experiment):
                                         closed, best, None, bool(inside and abs(best - closed) <= step),
                                         f"|argmax − C_W*| ≤ one grid step {step:g}"))
         d = np.abs(np.asarray(opt) - 2.0)
-        checks.append(lc.kind_check("finding", "ReLU: |C_W* − 2| decreases with depth", 0.0, float(np.max(np.diff(d))), None,
+        checks.append(lc.kind_check("finding", "ReLU: |C_W* − 2| decreases with depth", None, float(np.max(np.diff(d))), None,
                                     bool(np.all(np.diff(d) < 0)), "max_L Δ|C_W*(L) − 2| < 0 over the depths"))
         checks.append(lc.kind_check("finding", f"ReLU L={p.depths[-1]}: C_W* → 2 (critical)", 2.0, opt[-1], None,
                                     bool(d[-1] < p.relu_tol), f"|C_W* − 2| < {p.relu_tol:g}"))

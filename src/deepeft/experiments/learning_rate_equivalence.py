@@ -157,17 +157,17 @@ class LearningRateEquivalence(Experiment):
             s_eq, se_eq, t_eq = self.spread(p, ds, a, "equivalence")
             s_c, se_c, t_c = self.spread(p, ds, a, "constant")
             bound = p.collapse_tol + p.max_z * (se_eq if math.isfinite(se_eq) else 0.0)
-            checks.append(Check(f"{a}: equivalence rates collapse the loss curves over L = {list(p.depths)}", p.collapse_tol, s_eq, se_eq,
+            checks.append(Check(f"{a}: equivalence rates collapse the loss curves over L = {list(p.depths)}", None, s_eq, se_eq,
                                 None, bool(s_eq < bound),
-                                f"finding: S = max spread of log ℒ(t)/ℒ(0) across depths in the early window (t = {t_eq}) < "
-                                f"{p.collapse_tol:g} + {p.max_z:g}·SE"))
+                                f"S = max spread of log ℒ(t)/ℒ(0) across depths in the early window (t = {t_eq}) < "
+                                f"{p.collapse_tol:g} + {p.max_z:g}·SE", "finding"))
             th_eq, _, _ = self.spread(p, ds, a, "equivalence", theory=True)
             th_c, _, _ = self.spread(p, ds, a, "constant", theory=True)
             if th_c > p.separation * max(th_eq, 0.05):
                 ok = s_c > p.separation * s_eq
                 checks.append(Check(f"{a}: constant rates do not collapse (frozen NTK predicts S = {th_c:.3g} vs {th_eq:.3g})",
-                                    p.separation * s_eq, s_c, se_c, None, bool(ok),
-                                    f"finding: S_constant (t = {t_c}) > {p.separation:g}·S_equivalence"))
+                                    None, s_c, se_c, None, bool(ok),
+                                    f"S_constant (t = {t_c}) > {p.separation:g}·S_equivalence = {p.separation * s_eq:.3g}", "finding"))
         return checks
 
     def figures(self, p, ds):
