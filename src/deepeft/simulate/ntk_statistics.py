@@ -13,7 +13,7 @@ the decompositions (8.82), (8.37) give unbiased per-network statistics whose ens
 — exact definitions at finite width (the theory gives them to leading order in 1/n). The estimators
 are returned multiplied by n_{ℓ−1}, in the book's index layout (as :func:`deepeft.ntk_fluctuations`).
 Standard errors: delete-one-block jackknife over ``blocks`` equal blocks of networks
-(:func:`deepeft.gaussian.estimate.jackknife`), which also removes the O(1/S) bias of the product of means.
+(:func:`deepeft.statistics.jackknife`), which also removes the O(1/S) bias of the product of means.
 Single-input projections (digest): Var Ĥ11 = (A + 2B)/n, Cov(Ĥ11, Ĥ22) = A/n, E[Ĥ12²] = B/n,
 E[z1²ΔĤ11] = (D + 2F)/n, E[z1²ΔĤ22] = D/n, E[z1z2Ĥ12] = F/n.
 """
@@ -30,7 +30,7 @@ import numpy as np
 from .. import _validate as v
 from .._x64 import x64
 from ..errors import DeepEFTInputError
-from ..gaussian.estimate import Estimate, jackknife
+from ..statistics import Estimate, jackknife
 from ..network import MLP
 from . import forward as fw
 from .ntk import ntk_forward
