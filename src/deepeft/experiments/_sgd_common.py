@@ -9,7 +9,8 @@ independent of every other chunk's), so a sweep is resumable and distributable a
 are assembled by concatenating chunks along ``member``.
 
 References:
-  Park, Lucini & Aarts, Phase diagram and eigenvalue dynamics of stochastic gradient descent in multilayer neural networks (2025), arXiv:2509.01349
+  Park, Lucini & Aarts, Phase diagram and eigenvalue dynamics of stochastic gradient descent in multilayer neural networks (2025)
+    arXiv:2509.01349
   (docs/references.md)
 """
 

@@ -10,7 +10,8 @@ initialisation and the exact finite-size moments; across widths, the measured ed
 (Tracy–Widom shift ∝ n^{-2/3}). Figures: loss vs T per width with error bars, the edge deviation vs width.
 
 References:
-  Park, Lucini & Aarts, Phase diagram and eigenvalue dynamics of stochastic gradient descent in multilayer neural networks (2025), arXiv:2509.01349
+  Park, Lucini & Aarts, Phase diagram and eigenvalue dynamics of stochastic gradient descent in multilayer neural networks (2025)
+    arXiv:2509.01349
   (docs/references.md)
 """
 

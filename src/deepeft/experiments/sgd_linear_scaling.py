@@ -27,7 +27,8 @@ alignment and G(t_f, 0) also depend on ε (the first steps overshoot by an amoun
 and the alignment keeps a long-lived imprint of that transient).
 
 References:
-  Park, Lucini & Aarts, Phase diagram and eigenvalue dynamics of stochastic gradient descent in multilayer neural networks (2025), arXiv:2509.01349
+  Park, Lucini & Aarts, Phase diagram and eigenvalue dynamics of stochastic gradient descent in multilayer neural networks (2025)
+    arXiv:2509.01349
   (docs/references.md)
 """
 

@@ -25,7 +25,8 @@ at and above σ_z² = ½; the DBM boundary where the converged fraction falls to
 against the loss transition, and the measured sign statistics of K_S (docs/sgd.md: a finding).
 
 References:
-  Park, Lucini & Aarts, Phase diagram and eigenvalue dynamics of stochastic gradient descent in multilayer neural networks (2025), arXiv:2509.01349
+  Park, Lucini & Aarts, Phase diagram and eigenvalue dynamics of stochastic gradient descent in multilayer neural networks (2025)
+    arXiv:2509.01349
   (docs/references.md)
 """
 
