@@ -10,7 +10,8 @@
   K_S, V_S, D_S (B.7)–(B.9) and the convergence test (4.15) with its 68/95/99.7 % boundaries.
 
 References:
-  Park, Lucini & Aarts, Phase diagram and eigenvalue dynamics of stochastic gradient descent in multilayer neural networks (2025), arXiv:2509.01349
+  Park, Lucini & Aarts, Phase diagram and eigenvalue dynamics of stochastic gradient descent in multilayer
+  neural networks (2025), arXiv:2509.01349
   (docs/references.md)
 """
 

@@ -30,8 +30,8 @@ import numpy as np
 from .. import _validate as v
 from .._x64 import x64
 from ..errors import DeepEFTInputError
-from ..statistics import Estimate, jackknife
 from ..network import MLP
+from ..statistics import Estimate, jackknife
 from . import forward as fw
 from .ntk import ntk_forward
 
