@@ -175,6 +175,8 @@ def test_posterior_from_empirical_style_kernels_and_mean_only():
     N = len(X)
     p = posterior_from_kernels(K[:N, :N], K[N:, :N], None, Y[:, 0])
     assert p.cov is None and p.mean.shape == (len(XB), 1)
+    with pytest.raises(DeepEFTInputError, match="K_test"):
+        _ = p.var  # no covariance to take the diagonal of
 
 
 @pytest.mark.parametrize(

@@ -128,3 +128,9 @@ def test_cli_learning_rates():
     assert r.exit_code == 0 and "(9.96)" in r.output and "torch.optim.SGD" in r.output
     r = CliRunner().invoke(app, ["learning-rates", "--activation", "tanh", "--rule", "bogus"])
     assert r.exit_code == 2
+    # softplus has no critical point: "critical" C_W / C_b exits 2 with a message, explicit values work
+    r = CliRunner().invoke(app, ["learning-rates", "--activation", "softplus", "--depth", "3"])
+    assert r.exit_code == 2 and "no critical point" in r.output
+    r = CliRunner().invoke(app, ["learning-rates", "--activation", "softplus", "--depth", "3", "--C-W", "1.0",
+                                 "--C-b", "0.1", "--rule", "constant", "--json"])
+    assert r.exit_code == 0, r.output

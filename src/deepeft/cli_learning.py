@@ -190,25 +190,27 @@ def predict(
     info = {"command": "predict", "method": method, "deepeft_version": __version__, "network": repr(net),
             "conventions": conventions, "noise": noise, "N_train": int(XA.shape[0]), "N_test": int(XB.shape[0])}
     if method == "bayes":
-        res = nngp_posterior(net, XA, YA, XB, noise, conventions=conventions)
-        ds = xr.Dataset({"mean": (("test", "output"), res.mean), "cov": (("test", "test_"), res.cov)},
-                        attrs={**info, "log_evidence": res.log_evidence, "equation": "(6.57), (6.64), (6.34)"})
-        payload = {**info, "log_evidence": res.log_evidence, "mean": res.mean, "cov": res.cov}
-        lines = [f"NNGP posterior (6.57),(6.64) of {net!r}", f"log evidence (6.34): {res.log_evidence:.6g}",
-                 "mean:", str(res.mean), "variance:", str(res.var)]
+        post = nngp_posterior(net, XA, YA, XB, noise, conventions=conventions)
+        ds = xr.Dataset({"mean": (("test", "output"), post.mean), "cov": (("test", "test_"), post.cov)},
+                        attrs={**info, "log_evidence": post.log_evidence, "equation": "(6.57), (6.64), (6.34)"})
+        payload = {**info, "log_evidence": post.log_evidence, "mean": post.mean, "cov": post.cov}
+        lines = [f"NNGP posterior (6.57),(6.64) of {net!r}", f"log evidence (6.34): {post.log_evidence:.6g}",
+                 "mean:", str(post.mean), "variance:", str(post.var)]
     elif method == "gd":
         times = np.array(_numbers(t, "--t", allow_inf=True))
-        res = gd_prediction(net, XA, YA, XB, times, eta, noise, conventions=conventions)
+        pred = gd_prediction(net, XA, YA, XB, times, eta, noise, conventions=conventions)
+        cov = pred.cov
+        assert cov is not None  # compute_cov=True (the default)
         ds = xr.Dataset(
-            {"mean": (("time", "test", "output"), res.mean), "cov": (("time", "test", "test_"), res.cov),
-             "train_loss": (("time",), res.train_loss)},
+            {"mean": (("time", "test", "output"), pred.mean), "cov": (("time", "test", "test_"), cov),
+             "train_loss": (("time",), pred.train_loss)},
             coords={"time": times}, attrs={**info, "eta": "flow" if eta is None else eta,
-                                           "max_stable_eta": res.max_stable_eta, "equation": "(10.39)-(10.41)"})
-        payload = {**info, "t": times, "eta": eta, "max_stable_eta": res.max_stable_eta, "mean": res.mean,
-                   "cov": res.cov, "train_loss": res.train_loss}
-        lines = [f"frozen-NTK GD ensemble (10.39)-(10.41) of {net!r}; 2/λ_max = {res.max_stable_eta:.6g}"]
+                                           "max_stable_eta": pred.max_stable_eta, "equation": "(10.39)-(10.41)"})
+        payload = {**info, "t": times, "eta": eta, "max_stable_eta": pred.max_stable_eta, "mean": pred.mean,
+                   "cov": cov, "train_loss": pred.train_loss}
+        lines = [f"frozen-NTK GD ensemble (10.39)-(10.41) of {net!r}; 2/λ_max = {pred.max_stable_eta:.6g}"]
         for i, tv in enumerate(times):
-            lines += [f"t = {tv:g}: mean", str(res.mean[i]), "variance", str(np.diagonal(res.cov[i]))]
+            lines += [f"t = {tv:g}: mean", str(pred.mean[i]), "variance", str(np.diagonal(cov[i]))]
     else:
         raise DeepEFTInputError(f"--method must be 'bayes' or 'gd', got {method!r}.")
     written = _write(ds, payload, out, {"mean": ds["mean"].values, "cov": ds["cov"].values})

@@ -50,8 +50,9 @@ def learning_rates_command(
         cp = criticality(activation_name).critical if "critical" in (C_W, C_b) else None
         if "critical" in (C_W, C_b) and cp is None:
             raise DeepEFTInputError(f"{activation_name!r} has no critical point; pass --C-W and --C-b explicitly.")
-        cw = cp.C_W if C_W == "critical" else _numbers(C_W, "--C-W")
-        cb = cp.C_b if C_b == "critical" else _numbers(C_b, "--C-b")
+        # cp is not None whenever C_W or C_b is "critical" (checked above)
+        cw = cp.C_W if cp is not None and C_W == "critical" else _numbers(C_W, "--C-W")
+        cb = cp.C_b if cp is not None and C_b == "critical" else _numbers(C_b, "--C-b")
         net = MLP(input_dim, [width] * (depth - 1), output_dim, activation_name, C_b=cb, C_W=cw)
         if framework not in ("pytorch", "jax", "none"):
             raise DeepEFTInputError(f"--framework must be pytorch, jax or none, got {framework!r}.")

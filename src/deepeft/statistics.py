@@ -199,8 +199,8 @@ def jackknife(statistic: Callable[..., object], *arrays, blocks: int = 32) -> Es
     for b in range(B):
         keep = np.r_[0 : edges[b], edges[b + 1] : S]
         reps.append(np.asarray(statistic(*(a[keep] for a in arrs)), dtype=np.float64))
-    reps = np.stack(reps)
-    se = np.sqrt((B - 1) / B * np.sum((reps - reps.mean(axis=0)) ** 2, axis=0))
+    rep = np.stack(reps)
+    se = np.sqrt((B - 1) / B * np.sum((rep - rep.mean(axis=0)) ** 2, axis=0))
     return Estimate(full, se)
 
 

@@ -98,6 +98,11 @@ class Posterior:
     @property
     def var(self) -> np.ndarray:
         """Marginal posterior variances diag 𝕂, shape (N_test,)."""
+        if self.cov is None:
+            raise DeepEFTInputError(
+                "this posterior has no covariance (K_test was None); pass K_test to posterior_from_kernels "
+                "to get the variances."
+            )
         return np.diagonal(self.cov).copy()
 
 

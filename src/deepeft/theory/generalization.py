@@ -145,22 +145,24 @@ def delta_ntk_recursion(net: MLP, x0, dx) -> DeltaNTK:
     if abs(x0 @ dx) > 1e-12 * max(1.0, float(x0 @ x0 + dx @ dx)):
         raise DeepEFTInputError("equal norms need x0·dx = 0 (then K_[1] = Θ_[1] = 0); project dx orthogonal to x0.")
     p = net.arrays()
-    K00 = kernel_and_ntk(net, x0[None], ntk=True)
-    Kmid, Tmid = K00[0][:, 0, 0], K00[1][:, 0, 0]
+    K00, T00 = kernel_and_ntk(net, x0[None], ntk=True)
+    assert T00 is not None  # ntk=True
+    Kmid, Tmid = K00[:, 0, 0], T00[:, 0, 0]
     L = net.L
     CW_next = p["C_W"][1:]
-    hf = helper_functions(act, Kmid[:-1], CW_next) if L > 1 else None
-    s2 = one_point_core(act, (2, 2), Kmid[:-1]) if L > 1 else None
     ddK = np.empty(L)
     ddT = np.empty(L)
     d2 = float(dx @ dx) / (4.0 * n0)
     ddK[0] = p["C_W"][0] * d2
     ddT[0] = p["lambda_W"][0] * d2
-    for l in range(1, L):
-        chi = hf.chi_perp[l - 1]
-        cw, lw = p["C_W"][l], p["lambda_W"][l]
-        ddT[l] = chi * ddT[l - 1] + (lw * chi / cw + cw * s2[l - 1] * Tmid[l - 1]) * ddK[l - 1]  # (10.70)
-        ddK[l] = chi * ddK[l - 1]  # (5.48), δK_[1] = 0
+    if L > 1:
+        chi_perp = helper_functions(act, Kmid[:-1], CW_next).chi_perp
+        s2 = one_point_core(act, (2, 2), Kmid[:-1])
+        for l in range(1, L):
+            chi = chi_perp[l - 1]
+            cw, lw = p["C_W"][l], p["lambda_W"][l]
+            ddT[l] = chi * ddT[l - 1] + (lw * chi / cw + cw * s2[l - 1] * Tmid[l - 1]) * ddK[l - 1]  # (10.70)
+            ddK[l] = chi * ddK[l - 1]  # (5.48), δK_[1] = 0
     return DeltaNTK(Kmid, ddK, Tmid, ddT)
 
 
@@ -211,7 +213,8 @@ def finite_angle_ntk(net: MLP, x_plus, x_minus) -> FiniteAngleNTK:
     constant C_b = 0 and equal-norm inputs; the per-layer λ_b, λ_W of ``net`` are used (λ = λ̃/L for (10.93))."""
     net = _check_net(net)
     act = net.activation
-    if not act.scale_invariant:
+    a_plus, a_minus = act.a_plus, act.a_minus
+    if not act.scale_invariant or a_plus is None or a_minus is None:
         raise DeepEFTInputError(f"finite_angle_ntk needs a scale-invariant activation; {act!r} is not. "
                                 "Use delta_ntk_recursion for smooth σ.")
     p = net.arrays()
@@ -224,7 +227,7 @@ def finite_angle_ntk(net: MLP, x_plus, x_minus) -> FiniteAngleNTK:
         raise DeepEFTInputError("x_plus and x_minus must have equal norms for (10.82)–(10.95).")
     G = np.array([[xp @ xp, xp @ xm], [xm @ xp, xm @ xm]]) / n0
     fa = finite_angle_recursion(act, p["C_W"][0] * G, net.L, C_b=0.0, C_W=p["C_W"][0])
-    ap, am = float(act.a_plus), float(act.a_minus)
+    ap, am = float(a_plus), float(a_minus)
     A2 = 0.5 * (ap**2 + am**2)
     rho = (ap - am) ** 2 / (math.pi * (ap**2 + am**2)) if (ap**2 + am**2) > 0 else 0.0
     chi = p["C_W"][0] * A2
@@ -269,8 +272,11 @@ def star_polation(net: MLP, x_plus, x_minus, y_plus, y_minus, s) -> StarPolation
     XA = np.stack([xp, xm])
     XB = s[:, None] * xp[None] + (1 - s)[:, None] * xm[None]
     pred = gd_prediction(net, XA, np.stack([yp, ym]), XB, np.inf)
+    assert pred.cov is not None  # compute_cov=True (the default)
     x0 = 0.5 * (xp + xm)
-    T = kernel_and_ntk(net, np.stack([xp, xm, x0]))[1][-1]
+    T_all = kernel_and_ntk(net, np.stack([xp, xm, x0])).Theta
+    assert T_all is not None  # ntk=True (the default)
+    T = T_all[-1]
     T0 = float(gamma_components(T[:2, :2])[0])
     dd0 = T0 - T[2, 2]
     exp_mean = s[:, None] * yp + (1 - s)[:, None] * ym - (s * (1 - s))[:, None] * (dd0 / T[2, 2]) * (yp + ym)

@@ -349,8 +349,9 @@ def gd_prediction(
     XA = net.check_inputs(X_train, "X_train")
     XB = net.check_inputs(X_test, "X_test")
     Y = targets(Y_train, XA.shape[0], "Y_train", net.output_dim)
-    K, Th = kernel_and_ntk(net, np.concatenate([XA, XB]))
-    K, Th = K[-1], Th[-1]
+    K_all, Th_all = kernel_and_ntk(net, np.concatenate([XA, XB]))
+    assert Th_all is not None  # ntk=True (the default)
+    K, Th = K_all[-1], Th_all[-1]
     N = XA.shape[0]
     return gd_from_kernels(
         Th[:N, :N], Th[N:, :N], K[:N, :N], K[N:, :N], K[N:, N:] if compute_cov else None, Y, t, eta, noise,

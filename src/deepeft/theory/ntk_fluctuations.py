@@ -261,7 +261,8 @@ def ntk_fluctuations(net: MLP, X, *, resolution: float = 1.0) -> NTKFluctuations
     Xu, inv = _unique_rows(X)
     flow = vertex_flow(net, Xu, resolution=resolution)  # validates resolution and the 2×2 blocks
     K, Vv = flow.K, flow.V
-    Theta = kernel_and_ntk(net, Xu)[1]
+    Theta = kernel_and_ntk(net, Xu).Theta
+    assert Theta is not None  # ntk=True (the default)
     L, N = net.L, Xu.shape[0]
     n = np.asarray(net.n, dtype=np.float64)
     out = {k: np.zeros((L, N, N, N, N)) for k in "ABDF"}

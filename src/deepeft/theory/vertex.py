@@ -139,8 +139,8 @@ def pair_derivatives(act, K, *, second: bool = True, resolution: float = 1.0, de
     S = np.empty((ia.size, 2, 2))
     S[:, 0, 0], S[:, 1, 1], S[:, 0, 1] = d[ia], d[ib], K[ia, ib]
     S[:, 1, 0] = S[:, 0, 1]
-    terms = _PAIR_TERMS if second else _PAIR_TERMS[:4]
-    terms = tuple(tuple(((deriv,) * p, q) for p, q in tm) for tm in terms)
+    pair_terms = _PAIR_TERMS if second else _PAIR_TERMS[:4]
+    terms = tuple(tuple(((deriv,) * p, q) for p, q in tm) for tm in pair_terms)
     mom = batched_expect(act, terms, S, resolution=resolution)
     Lam = np.linalg.inv(S)
     M0 = mom[:, 0]
