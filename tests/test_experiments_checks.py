@@ -59,7 +59,11 @@ def test_ratio_and_greater_checks_use_the_stderr():
     """Both one-sided rules need significance: a ratio above the threshold within its noise fails."""
     assert ratio_check("r", 1000.0, 10.0, 1.0, 0.01, 100.0, "ratio").passed
     noisy = ratio_check("r", 150.0, 140.0, 1.0, 0.01, 100.0, "ratio")  # 1.5 × threshold but ~100 % error
-    assert not noisy.passed and noisy.z is not None and noisy.z < 3
+    assert not noisy.passed and "here z = 0.36" in noisy.rule
+    # thresholds are rules, not theory values; this z is not (measurement − theory)/stderr: both columns empty
+    assert noisy.theory is None and noisy.z is None
+    g = greater_check("g", 1.0, 0.1, 0.0, 0.1, what="d")
+    assert g.theory is None and g.z is None and "here z = 7.07" in g.rule
     assert greater_check("g", 1.0, 0.1, 0.0, 0.1, what="d").passed
     assert not greater_check("g", 0.2, 0.1, 0.0, 0.1, what="d").passed
     assert ratio_check("r", 1000.0, 10.0, 1.0, 0.01, 100.0, "ratio").kind == "finding"

@@ -195,7 +195,7 @@ def test_columns_keep_their_meaning_and_numbers_are_rounded():
     assert column_violations(rows) == []
     for c in rows[2:5]:  # thresholds and windows are rules, not theory values
         assert c["theory"] is None and c["z"] is None, c
-    assert "≥ 100" in rows[2]["rule"] and "margin" in rows[2]["rule"] and "diff/stderr = 3.54" in rows[3]["rule"]
+    assert "≥ 100" in rows[2]["rule"] and "here z = " in rows[2]["rule"] and "here z = 3.54" in rows[3]["rule"]
     bad = dict(rows[0], z=3.0)  # z that is not (measurement − theory)/stderr
     assert column_violations([bad, dict(rows[0], kind="guess")]) and not column_violations([dict(rows[0], kind="finding")])
     assert _theory_text({"theory": 5.55e-17, "simulation": 0.3, "stderr": 0.01}) == "0"

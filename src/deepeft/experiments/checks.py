@@ -164,5 +164,7 @@ def greater_check(name: str, a, a_se, b, b_se, *, min_z: float = Z_CLAIM, what: 
     d = a - b
     se = math.hypot(a_se, b_se)
     z = zscore(d, se)
-    return Check(name, 0.0, d, se, z if math.isfinite(z) else None, exceeds(d, se, min_z=min_z),
-                 f"{what} > 0 with z = diff/stderr ≥ {min_z:g}", kind)
+    zt = f"{z:.2f}" if math.isfinite(z) else ("inf" if z > 0 else "-inf")
+    # the bound 0 is part of the rule, not a theory value: theory and z stay empty (one meaning per report column)
+    return Check(name, None, d, se, None, exceeds(d, se, min_z=min_z),
+                 f"{what} > 0 with z = diff/stderr ≥ {min_z:g} (here z = {zt})", kind)
