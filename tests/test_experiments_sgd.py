@@ -19,11 +19,13 @@ SMALL = {
     "sgd-phase-diagram": {"temperatures": [2.0**-5, 0.5, 1.0, 4.0], "inv_sigma_W": [2.0**-8, 8.0], "members": 8,
                           "members_per_task": 3, "steps": 16_000, "n_records": 8,
                           # 8 members (binomial noise ±0.18 per fraction) on a 4-octave T gap: measured 0.30 ± 0.23
-                          "dbm_transition_factor": 5.0},
+                          "dbm_transition_factor": 5.0,
+                          # 8 members: the corner loss ratio (≈ 170 ± 45 here) resolves ≥ 20 at z ≥ 3, not the preset's ≥ 100
+                          "loss_ratio": 20.0},
     "sgd-linear-scaling": {"temperatures": [0.125, 4.0], "batch_sizes": [2, 4], "members": 8, "steps": 3000,
                            "n_records": 4},
     "sgd-finite-size": {"n1": [32, 64], "n2": [16, 32], "temperatures": [2.0**-5, 1.0, 4.0], "members": 8,
-                        "steps": 8000, "n_records": 4},
+                        "steps": 8000, "n_records": 4, "loss_ratio": 20.0},  # 8 members: ratio ≈ 140 ± 60
 }
 
 
