@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from ..statistics import Z_MAX
 import numpy as np
 
 from .._x64 import x64
@@ -90,7 +91,7 @@ class BayesPosterior(Experiment):
         n_test: int = param(3, "test inputs", min=1, max=16)
         noise: float = param(0.01, "observation noise variance σ_ε² (6.10)", min=0.0)
         n_networks: int = param(8192, "random-feature draws per width", min=16)
-        max_z: float = param(5.0, "z-score bound", min=1.0, analysis=True)
+        max_z: float = param(Z_MAX, "z-score bound", min=1.0, analysis=True)
         max_se_p: float = param(0.2, "largest acceptable standard error of the fitted exponent", min=0.0, analysis=True)
         seed: int = param(0, "experiment seed; task i uses SeedSequence(seed, spawn_key=(i,))", min=0)
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from ..statistics import Z_MAX
 import numpy as np
 
 from ..errors import DeepEFTInputError
@@ -77,7 +78,7 @@ class EvidenceCriticality(Experiment):
         mc_noise: float = param(0.5, "observation noise σ_ε² of the Monte Carlo evidence", min=0.01)
         n_networks: int = param(10_000, "Monte Carlo networks per C_W", min=16)
         bias_coef: float = param(1.0, "c in the finite-width allowance c·L/n (on the log evidence)", min=0.0, analysis=True)
-        max_z: float = param(5.0, "z-score bound", min=1.0, analysis=True)
+        max_z: float = param(Z_MAX, "z-score bound", min=1.0, analysis=True)
         seed: int = param(0, "experiment seed; task i uses SeedSequence(seed, spawn_key=(i,))", min=0)
 
         def __post_init__(self):

@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 
+from ..statistics import Z_MAX
 import numpy as np
 
 from ..errors import DeepEFTInputError
@@ -70,7 +71,7 @@ class KernelGDVsTrained(Experiment):
         times: tuple[int, ...] = param((0, 1, 2, 3, 5, 10), "GD steps t at which outputs are recorded (first 0)", min=0)
         eta_factor: float = param(1.0, "η = eta_factor / λ_max(Θ̃) (stable below 2)", min=0.01, max=1.99)
         bias_coef: float = param(1.0, "c in the finite-width allowance c·scale·L/n", min=0.0, analysis=True)
-        max_z: float = param(5.0, "z-score bound", min=1.0, analysis=True)
+        max_z: float = param(Z_MAX, "z-score bound", min=1.0, analysis=True)
         max_se_p: float = param(0.35, "largest acceptable standard error of the fitted exponent", min=0.0, analysis=True)
         seed: int = param(0, "experiment seed; task i uses SeedSequence(seed, spawn_key=(i,))", min=0)
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from ..statistics import Z_MAX
 import numpy as np
 
 from ..errors import DeepEFTInputError
@@ -87,7 +88,7 @@ class NTKFluctuationsExperiment(Experiment):
         table_networks: int = param(512, "networks for the ReLU table (n = 100, L = 10); 0 skips it", min=0)
         bias_coef: float = param(4.0, "c in the allowance c·max|T|·(ℓ−2)₊/n", min=0.0, analysis=True)
         table_tolerance: float = param(0.25, "relative allowance sim vs theory in the ReLU table (ℓ/n = 0.1)", min=0.0, analysis=True)
-        max_z: float = param(4.5, "z-score bound", min=1.0, analysis=True)
+        max_z: float = param(Z_MAX, "z-score bound", min=1.0, analysis=True)
         seed: int = param(0, "experiment seed", min=0)
 
         def __post_init__(self):

@@ -36,12 +36,13 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import warnings
 
 import numpy as np
 import scipy.linalg as sla
 
 from .. import _validate as v
-from ..errors import DeepEFTInputError
+from ..errors import DeepEFTInputError, DeepEFTWarning
 from ..network import MLP
 from .kernel import kernel
 from .learning_inputs import (
@@ -310,7 +311,8 @@ def evidence_grid(net: MLP, X, Y, *, noise_model: str = "diagonal", **axes):
     ``log_bayes_factor`` = log p(y|ℋ) − max over the grid (so 0 at the evidence-optimal point).
     A hypothesis whose training kernel is singular at zero noise (e.g. depth 1 with N > n₀ + 1 inputs)
     gets log evidence −inf (a degenerate Gaussian puts no density on generic y).
-    One kernel recursion per (activation, C_b, C_W) serves every depth (K^{(ℓ)} for all ℓ).
+    One kernel recursion per (activation, C_b, C_W) serves every depth (K^{(ℓ)} for all ℓ). Off-critical
+    hypotheses are scanned on purpose, so the kernel's depth warning (DeepEFTWarning) is silenced here.
     """
     import xarray as xr
 
@@ -342,7 +344,9 @@ def evidence_grid(net: MLP, X, Y, *, noise_model: str = "diagonal", **axes):
         if cw is not None:
             changes["C_W"] = float(cw)
         base = _with_depth(net.replace(**changes), max(depths)) if "depth" in coords else net.replace(**changes)
-        Ks = kernel(base, X)
+        with warnings.catch_warnings():  # a grid scans off-critical hypotheses on purpose: no per-point warning
+            warnings.simplefilter("ignore", DeepEFTWarning)
+            Ks = kernel(base, X)
         for (idp, d), (ins, s) in itertools.product(enumerate(depths), enumerate(noises)):
             try:
                 out[ia, ib, iw, idp, ins] = log_evidence_from_kernel(Ks[d - 1], Y, s, noise_model=noise_model)
