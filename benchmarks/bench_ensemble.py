@@ -10,7 +10,7 @@
     so its ceiling is (normal draws/s × 64) — measured and reported as ``rng_bound_fraction``.
     Method "metric" samples the same preactivation law exactly (4.70)–(4.71) with n/N fewer draws;
     its rate is reported as *equivalent* GFLOP/s (the weights-method flop count per second).
-(c) peak resident memory (ru_maxrss of a fresh subprocess) for 10^6 vs 10^3 networks of width 64
+(c) peak resident memory (VmHWM of a fresh subprocess, _rss.py) for 10^6 vs 10^3 networks of width 64
     (quick: 10^5 vs 10^3).
 """
 
@@ -114,7 +114,7 @@ def throughput(quick: bool) -> list[dict]:
 
 
 _MEM_SCRIPT = """
-import resource, sys, time, numpy as np
+import sys, time, numpy as np
 import deepeft as de
 from deepeft.simulate.ensemble import sample_ensemble
 n = int(sys.argv[1])
@@ -122,7 +122,9 @@ net = de.MLP(8, [64, 64], 1, activation="tanh", C_W=1.0)
 X = np.random.default_rng(0).normal(size=(4, 8))
 t0 = time.perf_counter()
 r = sample_ensemble(net, X, n, seed=0)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter() - t0, r.z2.value[-1, 0])
+sys.path.insert(0, sys.argv[2])
+from _rss import peak_rss_mb  # this process's own peak (ru_maxrss would report the runner's after fork)
+print(peak_rss_mb() * 1024.0, time.perf_counter() - t0, r.z2.value[-1, 0])
 """
 
 
@@ -131,7 +133,7 @@ def memory(quick: bool) -> list[dict]:
     env = {**os.environ, "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")}
     for n in (10**3, 10**5 if quick else 10**6):
         out = subprocess.run(
-            [sys.executable, "-c", _MEM_SCRIPT, str(n)], capture_output=True, text=True, check=True, env=env
+            [sys.executable, "-c", _MEM_SCRIPT, str(n), str(Path(__file__).resolve().parent)], capture_output=True, text=True, check=True, env=env
         ).stdout.split()
         rows.append(dict(name=f"memory n_networks={n}", bench="memory", n_networks=n, peak_rss_mib=round(int(out[0]) / 1024, 1), seconds=round(float(out[1]), 2)))
         print(rows[-1], flush=True)

@@ -13,7 +13,7 @@ Accuracy reference: the kernel recursion is entrywise — K^{(ℓ+1)}_{αβ} dep
 block of K^{(ℓ)} on (α, β) — so a random subset of pairs is recomputed layer by layer with the
 engine's independent nested Gauss–Legendre quadrature (no Mehler series, no closed forms).
 
-Each case runs in a fresh subprocess so that its peak RSS (``resource.getrusage``) is its own.
+Each case runs in a fresh subprocess so that its peak RSS (VmHWM, ``_rss.peak_rss_mb``) is its own.
 
     python benchmarks/bench_kernels.py [--quick]      # prints a table, writes benchmarks/results/kernels.json
 """
@@ -27,6 +27,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _rss import peak_rss_mb  # sibling module: benchmarks/ is on sys.path (runner and child both)
 
 CASES = {
     # name: (activation, C_b, C_W, time target [s])
@@ -72,8 +74,6 @@ def _reference_pairs(net, X, pairs):
 
 
 def _child(case: str, N: int, n_ref: int) -> list[dict]:
-    import resource
-
     import numpy as np
 
     import deepeft as de
@@ -92,7 +92,7 @@ def _child(case: str, N: int, n_ref: int) -> list[dict]:
         t0 = time.perf_counter()
         K, T = de.kernels(net, X)
         times.append(time.perf_counter() - t0)
-    maxrss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    maxrss_mb = peak_rss_mb()
     pairs = rng.integers(0, N, size=(n_ref, 2))
     pairs[: min(20, n_ref), 1] = pairs[: min(20, n_ref), 0]  # include diagonal entries
     Kr, Tr = _reference_pairs(net, X, pairs)

@@ -66,6 +66,8 @@ def throughput(quick: bool) -> dict:
         "name": f"train_gd_width{width}_L4_N{N}_flops_fraction",
         "seconds": warm,
         "target": THROUGHPUT_FRACTION,
+        "value": frac,
+        "better": "higher",
         "measured": frac,
         "ratio": frac / THROUGHPUT_FRACTION,
         "passed": bool(frac >= THROUGHPUT_FRACTION),
@@ -82,7 +84,7 @@ def throughput(quick: bool) -> dict:
 
 
 _CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 import numpy as np
 import deepeft as de
 M, store = int(sys.argv[1]), sys.argv[2]
@@ -94,14 +96,16 @@ r = de.train_ensemble(net, X, Y, M, times=[0, 5, 10, 15, 20], eta=0.1, X_test=Xt
 sec = time.perf_counter() - t
 m = r.mean("test")
 assert np.all(np.isfinite(m.value))
-print(json.dumps({"seconds": sec, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-                  "micro_batch": r.micro_batch}))
+sys.path.insert(0, sys.argv[3])
+from _rss import peak_rss_mb  # this process's own peak (ru_maxrss would report the runner's after fork)
+print(json.dumps({"seconds": sec, "rss_mb": peak_rss_mb(), "micro_batch": r.micro_batch}))
 """
 
 
 def _child(M: int, store: str = "moments") -> dict:
     env = {**os.environ, "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")}
-    out = subprocess.run([sys.executable, "-c", _CHILD, str(M), store], capture_output=True, text=True, env=env, check=True)
+    cmd = [sys.executable, "-c", _CHILD, str(M), store, str(HERE)]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -122,6 +126,7 @@ def memory(quick: bool) -> list[dict]:
         "name": f"train_moments_memory_{large}_vs_{small}_networks",
         "seconds": b["seconds"],
         "target": MEMORY_RATIO,
+        "value": ratio,
         "measured": ratio,
         "ratio": ratio / MEMORY_RATIO,
         "passed": bool(ratio <= MEMORY_RATIO),
