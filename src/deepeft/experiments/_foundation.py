@@ -59,11 +59,12 @@ def critical_hyperparameters(name: str) -> tuple[float, float]:
     return float(point.C_b), float(point.C_W)
 
 
-def critical_net(name: str, width: int, depth: int, input_dim: int) -> MLP:
-    """L = ``depth`` layers, every hidden layer and the output of width n (so every layer's metric averages
-    n neurons), at the activation's critical (C_b, C_W); λ_b = λ_W = 1."""
+def critical_net(name: str, width: int, depth: int, input_dim: int, output_dim: int | None = None) -> MLP:
+    """L = ``depth`` layers, every hidden layer of width n, at the activation's critical (C_b, C_W); λ_b = λ_W = 1.
+    The output has width n too by default (so every layer's metric averages n neurons), else ``output_dim``."""
     C_b, C_W = critical_hyperparameters(name)
-    return MLP(input_dim=input_dim, widths=[width] * (depth - 1), output_dim=width, activation=name, C_b=C_b, C_W=C_W)
+    out = width if output_dim is None else output_dim
+    return MLP(input_dim=input_dim, widths=[width] * (depth - 1), output_dim=out, activation=name, C_b=C_b, C_W=C_W)
 
 
 def fixed_inputs(N: int, n0: int) -> np.ndarray:

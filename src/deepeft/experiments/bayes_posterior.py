@@ -109,8 +109,7 @@ class BayesPosterior(Experiment):
         return {"test": list(range(p.n_test)), "test2": list(range(p.n_test))}
 
     def _net(self, p, n):
-        C_b, C_W = fd.critical_hyperparameters(p.activation)
-        return MLP(p.input_dim, [n] * (p.depth - 1), 1, p.activation, C_b=C_b, C_W=C_W)
+        return fd.critical_net(p.activation, n, p.depth, p.input_dim, output_dim=1)
 
     def compute(self, p, task, ctx):
         from ..theory.kernel import kernel

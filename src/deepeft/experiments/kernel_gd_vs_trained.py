@@ -96,8 +96,7 @@ class KernelGDVsTrained(Experiment):
                 "train": list(range(p.n_train)), "network": list(range(p.n_networks))}
 
     def _net(self, p, n):
-        C_b, C_W = fd.critical_hyperparameters(p.activation)
-        return MLP(p.input_dim, [n] * (p.depth - 1), 1, p.activation, C_b=C_b, C_W=C_W)
+        return fd.critical_net(p.activation, n, p.depth, p.input_dim, output_dim=1)
 
     def compute(self, p, task, ctx):
         from ..simulate.training import train_ensemble
