@@ -8,7 +8,7 @@ layers (C_W^{(ℓ)} = m_ℓ·C_W*, ``cw_profile``) so that a C_W^{(ℓ)} vs C_W^
 ``theory.vertex.vertex_flow(net, X, nlo=True)``; simulation is E[Ĝ^{(ℓ)}] (4.70), (4.73) and
 V^{(ℓ)} = n_{ℓ−1} Cov(Ĝ^{(ℓ)}_{α1α2}, Ĝ^{(ℓ)}_{α3α4}) (4.76), both with delta-method standard errors.
 
-Checks (rule of ``tests/test_vertex_vs_ensemble.py``, additive form of ``_foundation.biased_check``), layers
+Checks (rule of ``tests/simulate/test_vertex_vs_ensemble.py``, additive form of ``_foundation.biased_check``), layers
 ℓ = 2..L, every distinct entry:
 
 * metric, α ≤ β:  |sim − (K + G^{1}/n)| < max_z·SE + c_G·max_γ|K_γγ|·((ℓ−2)₊/n)²  (the O(1/n²) remainder);

@@ -116,7 +116,7 @@ class TaylorData:
         """ℓ·G^{1}(ℓ) → (84a₁² − 90a₁b₁ − a₂)/(3a₁³) with c_W^{1} = (2/3)c_W^{0} (5.142).
 
         Erratum to (5.143): iterating (5.140) gives 89/72 for tanh and 20/9 for sin (checked to ℓ = 10⁶,
-        tests/test_single_input.py); the printed (2/3)(3a₂ − a₁²)/(−a₁)³ gives 13/12 and 2/3.
+        tests/theory/test_single_input.py); the printed (2/3)(3a₂ − a₁²)/(−a₁)³ gives 13/12 and 2/3.
         """
         a1, a2, b1 = self.a1, self.a2, self.b1
         return None if not a1 else (84 * a1**2 - 90 * a1 * b1 - a2) / (3 * a1**3)

@@ -15,7 +15,7 @@ import pytest
 from deepeft import cli
 from deepeft.experiments import available_experiments, get_experiment, resolve_params
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
 EXPERIMENTS_MD = (ROOT / "docs" / "experiments.md").read_text()
 SGD_MD = (ROOT / "docs" / "sgd.md").read_text()

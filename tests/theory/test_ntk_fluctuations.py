@@ -1,5 +1,5 @@
 """NTK fluctuation tensors A, B, D, F (8.77), (8.79), (8.89), (8.97): closed forms, independent routes,
-symmetries, bad input. (Ensemble agreement: tests/test_ntk_vs_ensemble.py.)"""
+symmetries, bad input. (Ensemble agreement: tests/simulate/test_ntk_vs_ensemble.py.)"""
 
 from __future__ import annotations
 
