@@ -69,12 +69,20 @@ def read_matrix(path: Path, what: str) -> np.ndarray:
                 A = np.loadtxt(path, delimiter=",", ndmin=2, skiprows=1)
         else:
             raise DeepEFTInputError(f"{what} file {str(path)!r}: use .npy or .csv, not {suffix!r}.")
-    except (ValueError, OSError) as exc:
+        A = np.asarray(A, dtype=np.float64)  # a non-numeric .npy fails here
+    except (ValueError, TypeError, OSError, EOFError) as exc:
         if isinstance(exc, DeepEFTInputError):
             raise
-        raise DeepEFTInputError(f"could not read {str(path)!r} as a numeric matrix: {exc}.") from None
-    A = np.asarray(A, dtype=np.float64)
-    return A[:, None] if A.ndim == 1 else A
+        raise DeepEFTInputError(
+            f"could not read {str(path)!r} as a numeric matrix (rows = samples, columns = features): {exc}."
+        ) from None
+    A = A[:, None] if A.ndim == 1 else A
+    if A.ndim != 2 or A.size == 0:
+        raise DeepEFTInputError(
+            f"{what} file {str(path)!r} holds an array of shape {A.shape}; it should be a non-empty 2-D matrix "
+            "(rows = samples, columns = features or outputs)."
+        )
+    return A
 
 
 def _numbers(text: str, name: str, *, allow_inf: bool = False) -> list[float]:
@@ -247,6 +255,8 @@ def evidence(
     if min(depths) < 1:
         raise DeepEFTInputError(f"--depth values must be >= 1, got {depth!r}.")
     acts = [a.strip() for a in activation.split(",") if a.strip()]
+    if not acts:
+        raise DeepEFTInputError(f"--activation must name at least one activation, got {activation!r}.")
     base = _net(X.shape[1], Y.shape[1], acts[0], max(depths), width, "0.0", "1.0", "1.0", "1.0")
     ds = evidence_grid(base, X, Y, activation=acts, C_b=_numbers(C_b, "--C-b"), C_W=_numbers(C_W, "--C-W"),
                        depth=depths, noise=_numbers(noise, "--noise"))

@@ -57,11 +57,11 @@ def learning_rates_command(
         if framework not in ("pytorch", "jax", "none"):
             raise DeepEFTInputError(f"--framework must be pytorch, jax or none, got {framework!r}.")
         lr = learning_rates(net, rule, lambda_b_tilde=lambda_b, lambda_W_tilde=lambda_W)
+        steps = lr.sgd_steps(eta)  # validates eta (> 0, finite)
+        snippet = {"pytorch": lr.pytorch(eta), "jax": lr.jax(eta), "none": ""}[framework]
     except DeepEFTInputError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    steps = lr.sgd_steps(eta)
-    snippet = {"pytorch": lr.pytorch(eta), "jax": lr.jax(eta), "none": ""}[framework]
     if as_json:
         payload = {
             "command": "learning-rates", "rule": rule, "equation": lr.equation,

@@ -90,3 +90,18 @@ def test_errors_exit_2_with_message(files, args, match, monkeypatch):
 def test_error_as_subprocess(files):
     r = cli("predict", "xa.npy", "ya.csv", "xb.npy", "--eta", "100", "--t", "3", cwd=files[0])
     assert r.returncode == 2 and "2/λ_max" in r.stderr
+
+
+@pytest.mark.parametrize("args, match", [
+    (("predict", "strings.npy", "ya.csv", "xb.npy"), "as a numeric matrix"),
+    (("predict", "empty.npy", "ya.csv", "xb.npy"), "non-empty 2-D matrix"),
+    (("evidence", "xa.npy", "ya.csv", "--activation", ","), "at least one activation"),
+    (("learning-rates", "--eta", "0"), "eta must be > 0"),
+])
+def test_bad_input_is_one_line_exit_2(files, args, match):
+    """Each of these printed a traceback (exit 1 or 4) before: now one line, exit 2."""
+    d = files[0]
+    np.save(d / "strings.npy", np.array(["a", "b"]))
+    np.save(d / "empty.npy", np.zeros((0, 3)))
+    r = cli(*args, cwd=d)
+    assert r.returncode == 2 and match in r.stderr and "Traceback" not in r.stderr, r.stderr

@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from ._foundation import fixed_inputs, intercept_fit
-from .checks import Check
+from .checks import KINDS, Check
 
 __all__ = [
     "allowance_check",
@@ -39,8 +39,8 @@ def learning_data(n_train: int, n_test: int, n0: int, n_out: int = 1) -> tuple[n
 
 def kind_check(kind: str, name: str, theory, simulation, stderr, ok: bool, rule: str) -> Check:
     """A Check of the given kind (prediction/resolution/finding; :data:`deepeft.experiments.checks.KINDS`)."""
-    if kind not in ("prediction", "resolution", "finding"):
-        raise ValueError(kind)
+    if kind not in KINDS:
+        raise ValueError(f"kind {kind!r} is not one of {KINDS}")
     # theory None: a bound or threshold, stated in the rule (the report's theory column holds predictions only)
     return Check(name, None if theory is None else float(theory), float(simulation),
                  None if stderr is None else float(stderr),
