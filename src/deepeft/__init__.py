@@ -31,6 +31,7 @@ from .simulate.training import TrainedEnsemble, train_ensemble
 from .statistics import Estimate, jackknife
 from .theory import deep_linear
 from .theory.bayes import Posterior, evidence_grid, log_evidence, nngp_posterior
+from .theory.bayes_finite_width import finite_width_posterior, hebbian_conditional_moment, representation_update
 from .theory.conventions import from_mean_field, from_neural_tangents, to_neural_tangents
 from .theory.criticality import Criticality, CriticalPoint, criticality, phase
 from .theory.kernel import Kernels, frozen_ntk, kernel, kernel_and_ntk, kernels
@@ -90,6 +91,9 @@ __all__ = [
     "learning_rates",
     "ntk_statistics",
     "nngp_posterior",
+    "finite_width_posterior",
+    "hebbian_conditional_moment",
+    "representation_update",
     "vertex_flow",
     "criticality",
     "deep_linear",

@@ -25,6 +25,13 @@ from .bayes import (
     nngp_posterior,
     posterior_from_kernels,
 )
+from .bayes_finite_width import (
+    FiniteWidthPosterior,
+    RepresentationUpdate,
+    finite_width_posterior,
+    hebbian_conditional_moment,
+    representation_update,
+)
 from .conventions import from_mean_field, from_neural_tangents, to_neural_tangents
 from .criticality import Criticality, CriticalPoint, phase
 from .generalization import (
@@ -51,6 +58,11 @@ from .vertex import VertexFlow, connected_four_point, excess_kurtosis, four_poin
 
 __all__ = [
     "bias_variance",
+    "finite_width_posterior",
+    "FiniteWidthPosterior",
+    "hebbian_conditional_moment",
+    "representation_update",
+    "RepresentationUpdate",
     "bootstrapped_recursion",
     "BootstrappedKernel",
     "connected_four_point",
