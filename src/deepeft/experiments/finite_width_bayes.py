@@ -86,16 +86,16 @@ class FiniteWidthBayes(Experiment):
 
     @dataclasses.dataclass(frozen=True)
     class Params:
-        activation: str = param("tanh", "activation, at its critical (C_b, C_W)")
-        widths: tuple[int, ...] = param((16, 32, 64), "hidden widths n (at least three: 1/n fits)", min=2)
+        activation: str = param("relu", "activation, at its critical (C_b, C_W)")
+        widths: tuple[int, ...] = param((64, 128, 256), "hidden widths n (at least three: 1/n fits)", min=2)
         depth: int = param(3, "number of layers L", min=2, max=12)
         input_dim: int = param(4, "n_0", min=1)
         n_train: int = param(2, "training inputs N_A (≤ n_out)", min=1, max=6)
         n_test: int = param(2, "test inputs", min=1, max=6)
         n_out: int = param(2, "output components n_L (≥ n_train)", min=1, max=8)
-        strength: float = param(2.5, "Hebbian source strength t of the controlled targets")
+        strength: float = param(1.25, "Hebbian source strength t of the controlled targets")
         noise: float = param(0.0, "observation noise variance σ_ε² (6.10)", min=0.0)
-        n_networks: int = param(65536, "prior networks per width", min=1024)
+        n_networks: int = param(32768, "prior networks per width", min=1024)
         max_z: float = param(Z_MAX, "z-score bound", min=1.0, analysis=True)
         min_ess_fraction: float = param(0.5, "smallest acceptable ESS/S", min=0.0, analysis=True)
         max_se_p: float = param(0.2, "largest acceptable standard error of the fitted exponent", min=0.0, analysis=True)
@@ -108,7 +108,7 @@ class FiniteWidthBayes(Experiment):
             if self.n_out < self.n_train:
                 raise DeepEFTInputError("parameter 'n_out' must be >= 'n_train' (controlled targets).")
 
-    presets = {"quick": {}, "paper": {"widths": (16, 32, 64, 128, 256), "n_networks": 262144}}
+    presets = {"quick": {}, "paper": {"widths": (64, 128, 256, 512, 1024), "n_networks": 131072}}
 
     def sweep(self, p):
         return {"width": list(p.widths)}
@@ -142,7 +142,10 @@ class FiniteWidthBayes(Experiment):
         d = np.diag(K)
         v_n = float(np.max(np.abs(np.einsum("aabb->ab", V)) / np.outer(d, d))) / n
         s = importance_posterior(net, XA, Y, XB, p.n_networks, fd.ensemble_seed(ctx), noise=p.noise)
-        T = ru.d_O
+        T = ru.d_O * n  # the width-independent pattern: proj ≈ 1/n
+        P, m_inf = th.mean_correction * n, th.mean_nngp  # projection of the sampled mean correction: ≈ 1/n
+        proj_m = s.reweight(lambda w, m, o: np.sum((w @ m.reshape(len(w), -1) - m_inf.ravel()) * P.ravel())
+                            / np.sum(P * P))
         proj = s.reweight(lambda w, m, o: np.sum((w @ o.reshape(len(w), -1) - o.reshape(len(w), -1).mean(0))
                                                  * T.ravel()) / np.sum(T * T))
         tb, dd = ("test", "out"), ("d1", "d2")
@@ -153,6 +156,7 @@ class FiniteWidthBayes(Experiment):
             "shift": (tb, s.mean_shift.value), "shift_se": (tb, s.mean_shift.stderr),
             "dO": (dd, s.d_O.value), "dO_se": (dd, s.d_O.stderr),
             "proj": float(proj.value), "proj_se": float(proj.stderr),
+            "proj_m": float(proj_m.value), "proj_m_se": float(proj_m.stderr),
             "ess": s.ess, "eps": eps, "v_n": v_n,
         }
 
@@ -166,7 +170,7 @@ class FiniteWidthBayes(Experiment):
             checks.append(lc.extrapolation_check(
                 f"d̄𝒪_{a}{b} (6.104): n·d̄𝒪 at n → ∞", dO_th[0, a, b], n, dO_c[:, a, b], dO_se[:, a, b], degree=1,
                 max_z=p.max_z, what="n·d̄𝒪 of (6.104)"))
-        sh_c, sh_se = ds.shift.values * n[:, None, None], ds.shift_se.values * n[:, None, None]
+        sh_c, sh_se = ds["shift"].values * n[:, None, None], ds.shift_se.values * n[:, None, None]
         sh_th = ds.theory_learning.values * n[:, None, None]
         for b in range(p.n_test):
             for i in range(p.n_out):
@@ -195,6 +199,12 @@ class FiniteWidthBayes(Experiment):
             chi_inf - chi_fw >= Z_CLAIM**2,
             f"χ²_NNGP − χ²_fw ≥ {Z_CLAIM**2:g} (χ² = Σ z² over {p.n_test * p.n_out * len(p.widths)} entries; "
             f"χ²_fw = {chi_fw:.1f}, χ²_NNGP = {chi_inf:.1f})"))
+        for key, what in (("proj", "d̄𝒪 (6.104)"), ("proj_m", "E[z|y] − m^∞ (6.88)")):
+            checks.append(lc.extrapolation_check(
+                f"{what} projected on the theory pattern: n·projection at n → ∞", 1.0, n, ds[key].values * n,
+                ds[key + "_se"].values * n, degree=1, max_z=p.max_z, what="1 (the theory's own pattern and size)"))
+        checks += lc.power_law_check("E[z|y] − m^∞ projected on (6.88)", n, ds.proj_m.values, ds.proj_m_se.values,
+                                     expected=1.0, max_z=p.max_z, max_se=p.max_se_p)
         checks += lc.power_law_check("d̄𝒪 projected on (6.104)", n, ds.proj.values, ds.proj_se.values, expected=1.0,
                                      max_z=p.max_z, max_se=p.max_se_p, correction=True)
         return checks
