@@ -236,6 +236,6 @@ class FiniteWidthBayes(Experiment):
             a2.errorbar(x, ds["dO"].values[:, a, b] * n, yerr=2 * ds.dO_se.values[:, a, b] * n, fmt="o", ms=3,
                         color=ln.get_color())
         a2.set_xlabel("1/n")
-        a2.set_ylabel("n·d̄𝒪: IS (points), (6.104) (lines)")
-        a2.set_title("representation learning of (1/n)Σσσ", fontsize=8)
+        a2.set_ylabel("n·dO: IS (points), (6.104) (lines)")
+        a2.set_title("representation learning of O = (1/n)Σσσ", fontsize=8)
         return {"finite_width_bayes.png": fig}
