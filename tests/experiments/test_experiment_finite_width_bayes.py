@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import pytest
-from _expt import assert_complete_run
 
+from _expt import assert_complete_run
 from deepeft.errors import DeepEFTInputError
 from deepeft.experiments import resolve_params, run_experiment
 

@@ -6,8 +6,8 @@ ensembles of trained networks (GD, SGD, gradient flow). See docs/ensembles.md an
 from .ensemble import EnsembleResult, default_micro_batch, sample_ensemble
 from .estimators import covariance, mean_and_se, mean_vector_and_cov
 from .forward import network_key, preactivations, sample_params
-from .posterior_sampling import ImportanceSample, importance_posterior, stochastic_output_metrics
 from .ntk import empirical_ntk, ntk_autodiff, ntk_forward
+from .posterior_sampling import ImportanceSample, importance_posterior, stochastic_output_metrics
 from .training import TrainedEnsemble, train_ensemble
 
 __all__ = [

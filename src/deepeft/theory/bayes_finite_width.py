@@ -89,7 +89,9 @@ def _vertex_block(V, N: int) -> np.ndarray:
     try:
         arr = np.asarray(V, dtype=np.float64)
     except (TypeError, ValueError):
-        raise DeepEFTInputError("V must be a numeric array (N, N, N, N) (the four-point vertex, layout of four_point_vertex).") from None
+        raise DeepEFTInputError(
+            "V must be a numeric array (N, N, N, N) (the four-point vertex, layout of four_point_vertex)."
+        ) from None
     if arr.shape != (N,) * 4:
         raise DeepEFTInputError(f"V must have shape {(N,) * 4} (one index per input of K), got {arr.shape}.")
     if not np.all(np.isfinite(arr)):
@@ -224,7 +226,9 @@ def finite_width_posterior_from_tensors(K, G1, V, Y, n_train: int, width: float,
     except (TypeError, ValueError):
         NA = -1
     if not 1 <= NA < N:
-        raise DeepEFTInputError(f"n_train must be in 1..{N - 1} (training inputs first, at least one test input), got {n_train!r}.")
+        raise DeepEFTInputError(
+            f"n_train must be in 1..{N - 1} (training inputs first, at least one test input), got {n_train!r}."
+        )
     Y = targets(Y, NA, "Y_train")
     n = _width(width)
     s2 = noise_variance(noise)
@@ -239,6 +243,7 @@ def finite_width_posterior_from_tensors(K, G1, V, Y, n_train: int, width: float,
     Vt = V[Bt, A][:, :, A, A] - np.einsum("ba,acde->bcde", P, V[A, A][:, :, A, A])  # Ṽ_{(β̇α1)(α2α3)}
     vb = np.einsum("bcde,de->bc", Vt, B)  # Σ Ṽ_{(β̇α1)(α2α3)} B^{α2α3}
     vk = np.einsum("bcde,cd->be", Vt, Kinv)  # Σ Ṽ_{(β̇α1)(α2α3)} K̃^{α1α2}
+    assert post.cov is not None  # K_test was given
     mean_learning = vb @ u / (2.0 * n)
     mean_fluctuation = -(vk @ u) / n
     corr = mean_metric + mean_fluctuation + mean_learning
