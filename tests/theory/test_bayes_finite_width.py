@@ -198,4 +198,31 @@ def test_importance_sampling_confirms_learning_terms():
         vals, errs = np.asarray(coefs[key]), np.asarray(ses[key])
         for idx in np.ndindex(theory.shape):
             a, sa = _intercept(x, vals[(slice(None),) + idx], errs[(slice(None),) + idx])
+            print(f"{key}{idx}: intercept {a:.4f} ± {sa:.4f} vs {theory[idx]:.4f}, z = {(a - theory[idx]) / sa:.2f}")
             assert abs(a - theory[idx]) < Z_MAX * sa, (key, idx, a, sa, theory[idx])
+
+
+def test_hebbian_moment_against_importance_sampling():
+    """(6.78) by simulation: for one output neuron observed at ž (one input), E[z₂² | z₁ = ž] = E[Ĝ^(L) | ž] (the
+    other neurons are N(0, Ĝ) given the features) is the importance-sampled metric with weights N(ž; 0, Ĝ_s).
+    The n → ∞ intercept of n·(E[Ĝ|ž] − E[Ĝ]) over n = 32, 64 equals n·(6.78)'s shift; ž² > G raises it."""
+    x = np.array([[1.1, -0.4, 0.6]])
+    base = de.MLP(3, [8, 8], output_dim=1, activation="tanh")
+    K = de.kernel(base, x)[-1, 0, 0]
+    z = 2.0 * np.sqrt(K)  # atypically large
+    vals, errs, theory = [], [], []
+    for n in (32, 64):
+        net = base.replace(widths=[n, n])
+        h = de.hebbian_conditional_moment(net, x, [z])[0, 0]
+        G = vertex_flow(net, x, nlo=True).metric()[-1, 0, 0]
+        s = importance_posterior(net, x, [z], x, 16384, seed=7 + n)
+        CW = net.C_W[-1]
+        vals.append(n * CW * s.d_O.value[0, 0])
+        errs.append(n * CW * s.d_O.stderr[0, 0])
+        theory.append(n * (h - G))
+    assert theory[0] > 0  # fire together
+    assert_close(theory[0], theory[1], "solve")
+    a, sa = _intercept(1.0 / np.array([32.0, 64.0]), np.array(vals), np.array(errs))
+    print(f"(6.78) shift: n·(IS) intercept {a:.4f} ± {sa:.4f} vs theory {theory[0]:.4f}, z = {(a - theory[0]) / sa:.2f}")
+    assert abs(a - theory[0]) < Z_MAX * sa, (a, sa, theory[0])
+    assert sa < 0.1 * theory[0]  # resolved
