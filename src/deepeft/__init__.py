@@ -27,12 +27,15 @@ from .simulate.ensemble import EnsembleResult, sample_ensemble
 from .simulate.forward import preactivations, sample_params
 from .simulate.ntk import empirical_ntk
 from .simulate.ntk_statistics import NTKStatistics, ntk_statistics
+from .simulate.trained_output import trained_output
 from .simulate.training import TrainedEnsemble, train_ensemble
 from .statistics import Estimate, jackknife
 from .theory import deep_linear
+from .theory.algorithm_projectors import AlgorithmProjectors, algorithm_projectors
 from .theory.bayes import Posterior, evidence_grid, log_evidence, nngp_posterior
 from .theory.conventions import from_mean_field, from_neural_tangents, to_neural_tangents
 from .theory.criticality import Criticality, CriticalPoint, criticality, phase
+from .theory.finite_width_solution import TrainedOutput, trained_output_from_tensors
 from .theory.kernel import Kernels, frozen_ntk, kernel, kernel_and_ntk, kernels
 from .theory.kernel_learning import GDPrediction, gd_prediction, last_layer_only
 from .theory.learning_rates import LearningRates, learning_rates
@@ -60,6 +63,11 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 
 __all__ = [
     "MLP",
+    "algorithm_projectors",
+    "AlgorithmProjectors",
+    "trained_output",
+    "trained_output_from_tensors",
+    "TrainedOutput",
     "Activation",
     "Criticality",
     "CriticalPoint",

@@ -8,6 +8,7 @@
 * :mod:`.deep_linear` — exact finite-width deep linear networks (ch. 3);
 * :mod:`.bayes`, :mod:`.kernel_learning`, :mod:`.generalization` — learning at infinite width: NNGP
   posterior and evidence (Ch. 6), frozen-NTK gradient descent, Newton, ridge (Ch. 10), generalization (§10.3);
+* :mod:`.algorithm_projectors`, :mod:`.finite_width_solution` — the trained network at finite width (§∞.2);
 * :mod:`.conventions` — neural-tangents and mean-field conventions at the edges.
 
 The functions named like their modules (``kernel``, ``criticality``, ``single_input``, ``nlo_metric``) are
@@ -16,6 +17,7 @@ so that ``import deepeft.theory.kernel`` and ``from deepeft.theory import kernel
 """
 
 from . import deep_linear
+from .algorithm_projectors import AlgorithmProjectors, algorithm_projectors
 from .bayes import (
     Posterior,
     evidence_grid,
@@ -27,6 +29,7 @@ from .bayes import (
 )
 from .conventions import from_mean_field, from_neural_tangents, to_neural_tangents
 from .criticality import Criticality, CriticalPoint, phase
+from .finite_width_solution import TrainedOutput, trained_output_from_tensors
 from .generalization import (
     bias_variance,
     delta_ntk_recursion,
@@ -50,6 +53,10 @@ from .two_input import BootstrappedKernel, FiniteAngle, bootstrapped_recursion, 
 from .vertex import VertexFlow, connected_four_point, excess_kurtosis, four_point_vertex, vertex_flow
 
 __all__ = [
+    "algorithm_projectors",
+    "AlgorithmProjectors",
+    "trained_output_from_tensors",
+    "TrainedOutput",
     "bias_variance",
     "bootstrapped_recursion",
     "BootstrappedKernel",
