@@ -27,7 +27,7 @@ from .simulate.ensemble import EnsembleResult, sample_ensemble
 from .simulate.forward import preactivations, sample_params
 from .simulate.ntk import empirical_ntk
 from .simulate.ntk_statistics import NTKStatistics, ntk_statistics
-from .simulate.ntk_tensors import empirical_ddntk, empirical_dntk, one_step_prediction
+from .simulate.ntk_tensors import ddntk_statistics, dntk_statistics, empirical_ddntk, empirical_dntk, one_step_prediction
 from .simulate.training import TrainedEnsemble, train_ensemble
 from .statistics import Estimate, jackknife
 from .theory import deep_linear
@@ -91,6 +91,8 @@ __all__ = [
     "learning_rates",
     "ntk_statistics",
     "one_step_prediction",
+    "dntk_statistics",
+    "ddntk_statistics",
     "nngp_posterior",
     "vertex_flow",
     "criticality",

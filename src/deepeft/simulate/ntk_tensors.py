@@ -65,12 +65,18 @@ from .. import _validate as v
 from .._x64 import x64
 from ..errors import DeepEFTInputError
 from ..network import MLP
+from ..statistics import Estimate
+from . import estimators as est
 from . import forward as fw
 from .training import gd_update, lambda_tree, mse_loss
 
 __all__ = [
+    "DDNTKStatistics",
+    "DNTKStatistics",
     "NTKTensors",
     "OneStepPrediction",
+    "ddntk_statistics",
+    "dntk_statistics",
     "empirical_ddntk",
     "empirical_dntk",
     "one_step_prediction",
@@ -361,3 +367,198 @@ def _check_Y(Y, N: int, n_L: int) -> np.ndarray:
     if Y.shape != (N, n_L) or not np.all(np.isfinite(Y)):
         raise DeepEFTInputError(f"Y must be a finite array of shape (N, n_L) = ({N}, {n_L}), got shape {Y.shape}.")
     return Y
+
+
+# -- ensemble statistics ------------------------------------------------------------------------
+
+_DNTK_FIELDS = ("P", "Q")
+_DDNTK_FIELDS = ("P", "Q", "R", "S", "T", "U")
+
+
+def _pattern_stats(net: MLP, layer: int, m: int, fields: tuple[str, ...], params, X):
+    """One network's pair-pattern averages (a ≠ b over the first m neurons of layer ℓ), in the book's layouts.
+
+    From M[k1, k0] = ∇²z_{k0}v_{k1} and V without forming the full tensors (cost m² N⁴ #θ)."""
+    N = X.shape[0]
+    theta, lam, z = _flat_problem(net, layer, params, X, tuple(range(m)))
+    _, V, M = _first_order(theta, lam, z)
+    P_ = V.shape[-1]
+    Mv = M.reshape(m, N, m, N, P_)  # [c, δ_c (direction), a, δ_a (differentiated z), μ]
+    Vv = V.reshape(m, N, P_)
+    ar = jnp.arange(m)
+    Dg = Mv[ar, :, ar]  # [a, δ (direction), δ' (z), μ] = ∇²z_{a;δ'} v_{a;δ}
+    off = 1.0 - jnp.eye(m, dtype=V.dtype)
+    pairs = m * (m - 1)
+    out = {}
+    if "P" in fields:
+        Z = z(theta).reshape(m, N)
+        # P: dĤ_{abb;δ0δ1δ2} z_{a;δ3} = (∇²z_{a;δ0} v_{b;δ1})·v_{b;δ2} z_{a;δ3}
+        out["P"] = jnp.einsum("byaxm,bzm,aw,ab->xyzw", Mv, Vv, Z, off) / pairs
+        # Q: dĤ_{aac;δ0δ1δ2} z_{c;δ3}
+        out["Q"] = jnp.einsum("ayxm,czm,cw,ac->xyzw", Dg, Vv, Z, off) / pairs
+    if "R" in fields:
+        # R: dd_IĤ_{aabb;δ0δ1δ2δ3} = ∂³z_{a;δ0}[v_{a;δ1}, v_{b;δ2}, v_{b;δ3}]
+        U = jnp.broadcast_to(Vv[:, :, None, :], (m, N, N, P_)).reshape(-1, P_)
+        Wd = jnp.broadcast_to(Vv[:, None, :, :], (m, N, N, P_)).reshape(-1, P_)
+        s = _third_slices(theta, z, V, U, Wd).reshape(m, N, N, m, N, m, N)  # [b, δ2, δ3, a, δ0, a', δ1]
+        sd = s[:, :, :, ar, :, ar, :]  # [a, b, δ2, δ3, δ0, δ1] (advanced axes first)
+        out["R"] = jnp.einsum("abyzwx,ab->wxyz", sd, off) / pairs
+        Ml = Mv * lam
+        # dd_IIĤ_{abcd;δ1δ2δ3δ4} = Σ_μ λ_μ (∇²z_{a;δ1} v_{c;δ3})_μ (∇²z_{b;δ2} v_{d;δ4})_μ
+        out["S"] = jnp.einsum("cyawm,czaxm,ac->wxyz", Mv, Ml, off) / pairs  # aacc → S_{δ1δ2δ3δ4}
+        rawT = jnp.einsum("aywm,bzxm,ab->wxyz", Dg, Dg * lam, off) / pairs  # abab
+        out["T"] = jnp.einsum("psqr->pqrs", rawT)  # T_{δ1δ3δ4δ2}
+        rawU = jnp.einsum("byawm,azbxm,ab->wxyz", Mv, Ml, off) / pairs  # abba
+        out["U"] = jnp.einsum("prsq->pqrs", rawU)  # U_{δ1δ4δ2δ3}
+    return out
+
+
+@functools.lru_cache(maxsize=32)
+def _stats_program(net: MLP, layers: tuple[int, ...], ms: tuple[int, ...], fields: tuple[str, ...], dt):
+    """Jitted: keys (k, B, 2), mask (k, B) → per micro-batch Σ_s x_s and Σ_s x_s² of every statistic (k, ...)."""
+
+    def one(key, X):
+        p = fw.init_params(net, key, dt)
+        return [_pattern_stats(net, l, m, fields, p, X) for l, m in zip(layers, ms, strict=True)]
+
+    def micro(keys, mask, X):
+        st = jax.vmap(one, in_axes=(0, None))(keys, X)
+        w = mask.astype(dt)
+
+        def sums(a):
+            wa = w.reshape((-1,) + (1,) * (a.ndim - 1)) * a
+            return jnp.stack([wa.sum(0), (wa * a).sum(0)])
+
+        return jax.tree_util.tree_map(sums, st)
+
+    def run(keys, mask, X):
+        return jax.lax.map(lambda km: micro(km[0], km[1], X), (keys, mask))
+
+    return jax.jit(run)
+
+
+def _per_network_floats(net: MLP, layers, ms, N: int) -> int:
+    P = sum(net.n[l] * (net.n[l - 1] + 1) for l in range(1, max(layers) + 1))
+    return int(sum(4 * (m * N) ** 2 * P + 8 * m * N * P for m in ms))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class DNTKStatistics:
+    """Ensemble estimates of P and Q (11.45), n_{ℓ−1} × E[pair pattern] (module docstring): Estimates
+    (L, N, N, N, N), layer ℓ at index ℓ − 1, [ℓ−1, δ0, δ1, δ2, δ3]; layer 1 exactly 0 (SE 0, always); layers
+    not sampled (width 1 or not requested) NaN. ``neurons``: per layer, how many neurons (pairs a ≠ b)."""
+
+    net: MLP
+    X: np.ndarray
+    n_networks: int
+    seed: int
+    neurons: tuple[int, ...]
+    P: Estimate
+    Q: Estimate
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class DDNTKStatistics:
+    """Ensemble estimates of R (∞.11) and S, T, U (∞.12) (n_{ℓ−1} × E[pair pattern]): Estimates (L, N, N, N, N)
+    in the printed index order — R[ℓ−1, δ0, δ1, δ2, δ3], S[ℓ−1, δ1, δ2, δ3, δ4], T[ℓ−1, δ1, δ3, δ4, δ2],
+    U[ℓ−1, δ1, δ4, δ2, δ3]; layer 1 exactly 0; layers not sampled NaN. Also P and Q of the same networks
+    (as :class:`DNTKStatistics`; the ddNTK recursions need them)."""
+
+    net: MLP
+    X: np.ndarray
+    n_networks: int
+    seed: int
+    neurons: tuple[int, ...]
+    P: Estimate
+    Q: Estimate
+    R: Estimate
+    S: Estimate
+    T: Estimate
+    U: Estimate
+
+
+def _ensemble(net, X, n_networks, fields, *, seed, layer, neurons, micro_batch, chunk_size, dtype):
+    net = fw.check_net(net)
+    X = net.check_inputs(X, "X")
+    n_networks = v.positive_int(n_networks, "n_networks", minimum=2)
+    seed, _ = fw._check_seed_index(seed, 0)
+    max_m = v.positive_int(neurons, "neurons", minimum=2)
+    dt = fw._DTYPES[fw.check_dtype(dtype)]
+    L, N = net.L, X.shape[0]
+    if layer is None:
+        layers = tuple(l for l in range(2, L + 1) if net.n[l] >= 2)
+    else:
+        layer = _check_layer(net, layer)
+        if net.n[layer] < 2:
+            raise DeepEFTInputError(f"layer {layer} has width {net.n[layer]}; pair statistics need at least 2 neurons.")
+        layers = (layer,) if layer >= 2 else ()
+    ms = tuple(min(net.n[l], max_m) for l in layers)
+    shape = (L,) + (N,) * 4
+    vals = {f: np.full(shape, np.nan) for f in fields}
+    ses = {f: np.full(shape, np.nan) for f in fields}
+    for f in fields:  # the first layer: dĤ = dd_IĤ = dd_IIĤ = 0 exactly (z^{(1)} linear in θ)
+        vals[f][0], ses[f][0] = 0.0, 0.0
+    if layers:
+        if micro_batch is None:
+            B = max(1, _MB_BUDGET_FLOATS // _per_network_floats(net, layers, ms, N))
+            B = min(64, 2 ** int(np.floor(np.log2(B))), 2 ** int(np.ceil(np.log2(n_networks))))
+        else:
+            B = v.positive_int(micro_batch, "micro_batch")
+        k = max(1, (v.positive_int(chunk_size, "chunk_size") // B) if chunk_size is not None else 8)
+        run = _stats_program(net, layers, ms, fields, dt)
+        n_micro = -(-n_networks // B)
+        acc = None
+        with x64():
+            Xj = jnp.asarray(X, dt)
+            base = jax.random.PRNGKey(seed)
+            k = min(k, n_micro)  # every chunk has k micro-batches (the last padded, masked): one compilation
+            for c0 in range(0, n_micro, k):
+                kc = min(k, n_micro - c0)
+                idx = np.arange(c0 * B, (c0 + k) * B)
+                keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.asarray(idx, jnp.uint32))
+                mask = jnp.asarray(idx < n_networks).reshape(k, B)
+                out = run(keys.reshape(k, B, -1), mask, Xj)
+                out = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), out)
+                for j in range(kc):  # micro-batch by micro-batch, in network order: chunk-size independent
+                    part = jax.tree_util.tree_map(lambda a, j=j: a[j], out)
+                    acc = part if acc is None else jax.tree_util.tree_map(np.add, acc, part)
+        for li, l in enumerate(layers):
+            for f in fields:
+                s = acc[li][f]
+                mean, se = est.mean_and_se(n_networks, 0.0, s[0], s[1])
+                vals[f][l - 1], ses[f][l - 1] = net.n[l - 1] * mean, net.n[l - 1] * se
+    used = tuple(ms[layers.index(l)] if l in layers else 0 for l in range(1, L + 1))
+    return net, X, n_networks, seed, used, {f: Estimate(vals[f], ses[f]) for f in fields}
+
+
+def dntk_statistics(net: MLP, X, n_networks: int, *, seed: int = 0, layer: int | None = None, neurons: int = 8,
+                    micro_batch: int | None = None, chunk_size: int | None = None,
+                    dtype="float64") -> DNTKStatistics:
+    """Estimate the dNTK–preactivation tensors P, Q (11.45) of every layer from ``n_networks`` random networks.
+
+    Network s is ``sample_params(net, seed, s)``. Per network and layer ℓ, the pair patterns of the module
+    docstring are averaged over the ordered pairs a ≠ b of the first ``neurons`` neurons (all if fewer);
+    the ensemble mean × n_{ℓ−1} is returned with its standard error from the independent networks.
+    ``layer``: only that layer (default: every layer 2..L of width ≥ 2; layer 1 is exactly 0).
+    Networks run in micro-batches of ``micro_batch`` (vmapped; default from a memory budget) and chunks of
+    ``chunk_size`` networks per compiled call; results are bit-identical for every chunk size.
+    Cost per network and layer ~ (mN)² Hessian-vector products, m = min(n_ℓ, neurons).
+    """
+    net, X, n, seed, used, r = _ensemble(net, X, n_networks, _DNTK_FIELDS, seed=seed, layer=layer, neurons=neurons,
+                                         micro_batch=micro_batch, chunk_size=chunk_size, dtype=dtype)
+    return DNTKStatistics(net=net, X=X, n_networks=n, seed=seed, neurons=used, **r)
+
+
+def ddntk_statistics(net: MLP, X, n_networks: int, *, seed: int = 0, layer: int | None = None, neurons: int = 8,
+                     micro_batch: int | None = None, chunk_size: int | None = None,
+                     dtype="float64") -> DDNTKStatistics:
+    """Estimate the ddNTK tensors R (∞.11) and S, T, U (∞.12) (and P, Q (11.45)) of every layer from
+    ``n_networks`` random networks.
+
+    Arguments and estimator as :func:`dntk_statistics` (pair patterns aabb, aabb, abab, abba of the
+    module docstring). Cost per network and layer ~ m N² third-order directional derivatives of the
+    Jacobian plus (mN)² Hessian-vector products.
+    """
+    net, X, n, seed, used, r = _ensemble(net, X, n_networks, _DDNTK_FIELDS, seed=seed, layer=layer, neurons=neurons,
+                                         micro_batch=micro_batch, chunk_size=chunk_size, dtype=dtype)
+    return DDNTKStatistics(net=net, X=X, n_networks=n, seed=seed, neurons=used, **r)
