@@ -1,7 +1,7 @@
 """What real networks do, independent of :mod:`deepeft.theory`: vectorised ensembles of random networks
 (all layers, streamed in chunks), the forward pass and parameter sampling, the empirical NTK, its
 derivatives (dNTK, ddNTKs) and their ensemble statistics, and ensembles of trained networks (GD, SGD,
-gradient flow). See docs/ensembles.md, docs/training.md and docs/finite_width.md.
+gradient flow). See docs/ensembles.md, docs/training.md and docs/ntk_tensors.md.
 """
 
 from .ensemble import EnsembleResult, default_micro_batch, sample_ensemble
