@@ -111,6 +111,26 @@ def test_one_step_expansions_error_scaling(params):
         assert abs(s - e) < 0.2
 
 
+def test_one_step_expansions_hidden_layer(params):
+    """Layer 2 (features) with the error factor ε^{(ℓ)} (∞.3): the same orders with and without ddNTKs."""
+    Y = np.array([[0.5, -0.3], [0.2, 0.9]])
+    etas = np.array([0.08, 0.04, 0.02, 0.01])
+    full, lite = [], []
+    for eta in etas:
+        o = one_step_prediction(NET, params, X, Y, eta, layer=2)
+        full.append([np.abs(o.dz_actual - o.dz_predicted).max(), np.abs(o.dH_actual - o.dH_predicted).max(),
+                     np.abs(o.ddH_actual - o.ddH_predicted).max()])
+        q = one_step_prediction(NET, params, X, Y, eta, layer=2, ddntk=False)
+        assert q.dz_terms.shape[0] == 2 and q.dH_terms.shape[0] == 1 and q.ddH_terms.shape[0] == 0
+        np.testing.assert_allclose(q.dz_terms, o.dz_terms[:2], rtol=1e-12, atol=1e-15)
+        lite.append([np.abs(q.dz_actual - q.dz_predicted).max(), np.abs(q.dH_actual - q.dH_predicted).max()])
+    full, lite = np.array(full), np.array(lite)
+    slopes = [_slope(etas, full[:, c]) for c in range(3)] + [_slope(etas, lite[:, c]) for c in range(2)]
+    print("layer-2 slopes (dz, dH, ddH; without ddNTKs: dz, dH):", np.round(slopes, 3))
+    for s_, e in zip(slopes, [4, 3, 2, 3, 2], strict=True):
+        assert abs(s_ - e) < 0.2
+
+
 def test_errors(params):
     with pytest.raises(de.DeepEFTInputError, match="layer must be"):
         empirical_dntk(NET, params, X, layer=4)

@@ -79,6 +79,8 @@ __all__ = [
     "dntk_statistics",
     "empirical_ddntk",
     "empirical_dntk",
+    "error_factor",
+    "expansion_terms",
     "one_step_prediction",
 ]
 
@@ -277,11 +279,12 @@ def empirical_ddntk(net: MLP, params, X, *, layer: int | None = None, neurons=No
 class OneStepPrediction:
     """One full-batch GD step with MSE on (X, Y) of one network: measured changes and their expansions.
 
-    Output layer, all n_L neurons, all N training inputs; ε = z − y. ``dz_actual`` (n_L, N) and
-    ``dz_terms`` (3, n_L, N): the η, η², η³ terms of (∞.4) (cumulative prediction: partial sums);
-    ``dH_actual`` (n_L, n_L, N, N) and ``dH_terms`` (2, …): the η and η² terms of (∞.6);
-    ``ddH_actual`` (n_L,)*3 + (N,)*3 and ``ddH_terms`` (1, …): the η term of (∞.9).
-    The remainders are O(η⁴), O(η³) and O(η²).
+    Layer ℓ (default the output), all n_ℓ neurons, all N training inputs, error factor ε^{(ℓ)} (∞.3).
+    ``dz_actual`` (n, N) and ``dz_terms`` (3, n, N): the η, η², η³ terms of (∞.4) (the prediction is
+    their sum); ``dH_actual`` (n, n, N, N) and ``dH_terms`` (2, …): the η and η² terms of (∞.6);
+    ``ddH_actual`` (n,)*3 + (N,)*3 and ``ddH_terms`` (1, …): the η term of (∞.9). The remainders are
+    O(η⁴), O(η³) and O(η²). Without the ddNTKs (``ddntk=False``) the terms they enter are left out:
+    2, 1 and 0 terms.
     """
 
     eta: float
@@ -309,24 +312,34 @@ class OneStepPrediction:
 
 
 def expansion_terms(t: NTKTensors, eps: np.ndarray, eta: float):
-    """The terms of (∞.4), (∞.6), (∞.9) from one network's tensors and the error factor ε (n, N_train).
+    """The terms of (∞.4), (∞.6), (∞.9) from one network's layer-ℓ tensors and the error factor ε^{(ℓ)} (n_ℓ, N).
 
-    ``t`` must hold the output-layer tensors on the training inputs (all output neurons). Returns
-    (dz_terms (3, n, N), dH_terms (2, n, n, N, N), ddH_terms (1, n, n, n, N, N, N))."""
+    ``t`` holds the tensors of all n_ℓ neurons on the training inputs. Returns (dz_terms, dH_terms, ddH_terms):
+    with ddNTKs (3, n, N), (2, n, n, N, N), (1, n, n, n, N, N, N); without (``t.dd_I is None``) only the
+    terms they do not enter: (2, …), (1, …), (0, …)."""
     H, dH, d1, d2 = t.ntk, t.dntk, t.dd_I, t.dd_II
-    dz = np.stack([
-        -eta * np.einsum("ijab,jb->ia", H, eps),
-        0.5 * eta**2 * np.einsum("ijkabc,jb,kc->ia", dH, eps, eps),
-        -(eta**3) / 6 * np.einsum("ijklabcd,jb,kc,ld->ia", d1, eps, eps, eps),
-    ])
-    dHt = np.stack([
-        -eta * (np.einsum("ijkabc,kc->ijab", dH, eps) + np.einsum("jikbac,kc->ijab", dH, eps)),
-        0.5 * eta**2 * (np.einsum("ijklabcd,kc,ld->ijab", d1, eps, eps) + np.einsum("jiklbacd,kc,ld->ijab", d1, eps, eps))
-        + eta**2 * np.einsum("ijklabcd,kc,ld->ijab", d2, eps, eps),
-    ])
-    ddHt = (-eta * (np.einsum("ijklabcd,ld->ijkabc", d1, eps) + np.einsum("ijklabcd,ld->ijkabc", d2, eps)
-                    + np.einsum("ikjlacbd,ld->ijkabc", d2, eps)))[None]
-    return dz, dHt, ddHt
+    dz = [-eta * np.einsum("ijab,jb->ia", H, eps), 0.5 * eta**2 * np.einsum("ijkabc,jb,kc->ia", dH, eps, eps)]
+    dHt = [-eta * (np.einsum("ijkabc,kc->ijab", dH, eps) + np.einsum("jikbac,kc->ijab", dH, eps))]
+    ddHt = []
+    if d1 is not None:
+        dz.append(-(eta**3) / 6 * np.einsum("ijklabcd,jb,kc,ld->ia", d1, eps, eps, eps))
+        dHt.append(0.5 * eta**2 * (np.einsum("ijklabcd,kc,ld->ijab", d1, eps, eps)
+                                   + np.einsum("jiklbacd,kc,ld->ijab", d1, eps, eps))
+                   + eta**2 * np.einsum("ijklabcd,kc,ld->ijab", d2, eps, eps))
+        ddHt.append(-eta * (np.einsum("ijklabcd,ld->ijkabc", d1, eps) + np.einsum("ijklabcd,ld->ijkabc", d2, eps)
+                            + np.einsum("ikjlacbd,ld->ijkabc", d2, eps)))
+    empty = np.zeros((0,) + dH.shape)
+    return np.stack(dz), np.stack(dHt), (np.stack(ddHt) if ddHt else empty)
+
+
+def error_factor(net: MLP, params, X, Y, layer: int) -> np.ndarray:
+    """ε^{(ℓ)}_{j;α} = dℒ/dz^{(ℓ)}_{j;α} (∞.3) for MSE, as (n_ℓ, N): ε^{(L)} = z − y, backpropagated by
+    ε^{(ℓ)} = (ε^{(ℓ+1)} W^{(ℓ+1)}) σ′(z^{(ℓ)}) (the chain rule (11.3))."""
+    zs = fw.forward_preactivations(net, params, X)
+    eps = zs[-1] - Y
+    for l in range(net.L - 1, layer - 1, -1):
+        eps = (eps @ params[l][0]) * net.activation.derivative(1)(zs[l - 1])
+    return eps.T
 
 
 @functools.lru_cache(maxsize=32)
@@ -334,23 +347,27 @@ def _jitted_step(net: MLP):
     return jax.jit(lambda p, X, Y, eta: gd_update(net, mse_loss, p, X, Y, eta))
 
 
-def one_step_prediction(net: MLP, params, X, Y, eta: float, *, seed: int = 0, index: int = 0,
-                        dtype="float64") -> OneStepPrediction:
+def one_step_prediction(net: MLP, params, X, Y, eta: float, *, layer: int | None = None, ddntk: bool = True,
+                        seed: int = 0, index: int = 0, dtype="float64") -> OneStepPrediction:
     """Take one real GD step (MSE, λ of (8.6), :func:`~deepeft.simulate.training.gd_update`) on (X, Y)
-    and compare the changes of z, Ĥ and dĤ (output layer, training inputs) with the expansions
-    (∞.4), (∞.6), (∞.9) in the tensors at initialization. ``params=None``: network ``index`` of ``seed``.
+    and compare the changes of z^{(ℓ)}, Ĥ^{(ℓ)} and dĤ^{(ℓ)} (all n_ℓ neurons, training inputs) with the
+    expansions (∞.4), (∞.6), (∞.9) in the tensors before the step, contracted with the layer-ℓ error factor
+    ε^{(ℓ)} (∞.3) (:func:`error_factor`; ε = z − y at the output). ``params=None``: network ``index`` of ``seed``.
 
-    Use it to see the expansion's accuracy per network: the remainders fall as η⁴, η³, η² (tested).
+    ``layer``: ℓ (default L; a hidden layer gives the change of the features). ``ddntk=False`` skips the
+    ddNTKs (cost (n_ℓN)² third derivatives): then only the terms without them are returned (see
+    :class:`OneStepPrediction`) and the remainders are O(η³), O(η²) and — for dĤ — the whole change.
+    The remainders fall as η⁴, η³, η² (tested).
     """
     eta = v.finite_scalar(eta, "eta", strict=True)
-    t0 = _tensors(net, params, X, None, None, True, seed, index, dtype)
+    t0 = _tensors(net, params, X, layer, None, bool(ddntk), seed, index, dtype)
     with x64():
         net, p, Xj = _resolve(net, params, X, seed, index, dtype)
         Yj = jnp.asarray(_check_Y(Y, Xj.shape[0], net.output_dim), Xj.dtype)
+        eps = np.asarray(error_factor(net, p, Xj, Yj, t0.layer))
         p1 = _jitted_step(net)(p, Xj, Yj, eta)
         p1 = tuple((np.asarray(W), np.asarray(b)) for W, b in p1)
-    t1 = _tensors(net, p1, X, None, None, False, seed, index, dtype)
-    eps = t0.z - np.asarray(Yj).T
+    t1 = _tensors(net, p1, X, layer, None, False, seed, index, dtype)
     dz, dHt, ddHt = expansion_terms(t0, eps, eta)
     return OneStepPrediction(eta=eta, dz_actual=t1.z - t0.z, dz_terms=dz, dH_actual=t1.ntk - t0.ntk, dH_terms=dHt,
                              ddH_actual=t1.dntk - t0.dntk, ddH_terms=ddHt)
