@@ -16,7 +16,7 @@ The functions named like their modules (``kernel``, ``criticality``, ``single_in
 so that ``import deepeft.theory.kernel`` and ``from deepeft.theory import kernel`` mean the module.
 """
 
-from . import deep_linear
+from . import deep_linear, dntk_single_input
 from .bayes import (
     Posterior,
     evidence_grid,
@@ -36,7 +36,6 @@ from .dntk_single_input import (
     ddntk_single_input,
     dntk_k_star_zero_asymptotics,
     dntk_scale_invariant,
-    dntk_single_input,
 )
 from .generalization import (
     bias_variance,
@@ -68,7 +67,6 @@ __all__ = [
     "ddntk_single_input",
     "dntk_k_star_zero_asymptotics",
     "dntk_scale_invariant",
-    "dntk_single_input",
     "bias_variance",
     "bootstrapped_recursion",
     "BootstrappedKernel",
@@ -76,6 +74,7 @@ __all__ = [
     "Criticality",
     "CriticalPoint",
     "deep_linear",
+    "dntk_single_input",
     "delta_ntk_recursion",
     "evidence_grid",
     "evidence_optimal",
