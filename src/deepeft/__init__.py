@@ -37,6 +37,7 @@ from .theory.kernel import Kernels, frozen_ntk, kernel, kernel_and_ntk, kernels
 from .theory.kernel_learning import GDPrediction, gd_prediction, last_layer_only
 from .theory.learning_rates import LearningRates, learning_rates
 from .theory.nlo_metric import nlo_metric
+from .theory.dntk import DNTK, dntk
 from .theory.ntk_fluctuations import NTKFluctuations, ntk_fluctuations
 from .theory.ntk_single_input import NTKSingleInput, ntk_single_input
 from .theory.single_input import helper_functions, single_input, single_input_recursion
@@ -80,6 +81,8 @@ __all__ = [
     "connected",
     "connected_four_point",
     "four_point_vertex",
+    "dntk",
+    "DNTK",
     "nlo_metric",
     "NTKFluctuations",
     "NTKStatistics",

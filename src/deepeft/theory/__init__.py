@@ -25,6 +25,7 @@ from .bayes import (
     nngp_posterior,
     posterior_from_kernels,
 )
+from .dntk import DNTK, dntk
 from .conventions import from_mean_field, from_neural_tangents, to_neural_tangents
 from .criticality import Criticality, CriticalPoint, phase
 from .generalization import (
@@ -50,6 +51,8 @@ from .two_input import BootstrappedKernel, FiniteAngle, bootstrapped_recursion, 
 from .vertex import VertexFlow, connected_four_point, excess_kurtosis, four_point_vertex, vertex_flow
 
 __all__ = [
+    "DNTK",
+    "dntk",
     "bias_variance",
     "bootstrapped_recursion",
     "BootstrappedKernel",
