@@ -27,6 +27,7 @@ from .simulate.ensemble import EnsembleResult, sample_ensemble
 from .simulate.forward import preactivations, sample_params
 from .simulate.ntk import empirical_ntk
 from .simulate.ntk_statistics import NTKStatistics, ntk_statistics
+from .simulate.ntk_tensors import empirical_ddntk, empirical_dntk, one_step_prediction
 from .simulate.training import TrainedEnsemble, train_ensemble
 from .statistics import Estimate, jackknife
 from .theory import deep_linear
@@ -92,10 +93,13 @@ __all__ = [
     "LearningRates",
     "learning_rates",
     "ntk_statistics",
+    "one_step_prediction",
     "nngp_posterior",
     "vertex_flow",
     "criticality",
     "deep_linear",
+    "empirical_ddntk",
+    "empirical_dntk",
     "empirical_ntk",
     "evidence_grid",
     "expect",

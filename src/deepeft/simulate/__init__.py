@@ -7,19 +7,25 @@ from .ensemble import EnsembleResult, default_micro_batch, sample_ensemble
 from .estimators import covariance, mean_and_se, mean_vector_and_cov
 from .forward import network_key, preactivations, sample_params
 from .ntk import empirical_ntk, ntk_autodiff, ntk_forward
+from .ntk_tensors import NTKTensors, OneStepPrediction, empirical_ddntk, empirical_dntk, one_step_prediction
 from .training import TrainedEnsemble, train_ensemble
 
 __all__ = [
     "EnsembleResult",
+    "NTKTensors",
+    "OneStepPrediction",
     "TrainedEnsemble",
     "covariance",
     "default_micro_batch",
+    "empirical_ddntk",
+    "empirical_dntk",
     "empirical_ntk",
     "mean_and_se",
     "mean_vector_and_cov",
     "network_key",
     "ntk_autodiff",
     "ntk_forward",
+    "one_step_prediction",
     "preactivations",
     "sample_ensemble",
     "sample_params",
