@@ -34,11 +34,12 @@ from .theory import deep_linear
 from .theory.bayes import Posterior, evidence_grid, log_evidence, nngp_posterior
 from .theory.conventions import from_mean_field, from_neural_tangents, to_neural_tangents
 from .theory.criticality import Criticality, CriticalPoint, criticality, phase
+from .theory.ddntk import DDNTK, ddntk
+from .theory.dntk import DNTK, dntk
 from .theory.kernel import Kernels, frozen_ntk, kernel, kernel_and_ntk, kernels
 from .theory.kernel_learning import GDPrediction, gd_prediction, last_layer_only
 from .theory.learning_rates import LearningRates, learning_rates
 from .theory.nlo_metric import nlo_metric
-from .theory.dntk import DNTK, dntk
 from .theory.ntk_fluctuations import NTKFluctuations, ntk_fluctuations
 from .theory.ntk_single_input import NTKSingleInput, ntk_single_input
 from .theory.single_input import helper_functions, single_input, single_input_recursion
@@ -84,6 +85,8 @@ __all__ = [
     "four_point_vertex",
     "dntk",
     "DNTK",
+    "ddntk",
+    "DDNTK",
     "nlo_metric",
     "NTKFluctuations",
     "NTKStatistics",

@@ -16,8 +16,7 @@ X2 = X3[:2]  # two inputs keep the compiled shapes few (each N compiles its own 
 
 def _tanh_net(L=4):
     hidden = [40, 30, 50, 24][: L - 1]
-    return de.MLP(4, hidden, 1, "tanh", C_b=0.1, C_W=[1.0, 1.2, 0.9, 1.1][:L], lambda_b=0.7,
-                  lambda_W=[1.0, 0.5, 1.3, 0.9][:L])
+    return de.MLP(4, hidden, 1, "tanh", C_b=0.1, C_W=[1.0, 1.2, 0.9, 1.1][:L], lambda_b=0.7, lambda_W=[1.0, 0.5, 1.3, 0.9][:L])
 
 
 @pytest.fixture(scope="module")

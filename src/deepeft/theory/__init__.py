@@ -25,9 +25,10 @@ from .bayes import (
     nngp_posterior,
     posterior_from_kernels,
 )
-from .dntk import DNTK, dntk
 from .conventions import from_mean_field, from_neural_tangents, to_neural_tangents
 from .criticality import Criticality, CriticalPoint, phase
+from .ddntk import DDNTK, ddntk
+from .dntk import DNTK, dntk
 from .generalization import (
     bias_variance,
     delta_ntk_recursion,
@@ -51,6 +52,8 @@ from .two_input import BootstrappedKernel, FiniteAngle, bootstrapped_recursion, 
 from .vertex import VertexFlow, connected_four_point, excess_kurtosis, four_point_vertex, vertex_flow
 
 __all__ = [
+    "DDNTK",
+    "ddntk",
     "DNTK",
     "dntk",
     "bias_variance",

@@ -44,7 +44,16 @@ from ..gaussian import engine
 from ..network import MLP
 from .ntk_fluctuations import NTKFluctuations, ntk_fluctuations
 
-__all__ = ["DNTK", "check_smooth", "dntk", "dntk_step", "four_point_table", "stein_pair_contract", "two_point_table"]
+__all__ = [
+    "DNTK",
+    "check_smooth",
+    "dntk",
+    "dntk_step",
+    "four_point_table",
+    "pair_contract",
+    "stein_coefficients",
+    "two_point_table",
+]
 
 # Accuracy target of the 4-variable smooth rule, as for the NTK fluctuations' four-point tables
 # (deepeft.theory.ntk_fluctuations: 8.6e-10 relative error measured for tanh at K = 1).
@@ -92,9 +101,7 @@ def _plan(N: int, patterns: tuple):
         k = lab[-1] + 1
         first = [lab.index(s) for s in range(k)]
         var = uniq[rows][:, first]
-        terms = tuple(
-            tuple((tuple(sorted(key[p] for p in range(4) if lab[p] == s)), 0) for s in range(k)) for key in keys
-        )
+        terms = tuple(tuple((tuple(sorted(key[p] for p in range(4) if lab[p] == s)), 0) for s in range(k)) for key in keys)
         groups.append((rows, var, terms))
     return len(uniq), len(keys), inv.ravel(), cols, groups
 
@@ -143,21 +150,27 @@ def two_point_table(act, K, pairs, *, resolution: float = 1.0) -> dict:
     return out
 
 
-def stein_pair_contract(tp: dict, fg1: tuple, fg2: tuple, F: np.ndarray) -> np.ndarray:
-    """Σ_{γε} M^{f1g1}_{ij,γ} M^{f2g2}_{kl,ε} F_{γiεk} as an (N, N, N, N) array over (i, j, k, l).
+def pair_contract(c1: tuple, c2: tuple, F: np.ndarray) -> np.ndarray:
+    """Σ_{γε} N1_{ij,γ} N2_{kl,ε} F_{γiεk} as an (N, N, N, N) array over (i, j, k, l), for pair coefficients
+    N_{ab,γ} = c[0][a, b] δ_{γa} + c[1][a, b] δ_{γb} (``c1``, ``c2``: two (N, N) arrays each).
 
-    M^{fg}_{ab,γ} = Σ_β⟨z_β f(z_a)g(z_b)⟩G^{βγ} = δ_{γa}⟨f′_a g_b⟩ + δ_{γb}⟨f_a g′_b⟩ (Stein; the (8.56) identity),
-    with f = σ^{(p)}, g = σ^{(q)} for fg = (p, q); ``tp`` from :func:`two_point_table` holding (p+1, q), (p, q+1).
-    F in the :func:`deepeft.ntk_fluctuations` layout (z indices at positions 0, 2; NTK indices at 1, 3).
+    With f = σ^{(p)}, g = σ^{(q)}, Stein's lemma (the (8.56) identity) gives the raised-index contraction
+    M^{fg}_{ab,γ} = Σ_β⟨z_β f(z_a)g(z_b)⟩G^{βγ} = δ_{γa}⟨f′_a g_b⟩ + δ_{γb}⟨f_a g′_b⟩, i.e. c = (⟨σ^{(p+1)}σ^{(q)}⟩,
+    ⟨σ^{(p)}σ^{(q+1)}⟩) (:func:`stein_coefficients`). F in the :func:`deepeft.ntk_fluctuations` layout (z indices
+    at positions 0, 2; NTK indices at 1, 3).
     """
-    (p1, q1), (p2, q2) = fg1, fg2
-    a1, b1 = tp[(p1 + 1, q1)], tp[(p1, q1 + 1)]
-    a2, b2 = tp[(p2 + 1, q2)], tp[(p2, q2 + 1)]
+    (a1, b1), (a2, b2) = c1, c2
     out = np.einsum("ij,kl,ik->ijkl", a1, a2, np.einsum("iikk->ik", F))
     out += np.einsum("ij,kl,ilk->ijkl", a1, b2, np.einsum("iilk->ilk", F))
     out += np.einsum("ij,kl,jik->ijkl", b1, a2, np.einsum("jikk->jik", F))
     out += np.einsum("ij,kl,jilk->ijkl", b1, b2, F)
     return out
+
+
+def stein_coefficients(tp: dict, p: int, q: int) -> tuple:
+    """(⟨σ^{(p+1)}_a σ^{(q)}_b⟩, ⟨σ^{(p)}_a σ^{(q+1)}_b⟩): the coefficients of M^{σ^{(p)}σ^{(q)}} (:func:`pair_contract`)
+    from the two-point tables ``tp`` of :func:`two_point_table`."""
+    return tp[(p + 1, q)], tp[(p, q + 1)]
 
 
 def dntk_step(x4, tp, H, B, F, F_next, P, Q, *, C_W, lambda_W, ratio, first: bool = False):
@@ -179,7 +192,8 @@ def dntk_step(x4, tp, H, B, F, F_next, P, Q, *, C_W, lambda_W, ratio, first: boo
         P_new += ratio * cw2 * s11[o, :, :, o] * (s20[:, o, o, :] * (Pd + B00)[..., o] + s11[:, o, o, :] * P)
         Qd = np.einsum("abcc->abc", Q)  # Q_{0122}
         Q_new += ratio * cw2 * s11[:, :, o, o] * (s20[o, o] * Qd[..., o] + s11[o, o] * Q)
-        Q_new += ratio * cw2 * H[:, :, o, o] * stein_pair_contract(tp, (2, 1), (1, 0), F)
+        M21, M10 = stein_coefficients(tp, 2, 1), stein_coefficients(tp, 1, 0)
+        Q_new += ratio * cw2 * H[:, :, o, o] * pair_contract(M21, M10, F)
     return P_new, Q_new
 
 
