@@ -27,6 +27,7 @@ from .simulate.ensemble import EnsembleResult, sample_ensemble
 from .simulate.forward import preactivations, sample_params
 from .simulate.ntk import empirical_ntk
 from .simulate.ntk_statistics import NTKStatistics, ntk_statistics
+from .simulate.ntk_tensors import ddntk_statistics, dntk_statistics, empirical_ddntk, empirical_dntk, one_step_prediction
 from .simulate.trained_output import trained_output
 from .simulate.training import TrainedEnsemble, train_ensemble
 from .statistics import Estimate, jackknife
@@ -35,6 +36,9 @@ from .theory.algorithm_projectors import AlgorithmProjectors, algorithm_projecto
 from .theory.bayes import Posterior, evidence_grid, log_evidence, nngp_posterior
 from .theory.conventions import from_mean_field, from_neural_tangents, to_neural_tangents
 from .theory.criticality import Criticality, CriticalPoint, criticality, phase
+from .theory.ddntk import DDNTK, ddntk
+from .theory.dntk import DNTK, dntk
+from .theory.dntk_single_input import DDNTKSingleInput, DNTKSingleInput, ddntk_single_input, dntk_single_input
 from .theory.finite_width_solution import TrainedOutput, trained_output_from_tensors
 from .theory.kernel import Kernels, frozen_ntk, kernel, kernel_and_ntk, kernels
 from .theory.kernel_learning import GDPrediction, gd_prediction, last_layer_only
@@ -62,6 +66,10 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
     __version__ = "0.0.0"
 
 __all__ = [
+    "DDNTKSingleInput",
+    "DNTKSingleInput",
+    "ddntk_single_input",
+    "dntk_single_input",
     "MLP",
     "algorithm_projectors",
     "AlgorithmProjectors",
@@ -88,6 +96,10 @@ __all__ = [
     "connected",
     "connected_four_point",
     "four_point_vertex",
+    "dntk",
+    "DNTK",
+    "ddntk",
+    "DDNTK",
     "nlo_metric",
     "NTKFluctuations",
     "NTKStatistics",
@@ -97,10 +109,15 @@ __all__ = [
     "LearningRates",
     "learning_rates",
     "ntk_statistics",
+    "one_step_prediction",
+    "dntk_statistics",
+    "ddntk_statistics",
     "nngp_posterior",
     "vertex_flow",
     "criticality",
     "deep_linear",
+    "empirical_ddntk",
+    "empirical_dntk",
     "empirical_ntk",
     "evidence_grid",
     "expect",
