@@ -77,6 +77,11 @@ def test_matrix_free_equals_closed_form_on_brute_force_tensors(n_out, widths):
             a, b = getattr(got, part), getattr(ref, part)
             np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12 * (1 + np.max(np.abs(b))))
         assert np.max(np.abs(ref.ddntk_I)) > 1e-2 and np.max(np.abs(ref.dntk)) > 1e-2  # nontrivial parts
+    # the same closed form on the tensors of deepeft.simulate.ntk_tensors (same layouts, independent code)
+    t = de.empirical_ddntk(net, params, X)
+    lib = trained_output_from_tensors(t.ntk, t.dntk, t.dd_I, t.dd_II, t.z.T, Y, np.arange(3), np.arange(3, 5), eta=0.05)
+    got = trained_output(params, net, X[:3], Y, X[3:], eta=0.05)
+    np.testing.assert_allclose(got.output, lib.output, rtol=1e-10, atol=1e-12)
 
 
 def _train(net, params, X, Y, eta, steps):
