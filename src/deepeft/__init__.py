@@ -39,6 +39,7 @@ from .theory.criticality import Criticality, CriticalPoint, criticality, phase
 from .theory.ddntk import DDNTK, ddntk
 from .theory.dntk import DNTK, dntk
 from .theory.dntk_single_input import DDNTKSingleInput, DNTKSingleInput, ddntk_single_input, dntk_single_input
+from .theory.finite_width_mean import FiniteWidthPrediction, finite_width_prediction
 from .theory.finite_width_solution import TrainedOutput, trained_output_from_tensors
 from .theory.kernel import Kernels, frozen_ntk, kernel, kernel_and_ntk, kernels
 from .theory.kernel_learning import GDPrediction, gd_prediction, last_layer_only
@@ -74,6 +75,8 @@ __all__ = [
     "algorithm_projectors",
     "AlgorithmProjectors",
     "trained_output",
+    "finite_width_prediction",
+    "FiniteWidthPrediction",
     "trained_output_from_tensors",
     "TrainedOutput",
     "Activation",

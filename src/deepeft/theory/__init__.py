@@ -41,6 +41,7 @@ from .dntk_single_input import (
     dntk_k_star_zero_asymptotics,
     dntk_scale_invariant,
 )
+from .finite_width_mean import FiniteWidthPrediction, finite_width_mean_from_statistics, finite_width_prediction
 from .finite_width_solution import TrainedOutput, trained_output_from_tensors
 from .generalization import (
     bias_variance,
@@ -68,6 +69,9 @@ __all__ = [
     "algorithm_projectors",
     "AlgorithmProjectors",
     "trained_output_from_tensors",
+    "finite_width_mean_from_statistics",
+    "finite_width_prediction",
+    "FiniteWidthPrediction",
     "TrainedOutput",
     "DDNTK",
     "ddntk",
