@@ -166,9 +166,7 @@ def test_bad_input():
     with pytest.raises(DeepEFTInputError, match="must have shape"):
         finite_width_mean_from_statistics(**{**st, "R": st["R"][:3]}, **kw, algorithm="ode")
     with pytest.raises(DeepEFTInputError, match="NaN"):
-        finite_width_mean_from_statistics(
-            **{**st, "K": st["K"] * np.nan}, y=y, n_prev=10, train_idx=tr, test_idx=te, algorithm="ode"
-        )
+        finite_width_mean_from_statistics(**{**st, "K": st["K"] * np.nan}, **kw, algorithm="ode")
     with pytest.raises(DeepEFTInputError, match="largest stable"):
         finite_width_mean_from_statistics(**st, **kw, eta=50.0)
     with pytest.raises(DeepEFTInputError, match="smooth"):
