@@ -171,3 +171,75 @@ def test_bad_input():
         finite_width_mean_from_statistics(**st, **kw, eta=50.0)
     with pytest.raises(DeepEFTInputError, match="smooth"):
         de.finite_width_prediction(de.MLP(2, [8], 1, "relu"), np.ones((2, 2)), np.zeros((2, 1)), np.ones((1, 2)), algorithm="ode")
+
+
+@pytest.mark.parametrize("nL", [1, 2])
+@pytest.mark.parametrize("algorithm", ["gd", "ode", "two_step"])
+def test_printed_sums_with_errata(algorithm, nL):
+    """The printed (∞.157)–(∞.160) equal the term-by-term mean once two errata are applied (findings of this test
+    series, docs/finite_width_training.md): (∞.158)'s factor 2 needs Z_B symmetrized under the pair swap
+    (12)(34) — the GD projector (∞.143) is not symmetric, the contraction with dĤ only sees its symmetric part;
+    (∞.160) swaps the IIB permutations of T and U (correct: T_{δ123} Z_IIB^{312645}, U_{δ123} Z_IIB^{231564})."""
+    N, n = 5, 10.0
+    tr, te, al = np.array([0, 1, 3]), np.array([2, 4]), np.arange(5)
+    st, _, _ = _statistics(N, seed=7)
+    y = np.random.default_rng(1).standard_normal((3, nL))
+    eta = 0.3 if algorithm == "gd" else None
+    r = finite_width_mean_from_statistics(**st, y=y, n_prev=n, train_idx=tr, test_idx=te, eta=eta, algorithm=algorithm)
+    H, K, P, Q, R, S, T, U = (st[k] for k in "HKPQRSTU")
+    Pd = H[:, tr] @ np.linalg.inv(H[np.ix_(tr, tr)])
+    Z = dense_projectors(H[np.ix_(tr, tr)], eta, algorithm)
+    ZA, ZB = Z["Z_A"], 0.5 * (Z["Z_B"] + es("badc->abcd", Z["Z_B"]))
+
+    def s(X, *ix):
+        return X[np.ix_(*ix)]
+
+    Y, Kt = y.T, K[np.ix_(tr, tr)]
+    c1 = 2 * (s(P, al, tr, tr, tr) + s(Q, al, tr, tr, tr) + nL * es("xbac->xabc", s(Q, al, tr, tr, tr)))
+    c2 = (
+        nL * es("axbc->xabc", s(P, tr, al, tr, tr))
+        + es("axbc->xabc", s(Q, tr, al, tr, tr))
+        + es("abxc->xabc", s(Q, tr, tr, al, tr))
+    )
+    c3 = (
+        es("axbc->xabc", s(P, tr, al, tr, tr))
+        + nL * es("axbc->xabc", s(Q, tr, al, tr, tr))
+        + es("abxc->xabc", s(Q, tr, tr, al, tr))
+    )
+    m_d = -(es("xabc,abcd,id->ix", c1, ZB, Y) + es("xabc,abcd,id->ix", c2, ZA, Y) + es("xabc,abdc,id->ix", c3, ZA, Y)) / n
+    Yc = es("id,ef->idef", Y, Y.T @ Y + nL * Kt) + es("ie,fd->idef", Y, Kt) + es("if,de->idef", Y, Kt)
+    ZIA, ZIB, ZIIA, ZIIB = (Z[k] for k in ("Z_IA", "Z_IB", "Z_IIA", "Z_IIB"))
+    c = "xabc,abcdef,idef->ix"
+    m_I = (
+        -(
+            es(c, s(R, al, tr, tr, tr), ZIB + es("bcaefd->abcdef", ZIB) + es("cabfde->abcdef", ZIB), Yc)
+            + es("axbc,abcdef,idef->ix", s(R, tr, al, tr, tr), ZIA, Yc)
+            + es("abcx,abcefd,idef->ix", s(R, tr, tr, tr, al), ZIA, Yc)
+            + es("acxb,abcfde,idef->ix", s(R, tr, tr, al, tr), ZIA, Yc)
+        )
+        / n
+    )
+    m_II = (
+        -(
+            es(c, s(S, al, tr, tr, tr), ZIIB, Yc)
+            + es("xabc,cabfde,idef->ix", s(T, al, tr, tr, tr), ZIIB, Yc)  # printed: Z_IIB^{231564} (erratum)
+            + es("xabc,bcaefd,idef->ix", s(U, al, tr, tr, tr), ZIIB, Yc)  # printed: Z_IIB^{312645} (erratum)
+            + es("abxc,abcefd,idef->ix", s(S, tr, tr, al, tr), ZIIA, Yc)
+            + es("axcb,abcdef,idef->ix", s(T, tr, al, tr, tr), ZIIA, Yc)
+            + es("acbx,abcfde,idef->ix", s(U, tr, tr, tr, al), ZIIA, Yc)
+        )
+        / n
+    )
+    AB = (
+        s(st["A"], al, tr, tr, tr)
+        + es("xbac->xabc", s(st["B"], al, tr, tr, tr))
+        + nL * es("xcab->xabc", s(st["B"], al, tr, tr, tr))
+    )
+    Hi = np.linalg.inv(H[np.ix_(tr, tr)])
+    m_D = es("xabc,ab,cd,id->ix", AB, Hi, Hi, Y) / n
+
+    def br(raw):
+        return (raw[:, te] - raw[:, tr] @ Pd[te].T).T
+
+    for mine, printed in ((r.m_delta_ntk, m_D), (r.m_dntk, m_d), (r.m_ddntk_I, m_I), (r.m_ddntk_II, m_II)):
+        np.testing.assert_allclose(mine, br(printed), rtol=1e-10, atol=1e-13)
