@@ -61,6 +61,7 @@ from .kernel_learning import (
     newton_step,
     ridge_regression,
 )
+from .nearly_kernel import meta_kernel, nearly_kernel_prediction, quadratic_model
 from .single_input import HelperFunctions, SingleInputRecursion, helper_functions, single_input_recursion
 from .two_input import BootstrappedKernel, FiniteAngle, bootstrapped_recursion, finite_angle_recursion
 from .vertex import VertexFlow, connected_four_point, excess_kurtosis, four_point_vertex, vertex_flow
@@ -70,6 +71,9 @@ __all__ = [
     "AlgorithmProjectors",
     "trained_output_from_tensors",
     "finite_width_mean_from_statistics",
+    "meta_kernel",
+    "nearly_kernel_prediction",
+    "quadratic_model",
     "finite_width_prediction",
     "FiniteWidthPrediction",
     "TrainedOutput",
