@@ -147,9 +147,9 @@ def test_parts_add_up_and_ntk_part_is_kernel_prediction():
 
 @pytest.mark.slow
 def test_finite_width_prediction_from_network_statistics():
-    """Public path (de.ddntk on the joint inputs is the cost, ~40 s): a tanh net of width 50, depth 2; every
+    """Public path (de.ddntk on the 3 joint inputs is the cost, ~20 s): a tanh net of width 50, depth 2; every
     finite-width part is nonzero and the total correction is O(L/n) ≪ the kernel prediction (finding: ~2 %)."""
-    X = np.random.default_rng(0).standard_normal((4, 2))
+    X = np.random.default_rng(0).standard_normal((3, 2))
     Y = np.sin(X[:2, :1])
     net = de.MLP(2, [50], 1, "tanh", C_W=1.0)
     r = de.finite_width_prediction(net, X[:2], Y, X[2:], algorithm="ode")
