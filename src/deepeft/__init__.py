@@ -34,6 +34,9 @@ from .theory import deep_linear
 from .theory.bayes import Posterior, evidence_grid, log_evidence, nngp_posterior
 from .theory.conventions import from_mean_field, from_neural_tangents, to_neural_tangents
 from .theory.criticality import Criticality, CriticalPoint, criticality, phase
+from .theory.ddntk import DDNTK, ddntk
+from .theory.dntk import DNTK, dntk
+from .theory.dntk_single_input import DDNTKSingleInput, DNTKSingleInput, ddntk_single_input, dntk_single_input
 from .theory.kernel import Kernels, frozen_ntk, kernel, kernel_and_ntk, kernels
 from .theory.kernel_learning import GDPrediction, gd_prediction, last_layer_only
 from .theory.learning_rates import LearningRates, learning_rates
@@ -60,6 +63,10 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
     __version__ = "0.0.0"
 
 __all__ = [
+    "DDNTKSingleInput",
+    "DNTKSingleInput",
+    "ddntk_single_input",
+    "dntk_single_input",
     "MLP",
     "Activation",
     "Criticality",
@@ -81,6 +88,10 @@ __all__ = [
     "connected",
     "connected_four_point",
     "four_point_vertex",
+    "dntk",
+    "DNTK",
+    "ddntk",
+    "DDNTK",
     "nlo_metric",
     "NTKFluctuations",
     "NTKStatistics",
