@@ -27,12 +27,15 @@ from .simulate.ensemble import EnsembleResult, sample_ensemble
 from .simulate.forward import preactivations, sample_params
 from .simulate.ntk import empirical_ntk
 from .simulate.ntk_statistics import NTKStatistics, ntk_statistics
+from .simulate.ntk_tensors import ddntk_statistics, dntk_statistics, empirical_ddntk, empirical_dntk, one_step_prediction
 from .simulate.training import TrainedEnsemble, train_ensemble
 from .statistics import Estimate, jackknife
 from .theory import deep_linear
 from .theory.bayes import Posterior, evidence_grid, log_evidence, nngp_posterior
 from .theory.conventions import from_mean_field, from_neural_tangents, to_neural_tangents
 from .theory.criticality import Criticality, CriticalPoint, criticality, phase
+from .theory.ddntk import DDNTK, ddntk
+from .theory.dntk import DNTK, dntk
 from .theory.dntk_single_input import DDNTKSingleInput, DNTKSingleInput, ddntk_single_input, dntk_single_input
 from .theory.kernel import Kernels, frozen_ntk, kernel, kernel_and_ntk, kernels
 from .theory.kernel_learning import GDPrediction, gd_prediction, last_layer_only
@@ -85,6 +88,10 @@ __all__ = [
     "connected",
     "connected_four_point",
     "four_point_vertex",
+    "dntk",
+    "DNTK",
+    "ddntk",
+    "DDNTK",
     "nlo_metric",
     "NTKFluctuations",
     "NTKStatistics",
@@ -94,10 +101,15 @@ __all__ = [
     "LearningRates",
     "learning_rates",
     "ntk_statistics",
+    "one_step_prediction",
+    "dntk_statistics",
+    "ddntk_statistics",
     "nngp_posterior",
     "vertex_flow",
     "criticality",
     "deep_linear",
+    "empirical_ddntk",
+    "empirical_dntk",
     "empirical_ntk",
     "evidence_grid",
     "expect",

@@ -28,6 +28,8 @@ from .bayes import (
 )
 from .conventions import from_mean_field, from_neural_tangents, to_neural_tangents
 from .criticality import Criticality, CriticalPoint, phase
+from .ddntk import DDNTK, ddntk
+from .dntk import DNTK, dntk
 from .dntk_single_input import (
     DDNTKSingleInput,
     DNTKSingleInput,
@@ -60,6 +62,10 @@ from .two_input import BootstrappedKernel, FiniteAngle, bootstrapped_recursion, 
 from .vertex import VertexFlow, connected_four_point, excess_kurtosis, four_point_vertex, vertex_flow
 
 __all__ = [
+    "DDNTK",
+    "ddntk",
+    "DNTK",
+    "dntk",
     "DDNTKSingleInput",
     "DNTKSingleInput",
     "ddntk_deep_linear",
