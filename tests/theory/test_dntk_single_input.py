@@ -305,3 +305,28 @@ def test_asymptotics_refuse_other_classes():
         dntk_k_star_zero_asymptotics("relu", [1, 2])
     with pytest.raises(de.DeepEFTInputError, match="odd"):
         ddntk_k_star_zero_asymptotics(de.activation(lambda z: jnp.tanh(z) + 0.2 * jnp.tanh(z) ** 2, name="not_odd"), [1])
+
+
+@pytest.mark.slow
+def test_against_ensemble():
+    """Prediction vs Monte Carlo: P..U of layers 2 and 3 (critical tanh, widths 64, 64, 4; 256 networks; ~30 s) vs
+    simulate.ntk_tensors.ddntk_statistics (n_{ℓ−1} × ensemble mean of the pair patterns, with its standard error).
+    z = (MC − theory)/√(SE² + (ℓ/n · theory)²): the recursions drop relative O(ℓ/n) terms, allowed for in the
+    denominator. Measured (seed 0): raw |z| ≤ 1.62, relative deviations ≤ 9.1 % (Q, layer 3), ≤ 1.3 % for R, S."""
+    from deepeft.simulate.ntk_tensors import ddntk_statistics
+    from deepeft.statistics import Z_MAX
+
+    x = np.random.default_rng(0).normal(size=(1, 4))
+    x /= np.sqrt(np.mean(x**2))
+    n = 64
+    net = de.MLP(4, [n, n], 4, "tanh", C_b=0.0, C_W=1.0, lambda_b=1.0, lambda_W=1.0)
+    th = ddntk_single_input(net, x[0])
+    mc = ddntk_statistics(net, x, n_networks=256, seed=0)
+    for k in "PQRSTU":
+        est = getattr(mc, k)
+        for ell in (2, 3):
+            v, se, t = est.value[ell - 1].ravel()[0], est.stderr[ell - 1].ravel()[0], getattr(th, k)[ell - 1]
+            z = (v - t) / np.hypot(se, ell / n * t)
+            print(k, ell, f"theory {t:.4f} MC {v:.4f} ± {se:.4f} raw z {(v - t) / se:.2f} z {z:.2f}")
+            assert abs(z) < Z_MAX, (k, ell, z)
+            assert abs(t) > 8 * se  # the ensemble resolves the tensor
