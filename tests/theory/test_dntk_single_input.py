@@ -330,3 +330,18 @@ def test_against_ensemble():
             print(k, ell, f"theory {t:.4f} MC {v:.4f} ± {se:.4f} raw z {(v - t) / se:.2f} z {z:.2f}")
             assert abs(z) < Z_MAX, (k, ell, z)
             assert abs(t) > 8 * se  # the ensemble resolves the tensor
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("act, C_b, C_W", [SMOOTH[0].values, SMOOTH[3]])
+def test_single_input_equals_multi_input_at_N1(act, C_b, C_W):
+    """Independent implementation: de.ddntk (multi-input (11.49), (11.52), (∞.172)–(∞.176), batched engine
+    expectations, Stein contractions) at N = 1 vs the single-input recursions, unequal widths, per-layer C_W,
+    λ's (measured ≤ 4e-10 relative)."""
+    net = de.MLP(3, [30, 50, 40, 60], 1, act, C_b=C_b, C_W=[C_W, 0.9 * C_W, 1.1 * C_W, C_W, C_W],
+                 lambda_b=[0.5, 0.3, 0.2, 0.4, 0.7], lambda_W=[1.5, 1.0, 2.0, 0.5, 1.0])
+    x = np.array([0.8, -1.1, 0.5])
+    m = de.ddntk(net, x[None])
+    s = ddntk_single_input(net, x)
+    for k in "PQRSTU":
+        np.testing.assert_allclose(getattr(s, k), getattr(m, k)[:, 0, 0, 0, 0], rtol=2e-9, atol=0, err_msg=k)
