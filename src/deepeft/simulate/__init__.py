@@ -17,6 +17,7 @@ from .ntk_tensors import (
     dntk_statistics,
     empirical_ddntk,
     empirical_dntk,
+    empirical_tensors,
     one_step_prediction,
 )
 from .training import TrainedEnsemble, train_ensemble
@@ -35,6 +36,7 @@ __all__ = [
     "empirical_ddntk",
     "empirical_dntk",
     "empirical_ntk",
+    "empirical_tensors",
     "mean_and_se",
     "mean_vector_and_cov",
     "network_key",
