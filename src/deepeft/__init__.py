@@ -27,7 +27,7 @@ from .simulate.ensemble import EnsembleResult, sample_ensemble
 from .simulate.forward import preactivations, sample_params
 from .simulate.ntk import empirical_ntk
 from .simulate.ntk_statistics import NTKStatistics, ntk_statistics
-from .simulate.ntk_tensors import empirical_ddntk, empirical_dntk, one_step_prediction
+from .simulate.ntk_tensors import ddntk_statistics, dntk_statistics, empirical_ddntk, empirical_dntk, one_step_prediction
 from .simulate.training import TrainedEnsemble, train_ensemble
 from .statistics import Estimate, jackknife
 from .theory import deep_linear
@@ -36,6 +36,7 @@ from .theory.conventions import from_mean_field, from_neural_tangents, to_neural
 from .theory.criticality import Criticality, CriticalPoint, criticality, phase
 from .theory.ddntk import DDNTK, ddntk
 from .theory.dntk import DNTK, dntk
+from .theory.dntk_single_input import DDNTKSingleInput, DNTKSingleInput, ddntk_single_input, dntk_single_input
 from .theory.kernel import Kernels, frozen_ntk, kernel, kernel_and_ntk, kernels
 from .theory.kernel_learning import GDPrediction, gd_prediction, last_layer_only
 from .theory.learning_rates import LearningRates, learning_rates
@@ -62,6 +63,10 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
     __version__ = "0.0.0"
 
 __all__ = [
+    "DDNTKSingleInput",
+    "DNTKSingleInput",
+    "ddntk_single_input",
+    "dntk_single_input",
     "MLP",
     "Activation",
     "Criticality",
@@ -97,6 +102,8 @@ __all__ = [
     "learning_rates",
     "ntk_statistics",
     "one_step_prediction",
+    "dntk_statistics",
+    "ddntk_statistics",
     "nngp_posterior",
     "vertex_flow",
     "criticality",

@@ -6,6 +6,7 @@
 * :mod:`.vertex`, :mod:`.nlo_metric` (step in :mod:`.nlo_recursion`) — V^{(ℓ)} (4.119) and G^{1} (4.115);
 * :mod:`.criticality` — critical points, universality classes, exponents (§5.3);
 * :mod:`.deep_linear` — exact finite-width deep linear networks (ch. 3);
+* :mod:`.dntk_single_input` — single-input dNTK P, Q and ddNTK R, S, T, U statistics (§11.3, §∞.1);
 * :mod:`.bayes`, :mod:`.kernel_learning`, :mod:`.generalization` — learning at infinite width: NNGP
   posterior and evidence (Ch. 6), frozen-NTK gradient descent, Newton, ridge (Ch. 10), generalization (§10.3);
 * :mod:`.conventions` — neural-tangents and mean-field conventions at the edges.
@@ -15,7 +16,7 @@ The functions named like their modules (``kernel``, ``criticality``, ``single_in
 so that ``import deepeft.theory.kernel`` and ``from deepeft.theory import kernel`` mean the module.
 """
 
-from . import deep_linear
+from . import deep_linear, dntk_single_input
 from .bayes import (
     Posterior,
     evidence_grid,
@@ -29,6 +30,15 @@ from .conventions import from_mean_field, from_neural_tangents, to_neural_tangen
 from .criticality import Criticality, CriticalPoint, phase
 from .ddntk import DDNTK, ddntk
 from .dntk import DNTK, dntk
+from .dntk_single_input import (
+    DDNTKSingleInput,
+    DNTKSingleInput,
+    ddntk_deep_linear,
+    ddntk_k_star_zero_asymptotics,
+    ddntk_single_input,
+    dntk_k_star_zero_asymptotics,
+    dntk_scale_invariant,
+)
 from .generalization import (
     bias_variance,
     delta_ntk_recursion,
@@ -56,6 +66,13 @@ __all__ = [
     "ddntk",
     "DNTK",
     "dntk",
+    "DDNTKSingleInput",
+    "DNTKSingleInput",
+    "ddntk_deep_linear",
+    "ddntk_k_star_zero_asymptotics",
+    "ddntk_single_input",
+    "dntk_k_star_zero_asymptotics",
+    "dntk_scale_invariant",
     "bias_variance",
     "bootstrapped_recursion",
     "BootstrappedKernel",
@@ -63,6 +80,7 @@ __all__ = [
     "Criticality",
     "CriticalPoint",
     "deep_linear",
+    "dntk_single_input",
     "delta_ntk_recursion",
     "evidence_grid",
     "evidence_optimal",
