@@ -15,7 +15,7 @@ X2 = np.array([[1.0, 0.2, -0.4, 0.9], [0.3, -1.1, 0.5, 0.2]])
 
 @pytest.fixture(scope="module")
 def tanh2():
-    net = de.MLP(4, [40, 30, 50], 1, "tanh", C_b=0.1, C_W=[1.0, 1.2, 0.9, 1.1], lambda_b=0.7, lambda_W=[1.0, 0.5, 1.3, 0.9])
+    net = de.MLP(4, [40, 30], 1, "tanh", C_b=0.1, C_W=[1.0, 1.3, 1.1], lambda_b=[0.7, 0.4, 0.9], lambda_W=[1.0, 0.5, 1.3])
     return net, de.ddntk(net, X2)
 
 
@@ -50,11 +50,12 @@ def test_second_layer_closed_forms(tanh2):
         np.testing.assert_allclose(d.U[1, a, e, b, c], Z, rtol=1e-7, atol=1e-10)  # U[δ1, δ4, δ2, δ3]
 
 
-def test_deep_linear_exact_inf_47_48():
-    """Deep linear (C_b = 0, C_W = 1, λ_b = λ̃_b/L, λ_W = λ̃_W/L): R = U = 0 and, with c_ab = λ̃_b + λ̃_W K_ab,
+def test_deep_linear_exact_11_79_inf_47_48():
+    """Deep linear (C_b = 0, C_W = 1, λ_b = λ̃_b/L, λ_W = λ̃_W/L), with c_ab = λ̃_b + λ̃_W K_ab: P ≡ 0,
+    Q_{0123} = λ̃_W K13 c02 ℓ(ℓ² − 1)/(6L²) (the multi-input form of (11.79), A₂ = A₄ = 1); R = U = 0,
     S_{1234} = ℓ²(ℓ² − 1)c13 c24 λ̃_W/(12L³), T_{1342} = ℓ²(ℓ² − 1)c12 λ̃_W² K34/(12L³) — (∞.47), (∞.48) for
     every input pair (the recursions are exact polynomials here)."""
-    L, lb, lw = 4, 0.6, 1.4
+    L, lb, lw = 3, 0.6, 1.4
     net = de.MLP(4, [30] * (L - 1), 1, "linear", C_b=0.0, C_W=1.0, lambda_b=lb / L, lambda_W=lw / L)
     d = de.ddntk(net, X2)
     K = X2 @ X2.T / 4
@@ -66,6 +67,10 @@ def test_deep_linear_exact_inf_47_48():
     T = g * lw**2 * np.einsum("ad,bc->abcd", c, K)  # T[δ1, δ3, δ4, δ2]: c_{δ1δ2} K_{δ3δ4}
     np.testing.assert_allclose(d.S, S, rtol=1e-10, atol=1e-14)
     np.testing.assert_allclose(d.T, T, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(d.K[-1], K, rtol=1e-12)
+    assert np.abs(d.P).max() == 0.0
+    Q = lw * np.einsum("bd,ac->abcd", K, c) * ell * (ell**2 - 1) / (6 * L**2)
+    np.testing.assert_allclose(d.Q, Q, rtol=1e-10, atol=1e-14)
 
 
 def test_symmetries(tanh2):
@@ -108,7 +113,7 @@ def test_bad_input():
 
 @pytest.mark.slow
 def test_ensemble_of_autodiff_ddntks():
-    """Prediction vs Monte Carlo: n_{ℓ−1} × the ensemble mean of the autodiff tensors of 400 networks
+    """Prediction vs Monte Carlo: n_{ℓ−1} × the ensemble mean of the autodiff tensors of 200 networks
     (tanh, width 64, depth 3, two inputs, layer 3, neuron pair (0, 1) in both orders) against P..U.
 
     Allowance: |mean − theory| ≤ 4 SE + 2(ℓ/n) max|theory| — the neglected O(1/n) order (measured during
@@ -116,7 +121,7 @@ def test_ensemble_of_autodiff_ddntks():
     """
     from deepeft.simulate.ntk_tensors import empirical_ddntk
 
-    n, M, layer = 64, 400, 3
+    n, M, layer = 64, 200, 3
     net = de.MLP(4, [n, n], 2, "tanh", C_b=0.1, C_W=[1.0, 1.3, 1.1], lambda_b=[0.7, 0.4, 0.9], lambda_W=[1.0, 0.5, 1.3])
     th = de.ddntk(net, X2)
     acc = {k: [] for k in "PQRSTU"}
