@@ -34,6 +34,7 @@ from .statistics import Estimate, jackknife
 from .theory import deep_linear
 from .theory.algorithm_projectors import AlgorithmProjectors, algorithm_projectors
 from .theory.bayes import Posterior, evidence_grid, log_evidence, nngp_posterior
+from .theory.bayes_finite_width import finite_width_posterior, hebbian_conditional_moment, representation_update
 from .theory.conventions import from_mean_field, from_neural_tangents, to_neural_tangents
 from .theory.criticality import Criticality, CriticalPoint, criticality, phase
 from .theory.ddntk import DDNTK, ddntk
@@ -116,6 +117,9 @@ __all__ = [
     "dntk_statistics",
     "ddntk_statistics",
     "nngp_posterior",
+    "finite_width_posterior",
+    "hebbian_conditional_moment",
+    "representation_update",
     "vertex_flow",
     "criticality",
     "deep_linear",

@@ -28,6 +28,13 @@ from .bayes import (
     nngp_posterior,
     posterior_from_kernels,
 )
+from .bayes_finite_width import (
+    FiniteWidthPosterior,
+    RepresentationUpdate,
+    finite_width_posterior,
+    hebbian_conditional_moment,
+    representation_update,
+)
 from .conventions import from_mean_field, from_neural_tangents, to_neural_tangents
 from .criticality import Criticality, CriticalPoint, phase
 from .ddntk import DDNTK, ddntk
@@ -89,6 +96,11 @@ __all__ = [
     "dntk_k_star_zero_asymptotics",
     "dntk_scale_invariant",
     "bias_variance",
+    "finite_width_posterior",
+    "FiniteWidthPosterior",
+    "hebbian_conditional_moment",
+    "representation_update",
+    "RepresentationUpdate",
     "bootstrapped_recursion",
     "BootstrappedKernel",
     "connected_four_point",
