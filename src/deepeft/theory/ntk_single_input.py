@@ -81,9 +81,8 @@ def _extra_moments(act: Activation, K: np.ndarray) -> np.ndarray:
     prog = _moment_program(act)
     with x64():
         xs, ws = jnp.asarray(x), jnp.asarray(w)
-        res = jax.lax.map(lambda k: prog(k, xs, ws), jnp.asarray(Kp))  # (chunks, 2, CHUNK)
-        res = np.asarray(res)
-    return np.moveaxis(res, 1, 0).reshape(2, -1)[:, :L]
+        res = [prog(jnp.asarray(k), xs, ws) for k in Kp]  # per chunk: a mapped lambda would recompile every call
+        return np.concatenate([np.asarray(a) for a in res], axis=1)[:, :L]
 
 
 @jax.jit
@@ -104,7 +103,7 @@ def _scan(init, xs):
         )
         return new, c
 
-    return jax.lax.scan(step, init, xs)
+    return jax.lax.scan(step, init, xs, unroll=4)  # unrolled: several times faster on CPU
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
