@@ -20,6 +20,7 @@ from .ntk_tensors import (
     empirical_tensors,
     one_step_prediction,
 )
+from .posterior_sampling import ImportanceSample, importance_posterior, stochastic_output_metrics
 from .training import TrainedEnsemble, train_ensemble
 
 __all__ = [
@@ -28,6 +29,9 @@ __all__ = [
     "EnsembleResult",
     "NTKTensors",
     "OneStepPrediction",
+    "ImportanceSample",
+    "importance_posterior",
+    "stochastic_output_metrics",
     "TrainedEnsemble",
     "covariance",
     "ddntk_statistics",
