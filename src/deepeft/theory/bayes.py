@@ -43,7 +43,7 @@ import scipy.linalg as sla
 
 from .. import _validate as v
 from ..errors import DeepEFTInputError, DeepEFTWarning
-from ..network import MLP
+from ..network import MLP, check_net
 from .kernel import kernel
 from .learning_inputs import (
     add_to_diagonal,
@@ -177,12 +177,6 @@ def posterior_parts(C, K_test_train, K_test, Y, noise: float = 0.0, noise_model:
     return Posterior(mean, cov, _log_evidence_chol(C, a), noise, noise_model), A
 
 
-def _check_net(net) -> MLP:
-    if not isinstance(net, MLP):
-        raise DeepEFTInputError(f"net must be a deepeft.MLP, got {type(net).__name__}; build one with de.MLP(...).")
-    return net
-
-
 def _nt_noise(noise: float, K_train: np.ndarray, conventions: str) -> float:
     """NT's relative ``diag_reg`` → absolute σ_ε² = diag_reg × mean diag K̃ (NT's default scaling)."""
     return nt_diag_reg_to_variance(noise, K_train) if conventions == "neural_tangents" else noise
@@ -204,7 +198,7 @@ def nngp_posterior(
     relative ``diag_reg`` (σ_ε² = diag_reg × mean diag K̃), matching ``nt.predict.gp_inference(get="nngp")``.
     Returns :class:`Posterior` with ``.mean`` (N_test, n_out), ``.cov`` (N_test, N_test), ``.log_evidence``.
     """
-    net = _check_net(net)
+    net = check_net(net)
     conventions = check_conventions(conventions)
     XA = net.check_inputs(X_train, "X_train")
     XB = net.check_inputs(X_test, "X_test")
@@ -221,7 +215,7 @@ def log_evidence(
     net: MLP, X, Y, noise: float = 0.0, *, noise_model: str = "diagonal", conventions: str = "deepeft"
 ) -> float:
     """log p(y_𝒜|ℋ) (6.34) of targets Y (N, n_out) at inputs X under the infinite-width prior of ``net``."""
-    net = _check_net(net)
+    net = check_net(net)
     conventions = check_conventions(conventions)
     X = net.check_inputs(X, "X")
     Y = targets(Y, X.shape[0], "Y", net.output_dim)
@@ -271,7 +265,7 @@ def two_input_log_evidence_equal_norm(K0: float, K2: float, Y0: float, Y2: float
 def kernel_gamma_components(net: MLP, x_plus, x_minus) -> np.ndarray:
     """(K̃_[0], K̃_[1], K̃_[2]) (5.17)–(5.19) of the output-layer kernel for the pair (x₊, x₋)."""
     X = np.stack([np.asarray(x_plus, dtype=np.float64).ravel(), np.asarray(x_minus, dtype=np.float64).ravel()])
-    return gamma_components(kernel(_check_net(net), X)[-1])
+    return gamma_components(kernel(check_net(net), X)[-1])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -316,7 +310,7 @@ def evidence_grid(net: MLP, X, Y, *, noise_model: str = "diagonal", **axes):
     """
     import xarray as xr
 
-    net = _check_net(net)
+    net = check_net(net)
     unknown = sorted(set(axes) - set(_GRID_AXES))
     if unknown:
         raise DeepEFTInputError(f"unknown grid axes {unknown}; choose from {list(_GRID_AXES)}.")
@@ -389,7 +383,7 @@ def optimize_evidence(net: MLP, X, Y, param: str, bounds, noise: float = 0.0, *,
     Brent maximization of (6.34); returns {param: value, "log_evidence": value}."""
     from scipy.optimize import minimize_scalar
 
-    net = _check_net(net)
+    net = check_net(net)
     if param not in ("C_b", "C_W", "noise"):
         raise DeepEFTInputError(f"param must be 'C_b', 'C_W' or 'noise', got {param!r}.")
     lo, hi = (float(b) for b in bounds)
@@ -417,7 +411,7 @@ def evidence_for_criticality(net: MLP, x_plus, x_minus, y_plus, y_minus, *, C_W,
     """
     import xarray as xr
 
-    net = _check_net(net)
+    net = check_net(net)
     cws = np.atleast_1d(np.asarray(C_W, dtype=np.float64))
     depths = np.atleast_1d(np.asarray(depth, dtype=int))
     if np.any(cws < 0) or np.any(depths < 1):

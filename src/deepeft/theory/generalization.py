@@ -30,7 +30,7 @@ import numpy as np
 
 from ..errors import DeepEFTInputError
 from ..gaussian.engine import one_point_core
-from ..network import MLP
+from ..network import MLP, check_net
 from .kernel import kernel_and_ntk
 from .kernel_learning import gd_prediction
 from .single_input import helper_functions
@@ -120,18 +120,12 @@ class DeltaNTK:
         return 4.0 * self.ddK2
 
 
-def _check_net(net) -> MLP:
-    if not isinstance(net, MLP):
-        raise DeepEFTInputError(f"net must be a deepeft.MLP, got {type(net).__name__}; build one with de.MLP(...).")
-    return net
-
-
 def delta_ntk_recursion(net: MLP, x0, dx) -> DeltaNTK:
     """δδK_[2], δδΘ_[2] (10.70) with K₀₀, Θ₀₀ (9.6) through the layers of ``net`` for x± = x₀ ± δx/2, x₀·δx = 0.
 
     Layer 1: δδK_[2] = C_W|δx|²/(4n₀), δδΘ_[2] = λ_W|δx|²/(4n₀) (the γ² parts of (4.8), (8.23)). Needs σ″
     (smooth σ); for ReLU-like kinks use :func:`finite_angle_ntk`."""
-    net = _check_net(net)
+    net = check_net(net)
     act = net.activation
     if act.scale_invariant and act.a_plus != act.a_minus:
         raise DeepEFTInputError(
@@ -211,7 +205,7 @@ class FiniteAngleNTK:
 def finite_angle_ntk(net: MLP, x_plus, x_minus) -> FiniteAngleNTK:
     """Iterate (10.88)–(10.89) with the exact finite-angle kernel (5.159) for a scale-invariant ``net`` with
     constant C_b = 0 and equal-norm inputs; the per-layer λ_b, λ_W of ``net`` are used (λ = λ̃/L for (10.93))."""
-    net = _check_net(net)
+    net = check_net(net)
     act = net.activation
     a_plus, a_minus = act.a_plus, act.a_minus
     if not act.scale_invariant or a_plus is None or a_minus is None:
@@ -263,7 +257,7 @@ class StarPolation:
 def star_polation(net: MLP, x_plus, x_minus, y_plus, y_minus, s) -> StarPolation:
     """Exact *-polation of the infinite-width ensemble trained on (x₊, y₊), (x₋, y₋), and the corrected
     equal-norm δ expansion (10.115): s y₊ + (1 − s)y₋ − s(1 − s)(δδΘ_[0]/Θ₀₀)(y₊ + y₋)."""
-    net = _check_net(net)
+    net = check_net(net)
     xp = np.asarray(x_plus, dtype=np.float64).ravel()
     xm = np.asarray(x_minus, dtype=np.float64).ravel()
     yp = np.atleast_1d(np.asarray(y_plus, dtype=np.float64))

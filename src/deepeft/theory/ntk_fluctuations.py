@@ -47,7 +47,7 @@ import numpy as np
 
 from ..errors import DeepEFTInputError
 from ..gaussian import batched as _batched
-from ..network import MLP
+from ..network import MLP, check_net
 from .kernel import kernel_and_ntk
 from .vertex import jacobian_contract, pair_derivatives, vertex_flow
 
@@ -249,8 +249,7 @@ def ntk_fluctuations(net: MLP, X, *, resolution: float = 1.0) -> NTKFluctuations
     forms (8.32), (8.33), (8.38), (8.39) at ℓ = 2. Cost per layer: one batched ≤ 4-variable integral per
     index multiset (C(N+3, 4)) with eight terms, plus O(N⁴) tensor algebra.
     """
-    if not isinstance(net, MLP):
-        raise DeepEFTInputError(f"net must be a deepeft.MLP, got {type(net).__name__}; build one with de.MLP(...).")
+    net = check_net(net)
     act = net.activation
     if act.jumps:
         raise DeepEFTInputError(

@@ -36,7 +36,7 @@ from ..activations import Activation
 from ..activations import activation as _activation
 from ..errors import DeepEFTInputError
 from ..gaussian.gauss1d import expect1d, gauss1d_nodes
-from ..network import MLP
+from ..network import MLP, check_net
 from .criticality import criticality
 from .single_input import input_norm, single_input
 
@@ -134,8 +134,7 @@ class NTKSingleInput:
 def ntk_single_input(net: MLP, x=None, *, norm=None) -> NTKSingleInput:
     """The single-input recursions (9.6), (9.13)–(9.16) for input ``x`` (n0,) or its ``norm`` = (1/n_0)Σx²
     (default 1), with the per-layer widths, C's and λ's of ``net``."""
-    if not isinstance(net, MLP):
-        raise DeepEFTInputError(f"net must be a deepeft.MLP, got {type(net).__name__}; build one with de.MLP(...).")
+    net = check_net(net)
     act = net.activation
     if act.jumps:
         raise DeepEFTInputError(f"{act!r} has a jump: the NTK is undefined (σ′ contains δ(z)); use a continuous activation.")

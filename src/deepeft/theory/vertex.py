@@ -42,7 +42,7 @@ from numpy.typing import ArrayLike
 from ..activations import activation as _activation
 from ..errors import DeepEFTInputError, DeepEFTWarning
 from ..gaussian.engine import batched_expect, expect1d
-from ..network import MLP
+from ..network import MLP, check_net
 from . import kernel as kernel_module
 from .criticality import warn_on_exponential_kernel
 from .kernel import kernel as _kernel
@@ -343,8 +343,7 @@ def vertex_flow(net: MLP, X: ArrayLike, *, nlo: bool = False, resolution: float 
 
     ``resolution`` (≥ 1) scales the quadrature node density (accuracy check / hard activations).
     """
-    if not isinstance(net, MLP):
-        raise DeepEFTInputError(f"net must be a deepeft.MLP, got {type(net).__name__}; build one with de.MLP(...).")
+    net = check_net(net)
     X = net.check_inputs(X, "X")
     try:
         resolution = float(resolution)
