@@ -58,8 +58,9 @@ def test_delta_recursion_matches_exact_two_input_kernels():
 @pytest.mark.parametrize("L, tol", [(50, 0.01), (200, 0.008)])
 def test_tanh_equivalence_rate_robustness_is_depth_independent(L, tol):
     """Digest: tanh with rates (9.96) → −2δ²λ̃_W/(λ̃_b + λ̃_W/2), δ² = lim ℓ δδK_[2] (slow 1/ℓ convergence)."""
-    lb, lw = g.equivalence_learning_rates(L, 1.0, 1.0, 2.0)
-    net = de.MLP(N0, [10] * (L - 1), 1, "tanh", C_b=0.0, C_W=1.0, lambda_b=lb, lambda_W=lw)
+    net = de.learning_rates(de.MLP(N0, [10] * (L - 1), 1, "tanh", C_b=0.0, C_W=1.0), "equivalence",
+                            lambda_b_tilde=1.0, lambda_W_tilde=2.0).apply()
+    assert net.lambda_b == pytest.approx(1.0 / np.arange(1, L + 1)) and net.lambda_W == pytest.approx([2.0] * L)  # (9.96)
     d = g.delta_ntk_recursion(net, X0, 0.1 * DX)
     asym = g.k0_robustness_asymptotic(L * d.ddK2[-1], 1.0, 2.0, L)
     assert asym == pytest.approx(-2 * L * d.ddK2[-1] * 2.0 / (1.0 + 1.0), rel=1e-14)

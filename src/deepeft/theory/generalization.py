@@ -43,7 +43,6 @@ __all__ = [
     "StarPolation",
     "bias_variance",
     "delta_ntk_recursion",
-    "equivalence_learning_rates",
     "finite_angle_ntk",
     "k0_robustness_asymptotic",
     "one_point_prediction",
@@ -160,17 +159,10 @@ def delta_ntk_recursion(net: MLP, x0, dx) -> DeltaNTK:
     return DeltaNTK(Kmid, ddK, Tmid, ddT)
 
 
-def equivalence_learning_rates(L: int, p_perp: float, lambda_b_tilde: float = 1.0, lambda_W_tilde: float = 1.0):
-    """Per-layer (λ_b, λ_W), ℓ = 1..L, of the learning-rate equivalence principle (10.74):
-    λ_b^{(ℓ)} = λ̃_b ℓ^{−p_⊥} L^{p_⊥−1}, λ_W^{(ℓ)} = λ̃_W (L/ℓ)^{p_⊥−1} (tanh, p_⊥ = 1: λ̃_b/ℓ and λ̃_W)."""
-    ell = np.arange(1, int(L) + 1, dtype=np.float64)
-    return (tuple(lambda_b_tilde * ell ** (-p_perp) * L ** (p_perp - 1)),
-            tuple(lambda_W_tilde * (L / ell) ** (p_perp - 1)))
-
-
 def k0_robustness_asymptotic(delta2: float, lambda_b_tilde: float, lambda_W_tilde: float, L: int, *,
                              sigma1: float = 1.0, sigma2: float = 0.0, a1: float = -2.0, p_perp: float = 1.0) -> float:
-    """(10.78): −2δδΘ_[2]/Θ₀₀ at ℓ = L for the K* = 0 class with equivalence rates; defaults are tanh
+    """(10.78): −2δδΘ_[2]/Θ₀₀ at ℓ = L for the K* = 0 class with the equivalence rates (10.74) = (9.95) (get them
+    from :func:`deepeft.learning_rates`, rule ``"equivalence"``); defaults are tanh
     (σ₁ = 1, σ₂ = 0, a₁ = −2, p_⊥ = 1), giving −2δ²λ̃_W/(λ̃_b + λ̃_W/2)."""
     c = lambda_b_tilde + lambda_W_tilde * sigma1**2 / (-a1)
     return (2 * delta2 / (p_perp - 2)) * (lambda_W_tilde * sigma1**2 / c + sigma2**2 / sigma1**2) * L ** (1 - p_perp)
@@ -223,7 +215,7 @@ def finite_angle_ntk(net: MLP, x_plus, x_minus) -> FiniteAngleNTK:
     fa = finite_angle_recursion(act, p["C_W"][0] * G, net.L, C_b=0.0, C_W=p["C_W"][0])
     ap, am = float(a_plus), float(a_minus)
     A2 = 0.5 * (ap**2 + am**2)
-    rho = (ap - am) ** 2 / (math.pi * (ap**2 + am**2)) if (ap**2 + am**2) > 0 else 0.0
+    rho = fa.rho  # (5.163), two_input.kink_rho
     chi = p["C_W"][0] * A2
     Kd, psi = fa.K_d, fa.psi
     Td = np.empty(net.L)

@@ -49,7 +49,7 @@ from ..errors import DeepEFTInputError
 from ..gaussian import batched as _batched
 from ..network import MLP, check_net
 from .kernel import kernel_and_ntk
-from .vertex import jacobian_contract, pair_derivatives, vertex_flow
+from .vertex import jacobian_contract, pair_derivatives, unique_rows, vertex_flow
 
 __all__ = ["NTKFluctuations", "ntk_fluctuations", "ntk_four_point", "ntk_step", "pair_z_coefficients"]
 
@@ -233,14 +233,6 @@ class NTKFluctuations:
         }
 
 
-def _unique_rows(X: np.ndarray):
-    Xu, first, inv = np.unique(X, axis=0, return_index=True, return_inverse=True)
-    order = np.argsort(first)
-    rank = np.empty_like(order)
-    rank[order] = np.arange(order.size)
-    return Xu[order], rank[inv.ravel()]
-
-
 def ntk_fluctuations(net: MLP, X, *, resolution: float = 1.0) -> NTKFluctuations:
     """K, Θ, V and the NTK fluctuation tensors A, B (8.89), (8.97), D, F (8.77), (8.79) for ℓ = 1..L.
 
@@ -257,7 +249,7 @@ def ntk_fluctuations(net: MLP, X, *, resolution: float = 1.0) -> NTKFluctuations
             "use a continuous activation (e.g. relu, tanh, erf, gelu)."
         )
     X = net.check_inputs(X, "X")
-    Xu, inv = _unique_rows(X)
+    Xu, inv = unique_rows(X)
     flow = vertex_flow(net, Xu, resolution=resolution)  # validates resolution and the 2×2 blocks
     K, Vv = flow.K, flow.V
     Theta = kernel_and_ntk(net, Xu).Theta
