@@ -474,11 +474,12 @@ def rho_max(Kaa, Kbb, Kab, same: bool) -> float:
     return mehler.rho_max_of(Kaa, Kbb, Kab, same)
 
 
-def batched_expect(act, terms, K, *, resolution: float = 1.0) -> np.ndarray:
+def batched_expect(act, terms, K, *, resolution: float = 1.0, tol: float | None = None) -> np.ndarray:
     """⟨Π_a z_a^{q_a} Π_{d} σ^{(d)}(z_a)⟩ for many (B, k, k) covariances at once, k ≤ 4, by the batched
     jitted product rule (``batched``; the path :func:`expect` takes for k ≥ 3). ``terms``: sequence of
-    per-variable tuples ((derivs_0, q_0), …); returns (B, len(terms))."""
-    return batched.product_expect(act, terms, K, resolution=resolution)
+    per-variable tuples ((derivs_0, q_0), …); returns (B, len(terms)). ``tol``: the smooth rule's accuracy
+    target (default ``batched.TOL[k]``); a caller may loosen it where its own error budget allows."""
+    return batched.product_expect(act, terms, K, resolution=resolution, tol=tol)
 
 
 # ----------------------------------------------------------------------------------------------
