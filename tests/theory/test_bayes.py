@@ -246,3 +246,46 @@ def test_property_posterior_psd_and_shrinks(seed, N, M, noise):
     assert np.all(p.var <= np.diagonal(K[N:, N:]) + 1e-10 * scale)
     ref = sum(multivariate_normal(np.zeros(N), K[:N, :N] + noise * np.eye(N)).logpdf(Y[:, i]) for i in range(2))
     assert p.log_evidence == pytest.approx(ref, rel=1e-10, abs=1e-10)
+
+
+def test_evidence_grid_records_why_a_hypothesis_is_inadmissible_and_raises_otherwise(monkeypatch):
+    """Only a singular training kernel (code 1) or an overflowing kernel (code 2) becomes −inf, recorded in
+    ``inadmissible``; any other DeepEFTInputError raises (it used to become −inf silently)."""
+    X, Y, _ = _data(N=8)
+    ds = de.evidence_grid(NET.replace(activation="relu"), X, Y, C_W=[1.0, 1e200], depth=[1, 3], noise=[0.0, 0.1])
+    why = ds["inadmissible"]
+    assert why.sel(C_W=1.0, depth=1, noise=0.0).item() == 1  # rank ≤ n0 + 1 = 5 < 8 inputs
+    assert why.sel(C_W=1.0, depth=3).values.tolist() == [0, 0]
+    assert why.sel(C_W=1e200, depth=3).values.tolist() == [2, 2]
+    assert np.all(np.isneginf(ds["log_evidence"].values[why.values != 0]))
+    assert np.all(np.isfinite(ds["log_evidence"].values[why.values == 0]))
+    assert "singular" in ds.attrs["inadmissible_codes"]
+
+    def broken(*args, **kwargs):
+        raise DeepEFTInputError("some other problem")
+
+    monkeypatch.setattr(bayes, "log_evidence_from_kernel", broken)
+    with pytest.raises(DeepEFTInputError, match="some other problem"):
+        de.evidence_grid(NET, X, Y, C_W=[1.0], depth=[3])
+
+
+def test_evidence_for_criticality_inadmissible_codes():
+    """x₋ = −x₊, ReLU, C_b = 0: the layer-1 2×2 K̃ is singular (code 1); C_W = 1e200 overflows at depth 6 (code 2)."""
+    x = np.array([1.0, 0.0, 0.5, 0.2])
+    ds = bayes.evidence_for_criticality(de.MLP(4, [8], 1, "relu"), x, -x, [1.0], [-0.5], C_W=[2.0, 1e200],
+                                        depth=[1, 6])
+    assert ds["inadmissible"].values.tolist() == [[1, 0], [1, 2]]
+    assert np.all(np.isneginf(ds["log_evidence"].values[ds["inadmissible"].values != 0]))
+
+
+def test_bayes_factor_overflow_and_optimize_evidence_bounds():
+    """exp of a log ratio > 709.8 overflowed (OverflowError); infinite/NaN/malformed bounds reached SciPy."""
+    assert bayes.bayes_factor(-1000.0, -1001.0) == pytest.approx(math.e)
+    assert bayes.bayes_factor(-2000.0, 0.0) == 0.0 and bayes.bayes_factor(0.0, -np.inf) == np.inf
+    with pytest.raises(DeepEFTInputError, match="log Bayes factor"):
+        bayes.bayes_factor(0.0, -1000.0)
+    X, Y, _ = _data()
+    for bounds, match in [((0.5, np.inf), "finite"), ((np.nan, 1.0), "finite"), ((1.0,), "pair"),
+                          ((2.0, 1.0), "lo < hi"), (("a", 1.0), "real number")]:
+        with pytest.raises(DeepEFTInputError, match=match):
+            bayes.optimize_evidence(NET, X, Y, "C_W", bounds)

@@ -98,7 +98,7 @@ def test_sgd_steps_reproduce_the_lambda_weighted_ntk():
     import jax
     import jax.numpy as jnp
 
-    from deepeft.simulate.forward import forward, sample_params
+    from deepeft.simulate.forward import forward_preactivations, sample_params
 
     net = de.MLP(4, [8, 8], 1, "tanh", C_W=1.0)
     lr = de.learning_rates(net)
@@ -107,7 +107,7 @@ def test_sgd_steps_reproduce_the_lambda_weighted_ntk():
     H = de.empirical_ntk(net2, X, params, dtype="float64")[0, 0, 0, 0]
 
     def f(p):
-        return forward(net2, p, jnp.asarray(X))[-1][0, 0]
+        return forward_preactivations(net2, p, jnp.asarray(X))[-1][0, 0]
 
     from deepeft._x64 import x64
 

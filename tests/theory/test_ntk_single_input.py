@@ -3,6 +3,7 @@ forms (9.44)–(9.51) (exact A), K* = 0 asymptotics (9.71)–(9.86) and the norm
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -118,14 +119,21 @@ def test_invalid():
         ntk_single_input("tanh")
 
 
-@pytest.mark.parametrize("act", ["tanh", "relu", "gelu", "erf"])
+@pytest.mark.parametrize("act", ["tanh", "relu", "gelu", "erf", "elu", "hardtanh"])
 def test_extra_moments_match_expect1d(act):
-    """⟨σσσ′σ′⟩, ⟨σ′⁴⟩ of the jitted fixed-node rule vs the adaptive 1-D quadrature, K over 5 decades."""
+    """⟨σσσ′σ′⟩, ⟨σ′⁴⟩ of the engine's trajectory rule (closed form, jitted fixed-node rule, or per-K rule for a
+    breakpoint c ≠ 0) vs the adaptive 1-D quadrature, K over 5 decades."""
+    from deepeft.gaussian.engine import one_point_trajectory
     from deepeft.gaussian.gauss1d import expect1d
-    from deepeft.theory.ntk_single_input import _extra_moments
 
-    a = de.activation(act)
+    if act == "hardtanh":
+        a = de.activation(lambda z: jnp.clip(z, -1.0, 1.0), name="hardtanh", kinks=(-1.0, 1.0))
+    else:
+        a = de.activation(act)
     K = np.geomspace(1e-4, 30.0, 40)
     s = a.numpy
-    ref = np.array([expect1d(lambda z: s(z) ** 2 * s(z, 1) ** 2, K, a.kinks), expect1d(lambda z: s(z, 1) ** 4, K, a.kinks)])
-    np.testing.assert_allclose(_extra_moments(a, K), ref, rtol=1e-10)
+    bp = a.breakpoints
+    ref = np.array([expect1d(lambda z: s(z) ** 2 * s(z, 1) ** 2, K, bp), expect1d(lambda z: s(z, 1) ** 4, K, bp)])
+    np.testing.assert_allclose(one_point_trajectory(a, ((0, 0, 1, 1), (1, 1, 1, 1)), K), ref, rtol=1e-10)
+    with pytest.raises(de.DeepEFTInputError, match="derivatives 0, 1"):
+        one_point_trajectory(a, ((2, 2),), K)

@@ -295,3 +295,12 @@ def test_single_input_recursion_helper_consistency():
     fl = vertex_flow(net, np.array([[np.sqrt(0.7)]]), nlo=True)
     np.testing.assert_allclose(fl.V[:, 0, 0, 0, 0], si.V, rtol=1e-10, atol=1e-14)
     np.testing.assert_allclose(fl.G1[:, 0, 0], si.G1, rtol=1e-9, atol=1e-13)
+
+
+def test_unique_rows_keeps_first_occurrence_order():
+    from deepeft.theory.vertex import unique_rows
+
+    X = np.array([[2.0, 0.0], [1.0, 1.0], [2.0, 0.0], [0.0, 3.0], [1.0, 1.0]])
+    Xu, inv = unique_rows(X)
+    np.testing.assert_array_equal(Xu, [[2.0, 0.0], [1.0, 1.0], [0.0, 3.0]])
+    np.testing.assert_array_equal(Xu[inv], X)
