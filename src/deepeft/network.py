@@ -19,7 +19,7 @@ from .activations import Activation
 from .activations import activation as _activation
 from .errors import DeepEFTInputError
 
-__all__ = ["MLP"]
+__all__ = ["MLP", "check_net"]
 
 
 @dataclasses.dataclass(frozen=True, init=False)
@@ -134,3 +134,10 @@ class MLP:
             f"lambda_b={short(self.lambda_b)}, lambda_W={short(self.lambda_W)})"
         )
 
+
+def check_net(net) -> MLP:
+    """``net`` itself if it is an :class:`MLP`, else a DeepEFTInputError saying how to build one (the one
+    validator of a network argument, shared by theory and simulate)."""
+    if not isinstance(net, MLP):
+        raise DeepEFTInputError(f"net must be a deepeft.MLP, got {type(net).__name__}; build one with de.MLP(...).")
+    return net

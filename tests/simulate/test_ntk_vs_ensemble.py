@@ -87,3 +87,16 @@ def test_output_jacobian_route_equals_forward_equation():
     np.testing.assert_allclose(b.H.value[-1], a.H.value[-1], rtol=1e-12)
     with pytest.raises(de.DeepEFTInputError, match="layers"):
         de.ntk_statistics(net, X3, 128, layers="hidden")
+
+
+def test_ntk_statistics_rejects_too_few_networks_and_unknown_dtype():
+    """n_networks < blocks used to run `blocks` networks silently (more than asked); an unknown dtype used to
+    fall back to float32 silently. Both are now errors that say what to change."""
+    X3 = np.random.default_rng(0).normal(size=(2, 3))
+    net = de.MLP(3, [4], 2, "tanh")
+    with pytest.raises(de.DeepEFTInputError, match="smaller than blocks"):
+        de.ntk_statistics(net, X3, 5, blocks=8)
+    with pytest.raises(de.DeepEFTInputError, match="dtype"):
+        de.ntk_statistics(net, X3, 16, blocks=4, dtype="float16")
+    with pytest.raises(de.DeepEFTInputError, match="seed"):
+        de.ntk_statistics(net, X3, 16, blocks=4, seed=-1)

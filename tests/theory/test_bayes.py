@@ -56,10 +56,10 @@ def test_block_inverse_identities_and_precision_form():
     Kpost_inv = np.linalg.inv(post.cov)
     KAB = K[:N, N:]
     np.testing.assert_allclose(Kinv[N:, N:], Kpost_inv, rtol=1e-7, atol=1e-7 * np.abs(Kpost_inv).max())  # (6.56)
-    np.testing.assert_allclose(Kinv[:N, N:], -Kt_inv @ KAB @ Kpost_inv, rtol=1e-6,
-                               atol=1e-7 * np.abs(Kinv).max())  # (6.54)
-    np.testing.assert_allclose(Kinv[:N, :N], Kt_inv + Kt_inv @ KAB @ Kpost_inv @ KAB.T @ Kt_inv, rtol=1e-6,
-                               atol=1e-7 * np.abs(Kinv).max())  # (6.53)
+    np.testing.assert_allclose(Kinv[:N, N:], -Kt_inv @ KAB @ Kpost_inv, rtol=1e-6, atol=1e-7 * np.abs(Kinv).max())  # (6.54)
+    np.testing.assert_allclose(
+        Kinv[:N, :N], Kt_inv + Kt_inv @ KAB @ Kpost_inv @ KAB.T @ Kt_inv, rtol=1e-6, atol=1e-7 * np.abs(Kinv).max()
+    )  # (6.53)
     # Gaussian conditioning through the precision matrix: m = −(K^{ℬℬ})⁻¹ K^{ℬ𝒜} y  (6.63)
     m_prec = -np.linalg.solve(Kinv[N:, N:], Kinv[N:, :N] @ Y)
     np.testing.assert_allclose(post.mean, m_prec, rtol=1e-6, atol=1e-8)
@@ -153,8 +153,7 @@ def test_relu_evidence_optimal_C_W():
 
 def test_evidence_grid_labels_and_bayes_factor():
     X, Y, _ = _data(N=8)
-    ds = de.evidence_grid(NET, X, Y, C_W=[0.5, 1.0, 2.0], depth=[1, 3], noise=[0.0, 0.1],
-                          activation=["tanh", "relu"])
+    ds = de.evidence_grid(NET, X, Y, C_W=[0.5, 1.0, 2.0], depth=[1, 3], noise=[0.0, 0.1], activation=["tanh", "relu"])
     assert ds["log_evidence"].dims == ("activation", "C_W", "depth", "noise")
     assert list(ds.coords["activation"].values) == ["tanh", "relu"]
     assert ds["posterior"].sum() == pytest.approx(1.0)
@@ -190,8 +189,7 @@ def test_posterior_from_empirical_style_kernels_and_mean_only():
         (lambda X, Y, XB: de.nngp_posterior(NET, X, Y, XB, noise=-1.0), "noise"),
         (lambda X, Y, XB: de.nngp_posterior(NET, X, Y, XB, noise_model="both"), "noise_model"),
         (lambda X, Y, XB: de.nngp_posterior(NET, X, Y, XB, conventions="nt"), "conventions"),
-        (lambda X, Y, XB: de.log_evidence(NET, np.concatenate([X, X[:1]]), np.concatenate([Y, Y[:1]])),
-         "noise > 0"),
+        (lambda X, Y, XB: de.log_evidence(NET, np.concatenate([X, X[:1]]), np.concatenate([Y, Y[:1]])), "noise > 0"),
         (lambda X, Y, XB: de.evidence_grid(NET, X, Y, C_w=[1.0]), "unknown grid axes"),
     ],
 )
@@ -234,7 +232,6 @@ def test_evidence_for_criticality_relu_trend():
     assert abs(best[2] - 2) < 0.15
 
 
-
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(0, 10_000), st.integers(1, 8), st.integers(1, 5), st.floats(0.0, 1.0))
 def test_property_posterior_psd_and_shrinks(seed, N, M, noise):
@@ -249,3 +246,46 @@ def test_property_posterior_psd_and_shrinks(seed, N, M, noise):
     assert np.all(p.var <= np.diagonal(K[N:, N:]) + 1e-10 * scale)
     ref = sum(multivariate_normal(np.zeros(N), K[:N, :N] + noise * np.eye(N)).logpdf(Y[:, i]) for i in range(2))
     assert p.log_evidence == pytest.approx(ref, rel=1e-10, abs=1e-10)
+
+
+def test_evidence_grid_records_why_a_hypothesis_is_inadmissible_and_raises_otherwise(monkeypatch):
+    """Only a singular training kernel (code 1) or an overflowing kernel (code 2) becomes −inf, recorded in
+    ``inadmissible``; any other DeepEFTInputError raises (it used to become −inf silently)."""
+    X, Y, _ = _data(N=8)
+    ds = de.evidence_grid(NET.replace(activation="relu"), X, Y, C_W=[1.0, 1e200], depth=[1, 3], noise=[0.0, 0.1])
+    why = ds["inadmissible"]
+    assert why.sel(C_W=1.0, depth=1, noise=0.0).item() == 1  # rank ≤ n0 + 1 = 5 < 8 inputs
+    assert why.sel(C_W=1.0, depth=3).values.tolist() == [0, 0]
+    assert why.sel(C_W=1e200, depth=3).values.tolist() == [2, 2]
+    assert np.all(np.isneginf(ds["log_evidence"].values[why.values != 0]))
+    assert np.all(np.isfinite(ds["log_evidence"].values[why.values == 0]))
+    assert "singular" in ds.attrs["inadmissible_codes"]
+
+    def broken(*args, **kwargs):
+        raise DeepEFTInputError("some other problem")
+
+    monkeypatch.setattr(bayes, "log_evidence_from_kernel", broken)
+    with pytest.raises(DeepEFTInputError, match="some other problem"):
+        de.evidence_grid(NET, X, Y, C_W=[1.0], depth=[3])
+
+
+def test_evidence_for_criticality_inadmissible_codes():
+    """x₋ = −x₊, ReLU, C_b = 0: the layer-1 2×2 K̃ is singular (code 1); C_W = 1e200 overflows at depth 6 (code 2)."""
+    x = np.array([1.0, 0.0, 0.5, 0.2])
+    ds = bayes.evidence_for_criticality(de.MLP(4, [8], 1, "relu"), x, -x, [1.0], [-0.5], C_W=[2.0, 1e200],
+                                        depth=[1, 6])
+    assert ds["inadmissible"].values.tolist() == [[1, 0], [1, 2]]
+    assert np.all(np.isneginf(ds["log_evidence"].values[ds["inadmissible"].values != 0]))
+
+
+def test_bayes_factor_overflow_and_optimize_evidence_bounds():
+    """exp of a log ratio > 709.8 overflowed (OverflowError); infinite/NaN/malformed bounds reached SciPy."""
+    assert bayes.bayes_factor(-1000.0, -1001.0) == pytest.approx(math.e)
+    assert bayes.bayes_factor(-2000.0, 0.0) == 0.0 and bayes.bayes_factor(0.0, -np.inf) == np.inf
+    with pytest.raises(DeepEFTInputError, match="log Bayes factor"):
+        bayes.bayes_factor(0.0, -1000.0)
+    X, Y, _ = _data()
+    for bounds, match in [((0.5, np.inf), "finite"), ((np.nan, 1.0), "finite"), ((1.0,), "pair"),
+                          ((2.0, 1.0), "lo < hi"), (("a", 1.0), "real number")]:
+        with pytest.raises(DeepEFTInputError, match=match):
+            bayes.optimize_evidence(NET, X, Y, "C_W", bounds)

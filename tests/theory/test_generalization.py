@@ -58,8 +58,9 @@ def test_delta_recursion_matches_exact_two_input_kernels():
 @pytest.mark.parametrize("L, tol", [(50, 0.01), (200, 0.008)])
 def test_tanh_equivalence_rate_robustness_is_depth_independent(L, tol):
     """Digest: tanh with rates (9.96) → −2δ²λ̃_W/(λ̃_b + λ̃_W/2), δ² = lim ℓ δδK_[2] (slow 1/ℓ convergence)."""
-    lb, lw = g.equivalence_learning_rates(L, 1.0, 1.0, 2.0)
-    net = de.MLP(N0, [10] * (L - 1), 1, "tanh", C_b=0.0, C_W=1.0, lambda_b=lb, lambda_W=lw)
+    net = de.learning_rates(de.MLP(N0, [10] * (L - 1), 1, "tanh", C_b=0.0, C_W=1.0), "equivalence",
+                            lambda_b_tilde=1.0, lambda_W_tilde=2.0).apply()
+    assert net.lambda_b == pytest.approx(1.0 / np.arange(1, L + 1)) and net.lambda_W == pytest.approx([2.0] * L)  # (9.96)
     d = g.delta_ntk_recursion(net, X0, 0.1 * DX)
     asym = g.k0_robustness_asymptotic(L * d.ddK2[-1], 1.0, 2.0, L)
     assert asym == pytest.approx(-2 * L * d.ddK2[-1] * 2.0 / (1.0 + 1.0), rel=1e-14)
@@ -119,3 +120,25 @@ def test_deep_linear_star_polation_is_linear():
     ref = s[:, None] * np.array([1.0, 2.0]) + (1 - s)[:, None] * np.array([-0.5, 0.3])
     np.testing.assert_allclose(sp.mean, ref, atol=1e-9)
     assert abs(sp.ddTheta0) < 1e-12 * sp.Theta00
+
+
+def test_bad_input_one_clear_error():
+    """Shapes were unchecked: a (L, 2, 2) Θ or a wrong-length x/y gave silently wrong numbers or NumPy errors;
+    p_⊥ = 2 divided by zero in (10.78)."""
+    net = de.MLP(N0, [10] * 2, 1, "tanh")
+    T = np.array([[2.0, 1.0], [1.0, 2.0]])
+    cases = [
+        (lambda: g.one_point_prediction(np.ones((3, 3)), T, [1.0]), "2×2"),
+        (lambda: g.one_point_prediction(T, np.stack([T, T]), [1.0]), "result\\[-1\\]"),
+        (lambda: g.one_point_prediction(T, [[0.0, 1.0], [1.0, 2.0]], [1.0]), "> 0"),
+        (lambda: g.robustness([[np.nan, 1.0], [1.0, 2.0]]), "finite"),
+        (lambda: g.finite_angle_ntk(net.replace(activation="relu", C_W=2.0), X0, X0[:-1]), "components"),
+        (lambda: g.star_polation(net, X0, -X0, [1.0, 2.0], [0.0], [0.5]), "y_plus and y_minus"),
+        (lambda: g.star_polation(net, X0, -X0, [1.0], [0.0], [np.nan]), "s must be a finite"),
+        (lambda: g.delta_ntk_recursion(net, X0, [np.inf] * N0), "finite"),
+        (lambda: g.k0_robustness_asymptotic(0.1, 1.0, 1.0, 10, p_perp=2.0), "p_⊥ < 2"),
+        (lambda: g.k0_robustness_asymptotic(0.1, 1.0, 1.0, 10, a1=1.0), "a₁ < 0"),
+    ]
+    for call, match in cases:
+        with pytest.raises(de.DeepEFTInputError, match=match):
+            call()

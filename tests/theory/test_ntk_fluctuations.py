@@ -230,3 +230,12 @@ def test_invalid_inputs():
         de.ntk_fluctuations(de.MLP(3, [10, 10], 1, "relu"), np.array([[1.0, 0.5, 0.0], [2.0, 1.0, 0.0]]))
     with pytest.raises(de.DeepEFTInputError, match="resolution"):
         de.ntk_fluctuations(de.MLP(3, [10], 1, "relu"), np.ones((1, 3)), resolution=0.0)
+
+
+def test_pair_z_coefficients_singular_block_is_a_clear_error():
+    """Two coincident inputs (singular 2×2 block) used to reach np.linalg.inv (LinAlgError or garbage)."""
+    K = np.array([[1.0, 1.0, 0.3], [1.0, 1.0, 0.3], [0.3, 0.3, 2.0]])
+    with pytest.raises(de.DeepEFTInputError, match="inputs 0 and 1 have a singular 2×2 kernel block"):
+        pair_z_coefficients("tanh", K)
+    with pytest.raises(de.DeepEFTInputError, match="zero variance"):
+        pair_z_coefficients("tanh", np.diag([1.0, 0.0]))

@@ -147,9 +147,7 @@ def test_nlo_step_equals_literal_4_115(act, C_b, C_W):
     for a, b in itertools.combinations_with_replacement(range(N), 2):
         for idx in itertools.combinations_with_replacement(range(N), 4):
             items.append((a, b, idx))
-    terms = tuple(
-        tuple(((a == v) + (b == v), sum(i == v for i in idx)) for v in range(N)) for a, b, idx in items
-    )
+    terms = tuple(tuple(((a == v) + (b == v), sum(i == v for i in idx)) for v in range(N)) for a, b, idx in items)
     vals = product_expect(act, terms, K[None], resolution=1.5)[0]
     for (a, b, idx), val in zip(items, vals, strict=True):
         for p in set(itertools.permutations(idx)):
@@ -158,12 +156,7 @@ def test_nlo_step_equals_literal_4_115(act, C_b, C_W):
     P = two_point_maps(act, K, ((0, 0),))[0]
     M2 = S2 + P[:, :, None, None] * K  # ⟨σσ z_i z_j⟩
     # ⟨σσ(z_i z_j − K_ij)(z_k z_l − K_kl)⟩
-    C4 = (
-        S6
-        - np.einsum("abij,kl->abijkl", M2, K)
-        - np.einsum("ij,abkl->abijkl", K, M2)
-        + np.einsum("ab,ij,kl->abijkl", P, K, K)
-    )
+    C4 = S6 - np.einsum("abij,kl->abijkl", M2, K) - np.einsum("ij,abkl->abijkl", K, M2) + np.einsum("ab,ij,kl->abijkl", P, K, K)
     Vup = np.einsum("ai,bj,ck,dl,ijkl->abcd", Ki, Ki, Ki, Ki, V)
     t1 = 0.5 * np.einsum("ik,jl,kl,abij->ab", Ki, Ki, G1, S2)
     t2 = 0.125 * np.einsum("ijkl,abijkl->ab", Vup, C4)
@@ -302,3 +295,12 @@ def test_single_input_recursion_helper_consistency():
     fl = vertex_flow(net, np.array([[np.sqrt(0.7)]]), nlo=True)
     np.testing.assert_allclose(fl.V[:, 0, 0, 0, 0], si.V, rtol=1e-10, atol=1e-14)
     np.testing.assert_allclose(fl.G1[:, 0, 0], si.G1, rtol=1e-9, atol=1e-13)
+
+
+def test_unique_rows_keeps_first_occurrence_order():
+    from deepeft.theory.vertex import unique_rows
+
+    X = np.array([[2.0, 0.0], [1.0, 1.0], [2.0, 0.0], [0.0, 3.0], [1.0, 1.0]])
+    Xu, inv = unique_rows(X)
+    np.testing.assert_array_equal(Xu, [[2.0, 0.0], [1.0, 1.0], [0.0, 3.0]])
+    np.testing.assert_array_equal(Xu[inv], X)

@@ -17,8 +17,10 @@ from .ntk_tensors import (
     dntk_statistics,
     empirical_ddntk,
     empirical_dntk,
+    empirical_tensors,
     one_step_prediction,
 )
+from .posterior_sampling import ImportanceSample, importance_posterior, stochastic_output_metrics
 from .training import TrainedEnsemble, train_ensemble
 
 __all__ = [
@@ -27,6 +29,9 @@ __all__ = [
     "EnsembleResult",
     "NTKTensors",
     "OneStepPrediction",
+    "ImportanceSample",
+    "importance_posterior",
+    "stochastic_output_metrics",
     "TrainedEnsemble",
     "covariance",
     "ddntk_statistics",
@@ -35,6 +40,7 @@ __all__ = [
     "empirical_ddntk",
     "empirical_dntk",
     "empirical_ntk",
+    "empirical_tensors",
     "mean_and_se",
     "mean_vector_and_cov",
     "network_key",

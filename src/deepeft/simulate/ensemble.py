@@ -177,7 +177,7 @@ def _preacts_metric(net: MLP, keys, X, dt):
 def _batch_preacts(cfg: _Config, keys, X):
     """(zs, grams, Hs) of a micro-batch of networks, each with a leading network axis; grams (σσᵀ of
     the previous layer, metric method only) and Hs (the NTK, ``cfg.ntk`` only) may be None."""
-    dt = fw._DTYPES[cfg.dtype]
+    dt = fw.DTYPES[cfg.dtype]
     if cfg.method == "metric":
         zs, grams = _preacts_metric(cfg.net, keys, X, dt)
         return zs, grams, None
@@ -395,7 +395,7 @@ PROGRESS_ENV = "DEEPEFT_PROGRESS"  # "0": no automatic progress bar (set inside 
 
 
 def _run(cfg: _Config, X, n_networks, seed, chunk_size, progress):
-    Xj = jnp.asarray(X, fw._DTYPES[cfg.dtype])
+    Xj = jnp.asarray(X, fw.DTYPES[cfg.dtype])
     base = jax.random.PRNGKey(seed)
     n_tot = jnp.uint32(n_networks)
     run = _chunk_fn(cfg)
@@ -438,7 +438,7 @@ def _run(cfg: _Config, X, n_networks, seed, chunk_size, progress):
 
 
 def _kept(cfg: _Config, X, seed, k, m):
-    Xj = jnp.asarray(X, fw._DTYPES[cfg.dtype])
+    Xj = jnp.asarray(X, fw.DTYPES[cfg.dtype])
     base = jax.random.PRNGKey(seed)
     mm = min(m, max(cfg.net.n[1:]))
     f = _keep_fn(cfg, mm)

@@ -27,25 +27,29 @@ import numpy as np
 
 from .._x64 import x64
 from ..errors import DeepEFTInputError, suggest
-from ..network import MLP
+from ..network import MLP, check_net  # noqa: F401  (re-exported: fw.check_net)
 
-__all__ = ["forward_preactivations", "network_key", "param_layout", "preactivations", "sample_params"]
+__all__ = [
+    "DTYPES",
+    "check_dtype",
+    "check_seed",
+    "forward_preactivations",
+    "network_key",
+    "param_layout",
+    "preactivations",
+    "sample_params",
+]
 
-_DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
+DTYPES = {"float32": jnp.float32, "float64": jnp.float64}  # name → JAX dtype
+_DTYPES = DTYPES  # old name, kept for callers not yet updated
 
 
 def check_dtype(dtype) -> str:
     """'float32' or 'float64' (also accepts numpy/jax dtypes)."""
     name = dtype if isinstance(dtype, str) else getattr(np.dtype(dtype), "name", str(dtype))
-    if name not in _DTYPES:
-        raise DeepEFTInputError(f"dtype must be 'float32' or 'float64', got {dtype!r}.{suggest(str(name), _DTYPES)}")
+    if name not in DTYPES:
+        raise DeepEFTInputError(f"dtype must be 'float32' or 'float64', got {dtype!r}.{suggest(str(name), DTYPES)}")
     return name
-
-
-def check_net(net) -> MLP:
-    if not isinstance(net, MLP):
-        raise DeepEFTInputError(f"net must be a deepeft.MLP, got {type(net).__name__}; build one with de.MLP(...).")
-    return net
 
 
 def network_key(seed: int, index) -> jax.Array:
@@ -108,9 +112,15 @@ forward = forward_preactivations  # old name (it collided with deepeft.sgd's stu
 # ---------------------------------------------------------------------------------------------
 
 
-def _check_seed_index(seed, index):
+def check_seed(seed) -> int:
+    """An ensemble seed: an integer in [0, 2**32) (the one check shared by every simulate module)."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
         raise DeepEFTInputError(f"seed must be an integer in [0, 2**32), got {seed!r}.")
+    return int(seed)
+
+
+def _check_seed_index(seed, index):
+    seed = check_seed(seed)
     if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < 2**32:
         raise DeepEFTInputError(f"index must be an integer in [0, 2**32) (the network's number), got {index!r}.")
     return int(seed), int(index)
@@ -142,7 +152,7 @@ def sample_params(net: MLP, seed: int = 0, index: int = 0, *, dtype="float32"):
     """
     net = check_net(net)
     seed, index = _check_seed_index(seed, index)
-    dt = _DTYPES[check_dtype(dtype)]
+    dt = DTYPES[check_dtype(dtype)]
     with x64():
         params = _jitted_init(net, dt)(network_key(seed, index))
         return tuple((np.asarray(W), np.asarray(b)) for W, b in params)
@@ -155,7 +165,7 @@ def preactivations(net: MLP, X, params=None, *, seed: int = 0, index: int = 0, d
     """
     net = check_net(net)
     X = net.check_inputs(X)
-    dt = _DTYPES[check_dtype(dtype)]
+    dt = DTYPES[check_dtype(dtype)]
     with x64():
         if params is None:
             seed, index = _check_seed_index(seed, index)
@@ -174,4 +184,4 @@ def _jitted_init(net: MLP, dt):
 
 @functools.lru_cache(maxsize=64)
 def _jitted_forward(net: MLP):
-    return jax.jit(lambda p, X: forward(net, p, X))
+    return jax.jit(lambda p, X: forward_preactivations(net, p, X))

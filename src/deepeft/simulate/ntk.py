@@ -119,7 +119,7 @@ def empirical_ntk(
     X = net.check_inputs(X)
     if method not in ("forward", "autodiff"):
         raise DeepEFTInputError(f"method must be 'forward' (eq. (8.12)) or 'autodiff', got {method!r}.")
-    dt = fw._DTYPES[fw.check_dtype(dtype)]
+    dt = fw.DTYPES[fw.check_dtype(dtype)]
     with x64():
         if params is None:
             seed, index = fw._check_seed_index(seed, index)

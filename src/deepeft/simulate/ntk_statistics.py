@@ -30,7 +30,7 @@ import numpy as np
 from .. import _validate as v
 from .._x64 import x64
 from ..errors import DeepEFTInputError
-from ..network import MLP
+from ..network import MLP, check_net
 from ..statistics import Estimate, jackknife
 from . import forward as fw
 from .ntk import ntk_forward
@@ -90,7 +90,7 @@ def _block_program(net: MLP, dt, micro: int, output_only: bool = False):
 
     def one(key, X):
         p = fw.init_params(net, key, dt)
-        zs = fw.forward(net, p, X)
+        zs = fw.forward_preactivations(net, p, X)
         if output_only:
             return [_layer_stats(zs[-1], output_ntk_jacobian(net, p, X, zs))]
         Hs = ntk_forward(net, p, X, zs)
@@ -172,27 +172,27 @@ def ntk_statistics(
     """
     if layers not in ("all", "output"):
         raise DeepEFTInputError(f"layers must be 'all' or 'output', got {layers!r}.")
-    if not isinstance(net, MLP):
-        raise DeepEFTInputError(f"net must be a deepeft.MLP, got {type(net).__name__}; build one with de.MLP(...).")
+    net = check_net(net)
     X = net.check_inputs(X, "X")
     n_networks = v.positive_int(n_networks, "n_networks")
     blocks = v.positive_int(blocks, "blocks")
     micro = v.positive_int(micro_batch, "micro_batch")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
-        raise DeepEFTInputError(f"seed must be an integer in [0, 2**32), got {seed!r}.")
-    seed = int(seed)
+    seed = fw.check_seed(seed)
+    dt = fw.DTYPES[fw.check_dtype(dtype)]
     if blocks < 2:
         raise DeepEFTInputError("blocks must be >= 2 (jackknife standard errors).")
+    if n_networks < blocks:
+        raise DeepEFTInputError(
+            f"n_networks = {n_networks} is smaller than blocks = {blocks}: every jackknife block needs at least one "
+            "network; use more networks or fewer blocks."
+        )
     if min(net.n[1:]) < 2:
         raise DeepEFTInputError(f"every layer needs at least 2 neurons for pair statistics, got widths {net.n[1:]}.")
     per_block = max(1, n_networks // (blocks * micro)) * micro
     if per_block * blocks > n_networks:
         micro = max(1, n_networks // blocks)
         per_block = micro
-    if per_block < 1:
-        raise DeepEFTInputError(f"n_networks = {n_networks} is smaller than blocks = {blocks}; use more networks.")
     total = per_block * blocks
-    dt = jnp.float64 if dtype == "float64" else jnp.float32
     L, N = net.L, X.shape[0]
     n = np.asarray(net.n, dtype=np.float64)
     out_only = layers == "output"
@@ -201,10 +201,9 @@ def ntk_statistics(
     means = [{k: [] for k in _FIELDS} for _ in range(nl)]
     with x64():
         Xj = jnp.asarray(X, dt)
-        base = jax.random.PRNGKey(seed)
         for b in range(blocks):
             idx = jnp.arange(b * per_block, (b + 1) * per_block)
-            keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(idx).reshape(per_block // micro, micro, -1)
+            keys = jax.vmap(lambda i: fw.network_key(seed, i))(idx).reshape(per_block // micro, micro, -1)
             acc = run(keys, Xj)
             for l in range(nl):
                 for k in _FIELDS:

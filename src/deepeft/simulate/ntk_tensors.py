@@ -75,12 +75,15 @@ __all__ = [
     "DNTKStatistics",
     "NTKTensors",
     "OneStepPrediction",
+    "compare_step",
     "ddntk_statistics",
     "dntk_statistics",
     "empirical_ddntk",
     "empirical_dntk",
+    "empirical_tensors",
     "error_factor",
     "expansion_terms",
+    "mse_step",
     "one_step_prediction",
 ]
 
@@ -260,6 +263,15 @@ def empirical_dntk(net: MLP, params, X, *, layer: int | None = None, neurons=Non
     return _tensors(net, params, X, layer, neurons, False, seed, index, dtype).dntk
 
 
+def empirical_tensors(net: MLP, params, X, *, layer: int | None = None, neurons=None, ddntk: bool = True, seed: int = 0,
+                      index: int = 0, dtype="float64") -> NTKTensors:
+    """z, Ĥ, dĤ and (``ddntk=True``) dd_IĤ, dd_IIĤ of one network in one call: :class:`NTKTensors`.
+
+    Arguments as :func:`empirical_dntk`; ``ddntk=False`` leaves ``dd_I``/``dd_II`` as None (cost ~ (mN)
+    Hessian-vector products instead of (mN)² third derivatives)."""
+    return _tensors(net, params, X, layer, neurons, bool(ddntk), seed, index, dtype)
+
+
 def empirical_ddntk(net: MLP, params, X, *, layer: int | None = None, neurons=None, seed: int = 0, index: int = 0,
                     dtype="float64") -> NTKTensors:
     """The ddNTKs dd_IĤ (∞.5) and dd_IIĤ (∞.7) of one network (with z, Ĥ and dĤ of the same call).
@@ -347,6 +359,17 @@ def _jitted_step(net: MLP):
     return jax.jit(lambda p, X, Y, eta: gd_update(net, mse_loss, p, X, Y, eta))
 
 
+def mse_step(net: MLP, params, X, Y, eta: float):
+    """One full-batch GD step with MSE (:func:`~deepeft.simulate.training.gd_update`), float64, jitted:
+    ((W, b), ...) NumPy → the same after the step."""
+    with x64():
+        p = fw._jnp_params(params, jnp.float64)
+        fw._check_params(net, p)
+        Yj = jnp.asarray(_check_Y(Y, np.shape(X)[0], net.output_dim))
+        p1 = _jitted_step(net)(p, jnp.asarray(X, jnp.float64), Yj, eta)
+        return tuple((np.asarray(W), np.asarray(b)) for W, b in p1)
+
+
 def one_step_prediction(net: MLP, params, X, Y, eta: float, *, layer: int | None = None, ddntk: bool = True,
                         seed: int = 0, index: int = 0, dtype="float64") -> OneStepPrediction:
     """Take one real GD step (MSE, λ of (8.6), :func:`~deepeft.simulate.training.gd_update`) on (X, Y)
@@ -368,6 +391,13 @@ def one_step_prediction(net: MLP, params, X, Y, eta: float, *, layer: int | None
         p1 = _jitted_step(net)(p, Xj, Yj, eta)
         p1 = tuple((np.asarray(W), np.asarray(b)) for W, b in p1)
     t1 = _tensors(net, p1, X, layer, None, False, seed, index, dtype)
+    return compare_step(t0, t1, eps, eta)
+
+
+def compare_step(t0: NTKTensors, t1: NTKTensors, eps, eta: float) -> OneStepPrediction:
+    """:class:`OneStepPrediction` from the tensors before (``t0``) and after (``t1``) one GD step of size η
+    and the error factor ε^{(ℓ)} (n_ℓ, N) of the step (:func:`error_factor`): for reusing ``t0`` over many η."""
+    eps = np.asarray(eps, dtype=np.float64)
     dz, dHt, ddHt = expansion_terms(t0, eps, eta)
     return OneStepPrediction(eta=eta, dz_actual=t1.z - t0.z, dz_terms=dz, dH_actual=t1.ntk - t0.ntk, dH_terms=dHt,
                              ddH_actual=t1.dntk - t0.dntk, ddH_terms=ddHt)

@@ -111,7 +111,7 @@ def lambda_tree(net: MLP):
 
 def _total_loss(net: MLP, loss_fn, params, X, Y):
     """ℒ = Σ_α ℓ(z_α, y_α) over the rows of X."""
-    z = fw.forward(net, params, X)[-1]
+    z = fw.forward_preactivations(net, params, X)[-1]
     return jnp.sum(jax.vmap(loss_fn)(z, Y))
 
 
@@ -145,7 +145,7 @@ class _Config:
 
 
 def _outputs(cfg: _Config, params, X_tr, X_te):
-    return fw.forward(cfg.net, params, X_tr)[-1], fw.forward(cfg.net, params, X_te)[-1]
+    return fw.forward_preactivations(cfg.net, params, X_tr)[-1], fw.forward_preactivations(cfg.net, params, X_te)[-1]
 
 
 @functools.lru_cache(maxsize=32)
@@ -416,7 +416,7 @@ def train_ensemble(
     Y_train = _check_targets(Y_train, N, net.output_dim, "Y_train")
     X_test = np.zeros((0, net.input_dim)) if X_test is None else net.check_inputs(X_test, "X_test")
     M = v.positive_int(n_networks, "n_networks")
-    seed = _check_seed(seed)
+    seed = fw.check_seed(seed)
     ts = _check_times(times, method)
     if method == "flow" and ts[-1] <= 0:
         raise DeepEFTInputError("method='flow' needs a final time > 0 in times.")
@@ -538,9 +538,3 @@ def train_ensemble(
         train_outputs=z_tr_all if keep else None, test_outputs=z_te_all if keep else None,
         train_loss=loss_all if keep else None, sums=None if keep else sums, final_params=final, solver_steps=steps_all,
     )
-
-
-def _check_seed(seed) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
-        raise DeepEFTInputError(f"seed must be an integer in [0, 2**32), got {seed!r}.")
-    return int(seed)

@@ -9,6 +9,7 @@
 * :mod:`.dntk_single_input` — single-input dNTK P, Q and ddNTK R, S, T, U statistics (§11.3, §∞.1);
 * :mod:`.bayes`, :mod:`.kernel_learning`, :mod:`.generalization` — learning at infinite width: NNGP
   posterior and evidence (Ch. 6), frozen-NTK gradient descent, Newton, ridge (Ch. 10), generalization (§10.3);
+* :mod:`.algorithm_projectors`, :mod:`.finite_width_solution` — the trained network at finite width (§∞.2);
 * :mod:`.conventions` — neural-tangents and mean-field conventions at the edges.
 
 The functions named like their modules (``kernel``, ``criticality``, ``single_input``, ``nlo_metric``) are
@@ -17,6 +18,7 @@ so that ``import deepeft.theory.kernel`` and ``from deepeft.theory import kernel
 """
 
 from . import deep_linear, dntk_single_input
+from .algorithm_projectors import AlgorithmProjectors, algorithm_projectors
 from .bayes import (
     Posterior,
     evidence_grid,
@@ -25,6 +27,13 @@ from .bayes import (
     log_evidence_from_kernel,
     nngp_posterior,
     posterior_from_kernels,
+)
+from .bayes_finite_width import (
+    FiniteWidthPosterior,
+    RepresentationUpdate,
+    finite_width_posterior,
+    hebbian_conditional_moment,
+    representation_update,
 )
 from .conventions import from_mean_field, from_neural_tangents, to_neural_tangents
 from .criticality import Criticality, CriticalPoint, phase
@@ -39,6 +48,8 @@ from .dntk_single_input import (
     dntk_k_star_zero_asymptotics,
     dntk_scale_invariant,
 )
+from .finite_width_mean import FiniteWidthPrediction, finite_width_mean_from_statistics, finite_width_prediction
+from .finite_width_solution import TrainedOutput, trained_output_from_tensors
 from .generalization import (
     bias_variance,
     delta_ntk_recursion,
@@ -57,11 +68,22 @@ from .kernel_learning import (
     newton_step,
     ridge_regression,
 )
+from .nearly_kernel import meta_kernel, nearly_kernel_prediction, quadratic_model
 from .single_input import HelperFunctions, SingleInputRecursion, helper_functions, single_input_recursion
 from .two_input import BootstrappedKernel, FiniteAngle, bootstrapped_recursion, finite_angle_recursion
 from .vertex import VertexFlow, connected_four_point, excess_kurtosis, four_point_vertex, vertex_flow
 
 __all__ = [
+    "algorithm_projectors",
+    "AlgorithmProjectors",
+    "trained_output_from_tensors",
+    "finite_width_mean_from_statistics",
+    "meta_kernel",
+    "nearly_kernel_prediction",
+    "quadratic_model",
+    "finite_width_prediction",
+    "FiniteWidthPrediction",
+    "TrainedOutput",
     "DDNTK",
     "ddntk",
     "DNTK",
@@ -74,6 +96,11 @@ __all__ = [
     "dntk_k_star_zero_asymptotics",
     "dntk_scale_invariant",
     "bias_variance",
+    "finite_width_posterior",
+    "FiniteWidthPosterior",
+    "hebbian_conditional_moment",
+    "representation_update",
+    "RepresentationUpdate",
     "bootstrapped_recursion",
     "BootstrappedKernel",
     "connected_four_point",

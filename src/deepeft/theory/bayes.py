@@ -43,9 +43,10 @@ import scipy.linalg as sla
 
 from .. import _validate as v
 from ..errors import DeepEFTInputError, DeepEFTWarning
-from ..network import MLP
+from ..network import MLP, check_net
 from .kernel import kernel
 from .learning_inputs import (
+    SingularKernelError,
     add_to_diagonal,
     check_conventions,
     cholesky,
@@ -57,6 +58,7 @@ from .learning_inputs import (
 from .two_input import gamma_components
 
 __all__ = [
+    "INADMISSIBLE",
     "NOISE_MODELS",
     "Posterior",
     "bayes_factor",
@@ -78,6 +80,13 @@ __all__ = [
 
 NOISE_MODELS = ("diagonal", "bias_shift")
 _LOG_2PI = math.log(2.0 * math.pi)
+_MAX_LOG_FLOAT = math.log(np.finfo(np.float64).max)  # ≈ 709.78
+# Why a hypothesis gets log evidence −inf (evidence_grid's and evidence_for_criticality's ``inadmissible``):
+INADMISSIBLE = {
+    0: "admissible",
+    1: "training kernel singular at this noise (degenerate Gaussian prior: no density on generic targets)",
+    2: "kernel not finite (overflow: the kernel grows exponentially with depth off criticality)",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,12 +186,6 @@ def posterior_parts(C, K_test_train, K_test, Y, noise: float = 0.0, noise_model:
     return Posterior(mean, cov, _log_evidence_chol(C, a), noise, noise_model), A
 
 
-def _check_net(net) -> MLP:
-    if not isinstance(net, MLP):
-        raise DeepEFTInputError(f"net must be a deepeft.MLP, got {type(net).__name__}; build one with de.MLP(...).")
-    return net
-
-
 def _nt_noise(noise: float, K_train: np.ndarray, conventions: str) -> float:
     """NT's relative ``diag_reg`` → absolute σ_ε² = diag_reg × mean diag K̃ (NT's default scaling)."""
     return nt_diag_reg_to_variance(noise, K_train) if conventions == "neural_tangents" else noise
@@ -204,7 +207,7 @@ def nngp_posterior(
     relative ``diag_reg`` (σ_ε² = diag_reg × mean diag K̃), matching ``nt.predict.gp_inference(get="nngp")``.
     Returns :class:`Posterior` with ``.mean`` (N_test, n_out), ``.cov`` (N_test, N_test), ``.log_evidence``.
     """
-    net = _check_net(net)
+    net = check_net(net)
     conventions = check_conventions(conventions)
     XA = net.check_inputs(X_train, "X_train")
     XB = net.check_inputs(X_test, "X_test")
@@ -221,7 +224,7 @@ def log_evidence(
     net: MLP, X, Y, noise: float = 0.0, *, noise_model: str = "diagonal", conventions: str = "deepeft"
 ) -> float:
     """log p(y_𝒜|ℋ) (6.34) of targets Y (N, n_out) at inputs X under the infinite-width prior of ``net``."""
-    net = _check_net(net)
+    net = check_net(net)
     conventions = check_conventions(conventions)
     X = net.check_inputs(X, "X")
     Y = targets(Y, X.shape[0], "Y", net.output_dim)
@@ -241,7 +244,8 @@ def target_gamma_components(y_plus, y_minus) -> np.ndarray:
     ym = np.atleast_1d(np.asarray(y_minus, dtype=np.float64))
     if yp.shape != ym.shape or yp.ndim != 1:
         raise DeepEFTInputError(f"y_plus and y_minus must be vectors of equal length n_L, got {yp.shape}, {ym.shape}.")
-    return np.array([np.sum(((yp + ym) / 2) ** 2), (np.sum(yp**2) - np.sum(ym**2)) / 2, np.sum(((yp - ym) / 2) ** 2)])
+    Y = np.stack([yp, ym])
+    return gamma_components(Y @ Y.T)  # 𝕐_{αβ} = Σ_i y_{i;α} y_{i;β} in the γ basis (5.20)
 
 
 def two_input_log_evidence(K_gamma, Y_gamma, n_L: int) -> float:
@@ -263,15 +267,19 @@ def two_input_log_evidence_equal_norm(K0: float, K2: float, Y0: float, Y2: float
     if K0 <= 0 or K2 <= 0:
         raise DeepEFTInputError(f"K̃_[0] and K̃_[2] must be > 0 for a non-degenerate pair, got {K0}, {K2}.")
     n_L = v.positive_int(n_L, "n_L")
-    f0 = -0.5 * n_L * math.log(4 * math.pi * K0) - Y0 / (2 * K0)
-    f2 = -0.5 * n_L * math.log(4 * math.pi * K2) - Y2 / (2 * K2)
-    return f0 + f2
+    return float(_equal_norm_factor(K0, Y0, n_L) + _equal_norm_factor(K2, Y2, n_L))
+
+
+def _equal_norm_factor(K_a, Y_a: float, n_L: int):
+    """One factor of (6.45) in logs: −(n_L/2) log(4πK̃_[a]) − 𝕐_[a]/(2K̃_[a]) (elementwise; K̃_[a] > 0)."""
+    K_a = np.asarray(K_a, dtype=np.float64)
+    return -0.5 * n_L * np.log(4 * np.pi * K_a) - Y_a / (2 * K_a)
 
 
 def kernel_gamma_components(net: MLP, x_plus, x_minus) -> np.ndarray:
     """(K̃_[0], K̃_[1], K̃_[2]) (5.17)–(5.19) of the output-layer kernel for the pair (x₊, x₋)."""
     X = np.stack([np.asarray(x_plus, dtype=np.float64).ravel(), np.asarray(x_minus, dtype=np.float64).ravel()])
-    return gamma_components(kernel(_check_net(net), X)[-1])
+    return gamma_components(kernel(check_net(net), X)[-1])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -280,8 +288,21 @@ def kernel_gamma_components(net: MLP, x_plus, x_minus) -> np.ndarray:
 
 
 def bayes_factor(log_evidence_1: float, log_evidence_2: float) -> float:
-    """p(y|ℋ₁)/p(y|ℋ₂) (6.30); equals the posterior odds for a uniform hypothesis prior (6.31)."""
-    return math.exp(float(log_evidence_1) - float(log_evidence_2))
+    """p(y|ℋ₁)/p(y|ℋ₂) (6.30); equals the posterior odds for a uniform hypothesis prior (6.31).
+
+    Evidences are usually far beyond float range: when the ratio itself overflows (a finite log ratio > ~709.8)
+    this raises and points to the log Bayes factor log_evidence_1 − log_evidence_2, which is always representable."""
+    d = float(log_evidence_1) - float(log_evidence_2)
+    if math.isnan(d):
+        raise DeepEFTInputError(
+            f"the log evidences {log_evidence_1!r}, {log_evidence_2!r} give no defined ratio (NaN, or both ±inf)."
+        )
+    if _MAX_LOG_FLOAT < d < math.inf:  # +inf (ℋ₂ inadmissible, log evidence −inf) is a meaningful ∞
+        raise DeepEFTInputError(
+            f"the Bayes factor exp({d:.6g}) overflows a float; use the log Bayes factor "
+            "log_evidence_1 − log_evidence_2 instead (as evidence_grid's log_bayes_factor does)."
+        )
+    return math.exp(d)
 
 
 _GRID_AXES = ("activation", "C_b", "C_W", "depth", "noise")
@@ -309,14 +330,16 @@ def evidence_grid(net: MLP, X, Y, *, noise_model: str = "diagonal", **axes):
     ``noise`` (σ_ε²), each a sequence; unspecified ones are taken from ``net`` (``noise`` defaults to 0).
     Variables: ``log_evidence``; ``posterior`` = p(ℋ|y) for a uniform prior over the grid (6.29);
     ``log_bayes_factor`` = log p(y|ℋ) − max over the grid (so 0 at the evidence-optimal point).
-    A hypothesis whose training kernel is singular at zero noise (e.g. depth 1 with N > n₀ + 1 inputs)
-    gets log evidence −inf (a degenerate Gaussian puts no density on generic y).
+    ``inadmissible`` (int, same dims) says why a hypothesis has log evidence −inf (codes in attrs and in
+    :data:`INADMISSIBLE`): 1 — its training kernel is singular at that noise (e.g. depth 1 with N > n₀ + 1
+    inputs and zero noise; a degenerate Gaussian puts no density on generic y); 2 — its kernel overflowed
+    (not finite). Only these two conditions become −inf; any other error raises.
     One kernel recursion per (activation, C_b, C_W) serves every depth (K^{(ℓ)} for all ℓ). Off-critical
     hypotheses are scanned on purpose, so the kernel's depth warning (DeepEFTWarning) is silenced here.
     """
     import xarray as xr
 
-    net = _check_net(net)
+    net = check_net(net)
     unknown = sorted(set(axes) - set(_GRID_AXES))
     if unknown:
         raise DeepEFTInputError(f"unknown grid axes {unknown}; choose from {list(_GRID_AXES)}.")
@@ -337,6 +360,7 @@ def evidence_grid(net: MLP, X, Y, *, noise_model: str = "diagonal", **axes):
     noises = [noise_variance(s) for s in coords.get("noise", [0.0])]
     shape = (len(acts), len(cbs), len(cws), len(depths), len(noises))
     out = np.empty(shape)
+    why = np.zeros(shape, dtype=np.int8)
     for (ia, act), (ib, cb), (iw, cw) in itertools.product(enumerate(acts), enumerate(cbs), enumerate(cws)):
         changes = {"activation": act}
         if cb is not None:
@@ -346,15 +370,21 @@ def evidence_grid(net: MLP, X, Y, *, noise_model: str = "diagonal", **axes):
         base = _with_depth(net.replace(**changes), max(depths)) if "depth" in coords else net.replace(**changes)
         with warnings.catch_warnings():  # a grid scans off-critical hypotheses on purpose: no per-point warning
             warnings.simplefilter("ignore", DeepEFTWarning)
-            Ks = kernel(base, X)
+            with np.errstate(over="ignore", invalid="ignore"):  # an overflowing K is recorded (code 2) below
+                Ks = kernel(base, X)
         for (idp, d), (ins, s) in itertools.product(enumerate(depths), enumerate(noises)):
+            at = (ia, ib, iw, idp, ins)
+            if not np.all(np.isfinite(Ks[d - 1])):
+                out[at], why[at] = -np.inf, 2
+                continue
             try:
-                out[ia, ib, iw, idp, ins] = log_evidence_from_kernel(Ks[d - 1], Y, s, noise_model=noise_model)
-            except DeepEFTInputError:  # singular K̃ with zero noise: a degenerate prior, y off its support
-                out[ia, ib, iw, idp, ins] = -np.inf
+                out[at] = log_evidence_from_kernel(Ks[d - 1], Y, s, noise_model=noise_model)
+            except SingularKernelError:  # a degenerate prior, y off its support; nothing else is caught
+                out[at], why[at] = -np.inf, 1
     dims = ("activation", "C_b", "C_W", "depth", "noise")
     keep = [i for i, d in enumerate(dims) if d in coords]
     out = out.reshape([shape[i] for i in keep]) if keep else out.reshape(())
+    why = why.reshape(out.shape)
     kdims = [dims[i] for i in keep]
     kcoords = {d: [a if isinstance(a, str) else (getattr(a, "name", a)) for a in coords[d]] if d == "activation"
                else np.asarray(coords[d], dtype=float if d != "depth" else int) for d in kdims}
@@ -366,12 +396,17 @@ def evidence_grid(net: MLP, X, Y, *, noise_model: str = "diagonal", **axes):
             "log_evidence": (kdims, out),
             "posterior": (kdims, w / w.sum()),
             "log_bayes_factor": (kdims, out - best),
+            "inadmissible": (kdims, why),
         },
         coords=kcoords,
         attrs={"equation": "(6.34), (6.29)-(6.31)", "noise_model": noise_model, "net": repr(net),
-               "n_out": int(Y.shape[1]), "N": int(X.shape[0])},
+               "n_out": int(Y.shape[1]), "N": int(X.shape[0]), "inadmissible_codes": _codes_text()},
     )
     return ds
+
+
+def _codes_text() -> str:
+    return "; ".join(f"{k}: {t}" for k, t in INADMISSIBLE.items())
 
 
 def evidence_optimal(grid) -> dict:
@@ -389,11 +424,13 @@ def optimize_evidence(net: MLP, X, Y, param: str, bounds, noise: float = 0.0, *,
     Brent maximization of (6.34); returns {param: value, "log_evidence": value}."""
     from scipy.optimize import minimize_scalar
 
-    net = _check_net(net)
+    net = check_net(net)
     if param not in ("C_b", "C_W", "noise"):
         raise DeepEFTInputError(f"param must be 'C_b', 'C_W' or 'noise', got {param!r}.")
-    lo, hi = (float(b) for b in bounds)
-    if not (0 <= lo < hi):
+    if np.ndim(bounds) != 1 or np.size(bounds) != 2:
+        raise DeepEFTInputError(f"bounds must be a pair (lo, hi) with 0 <= lo < hi, got {bounds!r}.")
+    lo, hi = (v.finite_scalar(b, f"bounds[{i}] of {param}", minimum=0.0) for i, b in enumerate(bounds))
+    if not lo < hi:
         raise DeepEFTInputError(f"bounds must satisfy 0 <= lo < hi, got {bounds!r}.")
     X = net.check_inputs(X, "X")
     Y = targets(Y, X.shape[0], "Y", net.output_dim)
@@ -411,13 +448,15 @@ def evidence_for_criticality(net: MLP, x_plus, x_minus, y_plus, y_minus, *, C_W,
     """The "evidence for criticality" analysis (6.41)–(6.48) for one input pair over C_W × depth, as xarray.
 
     Variables: ``K_gamma`` (…, component) the output kernel's γ components K̃_[0,1,2]; ``log_evidence`` (6.48)
-    (with the corrected (6.46)); for equal norms also ``log_factor_0``, ``log_factor_2``, the two factors of
-    (6.45) (each maximal at K̃_[a] = 𝕐_[a]/n_L); attrs: 𝕐_[a] (6.44)/(6.47) and ``K_star`` = 𝕐_[a]/n_L.
+    (with the corrected (6.46)), −inf exactly where ``inadmissible`` ≠ 0 (1: the 2×2 K̃ is not positive
+    definite, 2: the kernel overflowed; codes as in :func:`evidence_grid`); for equal norms also
+    ``log_factor_0``, ``log_factor_2``, the two factors of (6.45) (each maximal at K̃_[a] = 𝕐_[a]/n_L);
+    attrs: 𝕐_[a] (6.44)/(6.47) and ``K_star`` = 𝕐_[a]/n_L.
     ``best_C_W`` (depth) is the grid argmax: at depth it approaches the critical C_W (χ_∥ = χ_⊥ = 1).
     """
     import xarray as xr
 
-    net = _check_net(net)
+    net = check_net(net)
     cws = np.atleast_1d(np.asarray(C_W, dtype=np.float64))
     depths = np.atleast_1d(np.asarray(depth, dtype=int))
     if np.any(cws < 0) or np.any(depths < 1):
@@ -431,16 +470,23 @@ def evidence_for_criticality(net: MLP, x_plus, x_minus, y_plus, y_minus, *, C_W,
     for i, cw in enumerate(cws):
         Ks = kernel(_with_depth(net.replace(C_W=float(cw)), int(depths.max())), X)
         Kg[i] = gamma_components(Ks[depths - 1])
-    le = np.vectorize(lambda a, b, c: two_input_log_evidence((a, b, c), Yg, n_L) if 4 * a * c > b * b else -np.inf)(
-        Kg[..., 0], Kg[..., 1], Kg[..., 2])
-    data = {"K_gamma": (("C_W", "depth", "component"), Kg), "log_evidence": (("C_W", "depth"), le)}
+    finite = np.all(np.isfinite(Kg), axis=-1)
+    pd = finite & (4 * Kg[..., 0] * Kg[..., 2] > Kg[..., 1] ** 2)  # the 2×2 K̃ positive definite
+    why = np.where(finite, np.where(pd, 0, 1), 2).astype(np.int8)
+    le = np.full(pd.shape, -np.inf)
+    for i, j in zip(*np.nonzero(pd)):
+        le[i, j] = two_input_log_evidence(Kg[i, j], Yg, n_L)
+    data = {"K_gamma": (("C_W", "depth", "component"), Kg), "log_evidence": (("C_W", "depth"), le),
+            "inadmissible": (("C_W", "depth"), why)}
     if equal:
-        f = [np.where(Kg[..., a] > 0, -0.5 * n_L * np.log(4 * np.pi * np.abs(Kg[..., a]) + 1e-300)
-                      - Yg[a] / (2 * np.where(Kg[..., a] > 0, Kg[..., a], 1.0)), -np.inf) for a in (0, 2)]
+        f = []
+        for a in (0, 2):
+            ok = finite & (Kg[..., a] > 0)
+            f.append(np.where(ok, _equal_norm_factor(np.where(ok, Kg[..., a], 1.0), Yg[a], n_L), -np.inf))
         data.update({"log_factor_0": (("C_W", "depth"), f[0]), "log_factor_2": (("C_W", "depth"), f[1])})
     ds = xr.Dataset(data, coords={"C_W": cws, "depth": depths, "component": [0, 1, 2]},
                     attrs={"equation": "(6.41)-(6.48)", "Y_gamma": Yg.tolist(), "K_star": (Yg / n_L).tolist(),
-                           "equal_norms": bool(equal), "net": repr(net)})
+                           "equal_norms": bool(equal), "net": repr(net), "inadmissible_codes": _codes_text()})
     ds["best_C_W"] = ("depth", cws[np.argmax(np.where(np.isfinite(le), le, -np.inf), axis=0)])
     return ds
 

@@ -156,7 +156,9 @@ def ddntk(net: MLP, X, *, resolution: float = 1.0) -> DDNTK:
     act = net.activation
     for l in range(1, L):  # step ℓ = l → l + 1 (index l − 1 → l)
         K, H = fl.K[l - 1], fl.Theta[l - 1]
-        f4 = four_point_table(act, K, PATTERNS, resolution=resolution)
+        # ⟨σ″σ′σ′σ⟩ by the same call as de.dntk (its compiled programs are shared), the rest in one more
+        f4 = four_point_table(act, K, (X4,), resolution=resolution)
+        f4.update(four_point_table(act, K, PATTERNS[1:], resolution=resolution))
         tp = two_point_table(act, K, TWO_POINT, resolution=resolution)
         kw = dict(C_W=net.C_W[l], lambda_W=net.lambda_W[l], ratio=n[l] / n[l - 1], first=(l == 1))
         prev = {k: out[k][l - 1] for k in "PQRSTU"}

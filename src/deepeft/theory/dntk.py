@@ -73,7 +73,8 @@ def check_smooth(net, what: str) -> None:
             "function, the forward equations multiply it by σ′ of the same preactivation (δ(z)θ(z) has no unique "
             "value) and the ddNTK statistics need ⟨σ″σ″⟩, which diverges — the finite-width η-expansion of "
             "training breaks down (PDLT §∞.1). Use a smooth activation (gelu, swish, tanh, erf, sin, softplus, "
-            "or linear, whose σ″ = 0)."
+            "or linear, whose σ″ = 0); for one input, de.dntk_single_input gives P, Q of kinked activations "
+            "(σ″ integrated by parts, (11.67)–(11.70))."
         )
 
 

@@ -28,9 +28,10 @@ import math
 
 import numpy as np
 
+from .. import _validate as v
 from ..errors import DeepEFTInputError
 from ..gaussian.engine import one_point_core
-from ..network import MLP
+from ..network import MLP, check_net
 from .kernel import kernel_and_ntk
 from .kernel_learning import gd_prediction
 from .single_input import helper_functions
@@ -43,7 +44,6 @@ __all__ = [
     "StarPolation",
     "bias_variance",
     "delta_ntk_recursion",
-    "equivalence_learning_rates",
     "finite_angle_ntk",
     "k0_robustness_asymptotic",
     "one_point_prediction",
@@ -78,21 +78,60 @@ def bias_variance(mean, cov, Y_test) -> BiasVariance:
     return BiasVariance(0.5 * float(np.sum((m - y) ** 2)), 0.5 * m.shape[1] * float(np.trace(c)))
 
 
+def _pair_matrix(M, name: str) -> np.ndarray:
+    """A finite 2×2 matrix on (x₊, x₋) with M₊₊ > 0."""
+    try:
+        A = np.asarray(M, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DeepEFTInputError(f"{name} must be a numeric 2×2 matrix on (x₊, x₋).") from None
+    if A.shape != (2, 2):
+        raise DeepEFTInputError(f"{name} must be the 2×2 matrix of (x₊ training, x₋ test), got shape {A.shape}; "
+                                "for one layer of a (L, 2, 2) result pass result[-1].")
+    if not np.all(np.isfinite(A)) or A[0, 0] <= 0:
+        raise DeepEFTInputError(f"{name} must be finite with {name}₊₊ > 0, got {A.tolist()}.")
+    return A
+
+
+def _vectors(names: tuple[str, str], values, size: int) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        u, w = (np.atleast_1d(np.asarray(x, dtype=np.float64)) for x in values)
+    except (TypeError, ValueError):
+        raise DeepEFTInputError(f"{names[0]} and {names[1]} must be numeric vectors.") from None
+    if u.ndim != 1 or w.ndim != 1 or u.size != size or w.size != size:
+        raise DeepEFTInputError(
+            f"{names[0]} and {names[1]} must be vectors of {size} components each, got shapes {u.shape}, {w.shape}."
+        )
+    if not (np.all(np.isfinite(u)) and np.all(np.isfinite(w))):
+        raise DeepEFTInputError(f"{names[0]} and {names[1]} must be finite (no NaN or inf).")
+    return u, w
+
+
+def _pair_inputs(net: MLP, x_plus, x_minus, names=("x_plus", "x_minus")) -> tuple[np.ndarray, np.ndarray]:
+    """Two inputs as finite vectors of length n₀."""
+    return _vectors(names, (x_plus, x_minus), net.input_dim)
+
+
+def _pair_targets(net: MLP, y_plus, y_minus) -> tuple[np.ndarray, np.ndarray]:
+    """Two targets as finite vectors of length n_L."""
+    return _vectors(("y_plus", "y_minus"), (y_plus, y_minus), net.output_dim)
+
+
 def robustness(Theta) -> float:
     """Θ₋₊/Θ₊₊ − 1 (10.57) for a 2×2 frozen NTK on (x₊ training, x₋ test)."""
-    T = np.asarray(Theta, dtype=np.float64)
-    if T.shape != (2, 2):
-        raise DeepEFTInputError(f"Theta must be the 2×2 NTK of (x₊, x₋), got shape {T.shape}.")
+    T = _pair_matrix(Theta, "Theta")
     return float(T[1, 0] / T[0, 0] - 1.0)
 
 
 def one_point_prediction(K, Theta, y_plus) -> tuple[np.ndarray, float]:
     """Exact end-of-training prediction at x₋ from the single training pair (x₊, y₊): mean (Θ₋₊/Θ₊₊)y₊ (10.56)
     and variance K₋₋ − 2(Θ₋₊/Θ₊₊)K₋₊ + (Θ₋₊/Θ₊₊)²K₊₊ (10.63)."""
-    K = np.asarray(K, dtype=np.float64)
-    T = np.asarray(Theta, dtype=np.float64)
+    K = _pair_matrix(K, "K")
+    T = _pair_matrix(Theta, "Theta")
+    y = np.atleast_1d(np.asarray(y_plus, dtype=np.float64))
+    if y.ndim != 1 or not np.all(np.isfinite(y)):
+        raise DeepEFTInputError(f"y_plus must be a finite vector of n_L targets, got shape {y.shape}.")
     r = T[1, 0] / T[0, 0]
-    return r * np.atleast_1d(np.asarray(y_plus, dtype=np.float64)), float(K[1, 1] - 2 * r * K[1, 0] + r * r * K[0, 0])
+    return r * y, float(K[1, 1] - 2 * r * K[1, 0] + r * r * K[0, 0])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -120,28 +159,19 @@ class DeltaNTK:
         return 4.0 * self.ddK2
 
 
-def _check_net(net) -> MLP:
-    if not isinstance(net, MLP):
-        raise DeepEFTInputError(f"net must be a deepeft.MLP, got {type(net).__name__}; build one with de.MLP(...).")
-    return net
-
-
 def delta_ntk_recursion(net: MLP, x0, dx) -> DeltaNTK:
     """δδK_[2], δδΘ_[2] (10.70) with K₀₀, Θ₀₀ (9.6) through the layers of ``net`` for x± = x₀ ± δx/2, x₀·δx = 0.
 
     Layer 1: δδK_[2] = C_W|δx|²/(4n₀), δδΘ_[2] = λ_W|δx|²/(4n₀) (the γ² parts of (4.8), (8.23)). Needs σ″
     (smooth σ); for ReLU-like kinks use :func:`finite_angle_ntk`."""
-    net = _check_net(net)
+    net = check_net(net)
     act = net.activation
     if act.scale_invariant and act.a_plus != act.a_minus:
         raise DeepEFTInputError(
             f"{act!r} has a kink: ⟨σ″σ″⟩ in (10.69) is singular. Use finite_angle_ntk (10.82)–(10.95) instead."
         )
-    x0 = np.asarray(x0, dtype=np.float64).ravel()
-    dx = np.asarray(dx, dtype=np.float64).ravel()
+    x0, dx = _pair_inputs(net, x0, dx, ("x0", "dx"))
     n0 = net.input_dim
-    if x0.size != n0 or dx.size != n0:
-        raise DeepEFTInputError(f"x0 and dx must have n0 = {n0} components, got {x0.size}, {dx.size}.")
     if abs(x0 @ dx) > 1e-12 * max(1.0, float(x0 @ x0 + dx @ dx)):
         raise DeepEFTInputError("equal norms need x0·dx = 0 (then K_[1] = Θ_[1] = 0); project dx orthogonal to x0.")
     p = net.arrays()
@@ -166,18 +196,20 @@ def delta_ntk_recursion(net: MLP, x0, dx) -> DeltaNTK:
     return DeltaNTK(Kmid, ddK, Tmid, ddT)
 
 
-def equivalence_learning_rates(L: int, p_perp: float, lambda_b_tilde: float = 1.0, lambda_W_tilde: float = 1.0):
-    """Per-layer (λ_b, λ_W), ℓ = 1..L, of the learning-rate equivalence principle (10.74):
-    λ_b^{(ℓ)} = λ̃_b ℓ^{−p_⊥} L^{p_⊥−1}, λ_W^{(ℓ)} = λ̃_W (L/ℓ)^{p_⊥−1} (tanh, p_⊥ = 1: λ̃_b/ℓ and λ̃_W)."""
-    ell = np.arange(1, int(L) + 1, dtype=np.float64)
-    return (tuple(lambda_b_tilde * ell ** (-p_perp) * L ** (p_perp - 1)),
-            tuple(lambda_W_tilde * (L / ell) ** (p_perp - 1)))
-
-
 def k0_robustness_asymptotic(delta2: float, lambda_b_tilde: float, lambda_W_tilde: float, L: int, *,
                              sigma1: float = 1.0, sigma2: float = 0.0, a1: float = -2.0, p_perp: float = 1.0) -> float:
-    """(10.78): −2δδΘ_[2]/Θ₀₀ at ℓ = L for the K* = 0 class with equivalence rates; defaults are tanh
+    """(10.78): −2δδΘ_[2]/Θ₀₀ at ℓ = L for the K* = 0 class with the equivalence rates (10.74) = (9.95) (get them
+    from :func:`deepeft.learning_rates`, rule ``"equivalence"``); defaults are tanh
     (σ₁ = 1, σ₂ = 0, a₁ = −2, p_⊥ = 1), giving −2δ²λ̃_W/(λ̃_b + λ̃_W/2)."""
+    if not (math.isfinite(p_perp) and p_perp < 2):
+        raise DeepEFTInputError(
+            f"(10.78) needs p_⊥ < 2, got p_perp = {p_perp!r}: its solution (10.77) carries 1/(2 − p_⊥) (at p_⊥ = 2 the "
+            "recursion (10.76) gives a log L instead). Every K* = 0 activation has p_⊥ ≤ 1 (book fn. 33 of §10.3); "
+            "take p_⊥ = b₁/a₁ from de.criticality(activation).taylor."
+        )
+    if not a1 < 0 or sigma1 == 0:
+        raise DeepEFTInputError(f"(10.78) needs a₁ < 0 and σ₁ ≠ 0 (the K* = 0 class), got a1 = {a1}, sigma1 = {sigma1}.")
+    L = v.positive_int(L, "L")
     c = lambda_b_tilde + lambda_W_tilde * sigma1**2 / (-a1)
     return (2 * delta2 / (p_perp - 2)) * (lambda_W_tilde * sigma1**2 / c + sigma2**2 / sigma1**2) * L ** (1 - p_perp)
 
@@ -211,7 +243,7 @@ class FiniteAngleNTK:
 def finite_angle_ntk(net: MLP, x_plus, x_minus) -> FiniteAngleNTK:
     """Iterate (10.88)–(10.89) with the exact finite-angle kernel (5.159) for a scale-invariant ``net`` with
     constant C_b = 0 and equal-norm inputs; the per-layer λ_b, λ_W of ``net`` are used (λ = λ̃/L for (10.93))."""
-    net = _check_net(net)
+    net = check_net(net)
     act = net.activation
     a_plus, a_minus = act.a_plus, act.a_minus
     if not act.scale_invariant or a_plus is None or a_minus is None:
@@ -220,8 +252,7 @@ def finite_angle_ntk(net: MLP, x_plus, x_minus) -> FiniteAngleNTK:
     p = net.arrays()
     if np.any(p["C_b"] != 0) or len(set(net.C_W)) != 1:
         raise DeepEFTInputError("finite_angle_ntk needs C_b = 0 and a layer-independent C_W (§5.5).")
-    xp = np.asarray(x_plus, dtype=np.float64).ravel()
-    xm = np.asarray(x_minus, dtype=np.float64).ravel()
+    xp, xm = _pair_inputs(net, x_plus, x_minus)
     n0 = net.input_dim
     if abs(xp @ xp - xm @ xm) > 1e-12 * (xp @ xp):
         raise DeepEFTInputError("x_plus and x_minus must have equal norms for (10.82)–(10.95).")
@@ -229,7 +260,7 @@ def finite_angle_ntk(net: MLP, x_plus, x_minus) -> FiniteAngleNTK:
     fa = finite_angle_recursion(act, p["C_W"][0] * G, net.L, C_b=0.0, C_W=p["C_W"][0])
     ap, am = float(a_plus), float(a_minus)
     A2 = 0.5 * (ap**2 + am**2)
-    rho = (ap - am) ** 2 / (math.pi * (ap**2 + am**2)) if (ap**2 + am**2) > 0 else 0.0
+    rho = fa.rho  # (5.163), two_input.kink_rho
     chi = p["C_W"][0] * A2
     Kd, psi = fa.K_d, fa.psi
     Td = np.empty(net.L)
@@ -263,12 +294,12 @@ class StarPolation:
 def star_polation(net: MLP, x_plus, x_minus, y_plus, y_minus, s) -> StarPolation:
     """Exact *-polation of the infinite-width ensemble trained on (x₊, y₊), (x₋, y₋), and the corrected
     equal-norm δ expansion (10.115): s y₊ + (1 − s)y₋ − s(1 − s)(δδΘ_[0]/Θ₀₀)(y₊ + y₋)."""
-    net = _check_net(net)
-    xp = np.asarray(x_plus, dtype=np.float64).ravel()
-    xm = np.asarray(x_minus, dtype=np.float64).ravel()
-    yp = np.atleast_1d(np.asarray(y_plus, dtype=np.float64))
-    ym = np.atleast_1d(np.asarray(y_minus, dtype=np.float64))
+    net = check_net(net)
+    xp, xm = _pair_inputs(net, x_plus, x_minus)
+    yp, ym = _pair_targets(net, y_plus, y_minus)
     s = np.atleast_1d(np.asarray(s, dtype=np.float64))
+    if s.ndim != 1 or not np.all(np.isfinite(s)):
+        raise DeepEFTInputError(f"s must be a finite 1-D array of interpolation parameters, got shape {s.shape}.")
     XA = np.stack([xp, xm])
     XB = s[:, None] * xp[None] + (1 - s)[:, None] * xm[None]
     pred = gd_prediction(net, XA, np.stack([yp, ym]), XB, np.inf)

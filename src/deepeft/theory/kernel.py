@@ -34,9 +34,9 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .._x64 import x64
-from ..errors import DeepEFTInputError, DeepEFTWarning
+from ..errors import DeepEFTWarning
 from ..gaussian import engine
-from ..network import MLP
+from ..network import MLP, check_net
 from .criticality import warn_on_exponential_kernel
 from .single_input import single_input
 
@@ -61,8 +61,7 @@ def _first_layer_gram(X, X2):
 
 
 def _check(net, X, X2) -> tuple[np.ndarray, np.ndarray | None]:
-    if not isinstance(net, MLP):
-        raise DeepEFTInputError(f"net must be a deepeft.MLP, got {type(net).__name__}; build one with de.MLP(...).")
+    net = check_net(net)
     X = net.check_inputs(X, "X")
     X2 = None if X2 is None else net.check_inputs(X2, "X2")
     return X, X2

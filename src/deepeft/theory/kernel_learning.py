@@ -52,7 +52,7 @@ import numpy as np
 import scipy.linalg as sla
 
 from ..errors import DeepEFTInputError
-from ..network import MLP
+from ..network import MLP, check_net
 from .bayes import Posterior, posterior_parts
 from .kernel import kernel_and_ntk
 from .learning_inputs import (
@@ -319,12 +319,6 @@ def _covariance(Kt, Kx, Kb, Y, U, P, F, noise, order):
     return cov, np.einsum("ij,ij->i", W, W), posterior
 
 
-def _check_net(net) -> MLP:
-    if not isinstance(net, MLP):
-        raise DeepEFTInputError(f"net must be a deepeft.MLP, got {type(net).__name__}; build one with de.MLP(...).")
-    return net
-
-
 def gd_prediction(
     net: MLP,
     X_train,
@@ -345,7 +339,7 @@ def gd_prediction(
     ``conventions="neural_tangents"``: ``t`` is NT's time, ``eta`` their learning_rate and ``noise`` their
     relative diag_reg, reproducing ``nt.predict.gradient_descent_mse_ensemble(..., get="ntk")``.
     """
-    net = _check_net(net)
+    net = check_net(net)
     XA = net.check_inputs(X_train, "X_train")
     XB = net.check_inputs(X_test, "X_test")
     Y = targets(Y_train, XA.shape[0], "Y_train", net.output_dim)
@@ -362,7 +356,7 @@ def gd_prediction(
 def last_layer_only(net: MLP) -> MLP:
     """``net`` with λ_b^{(L)} = C_b^{(L)}, λ_W^{(L)} = C_W^{(L)} (10.46) and λ = 0 below (10.48): then Θ^{(L)} = K^{(L)}
     (10.49) and GD's ensemble is the exact Bayesian posterior."""
-    net = _check_net(net)
+    net = check_net(net)
     L = net.L
     lb = (0.0,) * (L - 1) + (net.C_b[-1],)
     lw = (0.0,) * (L - 1) + (net.C_W[-1],)

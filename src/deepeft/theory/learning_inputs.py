@@ -21,6 +21,7 @@ __all__ = [
     "CONVENTIONS",
     "PSD_RTOL",
     "SINGULAR_RTOL",
+    "SingularKernelError",
     "add_to_diagonal",
     "check_conventions",
     "cholesky",
@@ -118,6 +119,11 @@ def add_to_diagonal(K: np.ndarray, value: float) -> np.ndarray:
     return out
 
 
+class SingularKernelError(DeepEFTInputError):
+    """The (noisy) training kernel is numerically singular: raised by :func:`cholesky`. A hypothesis grid may
+    catch this one condition (a degenerate Gaussian prior puts no density on generic targets) and nothing else."""
+
+
 def singular_message(what: str, detail: str) -> str:
     return (
         f"the training {what} is singular ({detail}): duplicate or linearly dependent training inputs with "
@@ -130,14 +136,14 @@ def cholesky(K: np.ndarray, what: str = "kernel K̃") -> np.ndarray:
     """Lower Cholesky factor C (K = C Cᵀ) with a clear error when K is (numerically) singular."""
     scale = float(np.max(np.diag(K), initial=0.0))
     if scale <= 0:
-        raise DeepEFTInputError(singular_message(what, "its diagonal is zero"))
+        raise SingularKernelError(singular_message(what, "its diagonal is zero"))
     try:
         C = np.linalg.cholesky(K)
     except np.linalg.LinAlgError:
-        raise DeepEFTInputError(singular_message(what, "Cholesky factorization failed")) from None
+        raise SingularKernelError(singular_message(what, "Cholesky factorization failed")) from None
     pivot = float(np.min(np.diag(C))) ** 2
     if pivot < SINGULAR_RTOL * scale:
-        raise DeepEFTInputError(
+        raise SingularKernelError(
             singular_message(what, f"smallest Cholesky pivot² {pivot:.2e} vs largest diagonal {scale:.2e}")
         )
     return C

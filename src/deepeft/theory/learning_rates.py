@@ -33,7 +33,7 @@ import numpy as np
 
 from .. import _validate as v
 from ..errors import DeepEFTInputError
-from ..network import MLP
+from ..network import MLP, check_net
 from .criticality import criticality
 from .single_input import single_input
 
@@ -113,8 +113,7 @@ def learning_rates(net: MLP, rule: str = "equivalence", *, lambda_b_tilde=1.0, l
     ``norm``: (1/n_0)|x|² of the reference input (numerical rule only). The widths, C_b, C_W of ``net`` are used;
     its own λ's are ignored (the result's :meth:`LearningRates.apply` sets them).
     """
-    if not isinstance(net, MLP):
-        raise DeepEFTInputError(f"net must be a deepeft.MLP, got {type(net).__name__}; build one with de.MLP(...).")
+    net = check_net(net)
     if rule not in _RULES:
         raise DeepEFTInputError(f"unknown rule {rule!r}; use one of {_RULES}.")
     lb_t = v.finite_scalar(lambda_b_tilde, "lambda_b_tilde", minimum=0.0)

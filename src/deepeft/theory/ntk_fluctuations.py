@@ -24,7 +24,7 @@ undifferentiated integrand (:func:`deepeft.theory.vertex.pair_derivatives`), J^�
 In (8.79) Σ_β⟨σ_aσ′_b z_β⟩G^{βγ} = M_{ab,γ} is nonzero only for γ ∈ {a, b}: M = Σ_{ab}⁻¹(⟨z_aσ_aσ′_b⟩, ⟨z_bσ_aσ′_b⟩)
 with the 2×2 block Σ_{ab} (Gaussian regression) — again no σ″. The four-point expectations ⟨σσσσ⟩,
 ⟨σσσ′σ′⟩, ⟨σ′σ′σ′σ′⟩ are ≤ 4-variable integrals, computed once per index multiset with all eight
-prime placements as terms of one batched call (:func:`deepeft.gaussian.batched.product_expect`).
+prime placements as terms of one batched call (:func:`deepeft.gaussian.engine.batched_expect`).
 
 Layout (as :func:`deepeft.four_point_vertex`): arrays (L, N, N, N, N), layer ℓ at index ℓ − 1, the
 indices in the order the book prints the subscripts: A[ℓ−1, α1, α2, α3, α4] = A_{(α1α2)(α3α4)},
@@ -46,10 +46,10 @@ import itertools
 import numpy as np
 
 from ..errors import DeepEFTInputError
-from ..gaussian import batched as _batched
-from ..network import MLP
+from ..gaussian.engine import batched_expect
+from ..network import MLP, check_net
 from .kernel import kernel_and_ntk
-from .vertex import jacobian_contract, pair_derivatives, vertex_flow
+from .vertex import jacobian_contract, pair_derivatives, unique_rows, vertex_flow
 
 __all__ = ["NTKFluctuations", "ntk_fluctuations", "ntk_four_point", "ntk_step", "pair_z_coefficients"]
 
@@ -62,6 +62,7 @@ _PAIR_ID = {pair: 2 + i for i, pair in enumerate(itertools.combinations(range(4)
 # 1e-6 picks 41 trapezoid nodes at K = 1 instead of 57 (1e-8 default): measured 8.6e-10 relative error on the
 # eight ⟨σσσ′σ′⟩-type terms for tanh at K = 1 — far below the O(1/n) of the tensors — at ~(41/57)⁴ = 0.27× the cost.
 _TOL4 = 1e-6
+_PAIR_DET_RTOL = 1e-12  # det S ≤ this × S_aa S_bb: a 2×2 block singular to rounding (|correlation| ≥ 1 − 5e-13)
 
 
 @functools.lru_cache(maxsize=16)
@@ -104,7 +105,7 @@ def ntk_four_point(act, K, *, resolution: float = 1.0):
     for rows, var, terms in groups:
         sub = K[var[:, :, None], var[:, None, :]]
         tol = _TOL4 if var.shape[1] == 4 else None
-        vals[rows] = _batched.product_expect(act, terms, sub, resolution=resolution, tol=tol)
+        vals[rows] = batched_expect(act, terms, sub, resolution=resolution, tol=tol)
     shape = (N,) * 4
     return vals[inv, 0].reshape(shape), vals[inv, combo].reshape(shape), vals[inv, 1].reshape(shape)
 
@@ -115,10 +116,15 @@ def pair_z_coefficients(act, K, *, resolution: float = 1.0):
     K = np.asarray(K, dtype=np.float64)
     N = K.shape[0]
     d = np.diagonal(K).copy()
+    if np.any(d <= 0):
+        raise DeepEFTInputError(
+            f"K_αα = {d.min():g} <= 0 for input {int(np.argmin(d))}: a preactivation with zero variance (e.g. a zero "
+            "input with C_b = 0) has no regression coefficient (8.79); remove that input or use C_b > 0."
+        )
     m1 = np.zeros((N, N))
     m2 = np.zeros((N, N))
     ii = np.arange(N)
-    one = _batched.product_expect(act, ((((0, 1), 1),),), d[:, None, None], resolution=resolution)[:, 0]
+    one = batched_expect(act, ((((0, 1), 1),),), d[:, None, None], resolution=resolution)[:, 0]
     m1[ii, ii] = one / d
     ia, ib = np.triu_indices(N, 1)
     if ia.size:
@@ -131,7 +137,17 @@ def pair_z_coefficients(act, K, *, resolution: float = 1.0):
             (((1,), 1), ((0,), 0)),  # ⟨z_a σ′_a σ_b⟩
             (((1,), 0), ((0,), 1)),  # ⟨z_b σ′_a σ_b⟩
         )
-        mom = _batched.product_expect(act, terms, S, resolution=resolution)
+        det = S[:, 0, 0] * S[:, 1, 1] - S[:, 0, 1] ** 2
+        bad = det <= _PAIR_DET_RTOL * S[:, 0, 0] * S[:, 1, 1]
+        if np.any(bad):
+            i = int(np.argmax(bad))
+            raise DeepEFTInputError(
+                f"inputs {ia[i]} and {ib[i]} have a singular 2×2 kernel block (correlation "
+                f"{K[ia[i], ib[i]] / np.sqrt(d[ia[i]] * d[ib[i]]):.15f}): coincident or (anti)parallel inputs, whose "
+                "Gaussian regression (8.79) is undefined. Remove the duplicate (ntk_fluctuations merges exact "
+                "duplicates itself) or use C_b > 0."
+            )
+        mom = batched_expect(act, terms, S, resolution=resolution)
         Lam = np.linalg.inv(S)
         c_ab = np.einsum("bij,bj->bi", Lam, mom[:, :2])  # (σ_a σ′_b): coefficients of γ = a, γ = b
         c_ba = np.einsum("bij,bj->bi", Lam, mom[:, 2:])  # (σ_b σ′_a): coefficients of γ = a, γ = b
@@ -233,14 +249,6 @@ class NTKFluctuations:
         }
 
 
-def _unique_rows(X: np.ndarray):
-    Xu, first, inv = np.unique(X, axis=0, return_index=True, return_inverse=True)
-    order = np.argsort(first)
-    rank = np.empty_like(order)
-    rank[order] = np.arange(order.size)
-    return Xu[order], rank[inv.ravel()]
-
-
 def ntk_fluctuations(net: MLP, X, *, resolution: float = 1.0) -> NTKFluctuations:
     """K, Θ, V and the NTK fluctuation tensors A, B (8.89), (8.97), D, F (8.77), (8.79) for ℓ = 1..L.
 
@@ -249,8 +257,7 @@ def ntk_fluctuations(net: MLP, X, *, resolution: float = 1.0) -> NTKFluctuations
     forms (8.32), (8.33), (8.38), (8.39) at ℓ = 2. Cost per layer: one batched ≤ 4-variable integral per
     index multiset (C(N+3, 4)) with eight terms, plus O(N⁴) tensor algebra.
     """
-    if not isinstance(net, MLP):
-        raise DeepEFTInputError(f"net must be a deepeft.MLP, got {type(net).__name__}; build one with de.MLP(...).")
+    net = check_net(net)
     act = net.activation
     if act.jumps:
         raise DeepEFTInputError(
@@ -258,7 +265,7 @@ def ntk_fluctuations(net: MLP, X, *, resolution: float = 1.0) -> NTKFluctuations
             "use a continuous activation (e.g. relu, tanh, erf, gelu)."
         )
     X = net.check_inputs(X, "X")
-    Xu, inv = _unique_rows(X)
+    Xu, inv = unique_rows(X)
     flow = vertex_flow(net, Xu, resolution=resolution)  # validates resolution and the 2×2 blocks
     K, Vv = flow.K, flow.V
     Theta = kernel_and_ntk(net, Xu).Theta

@@ -13,7 +13,8 @@ Recursions, layer ℓ → ℓ + 1 (helpers g, χ_∥, χ_⊥, h of (5.49)–(5.5
 
 with A = B = D = F = 0 at ℓ = 1. (C_W²⟨σ⁴⟩ − (C_W g)² is the vertex source of (5.109).) The kernel K, the
 vertex V and the helpers come from :func:`deepeft.theory.single_input.single_input`; the two extra moments
-⟨σσσ′σ′⟩, ⟨σ′⁴⟩ from one jitted Gauss–Legendre rule in x = z/√K over all layers; the linear recursions
+⟨σσσ′σ′⟩, ⟨σ′⁴⟩ from the engine's trajectory rule (:func:`deepeft.gaussian.engine.one_point_trajectory`:
+closed forms, else one jitted Gauss–Legendre rule in x = z/√K over all layers); the linear recursions
 above run as one jitted ``lax.scan`` in float64 (10⁵ layers well under a second after compilation).
 
 Normalised ratios (9.23)–(9.27): A/(nΘ²), B/(nΘ²), D/(nKΘ), F/(nKΘ), V/(nK²), all ∝ ℓ/n at criticality.
@@ -24,7 +25,6 @@ References: Roberts, Yaida, Hanin, *The Principles of Deep Learning Theory*, arX
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -32,11 +32,10 @@ import numpy as np
 
 from .. import _validate as v
 from .._x64 import x64
-from ..activations import Activation
 from ..activations import activation as _activation
 from ..errors import DeepEFTInputError
-from ..gaussian.gauss1d import expect1d, gauss1d_nodes
-from ..network import MLP
+from ..gaussian.engine import one_point_trajectory
+from ..network import MLP, check_net
 from .criticality import criticality
 from .single_input import input_norm, single_input
 
@@ -46,44 +45,6 @@ __all__ = [
     "ntk_single_input",
     "scale_invariant_closed_forms",
 ]
-
-_CHUNK = 4096
-
-
-@functools.lru_cache(maxsize=32)
-def _moment_program(act: Activation):
-    fn = act.fn
-
-    def one(Kc, x, w):
-        z = jnp.sqrt(Kc)[:, None] * x[None, :]
-        s, d = jax.jvp(fn, (z,), (jnp.ones_like(z),))
-        s2, d2 = s * s, d * d
-        return jnp.stack([jnp.sum(w * s2 * d2, -1), jnp.sum(w * d2 * d2, -1)])
-
-    return jax.jit(one)
-
-
-def _extra_moments(act: Activation, K: np.ndarray) -> np.ndarray:
-    """(⟨σσσ′σ′⟩_K, ⟨σ′⁴⟩_K) for every K (L,) → (2, L)."""
-    K = np.asarray(K, dtype=np.float64)
-    kinks = tuple(sorted(set(act.kinks)))
-    Kmax = float(np.max(K))
-    if any(c != 0.0 for c in kinks):  # kinks that move in x = z/√K: per-K rule
-        s = act.numpy
-        out = [expect1d(lambda z: s(z) ** 2 * s(z, 1) ** 2, K, kinks), expect1d(lambda z: s(z, 1) ** 4, K, kinks)]
-        return np.stack(out)
-    panels = 6 * int(np.ceil(np.sqrt(max(Kmax, 1.0))))  # panels of width ≲ 4 in z at the largest K (≲ 1e-13, tested)
-    z, w = gauss1d_nodes(np.array(max(Kmax, 1.0)), kinks, panels=panels)
-    x = z / np.sqrt(max(Kmax, 1.0))
-    L = K.size
-    pad = -L % _CHUNK
-    Kp = np.concatenate([K, np.full(pad, K[-1])]).reshape(-1, _CHUNK)
-    prog = _moment_program(act)
-    with x64():
-        xs, ws = jnp.asarray(x), jnp.asarray(w)
-        res = [prog(jnp.asarray(k), xs, ws) for k in Kp]  # per chunk: a mapped lambda would recompile every call
-        return np.concatenate([np.asarray(a) for a in res], axis=1)[:, :L]
-
 
 @jax.jit
 def _scan(init, xs):
@@ -133,8 +94,7 @@ class NTKSingleInput:
 def ntk_single_input(net: MLP, x=None, *, norm=None) -> NTKSingleInput:
     """The single-input recursions (9.6), (9.13)–(9.16) for input ``x`` (n0,) or its ``norm`` = (1/n_0)Σx²
     (default 1), with the per-layer widths, C's and λ's of ``net``."""
-    if not isinstance(net, MLP):
-        raise DeepEFTInputError(f"net must be a deepeft.MLP, got {type(net).__name__}; build one with de.MLP(...).")
+    net = check_net(net)
     act = net.activation
     if act.jumps:
         raise DeepEFTInputError(f"{act!r} has a jump: the NTK is undefined (σ′ contains δ(z)); use a continuous activation.")
@@ -143,7 +103,7 @@ def ntk_single_input(net: MLP, x=None, *, norm=None) -> NTKSingleInput:
     L = net.L
     p = net.arrays()
     n = np.asarray(net.n, dtype=np.float64)
-    extra = _extra_moments(act, si.K)
+    extra = one_point_trajectory(act, ((0, 0, 1, 1), (1, 1, 1, 1)), si.K)  # ⟨σσσ′σ′⟩, ⟨σ′⁴⟩
     nxt = np.concatenate  # parameters of the step ℓ → ℓ + 1: layer ℓ + 1's values (last repeated)
     lb = nxt([p["lambda_b"][1:], p["lambda_b"][-1:]])
     lw = nxt([p["lambda_W"][1:], p["lambda_W"][-1:]])

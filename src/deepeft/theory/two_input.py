@@ -129,8 +129,9 @@ def bootstrapped_recursion(activation, K00, dK1, ddK2, depth, *, C_b=0.0, C_W=1.
 
 
 def kink_rho(a_plus: float, a_minus: float) -> float:
-    """ρ = (a₊ − a₋)²/(π(a₊² + a₋²)) (5.163): 0 for linear, 1/π for ReLU."""
-    return (a_plus - a_minus) ** 2 / (math.pi * (a_plus**2 + a_minus**2))
+    """ρ = (a₊ − a₋)²/(π(a₊² + a₋²)) (5.163): 0 for linear, 1/π for ReLU (0 for σ ≡ 0, a₊ = a₋ = 0)."""
+    s2 = a_plus**2 + a_minus**2
+    return (a_plus - a_minus) ** 2 / (math.pi * s2) if s2 > 0 else 0.0
 
 
 def _sin_minus_psi_cos(psi):

@@ -42,7 +42,7 @@ from numpy.typing import ArrayLike
 from ..activations import activation as _activation
 from ..errors import DeepEFTInputError, DeepEFTWarning
 from ..gaussian.engine import batched_expect, expect1d
-from ..network import MLP
+from ..network import MLP, check_net
 from . import kernel as kernel_module
 from .criticality import warn_on_exponential_kernel
 from .kernel import kernel as _kernel
@@ -59,6 +59,7 @@ __all__ = [
     "jacobian_contract",
     "pair_derivatives",
     "sigma_power_moments",
+    "unique_rows",
     "vertex_flow",
 ]
 
@@ -232,32 +233,19 @@ def jacobian_contract(grad: np.ndarray, V: np.ndarray, grad2: np.ndarray | None 
     J′ = ``grad2`` (default J): two different maps, e.g. ⟨σσ⟩ and ⟨Ω̂⟩ in the NTK recursion (8.77).
     """
     Ga, Gb, Gr = grad
-    if grad2 is not None:
-        Ha, Hb, Hr = grad2
-        Vd = np.einsum("aacc->ac", V)
-        Vh = np.einsum("aacd->acd", V)  # V_{(aa)(cd)}
-        Vt = np.einsum("abcc->abc", V)  # V_{(ab)(cc)}
-        out = np.einsum("ab,cd,ac->abcd", Ga, Ha, Vd)
-        out += np.einsum("ab,cd,ad->abcd", Ga, Hb, Vd)
-        out += np.einsum("ab,cd,bc->abcd", Gb, Ha, Vd)
-        out += np.einsum("ab,cd,bd->abcd", Gb, Hb, Vd)
-        out += np.einsum("ab,cd,acd->abcd", Ga, Hr, Vh)
-        out += np.einsum("ab,cd,bcd->abcd", Gb, Hr, Vh)
-        out += np.einsum("ab,cd,abc->abcd", Gr, Ha, Vt)
-        out += np.einsum("ab,cd,abd->abcd", Gr, Hb, Vt)
-        out += np.einsum("ab,cd,abcd->abcd", Gr, Hr, V)
-        return out
+    Ha, Hb, Hr = grad if grad2 is None else grad2
     Vd = np.einsum("aacc->ac", V)  # V_{(aa)(cc)}
     Vh = np.einsum("aacd->acd", V)  # V_{(aa)(cd)}
-    out = np.einsum("ab,cd,ac->abcd", Ga, Ga, Vd)
-    out += np.einsum("ab,cd,ad->abcd", Ga, Gb, Vd)
-    out += np.einsum("ab,cd,bc->abcd", Gb, Ga, Vd)
-    out += np.einsum("ab,cd,bd->abcd", Gb, Gb, Vd)
-    out += np.einsum("ab,cd,acd->abcd", Ga, Gr, Vh)
-    out += np.einsum("ab,cd,bcd->abcd", Gb, Gr, Vh)
-    out += np.einsum("ab,cd,cab->abcd", Gr, Ga, Vh)
-    out += np.einsum("ab,cd,dab->abcd", Gr, Gb, Vh)
-    out += np.einsum("ab,cd,abcd->abcd", Gr, Gr, V)
+    Vt = np.einsum("abcc->abc", V)  # V_{(ab)(cc)}
+    out = np.einsum("ab,cd,ac->abcd", Ga, Ha, Vd)
+    out += np.einsum("ab,cd,ad->abcd", Ga, Hb, Vd)
+    out += np.einsum("ab,cd,bc->abcd", Gb, Ha, Vd)
+    out += np.einsum("ab,cd,bd->abcd", Gb, Hb, Vd)
+    out += np.einsum("ab,cd,acd->abcd", Ga, Hr, Vh)
+    out += np.einsum("ab,cd,bcd->abcd", Gb, Hr, Vh)
+    out += np.einsum("ab,cd,abc->abcd", Gr, Ha, Vt)
+    out += np.einsum("ab,cd,abd->abcd", Gr, Hb, Vt)
+    out += np.einsum("ab,cd,abcd->abcd", Gr, Hr, V)
     return out
 
 
@@ -282,7 +270,10 @@ class VertexFlow:
         return self.K + self.G1 / self.n_prev[:, None, None]
 
 
-def _unique_rows(X: np.ndarray):
+def unique_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(X_u, inverse): the distinct rows of X (N, n_0) in order of first occurrence and, per row of X, the
+    index of its row in X_u (X = X_u[inverse]). Recursions run on X_u (a repeated input would make the 2×2
+    blocks singular) and the caller expands the result with ``np.ix_(inverse, …)``."""
     Xu, first, inv = np.unique(X, axis=0, return_index=True, return_inverse=True)
     order = np.argsort(first)  # keep the user's order of first occurrences
     rank = np.empty_like(order)
@@ -343,8 +334,7 @@ def vertex_flow(net: MLP, X: ArrayLike, *, nlo: bool = False, resolution: float 
 
     ``resolution`` (≥ 1) scales the quadrature node density (accuracy check / hard activations).
     """
-    if not isinstance(net, MLP):
-        raise DeepEFTInputError(f"net must be a deepeft.MLP, got {type(net).__name__}; build one with de.MLP(...).")
+    net = check_net(net)
     X = net.check_inputs(X, "X")
     try:
         resolution = float(resolution)
@@ -352,7 +342,7 @@ def vertex_flow(net: MLP, X: ArrayLike, *, nlo: bool = False, resolution: float 
         resolution = float("nan")
     if not math.isfinite(resolution) or resolution < 0.25:
         raise DeepEFTInputError(f"resolution must be a finite number >= 0.25 (1 = default), got {resolution!r}.")
-    Xu, inv = _unique_rows(X)
+    Xu, inv = unique_rows(X)
     N = Xu.shape[0]
     if N == 1 and kernel_module.SCAN_SINGLE_INPUT:
         flow = _single_input_flow(net, X, Xu[0], nlo)
