@@ -328,7 +328,8 @@ def ddntk_single_input(net: MLP, x=None, *, norm=None) -> DDNTKSingleInput:
     References: Roberts, Yaida, Hanin, arXiv:2106.10165, §∞.1 (∞.11)–(∞.17), §∞.3 (∞.171)–(∞.176).
     """
     ntk, out = _run(net, x, norm, ddntk=True)
-    return DDNTKSingleInput(ntk.K, ntk.Theta, *out, ntk, ntk.n_prev)
+    P, Q, R, S, T, U = out
+    return DDNTKSingleInput(ntk.K, ntk.Theta, P, Q, R, S, T, U, ntk, ntk.n_prev)
 
 
 # ----------------------------------------------------------------------------------------------
