@@ -147,7 +147,7 @@ class FiniteWidthTraining(Experiment):
 
     presets = {
         "quick": {},
-        "paper": {"activations": ("tanh", "gelu", "swish"), "depths": (2, 4, 8), "widths": (32, 64, 128, 256, 512),
+        "paper": {"activations": ("tanh", "gelu", "swish"), "depths": (2, 4, 8), "widths": (64, 128, 256, 512, 1024),
                   "n_train": 6, "n_test": 16, "n_networks": 16},
     }
 
