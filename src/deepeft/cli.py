@@ -14,9 +14,7 @@ Exit codes (also in ``deepeft --help`` and docs/experiments.md):
 
 from __future__ import annotations
 
-import functools
 import json
-import math
 import os
 import signal
 import sys
@@ -26,7 +24,23 @@ from typing import Annotated, Any
 
 import typer
 
-EXIT_OK, EXIT_CHECKS, EXIT_INPUT, EXIT_UNAVAILABLE, EXIT_TASK, EXIT_CLUSTER, EXIT_INTERRUPT = 0, 1, 2, 3, 4, 5, 130
+from ._cli_common import (  # noqa: F401  (EXIT_* and Unavailable are part of deepeft.cli's surface)
+    EXIT_CHECKS,
+    EXIT_CLUSTER,
+    EXIT_INPUT,
+    EXIT_INTERRUPT,
+    EXIT_OK,
+    EXIT_TASK,
+    EXIT_UNAVAILABLE,
+    INTERRUPT_MESSAGE,
+    INTERRUPTED,
+    Unavailable,
+    err,
+    handle_errors,
+    jsonable,
+    number_or_list,
+    read_matrix,
+)
 
 app = typer.Typer(
     name="deepeft",
@@ -41,96 +55,12 @@ app = typer.Typer(
 )
 
 
-class Unavailable(RuntimeError):
-    """A deepeft module the command needs is not importable in this installation."""
-
-
 # ----------------------------------------------------------------------------------------------
 # Output helpers
 # ----------------------------------------------------------------------------------------------
-def _err(msg: str) -> None:
-    typer.echo(f"error: {msg}", err=True)
-
-
 def _info(msg: str, quiet: bool) -> None:
     if not quiet:
         typer.echo(msg, err=True)
-
-
-def _jsonable(obj: Any) -> Any:
-    """Plain JSON values: dataclasses → dicts, arrays → nested lists, non-finite floats → "inf"/"-inf"/"nan"."""
-    import dataclasses
-
-    import numpy as np
-
-    if hasattr(obj, "describe") and callable(obj.describe) and type(obj).__name__ == "Activation":
-        return _jsonable(obj.describe())
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: _jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        return _jsonable(obj.item())
-    if isinstance(obj, float):
-        if math.isnan(obj):
-            return "nan"
-        if math.isinf(obj):
-            return "inf" if obj > 0 else "-inf"
-        return obj
-    if isinstance(obj, (bool, int, str)) or obj is None:
-        return obj
-    return str(obj)
-
-
-def _handle_errors(json_flag: str | None = None):
-    """Map deepeft exceptions to messages and exit codes (see module docstring)."""
-
-    def deco(fn):
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            from .errors import DeepEFTInputError
-            from .experiments.executors import ClusterUnavailable, TaskFailed
-
-            as_json = bool(json_flag and kwargs.get(json_flag))
-            try:
-                return fn(*args, **kwargs)
-            except typer.Exit:
-                raise
-            except DeepEFTInputError as exc:
-                code, msg = EXIT_INPUT, str(exc)
-            except Unavailable as exc:
-                code, msg = EXIT_UNAVAILABLE, str(exc)
-            except TaskFailed as exc:
-                code, msg = EXIT_TASK, str(exc)
-            except ClusterUnavailable as exc:
-                code, msg = EXIT_CLUSTER, str(exc)
-            except BrokenPipeError:  # stdout closed early (e.g. `| head`): not an error of the command
-                try:
-                    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-                except (OSError, ValueError, AttributeError):
-                    pass
-                raise typer.Exit(EXIT_OK) from None
-            except KeyboardInterrupt:
-                code, msg = EXIT_INTERRUPT, "interrupted; finished tasks are saved, rerun with --resume to continue."
-            except Exception as exc:  # noqa: BLE001 - a bug in an experiment or in deepeft: show where
-                import traceback
-
-                traceback.print_exc()
-                code, msg = EXIT_TASK, f"unexpected {type(exc).__name__}: {exc} (traceback above; please report it)."
-            if _INTERRUPTED and code != EXIT_INTERRUPT:  # Ctrl-C surfaced as another error (e.g. inside JAX)
-                code, msg = EXIT_INTERRUPT, "interrupted; finished tasks are saved, rerun with --resume to continue."
-            _err(msg)
-            if as_json:
-                typer.echo(json.dumps({"error": {"message": msg, "exit_code": code}}))
-            raise typer.Exit(code)
-
-        return wrapper
-
-    return deco
 
 
 class _RichProgress:
@@ -268,7 +198,7 @@ def _check_out_file(path: Path, option: str, suffix: str) -> None:
 # Commands
 # ----------------------------------------------------------------------------------------------
 @app.command("list")
-@_handle_errors("as_json")
+@handle_errors("as_json")
 def list_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable list with parameters and presets")] = False,
 ):
@@ -278,13 +208,13 @@ def list_cmd(
 
     names = available_experiments()
     for module, tb in load_errors().items():
-        _err(f"experiment module {module} failed to import and is skipped:\n{tb}")
+        err(f"experiment module {module} failed to import and is skipped:\n{tb}")
     if as_json:
         rows = []
         for n in names:
             e = get_experiment(n)
             rows.append({"name": n, "description": e.description, "references": e.references,
-                         "presets": _jsonable(dict(e.presets)), "params": _jsonable(describe_params(e.Params))})
+                         "presets": jsonable(dict(e.presets)), "params": jsonable(describe_params(e.Params))})
         typer.echo(json.dumps(rows, indent=2))
         return
     width = max((len(n) for n in names), default=0) + 2
@@ -309,7 +239,7 @@ def _summary_line(s: dict) -> str:
 
 
 @app.command()
-@_handle_errors()
+@handle_errors()
 def run(
     name: Annotated[str, typer.Argument(help="experiment name (see `deepeft list`)")],
     preset: Annotated[str | None, typer.Option(help=_PRESET_HELP, show_default=False)] = None,
@@ -351,16 +281,16 @@ def run(
     _info(_summary_line(s), quiet)
     typer.echo(f"{'' if quiet else 'report: '}{out_dir / 'report.html'}")
     if s.get("load_errors"):
-        _err(f"experiment modules failed to import: {', '.join(s['load_errors'])} (tracebacks in the report).")
+        err(f"experiment modules failed to import: {', '.join(s['load_errors'])} (tracebacks in the report).")
         raise typer.Exit(EXIT_TASK)
     if not s["passed"]:
         failed = [c["name"] for c in s["checks"] if not c["pass"]]
-        _err(f"{len(failed)} of {s['n_checks_all']} checks failed (first: {', '.join(failed[:3])}); see the report.")
+        err(f"{len(failed)} of {s['n_checks_all']} checks failed (first: {', '.join(failed[:3])}); see the report.")
         raise typer.Exit(EXIT_CHECKS)
 
 
 @app.command()
-@_handle_errors()
+@handle_errors()
 def reproduce(
     preset: Annotated[str | None, typer.Option(help=_PRESET_HELP, show_default=False)] = None,
     out: Annotated[Path | None, typer.Option(help="output folder [default: results/PRESET]")] = None,
@@ -420,16 +350,16 @@ def reproduce(
     typer.echo(f"{'' if quiet else 'report: '}{out_dir / 'report.html'}")
     errors = [e["name"] for e in s["experiments"] if e.get("error")] + list(s.get("load_errors", {}))
     if errors:
-        _err(f"experiments that failed to run: {', '.join(errors)} (details in the report); rerun with --resume.")
+        err(f"experiments that failed to run: {', '.join(errors)} (details in the report); rerun with --resume.")
         raise typer.Exit(EXIT_TASK)
     if not s["passed"]:
-        _err(f"{s['n_failed_all']} of {s['n_checks_all']} checks failed ({s['n_failed']} of {s['n_checks']} "
+        err(f"{s['n_failed_all']} of {s['n_checks_all']} checks failed ({s['n_failed']} of {s['n_checks']} "
              "predictions); see the report.")
         raise typer.Exit(EXIT_CHECKS)
 
 
 @app.command()
-@_handle_errors()
+@handle_errors()
 def report(
     folder: Annotated[Path, typer.Argument(help="output folder of `deepeft run` or `deepeft reproduce`")],
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help=_QUIET_HELP)] = False,
@@ -469,14 +399,14 @@ def _text_lines(value, indent: str) -> list[str]:
 
 def _emit(payload: dict, as_json: bool, text_lines: list[str]) -> None:
     if as_json:
-        typer.echo(json.dumps(_jsonable(payload), indent=2, ensure_ascii=False))
+        typer.echo(json.dumps(jsonable(payload), indent=2, ensure_ascii=False))
     else:
         for line in text_lines:
             typer.echo(line)
 
 
 @app.command()
-@_handle_errors("as_json")
+@handle_errors("as_json")
 def criticality(
     activation_name: Annotated[str, typer.Argument(metavar="ACTIVATION", help="activation name, e.g. tanh, relu")],
     param_: Annotated[
@@ -490,7 +420,7 @@ def criticality(
     act = _activation_from(activation_name, param_)
     (crit,) = _need("deepeft.theory.criticality", "criticality")
     analysis = crit(act)
-    result = _jsonable(analysis)
+    result = jsonable(analysis)
     payload = {"command": "criticality", "deepeft_version": __version__,
                "input": {"activation": act.name, "params": act.param_dict}, "result": result}
     details = {k: v for k, v in result.items() if k != "activation"}
@@ -529,83 +459,11 @@ def _root(
     """deepeft: effective theory of deep networks, validated against Monte Carlo ensembles."""
 
 
-_INPUTS_SHOULD = ("it should contain a matrix X of shape (N, n0): one row per input, n0 ≥ 1 numbers each "
-                  "(.npy: numpy.save(path, X) with X.ndim == 2; .csv: N lines of n0 comma-separated numbers, "
-                  "one optional header line)")
-
-
-def _read_inputs(path: Path):
-    """X of shape (N, n0) from a .npy or .csv file; DeepEFTInputError saying what the file should contain."""
-    import warnings
-
-    import numpy as np
-
-    from .errors import DeepEFTInputError
-
-    where = f"input file {str(path)!r}"
-    if not path.is_file():
-        raise DeepEFTInputError(f"{where} does not exist; pass a .npy or .csv file of shape (N, n0).")
-    suffix = path.suffix.lower()
-    if suffix not in (".npy", ".csv"):
-        raise DeepEFTInputError(f"{where}: use a .npy or .csv file (rows = samples), not {suffix!r}.")
-    if suffix == ".npy":
-        try:
-            X = np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError):
-            head = path.read_bytes()[:6]
-            kind = "an object (pickled) array" if head == b"\x93NUMPY" else "not a NumPy .npy file"
-            hint = " (a text file? name it .csv)" if head != b"\x93NUMPY" else ""
-            raise DeepEFTInputError(f"{where} is {kind}{hint}; {_INPUTS_SHOULD}.") from None
-    else:
-        text = path.read_text(errors="replace")
-        rows = [line for line in text.splitlines() if line.strip()]
-        if not rows:
-            raise DeepEFTInputError(f"{where} is empty; {_INPUTS_SHOULD}.")
-        X = None
-        for skip in (0, 1):  # one header line allowed
-            lengths = {len(r.split(",")) for r in rows[skip:]}
-            if len(lengths) > 1:
-                raise DeepEFTInputError(
-                    f"{where}: rows have different numbers of columns ({', '.join(map(str, sorted(lengths)))}); "
-                    f"{_INPUTS_SHOULD}."
-                )
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    X = np.loadtxt(path, delimiter=",", ndmin=2, skiprows=skip)
-                break
-            except ValueError:
-                continue
-        if X is None:
-            raise DeepEFTInputError(f"{where} holds entries that are not numbers; {_INPUTS_SHOULD}.")
-    if X.dtype.kind not in "biuf":
-        raise DeepEFTInputError(f"{where} holds a {X.dtype} array, not real numbers; {_INPUTS_SHOULD}.")
-    if X.ndim != 2:
-        extra = (f" (for one input of dimension {X.shape[0]}, save X[None, :] of shape (1, {X.shape[0]}))"
-                 if X.ndim == 1 else "")
-        raise DeepEFTInputError(f"{where} holds an array of shape {X.shape}{extra}; {_INPUTS_SHOULD}.")
-    if X.size == 0:
-        raise DeepEFTInputError(f"{where} holds an empty array of shape {X.shape}; {_INPUTS_SHOULD}.")
-    return X
-
-
-def _floats(text: str, name: str):
-    from .errors import DeepEFTInputError
-
-    try:
-        vals = [float(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise DeepEFTInputError(f"{name} must be a number or a comma list of numbers (one per layer), got {text!r}.") from None
-    if not vals:
-        raise DeepEFTInputError(f"{name} is empty; give a number like 1.0.")
-    return vals[0] if len(vals) == 1 else vals
-
-
 def _default_initialization(act, C_b: str | None, C_W: str | None):
     """(C_b, C_W) from the options; what is not given comes from the activation's critical point (§5.3),
     announced on stderr — loudly when the activation has none (then C_b = 0, C_W = 1)."""
-    given_b = _floats(C_b, "--C-b") if C_b is not None else None
-    given_W = _floats(C_W, "--C-W") if C_W is not None else None
+    given_b = number_or_list(C_b, "--C-b") if C_b is not None else None
+    given_W = number_or_list(C_W, "--C-W") if C_W is not None else None
     if given_b is not None and given_W is not None:
         return given_b, given_W
     (crit,) = _need("deepeft.theory.criticality", "criticality")
@@ -623,7 +481,7 @@ def _default_initialization(act, C_b: str | None, C_W: str | None):
 
 
 @app.command()
-@_handle_errors("as_json")
+@handle_errors("as_json")
 def kernel(
     inputs: Annotated[Path, typer.Argument(help="inputs X of shape (N, n0): a .npy file or a .csv (rows = samples)")],
     activation_name: Annotated[str, typer.Option("--activation", help="activation name")] = "relu",
@@ -651,12 +509,12 @@ def kernel(
 
     if save is not None:
         _check_out_file(save, "--save", ".npy")
-    X = _read_inputs(inputs)
+    X = read_matrix(inputs)
     act = _activation_from(activation_name, param_)
     C_b_value, C_W_value = _default_initialization(act, C_b, C_W)
     net = MLP(input_dim=X.shape[1], widths=[width] * (depth - 1), output_dim=1,
               activation=act, C_b=C_b_value, C_W=C_W_value,
-              lambda_b=_floats(lambda_b, "--lambda-b"), lambda_W=_floats(lambda_W, "--lambda-W"))
+              lambda_b=number_or_list(lambda_b, "--lambda-b"), lambda_W=number_or_list(lambda_W, "--lambda-W"))
     X = net.check_inputs(X)
     quantity, eq = ("frozen_ntk", "(9.5)") if ntk else ("kernel", "(4.118)")
     (fn,) = _need("deepeft.theory.kernel", quantity)
@@ -698,7 +556,6 @@ def _exit_now(code: int) -> None:
     os._exit(code)
 
 
-_INTERRUPTED: list[float] = []  # monotonic time of the first Ctrl-C of this process
 _RAISED: list[bool] = []  # KeyboardInterrupt has been raised for it
 _DUPLICATE_S = 1.0  # a SIGINT this soon after the first is the same Ctrl-C (`timeout` sends it twice)
 _SWALLOWING = {"__del__", "_xla_gc_callback"}  # Python prints and drops exceptions raised in these
@@ -716,7 +573,7 @@ def _in_swallowing_frame(frame) -> bool:
 
 def _on_sigint(signum, frame) -> None:
     """Ctrl-C: KeyboardInterrupt, which unwinds (progress bar stopped, Dask futures cancelled, cluster
-    closed) to ``_handle_errors`` → exit 130. Inside a finalizer or gc callback, where Python would drop
+    closed) to ``handle_errors`` → exit 130. Inside a finalizer or gc callback, where Python would drop
     the exception, the signal is re-sent 20 ms later instead. A repeat within ``_DUPLICATE_S`` is ignored
     so that cleanup completes; a later one (cleanup hangs) exits 130 at once."""
     import threading
@@ -724,12 +581,12 @@ def _on_sigint(signum, frame) -> None:
 
     now = time.monotonic()
     if _RAISED:
-        if now - _INTERRUPTED[0] > _DUPLICATE_S:
-            _err("interrupted again; exiting now.")
+        if now - INTERRUPTED[0] > _DUPLICATE_S:
+            err("interrupted again; exiting now.")
             _exit_now(EXIT_INTERRUPT)
         return
-    if not _INTERRUPTED:
-        _INTERRUPTED.append(now)
+    if not INTERRUPTED:
+        INTERRUPTED.append(now)
     if _in_swallowing_frame(frame):
         threading.Timer(0.02, os.kill, (os.getpid(), signal.SIGINT)).start()
         return
@@ -739,7 +596,7 @@ def _on_sigint(signum, frame) -> None:
 
 def _raise_if_interrupted() -> None:
     """A KeyboardInterrupt raised inside a finalizer or gc callback is swallowed by Python; catch up here."""
-    if _INTERRUPTED:
+    if INTERRUPTED:
         raise KeyboardInterrupt
 
 
@@ -760,12 +617,12 @@ def main(argv: list[str] | None = None) -> None:
     except SystemExit as exc:
         if exc.code == EXIT_INTERRUPT:
             _exit_now(EXIT_INTERRUPT)
-        if _INTERRUPTED:  # the interrupt was swallowed (see _raise_if_interrupted) and the command finished
-            _err("interrupted; finished tasks are saved, rerun with --resume to continue.")
+        if INTERRUPTED:  # the interrupt was swallowed (see _raise_if_interrupted) and the command finished
+            err(INTERRUPT_MESSAGE)
             _exit_now(EXIT_INTERRUPT)
         raise
     except KeyboardInterrupt:  # outside a command (e.g. while parsing options)
-        _err("interrupted.")
+        err("interrupted.")
         _exit_now(EXIT_INTERRUPT)
 
 

@@ -6,123 +6,32 @@
 Inputs: .npy or .csv (rows = samples; a .csv may have one header line). Outputs by suffix of ``--out``:
 ``.zarr`` (xarray Dataset), ``.json`` (one object), ``.npy`` (``STEM.mean.npy`` and ``STEM.cov.npy``;
 ``evidence`` writes the log-evidence array). ``--json`` prints the result as one JSON object on stdout.
-Exit codes as ``deepeft --help``: 0 ok, 2 bad input (the message says what to change), 4 unexpected error.
+Exit codes as ``deepeft --help`` (one mapping, :func:`deepeft._cli_common.handle_errors`): 0 ok, 2 bad input (the
+message says what to change), 4 unexpected error.
 
 Registered in :mod:`deepeft.cli` by :func:`register` (kept separate so the two files evolve independently).
 """
 
 from __future__ import annotations
 
-import functools
 import json
-import math
 from pathlib import Path
 from typing import Annotated
 
 import numpy as np
 import typer
 
+from ._cli_common import handle_errors, integers, jsonable, number_or_list, numbers, read_matrix
+
 __all__ = ["register"]
-
-EXIT_INPUT, EXIT_TASK = 2, 4
-
-
-def _guard(fn):
-    """DeepEFTInputError → 'error: …' on stderr, exit 2; anything else → traceback, exit 4."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from .errors import DeepEFTInputError
-
-        try:
-            return fn(*args, **kwargs)
-        except typer.Exit:
-            raise
-        except DeepEFTInputError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(EXIT_INPUT) from None
-        except Exception as exc:  # noqa: BLE001 - a bug: show where
-            import traceback
-
-            traceback.print_exc()
-            typer.echo(f"error: unexpected {type(exc).__name__}: {exc} (traceback above; please report it).", err=True)
-            raise typer.Exit(EXIT_TASK) from None
-
-    return wrapper
-
-
-def read_matrix(path: Path, what: str) -> np.ndarray:
-    """A numeric matrix from .npy or .csv (one optional header line); 1-D → one column."""
-    from .errors import DeepEFTInputError
-
-    path = Path(path)
-    if not path.is_file():
-        raise DeepEFTInputError(f"{what} file {str(path)!r} does not exist; pass a .npy or .csv file.")
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".npy":
-            A = np.load(path, allow_pickle=False)
-        elif suffix == ".csv":
-            try:
-                A = np.loadtxt(path, delimiter=",", ndmin=2)
-            except ValueError:
-                A = np.loadtxt(path, delimiter=",", ndmin=2, skiprows=1)
-        else:
-            raise DeepEFTInputError(f"{what} file {str(path)!r}: use .npy or .csv, not {suffix!r}.")
-        A = np.asarray(A, dtype=np.float64)  # a non-numeric .npy fails here
-    except (ValueError, TypeError, OSError, EOFError) as exc:
-        if isinstance(exc, DeepEFTInputError):
-            raise
-        raise DeepEFTInputError(
-            f"could not read {str(path)!r} as a numeric matrix (rows = samples, columns = features): {exc}."
-        ) from None
-    A = A[:, None] if A.ndim == 1 else A
-    if A.ndim != 2 or A.size == 0:
-        raise DeepEFTInputError(
-            f"{what} file {str(path)!r} holds an array of shape {A.shape}; it should be a non-empty 2-D matrix "
-            "(rows = samples, columns = features or outputs)."
-        )
-    return A
-
-
-def _numbers(text: str, name: str, *, allow_inf: bool = False) -> list[float]:
-    from .errors import DeepEFTInputError
-
-    try:
-        vals = [float(t) for t in str(text).split(",") if t.strip()]
-    except ValueError:
-        raise DeepEFTInputError(f"{name} must be a comma list of numbers, got {text!r}.") from None
-    if not vals or any(math.isnan(v) or (math.isinf(v) and not allow_inf) for v in vals):
-        raise DeepEFTInputError(f"{name} must be a non-empty comma list of finite numbers, got {text!r}.")
-    return vals
-
-
-def _one_or_list(vals: list[float]):
-    return vals[0] if len(vals) == 1 else vals
-
 
 def _net(n0: int, n_out: int, activation: str, depth: int, width: int, C_b: str, C_W: str, lambda_b: str,
          lambda_W: str):
     from .network import MLP
 
     return MLP(n0, [width] * (depth - 1), n_out, activation,
-               C_b=_one_or_list(_numbers(C_b, "--C-b")), C_W=_one_or_list(_numbers(C_W, "--C-W")),
-               lambda_b=_one_or_list(_numbers(lambda_b, "--lambda-b")),
-               lambda_W=_one_or_list(_numbers(lambda_W, "--lambda-W")))
-
-
-def _to_json(obj):
-    if isinstance(obj, dict):
-        return {str(k): _to_json(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_to_json(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _to_json(obj.tolist())
-    if isinstance(obj, np.generic):
-        return _to_json(obj.item())
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return "nan" if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
-    return obj
+               C_b=number_or_list(C_b, "--C-b"), C_W=number_or_list(C_W, "--C-W"),
+               lambda_b=number_or_list(lambda_b, "--lambda-b"), lambda_W=number_or_list(lambda_W, "--lambda-W"))
 
 
 def _write(ds, payload: dict, out: Path | None, arrays: dict[str, np.ndarray]) -> list[str]:
@@ -137,7 +46,7 @@ def _write(ds, payload: dict, out: Path | None, arrays: dict[str, np.ndarray]) -
         ds.to_zarr(out, mode="w", zarr_format=3, consolidated=False)
         return [str(out)]
     if suffix == ".json":
-        out.write_text(json.dumps(_to_json(payload), indent=2, ensure_ascii=False))
+        out.write_text(json.dumps(jsonable(payload), indent=2, ensure_ascii=False))
         return [str(out)]
     if suffix == ".npy":
         paths = []
@@ -160,7 +69,7 @@ _OUT = Annotated[Path | None, typer.Option("--out", help="write the result: .zar
 _JSON = Annotated[bool, typer.Option("--json", help="print the result as one JSON object on stdout")]
 
 
-@_guard
+@handle_errors("as_json")
 def predict(
     x_train: Annotated[Path, typer.Argument(help="training inputs (N, n0), .npy or .csv")],
     y_train: Annotated[Path, typer.Argument(help="training targets (N,) or (N, n_out), .npy or .csv")],
@@ -190,10 +99,13 @@ def predict(
     from .theory.bayes import nngp_posterior
     from .theory.kernel_learning import gd_prediction
 
-    XA, YA, XB = read_matrix(x_train, "X_train"), read_matrix(y_train, "Y_train"), read_matrix(x_test, "X_test")
-    L = int(_numbers(depth, "--depth")[0])
-    if L < 1:
-        raise DeepEFTInputError(f"--depth must be >= 1, got {depth!r}.")
+    XA = read_matrix(x_train, "X_train")
+    YA = read_matrix(y_train, "Y_train", "(N, n_out) or (N,)", column_ok=True)
+    XB = read_matrix(x_test, "X_test", "(M, n0)")
+    depths = integers(depth, "--depth")
+    if len(depths) != 1:
+        raise DeepEFTInputError(f"predict takes one --depth (a whole number >= 1), got {depth!r}.")
+    L = depths[0]
     net = _net(XA.shape[1], YA.shape[1], activation, L, width, C_b, C_W, lambda_b, lambda_W)
     info = {"command": "predict", "method": method, "deepeft_version": __version__, "network": repr(net),
             "conventions": conventions, "noise": noise, "N_train": int(XA.shape[0]), "N_test": int(XB.shape[0])}
@@ -205,7 +117,7 @@ def predict(
         lines = [f"NNGP posterior (6.57),(6.64) of {net!r}", f"log evidence (6.34): {post.log_evidence:.6g}",
                  "mean:", str(post.mean), "variance:", str(post.var)]
     elif method == "gd":
-        times = np.array(_numbers(t, "--t", allow_inf=True))
+        times = np.array(numbers(t, "--t", allow_inf=True))
         pred = gd_prediction(net, XA, YA, XB, times, eta, noise, conventions=conventions)
         cov = pred.cov
         assert cov is not None  # compute_cov=True (the default)
@@ -223,7 +135,7 @@ def predict(
         raise DeepEFTInputError(f"--method must be 'bayes' or 'gd', got {method!r}.")
     written = _write(ds, payload, out, {"mean": ds["mean"].values, "cov": ds["cov"].values})
     if as_json:
-        typer.echo(json.dumps(_to_json({**payload, "written": written})))
+        typer.echo(json.dumps(jsonable({**payload, "written": written})))
     else:
         with np.printoptions(precision=6, linewidth=120):
             for line in lines:
@@ -232,7 +144,7 @@ def predict(
             typer.echo(f"wrote {p}", err=True)
 
 
-@_guard
+@handle_errors("as_json")
 def evidence(
     x: Annotated[Path, typer.Argument(help="inputs (N, n0), .npy or .csv")],
     y: Annotated[Path, typer.Argument(help="targets (N,) or (N, n_out), .npy or .csv")],
@@ -250,16 +162,14 @@ def evidence(
     from .errors import DeepEFTInputError
     from .theory.bayes import evidence_grid, evidence_optimal
 
-    X, Y = read_matrix(x, "X"), read_matrix(y, "Y")
-    depths = [int(d) for d in _numbers(depth, "--depth")]
-    if min(depths) < 1:
-        raise DeepEFTInputError(f"--depth values must be >= 1, got {depth!r}.")
+    X, Y = read_matrix(x, "X"), read_matrix(y, "Y", "(N, n_out) or (N,)", column_ok=True)
+    depths = integers(depth, "--depth")
     acts = [a.strip() for a in activation.split(",") if a.strip()]
     if not acts:
         raise DeepEFTInputError(f"--activation must name at least one activation, got {activation!r}.")
     base = _net(X.shape[1], Y.shape[1], acts[0], max(depths), width, "0.0", "1.0", "1.0", "1.0")
-    ds = evidence_grid(base, X, Y, activation=acts, C_b=_numbers(C_b, "--C-b"), C_W=_numbers(C_W, "--C-W"),
-                       depth=depths, noise=_numbers(noise, "--noise"))
+    ds = evidence_grid(base, X, Y, activation=acts, C_b=numbers(C_b, "--C-b"), C_W=numbers(C_W, "--C-W"),
+                       depth=depths, noise=numbers(noise, "--noise"))
     best = evidence_optimal(ds)
     ds.attrs.update({"command": "evidence", "deepeft_version": __version__})
     payload = {"command": "evidence", "deepeft_version": __version__, "best": best,
@@ -268,7 +178,7 @@ def evidence(
                "log_evidence": ds["log_evidence"].values, "posterior": ds["posterior"].values}
     written = _write(ds, payload, out, {"log_evidence": ds["log_evidence"].values})
     if as_json:
-        typer.echo(json.dumps(_to_json({**payload, "written": written})))
+        typer.echo(json.dumps(jsonable({**payload, "written": written})))
     else:
         typer.echo(f"log evidence (6.34) over {dict(ds['log_evidence'].sizes)}")
         typer.echo("evidence-optimal: " + ", ".join(f"{k}={v}" for k, v in best.items()))

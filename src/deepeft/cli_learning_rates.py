@@ -8,21 +8,12 @@ from typing import Annotated
 
 import typer
 
+from ._cli_common import handle_errors, number_or_list
+
 __all__ = ["learning_rates_command", "register"]
 
 
-def _numbers(text: str, name: str):
-    from .errors import DeepEFTInputError
-
-    try:
-        vals = [float(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise DeepEFTInputError(f"{name} must be a number or a comma list (one per layer), got {text!r}.") from None
-    if not vals:
-        raise DeepEFTInputError(f"{name} is empty; give a number like 1.0.")
-    return vals[0] if len(vals) == 1 else vals
-
-
+@handle_errors("as_json")
 def learning_rates_command(
     activation_name: Annotated[str, typer.Option("--activation", help="activation name, e.g. tanh, relu")] = "relu",
     depth: Annotated[int, typer.Option(help="number of layers L (hidden layers + output)", min=1)] = 8,
@@ -46,22 +37,18 @@ def learning_rates_command(
     from .theory.criticality import criticality
     from .theory.learning_rates import learning_rates
 
-    try:
-        cp = criticality(activation_name).critical if "critical" in (C_W, C_b) else None
-        if "critical" in (C_W, C_b) and cp is None:
-            raise DeepEFTInputError(f"{activation_name!r} has no critical point; pass --C-W and --C-b explicitly.")
-        # cp is not None whenever C_W or C_b is "critical" (checked above)
-        cw = cp.C_W if cp is not None and C_W == "critical" else _numbers(C_W, "--C-W")
-        cb = cp.C_b if cp is not None and C_b == "critical" else _numbers(C_b, "--C-b")
-        net = MLP(input_dim, [width] * (depth - 1), output_dim, activation_name, C_b=cb, C_W=cw)
-        if framework not in ("pytorch", "jax", "none"):
-            raise DeepEFTInputError(f"--framework must be pytorch, jax or none, got {framework!r}.")
-        lr = learning_rates(net, rule, lambda_b_tilde=lambda_b, lambda_W_tilde=lambda_W)
-        steps = lr.sgd_steps(eta)  # validates eta (> 0, finite)
-        snippet = {"pytorch": lr.pytorch(eta), "jax": lr.jax(eta), "none": ""}[framework]
-    except DeepEFTInputError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    cp = criticality(activation_name).critical if "critical" in (C_W, C_b) else None
+    if "critical" in (C_W, C_b) and cp is None:
+        raise DeepEFTInputError(f"{activation_name!r} has no critical point; pass --C-W and --C-b explicitly.")
+    # cp is not None whenever C_W or C_b is "critical" (checked above)
+    cw = cp.C_W if cp is not None and C_W == "critical" else number_or_list(C_W, "--C-W")
+    cb = cp.C_b if cp is not None and C_b == "critical" else number_or_list(C_b, "--C-b")
+    net = MLP(input_dim, [width] * (depth - 1), output_dim, activation_name, C_b=cb, C_W=cw)
+    if framework not in ("pytorch", "jax", "none"):
+        raise DeepEFTInputError(f"--framework must be pytorch, jax or none, got {framework!r}.")
+    lr = learning_rates(net, rule, lambda_b_tilde=lambda_b, lambda_W_tilde=lambda_W)
+    steps = lr.sgd_steps(eta)  # validates eta (> 0, finite)
+    snippet = {"pytorch": lr.pytorch(eta), "jax": lr.jax(eta), "none": ""}[framework]
     if as_json:
         payload = {
             "command": "learning-rates", "rule": rule, "equation": lr.equation,

@@ -173,8 +173,11 @@ def mean_se(a, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 def mean(samples, axis: int = 0) -> Estimate:
     """Sample mean along ``axis`` with standard error std/√S (ddof = 1); samples must be finite, S ≥ 2."""
-    arr = check_samples(np.moveaxis(np.asarray(samples, dtype=np.float64), axis, 0))
-    return Estimate(*mean_se(arr))
+    arr = check_samples(samples, min_samples=0)  # converts and validates first: strings, scalars, NaN
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or not -arr.ndim <= axis < arr.ndim:
+        raise DeepEFTInputError(f"axis must be an integer in [{-arr.ndim}, {arr.ndim}) for samples of shape "
+                                f"{arr.shape}, got {axis!r}.")
+    return Estimate(*mean_se(check_samples(np.moveaxis(arr, axis, 0))))
 
 
 def jackknife(statistic: Callable[..., object], *arrays, blocks: int = 32) -> Estimate:

@@ -297,13 +297,13 @@ def test_input_error_messages(tmp_path):
 def test_criticality_json_matches_python_api(tmp_path):
     mod = pytest.importorskip("deepeft.theory.criticality")
     from deepeft import activation
-    from deepeft.cli import _jsonable
+    from deepeft._cli_common import jsonable
 
     r = cli("criticality", "relu", "--json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["command"] == "criticality" and out["input"] == {"activation": "relu", "params": {}}
-    assert out["result"] == json.loads(json.dumps(_jsonable(mod.criticality(activation("relu")))))
+    assert out["result"] == json.loads(json.dumps(jsonable(mod.criticality(activation("relu")))))
     txt = inproc("criticality", "leaky_relu", "--param", "slope=0.2")
     assert txt.exit_code == 0 and "leaky_relu" in txt.stdout and "slope" in txt.stdout
 

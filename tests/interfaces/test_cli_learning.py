@@ -93,8 +93,11 @@ def test_error_as_subprocess(files):
 
 
 @pytest.mark.parametrize("args, match", [
-    (("predict", "strings.npy", "ya.csv", "xb.npy"), "as a numeric matrix"),
-    (("predict", "empty.npy", "ya.csv", "xb.npy"), "non-empty 2-D matrix"),
+    (("predict", "strings.npy", "ya.csv", "xb.npy"), "not real numbers"),
+    (("predict", "empty.npy", "ya.csv", "xb.npy"), "empty array of shape (0, 3)"),
+    (("predict", "xa.npy", "ya.csv", "xb.npy", "--depth", "2.5"), "--depth must be whole numbers"),
+    (("evidence", "xa.npy", "ya.csv", "--depth", "2,3.5"), "--depth must be whole numbers"),
+    (("learning-rates", "--C-W", "abc"), "--C-W must be a number"),
     (("evidence", "xa.npy", "ya.csv", "--activation", ","), "at least one activation"),
     (("learning-rates", "--eta", "0"), "eta must be > 0"),
 ])
@@ -105,3 +108,4 @@ def test_bad_input_is_one_line_exit_2(files, args, match):
     np.save(d / "empty.npy", np.zeros((0, 3)))
     r = cli(*args, cwd=d)
     assert r.returncode == 2 and match in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.strip().count("\n") == 0, r.stderr  # one line

@@ -163,6 +163,11 @@ def test_gd_with_small_eta_approaches_gradient_flow():
         ({"X_test": np.array([[np.inf, 0, 0]])}, "NaN or inf"),
         ({"dtype": "float16"}, "dtype"),
         ({"seed": -1}, "seed"),
+        ({"times": ["a", "b"]}, "list of numbers"),
+        ({"method": "flow", "eta": None, "times": [0.0, 1.0], "rtol": -1e-6}, "rtol"),
+        ({"method": "flow", "eta": None, "times": [0.0, 1.0], "rtol": float("nan")}, "rtol"),
+        ({"method": "flow", "eta": None, "times": [0.0, 1.0], "atol": -1.0}, "atol"),
+        ({"method": "flow", "eta": None, "times": [0.0, 1.0], "max_steps": 0}, "max_steps"),
     ],
 )
 def test_bad_input_errors(kw, msg):

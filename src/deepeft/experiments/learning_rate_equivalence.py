@@ -17,10 +17,17 @@ Measured: the ensemble mean training loss ℒ(t) (± SE over networks) at record
 initial value, R(t) = ℒ(t)/ℒ(0) (removes the depth dependence of the initial output variance). Collapse
 statistic per (activation, rule): S = max_t [max_L log R_L(t) − min_L log R_L(t)] over the early window
 0 < t ≤ t_w, t_w the last recorded step where the shallowest network's frozen-NTK R is still ≥ ``window``
-(late times are set by the smallest eigenvalues of Θ̃, which move with depth under any rule). Checks
-(findings, thresholds stated): S_equivalence < ``collapse_tol`` + max_z·SE; where the frozen-NTK theory
-predicts non-collapse for the constant rule (S_theory,const > ``separation``·S_theory,equiv), the ensemble must
-show it: S_const > ``separation``·S_equiv. Theory overlay: the infinite-width frozen-NTK mean loss
+(late times are set by the smallest eigenvalues of Θ̃, which move with depth under any rule). The standard
+error of log R(t) is the delta-method one of the ratio of means, from per-network u_i = ℒ_i(t)/ℒ(t) − ℒ_i(0)/ℒ(0)
+(so the strong correlation of one network's loss at t and at 0 is kept), and SE_S combines the two depths'.
+Checks (findings, thresholds stated): S_equivalence < ``collapse_tol`` + max_z·SE; where the frozen-NTK theory
+predicts non-collapse for the constant rule (S_theory,const > ``separation``·max(S_theory,equiv, ``min_spread``)),
+z = (S_const − c·S_equiv)/√(SE_const² + c²·SE_equiv²), c = ``claim_separation`` (1: the constant rule spreads more
+than the equivalence rule), is reported with whether it reaches the one-sided claim level Z_CLAIM = 3 of
+:mod:`deepeft.statistics`. At the quick size it does not reliably (ReLU: z = 2.9 at 32 networks, 3.7 at 64, 2.3 with
+64 networks and 32 steps, 1.9 at width 48; the theory's factor ``separation`` = 3 gave z = 0.7), so this is a
+*finding* shown with its z, not a significance claim: it fails only when the data contradict the prediction
+(z ≤ −Z_CLAIM). Theory overlay: the infinite-width frozen-NTK mean loss
 ½[yᵀM_t²y + tr(M_t K̃ M_t)], M_t = (I − ηΘ̃)^t (10.33 ff.). Deep networks need L/n ≲ 0.25 for the
 leading order to hold (at L = n = 64 the measured curves leave the frozen-NTK ones).
 """
@@ -33,6 +40,7 @@ import math
 import numpy as np
 
 from ..network import MLP
+from ..statistics import Z_CLAIM, exceeds, zscore
 from . import _foundation as fd
 from .base import Experiment
 from .checks import Check
@@ -80,6 +88,11 @@ class LearningRateEquivalence(Experiment):
         collapse_tol: float = param(0.25, "bound on the log-loss spread S across depths (equivalence)", min=0.0, analysis=True)
         separation: float = param(3.0, "S_constant must exceed this multiple of S_equivalence", min=1.0, analysis=True)
         max_z: float = param(3.0, "SE multiple added to the collapse bound", min=0.0, analysis=True)
+        min_spread: float = param(0.05, "floor on the theory's S_equivalence when deciding whether the frozen NTK "
+                                  "predicts non-collapse", min=0.0, analysis=True)
+        claim_z: float = param(Z_CLAIM, "one-sided significance of the non-collapse claim", min=0.0, analysis=True)
+        claim_separation: float = param(1.0, "claimed: S_constant exceeds this multiple of S_equivalence", min=0.0,
+                                        analysis=True)
         seed: int = param(0, "experiment seed", min=0)
 
     presets = {"quick": {}, "paper": {"depths": (4, 8, 16, 32, 64), "width": 256, "n_networks": 256, "steps": 1000}}
@@ -117,6 +130,9 @@ class LearningRateEquivalence(Experiment):
         loss = np.where(np.isfinite(loss), loss, np.inf)
         m = loss.mean(0)
         se = loss.std(0, ddof=1) / math.sqrt(loss.shape[0])
+        with np.errstate(invalid="ignore"):  # a diverged network (inf) makes its row NaN: SE NaN, S inf below
+            u = loss / m - loss[:, :1] / m[:1]  # delta method for log(m_t/m_0), correlation kept
+        log_ratio_se = u.std(0, ddof=1) / math.sqrt(loss.shape[0])
         K, Th = kernel_and_ntk(net, X)
         w, U = np.linalg.eigh(Th[-1])
         yt, Kt = U.T @ y[:, 0], U.T @ K[-1] @ U
@@ -124,7 +140,8 @@ class LearningRateEquivalence(Experiment):
         for t in ts:
             d = (1.0 - eta * w) ** t
             theory.append(0.5 * (np.sum((d * yt) ** 2) + np.sum(d[:, None] * Kt * d[None, :])))
-        return {"loss": (("time",), m), "loss_se": (("time",), se), "loss_theory": (("time",), np.asarray(theory)),
+        return {"loss": (("time",), m), "loss_se": (("time",), se), "log_ratio_se": (("time",), log_ratio_se),
+                "loss_theory": (("time",), np.asarray(theory)),
                 "eta": np.float64(eta), "theta_L": np.float64(np.trace(Th[-1]) / p.n_train)}
 
     def spread(self, p, ds, name, rule, theory: bool = False):
@@ -137,9 +154,9 @@ class LearningRateEquivalence(Experiment):
         if theory:
             lm, lse = np.log(np.abs(lt)), np.zeros_like(lt)
         else:
-            m, se = sub.loss.values, sub.loss_se.values
+            m = sub.loss.values
             lm = np.log(m / m[:, :1])
-            lse = np.hypot(se / m, se[:, :1] / m[:, :1])  # conservative (ignores the positive correlation)
+            lse = sub.log_ratio_se.values  # delta method with the per-network correlation (module docstring)
         best = (-math.inf, math.nan, 0)
         for j in win:
             col = lm[:, j]
@@ -163,14 +180,23 @@ class LearningRateEquivalence(Experiment):
                                 f"{p.collapse_tol:g} + {p.max_z:g}·SE", "finding"))
             th_eq, _, _ = self.spread(p, ds, a, "equivalence", theory=True)
             th_c, _, _ = self.spread(p, ds, a, "constant", theory=True)
-            if th_c > p.separation * max(th_eq, 0.05):
-                # KNOWN WEAKNESS (review, session 3): this ignores se_c, se_eq; with them (S_c − sep·S_eq ≥ 3·combined
-                # stderr) the quick preset is not significant (ReLU 1.22 ± 0.34 vs 3 × 0.24 ± 0.39, z ≈ 0.4): more
-                # networks per depth are needed before this can be a significance claim.
-                ok = s_c > p.separation * s_eq
-                checks.append(Check(f"{a}: constant rates do not collapse (frozen NTK predicts S = {th_c:.3g} vs {th_eq:.3g})",
-                                    None, s_c, se_c, None, bool(ok),
-                                    f"S_constant (t = {t_c}) > {p.separation:g}·S_equivalence = {p.separation * s_eq:.3g}", "finding"))
+            if th_c > p.separation * max(th_eq, p.min_spread):
+                diff = s_c - p.claim_separation * s_eq
+                se_d = math.hypot(se_c, p.claim_separation * se_eq)
+                if s_c == math.inf:  # a constant-rate network diverged inside the window: no collapse, no error bar
+                    z = math.inf
+                else:
+                    z = float(zscore(diff, se_d)) if math.isfinite(se_d) else math.nan
+                significant = s_c == math.inf or exceeds(diff, se_d, min_z=p.claim_z)
+                ok = bool(significant or (math.isfinite(z) and z > -p.claim_z))
+                checks.append(Check(f"{a}: constant vs equivalence spread S (frozen NTK predicts non-collapse: S = {th_c:.3g} "
+                                    f"vs {th_eq:.3g})", None, s_c, se_c, z, ok,
+                                    f"finding, z = (S_constant − {p.claim_separation:g}·S_equivalence)/SE = {z:.2f}: "
+                                    f"{'significant' if significant else 'NOT significant'} at the claim level z ≥ "
+                                    f"{p.claim_z:g}; fails only if the data contradict the prediction (z ≤ −{p.claim_z:g}). "
+                                    f"S_constant = {s_c:.3g} ± {se_c:.2g} (t = {t_c}), S_equivalence = {s_eq:.3g} ± "
+                                    f"{se_eq:.2g}; checked where the frozen NTK predicts S_const > {p.separation:g}·max(S_equiv, "
+                                    f"{p.min_spread:g})", "finding"))
         return checks
 
     def figures(self, p, ds):

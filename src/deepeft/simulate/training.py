@@ -348,7 +348,10 @@ def _check_times(times, method: str) -> np.ndarray:
             "times is required: the steps (gd/sgd) or flow times at which outputs are "
             "recorded, e.g. times=[0, 10, 100]."
         )
-    t = np.atleast_1d(np.asarray(times, dtype=np.float64))
+    try:
+        t = np.atleast_1d(np.asarray(times, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise DeepEFTInputError(f"times must be a list of numbers (steps or flow times), got {times!r}.") from None
     if t.ndim != 1 or t.size == 0 or not np.all(np.isfinite(t)) or np.any(t < 0) or np.any(np.diff(t) <= 0):
         raise DeepEFTInputError(f"times must be a non-empty, strictly increasing list of numbers >= 0, got {times!r}.")
     if method != "flow":
@@ -462,7 +465,9 @@ def train_ensemble(
         if c % B:
             raise DeepEFTInputError(f"chunk_size {c} must be a multiple of the micro-batch B = {B} (e.g. {B * max(1, c // B)}).")
         k = min(c // B, n_mb)
-    cfg = _Config(net, loss_fn, method, B_sgd, dt_name, float(rtol), float(atol), v.positive_int(max_steps, "max_steps"))
+    rtol_v = v.finite_scalar(rtol, "rtol (relative tolerance of the flow solver)", strict=True)
+    atol_v = v.finite_scalar(atol, "atol (absolute tolerance of the flow solver)")
+    cfg = _Config(net, loss_fn, method, B_sgd, dt_name, rtol_v, atol_v, v.positive_int(max_steps, "max_steps"))
     try:
         out_shape = jax.eval_shape(loss_fn, jnp.zeros(net.output_dim), jnp.zeros(net.output_dim)).shape
     except Exception as e:  # noqa: BLE001 - any failure of a user's function is reported as bad input

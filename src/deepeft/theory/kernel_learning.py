@@ -137,7 +137,10 @@ def _times(t, eta, continuous: bool):
 
 
 def _f(lam: np.ndarray, tau: np.ndarray, eta: float | None) -> np.ndarray:
-    """f_t(λ) = [1 − (1 − ηλ)^t]/λ (steps) or [1 − e^{−λτ}]/λ (flow), shape (T, N); finite as λ → 0."""
+    """f_t(λ) = [1 − (1 − ηλ)^t]/λ (steps) or [1 − e^{−λτ}]/λ (flow), shape (T, N); finite as λ → 0.
+
+    The eigenvalues of Θ̃⁻¹(I − E_t): the geometric sum η Σ_{s<t} (1 − ηλ)^s of the step-by-step updates
+    (10.21), (10.33) with κ = I [derived, module docstring]; f_∞ = 1/λ gives (10.39)–(10.40)."""
     lam = lam[None, :]
     tt = tau.reshape(-1, 1)
     inf = np.isinf(tt)
@@ -228,8 +231,8 @@ def gd_from_kernels(
     F = _f(lam, tau.ravel(), step_eta)  # (T, N)
     P = Tx @ U  # Θ_ℬ𝒜 U
     UY = U.T @ Y
-    mean = np.einsum("bi,ti,io->tbo", P, F, UY, optimize=True)
-    D = 1.0 - lam[None, :] * F  # eigenvalues of E_t
+    mean = np.einsum("bi,ti,io->tbo", P, F, UY, optimize=True)  # m_t = Θ_ℬ𝒜 U f_t Uᵀ y: (10.33) summed, → (10.40)
+    D = 1.0 - lam[None, :] * F  # eigenvalues of E_t = (I − ηΘ̃)^t, iterating (10.21)
     D = np.where(np.isinf(tau.ravel())[:, None], 0.0, D)
     res = np.einsum("ai,ti,io->tao", U, D, UY, optimize=True)  # E_t(−y) up to sign: ε mean = −E_t y
     train_mean = Y[None] - res
@@ -237,6 +240,8 @@ def gd_from_kernels(
     cov, Sdiag, post = _covariance(Kt, Kx, Kb, Y, U, P, F, reg_K, order) if Kb is not None else (None, None, None)
     if Sdiag is None:
         Sdiag = np.einsum("ai,ab,bi->i", U, Kt, U, optimize=True)
+    # E[L_𝒜(t)] of the MSE loss (10.5) over z_𝒜(0) ~ N(0, K̃): ε(t) = E_t ε(0), ε(0) ~ N(−y, K̃) per output, so
+    # E[½Σε²] = ½|E_t y|² + ½ n_L tr(E_t K̃ E_t) [derived from (10.21), (10.33)]; Sdiag = diag(Uᵀ K̃ U)
     train_loss = 0.5 * np.sum(res * res, axis=(1, 2)) + 0.5 * n_out * (D * D) @ Sdiag
     shape = tau.shape
     out_mean = mean.reshape(shape + mean.shape[1:])
