@@ -12,41 +12,27 @@ Run as a script to write benchmarks/results/dntk.json.
 from __future__ import annotations
 
 import json
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
 
 import deepeft as de
+from _timing import timed  # sibling module (the runner puts benchmarks/ on sys.path)
 
 TARGET_SINGLE_S = 1.0
 
 
-def _timed(fn, repeats: int):
-    """(median wall s, first-call wall s, median process CPU s) — CPU time is what the call costs without the
-    contention of a shared machine (the recursions are sequential: wall ≈ CPU when the machine is idle)."""
-    t0 = time.perf_counter()
-    fn()
-    cold = time.perf_counter() - t0
-    ts, cpu = [], []
-    for _ in range(repeats):
-        t0, c0 = time.perf_counter(), time.process_time()
-        fn()
-        ts.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-    return statistics.median(ts), cold, statistics.median(cpu)
 
 
 def run(quick: bool = False) -> list[dict]:
     depth, reps = (10_000, 2) if quick else (100_000, 3)
     ell = np.arange(1, depth + 1)
     net = de.MLP(1, [128] * (depth - 1), 1, "tanh", C_b=0.0, C_W=1.0, lambda_b=1.0 / ell, lambda_W=1.0)
-    base, _, base_cpu = _timed(lambda: de.ntk_single_input(net, norm=1.0), reps)
+    base, _, base_cpu = timed(lambda: de.ntk_single_input(net, norm=1.0), reps)
     rows = []
     for name, fn, what in (("ddntk_single_input", de.ddntk_single_input, "P, Q, R, S, T, U"),
                            ("dntk_single_input", de.dntk_single_input, "P, Q")):
-        sec, cold, cpu = _timed(lambda fn=fn: fn(net, norm=1.0), reps)
+        sec, cold, cpu = timed(lambda fn=fn: fn(net, norm=1.0), reps)
         rows.append({"name": f"{name}_tanh_L{depth}", "seconds": sec, "cold_seconds": cold, "cpu_seconds": cpu,
                      "target": TARGET_SINGLE_S, "ratio": sec / TARGET_SINGLE_S, "passed": sec <= TARGET_SINGLE_S,
                      "measured": sec,

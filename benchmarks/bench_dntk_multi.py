@@ -12,27 +12,16 @@ Run as a script to write benchmarks/results/dntk_multi.json.
 from __future__ import annotations
 
 import json
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
 
 import deepeft as de
+from _timing import timed  # sibling module (the runner puts benchmarks/ on sys.path)
 
 TARGET_S = 30.0
 
 
-def _timed(fn, repeats: int):
-    t0 = time.perf_counter()
-    fn()
-    cold = time.perf_counter() - t0
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts), cold
 
 
 def run(quick: bool = False) -> list[dict]:
@@ -40,9 +29,9 @@ def run(quick: bool = False) -> list[dict]:
     X = np.random.default_rng(0).normal(size=(N, 16))
     X /= np.sqrt(np.mean(X**2, axis=1, keepdims=True))
     net = de.MLP(16, [128] * (L - 1), 1, "tanh", C_b=0.0, C_W=1.0)
-    base, _ = _timed(lambda: de.ntk_fluctuations(net, X), reps)
-    pq, pq_cold = _timed(lambda: de.dntk(net, X), reps)
-    sec, cold = _timed(lambda: de.ddntk(net, X), reps)
+    base, _, _ = timed(lambda: de.ntk_fluctuations(net, X), reps)
+    pq, pq_cold, _ = timed(lambda: de.dntk(net, X), reps)
+    sec, cold, _ = timed(lambda: de.ddntk(net, X), reps)
     return [
         {
             "name": f"ddntk_PQRSTU_tanh_N{N}_L{L}",

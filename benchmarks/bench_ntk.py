@@ -11,28 +11,18 @@ Run as a script to write benchmarks/results/ntk.json.
 from __future__ import annotations
 
 import json
-import statistics
 import time
 from pathlib import Path
 
 import numpy as np
 
 import deepeft as de
+from _timing import timed  # sibling module (the runner puts benchmarks/ on sys.path)
 
 TARGET_MULTI_S = 10.0
 TARGET_SINGLE_S = 1.0
 
 
-def _timed(fn, repeats: int):
-    t0 = time.perf_counter()
-    fn()
-    cold = time.perf_counter() - t0
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts), cold
 
 
 def run(quick: bool = False) -> list[dict]:
@@ -41,16 +31,16 @@ def run(quick: bool = False) -> list[dict]:
     X /= np.sqrt(np.mean(X**2, axis=1, keepdims=True))
     net = de.MLP(16, [256] * (L - 1), 1, "tanh", C_b=0.0, C_W=1.0)
     rows = []
-    sec, cold = _timed(lambda: de.ntk_fluctuations(net, X), reps)
-    base, _ = _timed(lambda: de.four_point_vertex(net, X), reps)
+    sec, cold, _ = timed(lambda: de.ntk_fluctuations(net, X), reps)
+    base, _, _ = timed(lambda: de.four_point_vertex(net, X), reps)
     rows.append({"name": f"ntk_fluctuations_tanh_N{N}_L{L}", "seconds": sec, "cold_seconds": cold, "target": TARGET_MULTI_S,
                  "ratio": sec / TARGET_MULTI_S, "passed": sec <= TARGET_MULTI_S, "measured": sec,
                  "notes": f"median of {reps} after a compiling call; vertex alone {base:.2f} s in the same run"})
     depth = 10_000 if quick else 100_000
     ell = np.arange(1, depth + 1)
     deep = de.MLP(1, [128] * (depth - 1), 1, "tanh", C_b=0.0, C_W=1.0, lambda_b=1.0 / ell, lambda_W=1.0)
-    sec, cold = _timed(lambda: de.ntk_single_input(deep, norm=1.0), reps)
-    base, _ = _timed(lambda: de.single_input(deep, norm=1.0), reps)
+    sec, cold, _ = timed(lambda: de.ntk_single_input(deep, norm=1.0), reps)
+    base, _, _ = timed(lambda: de.single_input(deep, norm=1.0), reps)
     rows.append({"name": f"ntk_single_input_tanh_L{depth}", "seconds": sec, "cold_seconds": cold, "target": TARGET_SINGLE_S,
                  "ratio": sec / TARGET_SINGLE_S, "passed": sec <= TARGET_SINGLE_S, "measured": sec,
                  "notes": f"median of {reps} after a compiling call; of which single_input (K, V, helpers) {base:.2f} s"})

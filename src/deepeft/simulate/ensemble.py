@@ -493,7 +493,7 @@ def sample_ensemble(
             "for a single network use deepeft.simulate.forward.preactivations(net, X, seed=..., index=...)."
         )
     n_networks = v.positive_int(n_networks, "n_networks", minimum=2)
-    seed, _ = fw._check_seed_index(seed, 0)
+    seed = fw.check_seed(seed)
     if n_networks > 2**32 - 2**20:
         raise DeepEFTInputError(f"n_networks must be below 2**32 - 2**20, got {n_networks}.")
     dtype = fw.check_dtype(dtype)

@@ -31,17 +31,18 @@ from ..network import MLP, check_net  # noqa: F401  (re-exported: fw.check_net)
 
 __all__ = [
     "DTYPES",
+    "as_params",
     "check_dtype",
     "check_seed",
     "forward_preactivations",
     "network_key",
+    "network_params",
     "param_layout",
     "preactivations",
     "sample_params",
 ]
 
 DTYPES = {"float32": jnp.float32, "float64": jnp.float64}  # name → JAX dtype
-_DTYPES = DTYPES  # old name, kept for callers not yet updated
 
 
 def check_dtype(dtype) -> str:
@@ -145,6 +146,24 @@ def _check_params(net: MLP, params) -> None:
             )
 
 
+def as_params(net: MLP, params, dtype) -> tuple[tuple[jax.Array, jax.Array], ...]:
+    """User ``params`` ((W, b) pairs, as from :func:`sample_params`) as JAX arrays of ``dtype``, shapes checked against
+    ``net`` (a clear error otherwise)."""
+    p = _jnp_params(params, dtype)
+    _check_params(net, p)
+    return p
+
+
+def network_params(net: MLP, params, seed, index, dtype) -> tuple[tuple[jax.Array, jax.Array], ...]:
+    """The JAX parameters of one network: ``params`` checked (:func:`as_params`) or, when ``params`` is None,
+    network ``index`` of the ensemble with ``seed`` (drawn as :func:`sample_params` does). Call under ``x64()``
+    for float64."""
+    if params is not None:
+        return as_params(net, params, dtype)
+    seed, index = _check_seed_index(seed, index)
+    return _jitted_init(net, dtype)(network_key(seed, index))
+
+
 def sample_params(net: MLP, seed: int = 0, index: int = 0, *, dtype="float32"):
     """The parameters of network ``index`` of the ensemble with ``seed``: a tuple of (W, b) NumPy pairs.
 
@@ -167,12 +186,7 @@ def preactivations(net: MLP, X, params=None, *, seed: int = 0, index: int = 0, d
     X = net.check_inputs(X)
     dt = DTYPES[check_dtype(dtype)]
     with x64():
-        if params is None:
-            seed, index = _check_seed_index(seed, index)
-            p = _jitted_init(net, dt)(network_key(seed, index))
-        else:
-            p = _jnp_params(params, dt)
-            _check_params(net, p)
+        p = network_params(net, params, seed, index, dt)
         zs = _jitted_forward(net)(p, jnp.asarray(X, dt))
         return tuple(np.asarray(z) for z in zs)
 

@@ -121,12 +121,7 @@ def empirical_ntk(
         raise DeepEFTInputError(f"method must be 'forward' (eq. (8.12)) or 'autodiff', got {method!r}.")
     dt = fw.DTYPES[fw.check_dtype(dtype)]
     with x64():
-        if params is None:
-            seed, index = fw._check_seed_index(seed, index)
-            p = fw._jitted_init(net, dt)(fw.network_key(seed, index))
-        else:
-            p = fw._jnp_params(params, dt)
-            fw._check_params(net, p)
+        p = fw.network_params(net, params, seed, index, dt)
         Hs = _jitted(net, method, bool(all_layers))(p, jnp.asarray(X, dt))
         Hs = tuple(np.asarray(H) for H in Hs)
     return Hs if all_layers else Hs[0]

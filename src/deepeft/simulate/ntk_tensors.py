@@ -223,13 +223,8 @@ def _check_neurons(net: MLP, layer: int, neurons) -> tuple[int, ...]:
 def _resolve(net, params, X, seed, index, dtype):
     net = fw.check_net(net)
     X = net.check_inputs(X)
-    dt = fw._DTYPES[fw.check_dtype(dtype)]
-    if params is None:
-        seed, index = fw._check_seed_index(seed, index)
-        p = fw._jitted_init(net, dt)(fw.network_key(seed, index))
-    else:
-        p = fw._jnp_params(params, dt)
-        fw._check_params(net, p)
+    dt = fw.DTYPES[fw.check_dtype(dtype)]
+    p = fw.network_params(net, params, seed, index, dt)
     return net, p, jnp.asarray(X, dt)
 
 
@@ -363,8 +358,7 @@ def mse_step(net: MLP, params, X, Y, eta: float):
     """One full-batch GD step with MSE (:func:`~deepeft.simulate.training.gd_update`), float64, jitted:
     ((W, b), ...) NumPy → the same after the step."""
     with x64():
-        p = fw._jnp_params(params, jnp.float64)
-        fw._check_params(net, p)
+        p = fw.as_params(net, params, jnp.float64)
         Yj = jnp.asarray(_check_Y(Y, np.shape(X)[0], net.output_dim))
         p1 = _jitted_step(net)(p, jnp.asarray(X, jnp.float64), Yj, eta)
         return tuple((np.asarray(W), np.asarray(b)) for W, b in p1)
@@ -528,9 +522,9 @@ def _ensemble(net, X, n_networks, fields, *, seed, layer, neurons, micro_batch, 
     net = fw.check_net(net)
     X = net.check_inputs(X, "X")
     n_networks = v.positive_int(n_networks, "n_networks", minimum=2)
-    seed, _ = fw._check_seed_index(seed, 0)
+    seed = fw.check_seed(seed)
     max_m = v.positive_int(neurons, "neurons", minimum=2)
-    dt = fw._DTYPES[fw.check_dtype(dtype)]
+    dt = fw.DTYPES[fw.check_dtype(dtype)]
     L, N = net.L, X.shape[0]
     if layer is None:
         layers = tuple(l for l in range(2, L + 1) if net.n[l] >= 2)

@@ -292,14 +292,4 @@ def trained_output(params, net: MLP, X_train, Y_train, X_test, *, eta=None, algo
         return v.reshape(n, NB).T
 
     parts = [ntk, bracket(vA) + bracket(vB), bracket(vIA) + bracket(vIB), bracket(vIIA) + bracket(vIIB)]
-    parts = [shape(v) for v in parts]
-    return TrainedOutput(
-        output=parts[0] + parts[1] + parts[2] + parts[3],
-        ntk=parts[0],
-        dntk=parts[1],
-        ddntk_I=parts[2],
-        ddntk_II=parts[3],
-        algorithm=algorithm,
-        eta=proj.eta,
-        max_stable_eta=proj.max_stable_eta,
-    )
+    return TrainedOutput.from_parts([shape(v) for v in parts], algorithm, proj.eta, proj.max_stable_eta)

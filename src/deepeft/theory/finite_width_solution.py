@@ -63,6 +63,12 @@ class TrainedOutput:
     eta: float | None
     max_stable_eta: float
 
+    @classmethod
+    def from_parts(cls, parts, algorithm: str, eta, max_stable_eta: float) -> TrainedOutput:
+        """From the four parts (ntk, dntk, ddntk_I, ddntk_II); ``output`` is their sum."""
+        ntk, dntk, dd_I, dd_II = parts
+        return cls(ntk + dntk + dd_I + dd_II, ntk, dntk, dd_I, dd_II, algorithm, eta, max_stable_eta)
+
 
 def _array(x, name: str, ndim: int) -> np.ndarray:
     try:
@@ -226,17 +232,7 @@ def trained_output_from_tensors(
     def shape(v):  # fused (i, β) → (N_test, n_L)
         return v.reshape(n, te.size).T
 
-    parts = [shape(v) for v in (ntk, dntk, ddntk_I, ddntk_II)]
-    return TrainedOutput(
-        output=parts[0] + parts[1] + parts[2] + parts[3],
-        ntk=parts[0],
-        dntk=parts[1],
-        ddntk_I=parts[2],
-        ddntk_II=parts[3],
-        algorithm=algorithm,
-        eta=eta_used,
-        max_stable_eta=max_eta,
-    )
+    return TrainedOutput.from_parts([shape(v) for v in (ntk, dntk, ddntk_I, ddntk_II)], algorithm, eta_used, max_eta)
 
 
 def iterate_truncated_dynamics(H, dH, ddI, ddII, z0, y, train_idx, eta: float, steps: int) -> np.ndarray:
