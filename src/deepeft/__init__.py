@@ -27,12 +27,21 @@ from .simulate.ensemble import EnsembleResult, sample_ensemble
 from .simulate.forward import preactivations, sample_params
 from .simulate.ntk import empirical_ntk
 from .simulate.ntk_statistics import NTKStatistics, ntk_statistics
+from .simulate.ntk_tensors import ddntk_statistics, dntk_statistics, empirical_ddntk, empirical_dntk, one_step_prediction
+from .simulate.trained_output import trained_output
 from .simulate.training import TrainedEnsemble, train_ensemble
 from .statistics import Estimate, jackknife
 from .theory import deep_linear
+from .theory.algorithm_projectors import AlgorithmProjectors, algorithm_projectors
 from .theory.bayes import Posterior, evidence_grid, log_evidence, nngp_posterior
+from .theory.bayes_finite_width import finite_width_posterior, hebbian_conditional_moment, representation_update
 from .theory.conventions import from_mean_field, from_neural_tangents, to_neural_tangents
 from .theory.criticality import Criticality, CriticalPoint, criticality, phase
+from .theory.ddntk import DDNTK, ddntk
+from .theory.dntk import DNTK, dntk
+from .theory.dntk_single_input import DDNTKSingleInput, DNTKSingleInput, ddntk_single_input, dntk_single_input
+from .theory.finite_width_mean import FiniteWidthPrediction, finite_width_prediction
+from .theory.finite_width_solution import TrainedOutput, trained_output_from_tensors
 from .theory.kernel import Kernels, frozen_ntk, kernel, kernel_and_ntk, kernels
 from .theory.kernel_learning import GDPrediction, gd_prediction, last_layer_only
 from .theory.learning_rates import LearningRates, learning_rates
@@ -59,7 +68,18 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
     __version__ = "0.0.0"
 
 __all__ = [
+    "DDNTKSingleInput",
+    "DNTKSingleInput",
+    "ddntk_single_input",
+    "dntk_single_input",
     "MLP",
+    "algorithm_projectors",
+    "AlgorithmProjectors",
+    "trained_output",
+    "finite_width_prediction",
+    "FiniteWidthPrediction",
+    "trained_output_from_tensors",
+    "TrainedOutput",
     "Activation",
     "Criticality",
     "CriticalPoint",
@@ -80,6 +100,10 @@ __all__ = [
     "connected",
     "connected_four_point",
     "four_point_vertex",
+    "dntk",
+    "DNTK",
+    "ddntk",
+    "DDNTK",
     "nlo_metric",
     "NTKFluctuations",
     "NTKStatistics",
@@ -89,10 +113,18 @@ __all__ = [
     "LearningRates",
     "learning_rates",
     "ntk_statistics",
+    "one_step_prediction",
+    "dntk_statistics",
+    "ddntk_statistics",
     "nngp_posterior",
+    "finite_width_posterior",
+    "hebbian_conditional_moment",
+    "representation_update",
     "vertex_flow",
     "criticality",
     "deep_linear",
+    "empirical_ddntk",
+    "empirical_dntk",
     "empirical_ntk",
     "evidence_grid",
     "expect",

@@ -29,6 +29,12 @@ def per_layer(value, name: str, L: int, *, minimum: float | None = 0.0) -> tuple
     if np.ndim(value) == 0:
         v = finite_scalar(value, name, minimum=minimum)
         return (v,) * L
+    try:  # fast path for long numeric sequences (10⁵ layers); any failure falls through to the per-entry messages
+        arr = np.asarray(value, dtype=np.float64).ravel()
+        if arr.size == L and np.all(np.isfinite(arr)) and (minimum is None or np.all(arr >= minimum)):
+            return tuple(arr.tolist())
+    except (TypeError, ValueError):
+        pass
     seq = list(np.asarray(value, dtype=object).ravel())
     if len(seq) != L:
         raise DeepEFTInputError(

@@ -56,10 +56,10 @@ def test_block_inverse_identities_and_precision_form():
     Kpost_inv = np.linalg.inv(post.cov)
     KAB = K[:N, N:]
     np.testing.assert_allclose(Kinv[N:, N:], Kpost_inv, rtol=1e-7, atol=1e-7 * np.abs(Kpost_inv).max())  # (6.56)
-    np.testing.assert_allclose(Kinv[:N, N:], -Kt_inv @ KAB @ Kpost_inv, rtol=1e-6,
-                               atol=1e-7 * np.abs(Kinv).max())  # (6.54)
-    np.testing.assert_allclose(Kinv[:N, :N], Kt_inv + Kt_inv @ KAB @ Kpost_inv @ KAB.T @ Kt_inv, rtol=1e-6,
-                               atol=1e-7 * np.abs(Kinv).max())  # (6.53)
+    np.testing.assert_allclose(Kinv[:N, N:], -Kt_inv @ KAB @ Kpost_inv, rtol=1e-6, atol=1e-7 * np.abs(Kinv).max())  # (6.54)
+    np.testing.assert_allclose(
+        Kinv[:N, :N], Kt_inv + Kt_inv @ KAB @ Kpost_inv @ KAB.T @ Kt_inv, rtol=1e-6, atol=1e-7 * np.abs(Kinv).max()
+    )  # (6.53)
     # Gaussian conditioning through the precision matrix: m = −(K^{ℬℬ})⁻¹ K^{ℬ𝒜} y  (6.63)
     m_prec = -np.linalg.solve(Kinv[N:, N:], Kinv[N:, :N] @ Y)
     np.testing.assert_allclose(post.mean, m_prec, rtol=1e-6, atol=1e-8)
@@ -153,8 +153,7 @@ def test_relu_evidence_optimal_C_W():
 
 def test_evidence_grid_labels_and_bayes_factor():
     X, Y, _ = _data(N=8)
-    ds = de.evidence_grid(NET, X, Y, C_W=[0.5, 1.0, 2.0], depth=[1, 3], noise=[0.0, 0.1],
-                          activation=["tanh", "relu"])
+    ds = de.evidence_grid(NET, X, Y, C_W=[0.5, 1.0, 2.0], depth=[1, 3], noise=[0.0, 0.1], activation=["tanh", "relu"])
     assert ds["log_evidence"].dims == ("activation", "C_W", "depth", "noise")
     assert list(ds.coords["activation"].values) == ["tanh", "relu"]
     assert ds["posterior"].sum() == pytest.approx(1.0)
@@ -190,8 +189,7 @@ def test_posterior_from_empirical_style_kernels_and_mean_only():
         (lambda X, Y, XB: de.nngp_posterior(NET, X, Y, XB, noise=-1.0), "noise"),
         (lambda X, Y, XB: de.nngp_posterior(NET, X, Y, XB, noise_model="both"), "noise_model"),
         (lambda X, Y, XB: de.nngp_posterior(NET, X, Y, XB, conventions="nt"), "conventions"),
-        (lambda X, Y, XB: de.log_evidence(NET, np.concatenate([X, X[:1]]), np.concatenate([Y, Y[:1]])),
-         "noise > 0"),
+        (lambda X, Y, XB: de.log_evidence(NET, np.concatenate([X, X[:1]]), np.concatenate([Y, Y[:1]])), "noise > 0"),
         (lambda X, Y, XB: de.evidence_grid(NET, X, Y, C_w=[1.0]), "unknown grid axes"),
     ],
 )
@@ -232,7 +230,6 @@ def test_evidence_for_criticality_relu_trend():
     best = ds["best_C_W"].values
     assert abs(best[2] - 2) < abs(best[1] - 2) < abs(best[0] - 2)
     assert abs(best[2] - 2) < 0.15
-
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])

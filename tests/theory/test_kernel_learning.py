@@ -115,8 +115,9 @@ def test_newton_one_step_equals_end_of_training():
     # equals gd at t = inf for this realization: z_B − M_∞(z_A − y)
     np.testing.assert_allclose(zB, z0[N:] - Tx @ np.linalg.solve(Tt, z0[:N] - Y), rtol=1e-9)
     # zero initial outputs: the mean prediction
-    np.testing.assert_allclose(newton_step(Tt, Tx, 0 * z0[:N], 0 * z0[N:], Y),
-                               de.gd_prediction(NET, X, Y, XB, np.inf).mean, rtol=1e-9)
+    np.testing.assert_allclose(
+        newton_step(Tt, Tx, 0 * z0[:N], 0 * z0[N:], Y), de.gd_prediction(NET, X, Y, XB, np.inf).mean, rtol=1e-9
+    )
 
 
 @pytest.mark.parametrize("noise", [0.0, 0.2])
@@ -150,8 +151,7 @@ def test_ridge_and_kernel_regression_10_124_10_132():
     Y = rng.standard_normal((6, 2))
     kA, kBA = phiA @ phiA.T, phiB @ phiA.T
     for a in (1.0, 1e-3):
-        np.testing.assert_allclose(ridge_regression(phiA, phiB, Y, a), kernel_regression(kA, kBA, Y, 2 * a),
-                                   rtol=1e-8)
+        np.testing.assert_allclose(ridge_regression(phiA, phiB, Y, a), kernel_regression(kA, kBA, Y, 2 * a), rtol=1e-8)
     exact = kernel_regression(kA, kBA, Y)  # overparameterized (n_f = 20 > N = 6): k̃ invertible
     e2, e4 = (np.abs(ridge_regression(phiA, phiB, Y, a) - exact).max() for a in (1e-2, 1e-4))
     assert e4 < 0.02 * e2 and e4 < 1e-3  # a → 0⁺: the error falls ∝ a
@@ -276,5 +276,4 @@ def test_many_times_in_one_call_equal_separate_calls():
     steps = np.array([3, 10**6, 10**5, 7])
     many = de.gd_prediction(NET, X, Y, XB, steps, eta=eta)
     for i, t in enumerate(steps):
-        np.testing.assert_allclose(many.cov[i], de.gd_prediction(NET, X, Y, XB, int(t), eta=eta).cov,
-                                   rtol=1e-9, atol=1e-13)
+        np.testing.assert_allclose(many.cov[i], de.gd_prediction(NET, X, Y, XB, int(t), eta=eta).cov, rtol=1e-9, atol=1e-13)

@@ -113,8 +113,10 @@ def test_sgd_steps_reproduce_the_lambda_weighted_ntk():
 
     with x64():
         g = jax.grad(f)(tuple((jnp.asarray(W), jnp.asarray(b)) for W, b in params))
-        tot = sum(s["weight"] * float(jnp.sum(gW**2)) + s["bias"] * float(jnp.sum(gb**2))
-                  for s, (gW, gb) in zip(lr.sgd_steps(0.5), g, strict=True))
+        tot = sum(
+            s["weight"] * float(jnp.sum(gW**2)) + s["bias"] * float(jnp.sum(gb**2))
+            for s, (gW, gb) in zip(lr.sgd_steps(0.5), g, strict=True)
+        )
     np.testing.assert_allclose(tot, 0.5 * H, rtol=1e-10)
 
 
@@ -131,6 +133,21 @@ def test_cli_learning_rates():
     # softplus has no critical point: "critical" C_W / C_b exits 2 with a message, explicit values work
     r = CliRunner().invoke(app, ["learning-rates", "--activation", "softplus", "--depth", "3"])
     assert r.exit_code == 2 and "no critical point" in r.output
-    r = CliRunner().invoke(app, ["learning-rates", "--activation", "softplus", "--depth", "3", "--C-W", "1.0",
-                                 "--C-b", "0.1", "--rule", "constant", "--json"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "learning-rates",
+            "--activation",
+            "softplus",
+            "--depth",
+            "3",
+            "--C-W",
+            "1.0",
+            "--C-b",
+            "0.1",
+            "--rule",
+            "constant",
+            "--json",
+        ],
+    )
     assert r.exit_code == 0, r.output

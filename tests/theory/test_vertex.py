@@ -147,9 +147,7 @@ def test_nlo_step_equals_literal_4_115(act, C_b, C_W):
     for a, b in itertools.combinations_with_replacement(range(N), 2):
         for idx in itertools.combinations_with_replacement(range(N), 4):
             items.append((a, b, idx))
-    terms = tuple(
-        tuple(((a == v) + (b == v), sum(i == v for i in idx)) for v in range(N)) for a, b, idx in items
-    )
+    terms = tuple(tuple(((a == v) + (b == v), sum(i == v for i in idx)) for v in range(N)) for a, b, idx in items)
     vals = product_expect(act, terms, K[None], resolution=1.5)[0]
     for (a, b, idx), val in zip(items, vals, strict=True):
         for p in set(itertools.permutations(idx)):
@@ -158,12 +156,7 @@ def test_nlo_step_equals_literal_4_115(act, C_b, C_W):
     P = two_point_maps(act, K, ((0, 0),))[0]
     M2 = S2 + P[:, :, None, None] * K  # ⟨σσ z_i z_j⟩
     # ⟨σσ(z_i z_j − K_ij)(z_k z_l − K_kl)⟩
-    C4 = (
-        S6
-        - np.einsum("abij,kl->abijkl", M2, K)
-        - np.einsum("ij,abkl->abijkl", K, M2)
-        + np.einsum("ab,ij,kl->abijkl", P, K, K)
-    )
+    C4 = S6 - np.einsum("abij,kl->abijkl", M2, K) - np.einsum("ij,abkl->abijkl", K, M2) + np.einsum("ab,ij,kl->abijkl", P, K, K)
     Vup = np.einsum("ai,bj,ck,dl,ijkl->abcd", Ki, Ki, Ki, Ki, V)
     t1 = 0.5 * np.einsum("ik,jl,kl,abij->ab", Ki, Ki, G1, S2)
     t2 = 0.125 * np.einsum("ijkl,abijkl->ab", Vup, C4)

@@ -477,8 +477,8 @@ def rho_max(Kaa, Kbb, Kab, same: bool) -> float:
 def batched_expect(act, terms, K, *, resolution: float = 1.0, tol: float | None = None) -> np.ndarray:
     """⟨Π_a z_a^{q_a} Π_{d} σ^{(d)}(z_a)⟩ for many (B, k, k) covariances at once, k ≤ 4, by the batched
     jitted product rule (``batched``; the path :func:`expect` takes for k ≥ 3). ``terms``: sequence of
-    per-variable tuples ((derivs_0, q_0), …); returns (B, len(terms)). ``tol``: the smooth rule's accuracy
-    target (default ``batched.TOL[k]``); a caller may loosen it where its own error budget allows."""
+    per-variable tuples ((derivs_0, q_0), …); derivative orders d ≥ 0 (σ″, σ‴ … by autodiff, for smooth σ);
+    ``tol``: the smooth rule's accuracy target (default ``batched.TOL[k]``); returns (B, len(terms))."""
     return batched.product_expect(act, terms, K, resolution=resolution, tol=tol)
 
 
@@ -519,12 +519,12 @@ def one_point_trajectory(act, terms, K) -> np.ndarray:
     pad = -M % _TRAJECTORY_CHUNK
     Kp = np.concatenate([K, np.full(pad, K[-1])]).reshape(-1, _TRAJECTORY_CHUNK)
     prog = _trajectory_program(act, terms)
-    import jax
     import jax.numpy as jnp
 
     with x64():
         xs, ws = jnp.asarray(x), jnp.asarray(w)
-        res = np.asarray(jax.lax.map(lambda k: prog(k, xs, ws), jnp.asarray(Kp)))  # (chunks, T, CHUNK)
+        # one call per chunk of the cached program: a lax.map over a fresh lambda would recompile every call
+        res = np.stack([np.asarray(prog(jnp.asarray(k), xs, ws)) for k in Kp])  # (chunks, T, CHUNK)
     return np.moveaxis(res, 1, 0).reshape(len(terms), -1)[:, :M]
 
 

@@ -1,25 +1,52 @@
 """What real networks do, independent of :mod:`deepeft.theory`: vectorised ensembles of random networks
-(all layers, streamed in chunks), the forward pass and parameter sampling, the empirical NTK, and
-ensembles of trained networks (GD, SGD, gradient flow). See docs/ensembles.md and docs/training.md.
+(all layers, streamed in chunks), the forward pass and parameter sampling, the empirical NTK, its
+derivatives (dNTK, ddNTKs) and their ensemble statistics, and ensembles of trained networks (GD, SGD,
+gradient flow). See docs/ensembles.md, docs/training.md and docs/ntk_tensors.md.
 """
 
 from .ensemble import EnsembleResult, default_micro_batch, sample_ensemble
 from .estimators import covariance, mean_and_se, mean_vector_and_cov
 from .forward import network_key, preactivations, sample_params
 from .ntk import empirical_ntk, ntk_autodiff, ntk_forward
+from .ntk_tensors import (
+    DDNTKStatistics,
+    DNTKStatistics,
+    NTKTensors,
+    OneStepPrediction,
+    ddntk_statistics,
+    dntk_statistics,
+    empirical_ddntk,
+    empirical_dntk,
+    empirical_tensors,
+    one_step_prediction,
+)
+from .posterior_sampling import ImportanceSample, importance_posterior, stochastic_output_metrics
 from .training import TrainedEnsemble, train_ensemble
 
 __all__ = [
+    "DDNTKStatistics",
+    "DNTKStatistics",
     "EnsembleResult",
+    "NTKTensors",
+    "OneStepPrediction",
+    "ImportanceSample",
+    "importance_posterior",
+    "stochastic_output_metrics",
     "TrainedEnsemble",
     "covariance",
+    "ddntk_statistics",
     "default_micro_batch",
+    "dntk_statistics",
+    "empirical_ddntk",
+    "empirical_dntk",
     "empirical_ntk",
+    "empirical_tensors",
     "mean_and_se",
     "mean_vector_and_cov",
     "network_key",
     "ntk_autodiff",
     "ntk_forward",
+    "one_step_prediction",
     "preactivations",
     "sample_ensemble",
     "sample_params",

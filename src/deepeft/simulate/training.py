@@ -62,7 +62,7 @@ from ..statistics import Estimate
 from . import estimators as est
 from . import forward as fw
 
-__all__ = ["LOSSES", "METHODS", "TrainedEnsemble", "default_train_micro_batch", "gd_update", "train_ensemble"]
+__all__ = ["LOSSES", "METHODS", "TrainedEnsemble", "default_train_micro_batch", "gd_update", "lambda_tree", "train_ensemble"]
 
 METHODS = ("gd", "sgd", "flow")
 STORES = ("outputs", "moments")
@@ -103,7 +103,7 @@ def _resolve_loss(loss) -> tuple[str, Callable]:
 # -- the update, one network --------------------------------------------------------------------
 
 
-def _lambda_tree(net: MLP):
+def lambda_tree(net: MLP):
     """Per-parameter step factors (8.6): (λ_W^{(ℓ)}/n_{ℓ−1}, λ_b^{(ℓ)}) per layer (Python floats)."""
     n = net.n
     return tuple((float(net.lambda_W[l - 1]) / n[l - 1], float(net.lambda_b[l - 1])) for l in range(1, net.L + 1))
@@ -118,7 +118,7 @@ def _total_loss(net: MLP, loss_fn, params, X, Y):
 def _direction(net: MLP, loss_fn, params, X, Y):
     """−λ ∂ℒ/∂θ per parameter (8.6) (the gradient-flow vector field; GD adds η times it)."""
     g = jax.grad(functools.partial(_total_loss, net, loss_fn))(params, X, Y)
-    return tuple((-lw * gW, -lb * gb) for (gW, gb), (lw, lb) in zip(g, _lambda_tree(net), strict=True))
+    return tuple((-lw * gW, -lb * gb) for (gW, gb), (lw, lb) in zip(g, lambda_tree(net), strict=True))
 
 
 def gd_update(net: MLP, loss_fn, params, X, Y, eta):

@@ -6,8 +6,10 @@
 * :mod:`.vertex`, :mod:`.nlo_metric` (step in :mod:`.nlo_recursion`) — V^{(ℓ)} (4.119) and G^{1} (4.115);
 * :mod:`.criticality` — critical points, universality classes, exponents (§5.3);
 * :mod:`.deep_linear` — exact finite-width deep linear networks (ch. 3);
+* :mod:`.dntk_single_input` — single-input dNTK P, Q and ddNTK R, S, T, U statistics (§11.3, §∞.1);
 * :mod:`.bayes`, :mod:`.kernel_learning`, :mod:`.generalization` — learning at infinite width: NNGP
   posterior and evidence (Ch. 6), frozen-NTK gradient descent, Newton, ridge (Ch. 10), generalization (§10.3);
+* :mod:`.algorithm_projectors`, :mod:`.finite_width_solution` — the trained network at finite width (§∞.2);
 * :mod:`.conventions` — neural-tangents and mean-field conventions at the edges.
 
 The functions named like their modules (``kernel``, ``criticality``, ``single_input``, ``nlo_metric``) are
@@ -15,7 +17,8 @@ The functions named like their modules (``kernel``, ``criticality``, ``single_in
 so that ``import deepeft.theory.kernel`` and ``from deepeft.theory import kernel`` mean the module.
 """
 
-from . import deep_linear
+from . import deep_linear, dntk_single_input
+from .algorithm_projectors import AlgorithmProjectors, algorithm_projectors
 from .bayes import (
     Posterior,
     evidence_grid,
@@ -25,8 +28,28 @@ from .bayes import (
     nngp_posterior,
     posterior_from_kernels,
 )
+from .bayes_finite_width import (
+    FiniteWidthPosterior,
+    RepresentationUpdate,
+    finite_width_posterior,
+    hebbian_conditional_moment,
+    representation_update,
+)
 from .conventions import from_mean_field, from_neural_tangents, to_neural_tangents
 from .criticality import Criticality, CriticalPoint, phase
+from .ddntk import DDNTK, ddntk
+from .dntk import DNTK, dntk
+from .dntk_single_input import (
+    DDNTKSingleInput,
+    DNTKSingleInput,
+    ddntk_deep_linear,
+    ddntk_k_star_zero_asymptotics,
+    ddntk_single_input,
+    dntk_k_star_zero_asymptotics,
+    dntk_scale_invariant,
+)
+from .finite_width_mean import FiniteWidthPrediction, finite_width_mean_from_statistics, finite_width_prediction
+from .finite_width_solution import TrainedOutput, trained_output_from_tensors
 from .generalization import (
     bias_variance,
     delta_ntk_recursion,
@@ -45,18 +68,46 @@ from .kernel_learning import (
     newton_step,
     ridge_regression,
 )
+from .nearly_kernel import meta_kernel, nearly_kernel_prediction, quadratic_model
 from .single_input import HelperFunctions, SingleInputRecursion, helper_functions, single_input_recursion
 from .two_input import BootstrappedKernel, FiniteAngle, bootstrapped_recursion, finite_angle_recursion
 from .vertex import VertexFlow, connected_four_point, excess_kurtosis, four_point_vertex, vertex_flow
 
 __all__ = [
+    "algorithm_projectors",
+    "AlgorithmProjectors",
+    "trained_output_from_tensors",
+    "finite_width_mean_from_statistics",
+    "meta_kernel",
+    "nearly_kernel_prediction",
+    "quadratic_model",
+    "finite_width_prediction",
+    "FiniteWidthPrediction",
+    "TrainedOutput",
+    "DDNTK",
+    "ddntk",
+    "DNTK",
+    "dntk",
+    "DDNTKSingleInput",
+    "DNTKSingleInput",
+    "ddntk_deep_linear",
+    "ddntk_k_star_zero_asymptotics",
+    "ddntk_single_input",
+    "dntk_k_star_zero_asymptotics",
+    "dntk_scale_invariant",
     "bias_variance",
+    "finite_width_posterior",
+    "FiniteWidthPosterior",
+    "hebbian_conditional_moment",
+    "representation_update",
+    "RepresentationUpdate",
     "bootstrapped_recursion",
     "BootstrappedKernel",
     "connected_four_point",
     "Criticality",
     "CriticalPoint",
     "deep_linear",
+    "dntk_single_input",
     "delta_ntk_recursion",
     "evidence_grid",
     "evidence_optimal",

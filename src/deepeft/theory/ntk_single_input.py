@@ -64,7 +64,7 @@ def _scan(init, xs):
         )
         return new, c
 
-    return jax.lax.scan(step, init, xs)
+    return jax.lax.scan(step, init, xs, unroll=4)  # unrolled: several times faster on CPU
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

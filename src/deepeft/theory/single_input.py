@@ -358,7 +358,11 @@ def _widths(widths, L: int) -> tuple[int, ...] | None:
         return None
     if np.ndim(widths) == 0:
         return (v.positive_int(widths, "widths"),) * (L - 1)
-    ws = tuple(v.positive_int(w, f"widths[{i}]") for i, w in enumerate(v.sequence_of(widths, "widths")))
+    arr = np.asarray(widths)
+    if arr.ndim == 1 and arr.dtype.kind in "iu" and np.all(arr >= 1):  # fast path (10⁵ layers)
+        ws = tuple(arr.tolist())
+    else:
+        ws = tuple(v.positive_int(w, f"widths[{i}]") for i, w in enumerate(v.sequence_of(widths, "widths")))
     if len(ws) != L - 1:
         raise DeepEFTInputError(
             f"widths must give the L − 1 = {L - 1} hidden widths n_1..n_(L−1) (as MLP.widths), got {len(ws)}."
