@@ -68,7 +68,7 @@ class _RichProgress:
 
     def __init__(self, quiet: bool):
         self.quiet = quiet
-        self._bar = None
+        self._bar: Any = None  # a rich.progress.Progress while running (rich is imported lazily)
 
     def start(self, label: str, total: int, completed: int) -> None:
         if self.quiet:
@@ -76,7 +76,7 @@ class _RichProgress:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self._bar = Progress(
+        bar = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
@@ -84,8 +84,9 @@ class _RichProgress:
             TimeElapsedColumn(),
             console=Console(stderr=True),
         )
-        self._bar.start()
-        self._task = self._bar.add_task(label, total=total, completed=completed)
+        bar.start()
+        self._task = bar.add_task(label, total=total, completed=completed)
+        self._bar = bar
 
     def advance(self) -> None:
         _raise_if_interrupted()
@@ -627,4 +628,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()
+    sys.exit(EXIT_OK)

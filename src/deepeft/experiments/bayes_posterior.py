@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..statistics import Z_MAX
 import numpy as np
 
 from .._x64 import x64
 from ..errors import DeepEFTInputError
 from ..network import MLP
+from ..statistics import Z_MAX
 from . import _foundation as fd
 from . import _learning_common as lc
 from .base import Experiment

@@ -26,9 +26,9 @@ import math
 
 import numpy as np
 
-from ..statistics import Z_MAX
 from ..errors import DeepEFTInputError
 from ..network import MLP
+from ..statistics import Z_MAX
 from . import _foundation as fd
 from .base import Experiment
 from .checks import Check

@@ -28,9 +28,9 @@ import dataclasses
 
 import numpy as np
 
-from ..statistics import Z_MAX
 from ..errors import DeepEFTInputError
 from ..network import MLP
+from ..statistics import Z_MAX
 from ..theory import deep_linear as dl
 from . import _foundation as fd
 from .base import Experiment

@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..statistics import Z_MAX
 import numpy as np
 
 from ..errors import DeepEFTInputError
 from ..network import MLP
+from ..statistics import Z_MAX
 from . import _learning_common as lc
 from .base import Experiment
 from .config import param

@@ -16,10 +16,10 @@ import dataclasses
 
 import numpy as np
 
-from ..statistics import Z_MAX
 from ..activations import activation, available_activations
 from ..errors import DeepEFTInputError
 from ..gaussian.gauss1d import expect1d
+from ..statistics import Z_MAX
 from .base import Experiment
 from .checks import zcheck
 from .config import param
@@ -141,7 +141,7 @@ class GaussianMoments(Experiment):
         zfig = Figure(figsize=(7.0, 3.2), layout="constrained")
         ax = zfig.subplots()
         z = ((ds.simulation - ds.theory) / ds.stderr).transpose("activation", "K", "moment").values
-        for i, a in enumerate(p.activations):
+        for i in range(len(p.activations)):
             ax.plot(np.full(z[i].size, i) + np.linspace(-0.25, 0.25, z[i].size), z[i].ravel(), "o", ms=4)
         ax.axhline(p.max_z, color="crimson", lw=0.8)
         ax.axhline(-p.max_z, color="crimson", lw=0.8)

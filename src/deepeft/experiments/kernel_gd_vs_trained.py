@@ -26,12 +26,11 @@ from __future__ import annotations
 import dataclasses
 import itertools
 
-from ..statistics import Z_MAX
 import numpy as np
 
 from ..errors import DeepEFTInputError
-from ..network import MLP
 from ..simulate import estimators as est
+from ..statistics import Z_MAX
 from . import _foundation as fd
 from . import _learning_common as lc
 from .base import Experiment

@@ -23,8 +23,8 @@ import dataclasses
 
 import numpy as np
 
-from ..statistics import Z_MAX
 from ..errors import DeepEFTInputError
+from ..statistics import Z_MAX
 from ..theory.kernel import kernel
 from . import _foundation as fd
 from .base import Experiment

@@ -110,7 +110,7 @@ class NTKEvolution(Experiment):
         import jax.numpy as jnp
 
         from .._x64 import x64
-        from ..simulate.forward import preactivations, sample_params
+        from ..simulate.forward import sample_params
         from ..simulate.ntk_tensors import compare_step, empirical_tensors, error_factor, mse_step
 
         net = fd.critical_net(task["activation"], int(task["width"]), p.depth, p.input_dim, output_dim=1)

@@ -26,11 +26,11 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from ..statistics import Z_MAX
 import numpy as np
 
 from ..errors import DeepEFTInputError
 from ..network import MLP
+from ..statistics import Z_MAX
 from . import _foundation as fd
 from .base import Experiment
 from .checks import Check, close_check, zcheck

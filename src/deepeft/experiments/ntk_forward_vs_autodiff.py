@@ -22,8 +22,8 @@ import dataclasses
 
 import numpy as np
 
-from ..statistics import Z_MAX
 from ..errors import DeepEFTInputError
+from ..statistics import Z_MAX
 from ..theory.kernel import frozen_ntk
 from . import _foundation as fd
 from .base import Experiment

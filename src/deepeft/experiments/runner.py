@@ -226,7 +226,7 @@ def run_experiment(
         "n_tasks": len(tasks),
         "dims": {k: int(v) for k, v in ds.sizes.items()},
         "executor": executor.description,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         **headline(checks),  # passed; n_checks/n_failed: predictions only; kinds; n_checks_all/n_failed_all
         "load_errors": broken,
         "checks": checks,
@@ -330,7 +330,7 @@ def reproduce(
         "reproduce": True,
         "preset": preset,
         "deepeft_version": _version(),
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "executor": (executor or InProcess()).description,
         **headline(checks),
         "passed": all(e["passed"] for e in entries) and bool(entries) and not load_errors(),

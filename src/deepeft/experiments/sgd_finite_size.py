@@ -21,8 +21,8 @@ import dataclasses
 
 import numpy as np
 
-from ..statistics import Z_MAX
 from ..errors import DeepEFTInputError
+from ..statistics import Z_MAX
 from . import _sgd_common as sc
 from .base import Experiment
 from .checks import Check
@@ -115,7 +115,6 @@ class SGDFiniteSize(Experiment):
 
     def analyze(self, p, ds):
         from ..sgd import marchenko_pastur
-
         from .checks import zcheck
 
         T, s = np.asarray(p.temperatures), np.asarray(p.inv_sigma_W)

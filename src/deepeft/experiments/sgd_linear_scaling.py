@@ -38,8 +38,8 @@ import dataclasses
 
 import numpy as np
 
-from ..statistics import Z_MAX
 from ..errors import DeepEFTInputError
+from ..statistics import Z_MAX
 from . import _sgd_common as sc
 from .base import Experiment
 from .checks import zcheck

@@ -36,8 +36,8 @@ import dataclasses
 
 import numpy as np
 
-from ..statistics import Z_CLAIM, Z_MAX
 from ..errors import DeepEFTInputError
+from ..statistics import Z_CLAIM, Z_MAX
 from . import _sgd_common as sc
 from .base import Experiment
 from .checks import zcheck
@@ -60,7 +60,7 @@ def _setup():
 def _phase_points(p) -> list[tuple[int, int]]:
     """(iT, iσ) of the ordered (T_min, max 1/σ_W), paramagnetic (T ≈ paramagnetic_T, max 1/σ_W) and jamming
     (T_min, min 1/σ_W) points (Fig. 6)."""
-    nT, ns = len(p.temperatures), len(p.inv_sigma_W)
+    ns = len(p.inv_sigma_W)
     return [(0, ns - 1), (sc.nearest(p.temperatures, p.paramagnetic_T), ns - 1), (0, 0)]
 
 

@@ -40,10 +40,10 @@ import math
 
 import numpy as np
 
-from ..statistics import Z_MAX
 from ..activations import activation
 from ..errors import DeepEFTInputError
 from ..network import MLP
+from ..statistics import Z_MAX
 from . import _foundation as fd
 from .base import Experiment
 from .checks import Check, zcheck

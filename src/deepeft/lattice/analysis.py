@@ -111,7 +111,7 @@ def estimate_lagged_covariance(x, d_max, *, center=True, cyclic=False) -> Estima
         per = np.stack([np.einsum("mla,mlb->mab", x[:, d:], x[:, : W - d]) / (W - d) for d in range(d_max + 1)], 1)
     est = _per_network(per)
     if scalar:
-        return Estimate(est.value[:, 0, 0], est.stderr[:, 0, 0])
+        return Estimate(np.asarray(est.value)[:, 0, 0], np.asarray(est.stderr)[:, 0, 0])
     return est
 
 
@@ -168,7 +168,7 @@ def mode_histograms(x, modes, *, bins=30, variance=None, field=0) -> dict[int, d
     x, _ = _fields(x)
     M, W, b = x.shape
     eq = np.fft.fft(x[..., field], axis=1) / W
-    out = {}
+    out: dict[int, dict] = {}
     for j, n in enumerate(np.atleast_1d(modes)):
         n = int(n)
         if not 0 <= n < W:

@@ -338,8 +338,8 @@ def auto_laplace(model, sigma_w2, sigma_b2=0.01, N=200, *, L_ring=8, energy: Cal
             H = np.asarray(jax.hessian(energy)(jnp.asarray(x0)))
         else:
             H = np.asarray(_hessians[model](jnp.asarray(x0), jnp.float64(sw), jnp.float64(sb), N=N))
-    s = np.tile(ref.scale, L_ring)
-    H = H * s[:, None] * s[None, :]  # raw → scaled fields: x_raw = scale · x
+    scale = np.tile(ref.scale, L_ring)
+    H = H * scale[:, None] * scale[None, :]  # raw → scaled fields: x_raw = scale · x
     D0, B = hessian_blocks(H, ref.b)
     th = QuadraticTheory(model, "auto-laplace", D0, B, ref.scale, ref.fields, sw, sb, N)
     return th, H

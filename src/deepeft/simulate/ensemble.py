@@ -315,7 +315,7 @@ def _finalize(cfg: _Config, acc: dict, shift: dict, X: np.ndarray):
     S = float(acc["count"])
     n_prev = np.asarray(net.n[:-1], dtype=np.float64)  # n_{ℓ−1}, ℓ = 1..L
     n_cur = np.asarray(net.n[1:])
-    out = {}
+    out: dict[str, Estimate | None] = {}
     out["metric"] = Estimate(*est.mean_and_se(S, shift["M"], acc["M1"], acc["M2"]))
 
     # stochastic metric (4.70)/(4.72); layer 1 deterministic: C_b + C_W x·x/n_0

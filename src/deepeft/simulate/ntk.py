@@ -65,7 +65,7 @@ def ntk_autodiff(net: MLP, params, X, layer: int | None = None) -> jax.Array:
         return fw.forward_preactivations(net, p, X)[layer - 1]  # (N, n_ℓ)
 
     J = jax.jacrev(z_of)(params[:layer])  # per layer: (N, n_ℓ, *shape of W or b)
-    H = 0.0
+    H = jnp.zeros((), J[0][1].dtype)  # the parameters' dtype (no promotion of float32 runs)
     for lp, (JW, Jb) in enumerate(J, start=1):
         lamW = net.lambda_W[lp - 1] / n[lp - 1]  # (8.6)
         H = H + lamW * jnp.einsum("aixy,bjxy->ijab", JW, JW) + net.lambda_b[lp - 1] * jnp.einsum("aix,bjx->ijab", Jb, Jb)

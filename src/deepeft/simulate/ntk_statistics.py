@@ -198,7 +198,7 @@ def ntk_statistics(
     out_only = layers == "output"
     run = _block_program(net, dt, micro, out_only)
     nl = 1 if out_only else L - 1
-    means = [{k: [] for k in _FIELDS} for _ in range(nl)]
+    means: list[dict[str, list[np.ndarray]]] = [{k: [] for k in _FIELDS} for _ in range(nl)]
     with x64():
         Xj = jnp.asarray(X, dt)
         for b in range(blocks):

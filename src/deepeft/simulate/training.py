@@ -257,12 +257,14 @@ class TrainedEnsemble:
         if self.sums is not None:
             return self.sums[split]
         z = self.train_outputs if split == "train" else self.test_outputs
+        assert z is not None  # per-network outputs are stored whenever sums are not
         return _power_sums(z.reshape(z.shape[0], z.shape[1], -1), z[:1].reshape(1, z.shape[1], -1).mean(0))
 
     def mean(self, split: str = "test") -> Estimate:
         """E[z_{i;δ}(t)] over networks: Estimate (R, N, n_L) (stderr inf for a single network)."""
         if self.sums is None and split in ("train", "test"):
             z = self.train_outputs if split == "train" else self.test_outputs
+            assert z is not None  # per-network outputs are stored whenever sums are not
             se = z.std(0, ddof=1) / np.sqrt(z.shape[0]) if z.shape[0] > 1 else np.full(z.shape[1:], np.inf)
             return Estimate(z.mean(0), se)
         s = self._sums(split)
@@ -486,8 +488,8 @@ def train_ensemble(
         z_te_all = np.empty((M, R, Nte, nL))
         loss_all = np.empty((M, R))
     sums = {"train": None, "test": None}
-    finals = [] if return_params else None
-    steps_all = np.empty((M,), np.int64) if method == "flow" else None
+    finals: list = []  # final parameters per chunk (return_params)
+    steps_all = np.empty((M,), np.int64)  # solver steps per network (flow)
     init, advance, record, flow = _programs(cfg)
 
     with x64():
@@ -535,11 +537,12 @@ def train_ensemble(
             if return_params:
                 finals.append(jax.tree.map(lambda a, kk=kk, nv=n_valid: np.asarray(a).reshape(kk * B, *a.shape[2:])[:nv], params))
     final = None
+    solver_steps = steps_all if method == "flow" else None
     if return_params:
         final = jax.tree.map(lambda *xs: np.concatenate(xs, axis=0), *finals)
     return TrainedEnsemble(
         net=net, method=method, loss=loss_name, eta=eta_v, times=ts, n_networks=M, seed=seed,
         batch_size=B_sgd or None, micro_batch=B, dtype=dt_name, store=store,
         train_outputs=z_tr_all if keep else None, test_outputs=z_te_all if keep else None,
-        train_loss=loss_all if keep else None, sums=None if keep else sums, final_params=final, solver_steps=steps_all,
+        train_loss=loss_all if keep else None, sums=None if keep else sums, final_params=final, solver_steps=solver_steps,
     )
