@@ -94,8 +94,9 @@ def _subset_block_sums(cols: np.ndarray, B: int) -> np.ndarray:
     return sums
 
 
-def _moments(cols: np.ndarray, B: int) -> tuple[np.ndarray, np.ndarray]:
-    """Full-sample subset moments (2^M,) and the B leave-one-block-out replicates (B, 2^M)."""
+def _moments(cols: np.ndarray, B: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Full-sample subset moments (2^M,) and the B leave-one-block-out replicates (B, 2^M); None for B = 1
+    (no standard error asked for)."""
     sums = _subset_block_sums(cols, B)
     total = sums.sum(axis=0)
     loo = (total - sums) / (total[0] - sums[:, :1]) if B > 1 else None
