@@ -142,6 +142,18 @@ def test_errors(params):
         one_step_prediction(NET, params, X, np.zeros((3, 2)), 0.1)
 
 
+def test_expansion_terms_needs_both_ddntks_or_neither(tensors):
+    import dataclasses
+
+    from deepeft.simulate.ntk_tensors import expansion_terms
+
+    eps = np.ones((NET.n[-1], X.shape[0]))
+    dz, dH, ddH = expansion_terms(dataclasses.replace(tensors, dd_I=None, dd_II=None), eps, 0.1)
+    assert (dz.shape[0], dH.shape[0], ddH.shape[0]) == (2, 1, 0)
+    with pytest.raises(de.DeepEFTInputError, match="both ddNTKs"):
+        expansion_terms(dataclasses.replace(tensors, dd_II=None), eps, 0.1)
+
+
 # -- ensemble statistics ------------------------------------------------------------------------
 
 def _pair_mean(f, m):

@@ -318,17 +318,19 @@ class OneStepPrediction:
         return self.ddH_terms.sum(0)
 
 
-def expansion_terms(t: NTKTensors, eps: np.ndarray, eta: float):
+def expansion_terms(t: NTKTensors, eps: np.ndarray, eta: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The terms of (∞.4), (∞.6), (∞.9) from one network's layer-ℓ tensors and the error factor ε^{(ℓ)} (n_ℓ, N).
 
     ``t`` holds the tensors of all n_ℓ neurons on the training inputs. Returns (dz_terms, dH_terms, ddH_terms):
     with ddNTKs (3, n, N), (2, n, n, N, N), (1, n, n, n, N, N, N); without (``t.dd_I is None``) only the
     terms they do not enter: (2, …), (1, …), (0, …)."""
     H, dH, d1, d2 = t.ntk, t.dntk, t.dd_I, t.dd_II
+    if (d1 is None) != (d2 is None):
+        raise DeepEFTInputError("NTKTensors must hold both ddNTKs (dd_I and dd_II) or neither; got only one.")
     dz = [-eta * np.einsum("ijab,jb->ia", H, eps), 0.5 * eta**2 * np.einsum("ijkabc,jb,kc->ia", dH, eps, eps)]
     dHt = [-eta * (np.einsum("ijkabc,kc->ijab", dH, eps) + np.einsum("jikbac,kc->ijab", dH, eps))]
     ddHt = []
-    if d1 is not None:
+    if d1 is not None and d2 is not None:
         dz.append(-(eta**3) / 6 * np.einsum("ijklabcd,jb,kc,ld->ia", d1, eps, eps, eps))
         dHt.append(0.5 * eta**2 * (np.einsum("ijklabcd,kc,ld->ijab", d1, eps, eps)
                                    + np.einsum("jiklbacd,kc,ld->ijab", d1, eps, eps))
