@@ -203,11 +203,15 @@ def importance_posterior(net: MLP, X_train, Y_train, X_test, n_networks: int, se
 
     est = jackknife(stat, logw, mu, O, blocks=blocks)
     val, se = np.asarray(est.value), np.asarray(est.stderr)
-    parts, o = [], 0
+    parts: list[Estimate] = []
+    o = 0
     for shape in (nb, nb, nb, nO, nO):
         k = int(np.prod(shape))
         parts.append(Estimate(val[o : o + k].reshape(shape), se[o : o + k].reshape(shape)))
         o += k
     w = np.exp(logw - logw.max())
     ess = float(w.sum() ** 2 / np.sum(w * w))
-    return ImportanceSample(*parts, ess, int(G.shape[0]), s2, logw, mu, O)
+    mean, prior_mean, mean_shift, d_O, prior_O = parts
+    return ImportanceSample(mean=mean, prior_mean=prior_mean, mean_shift=mean_shift, d_O=d_O, prior_O=prior_O,
+                            ess=ess, n_networks=int(G.shape[0]), noise=s2, log_weights=logw, conditional_means=mu,
+                            features=O)
