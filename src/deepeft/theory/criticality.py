@@ -94,7 +94,8 @@ class TaylorData:
     @property
     def p_perp(self) -> float | None:
         """p_⊥ = b₁/a₁ (5.99)."""
-        return None if not self.a1 else self.b1 / self.a1
+        a1, b1 = self.a1, self.b1
+        return None if not a1 or b1 is None else b1 / a1
 
     @property
     def kernel_coefficient(self) -> float | None:
@@ -119,12 +120,13 @@ class TaylorData:
         tests/theory/test_single_input.py); the printed (2/3)(3a₂ − a₁²)/(−a₁)³ gives 13/12 and 2/3.
         """
         a1, a2, b1 = self.a1, self.a2, self.b1
-        return None if not a1 else (84 * a1**2 - 90 * a1 * b1 - a2) / (3 * a1**3)
+        return None if not a1 or a2 is None or b1 is None else (84 * a1**2 - 90 * a1 * b1 - a2) / (3 * a1**3)
 
     @property
     def G1_renormalized_coefficient_book(self) -> float | None:
         """(5.143) as printed: (2/3)(3a₂ − a₁²)/(−a₁)³ (see the erratum above)."""
-        return None if not self.a1 else (2.0 / 3.0) * (3 * self.a2 - self.a1**2) / (-self.a1) ** 3
+        a1, a2 = self.a1, self.a2
+        return None if not a1 or a2 is None else (2.0 / 3.0) * (3 * a2 - a1**2) / (-a1) ** 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -217,7 +219,7 @@ def _check_activation(act: Activation) -> None:
 
 def _is_scale_invariant(act: Activation) -> tuple[bool, float, float]:
     """σ(λz) = λσ(z) (2.13): registry flag, or checked on a probe grid for custom callables."""
-    if act.scale_invariant:
+    if act.a_plus is not None and act.a_minus is not None:  # the registry's flag (act.scale_invariant)
         return True, float(act.a_plus), float(act.a_minus)
     z = _PROBE
     s1, s2, s3 = act.numpy(z), act.numpy(2.0 * z), act.numpy(0.5 * z)
@@ -295,7 +297,8 @@ def _zero_point(act: Activation, taylor: TaylorData | None, K_min: float) -> tup
     s0 = act.sigma0
     if taylor is not None:
         s1, s2 = taylor.sigma[1], taylor.sigma[2]
-        if s1 == 0.0:
+        a1, a2 = taylor.a1, taylor.a2
+        if s1 == 0.0 or a1 is None or a2 is None:  # _taylor leaves a₁, a₂ unset exactly when σ₁ = 0
             return None, "σ′(0) = 0, so K* = 0 would need C_W = 1/σ₁² = ∞ (5.89)"
         r0 = s1**2 / (s1**2 + s0 * s2)  # χ_⊥/χ_∥ at K → 0 with g′(0) = σ₁² + σ₀σ₂ [(5.81) corrected]
         if abs(r0 - 1.0) > 1e-12:
@@ -305,7 +308,6 @@ def _zero_point(act: Activation, taylor: TaylorData | None, K_min: float) -> tup
         if C_b < 0:
             pt = CriticalPoint(C_b, C_W, 0.0, "unphysical", physical=False)
             return pt, f"(5.73) holds as K* → 0 but (5.72) gives C_b = −(σ₀/σ₁)² = {C_b:.4g} < 0 (unphysical)"
-        a1, a2 = taylor.a1, taylor.a2
         if a1 < 0 or (a1 == 0 and a2 < 0):
             stab = "stable"
         elif a1 > 0 or a2 > 0:
@@ -366,24 +368,47 @@ def _cumulative(chi: np.ndarray) -> np.ndarray:
     return np.exp(logs)
 
 
-def _exponents(act, cls, point: CriticalPoint, taylor, depth: int | None) -> Exponents | None:
-    if point is None:
-        return None
+def _exponents(act: Activation, cls: str, point: CriticalPoint, taylor: TaylorData | None, depth: int | None) -> Exponents:
+    """Fitted (5.93) and closed-form exponents at the representative critical ``point`` of class ``cls``."""
+    Ks: float | None  # the fixed point subtracted in ΔK = K − K* (None: scale-invariant, K itself, p₀ = 0)
+    predicted: dict[str, float | None]
     if cls == "half-stable":
+        Ks, a1t = point.K_star, point.a1_tilde
+        if Ks is None or a1t is None:
+            raise ValueError(f"a half-stable critical point carries K* and ã₁, got {point!r}.")
         L = depth or 100_000
-        Ks = point.K_star
-        up = point.attracting_side == "above"
-        K1 = Ks * 1.5 if up else Ks * 0.5
+        K1 = Ks * 1.5 if point.attracting_side == "above" else Ks * 0.5
+        lo = max(L // 10, 2)
+        # [derived] χ_∥ ≈ 1 + 2ã₁ΔK, χ_⊥ ≈ 1 + 2h(K*)ΔK with ΔK ≈ 1/((−ã₁)ℓ) ⇒ p_∥ = 2, p_⊥ = 2h/ã₁, V ~ ℓ.
+        h = float(helper_functions(act, Ks, point.C_W).h)
+        predicted = {"p0": 1.0, "p_parallel": 2.0, "p_perp": 2.0 * h / a1t, "p_V": -1.0}
+        # The expansion in 1/ℓ has two scales: the crossover 1/|ã₁ΔK^{(1)}| and ℓ* = |ã₂|/ã₁² set by the
+        # cubic term ã₂ = (1/3) dã₁/dK (GELU: ℓ* ≈ 1.0e4, SWISH: ℓ* ≈ 1.3e6); the fit is asymptotic beyond both.
+        eps = 1e-3 * Ks
+        a1s = helper_functions(act, np.array([Ks - eps, Ks + eps]), point.C_W).a1_tilde
+        a2 = (a1s[1] - a1s[0]) / (6 * eps)
+        scale = max(1.0 / abs(a1t * (K1 - Ks)), abs(a2) / a1t**2)
+        asym = lo >= 0.5 * scale
     else:
         L = depth or 10_000
-        Ks = 0.0 if cls == "K*=0" else None
         K1 = 1.0
+        lo = max(L // 100, 2)
+        asym = True
+        if cls == "K*=0":
+            Ks = 0.0
+            pp = taylor.p_perp if taylor is not None else None
+            predicted = {"p0": 1.0, "p_parallel": 2.0, "p_perp": pp, "p_V": 1.0}  # (5.92), (5.97), (5.99), (5.127)
+            if taylor is None or not taylor.a1:
+                predicted = {k: None for k in predicted}
+        else:  # scale-invariant
+            Ks = None
+            predicted = {"p0": 0.0, "p_parallel": 0.0, "p_perp": 0.0, "p_V": -1.0}  # (5.119)–(5.120), (5.65)
+    hi = L
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeepEFTWarning)
         r = single_input_recursion(act, K1, L, C_b=point.C_b, C_W=point.C_W)
     ell = r.layers
-    dK = r.K if Ks is None else r.K - Ks  # scale-invariant: K itself (p₀ = 0)
-    lo, hi = (max(L // 10, 2), L) if cls == "half-stable" else (max(L // 100, 2), L)
+    dK = r.K if Ks is None else r.K - Ks
     series = {
         "p0": dK,
         "p_parallel": _cumulative(r.chi_parallel),
@@ -391,26 +416,6 @@ def _exponents(act, cls, point: CriticalPoint, taylor, depth: int | None) -> Exp
         "p_V": r.V,
     }
     fitted = {k: fit_exponent(ell, s, lo, hi) for k, s in series.items()}
-    if cls == "scale-invariant":
-        predicted = {"p0": 0.0, "p_parallel": 0.0, "p_perp": 0.0, "p_V": -1.0}  # (5.119)–(5.120), (5.65)
-        asym = True
-    elif cls == "K*=0":
-        pp = taylor.p_perp if taylor is not None else None
-        predicted = {"p0": 1.0, "p_parallel": 2.0, "p_perp": pp, "p_V": 1.0}  # (5.92), (5.97), (5.99), (5.127)
-        if taylor is None or not taylor.a1:
-            predicted = {k: None for k in predicted}
-        asym = True
-    else:
-        # [derived] χ_∥ ≈ 1 + 2ã₁ΔK, χ_⊥ ≈ 1 + 2h(K*)ΔK with ΔK ≈ 1/((−ã₁)ℓ) ⇒ p_∥ = 2, p_⊥ = 2h/ã₁, V ~ ℓ.
-        h = float(helper_functions(act, Ks, point.C_W).h)
-        predicted = {"p0": 1.0, "p_parallel": 2.0, "p_perp": 2.0 * h / point.a1_tilde, "p_V": -1.0}
-        # The expansion in 1/ℓ has two scales: the crossover 1/|ã₁ΔK^{(1)}| and ℓ* = |ã₂|/ã₁² set by the
-        # cubic term ã₂ = (1/3) dã₁/dK (GELU: ℓ* ≈ 1.0e4, SWISH: ℓ* ≈ 1.3e6); the fit is asymptotic beyond both.
-        eps = 1e-3 * Ks
-        a1s = helper_functions(act, np.array([Ks - eps, Ks + eps]), point.C_W).a1_tilde
-        a2 = (a1s[1] - a1s[0]) / (6 * eps)
-        scale = max(1.0 / abs(point.a1_tilde * (K1 - Ks)), abs(a2) / point.a1_tilde**2)
-        asym = lo >= 0.5 * scale
     return Exponents(fitted, predicted, L, (lo, hi), K1, bool(asym))
 
 
