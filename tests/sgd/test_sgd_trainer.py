@@ -194,3 +194,9 @@ def test_input_validation():
         TeacherStudent.build((3, 8, 4, 1), "tanh", (5,))
     with pytest.raises(DeepEFTInputError, match="spectral_layer"):
         TeacherStudent.build((3, 8, 4, 1), "tanh", (2,), spectral_layer=1)
+
+
+def test_tracked_layer_resolves_the_default_spectral_layer():
+    ts = TeacherStudent.build((3, 8, 4, 1), "tanh", (2, 3))
+    assert ts.spectral_layer == ts.tracked_layer == 2 and ts.spectral_shape == (4, 8)
+    assert TeacherStudent.build((3, 8, 4, 1), "tanh", (2, 3), spectral_layer=3).tracked_layer == 3

@@ -54,7 +54,7 @@ BASES = ("X", "K")
 
 def per_sample_factors(setup: TeacherStudent, params, frozen, a, y):
     """u_α = W a_α and δ_α = ∂ℓ_α/∂z^{(ℓ)}_α at the spectral layer, each (N, P, n_ℓ) (one member)."""
-    n = setup.n[setup.spectral_layer]
+    n = setup.n[setup.tracked_layer]
     P = next(p for p in params if p is not None)["W"].shape[1]
     e0 = jnp.zeros((a.shape[0], P, n), a.dtype)
 
@@ -125,7 +125,7 @@ def convergence_lhs(setup: TeacherStudent, temperature, sigma_W):
 def _analysis_kernel(setup: TeacherStudent, basis: str):
     def one_member(params, frozen, a, y):
         u, delta = per_sample_factors(setup, params, frozen, a, y)
-        Wt = params[setup.spectral_layer - setup.first_trainable]["W"]
+        Wt = params[setup.tracked_layer - setup.first_trainable]["W"]
         X = gram(Wt)
         K, V, x = jax.vmap(lambda uu, dd, XX: drift_and_variance(uu, dd, XX, basis), in_axes=(1, 1, 0))(u, delta, X)
         return spacing_coefficients(K, V)
@@ -171,18 +171,18 @@ def dbm_analysis(run, *, basis: str = "X", member_chunk: int = 1) -> DBMResult:
             ids = np.arange(lo, lo + c)
             hi = min(M, lo + c)
             prob = sample_problem(setup, ids, run.seed, dtype)
-            params = []
+            params: list[dict[str, jax.Array | None] | None] = []
             for layer in run.final_params:
                 if layer is None:
                     params.append(None)
                     continue
                 W = np.zeros((c, *layer["W"].shape[1:]), layer["W"].dtype)
                 W[: hi - lo] = layer["W"][lo:hi]
-                b = None
+                b: jax.Array | None = None
                 if layer["b"] is not None:
-                    b = np.zeros((c, *layer["b"].shape[1:]), layer["b"].dtype)
-                    b[: hi - lo] = layer["b"][lo:hi]
-                    b = jnp.asarray(b, dtype)
+                    b_host = np.zeros((c, *layer["b"].shape[1:]), layer["b"].dtype)
+                    b_host[: hi - lo] = layer["b"][lo:hi]
+                    b = jnp.asarray(b_host, dtype)
                 params.append({"W": jnp.asarray(np.transpose(W, (0, 3, 1, 2)), dtype), "b": b})
             K_S, V_S, D_S = kern(tuple(params), prob.frozen, prob.a_train, prob.y_train)
             for k, val in zip(("K_S", "V_S", "D_S"), (K_S, V_S, D_S)):

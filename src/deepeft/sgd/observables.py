@@ -91,7 +91,7 @@ def gradient_norm(setup: TeacherStudent, params, frozen, a, y):
         return per.sum(), per
 
     g, per = jax.grad(total, has_aux=True)(params)
-    sq = 0.0
+    sq: jax.Array | float = 0.0
     for layer in g:
         if layer is None:
             continue
@@ -199,7 +199,7 @@ def feature_scale(setup: TeacherStudent, *, nodes: int = 64) -> float:
     """
     from scipy.special import gammaln, roots_genlaguerre
 
-    ell = setup.spectral_layer
+    ell = setup.tracked_layer
     if ell == 1:
         return setup.input_var
     if any(t < ell for t in setup.trainable):

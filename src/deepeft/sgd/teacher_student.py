@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -133,9 +133,18 @@ class TeacherStudent:
         return self.trainable[0]
 
     @property
+    def tracked_layer(self) -> int:
+        """ℓ of the tracked W^{(ℓ)}: :attr:`spectral_layer` as resolved by the constructor (its default, None,
+        becomes the first trainable layer), typed as an int."""
+        ell = self.spectral_layer
+        if ell is None:  # only if __post_init__ was bypassed
+            raise DeepEFTInputError("spectral_layer is unset; build TeacherStudent through its constructor.")
+        return ell
+
+    @property
     def spectral_shape(self) -> tuple[int, int]:
         """(n_ℓ, n_{ℓ−1}) of the tracked weight matrix W^{(spectral_layer)}."""
-        ell = self.spectral_layer
+        ell = self.tracked_layer
         return self.n[ell], self.n[ell - 1]
 
     def trainable_parameter_count(self) -> int:
@@ -207,7 +216,7 @@ def _sample_member(setup: TeacherStudent, seed: int, member: int) -> dict:
         "frozen": [], "teacher": [], "noise": [],
     }
     for ell in range(l0, L + 1):
-        layer = {"W": Ws[ell - 1], "b": bs[ell - 1] if setup.bias else None}
+        layer = {"W": Ws[ell - 1], "b": bs[ell - 1] if bs is not None else None}  # bs is None iff not setup.bias
         if ell in setup.trainable:
             out["frozen"].append(None)
             out["teacher"].append(layer)
@@ -220,7 +229,7 @@ def _sample_member(setup: TeacherStudent, seed: int, member: int) -> dict:
     return out
 
 
-def sample_problem(setup: TeacherStudent, members: int | Sequence[int], seed: int = 0, dtype=jnp.float32) -> Problem:
+def sample_problem(setup: TeacherStudent, members: int | Sequence[int] | np.ndarray, seed: int = 0, dtype=jnp.float32) -> Problem:
     """Teachers, data and students' initial noise for ensemble members (an int M means 0..M−1).
 
     Member s is drawn from NumPy SeedSequence([seed, s, stream]) in float64 and cast to ``dtype``.
@@ -245,7 +254,7 @@ def init_params(noise: tuple, sigma_W, setup: TeacherStudent) -> tuple:
     Returns per layer {"W": (n_{ℓ−1}, P, n_ℓ), "b": (P, n_ℓ) or None} (None at frozen layers).
     """
     n = setup.n
-    params = []
+    params: list[dict[str, Any] | None] = []
     for j, nz in enumerate(noise):
         if nz is None:
             params.append(None)
@@ -319,7 +328,7 @@ def losses(setup: TeacherStudent, params, frozen, a, y, perturb=None, perturb_la
 
 def to_user_layout(params: tuple) -> tuple:
     """Internal (n_{ℓ−1}, P, n_ℓ) weights → (P, n_ℓ, n_{ℓ−1}) (leading axes kept)."""
-    out = []
+    out: list[dict[str, Any] | None] = []
     for p in params:
         if p is None:
             out.append(None)

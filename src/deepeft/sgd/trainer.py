@@ -225,7 +225,7 @@ def _kernels(setup: TeacherStudent, method: str, batch_size: int):
         phi0, _ = student_outputs(setup, params0, frozen, a)
         loss = mse(out, y)
         h = obs.external_field(setup, params, frozen, y)
-        j = setup.spectral_layer - setup.first_trainable
+        j = setup.tracked_layer - setup.first_trainable
         return {
             "test_loss": loss,
             "G": obs.feature_correlation(phi, phi0),
@@ -394,7 +394,7 @@ def train_ensemble(
         res[k] = np.empty((M, P), np.float64)
     res["teacher_eigenvalues"] = np.empty((M, n_out), np.float64)
     finals: list = [None] * ((M + c - 1) // c)
-    j_spec = setup.spectral_layer - setup.first_trainable
+    j_spec = setup.tracked_layer - setup.first_trainable
 
     def run_chunk(ci):
         with jax.enable_x64(dtype == jnp.float64):
