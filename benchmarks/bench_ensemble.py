@@ -133,13 +133,17 @@ def memory(quick: bool) -> list[dict]:
     env = {**os.environ, "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")}
     for n in (10**3, 10**5 if quick else 10**6):
         out = subprocess.run(
-            [sys.executable, "-c", _MEM_SCRIPT, str(n), str(Path(__file__).resolve().parent)], capture_output=True, text=True, check=True, env=env
+            [sys.executable, "-c", _MEM_SCRIPT, str(n), str(Path(__file__).resolve().parent)],
+            capture_output=True, text=True, check=True, env=env,
         ).stdout.split()
-        rows.append(dict(name=f"memory n_networks={n}", bench="memory", n_networks=n, peak_rss_mib=round(int(out[0]) / 1024, 1), seconds=round(float(out[1]), 2)))
+        rows.append(dict(name=f"memory n_networks={n}", bench="memory", n_networks=n,
+                         peak_rss_mib=round(int(out[0]) / 1024, 1), seconds=round(float(out[1]), 2)))
         print(rows[-1], flush=True)
     small, big = rows[0]["peak_rss_mib"], rows[1]["peak_rss_mib"]
     ok = big <= small * 1.05 + 16
-    rows.append(dict(name="memory does not grow with n_networks", bench="memory", seconds=0.0, passed=bool(ok), comparison=f"{rows[1]['n_networks']} vs {rows[0]['n_networks']}", ratio=round(big / small, 3), equal=ok))
+    rows.append(dict(name="memory does not grow with n_networks", bench="memory", seconds=0.0, passed=bool(ok),
+                     comparison=f"{rows[1]['n_networks']} vs {rows[0]['n_networks']}", ratio=round(big / small, 3),
+                     equal=ok))
     return rows
 
 

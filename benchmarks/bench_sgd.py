@@ -6,7 +6,8 @@ the full run: seconds_full = seconds × (100/members) × (1e5/steps). Reports SG
 the achieved FLOP/s as a fraction of a 2048² float32 matmul measured in the same process, and peak
 memory (process RSS plus the recorded arrays of the full run). A quick-preset phase-structure row
 checks the qualitative corners, and a last row compares the model-steps/s of the paper-grid row with a
-hand-written per-model PyTorch loop (issue target ≥ 500×; skipped when torch is missing). Run as a script to write benchmarks/results/sgd.json.
+hand-written per-model PyTorch loop (issue target ≥ 500×; skipped when torch is missing). Run as a script
+to write benchmarks/results/sgd.json.
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from deepeft.experiments import get_experiment
 from deepeft.experiments import _sgd_common as sc
+from deepeft.experiments import get_experiment
 from deepeft.experiments.checks import KINDS, Check, close_check, greater_check, headline, headline_text, ratio_check, zcheck
 from deepeft.experiments.criticality_curves import CriticalityCurves
 

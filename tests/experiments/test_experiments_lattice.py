@@ -4,14 +4,13 @@ theory and simulation disagree (the comparisons are not vacuous)."""
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 
-from deepeft.errors import DeepEFTInputError
-from deepeft.experiments import available_experiments, get_experiment, resolve_params, run_experiment
-from deepeft.experiments import _lattice_common as lc
 from _expt import assert_complete_run, load_dataset
+from deepeft.errors import DeepEFTInputError
+from deepeft.experiments import _lattice_common as lc
+from deepeft.experiments import available_experiments, get_experiment, resolve_params, run_experiment
 
 SMALL = {
     "lattice-meanfield": {"sigma_w2s": "0.3,1.5", "N": 64, "L": 48, "n_networks": 32, "n_trajectories": 2},

@@ -8,8 +8,8 @@ import importlib
 
 import numpy as np
 import pytest
-from _expt import assert_complete_run
 
+from _expt import assert_complete_run
 from deepeft.errors import DeepEFTInputError
 from deepeft.experiments import resolve_params, run_experiment
 

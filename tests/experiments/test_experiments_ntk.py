@@ -6,8 +6,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from _expt import assert_complete_run, load_dataset
 
+from _expt import assert_complete_run, load_dataset
 from deepeft.experiments import get_experiment, resolve_params, run_experiment
 
 pytestmark = pytest.mark.slow  # ~2.5 min: two experiment runs (the quick presets run in `make run`)

@@ -4,15 +4,13 @@ into one ensemble, and the qualitative checks do fail when the phase structure i
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 
-from deepeft.errors import DeepEFTInputError
-from deepeft.experiments import available_experiments, get_experiment, resolve_params, run_experiment
-from deepeft.experiments import _sgd_common as sc
 from _expt import assert_complete_run, load_dataset
-
+from deepeft.errors import DeepEFTInputError
+from deepeft.experiments import _sgd_common as sc
+from deepeft.experiments import available_experiments, get_experiment, resolve_params, run_experiment
 from deepeft.experiments.sgd_linear_scaling import _transition_ratio_check
 
 SMALL = {

@@ -9,11 +9,11 @@ import math
 import numpy as np
 import pytest
 
+from _expt import load_dataset
 from deepeft.errors import DeepEFTInputError
 from deepeft.experiments import available_experiments, get_experiment, resolve_params, run_experiment
 from deepeft.experiments.criticality_curves import BOOK_CONSTANTS, _half_ulp
 from deepeft.experiments.vertex_vs_ensemble import arch_label, arch_widths, vertex_pairs
-from _expt import assert_complete_run, load_dataset
 
 SMALL = {
     "vertex-vs-ensemble": {

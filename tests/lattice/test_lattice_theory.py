@@ -83,7 +83,9 @@ def test_validity_domains_raise():
 # -- linear fluctuations (Fig. 4) -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("sw,s0,spi,var", [(0.5, 0.04, 0.0044444, 0.013333), (0.9, 5.0, 0.013850, 0.26316), (0.98, 625.0, 0.063769, 6.3131)])
+@pytest.mark.parametrize(
+    "sw,s0,spi,var", [(0.5, 0.04, 0.0044444, 0.013333), (0.9, 5.0, 0.013850, 0.26316), (0.98, 625.0, 0.063769, 6.3131)]
+)
 def test_fig4_linear_spectrum_numbers(sw, s0, spi, var):
     th = dl.quadratic_theory("linear", sw, SB, N)
     S = dl.spectrum(th, [0.0, np.pi])
@@ -257,7 +259,8 @@ def test_ring_radial_and_relu_field_energies_are_consistent():
     z = rng.normal(size=(L, Nn))
     r = np.linalg.norm(z, axis=1)
     # (12) = (11) − N Σ_l log r^l  (radial Jacobian r^N, "N − 1 → N")
-    assert dl.energy_linear_radial(r, sw, sb, Nn) == pytest.approx(dl.energy_ring(z, "linear", sw, sb) - Nn * np.log(r).sum(), rel=1e-12)
+    radial = dl.energy_ring(z, "linear", sw, sb) - Nn * np.log(r).sum()
+    assert dl.energy_linear_radial(r, sw, sb, Nn) == pytest.approx(radial, rel=1e-12)
     # (85) = (11)_ReLU + ½Σ[3(N−k)ln(N−k) + 3k ln k − 2(N−k) ln r+ − 2k ln r−], k = # negative components (E4)
     rp = np.linalg.norm(np.maximum(z, 0), axis=1)
     rm = np.linalg.norm(np.minimum(z, 0), axis=1)
@@ -270,7 +273,8 @@ def test_uniform_energy_density_matches_radial_energy():
     sw, L = 0.6, 5
     for q in (0.01, 0.025, 0.1):
         E = dl.energy_linear_radial(np.full(L, math.sqrt(N * q)), sw, SB, N)
-        assert E == pytest.approx(L * float(dl.uniform_energy_density(q, "linear", sw, SB, N)) - L * N / 2 * math.log(N), rel=1e-12)
+        uniform = L * float(dl.uniform_energy_density(q, "linear", sw, SB, N)) - L * N / 2 * math.log(N)
+        assert E == pytest.approx(uniform, rel=1e-12)
 
 
 def test_energy_input_validation():

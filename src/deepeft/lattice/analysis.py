@@ -131,8 +131,8 @@ class ModeStatistics:
 def mode_statistics(x) -> ModeStatistics:
     """Per-sample FFT of the window, then per-mode mean and (cross-)spectrum with standard errors.
 
-    For complex per-network quantities (an :class:`~deepeft.statistics.Estimate` with a complex value) the standard error is that of the real and imaginary parts
-    combined: se = √(se_re² + se_im²).
+    For complex per-network quantities (an :class:`~deepeft.statistics.Estimate` with a complex value) the
+    standard error is that of the real and imaginary parts combined: se = √(se_re² + se_im²).
     """
     x, scalar = _fields(x)
     M, W, b = x.shape
