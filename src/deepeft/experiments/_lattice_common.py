@@ -14,7 +14,8 @@ error is the across-network standard deviation / √M (as in :mod:`deepeft.latti
 This module registers no experiment.
 
 References:
-  Schoenholz, Pennington & Sohl-Dickstein, A Correspondence Between Random Neural Networks and Statistical Field Theory (2017), arXiv:1710.06570
+  Schoenholz, Pennington & Sohl-Dickstein, A Correspondence Between Random Neural Networks and Statistical
+  Field Theory (2017), arXiv:1710.06570
   (docs/references.md)
 """
 

@@ -98,7 +98,10 @@ class BayesPosterior(Experiment):
         def __post_init__(self):
             fd.check_activations((self.activation,), "activation")
             if len(set(self.widths)) != len(self.widths) or len(self.widths) < 4:
-                raise DeepEFTInputError(f"parameter 'widths' needs at least four distinct widths (quadratic fits in 1/n, one degree of freedom), got {list(self.widths)}.")
+                raise DeepEFTInputError(
+                    "parameter 'widths' needs at least four distinct widths (quadratic fits in 1/n, one degree of "
+                    f"freedom), got {list(self.widths)}."
+                )
 
     presets = {"quick": {}, "paper": {"widths": (32, 64, 128, 256, 512, 1024), "n_networks": 65536, "depth": 4}}
 

@@ -183,7 +183,8 @@ class CriticalityCurves(Experiment):
     @staticmethod
     def net(p, act: str, ratio: float) -> MLP:
         C_b, C_W = book_critical(act)  # printed values: independent of the criticality solver under test
-        return MLP(input_dim=p.input_dim, widths=[p.width] * (p.depth - 1), output_dim=p.width, activation=act, C_b=C_b, C_W=ratio * C_W)
+        return MLP(input_dim=p.input_dim, widths=[p.width] * (p.depth - 1), output_dim=p.width, activation=act, C_b=C_b,
+                   C_W=ratio * C_W)
 
     def compute(self, p, task, ctx):
         """K^{(ℓ)} and K + G1/n (single-input recursion) and the ensemble E[z²] with its standard error."""

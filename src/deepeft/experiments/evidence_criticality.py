@@ -85,7 +85,9 @@ class EvidenceCriticality(Experiment):
             for key in ("relu_C_W", "tanh_C_W"):
                 g = getattr(self, key)
                 if len(g) != 3 or not (0 < g[0] < g[1]) or g[2] <= 0:
-                    raise DeepEFTInputError(f"parameter {key!r} must be (start, stop, step) with 0 < start < stop, step > 0; got {list(g)}.")
+                    raise DeepEFTInputError(
+                        f"parameter {key!r} must be (start, stop, step) with 0 < start < stop, step > 0; got {list(g)}."
+                    )
             if len(set(self.depths)) != len(self.depths) or list(self.depths) != sorted(self.depths):
                 raise DeepEFTInputError(f"parameter 'depths' must increase strictly, got {list(self.depths)}.")
 

@@ -110,7 +110,8 @@ def log_slope(n, logs) -> tuple[float, float, np.ndarray, np.ndarray]:
 @register
 class FiniteWidthTraining(Experiment):
     name = "finite-width-training"
-    description = "networks trained by GD to convergence vs the closed-form trained output (∞.141): frozen-NTK error ∝ 1/n, finite-width error ∝ 1/n²"
+    description = ("networks trained by GD to convergence vs the closed-form trained output (∞.141): frozen-NTK error ∝ 1/n, "
+                   "finite-width error ∝ 1/n²")
     references = "PDLT (∞.141), (∞.154)"
     order = 403
 
@@ -139,7 +140,9 @@ class FiniteWidthTraining(Experiment):
                         "use a smooth one (tanh, gelu, swish, erf, softplus)."
                     )
             if len(set(self.widths)) != len(self.widths) or len(self.widths) < 3:
-                raise DeepEFTInputError(f"parameter 'widths' needs at least three distinct widths for a slope, got {list(self.widths)}.")
+                raise DeepEFTInputError(
+                    f"parameter 'widths' needs at least three distinct widths for a slope, got {list(self.widths)}."
+                )
             if len(set(self.depths)) != len(self.depths):
                 raise DeepEFTInputError(f"parameter 'depths' has repeated entries {list(self.depths)}; list each once.")
             if not 0.0 < self.eta_frac < 1.0:
@@ -172,7 +175,8 @@ class FiniteWidthTraining(Experiment):
         Y = _targets(Xa)
         seed = fd.ensemble_seed(ctx)
         R = p.n_networks
-        out = {k: np.zeros(R) for k in ("err_ntk", "err_fw", "residual", "eta", "lambda_min", "lambda_max", "size_dntk", "size_ddntk")}
+        keys = ("err_ntk", "err_fw", "residual", "eta", "lambda_min", "lambda_max", "size_dntk", "size_ddntk")
+        out = {k: np.zeros(R) for k in keys}
         steps = np.zeros(R, dtype=np.int64)
         for s in range(R):
             params = sample_params(net, seed, s, dtype="float64")
@@ -212,7 +216,9 @@ class FiniteWidthTraining(Experiment):
                 b, sb = f["ntk"][:2]
                 checks.append(zcheck(f"{tag}: slope of ln e_NTK vs ln n (frozen-NTK error ∝ 1/n)", -1.0, b, sb, max_z=p.max_z))
                 b, sb = f["fw"][:2]
-                checks.append(zcheck(f"{tag}: slope of ln e_FW vs ln n (closed-form (∞.141) error ∝ 1/n²)", -2.0, b, sb, max_z=p.max_z))
+                checks.append(
+                    zcheck(f"{tag}: slope of ln e_FW vs ln n (closed-form (∞.141) error ∝ 1/n²)", -2.0, b, sb, max_z=p.max_z)
+                )
                 b, sb = f["ratio"][:2]
                 checks.append(zcheck(f"{tag}: slope of ln(e_FW/e_NTK) vs ln n (closed form (∞.141) removes the 1/n part)",
                                      -1.0, b, sb, max_z=p.max_z))

@@ -78,7 +78,10 @@ class Generalization(Experiment):
         n_networks: int = param(256, "trained networks per task", min=16)
         steps: int = param(40, "GD steps (end of training; the slow mode of Θ̃ decays as ((κ−1)/(κ+1))^steps)", min=1)
         theory_depths: int = param(20, "deepest L of the theory curves in the figure", min=2, analysis=True)
-        bias_coef: float = param(3.0, "c in the finite-width allowance c·scale·L/n (ReLU NTK fluctuations reach 7ℓ/(3n), digest)", min=0.0, analysis=True)
+        bias_coef: float = param(
+            3.0, "c in the finite-width allowance c·scale·L/n (ReLU NTK fluctuations reach 7ℓ/(3n), digest)", min=0.0,
+            analysis=True,
+        )
         max_z: float = param(Z_MAX, "z-score bound", min=1.0, analysis=True)
         seed: int = param(0, "experiment seed; task i uses SeedSequence(seed, spawn_key=(i,))", min=0)
 

@@ -77,7 +77,9 @@ class KernelGDVsTrained(Experiment):
         def __post_init__(self):
             fd.check_activations((self.activation,), "activation")
             if len(set(self.widths)) != len(self.widths) or len(self.widths) < 2:
-                raise DeepEFTInputError(f"parameter 'widths' needs at least two distinct widths for the 1/n fit, got {list(self.widths)}.")
+                raise DeepEFTInputError(
+                    f"parameter 'widths' needs at least two distinct widths for the 1/n fit, got {list(self.widths)}."
+                )
             t = list(self.times)
             if t[0] != 0 or any(b <= a for a, b in itertools.pairwise(t)):
                 raise DeepEFTInputError(f"parameter 'times' must start at 0 and strictly increase, got {t}.")

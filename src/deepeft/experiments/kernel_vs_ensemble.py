@@ -122,7 +122,8 @@ class KernelVsEnsemble(Experiment):
                 for al, be in fd.upper_pairs(p.n_inputs):
                     fit = self._slope_fit(ds, a, al, be)
                     checks.append(
-                        zcheck(f"{a}: G1^({p.depth})_{al}{be} from n·(sim − K) vs 1/n", fit["G1"], fit["a"], fit["se_a"], max_z=p.max_z)
+                        zcheck(f"{a}: G1^({p.depth})_{al}{be} from n·(sim − K) vs 1/n", fit["G1"], fit["a"], fit["se_a"],
+                               max_z=p.max_z)
                     )
         return checks
 

@@ -1,4 +1,5 @@
-"""lattice-linear: deep linear stochastic networks as a lattice model (Schoenholz et al. 2017, arXiv:1710.06570, Figs. 3, 4, 7, 8, 9).
+"""lattice-linear: deep linear stochastic networks as a lattice model (Schoenholz et al. 2017, arXiv:1710.06570,
+Figs. 3, 4, 7, 8, 9).
 
 One task per σ_w²: M networks of width N and depth L sampled exactly with the conditional chain (9)
 (``deepeft.lattice.sample_conditional``, φ(z) = z, one input with |x|²/n_0 = 1), analysed in the window of
@@ -17,7 +18,8 @@ per σ_w² asserts the simulation rejects it (C(0) ratio ≈ 0.5). Large-N predi
 z-checks when N·Δ_w ≥ ``min_n_gap``; closer to criticality the O(1/(NΔ_w)) Laplace systematic is added.
 
 References:
-  Schoenholz, Pennington & Sohl-Dickstein, A Correspondence Between Random Neural Networks and Statistical Field Theory (2017), arXiv:1710.06570
+  Schoenholz, Pennington & Sohl-Dickstein, A Correspondence Between Random Neural Networks and Statistical
+  Field Theory (2017), arXiv:1710.06570
   (docs/references.md)
 """
 
@@ -49,7 +51,9 @@ class LatticeLinear(Experiment):
     @dataclasses.dataclass(frozen=True)
     class Params:
         sigma_w2s: tuple[float, ...] = param((0.02, 0.34, 0.66, 0.9), "weight variances σ_w² (< 1)", min=0.0, max=0.9999)
-        detail_sigma_w2: float = param(0.9, "σ_w² of the trajectory / histogram / mode-mean figures (Figs. 7-9)", min=0.0, analysis=True)
+        detail_sigma_w2: float = param(
+            0.9, "σ_w² of the trajectory / histogram / mode-mean figures (Figs. 7-9)", min=0.0, analysis=True
+        )
         sigma_b2: float = param(0.01, "bias variance σ_b²", min=1e-12)
         N: int = param(200, "width N", min=2)
         L: int = param(256, "depth L (analysis window: layers L/2..L-1)", min=32)

@@ -1,4 +1,5 @@
-"""lattice-meanfield: the factorial (mean-field) theory of Poole et al. against the lattice chain (Schoenholz et al. 2017, arXiv:1710.06570, Fig. 1).
+"""lattice-meanfield: the factorial (mean-field) theory of Poole et al. against the lattice chain
+(Schoenholz et al. 2017, arXiv:1710.06570, Fig. 1).
 
 One task per σ_w²: M networks of width N, depth L with φ = tanh (default) from the exact conditional chain (9),
 one input with |x|²/n_0 = 1. Mean-field theory (``deepeft.lattice.meanfield``): the q-map
@@ -12,7 +13,8 @@ dashed: the variance is predicted, the layer-to-layer fluctuations are not (the 
 the recorded lag-1 autocorrelation of |z^l| in the window (``rho1``, factorial theory: 0) quantifies them.
 
 References:
-  Schoenholz, Pennington & Sohl-Dickstein, A Correspondence Between Random Neural Networks and Statistical Field Theory (2017), arXiv:1710.06570
+  Schoenholz, Pennington & Sohl-Dickstein, A Correspondence Between Random Neural Networks and Statistical
+  Field Theory (2017), arXiv:1710.06570
   Poole et al., Exponential expressivity in deep neural networks through transient chaos (2016), arXiv:1606.05340
   (docs/references.md)
 """

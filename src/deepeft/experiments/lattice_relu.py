@@ -1,4 +1,5 @@
-"""lattice-relu: deep ReLU stochastic networks as a three-field lattice model (Schoenholz et al. 2017, arXiv:1710.06570, Figs. 5, 6).
+"""lattice-relu: deep ReLU stochastic networks as a three-field lattice model (Schoenholz et al. 2017,
+arXiv:1710.06570, Figs. 5, 6).
 
 One task per σ_w²: M networks of width N and depth L from the exact conditional chain (9) with φ = ReLU
 (``deepeft.lattice.sample_conditional``), analysed in the window [L/2, L). Per layer the sampler records
@@ -18,7 +19,8 @@ stored (``C_printed``) and drawn. Laplace predictions are plain z-checks when N�
 closer to the ReLU critical point σ_w² = 2 the O(1/(N·gap)) systematic is added.
 
 References:
-  Schoenholz, Pennington & Sohl-Dickstein, A Correspondence Between Random Neural Networks and Statistical Field Theory (2017), arXiv:1710.06570
+  Schoenholz, Pennington & Sohl-Dickstein, A Correspondence Between Random Neural Networks and Statistical
+  Field Theory (2017), arXiv:1710.06570
   (docs/references.md)
 """
 

@@ -70,7 +70,8 @@ def _net(name: str, width: int, depth: int, n0: int, rule: str) -> MLP:
 @register
 class LearningRateEquivalence(Experiment):
     name = "learning-rate-equivalence"
-    description = "Full-batch GD of deep tanh/ReLU MLPs: equivalence-principle rates (9.94)-(9.96) collapse loss curves across depth, constant rates do not"
+    description = ("Full-batch GD of deep tanh/ReLU MLPs: equivalence-principle rates (9.94)-(9.96) collapse loss curves "
+                   "across depth, constant rates do not")
     references = "PDLT (9.28), (9.44), (9.71), (9.94)-(9.96); frozen-NTK GD (10.33)"
     order = 27
 

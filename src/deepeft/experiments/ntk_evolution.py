@@ -64,7 +64,8 @@ def _rel(a, b) -> float:
 @register
 class NTKEvolution(Experiment):
     name = "ntk-evolution"
-    description = "one GD step of real networks vs the dNTK/ddNTK expansions (∞.4), (∞.6), (∞.9), (11.10): remainder orders; NTK and feature change over training"
+    description = ("one GD step of real networks vs the dNTK/ddNTK expansions (∞.4), (∞.6), (∞.9), (11.10): remainder orders; "
+                   "NTK and feature change over training")
     references = "PDLT (11.9)-(11.10), (∞.3)-(∞.9)"
     order = 26
 

@@ -62,8 +62,9 @@ def _distinct(N: int):
     """Distinct index tuples of each tensor (stored order) under its symmetries."""
     idx = [tuple(t) for t in np.ndindex(*(N,) * 4)]
     keyf = {
-        "A": lambda t: min((t[0], t[1], t[2], t[3]), (t[1], t[0], t[2], t[3]), (t[0], t[1], t[3], t[2]), (t[1], t[0], t[3], t[2]),
-                           (t[2], t[3], t[0], t[1]), (t[3], t[2], t[0], t[1]), (t[2], t[3], t[1], t[0]), (t[3], t[2], t[1], t[0])),
+        "A": lambda t: min((t[0], t[1], t[2], t[3]), (t[1], t[0], t[2], t[3]), (t[0], t[1], t[3], t[2]),
+                           (t[1], t[0], t[3], t[2]), (t[2], t[3], t[0], t[1]), (t[3], t[2], t[0], t[1]),
+                           (t[2], t[3], t[1], t[0]), (t[3], t[2], t[1], t[0])),
         "B": lambda t: min(t, (t[2], t[3], t[0], t[1]), (t[1], t[0], t[3], t[2]), (t[3], t[2], t[1], t[0])),
         "D": lambda t: min(t, (t[1], t[0], t[2], t[3]), (t[0], t[1], t[3], t[2]), (t[1], t[0], t[3], t[2])),
         "F": lambda t: min(t, (t[2], t[3], t[0], t[1])),
@@ -74,7 +75,8 @@ def _distinct(N: int):
 @register
 class NTKFluctuationsExperiment(Experiment):
     name = "ntk-fluctuations"
-    description = "NTK variance A, B and NTK-preactivation correlations D, F (8.77)-(8.97), all index patterns, vs ensembles; 1/n scaling; the ReLU table"
+    description = ("NTK variance A, B and NTK-preactivation correlations D, F (8.77)-(8.97), all index patterns, vs ensembles; "
+                   "1/n scaling; the ReLU table")
     references = "PDLT (8.31), (8.37), (8.74), (8.77), (8.79), (8.82), (8.89), (8.97); digest pdlt-ch9-11 (ReLU table)"
     order = 25
 
@@ -88,7 +90,9 @@ class NTKFluctuationsExperiment(Experiment):
         n_networks: int = param(1024, "networks per (case, width)", min=64)
         table_networks: int = param(512, "networks for the ReLU table (n = 100, L = 10); 0 skips it", min=0)
         bias_coef: float = param(4.0, "c in the allowance c·max|T|·(ℓ−2)₊/n", min=0.0, analysis=True)
-        table_tolerance: float = param(0.25, "relative allowance sim vs theory in the ReLU table (ℓ/n = 0.1)", min=0.0, analysis=True)
+        table_tolerance: float = param(
+            0.25, "relative allowance sim vs theory in the ReLU table (ℓ/n = 0.1)", min=0.0, analysis=True
+        )
         max_z: float = param(Z_MAX, "z-score bound", min=1.0, analysis=True)
         seed: int = param(0, "experiment seed", min=0)
 
@@ -129,12 +133,14 @@ class NTKFluctuationsExperiment(Experiment):
             l, n = net.L - 1, 100.0
             K, T = th.K[l, 0, 0], th.Theta[l, 0, 0]
             out = {}
-            for src, get in (("th", lambda k: getattr(th, k)[l, 0, 0, 0, 0]), ("sim", lambda k: getattr(st, k)[l].value[0, 0, 0, 0]),
+            for src, get in (("th", lambda k: getattr(th, k)[l, 0, 0, 0, 0]),
+                             ("sim", lambda k: getattr(st, k)[l].value[0, 0, 0, 0]),
                              ("se", lambda k: getattr(st, k)[l].stderr[0, 0, 0, 0])):
                 A, B, D, F = (get(k) for k in _TENSORS)
                 if src == "se":
-                    vals = {"var_H11": math.hypot(A, 2 * B) / (n * T**2), "cov_H11_H22": A / (n * T**2), "mean_H12_sq": B / (n * T**2),
-                            "D": D / (n * K * T), "F": F / (n * K * T), "Theta": float(st.H[l].stderr[0, 0])}
+                    vals = {"var_H11": math.hypot(A, 2 * B) / (n * T**2), "cov_H11_H22": A / (n * T**2),
+                            "mean_H12_sq": B / (n * T**2), "D": D / (n * K * T), "F": F / (n * K * T),
+                            "Theta": float(st.H[l].stderr[0, 0])}
                 else:
                     vals = {"var_H11": (A + 2 * B) / (n * T**2), "cov_H11_H22": A / (n * T**2), "mean_H12_sq": B / (n * T**2),
                             "D": D / (n * K * T), "F": F / (n * K * T),
@@ -188,13 +194,15 @@ class NTKFluctuationsExperiment(Experiment):
         if p.table_networks and "table_Theta_th" in ds:
             for k, ref in _TABLE_THEORY.items():
                 th = float(ds[f"table_{k}_th"])
-                checks.append(close_check(f"ReLU table: theory {k} vs digest {ref}", ref, th, rtol=0.0, atol=0.0005 if k != "Theta" else 1e-9, kind="regression"))
+                checks.append(close_check(f"ReLU table: theory {k} vs digest {ref}", ref, th, rtol=0.0,
+                                          atol=0.0005 if k != "Theta" else 1e-9, kind="regression"))
                 sim, se = float(ds[f"table_{k}_sim"]), float(ds[f"table_{k}_se"])
                 ok = abs(sim - th) < p.max_z * se + p.table_tolerance * abs(th)
                 z = (sim - th) / se if se > 0 else math.nan
                 checks.append(Check(f"ReLU table: ensemble {k} (digest's ensemble: {_TABLE_DIGEST_SIM[k]})", th, sim, se, z, ok,
-                                    f"|sim − theory| < {p.max_z:g}·SE + {p.table_tolerance:g}·|theory| (the digest's own ensemble is "
-                                    "13–45 % above theory at ℓ/n = 0.1: a stated band, not an error bar)", "finding"))
+                                    f"|sim − theory| < {p.max_z:g}·SE + {p.table_tolerance:g}·|theory| "
+                                    "(the digest's own ensemble is 13–45 % above theory at ℓ/n = 0.1: a stated band, "
+                                    "not an error bar)", "finding"))
         return checks
 
     def scaling_fits(self, p, ds, case) -> dict:
@@ -216,8 +224,9 @@ class NTKFluctuationsExperiment(Experiment):
         L = p.depth
         for k, f in self.scaling_fits(p, ds, case).items():
             c = zcheck(f"{case}: {k}^({L})[0000] = intercept of n·Cov vs 1/n", f["T"], f["a"], f["se_a"], max_z=p.max_z)
-            out.append(dataclasses.replace(c, rule=f"|z| < {p.max_z:g}; weighted fit sim(n) = a + b/n over n = {list(map(int, f['n']))}; "
-                                                 f"fitted O(1/n²) coefficient b = {f['b']:.3g} ± {f['se_b']:.2g}"))
+            rule = (f"|z| < {p.max_z:g}; weighted fit sim(n) = a + b/n over n = {list(map(int, f['n']))}; "
+                    f"fitted O(1/n²) coefficient b = {f['b']:.3g} ± {f['se_b']:.2g}")
+            out.append(dataclasses.replace(c, rule=rule))
             r0, r1 = abs(f["sim"][0] - f["T"]), abs(f["sim"][-1] - f["T"])
             s = math.hypot(f["se"][0], f["se"][-1])
             ok = r1 < r0 + p.max_z * s

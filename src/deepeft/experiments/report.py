@@ -198,7 +198,9 @@ _LEGEND = (
 def _load_errors(s: dict) -> str:
     errs = s.get("load_errors") or {}
     body = "".join(f"<h3>{_e(m)}</h3><div class=\"err\">{_e(tb)}</div>" for m, tb in errs.items())
-    return f'<section id="load-errors"><h2>Experiment modules that failed to import {_badge(False, "error")}</h2>{body}</section>' if errs else ""
+    if not errs:
+        return ""
+    return f'<section id="load-errors"><h2>Experiment modules that failed to import {_badge(False, "error")}</h2>{body}</section>'
 
 
 def _page(title: str, body: str) -> str:

@@ -24,7 +24,9 @@ from .registry import available_experiments, get_experiment, load_errors
 from .seeds import task_seed
 from .store import RunStore, atomic_write_json, tasks_digest
 
-__all__ = ["plan_reproduction", "preflight", "resolve_params", "run_experiment", "reproduce", "RunOutcome", "NullProgress", "PRESETS"]
+__all__ = [
+    "plan_reproduction", "preflight", "resolve_params", "run_experiment", "reproduce", "RunOutcome", "NullProgress", "PRESETS",
+]
 
 PRESETS = ("quick", "paper")
 

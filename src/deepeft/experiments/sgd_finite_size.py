@@ -67,7 +67,9 @@ class SGDFiniteSize(Experiment):
 
         def __post_init__(self):
             if len(self.n1) != len(self.n2) or not self.n1:
-                raise DeepEFTInputError(f"n1 and n2 must list the same number of widths, got {list(self.n1)} and {list(self.n2)}.")
+                raise DeepEFTInputError(
+                    f"n1 and n2 must list the same number of widths, got {list(self.n1)} and {list(self.n2)}."
+                )
             if len(set(zip(self.n1, self.n2))) != len(self.n1):
                 raise DeepEFTInputError("each (n1, n2) pair must be listed once.")
             sc.check_grid(self.temperatures, "temperatures")

@@ -115,7 +115,8 @@ def build_net(name: str, widths, input_dim: int, cw_profile=None) -> MLP:
     C_b, C_W = _critical(name)
     ws = tuple(widths)
     cw = C_W if cw_profile is None else [C_W * float(m) for m in cw_profile]
-    return MLP(input_dim=input_dim, widths=list(ws[:-1]), output_dim=ws[-1], activation=experiment_activation(name), C_b=C_b, C_W=cw)
+    return MLP(input_dim=input_dim, widths=list(ws[:-1]), output_dim=ws[-1], activation=experiment_activation(name),
+               C_b=C_b, C_W=cw)
 
 
 def vertex_pairs(N: int) -> list[tuple[int, int, int, int]]:
@@ -306,8 +307,11 @@ class VertexVsEnsemble(Experiment):
         L = p.depth
         out = []
         for (al, be), e in fit["entries"].items():
-            c = zcheck(f"{a}: G1^({L})_{al}{be} = intercept of n·(sim − K) vs 1/n", fit["G1"][al, be], e["a"], e["se_a"], max_z=p.max_z)
-            out.append(dataclasses.replace(c, rule=f"|z| < {p.max_z:g}, z = (a − G1)/SE_a; weighted fit n·(sim − K) = a + b/n, n = {list(map(int, fit['n']))}"))
+            c = zcheck(f"{a}: G1^({L})_{al}{be} = intercept of n·(sim − K) vs 1/n", fit["G1"][al, be], e["a"], e["se_a"],
+                       max_z=p.max_z)
+            rule = (f"|z| < {p.max_z:g}, z = (a − G1)/SE_a; weighted fit n·(sim − K) = a + b/n, "
+                    f"n = {list(map(int, fit['n']))}")
+            out.append(dataclasses.replace(c, rule=rule))
         if fit["resolved"]:
             al, be = fit["selected"]
             out.append(
@@ -327,7 +331,8 @@ class VertexVsEnsemble(Experiment):
         layers = ds.layer.values
         N = p.n_inputs
         entries = sorted({(0, 0), (0, min(1, N - 1)), (N - 1, N - 1)})
-        quads = sorted({(0, 0, 0, 0), (0, min(1, N - 1), 0, min(1, N - 1)), (0, 0, N - 1, N - 1), (0, min(1, N - 1), min(1, N - 1), N - 1)})
+        m1 = min(1, N - 1)
+        quads = sorted({(0, 0, 0, 0), (0, m1, 0, m1), (0, 0, N - 1, N - 1), (0, m1, m1, N - 1)})
         mk = "os^dv<>p"
         out = {}
 
@@ -351,8 +356,8 @@ class VertexVsEnsemble(Experiment):
                     off = 0.06 * (i - (len(archs) - 1) / 2)
                     axes[1, j].plot(layers, pt.V.values[(slice(None), *q)], "-" if i == 0 else ":", lw=1, color=f"C{k}",
                                     label=(f"V({q[0]}{q[1]})({q[2]}{q[3]})" if i == 0 else None))
-                    axes[1, j].errorbar(layers + off, pt.vertex_sim.values[(slice(None), *q)], pt.vertex_se.values[(slice(None), *q)],
-                                        fmt=mk[i % 8], ms=3, ls="none", color=f"C{k}")
+                    axes[1, j].errorbar(layers + off, pt.vertex_sim.values[(slice(None), *q)],
+                                        pt.vertex_se.values[(slice(None), *q)], fmt=mk[i % 8], ms=3, ls="none", color=f"C{k}")
             axes[0, j].set_title(f"{a}: E[zz] (lines K+G1/n, entries {entries})", fontsize=8)
             axes[1, j].set_title(f"{a}: V (4.119) lines, ensemble points", fontsize=8)
             for r in (0, 1):
@@ -376,7 +381,8 @@ class VertexVsEnsemble(Experiment):
                     sim = pt.vertex_sim.values[:, al, al, al, al] / (nprev * K2)
                     se = pt.vertex_se.values[:, al, al, al, al] / (nprev * K2)
                     ax.plot(x, th, "-", lw=0.8, color=f"C{i}", alpha=0.7)
-                    ax.errorbar(x, sim, se, fmt=mk[al % 8], ms=3, ls="none", color=f"C{i}", label=(f"n={arch}" if al == 0 else None))
+                    ax.errorbar(x, sim, se, fmt=mk[al % 8], ms=3, ls="none", color=f"C{i}",
+                                label=(f"n={arch}" if al == 0 else None))
             ax.set_xlabel("Σ_{ℓ'<ℓ} 1/n_ℓ'  (= (ℓ−1)/n)")
             ax.set_title(f"{a}: V_(αα)(αα)/(n_(ℓ−1) K_αα²), all inputs", fontsize=8)
         axes[0, 0].set_ylabel("normalised vertex")
@@ -409,7 +415,9 @@ class VertexVsEnsemble(Experiment):
                 ax.set_xscale("log")
                 ax.set_yscale("log")
                 ax.set_xlabel("n")
-                ax.set_title(f"slope {f['slope']:.2f} ± {f['se_slope']:.2f} (expect −1)" if f["resolved"] else "slope: residual unresolved", fontsize=8)
+                slope_title = f"slope {f['slope']:.2f} ± {f['se_slope']:.2f} (expect −1)"
+                title = slope_title if f["resolved"] else "slope: residual unresolved"
+                ax.set_title(title, fontsize=8)
                 ax.legend(fontsize=6)
             axes[0, 0].set_ylabel("n · (sim − K)")
             axes[0, 0].legend(fontsize=6)
@@ -420,11 +428,13 @@ class VertexVsEnsemble(Experiment):
         for j, a in enumerate(acts):
             sub = ds.sel(activation=a)
             for k, (sim, se, th, lab) in enumerate(
-                (("metric_sim", "metric_se", "G", "E[zz] vs K+G1/n"), ("metric_sim", "metric_se", "K", "E[zz] vs K"), ("vertex_sim", "vertex_se", "V", "V"))
+                (("metric_sim", "metric_se", "G", "E[zz] vs K+G1/n"), ("metric_sim", "metric_se", "K", "E[zz] vs K"),
+                 ("vertex_sim", "vertex_se", "V", "V"))
             ):
                 z = ((sub[sim] - sub[th]) / sub[se]).values.ravel()
                 z = z[np.isfinite(z)]
-                ax.plot(j + 0.25 * (k - 1) + np.linspace(-0.08, 0.08, z.size), z, ".", ms=2, color=f"C{k}", label=lab if j == 0 else None)
+                ax.plot(j + 0.25 * (k - 1) + np.linspace(-0.08, 0.08, z.size), z, ".", ms=2, color=f"C{k}",
+                        label=lab if j == 0 else None)
         ax.axhline(p.max_z, color="crimson", lw=0.8)
         ax.axhline(-p.max_z, color="crimson", lw=0.8)
         ax.set_xticks(range(len(acts)), acts)
