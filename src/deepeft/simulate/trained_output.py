@@ -97,11 +97,18 @@ def _lambda_flat(net: MLP) -> np.ndarray:
 
 @functools.lru_cache(maxsize=16)
 def _jacobian_program(net: MLP):
-    def run(theta, X):
-        def f_all(t):
-            return fw.forward_preactivations(net, _unflatten(net, t), X)[-1].T.reshape(-1)
+    """Fused outputs z (nN,), λ-weighted gradients G = λ ∇_θ z (nN, P) and the NTK Ĥ = G Jᵀ (8.6): one backward pass
+    per input (z_{i;δ} depends on x_δ only) instead of one per fused output over the whole batch."""
+    lam = jnp.asarray(_lambda_flat(net))
 
-        return f_all(theta), jax.jacrev(f_all)(theta)
+    def run(theta, X):
+        def f1(t, x):
+            return fw.forward_preactivations(net, _unflatten(net, t), x[None, :])[-1][0]
+
+        z = jax.vmap(f1, in_axes=(None, 0), out_axes=1)(theta, X).reshape(-1)  # (n, N) → fused (i, δ)
+        J = jax.vmap(jax.jacrev(f1), in_axes=(None, 0), out_axes=1)(theta, X).reshape(z.shape[0], -1)
+        G = J * lam[None, :]
+        return z, G, G @ J.T
 
     return jax.jit(run)
 
@@ -131,46 +138,84 @@ def _term_A(net, n_train, theta, G, X, V, W):
     return G @ jax.grad(s)(theta)
 
 
-def _term_B(net, n_train, theta, G, X, V, W):
-    """Σ_pq W_pq dĤ_{E p q} = Σ_p D²z_E[G_p, Σ_q W_pq G_q]."""
-    f_all, _, Gq = _fns(net, X, n_train, V, G)
-    return jnp.sum(jax.vmap(lambda a, b: _d2(f_all, theta, a, b))(Gq, W @ Gq), axis=0)
+def _act_derivs(net: MLP, z):
+    """σ(z), σ′(z), σ″(z), σ‴(z) elementwise (nested JVPs with unit tangents: σ acts elementwise)."""
+    one = jnp.ones_like(z)
+
+    def d1(y):
+        return _jvp(net.activation.fn, y, one)
+
+    def d2(y):
+        return _jvp(d1, y, one)
+
+    return net.activation.fn(z), d1(z), d2(z), _jvp(d2, z, one)
+
+
+def _taylor(net: MLP, theta, X, Gq, Ws=None):
+    """Layer by layer (2.5), the output's first and second directional derivatives along all M eigen-directions,
+    T1_p = Dz[G_p] (M, nN) and T2_pq = D²z[G_p, G_q] (M, M, nN), and, given a symmetric Ws (M, M, M), the summed
+    third derivative S = Σ_pqr Ws_pqr D³z[G_p, G_q, G_r] (nN,) — fused (i, δ) order.
+
+    With a = σ(z^(ℓ)) and z^(ℓ+1) = a Wᵀ + b, the chain rule gives, for the tangents (dW_p, db_p) of G_p,
+        Dz′[p]     = a dW_pᵀ + db_p + Da[p] Wᵀ
+        D²z′[p,q]  = Da[q] dW_pᵀ + Da[p] dW_qᵀ + D²a[p,q] Wᵀ
+        S′         = 3 Σ_r (Σ_pq Ws_pqr D²a[p,q]) dW_rᵀ + (Σ Ws D³a) Wᵀ,
+    with Da[p] = σ′T1_p, D²a[p,q] = σ″T1_pT1_q + σ′T2_pq, Σ Ws D³a = Σ_r (σ‴ Σ_pq Ws_pqr T1_pT1_q + 3σ″ Σ_pq Ws_pqr T2_pq) T1_r
+    + σ′S. First-order tangents are computed once and reused by every pair, and the third order is summed before
+    it meets the next layer's weights, so the cost is O(M²) matrix products per layer instead of M² nested JVPs.
+    """
+    params = _unflatten(net, theta)
+    dirs = jax.vmap(lambda g: _unflatten(net, g))(Gq)  # per layer (M, n′, n), (M, n′)
+    W, b = params[0]
+    dW, db = dirs[0]
+    z = X @ W.T + b
+    T1 = jnp.einsum("nk,pjk->pnj", X, dW) + db[:, None, :]
+    T2 = S = None  # the first layer is linear in θ: no second or third derivatives
+    for (W, b), (dW, db) in zip(params[1:], dirs[1:], strict=True):
+        a, s1, s2, s3 = _act_derivs(net, z)
+        Da = s1 * T1
+        T1T1 = T1[:, None] * T1[None, :]
+        D2a = s2 * T1T1 if T2 is None else s2 * T1T1 + s1 * T2
+        if Ws is not None:
+            Sa = s3 * jnp.einsum("rnj,rnj->nj", jnp.einsum("pqr,pqnj->rnj", Ws, T1T1), T1)
+            if T2 is not None:
+                Sa = Sa + 3.0 * s2 * jnp.einsum("rnj,rnj->nj", jnp.einsum("pqr,pqnj->rnj", Ws, T2), T1) + s1 * S
+            R = jnp.einsum("pqr,pqnj->rnj", Ws, D2a)
+            RdW = jnp.swapaxes(R, 0, 1).reshape(R.shape[1], -1) @ jnp.swapaxes(dW, 0, 1).reshape(dW.shape[1], -1).T
+            S = 3.0 * RdW + Sa @ W.T
+        Bpq = jnp.einsum("qnk,pjk->pqnj", Da, dW)
+        T1 = jnp.einsum("nk,pjk->pnj", a, dW) + db[:, None, :] + Da @ W.T
+        T2 = Bpq + jnp.swapaxes(Bpq, 0, 1) + D2a @ W.T
+        z = a @ W.T + b
+
+    def fuse(x):  # (..., N, n) → (..., n N)
+        return jnp.swapaxes(x, -1, -2).reshape(x.shape[:-2] + (-1,))
+
+    if T2 is None:  # L = 1: the network is linear in θ
+        T2 = jnp.zeros((T1.shape[0],) + T1.shape, T1.dtype)
+    return z, fuse(T1), fuse(T2), (None if Ws is None else fuse(jnp.zeros_like(z) if S is None else S))
+
+
+def _term_B_IB(net, n_train, theta, G, X, V, W2, W3):
+    """Σ_pq W2_pq dĤ_{E p q} = Σ_pq W2_pq D²z_E[G_p, G_q] and Σ_pqr W3_pqr dd_IĤ_{E p q r} = Σ W3 D³z_E[G_p, G_q, G_r]
+    (dd_IĤ is symmetric in its last three slots (∞.5), so W3 is symmetrized) from one layer-wise pass (:func:`_taylor`)."""
+    _, _, Gq = _fns(net, X, n_train, V, G)
+    Ws = sum(jnp.transpose(W3, perm) for perm in itertools.permutations(range(3))) / 6.0
+    _, _, T2, S = _taylor(net, theta, X, Gq, Ws)
+    return jnp.einsum("pq,pqE->E", W2, T2), S
 
 
 def _term_IA(net, n_train, theta, G, X, V, W):
-    """Σ_pqr W_pqr dd_IĤ_{p E q r} = g_E · ∇_θ Σ_pqr W_pqr D²ẑ_p[G_q, G_r]."""
-    _, zhat, Gq = _fns(net, X, n_train, V, G)
+    """Σ_pqr W_pqr dd_IĤ_{p E q r} = g_E · ∇_θ Σ_pqr W_pqr D²ẑ_p[G_q, G_r], D²ẑ from :func:`_taylor` on the training
+    inputs (reverse mode through the layer-wise pass)."""
+    _, _, Gq = _fns(net, X, n_train, V, G)
+    Xa = X[:n_train]
 
     def s(t):
-        def row(gq, Wq):  # Σ_pr W_pqr D²ẑ_p[G_q, G_r] for one q; Wq[p, r]
-            d = jax.vmap(lambda hp: _d2(zhat, t, gq, hp))(Wq @ Gq)  # [p, p']
-            return jnp.trace(d)
-
-        return jnp.sum(jax.vmap(row)(Gq, jnp.transpose(W, (1, 0, 2))))
+        T2 = _taylor(net, t, Xa, Gq)[2]  # (M, M, n N_A) in fused training order = V's row order
+        return jnp.einsum("pqr,Ap,qrA->", W, V, T2)
 
     return G @ jax.grad(s)(theta)
-
-
-def _term_IB(net, n_train, theta, G, X, V, W):
-    """Σ_pqr W_pqr dd_IĤ_{E p q r} = Σ_pq D³z_E[G_p, G_q, Σ_r W_pqr G_r]; dd_IĤ is symmetric in its last three
-    slots (∞.5), so with W symmetrized only the M(M+1)/2 pairs p ≤ q are needed (weight 2 off the diagonal)."""
-    f_all, _, Gq = _fns(net, X, n_train, V, G)
-    M = Gq.shape[0]
-    Ws = sum(jnp.transpose(W, perm) for perm in itertools.permutations(range(3))) / 6.0
-    p_idx, q_idx = np.triu_indices(M)
-    pad = (-len(p_idx)) % M
-    p_idx, q_idx = np.r_[p_idx, np.zeros(pad, int)], np.r_[q_idx, np.zeros(pad, int)]
-    weight = np.where(p_idx == q_idx, 1.0, 2.0)
-    weight[len(weight) - pad :] = 0.0  # padding pairs contribute nothing
-    chunks = (jnp.asarray(p_idx.reshape(-1, M)), jnp.asarray(q_idx.reshape(-1, M)), jnp.asarray(weight.reshape(-1, M)))
-
-    def chunk(args):
-        ps, qs, ws = args
-        h = jnp.einsum("kr,rP->kP", Ws[ps, qs], Gq)
-        d = jax.vmap(lambda a, b, c: _d3(f_all, theta, a, b, c))(Gq[ps], Gq[qs], h)
-        return ws @ d
-
-    return jnp.sum(jax.lax.map(chunk, chunks), axis=0)
 
 
 def _khat(zhat, Gq):
@@ -200,7 +245,7 @@ def _term_IIB(net, n_train, theta, G, X, V, W):
     return jnp.sum(jax.vmap(lambda gq, uq: _d2(f_all, theta, gq, uq))(Gq, u), axis=0)
 
 
-_TERMS = {"Z_A": _term_A, "Z_B": _term_B, "Z_IA": _term_IA, "Z_IB": _term_IB, "Z_IIA": _term_IIA, "Z_IIB": _term_IIB}
+_TERMS = {"Z_A": _term_A, "Z_B+Z_IB": _term_B_IB, "Z_IA": _term_IA, "Z_IIA": _term_IIA, "Z_IIB": _term_IIB}
 
 
 @functools.lru_cache(maxsize=64)
@@ -258,29 +303,30 @@ def trained_output(params, net: MLP, X_train, Y_train, X_test, *, eta=None, algo
     with x64():
         theta = _flatten(_check_params(net, params))
         Xj = jnp.asarray(X, jnp.float64)
-        zf, J = (np.asarray(a) for a in _jacobian_program(net)(theta, Xj))  # fused (i, δ), (nN, P)
-        G = J * _lambda_flat(net)[None, :]
+        zj, Gj, Hj = _jacobian_program(net)(theta, Xj)  # fused (i, δ): (nN,), (nN, P), (nN, nN)
+        zf, Hall = np.asarray(zj), np.asarray(Hj)
         N = NA + NB
         tr = (np.arange(n)[:, None] * N + np.arange(NA)[None, :]).reshape(-1)
         te = (np.arange(n)[:, None] * N + NA + np.arange(NB)[None, :]).reshape(-1)
-        Hall = G @ J.T
         proj = algorithm_projectors(Hall[np.ix_(tr, tr)], eta, algorithm)
         V, lamH = proj.eigvecs, proj.eigvals
         eps = zf[tr] - Y.T.reshape(-1)
         e = V.T @ eps
         ee = np.outer(e, e)
         eee = ee[:, :, None] * e
-        weights = [proj.Z_A * ee, proj.Z_B * ee] + [getattr(proj, k) * eee for k in ("Z_IA", "Z_IB", "Z_IIA", "Z_IIB")]
-        Gj, Vj = jnp.asarray(G), jnp.asarray(V)
+        w = {k: getattr(proj, k) * (ee if k in ("Z_A", "Z_B") else eee) for k in ("Z_A", "Z_B", "Z_IA", "Z_IB", "Z_IIA", "Z_IIB")}
+        Vj = jnp.asarray(V)
         v = {}
-        for name, w in zip(_TERMS, weights, strict=True):
+        for name in _TERMS:
             if algorithm == "two_step" and name in ("Z_A", "Z_IA", "Z_IIA", "Z_IIB"):  # (∞.148): identically zero
                 v[name] = np.zeros(n * N)
                 continue
+            ws = [jnp.asarray(w[k]) for k in name.split("+")]
             t0 = time.perf_counter()
-            v[name] = np.asarray(_program(net, NA, name)(theta, Gj, Xj, Vj, jnp.asarray(w)))
+            out = _program(net, NA, name)(theta, Gj, Xj, Vj, *ws)
+            v[name] = tuple(np.asarray(o) for o in out) if isinstance(out, tuple) else np.asarray(out)
             _TIMES[name] = time.perf_counter() - t0
-        vA, vB, vIA, vIB, vIIA, vIIB = (v[k] for k in _TERMS)
+        vA, (vB, vIB), vIA, vIIA, vIIB = (v[k] for k in _TERMS)
     Hinv = (V / lamH) @ V.T
     P = Hall[np.ix_(te, tr)] @ Hinv
     ntk = zf[te] - P @ eps
