@@ -62,10 +62,10 @@ def _brute_tensors(net, params, X):
     return (z.reshape(n, N).T,) + tuple(_unfuse(T, n, N) for T in tensors)
 
 
-@pytest.mark.parametrize("n_out, widths", [(2, [3])])
+@pytest.mark.parametrize("n_out, widths", [(2, [3]), (1, [3, 2])])
 def test_matrix_free_equals_closed_form_on_brute_force_tensors(n_out, widths):
-    """One hidden layer, two outputs (the first call compiles six small programs, ~10 s; a depth-3 case passed at
-    the same tolerance during development and was dropped for suite time)."""
+    """One hidden layer with two outputs, and depth 3 (where the layer-wise pass carries second and third
+    derivatives through a hidden layer); each first call compiles five small programs."""
     net = de.MLP(2, widths, n_out, "tanh", C_W=1.5, lambda_b=0.7, lambda_W=1.3)
     params = de.sample_params(net, seed=1, dtype="float64")
     rng = np.random.default_rng(0)

@@ -64,11 +64,6 @@ def _d2(f, x, u, v):
     return _jvp(lambda y: _jvp(f, y, u), x, v)
 
 
-def _d3(f, x, u, v, w):
-    """D³f(x)[u, v, w]."""
-    return _jvp(lambda y: _d2(f, y, u, v), x, w)
-
-
 def _shapes(net: MLP):
     n = net.n
     return [((n[l], n[l - 1]), (n[l],)) for l in range(1, net.L + 1)]
