@@ -11,9 +11,13 @@ With g_A = λ ∇_θ z_A (the λ-weighted gradient of a fused training output A 
     dd_IĤ_{E A1A2A3}  = D³z_E[g_A1, g_A2, g_A3]                             (∞.5)
     dd_IIĤ_{1 2 3 4}  = (Hess z_1 · g_3)ᵀ λ (Hess z_2 · g_4)                 (∞.7)
 
-so, e.g., Σ w_{pqr} dd_IĤ_{E pqr} = Σ_{pq} D³z_E[G_p, G_q, Σ_r w_{pqr} G_r] (M² third-order JVPs for all E at once),
-Σ w dd_IĤ_{p E q r} = g_E · ∇_θ Σ w_{pqr} D²ẑ_p[G_q, G_r] (one gradient), and the dd_II terms are gradients of
-c_q(θ) = Σ_{pr} w_{pqr} Dẑ_p(θ)[G_r] followed by one more JVP. M = n_L·N_A; the cost is O(M²) network passes.
+so, e.g., Σ w_{pqr} dd_IĤ_{E pqr} = Σ_{pqr} w_{pqr} D³z_E[G_p, G_q, G_r], Σ w dd_IĤ_{p E q r} =
+g_E · ∇_θ Σ w_{pqr} D²ẑ_p[G_q, G_r] (one gradient), and the dd_II terms are gradients of
+c_q(θ) = Σ_{pr} w_{pqr} Dẑ_p(θ)[G_r] followed by one more JVP. M = n_L·N_A. The second and (summed) third
+directional derivatives come from one layer-wise pass (:func:`_taylor`) that computes the M first-order tangents
+once per layer, all M² second-order ones as batched matrix products, and sums the third order over the M³ weights
+before it meets the next layer's weights; the dĤ and dd_IĤ terms therefore cost O(M²) matrix products per layer
+rather than M² nested JVPs of the whole network.
 
 The test checks this against the same closed form built from brute-force autodiff tensors of a tiny network,
 and the experiment trains the network: the finite-width prediction's error is far below the frozen-NTK one.
@@ -174,7 +178,9 @@ def _taylor(net: MLP, theta, X, Gq, Ws=None):
     dW, db = dirs[0]
     z = X @ W.T + b
     T1 = jnp.einsum("nk,pjk->pnj", X, dW) + db[:, None, :]
-    T2 = S = None  # the first layer is linear in θ: no second or third derivatives
+    # The first layer is linear in θ: no second or third derivatives. (Starting from explicit zero arrays instead
+    # made XLA CPU (jax 0.10.2) return garbage for S when the Ws contraction was a program argument.)
+    T2 = S = None
     for (W, b), (dW, db) in zip(params[1:], dirs[1:], strict=True):
         a, s1, s2, s3 = _act_derivs(net, z)
         Da = s1 * T1
