@@ -31,6 +31,8 @@ from __future__ import annotations
 import functools
 import itertools
 import time
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -255,7 +257,13 @@ def _term_IIB(net, n_train, theta, G, X, V, W):
     return jnp.sum(jax.vmap(lambda gq, uq: _d2(f_all, theta, gq, uq))(Gq, u), axis=0)
 
 
-_TERMS = {"Z_A": _term_A, "Z_B+Z_IB": _term_B_IB, "Z_IA": _term_IA, "Z_IIA": _term_IIA, "Z_IIB": _term_IIB}
+_TERMS: dict[str, Callable[..., Any]] = {
+    "Z_A": _term_A,
+    "Z_B+Z_IB": _term_B_IB,  # one layer-wise pass gives both
+    "Z_IA": _term_IA,
+    "Z_IIA": _term_IIA,
+    "Z_IIB": _term_IIB,
+}
 
 
 @functools.lru_cache(maxsize=64)
@@ -326,7 +334,7 @@ def trained_output(params, net: MLP, X_train, Y_train, X_test, *, eta=None, algo
         eee = ee[:, :, None] * e
         w = {k: getattr(proj, k) * (ee if k in ("Z_A", "Z_B") else eee) for k in ("Z_A", "Z_B", "Z_IA", "Z_IB", "Z_IIA", "Z_IIB")}
         Vj = jnp.asarray(V)
-        v = {}
+        v: dict[str, Any] = {}
         for name in _TERMS:
             if algorithm == "two_step" and name in ("Z_A", "Z_IA", "Z_IIA", "Z_IIB"):  # (∞.148): identically zero
                 v[name] = np.zeros(n * N)
