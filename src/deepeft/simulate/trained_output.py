@@ -161,10 +161,10 @@ def _act_derivs(net: MLP, z):
     return net.activation.fn(z), d1(z), d2(z), _jvp(d2, z, one)
 
 
-def _taylor(net: MLP, theta, X, Gq, Ws=None):
-    """Layer by layer (2.5), the output's first and second directional derivatives along all M eigen-directions,
-    T1_p = Dz[G_p] (M, nN) and T2_pq = D²z[G_p, G_q] (M, M, nN), and, given a symmetric Ws (M, M, M), the summed
-    third derivative S = Σ_pqr Ws_pqr D³z[G_p, G_q, G_r] (nN,) — fused (i, δ) order.
+def _taylor_rows(net: MLP, theta, X, Gq, Ws=None):
+    """Layer by layer (2.5), the output's second directional derivatives along all M eigen-directions,
+    T2_pq = D²z[G_p, G_q] (M, M, N, n_L), and, given a symmetric Ws (M, M, M), the summed third derivative
+    S = Σ_pqr Ws_pqr D³z[G_p, G_q, G_r] (N, n_L); the first-order T1_p = Dz[G_p] are carried along.
 
     With a = σ(z^(ℓ)) and z^(ℓ+1) = a Wᵀ + b, the chain rule gives, for the tangents (dW_p, db_p) of G_p,
         Dz′[p]     = a dW_pᵀ + db_p + Da[p] Wᵀ
@@ -200,12 +200,33 @@ def _taylor(net: MLP, theta, X, Gq, Ws=None):
         T2 = Bpq + jnp.swapaxes(Bpq, 0, 1) + D2a @ W.T
         z = a @ W.T + b
 
+    if T2 is None:  # L = 1: the network is linear in θ
+        T2 = jnp.zeros((T1.shape[0],) + T1.shape, T1.dtype)
+    return T2, (None if Ws is None else (jnp.zeros_like(z) if S is None else S))
+
+
+TAYLOR_CHUNK_BYTES = 1 << 29  # inputs per layer-wise pass are chunked so that one M² × chunk × width array ≲ this
+
+
+def _taylor(net: MLP, theta, X, Gq, Ws=None):
+    """:func:`_taylor_rows` in fused (i, δ) order, T2 (M, M, n N) and S (n N,) (None without Ws), over chunks of
+    inputs (every input is independent) so that memory stays bounded for large M·N·width; each chunk is
+    rematerialized under reverse mode."""
+    N, M = X.shape[0], Gq.shape[0]
+    c = int(max(1, min(N, TAYLOR_CHUNK_BYTES // (8 * M * M * max(net.n)))))
+    if c >= N:
+        T2, S = _taylor_rows(net, theta, X, Gq, Ws)
+    else:
+        k = -(-N // c)
+        Xc = jnp.concatenate([X, jnp.zeros((k * c - N, X.shape[1]), X.dtype)]).reshape(k, c, X.shape[1])
+        T2c, Sc = jax.lax.map(jax.checkpoint(lambda x: _taylor_rows(net, theta, x, Gq, Ws)), Xc)
+        T2 = jnp.moveaxis(T2c, 0, 2).reshape((M, M, k * c, -1))[:, :, :N]
+        S = None if Sc is None else Sc.reshape(k * c, -1)[:N]
+
     def fuse(x):  # (..., N, n) → (..., n N)
         return jnp.swapaxes(x, -1, -2).reshape(x.shape[:-2] + (-1,))
 
-    if T2 is None:  # L = 1: the network is linear in θ
-        T2 = jnp.zeros((T1.shape[0],) + T1.shape, T1.dtype)
-    return z, fuse(T1), fuse(T2), (None if Ws is None else fuse(jnp.zeros_like(z) if S is None else S))
+    return fuse(T2), (None if S is None else fuse(S))
 
 
 def _term_B_IB(net, n_train, theta, G, X, V, W2, W3):
@@ -213,7 +234,7 @@ def _term_B_IB(net, n_train, theta, G, X, V, W2, W3):
     (dd_IĤ is symmetric in its last three slots (∞.5), so W3 is symmetrized) from one layer-wise pass (:func:`_taylor`)."""
     _, _, Gq = _fns(net, X, n_train, V, G)
     Ws = sum(jnp.transpose(W3, perm) for perm in itertools.permutations(range(3))) / 6.0
-    _, _, T2, S = _taylor(net, theta, X, Gq, Ws)
+    T2, S = _taylor(net, theta, X, Gq, Ws)
     return jnp.einsum("pq,pqE->E", W2, T2), S
 
 
@@ -224,7 +245,7 @@ def _term_IA(net, n_train, theta, G, X, V, W):
     Xa = X[:n_train]
 
     def s(t):
-        T2 = _taylor(net, t, Xa, Gq)[2]  # (M, M, n N_A) in fused training order = V's row order
+        T2 = _taylor(net, t, Xa, Gq)[0]  # (M, M, n N_A) in fused training order = V's row order
         return jnp.einsum("pqr,Ap,qrA->", W, V, T2)
 
     return G @ jax.grad(s)(theta)
