@@ -62,10 +62,10 @@ def _brute_tensors(net, params, X):
     return (z.reshape(n, N).T,) + tuple(_unfuse(T, n, N) for T in tensors)
 
 
-@pytest.mark.parametrize("n_out, widths", [(2, [3])])
+@pytest.mark.parametrize("n_out, widths", [(2, [3]), (1, [3, 2])])
 def test_matrix_free_equals_closed_form_on_brute_force_tensors(n_out, widths):
-    """One hidden layer, two outputs (the first call compiles six small programs, ~10 s; a depth-3 case passed at
-    the same tolerance during development and was dropped for suite time)."""
+    """One hidden layer with two outputs, and depth 3 (where the layer-wise pass carries second and third
+    derivatives through a hidden layer); each first call compiles five small programs."""
     net = de.MLP(2, widths, n_out, "tanh", C_W=1.5, lambda_b=0.7, lambda_W=1.3)
     params = de.sample_params(net, seed=1, dtype="float64")
     rng = np.random.default_rng(0)
@@ -83,6 +83,33 @@ def test_matrix_free_equals_closed_form_on_brute_force_tensors(n_out, widths):
     lib = trained_output_from_tensors(t.ntk, t.dntk, t.dd_I, t.dd_II, t.z.T, Y, np.arange(3), np.arange(3, 5), eta=0.05)
     got = trained_output(params, net, X[:3], Y, X[3:], eta=0.05)
     np.testing.assert_allclose(got.output, lib.output, rtol=1e-10, atol=1e-12)
+
+
+def test_input_chunking_of_the_layer_wise_pass_changes_nothing(monkeypatch):
+    """The layer-wise pass splits the inputs into chunks when M²·N·width is large: force 2-input chunks (with a
+    padded last chunk) and compare D²z, the summed D³z and a gradient through them (the Z_IA path) with one chunk."""
+    import deepeft.simulate.trained_output as to
+
+    net = de.MLP(2, [4, 3], 2, "gelu", C_W=1.3)
+    rng = np.random.default_rng(1)
+    with x64():
+        theta = to._flatten(to._check_params(net, de.sample_params(net, seed=2, dtype="float64")))
+        X = jnp.asarray(rng.standard_normal((7, 2)))
+        Gq, Ws = jnp.asarray(rng.standard_normal((3, theta.size))), jnp.asarray(rng.standard_normal((3, 3, 3)))
+
+        def run():  # traced afresh, with the chunk size in force
+            def f(t):
+                T2, S = to._taylor(net, t, X, Gq, Ws)
+                return T2, S, jax.grad(lambda u: jnp.sum(to._taylor(net, u, X, Gq)[0] ** 2))(t)
+
+            return tuple(np.asarray(a) for a in jax.jit(f)(theta))
+
+        ref = run()
+        monkeypatch.setattr(to, "TAYLOR_CHUNK_BYTES", 2 * 8 * 3 * 3 * max(net.n))
+        got = run()
+    for a, b in zip(got, ref, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13 * np.max(np.abs(b)))
+    assert ref[0].shape == (3, 3, 14) and np.max(np.abs(ref[1])) > 1e-3
 
 
 def _train(net, params, X, Y, eta, steps):

@@ -11,9 +11,13 @@ With g_A = λ ∇_θ z_A (the λ-weighted gradient of a fused training output A 
     dd_IĤ_{E A1A2A3}  = D³z_E[g_A1, g_A2, g_A3]                             (∞.5)
     dd_IIĤ_{1 2 3 4}  = (Hess z_1 · g_3)ᵀ λ (Hess z_2 · g_4)                 (∞.7)
 
-so, e.g., Σ w_{pqr} dd_IĤ_{E pqr} = Σ_{pq} D³z_E[G_p, G_q, Σ_r w_{pqr} G_r] (M² third-order JVPs for all E at once),
-Σ w dd_IĤ_{p E q r} = g_E · ∇_θ Σ w_{pqr} D²ẑ_p[G_q, G_r] (one gradient), and the dd_II terms are gradients of
-c_q(θ) = Σ_{pr} w_{pqr} Dẑ_p(θ)[G_r] followed by one more JVP. M = n_L·N_A; the cost is O(M²) network passes.
+so, e.g., Σ w_{pqr} dd_IĤ_{E pqr} = Σ_{pqr} w_{pqr} D³z_E[G_p, G_q, G_r], Σ w dd_IĤ_{p E q r} =
+g_E · ∇_θ Σ w_{pqr} D²ẑ_p[G_q, G_r] (one gradient), and the dd_II terms are gradients of
+c_q(θ) = Σ_{pr} w_{pqr} Dẑ_p(θ)[G_r] followed by one more JVP. M = n_L·N_A. The second and (summed) third
+directional derivatives come from one layer-wise pass (:func:`_taylor`) that computes the M first-order tangents
+once per layer, all M² second-order ones as batched matrix products, and sums the third order over the M³ weights
+before it meets the next layer's weights; the dĤ and dd_IĤ terms therefore cost O(M²) matrix products per layer
+rather than M² nested JVPs of the whole network.
 
 The test checks this against the same closed form built from brute-force autodiff tensors of a tiny network,
 and the experiment trains the network: the finite-width prediction's error is far below the frozen-NTK one.
@@ -27,6 +31,8 @@ from __future__ import annotations
 import functools
 import itertools
 import time
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -64,11 +70,6 @@ def _d2(f, x, u, v):
     return _jvp(lambda y: _jvp(f, y, u), x, v)
 
 
-def _d3(f, x, u, v, w):
-    """D³f(x)[u, v, w]."""
-    return _jvp(lambda y: _d2(f, y, u, v), x, w)
-
-
 def _shapes(net: MLP):
     n = net.n
     return [((n[l], n[l - 1]), (n[l],)) for l in range(1, net.L + 1)]
@@ -97,13 +98,29 @@ def _lambda_flat(net: MLP) -> np.ndarray:
 
 @functools.lru_cache(maxsize=16)
 def _jacobian_program(net: MLP):
+    """Fused outputs z (nN,), λ-weighted gradients G = λ ∇_θ z (nN, P) and the NTK Ĥ = G Jᵀ (8.6): one backward pass
+    per input (z_{i;δ} depends on x_δ only) instead of one per fused output over the whole batch. Two programs: fused
+    into one, XLA CPU picks a layout for J that makes G Jᵀ about ten times slower."""
+    lam = jnp.asarray(_lambda_flat(net))
+
+    def f1(t, x):
+        return fw.forward_preactivations(net, _unflatten(net, t), x[None, :])[-1][0]
+
+    @jax.jit
+    def jac(theta, X):
+        z = jax.vmap(f1, in_axes=(None, 0), out_axes=1)(theta, X).reshape(-1)  # (n, N) → fused (i, δ)
+        return z, jax.vmap(jax.jacrev(f1), in_axes=(None, 0), out_axes=1)(theta, X).reshape(z.shape[0], -1)
+
+    @jax.jit
+    def ntk(J):
+        G = J * lam[None, :]
+        return G, G @ J.T
+
     def run(theta, X):
-        def f_all(t):
-            return fw.forward_preactivations(net, _unflatten(net, t), X)[-1].T.reshape(-1)
+        z, J = jac(theta, X)
+        return (z, *ntk(J))
 
-        return f_all(theta), jax.jacrev(f_all)(theta)
-
-    return jax.jit(run)
+    return run
 
 
 def _fns(net: MLP, X, n_train: int, V, G):
@@ -131,46 +148,107 @@ def _term_A(net, n_train, theta, G, X, V, W):
     return G @ jax.grad(s)(theta)
 
 
-def _term_B(net, n_train, theta, G, X, V, W):
-    """Σ_pq W_pq dĤ_{E p q} = Σ_p D²z_E[G_p, Σ_q W_pq G_q]."""
-    f_all, _, Gq = _fns(net, X, n_train, V, G)
-    return jnp.sum(jax.vmap(lambda a, b: _d2(f_all, theta, a, b))(Gq, W @ Gq), axis=0)
+def _act_derivs(net: MLP, z):
+    """σ(z), σ′(z), σ″(z), σ‴(z) elementwise (nested JVPs with unit tangents: σ acts elementwise)."""
+    one = jnp.ones_like(z)
+
+    def d1(y):
+        return _jvp(net.activation.fn, y, one)
+
+    def d2(y):
+        return _jvp(d1, y, one)
+
+    return net.activation.fn(z), d1(z), d2(z), _jvp(d2, z, one)
+
+
+def _taylor_rows(net: MLP, theta, X, Gq, Ws=None):
+    """Layer by layer (2.5), the output's second directional derivatives along all M eigen-directions,
+    T2_pq = D²z[G_p, G_q] (M, M, N, n_L), and, given a symmetric Ws (M, M, M), the summed third derivative
+    S = Σ_pqr Ws_pqr D³z[G_p, G_q, G_r] (N, n_L); the first-order T1_p = Dz[G_p] are carried along.
+
+    With a = σ(z^(ℓ)) and z^(ℓ+1) = a Wᵀ + b, the chain rule gives, for the tangents (dW_p, db_p) of G_p,
+        Dz′[p]     = a dW_pᵀ + db_p + Da[p] Wᵀ
+        D²z′[p,q]  = Da[q] dW_pᵀ + Da[p] dW_qᵀ + D²a[p,q] Wᵀ
+        S′         = 3 Σ_r (Σ_pq Ws_pqr D²a[p,q]) dW_rᵀ + (Σ Ws D³a) Wᵀ,
+    with Da[p] = σ′T1_p, D²a[p,q] = σ″T1_pT1_q + σ′T2_pq, Σ Ws D³a = Σ_r (σ‴ Σ_pq Ws_pqr T1_pT1_q + 3σ″ Σ_pq Ws_pqr T2_pq) T1_r
+    + σ′S. First-order tangents are computed once and reused by every pair, and the third order is summed before
+    it meets the next layer's weights, so the cost is O(M²) matrix products per layer instead of M² nested JVPs.
+    """
+    params = _unflatten(net, theta)
+    dirs = jax.vmap(lambda g: _unflatten(net, g))(Gq)  # per layer (M, n′, n), (M, n′)
+    W, b = params[0]
+    dW, db = dirs[0]
+    z = X @ W.T + b
+    T1 = jnp.einsum("nk,pjk->pnj", X, dW) + db[:, None, :]
+    # The first layer is linear in θ: no second or third derivatives. (Starting from explicit zero arrays instead
+    # made XLA CPU (jax 0.10.2) return garbage for S when the Ws contraction was a program argument.)
+    T2 = S = None
+    for (W, b), (dW, db) in zip(params[1:], dirs[1:], strict=True):
+        a, s1, s2, s3 = _act_derivs(net, z)
+        Da = s1 * T1
+        T1T1 = T1[:, None] * T1[None, :]
+        D2a = s2 * T1T1 if T2 is None else s2 * T1T1 + s1 * T2
+        if Ws is not None:
+            Sa = s3 * jnp.einsum("rnj,rnj->nj", jnp.einsum("pqr,pqnj->rnj", Ws, T1T1), T1)
+            if T2 is not None:
+                Sa = Sa + 3.0 * s2 * jnp.einsum("rnj,rnj->nj", jnp.einsum("pqr,pqnj->rnj", Ws, T2), T1) + s1 * S
+            R = jnp.einsum("pqr,pqnj->rnj", Ws, D2a)
+            RdW = jnp.swapaxes(R, 0, 1).reshape(R.shape[1], -1) @ jnp.swapaxes(dW, 0, 1).reshape(dW.shape[1], -1).T
+            S = 3.0 * RdW + Sa @ W.T
+        Bpq = jnp.einsum("qnk,pjk->pqnj", Da, dW)
+        T1 = jnp.einsum("nk,pjk->pnj", a, dW) + db[:, None, :] + Da @ W.T
+        T2 = Bpq + jnp.swapaxes(Bpq, 0, 1) + D2a @ W.T
+        z = a @ W.T + b
+
+    if T2 is None:  # L = 1: the network is linear in θ
+        T2 = jnp.zeros((T1.shape[0],) + T1.shape, T1.dtype)
+    return T2, (None if Ws is None else (jnp.zeros_like(z) if S is None else S))
+
+
+TAYLOR_CHUNK_BYTES = 1 << 29  # inputs per layer-wise pass are chunked so that one M² × chunk × width array ≲ this
+
+
+def _taylor(net: MLP, theta, X, Gq, Ws=None):
+    """:func:`_taylor_rows` in fused (i, δ) order, T2 (M, M, n N) and S (n N,) (None without Ws), over chunks of
+    inputs (every input is independent) so that memory stays bounded for large M·N·width; each chunk is
+    rematerialized under reverse mode."""
+    N, M = X.shape[0], Gq.shape[0]
+    c = int(max(1, min(N, TAYLOR_CHUNK_BYTES // (8 * M * M * max(net.n)))))
+    if c >= N:
+        T2, S = _taylor_rows(net, theta, X, Gq, Ws)
+    else:
+        k = -(-N // c)
+        Xc = jnp.concatenate([X, jnp.zeros((k * c - N, X.shape[1]), X.dtype)]).reshape(k, c, X.shape[1])
+        T2c, Sc = jax.lax.map(jax.checkpoint(lambda x: _taylor_rows(net, theta, x, Gq, Ws)), Xc)
+        T2 = jnp.moveaxis(T2c, 0, 2).reshape((M, M, k * c, -1))[:, :, :N]
+        S = None if Sc is None else Sc.reshape(k * c, -1)[:N]
+
+    def fuse(x):  # (..., N, n) → (..., n N)
+        return jnp.swapaxes(x, -1, -2).reshape(x.shape[:-2] + (-1,))
+
+    return fuse(T2), (None if S is None else fuse(S))
+
+
+def _term_B_IB(net, n_train, theta, G, X, V, W2, W3):
+    """Σ_pq W2_pq dĤ_{E p q} = Σ_pq W2_pq D²z_E[G_p, G_q] and Σ_pqr W3_pqr dd_IĤ_{E p q r} = Σ W3 D³z_E[G_p, G_q, G_r]
+    (dd_IĤ is symmetric in its last three slots (∞.5), so W3 is symmetrized) from one layer-wise pass (:func:`_taylor`)."""
+    _, _, Gq = _fns(net, X, n_train, V, G)
+    Ws = sum(jnp.transpose(W3, perm) for perm in itertools.permutations(range(3))) / 6.0
+    T2, S = _taylor(net, theta, X, Gq, Ws)
+    return jnp.einsum("pq,pqE->E", W2, T2), S
 
 
 def _term_IA(net, n_train, theta, G, X, V, W):
-    """Σ_pqr W_pqr dd_IĤ_{p E q r} = g_E · ∇_θ Σ_pqr W_pqr D²ẑ_p[G_q, G_r]."""
-    _, zhat, Gq = _fns(net, X, n_train, V, G)
+    """Σ_pqr W_pqr dd_IĤ_{p E q r} = g_E · ∇_θ Σ_pqr W_pqr D²ẑ_p[G_q, G_r], D²ẑ from :func:`_taylor` on the training
+    inputs (reverse mode through the layer-wise pass)."""
+    _, _, Gq = _fns(net, X, n_train, V, G)
+    Xa = X[:n_train]
 
     def s(t):
-        def row(gq, Wq):  # Σ_pr W_pqr D²ẑ_p[G_q, G_r] for one q; Wq[p, r]
-            d = jax.vmap(lambda hp: _d2(zhat, t, gq, hp))(Wq @ Gq)  # [p, p']
-            return jnp.trace(d)
-
-        return jnp.sum(jax.vmap(row)(Gq, jnp.transpose(W, (1, 0, 2))))
+        T2 = _taylor(net, t, Xa, Gq)[0]  # (M, M, n N_A) in fused training order = V's row order
+        return jnp.einsum("pqr,Ap,qrA->", W, V, T2)
 
     return G @ jax.grad(s)(theta)
-
-
-def _term_IB(net, n_train, theta, G, X, V, W):
-    """Σ_pqr W_pqr dd_IĤ_{E p q r} = Σ_pq D³z_E[G_p, G_q, Σ_r W_pqr G_r]; dd_IĤ is symmetric in its last three
-    slots (∞.5), so with W symmetrized only the M(M+1)/2 pairs p ≤ q are needed (weight 2 off the diagonal)."""
-    f_all, _, Gq = _fns(net, X, n_train, V, G)
-    M = Gq.shape[0]
-    Ws = sum(jnp.transpose(W, perm) for perm in itertools.permutations(range(3))) / 6.0
-    p_idx, q_idx = np.triu_indices(M)
-    pad = (-len(p_idx)) % M
-    p_idx, q_idx = np.r_[p_idx, np.zeros(pad, int)], np.r_[q_idx, np.zeros(pad, int)]
-    weight = np.where(p_idx == q_idx, 1.0, 2.0)
-    weight[len(weight) - pad :] = 0.0  # padding pairs contribute nothing
-    chunks = (jnp.asarray(p_idx.reshape(-1, M)), jnp.asarray(q_idx.reshape(-1, M)), jnp.asarray(weight.reshape(-1, M)))
-
-    def chunk(args):
-        ps, qs, ws = args
-        h = jnp.einsum("kr,rP->kP", Ws[ps, qs], Gq)
-        d = jax.vmap(lambda a, b, c: _d3(f_all, theta, a, b, c))(Gq[ps], Gq[qs], h)
-        return ws @ d
-
-    return jnp.sum(jax.lax.map(chunk, chunks), axis=0)
 
 
 def _khat(zhat, Gq):
@@ -200,7 +278,13 @@ def _term_IIB(net, n_train, theta, G, X, V, W):
     return jnp.sum(jax.vmap(lambda gq, uq: _d2(f_all, theta, gq, uq))(Gq, u), axis=0)
 
 
-_TERMS = {"Z_A": _term_A, "Z_B": _term_B, "Z_IA": _term_IA, "Z_IB": _term_IB, "Z_IIA": _term_IIA, "Z_IIB": _term_IIB}
+_TERMS: dict[str, Callable[..., Any]] = {
+    "Z_A": _term_A,
+    "Z_B+Z_IB": _term_B_IB,  # one layer-wise pass gives both
+    "Z_IA": _term_IA,
+    "Z_IIA": _term_IIA,
+    "Z_IIB": _term_IIB,
+}
 
 
 @functools.lru_cache(maxsize=64)
@@ -258,29 +342,30 @@ def trained_output(params, net: MLP, X_train, Y_train, X_test, *, eta=None, algo
     with x64():
         theta = _flatten(_check_params(net, params))
         Xj = jnp.asarray(X, jnp.float64)
-        zf, J = (np.asarray(a) for a in _jacobian_program(net)(theta, Xj))  # fused (i, δ), (nN, P)
-        G = J * _lambda_flat(net)[None, :]
+        zj, Gj, Hj = _jacobian_program(net)(theta, Xj)  # fused (i, δ): (nN,), (nN, P), (nN, nN)
+        zf, Hall = np.asarray(zj), np.asarray(Hj)
         N = NA + NB
         tr = (np.arange(n)[:, None] * N + np.arange(NA)[None, :]).reshape(-1)
         te = (np.arange(n)[:, None] * N + NA + np.arange(NB)[None, :]).reshape(-1)
-        Hall = G @ J.T
         proj = algorithm_projectors(Hall[np.ix_(tr, tr)], eta, algorithm)
         V, lamH = proj.eigvecs, proj.eigvals
         eps = zf[tr] - Y.T.reshape(-1)
         e = V.T @ eps
         ee = np.outer(e, e)
         eee = ee[:, :, None] * e
-        weights = [proj.Z_A * ee, proj.Z_B * ee] + [getattr(proj, k) * eee for k in ("Z_IA", "Z_IB", "Z_IIA", "Z_IIB")]
-        Gj, Vj = jnp.asarray(G), jnp.asarray(V)
-        v = {}
-        for name, w in zip(_TERMS, weights, strict=True):
+        w = {k: getattr(proj, k) * (ee if k in ("Z_A", "Z_B") else eee) for k in ("Z_A", "Z_B", "Z_IA", "Z_IB", "Z_IIA", "Z_IIB")}
+        Vj = jnp.asarray(V)
+        v: dict[str, Any] = {}
+        for name in _TERMS:
             if algorithm == "two_step" and name in ("Z_A", "Z_IA", "Z_IIA", "Z_IIB"):  # (∞.148): identically zero
                 v[name] = np.zeros(n * N)
                 continue
+            ws = [jnp.asarray(w[k]) for k in name.split("+")]
             t0 = time.perf_counter()
-            v[name] = np.asarray(_program(net, NA, name)(theta, Gj, Xj, Vj, jnp.asarray(w)))
+            out = _program(net, NA, name)(theta, Gj, Xj, Vj, *ws)
+            v[name] = tuple(np.asarray(o) for o in out) if isinstance(out, tuple) else np.asarray(out)
             _TIMES[name] = time.perf_counter() - t0
-        vA, vB, vIA, vIB, vIIA, vIIB = (v[k] for k in _TERMS)
+        vA, (vB, vIB), vIA, vIIA, vIIB = (v[k] for k in _TERMS)
     Hinv = (V / lamH) @ V.T
     P = Hall[np.ix_(te, tr)] @ Hinv
     ntk = zf[te] - P @ eps
