@@ -12,6 +12,8 @@ percent (or with the inherited terms dropped) must fail the same rule.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -63,9 +65,11 @@ def test_ntk_fluctuations_match_ensemble(name):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("DEEPEFT_FULL"), reason="full-size run only (DEEPEFT_FULL=1); CI runs the n = 40 version")
 @pytest.mark.parametrize("name", list(CASES))
 def test_ntk_fluctuations_match_ensemble_wide(name):
-    """n = 96, 8192 networks: the allowance is 2.4× smaller."""
+    """n = 96, 8192 networks: the allowance is 2.4× smaller (≈ 1 min on 2 cores: full-size runs only; the reduced-size
+    evidence in CI is :func:`test_ntk_fluctuations_match_ensemble`)."""
     st, th = _run(name, 96, 8192, seed=4)
     z = _zmax(st, th)
     print(name, {k: round(v, 2) for k, v in z.items()})
