@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -46,8 +45,6 @@ from ..theory.finite_width_solution import TrainedOutput
 from . import forward as fw
 
 __all__ = ["check_smooth", "trained_output"]
-
-_TIMES: dict[str, float] = {}  # seconds of the latest call per term (diagnostics for the benchmark)
 
 
 def check_smooth(net: MLP, what: str = "finite-width training dynamics") -> None:
@@ -361,10 +358,8 @@ def trained_output(params, net: MLP, X_train, Y_train, X_test, *, eta=None, algo
                 v[name] = np.zeros(n * N)
                 continue
             ws = [jnp.asarray(w[k]) for k in name.split("+")]
-            t0 = time.perf_counter()
             out = _program(net, NA, name)(theta, Gj, Xj, Vj, *ws)
             v[name] = tuple(np.asarray(o) for o in out) if isinstance(out, tuple) else np.asarray(out)
-            _TIMES[name] = time.perf_counter() - t0
         vA, (vB, vIB), vIA, vIIA, vIIB = (v[k] for k in _TERMS)
     Hinv = (V / lamH) @ V.T
     P = Hall[np.ix_(te, tr)] @ Hinv
