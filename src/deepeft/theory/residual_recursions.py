@@ -1,0 +1,210 @@
+"""Kernel K, frozen NTK Θ and four-point vertex V of a residual MLP (book App. B, (B.11)–(B.26)).
+
+With the block weight absorbed, C_b, C_W, λ_b, λ_W → ξ²(C_b, C_W, λ_b, λ_W) per layer (B.6), and γ = γ^{(ℓ+1)}:
+
+    K^{(ℓ+1)}_{αβ} = C_b + C_W⟨σ_ασ_β⟩_{K^{(ℓ)}} + γ² K^{(ℓ)}_{αβ}                                  (B.11)
+    Θ^{(ℓ+1)}_{αβ} = λ_b + λ_W⟨σ_ασ_β⟩ + (C_W⟨σ'_ασ'_β⟩ + γ²) Θ^{(ℓ)}_{αβ}                  (9.5) with (B.3) [derived]
+    V^{(ℓ+1)}     = C_W²[⟨σσσσ⟩ − ⟨σσ⟩⟨σσ⟩] + C_Wγ²[C_{(12)(34)} + C_{(34)(12)}]
+                    + (n_ℓ/n_{ℓ−1}) Σ J_{(12),γ} J_{(34),δ} V^{(ℓ)}_{γδ}                                    (B.24)
+
+where J = ∂K^{(ℓ+1)}/∂K^{(ℓ)} = C_W ∂⟨σσ⟩/∂K + γ²𝟙 collects the book's raised-index C_W², C_Wγ² and γ⁴ terms
+of (B.24) (as in :mod:`deepeft.theory.vertex`), and C_{(12)(34)} = ⟨σ_1σ_2(z_3z_4 − K_34)⟩ is obtained by
+Gaussian integration by parts from the same first derivatives: C = Σ_γ ∂⟨σ_1σ_2⟩/∂K_γ (K_{γ1 3}K_{γ2 4} +
+K_{γ1 4}K_{γ2 3}) (tested against the direct 4-variable integral). The NTK cross terms ξγ W σ′ have zero mean.
+Single input (B.26): V⁺ = C_W²[⟨σ⁴⟩ − ⟨σ²⟩²] + χ_∥² V + 4γ²(χ_∥ − γ²)K², χ_∥ = γ² + C_W g′(K) (B.15),
+χ_⊥ = γ² + C_W⟨σ′σ′⟩ (B.16). γ = 0 is the plain MLP ((4.118), (9.5), (4.119)).
+
+Every expectation comes from the Gaussian engine (two-point maps, :func:`~deepeft.theory.vertex.pair_derivatives`,
+:func:`~deepeft.theory.vertex.four_sigma`, 1-D :func:`~deepeft.theory.single_input.helper_functions`).
+
+References: Roberts, Yaida, Hanin, *The Principles of Deep Learning Theory*, App. B (arXiv:2106.10165).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from ..errors import DeepEFTInputError
+from ..gaussian import engine
+from ..network_residual import ResidualMLP, check_residual
+from .kernel import Kernels
+from .single_input import helper_functions
+from .vertex import VertexFlow, four_sigma, jacobian_contract, pair_derivatives, unique_rows
+
+__all__ = [
+    "ResidualSingleInput",
+    "intralayer_cross",
+    "residual_kernels",
+    "residual_single_input",
+    "residual_vertex_flow",
+]
+
+
+def residual_kernels(
+    net: ResidualMLP, X: ArrayLike, X2: ArrayLike | None = None, *, ntk: bool = True, rtol: float = 1e-12
+) -> Kernels:
+    """K^{(ℓ)} (B.11) and Θ^{(ℓ)} of a residual MLP, arrays (L, N, N) (or (L, N, N2) between X and X2)."""
+    net = check_residual(net)
+    X = net.check_inputs(X, "X")
+    same = X2 is None
+    X2 = X if same else net.check_inputs(X2, "X2")
+    p = net.effective_arrays()
+    act = net.activation
+    n0 = X.shape[1]
+    G = (X @ X2.T) / n0
+    if same:
+        G = 0.5 * (G + G.T)
+    da, db = np.einsum("ai,ai->a", X, X) / n0, np.einsum("ai,ai->a", X2, X2) / n0
+    L = net.L
+    Ks = np.empty((L,) + G.shape)
+    Ts = np.empty((L,) + G.shape) if ntk else None
+    Ks[0] = p["C_b"][0] + p["C_W"][0] * G  # (4.8) with ξ²
+    Kaa, Kbb = p["C_b"][0] + p["C_W"][0] * da, p["C_b"][0] + p["C_W"][0] * db
+    if same:
+        np.fill_diagonal(Ks[0], Kaa)
+    if Ts is not None:
+        Ts[0] = p["lambda_b"][0] + p["lambda_W"][0] * G  # (8.23)
+    pairs = ((0, 0), (1, 1)) if ntk else ((0, 0),)
+    for l in range(1, L):
+        cb, cw, g2 = p["C_b"][l], p["C_W"][l], p["gamma"][l] ** 2
+        maps = engine.two_point_core(act, Kaa, Kbb, Ks[l - 1], pairs, same=same, rtol=rtol)
+        Ks[l] = cb + cw * maps[0] + g2 * Ks[l - 1]  # (B.11)
+        if Ts is not None:
+            Ts[l] = p["lambda_b"][l] + p["lambda_W"][l] * maps[0] + (cw * maps[1] + g2) * Ts[l - 1]
+        if same:
+            Kaa = np.diagonal(Ks[l]).copy()
+            Kbb = Kaa
+        else:
+            Kaa = cb + cw * engine.one_point_core(act, (0, 0), Kaa, rtol) + g2 * Kaa
+            Kbb = cb + cw * engine.one_point_core(act, (0, 0), Kbb, rtol) + g2 * Kbb
+    return Kernels(Ks, Ts)
+
+
+def _identity_jacobian(N: int) -> np.ndarray:
+    """The sparse Jacobian (3, N, N) of K ↦ K in the layout of :func:`~deepeft.theory.vertex.jacobian_contract`."""
+    E = np.zeros((3, N, N))
+    E[2] = 1.0
+    np.fill_diagonal(E[2], 0.0)
+    np.fill_diagonal(E[0], 1.0)
+    return E
+
+
+def intralayer_cross(grad: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """C_{abcd} = ⟨σ_aσ_b(z_cz_d − K_cd)⟩_K from the first derivatives ``grad`` (3, N, N) of ⟨σ_aσ_b⟩ in
+    (K_aa, K_bb, K_ab) (Gaussian integration by parts; the intralayer term of (B.24))."""
+    N = K.shape[0]
+    W = np.einsum("ac,bd->abcd", K, K)
+    W = W + W.transpose(0, 1, 3, 2)  # K_ac K_bd + K_ad K_bc
+    return jacobian_contract(grad, W, _identity_jacobian(N))
+
+
+def _check_blocks(K: np.ndarray, layer: int) -> None:
+    d = np.diagonal(K)
+    if np.any(d <= 0):
+        raise DeepEFTInputError(
+            f"K^({layer})_αα = {d.min():g} for some input: a preactivation with zero variance has no fluctuations; "
+            "remove that input or use C_b > 0."
+        )
+    rho = K / np.sqrt(np.outer(d, d))
+    np.fill_diagonal(rho, 0.0)
+    if np.any(np.abs(rho) > 1 - 1e-12):
+        raise DeepEFTInputError(
+            f"two inputs are (anti)parallel at layer {layer} (|correlation| = {np.max(np.abs(rho)):.15f}): the "
+            "vertex derivatives are undefined there; remove one of them, or use C_b > 0."
+        )
+
+
+def residual_vertex_flow(net: ResidualMLP, X: ArrayLike, *, resolution: float = 1.0) -> VertexFlow:
+    """K (B.11) and V (B.24) of a residual MLP for every layer (layer ℓ at index ℓ − 1; V^{(1)} = 0)."""
+    net = check_residual(net)
+    X = net.check_inputs(X, "X")
+    resolution = float(resolution)
+    if not math.isfinite(resolution) or resolution < 0.25:
+        raise DeepEFTInputError(f"resolution must be a finite number >= 0.25 (1 = default), got {resolution!r}.")
+    Xu, inv = unique_rows(X)
+    N = Xu.shape[0]
+    K = residual_kernels(net, Xu, ntk=False).K
+    p = net.effective_arrays()
+    act = net.activation
+    n = np.asarray(net.n, dtype=np.float64)
+    L = net.L
+    V = np.zeros((L, N, N, N, N))
+    E = _identity_jacobian(N)
+    for l in range(1, L):
+        Kl = K[l - 1]
+        _check_blocks(Kl, l)
+        CW, g2 = p["C_W"][l], p["gamma"][l] ** 2
+        ratio = n[l] / n[l - 1]
+        pd = pair_derivatives(act, Kl, second=False, resolution=resolution)
+        S4 = four_sigma(act, Kl, resolution=resolution)
+        P = pd.f
+        V[l] = CW**2 * (S4 - P[:, :, None, None] * P[None, None, :, :])  # (B.24), first term
+        if g2:
+            C = intralayer_cross(pd.grad, Kl)
+            V[l] += CW * g2 * (C + C.transpose(2, 3, 0, 1))  # (B.24), intralayer γ² terms
+        if l > 1:
+            if g2:
+                V[l] += ratio * jacobian_contract(CW * pd.grad + g2 * E, V[l - 1])  # (B.24), C_W², C_Wγ², γ⁴ terms
+            else:
+                V[l] += ratio * CW**2 * jacobian_contract(pd.grad, V[l - 1])  # (4.119) as in the plain MLP
+    sel = np.ix_(inv, inv, inv, inv)
+    return VertexFlow(net, X, K[:, inv][:, :, inv], V[(slice(None),) + sel], None, n[:-1].copy())  # type: ignore[arg-type]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ResidualSingleInput:
+    """Single-input residual recursions, arrays (L,), layer ℓ at index ℓ − 1: K (B.12), V (B.26), Θ, and the
+    susceptibilities χ_∥ (B.15), χ_⊥ (B.16) of the step ℓ → ℓ + 1 evaluated at K^{(ℓ)} (index ℓ − 1; the last
+    entry uses the output layer's C_W, γ)."""
+
+    net: ResidualMLP
+    norm: float
+    K: np.ndarray
+    V: np.ndarray
+    Theta: np.ndarray
+    chi_parallel: np.ndarray
+    chi_perp: np.ndarray
+
+    @property
+    def normalized_vertex(self) -> np.ndarray:
+        """V^{(ℓ)}/(K^{(ℓ)})² — divided by n this is ν r at the output (B.22)."""
+        return self.V / self.K**2
+
+
+def residual_single_input(net: ResidualMLP, x: ArrayLike | None = None, *, norm: float | None = None) -> ResidualSingleInput:
+    """K, V, Θ, χ_∥, χ_⊥ of one input through a residual MLP (B.12), (B.26), from 1-D Gaussian integrals.
+
+    Give the input ``x`` (n_0,) or its ``norm`` (1/n_0)Σx² (default 1).
+    """
+    net = check_residual(net)
+    if x is not None:
+        xx = net.check_inputs(np.asarray(x, dtype=np.float64).reshape(1, -1), "x")[0]
+        norm = float(xx @ xx) / xx.size
+    norm = 1.0 if norm is None else float(norm)
+    if not math.isfinite(norm) or norm < 0:
+        raise DeepEFTInputError(f"norm must be a finite number >= 0 ((1/n_0)Σx²), got {norm!r}.")
+    p = net.effective_arrays()
+    act = net.activation
+    n = np.asarray(net.n, dtype=np.float64)
+    L = net.L
+    K, V, T = np.zeros(L), np.zeros(L), np.zeros(L)
+    chi_par, chi_perp = np.full(L, np.nan), np.full(L, np.nan)
+    K[0] = p["C_b"][0] + p["C_W"][0] * norm
+    T[0] = p["lambda_b"][0] + p["lambda_W"][0] * norm
+    for l in range(1, L + 1):
+        nxt = min(l, L - 1)  # the output entry: susceptibilities of the last step's hyperparameters
+        g2 = p["gamma"][nxt] ** 2
+        hf = helper_functions(act, K[l - 1], p["C_W"][nxt])
+        chi_par[l - 1] = g2 + float(hf.chi_parallel)  # (B.15)
+        chi_perp[l - 1] = g2 + float(hf.chi_perp)  # (B.16)
+        if l == L:
+            break
+        K[l] = p["C_b"][l] + p["C_W"][l] * float(hf.g) + g2 * K[l - 1]  # (B.12)
+        cp = chi_par[l - 1]
+        V[l] = float(hf.source) + (n[l] / n[l - 1]) * cp**2 * V[l - 1] + 4 * g2 * (cp - g2) * K[l - 1] ** 2  # (B.26)
+        T[l] = p["lambda_b"][l] + p["lambda_W"][l] * float(hf.g) + chi_perp[l - 1] * T[l - 1]
+    return ResidualSingleInput(net, norm, K, V, T, chi_par, chi_perp)
