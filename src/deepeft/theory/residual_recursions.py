@@ -38,6 +38,7 @@ from .vertex import VertexFlow, four_sigma, jacobian_contract, pair_derivatives,
 __all__ = [
     "ResidualSingleInput",
     "intralayer_cross",
+    "residual_deep_single_input",
     "residual_kernels",
     "residual_single_input",
     "residual_vertex_flow",
@@ -208,3 +209,42 @@ def residual_single_input(net: ResidualMLP, x: ArrayLike | None = None, *, norm:
         V[l] = float(hf.source) + (n[l] / n[l - 1]) * cp**2 * V[l - 1] + 4 * g2 * (cp - g2) * K[l - 1] ** 2  # (B.26)
         T[l] = p["lambda_b"][l] + p["lambda_W"][l] * float(hf.g) + chi_perp[l - 1] * T[l - 1]
     return ResidualSingleInput(net, norm, K, V, T, chi_par, chi_perp)
+
+
+def residual_deep_single_input(activation, K1: float, C_W: float, gamma: float, depth: int) -> tuple[np.ndarray, np.ndarray]:
+    """(K, V) of one input through ``depth`` layers with uniform C_b = 0, C_W, γ (B.12), (B.26), equal widths,
+    as one jitted ``lax.scan`` (10⁵ layers in about a second) — for the deep asymptotics ν(γ) (B.29)/(B.35).
+
+    The moments use the engine's composite Gauss–Legendre nodes (:func:`deepeft.gaussian.engine.gauss1d_nodes`)
+    in x = z/√K at the largest kernel value, as the MLP's deep single-input scan does; K must stay
+    ≤ max(K1, 1) (true at and below criticality of the K* = 0 and scale-invariant classes).
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from .._x64 import x64
+    from ..activations import activation as _act
+
+    act = _act(activation)
+    depth = int(depth)
+    K1, C_W, g2 = float(K1), float(C_W), float(gamma) ** 2
+    if not (K1 > 0 and C_W >= 0 and depth >= 1):
+        raise DeepEFTInputError("need K1 > 0, C_W >= 0 and depth >= 1.")
+    Kmax = max(K1, 1.0)
+    z, w = engine.gauss1d_nodes(np.array(Kmax), engine.breakpoints(act), panels=6 * int(np.ceil(np.sqrt(Kmax))))
+    x = z / np.sqrt(Kmax)
+    with x64():
+        xs, ws = jnp.asarray(x), jnp.asarray(w)
+
+        def step(carry, _):
+            K, V = carry
+            s = act.fn(jnp.sqrt(K) * xs)
+            g = jnp.sum(ws * s * s)
+            chi = g2 + C_W / (2 * K) * (jnp.sum(ws * s * s * xs * xs) - g)  # (B.15): ⟨σσ(z² − K)⟩/2K² with z² = Kx²
+            src = C_W**2 * (jnp.sum(ws * s**4) - g * g)
+            Kn = C_W * g + g2 * K  # (B.12), C_b = 0
+            Vn = src + chi**2 * V + 4 * g2 * (chi - g2) * K * K  # (B.26)
+            return (Kn, Vn), (K, V)
+
+        _, (K, V) = jax.lax.scan(step, (jnp.float64(K1), jnp.float64(0.0)), None, length=depth)
+        return np.asarray(K), np.asarray(V)
