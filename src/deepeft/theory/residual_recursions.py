@@ -14,6 +14,21 @@ K_{γ1 4}K_{γ2 3}) (tested against the direct 4-variable integral). The NTK cro
 Single input (B.26): V⁺ = C_W²[⟨σ⁴⟩ − ⟨σ²⟩²] + χ_∥² V + 4γ²(χ_∥ − γ²)K², χ_∥ = γ² + C_W g′(K) (B.15),
 χ_⊥ = γ² + C_W⟨σ′σ′⟩ (B.16). γ = 0 is the plain MLP ((4.118), (9.5), (4.119)).
 
+Three-point correlator [derived; erratum to (B.24)–(B.29) for activations that are not odd]. With a skip, the
+sign flip z → −z is no symmetry unless σ is odd, and z⁺ = u + γz (u | layer ℓ ~ N(0, Ĝ)) gives a connected
+three-point function E[z_{i1;1}z_{i2;2}z_{i3;3}] = (1/n)[δ_{i1i2}U_{(12)3} + δ_{i1i3}U_{(13)2} + δ_{i2i3}U_{(23)1}] with
+
+    U^{(ℓ+1)}_{(12)3} = γ[C_W⟨σ_1σ_2z_3⟩ + Σ_β J_{(12),β} U^{(ℓ)}_{β3}],   U^{(1)} = 0,
+
+which feeds the four-point vertex at the same order 1/n (first-order Edgeworth terms of Cov(Ĝ, Ĝ) and Cov(Ĝ, zz)):
+
+    V^{(ℓ+1)} += C_W Σ_γ [(JU)_{(12)γ} D_{(34)γ} + (JU)_{(34)γ} D_{(12)γ}],   D_{(12)γ} = ⟨∂_γ(σ_1σ_2)⟩.
+
+Both need only m_{ab} = ⟨σ′_aσ_b⟩ (Stein: ⟨σ_1σ_2z_3⟩ = K_31 m_12 + K_32 m_21, D_{(12)γ} = δ_γ1 m_12 + δ_γ2 m_21).
+For odd σ (tanh, linear) m-terms of ⟨σσz⟩ vanish and U ≡ 0: the book's recursion. For ReLU they do not, and
+ensembles confirm the corrected V (tests/theory/test_residual.py, experiment ``residual-criticality``);
+``three_point=False`` gives (B.24) as printed. Single input: U⁺ = γ[2C_W K m + χ_∥U], V⁺ += 4C_Wχ_∥ U m, m = ⟨σσ′⟩.
+
 Every expectation comes from the Gaussian engine (two-point maps, :func:`~deepeft.theory.vertex.pair_derivatives`,
 :func:`~deepeft.theory.vertex.four_sigma`, 1-D :func:`~deepeft.theory.single_input.helper_functions`).
 
@@ -37,6 +52,7 @@ from .vertex import VertexFlow, four_sigma, jacobian_contract, pair_derivatives,
 
 __all__ = [
     "ResidualSingleInput",
+    "ResidualVertexFlow",
     "intralayer_cross",
     "residual_deep_single_input",
     "residual_kernels",
@@ -119,8 +135,25 @@ def _check_blocks(K: np.ndarray, layer: int) -> None:
         )
 
 
-def residual_vertex_flow(net: ResidualMLP, X: ArrayLike, *, resolution: float = 1.0) -> VertexFlow:
-    """K (B.11) and V (B.24) of a residual MLP for every layer (layer ℓ at index ℓ − 1; V^{(1)} = 0)."""
+@dataclasses.dataclass(frozen=True, eq=False)
+class ResidualVertexFlow(VertexFlow):
+    """:class:`~deepeft.theory.vertex.VertexFlow` of a residual MLP plus the three-point tensor U (L, N, N, N)
+    (``U[ℓ−1, a, b, c]`` = U^{(ℓ)}_{(ab)c}; zeros for odd σ or with ``three_point=False``)."""
+
+    U: np.ndarray | None = None
+
+
+def _apply_jacobian3(J: np.ndarray, U: np.ndarray) -> np.ndarray:
+    """Σ_β J_{(ab),β} U_{βc} for the sparse J (3, N, N) of (K_aa, K_bb, K_ab) and U (N, N, N)."""
+    Ud = np.einsum("aac->ac", U)
+    return J[0][:, :, None] * Ud[:, None, :] + J[1][:, :, None] * Ud[None, :, :] + J[2][:, :, None] * U
+
+
+def residual_vertex_flow(
+    net: ResidualMLP, X: ArrayLike, *, resolution: float = 1.0, three_point: bool = True
+) -> ResidualVertexFlow:
+    """K (B.11) and V (B.24) of a residual MLP for every layer (layer ℓ at index ℓ − 1; V^{(1)} = 0), with the
+    three-point feed (module doc); ``three_point=False``: (B.24) as printed."""
     net = check_residual(net)
     X = net.check_inputs(X, "X")
     resolution = float(resolution)
@@ -134,7 +167,9 @@ def residual_vertex_flow(net: ResidualMLP, X: ArrayLike, *, resolution: float = 
     n = np.asarray(net.n, dtype=np.float64)
     L = net.L
     V = np.zeros((L, N, N, N, N))
+    U = np.zeros((L, N, N, N))
     E = _identity_jacobian(N)
+    pairs = ((1, 0),)
     for l in range(1, L):
         Kl = K[l - 1]
         _check_blocks(Kl, l)
@@ -152,13 +187,23 @@ def residual_vertex_flow(net: ResidualMLP, X: ArrayLike, *, resolution: float = 
                 V[l] += ratio * jacobian_contract(CW * pd.grad + g2 * E, V[l - 1])  # (B.24), C_W², C_Wγ², γ⁴ terms
             else:
                 V[l] += ratio * CW**2 * jacobian_contract(pd.grad, V[l - 1])  # (4.119) as in the plain MLP
+        if three_point and (g2 or np.any(U[l - 1])):
+            d = np.diagonal(Kl).copy()
+            m = engine.two_point_core(act, d, d, Kl, pairs, same=True)[0]  # m_ab = ⟨σ′_a σ_b⟩
+            JU = ratio * _apply_jacobian3(CW * pd.grad + g2 * E, U[l - 1])
+            T = np.einsum("abc,cd->abcd", JU, m) + np.einsum("abd,dc->abcd", JU, m)  # Σ_γ (JU)_{abγ} D_{(cd)γ}
+            V[l] += CW * (T + T.transpose(2, 3, 0, 1))
+            Y = np.einsum("ca,ab->abc", Kl, m) + np.einsum("cb,ba->abc", Kl, m)  # ⟨σ_aσ_b z_c⟩ (Stein)
+            U[l] = math.sqrt(g2) * (CW * Y + JU)
     sel = np.ix_(inv, inv, inv, inv)
-    return VertexFlow(net, X, K[:, inv][:, :, inv], V[(slice(None),) + sel], None, n[:-1].copy())  # type: ignore[arg-type]
+    K, V, U = K[:, inv][:, :, inv], V[(slice(None),) + sel], U[(slice(None),) + np.ix_(inv, inv, inv)]
+    return ResidualVertexFlow(net, X, K, V, None, n[:-1].copy(), U)  # type: ignore[arg-type]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class ResidualSingleInput:
-    """Single-input residual recursions, arrays (L,), layer ℓ at index ℓ − 1: K (B.12), V (B.26), Θ, and the
+    """Single-input residual recursions, arrays (L,), layer ℓ at index ℓ − 1: K (B.12), V (B.26), Θ, the
+    three-point coefficient U (module doc; E[z³] = 3U/n), and the
     susceptibilities χ_∥ (B.15), χ_⊥ (B.16) of the step ℓ → ℓ + 1 evaluated at K^{(ℓ)} (index ℓ − 1; the last
     entry uses the output layer's C_W, γ)."""
 
@@ -169,6 +214,7 @@ class ResidualSingleInput:
     Theta: np.ndarray
     chi_parallel: np.ndarray
     chi_perp: np.ndarray
+    U: np.ndarray
 
     @property
     def normalized_vertex(self) -> np.ndarray:
@@ -176,10 +222,12 @@ class ResidualSingleInput:
         return self.V / self.K**2
 
 
-def residual_single_input(net: ResidualMLP, x: ArrayLike | None = None, *, norm: float | None = None) -> ResidualSingleInput:
-    """K, V, Θ, χ_∥, χ_⊥ of one input through a residual MLP (B.12), (B.26), from 1-D Gaussian integrals.
+def residual_single_input(
+    net: ResidualMLP, x: ArrayLike | None = None, *, norm: float | None = None, three_point: bool = True
+) -> ResidualSingleInput:
+    """K, V, Θ, U, χ_∥, χ_⊥ of one input through a residual MLP (B.12), (B.26), from 1-D Gaussian integrals.
 
-    Give the input ``x`` (n_0,) or its ``norm`` (1/n_0)Σx² (default 1).
+    Give the input ``x`` (n_0,) or its ``norm`` (1/n_0)Σx² (default 1). ``three_point=False``: (B.26) as printed.
     """
     net = check_residual(net)
     if x is not None:
@@ -192,7 +240,7 @@ def residual_single_input(net: ResidualMLP, x: ArrayLike | None = None, *, norm:
     act = net.activation
     n = np.asarray(net.n, dtype=np.float64)
     L = net.L
-    K, V, T = np.zeros(L), np.zeros(L), np.zeros(L)
+    K, V, T, U = np.zeros(L), np.zeros(L), np.zeros(L), np.zeros(L)
     chi_par, chi_perp = np.full(L, np.nan), np.full(L, np.nan)
     K[0] = p["C_b"][0] + p["C_W"][0] * norm
     T[0] = p["lambda_b"][0] + p["lambda_W"][0] * norm
@@ -207,11 +255,18 @@ def residual_single_input(net: ResidualMLP, x: ArrayLike | None = None, *, norm:
         K[l] = p["C_b"][l] + p["C_W"][l] * float(hf.g) + g2 * K[l - 1]  # (B.12)
         cp = chi_par[l - 1]
         V[l] = float(hf.source) + (n[l] / n[l - 1]) * cp**2 * V[l - 1] + 4 * g2 * (cp - g2) * K[l - 1] ** 2  # (B.26)
+        if three_point and (g2 or U[l - 1]):
+            m = float(engine.one_point_core(act, (0, 1), np.array([K[l - 1]]))[0])  # ⟨σσ′⟩
+            cw = p["C_W"][l]
+            V[l] += 4 * cw * cp * U[l - 1] * m
+            U[l] = math.sqrt(g2) * (2 * cw * K[l - 1] * m + cp * U[l - 1])
         T[l] = p["lambda_b"][l] + p["lambda_W"][l] * float(hf.g) + chi_perp[l - 1] * T[l - 1]
-    return ResidualSingleInput(net, norm, K, V, T, chi_par, chi_perp)
+    return ResidualSingleInput(net, norm, K, V, T, chi_par, chi_perp, U)
 
 
-def residual_deep_single_input(activation, K1: float, C_W: float, gamma: float, depth: int) -> tuple[np.ndarray, np.ndarray]:
+def residual_deep_single_input(
+    activation, K1: float, C_W: float, gamma: float, depth: int, *, three_point: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """(K, V) of one input through ``depth`` layers with uniform C_b = 0, C_W, γ (B.12), (B.26), equal widths,
     as one jitted ``lax.scan`` (10⁵ layers in about a second) — for the deep asymptotics ν(γ) (B.29)/(B.35).
 
@@ -236,15 +291,20 @@ def residual_deep_single_input(activation, K1: float, C_W: float, gamma: float, 
     with x64():
         xs, ws = jnp.asarray(x), jnp.asarray(w)
 
+        tp = 1.0 if three_point else 0.0
+
         def step(carry, _):
-            K, V = carry
-            s = act.fn(jnp.sqrt(K) * xs)
+            K, V, U = carry
+            s, ds = jax.jvp(act.fn, (jnp.sqrt(K) * xs,), (jnp.ones_like(xs),))
             g = jnp.sum(ws * s * s)
+            m = tp * jnp.sum(ws * s * ds)  # ⟨σσ′⟩ (three-point feed, module doc)
             chi = g2 + C_W / (2 * K) * (jnp.sum(ws * s * s * xs * xs) - g)  # (B.15): ⟨σσ(z² − K)⟩/2K² with z² = Kx²
             src = C_W**2 * (jnp.sum(ws * s**4) - g * g)
             Kn = C_W * g + g2 * K  # (B.12), C_b = 0
-            Vn = src + chi**2 * V + 4 * g2 * (chi - g2) * K * K  # (B.26)
-            return (Kn, Vn), (K, V)
+            Vn = src + chi**2 * V + 4 * g2 * (chi - g2) * K * K + 4 * C_W * chi * U * m  # (B.26) + three-point
+            Un = math.sqrt(g2) * (2 * C_W * K * m + chi * U)
+            return (Kn, Vn, Un), (K, V)
 
-        _, (K, V) = jax.lax.scan(step, (jnp.float64(K1), jnp.float64(0.0)), None, length=depth)
+        init = (jnp.float64(K1), jnp.float64(0.0), jnp.float64(0.0))
+        _, (K, V) = jax.lax.scan(step, init, None, length=depth)
         return np.asarray(K), np.asarray(V)
