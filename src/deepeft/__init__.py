@@ -23,6 +23,8 @@ from .gaussian.cumulants import connected, moment
 from .gaussian.engine import Factor, expect, two_point, two_point_maps
 from .gaussian.wick import gaussian_moment, pairings, wick_tensor
 from .network import MLP
+from .network_residual import ResidualMLP
+from .theory.residual import critical_xi, residual_aspect_ratio, residual_critical_point, residual_gamma_for_aspect_ratio
 from .simulate.ensemble import EnsembleResult, sample_ensemble
 from .simulate.forward import preactivations, sample_params
 from .simulate.ntk import empirical_ntk
@@ -73,6 +75,11 @@ __all__ = [
     "ddntk_single_input",
     "dntk_single_input",
     "MLP",
+    "ResidualMLP",
+    "critical_xi",
+    "residual_aspect_ratio",
+    "residual_critical_point",
+    "residual_gamma_for_aspect_ratio",
     "algorithm_projectors",
     "AlgorithmProjectors",
     "trained_output",

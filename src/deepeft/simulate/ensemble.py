@@ -486,11 +486,13 @@ def sample_ensemble(
         takes over a second, unless the environment sets ``DEEPEFT_PROGRESS=0`` (experiment tasks do).
     """
     if isinstance(net, ResidualMLP):  # (B.3): the pair estimator of (B.23), see simulate/residual_ensemble.py
-        if method != "weights" or keep_preactivations is not None:
-            raise DeepEFTInputError("for a ResidualMLP, sample_ensemble supports method='weights' without keep_preactivations.")
+        if keep_preactivations is not None:
+            raise DeepEFTInputError("keep_preactivations is not supported for a ResidualMLP; sample it with None.")
         from .residual_ensemble import sample_residual_ensemble
 
-        return sample_residual_ensemble(net, X, n_networks, seed, dtype=dtype, vertex=vertex, ntk=ntk, micro_batch=micro_batch)
+        return sample_residual_ensemble(
+            net, X, n_networks, seed, dtype=dtype, vertex=vertex, ntk=ntk, micro_batch=micro_batch, method=method
+        )
     net = fw.check_net(net)
     X = net.check_inputs(X)
     N = X.shape[0]

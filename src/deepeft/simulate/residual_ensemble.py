@@ -15,6 +15,8 @@ Estimators (layer ℓ at index ℓ − 1, float64 sums over networks, delta-meth
   P = (n²M⊗M − Σ_i z_i⊗z_i⊗z_i⊗z_i)/(n(n − 1)) and V = n_{ℓ−1}(P̄ − M̄⊗M̄ + Cov(M̄)) (the product of means
   bias-corrected). Exact at finite width (no 1/n expansion). The MLP's estimator n Cov(Ĝ) (4.76) does not
   apply: with a skip, the fluctuations of z^{(ℓ)} itself enter z^{(ℓ+1)}. NaN where n_ℓ = 1.
+Method "metric" draws each layer from its exact conditional law given the previous one (as :mod:`.ensemble`).
+
 * ``z2``, ``z4``, ``kurtosis``, ``vertex_kurtosis`` (single-neuron moments, as in :mod:`.ensemble`),
   ``vertex_pairs`` = V_{(αα)(αα)} from ``vertex``; ``ntk`` (``ntk=True``): E[(1/n_ℓ)Σ_i Ĥ_{ii}], from the forward
   equation Ĥ^{(ℓ+1)} = ξ²[λ_b + λ_W σσᵀ/n_ℓ]δ + A Ĥ Aᵀ, A_{ik;α} = ξW_{ik}σ′(z_{k;α}) + γδ_{ik} [derived from (B.3), (8.12)].
@@ -77,9 +79,34 @@ def residual_ntk_forward(net: ResidualMLP, params, X, zs) -> tuple[jax.Array, ..
     return tuple(out)
 
 
-def _one_network(net: ResidualMLP, dt, ntk: bool, vertex: bool, key, X):
-    params = fw.init_params(net, key, dt)  # type: ignore[arg-type]  # same fields as an MLP
-    zs = residual_forward(net, params, X)
+def _metric_forward(net: ResidualMLP, key, X, dt) -> tuple[jax.Array, ...]:
+    """Preactivations drawn layer by layer from the exact conditional law (method "metric", as in
+    :mod:`.ensemble`): given layer ℓ, b + Wσ has iid rows N(0, C_b + (C_W/n_ℓ)σσᵀ) over neurons, sampled as
+    √C_b β + √(C_W/n_ℓ) R Ξ with R Rᵀ = σσᵀ (N × N, from eigh) — N n_{ℓ+1} random numbers instead of n_{ℓ+1} n_ℓ."""
+    n, N = net.n, X.shape[0]
+    zs: list[jax.Array] = []
+    a = X
+    keys = jax.random.split(key, net.L)
+    for l in range(1, net.L + 1):
+        xi = jax.random.normal(keys[l - 1], (N + 1, n[l]), dt)
+        lam, U = jnp.linalg.eigh(a @ a.T)
+        R = U * jnp.sqrt(jnp.maximum(lam, 0.0))[None, :]
+        u = float(np.sqrt(net.C_b[l - 1])) * xi[N][None, :] + float(np.sqrt(net.C_W[l - 1] / n[l - 1])) * (R @ xi[:N])
+        z = float(net.xi[l - 1]) * u
+        if net.gamma[l - 1] and zs:
+            z = z + float(net.gamma[l - 1]) * zs[-1]
+        zs.append(z)
+        if l < net.L:
+            a = net.activation.fn(z)
+    return tuple(zs)
+
+
+def _one_network(net: ResidualMLP, dt, ntk: bool, vertex: bool, key, X, method: str = "weights"):
+    if method == "metric":
+        zs, params = _metric_forward(net, key, X, dt), None
+    else:
+        params = fw.init_params(net, key, dt)  # type: ignore[arg-type]  # same fields as an MLP
+        zs = residual_forward(net, params, X)
     n = net.n
     out: dict[str, list] = {"M": [], "G": [], "q": [], "P": [], "H": []}
     a = X
@@ -106,14 +133,14 @@ def _one_network(net: ResidualMLP, dt, ntk: bool, vertex: bool, key, X):
 
 
 @functools.lru_cache(maxsize=16)
-def _batch_sums(net: ResidualMLP, N: int, dtype: str, B: int, ntk: bool, vertex: bool):
+def _batch_sums(net: ResidualMLP, N: int, dtype: str, B: int, ntk: bool, vertex: bool, method: str):
     """jit: power sums over one micro-batch of B networks (indices start..start+B−1, masked beyond n_total)."""
     dt = fw.DTYPES[dtype]
 
     def run(base_key, X, start, n_total):
         idx = start + jnp.arange(B, dtype=jnp.uint32)
         keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(base_key, idx)
-        st = jax.vmap(lambda k: _one_network(net, dt, ntk, vertex, k, X))(keys)
+        st = jax.vmap(lambda k: _one_network(net, dt, ntk, vertex, k, X, method))(keys)
         w = (idx < n_total).astype(jnp.float64)
         Lq = net.L
         s = {"count": jnp.sum(w)}
@@ -205,9 +232,11 @@ def sample_residual_ensemble(
     vertex: bool | None = None,
     ntk: bool = False,
     micro_batch: int | None = None,
+    method: str = "weights",
 ):
     """Ensemble estimates of a residual MLP (see module doc); an :class:`~deepeft.simulate.ensemble.EnsembleResult`
-    (``preactivations`` None, ``method`` "weights"). Reached through :func:`deepeft.sample_ensemble`."""
+    (``preactivations`` None). Reached through :func:`deepeft.sample_ensemble`. ``method``: "weights" (draw W, b;
+    network s is the MLP's network s with the skips added) or "metric" (exact conditional sampling, faster)."""
     from .ensemble import EnsembleResult
 
     net = check_residual(net)
@@ -220,12 +249,16 @@ def sample_residual_ensemble(
     if vertex and 5 * net.L * N**4 * 8 > 2**31:
         raise DeepEFTInputError(f"vertex=True with N = {N} inputs needs too much memory (grows as N^4); pass fewer inputs.")
     ntk = bool(ntk)
+    if method not in ("weights", "metric"):
+        raise DeepEFTInputError(f"method must be 'weights' or 'metric', got {method!r}.")
+    if ntk and method != "weights":
+        raise DeepEFTInputError("ntk=True needs the network weights: use method='weights'.")
     if micro_batch is None:
         per_net = 4 * N * sum(net.n[1:]) + sum(net.n[l] * net.n[l - 1] for l in range(1, net.L + 1))
         per_net += (net.L * N**4 * (max(net.n[1:]) + 2) if vertex else 0) + (3 * max(net.n[1:]) ** 2 * N * N if ntk else 0)
         micro_batch = int(min(512, 2 ** int(np.floor(np.log2(max(1, 2**24 // per_net))))))
     B = v.positive_int(micro_batch, "micro_batch")
-    run = _batch_sums(net, N, dtype, B, ntk, vertex)
+    run = _batch_sums(net, N, dtype, B, ntk, vertex, method)
     acc: dict = {}
     with x64():
         Xj = jnp.asarray(X, fw.DTYPES[dtype])
@@ -237,6 +270,6 @@ def sample_residual_ensemble(
     out = _finalize(net, X, acc, vertex, ntk)
     return EnsembleResult(
         net=net,  # type: ignore[arg-type]  # EnsembleResult is shared with the MLP ensembles
-        X=X, n_networks=n_networks, seed=seed, dtype=dtype, method="weights", micro_batch=B,
+        X=X, n_networks=n_networks, seed=seed, dtype=dtype, method=method, micro_batch=B,
         preactivations=None, **out,
     )  # fmt: skip

@@ -58,6 +58,8 @@ from .generalization import (
     star_polation,
 )
 from .kernel import Kernels, frozen_ntk, kernel_and_ntk, kernels
+from .residual import critical_xi, residual_aspect_ratio, residual_critical_point, residual_gamma_for_aspect_ratio, residual_nu
+from .residual_recursions import residual_single_input, residual_vertex_flow
 from .kernel_learning import (
     GDPrediction,
     gd_from_kernels,
@@ -145,4 +147,11 @@ __all__ = [
     "to_neural_tangents",
     "vertex_flow",
     "VertexFlow",
+    "critical_xi",
+    "residual_aspect_ratio",
+    "residual_critical_point",
+    "residual_gamma_for_aspect_ratio",
+    "residual_nu",
+    "residual_single_input",
+    "residual_vertex_flow",
 ]

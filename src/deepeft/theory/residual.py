@@ -7,6 +7,15 @@
     γ*(r): the γ ≥ 0 with r*(γ) = r; 0 for r ≤ r*(0) (residual connections do not help there)   (§B.3)
     ξ = [−γḠ_Rz + √(γ²Ḡ_Rz² + (1 − γ²)Ḡ_zzḠ_RR)]/Ḡ_RR  solves (1 − γ²)Ḡ_zz = ξ²Ḡ_RR + 2γξḠ_Rz   (B.44)–(B.45)
 
+Erratum [derived, confirmed by ensembles]: for a scale-invariant σ that is not odd (a₊² ≠ a₋², e.g. ReLU) the
+skip carries a three-point correlator into V (:mod:`deepeft.theory.residual_recursions`), and at criticality
+
+    ν₃(γ) = ν(γ) + (4/π) γ(1 − γ)(1 + γ)² (a₊² − a₋²)²/A₂²      (ReLU: ν(γ) + (16/π)γ(1 − γ)(1 + γ)²)
+
+(K* = 0 class: the extra term is O(K³), so ν₃ = ν). ``three_point=True`` selects ν₃. The mutual information
+(A.67) behind r* neglects three-point cumulants, which for such σ and γ > 0 are of the same order, so r*(γ)
+keeps the book's ν unless asked otherwise.
+
 No critical solution exists at γ² ≥ 1 (B.20)–(B.21): the functions that need one raise a
 :class:`~deepeft.DeepEFTInputError` saying so. The correlators Ḡ of (B.42)–(B.43) are measured by
 :func:`deepeft.simulate.residual_block.block_correlators` (averaged over neurons *and* inputs; (B.43) as
@@ -18,6 +27,7 @@ References: Roberts, Yaida, Hanin, *The Principles of Deep Learning Theory*, App
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import numpy as np
@@ -61,21 +71,28 @@ def residual_susceptibilities(activation, K: ArrayLike, C_W: ArrayLike, gamma: f
 
 @dataclasses.dataclass(frozen=True)
 class ResidualCriticalPoint:
-    """C_b = 0, C_W(γ) (B.20)–(B.21), ν(γ) (B.29)/(B.35) of one activation's universality class at γ."""
+    """C_b = 0, C_W(γ) (B.20)–(B.21), ν(γ) (B.29)/(B.35) of one activation's universality class at γ, and
+    ν₃(γ) with the three-point feed (module doc; equal to ν for odd σ and for the K* = 0 class)."""
 
     universality_class: str
     gamma: float
     C_b: float
     C_W: float
     nu: float
+    nu_three_point: float
 
 
 def _class_constants(activation) -> tuple[str, dict[str, float]]:
-    act = _activation(activation)
+    return _constants_of(_activation(activation))
+
+
+@functools.lru_cache(maxsize=64)
+def _constants_of(act) -> tuple[str, dict[str, float]]:
     crit = criticality(act, exponents=False)
     cls = crit.universality_class
     if cls == "scale-invariant":
-        return cls, {"A2": crit.constants["A2"], "A4": crit.constants["A4"]}
+        k = crit.constants
+        return cls, {"A2": k["A2"], "A4": k["A4"], "asym": k["a_plus"] ** 2 - k["a_minus"] ** 2}
     if cls == "K*=0" and crit.taylor is not None:
         return cls, {"sigma1": crit.taylor.sigma[1]}
     raise DeepEFTInputError(
@@ -92,15 +109,18 @@ def residual_critical_point(activation, gamma: float) -> ResidualCriticalPoint:
     if cls == "scale-invariant":
         C_W = u / c["A2"]  # (B.20)
         nu = u * (u * (3 * c["A4"] / c["A2"] ** 2 - 1) + 4 * g**2)  # (B.29)
+        nu3 = nu + (4 / math.pi) * g * (1 - g) * (1 + g) ** 2 * c["asym"] ** 2 / c["A2"] ** 2  # [derived]
     else:
         C_W = u / c["sigma1"] ** 2  # (B.21)
-        nu = (2.0 / 3.0) * (1 - g**4)  # (B.35)
-    return ResidualCriticalPoint(cls, g, 0.0, C_W, nu)
+        nu = nu3 = (2.0 / 3.0) * (1 - g**4)  # (B.35)
+    return ResidualCriticalPoint(cls, g, 0.0, C_W, nu, nu3)
 
 
-def residual_nu(activation, gamma: float) -> float:
-    """ν(γ), the slope of V^{(ℓ)}/(n K²) = ν ℓ/n at criticality (B.22), (B.29), (B.35)."""
-    return residual_critical_point(activation, gamma).nu
+def residual_nu(activation, gamma: float, *, three_point: bool = False) -> float:
+    """ν(γ), the slope of V^{(ℓ)}/(n K²) = ν ℓ/n at criticality (B.22), (B.29), (B.35); ``three_point``: ν₃(γ)
+    with the three-point feed (module doc) — what ensembles of non-odd σ (ReLU) show."""
+    cp = residual_critical_point(activation, gamma)
+    return cp.nu_three_point if three_point else cp.nu
 
 
 def _r_prefactor(output_dim) -> float:
