@@ -22,7 +22,6 @@ import numpy as np
 
 from . import _validate as v
 from .activations import Activation
-from .activations import activation as _activation
 from .errors import DeepEFTInputError
 from .network import MLP
 

@@ -21,9 +21,13 @@ from .ntk_tensors import (
     one_step_prediction,
 )
 from .posterior_sampling import ImportanceSample, importance_posterior, stochastic_output_metrics
+from .residual_block import BlockCorrelators, block_correlators, mlp_block
 from .training import TrainedEnsemble, train_ensemble
 
 __all__ = [
+    "BlockCorrelators",
+    "block_correlators",
+    "mlp_block",
     "DDNTKStatistics",
     "DNTKStatistics",
     "EnsembleResult",

@@ -58,8 +58,6 @@ from .generalization import (
     star_polation,
 )
 from .kernel import Kernels, frozen_ntk, kernel_and_ntk, kernels
-from .residual import critical_xi, residual_aspect_ratio, residual_critical_point, residual_gamma_for_aspect_ratio, residual_nu
-from .residual_recursions import residual_single_input, residual_vertex_flow
 from .kernel_learning import (
     GDPrediction,
     gd_from_kernels,
@@ -71,6 +69,8 @@ from .kernel_learning import (
     ridge_regression,
 )
 from .nearly_kernel import meta_kernel, nearly_kernel_prediction, quadratic_model
+from .residual import critical_xi, residual_aspect_ratio, residual_critical_point, residual_gamma_for_aspect_ratio, residual_nu
+from .residual_recursions import residual_single_input, residual_vertex_flow
 from .single_input import HelperFunctions, SingleInputRecursion, helper_functions, single_input_recursion
 from .two_input import BootstrappedKernel, FiniteAngle, bootstrapped_recursion, finite_angle_recursion
 from .vertex import VertexFlow, connected_four_point, excess_kurtosis, four_point_vertex, vertex_flow
