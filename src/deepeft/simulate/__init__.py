@@ -4,6 +4,7 @@ derivatives (dNTK, ddNTKs) and their ensemble statistics, and ensembles of train
 gradient flow). See docs/ensembles.md, docs/training.md and docs/ntk_tensors.md.
 """
 
+from . import residual_ensemble  # noqa: F401  (registers ResidualMLP with sample_ensemble)
 from .ensemble import EnsembleResult, default_micro_batch, sample_ensemble
 from .estimators import covariance, mean_and_se, mean_vector_and_cov
 from .forward import network_key, preactivations, sample_params

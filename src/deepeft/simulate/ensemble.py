@@ -57,6 +57,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _validate as v
+from .. import dispatch
 from .._x64 import x64
 from ..errors import DeepEFTInputError
 from ..network import MLP
@@ -485,14 +486,10 @@ def sample_ensemble(
     progress : show a tqdm progress bar on stderr. Default (None): when stderr is a terminal and the run
         takes over a second, unless the environment sets ``DEEPEFT_PROGRESS=0`` (experiment tasks do).
     """
-    if isinstance(net, ResidualMLP):  # (B.3): the pair estimator of (B.23), see simulate/residual_ensemble.py
-        if keep_preactivations is not None:
-            raise DeepEFTInputError("keep_preactivations is not supported for a ResidualMLP; sample it with None.")
-        from .residual_ensemble import sample_residual_ensemble
-
-        return sample_residual_ensemble(
-            net, X, n_networks, seed, dtype=dtype, vertex=vertex, ntk=ntk, micro_batch=micro_batch, method=method
-        )
+    impl = dispatch.lookup("sample_ensemble", net)  # e.g. ResidualMLP: simulate/residual_ensemble.py (B.3)
+    if impl is not None:
+        return impl(net, X, n_networks, seed, chunk_size=chunk_size, dtype=dtype, keep_preactivations=keep_preactivations,
+                    vertex=vertex, ntk=ntk, method=method, micro_batch=micro_batch, progress=progress)  # fmt: skip
     net = fw.check_net(net)
     X = net.check_inputs(X)
     N = X.shape[0]

@@ -31,11 +31,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _validate as v
+from .. import dispatch
 from .._x64 import x64
 from ..errors import DeepEFTInputError
 from ..network_residual import ResidualMLP, check_residual
 from ..statistics import Estimate
 from . import forward as fw
+from .ensemble import EnsembleResult
 
 __all__ = ["residual_forward", "residual_ntk_forward", "sample_residual_ensemble"]
 
@@ -222,12 +224,16 @@ def _finalize(net: ResidualMLP, X: np.ndarray, acc: dict, vertex: bool, ntk: boo
     return out
 
 
+@dispatch.register("sample_ensemble", ResidualMLP)
 def sample_residual_ensemble(
     net: ResidualMLP,
     X,
     n_networks: int,
     seed: int = 0,
     *,
+    chunk_size: int | None = None,
+    keep_preactivations=None,
+    progress: bool | None = None,
     dtype="float32",
     vertex: bool | None = None,
     ntk: bool = False,
@@ -235,11 +241,13 @@ def sample_residual_ensemble(
     method: str = "weights",
 ):
     """Ensemble estimates of a residual MLP (see module doc); an :class:`~deepeft.simulate.ensemble.EnsembleResult`
-    (``preactivations`` None). Reached through :func:`deepeft.sample_ensemble`. ``method``: "weights" (draw W, b;
-    network s is the MLP's network s with the skips added) or "metric" (exact conditional sampling, faster)."""
-    from .ensemble import EnsembleResult
-
+    (``preactivations`` None; ``chunk_size`` and ``progress`` are accepted for the signature of
+    :func:`~deepeft.simulate.ensemble.sample_ensemble` and ignored: micro-batches are summed in order). Reached
+    through :func:`deepeft.sample_ensemble`. ``method``: "weights" (draw W, b; network s is the MLP's network s with
+    the skips added) or "metric" (exact conditional sampling, faster)."""
     net = check_residual(net)
+    if keep_preactivations is not None:
+        raise DeepEFTInputError("keep_preactivations is not supported for a ResidualMLP; sample it with None.")
     X = net.check_inputs(X)
     N = X.shape[0]
     n_networks = v.positive_int(n_networks, "n_networks", minimum=2)

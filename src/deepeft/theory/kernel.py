@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from numpy.typing import ArrayLike
 
+from .. import dispatch
 from .._x64 import x64
 from ..errors import DeepEFTWarning
 from ..gaussian import engine
@@ -192,10 +193,9 @@ def kernels(
     Cost: one fused XLA pass per layer over the N×N array; one distinct input runs the scanned
     single-input recursion instead (any depth in milliseconds).
     """
-    if isinstance(net, ResidualMLP):  # (B.11) and its NTK: deepeft.theory.residual_recursions
-        from .residual_recursions import residual_kernels
-
-        return residual_kernels(net, X, X2, ntk=ntk, rtol=rtol)
+    impl = dispatch.lookup("kernels", net)  # e.g. ResidualMLP: deepeft.theory.residual_recursions (B.11)
+    if impl is not None:
+        return impl(net, X, X2, ntk=ntk, rtol=rtol)
     X, X2 = _check(net, X, X2)
     same = X2 is None
     if same and SCAN_SINGLE_INPUT and np.all(X == X[0]):

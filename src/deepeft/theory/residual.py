@@ -189,5 +189,5 @@ def critical_xi(gamma: float, G_zz: float, G_RR: float, G_Rz: float = 0.0, cov: 
             tp[i] += h
             tm[i] -= h
             grad[i] = (xi(tp) - xi(tm)) / (2 * h)
-        se = float(math.sqrt(max(grad @ C @ grad, 0.0)))
+        se = math.sqrt(max(float(grad @ C @ grad), 0.0))
     return XiSolution(x, se, g)

@@ -43,6 +43,7 @@ import math
 import numpy as np
 from numpy.typing import ArrayLike
 
+from .. import dispatch
 from ..errors import DeepEFTInputError
 from ..gaussian import engine
 from ..network_residual import ResidualMLP, check_residual
@@ -61,6 +62,7 @@ __all__ = [
 ]
 
 
+@dispatch.register("kernels", ResidualMLP)
 def residual_kernels(
     net: ResidualMLP, X: ArrayLike, X2: ArrayLike | None = None, *, ntk: bool = True, rtol: float = 1e-12
 ) -> Kernels:
@@ -150,11 +152,13 @@ def _apply_jacobian3(J: np.ndarray, U: np.ndarray) -> np.ndarray:
 
 
 def residual_vertex_flow(
-    net: ResidualMLP, X: ArrayLike, *, resolution: float = 1.0, three_point: bool = True
+    net: ResidualMLP, X: ArrayLike, *, resolution: float = 1.0, three_point: bool = True, nlo: bool = False
 ) -> ResidualVertexFlow:
     """K (B.11) and V (B.24) of a residual MLP for every layer (layer ℓ at index ℓ − 1; V^{(1)} = 0), with the
-    three-point feed (module doc); ``three_point=False``: (B.24) as printed."""
+    three-point feed (module doc); ``three_point=False``: (B.24) as printed. (Also ``de.vertex_flow(net, X)``.)"""
     net = check_residual(net)
+    if nlo:
+        raise DeepEFTInputError("the NLO metric G^{1} is not derived for residual MLPs; use nlo=False.")
     X = net.check_inputs(X, "X")
     resolution = float(resolution)
     if not math.isfinite(resolution) or resolution < 0.25:
@@ -308,3 +312,6 @@ def residual_deep_single_input(
         init = (jnp.float64(K1), jnp.float64(0.0), jnp.float64(0.0))
         _, (K, V) = jax.lax.scan(step, init, None, length=depth)
         return np.asarray(K), np.asarray(V)
+
+
+dispatch.register("vertex_flow", ResidualMLP)(residual_vertex_flow)

@@ -39,6 +39,7 @@ import warnings
 import numpy as np
 from numpy.typing import ArrayLike
 
+from .. import dispatch
 from ..activations import activation as _activation
 from ..errors import DeepEFTInputError, DeepEFTWarning
 from ..gaussian.engine import batched_expect, expect1d
@@ -335,12 +336,9 @@ def vertex_flow(net: MLP | ResidualMLP, X: ArrayLike, *, nlo: bool = False, reso
 
     ``resolution`` (≥ 1) scales the quadrature node density (accuracy check / hard activations).
     """
-    if isinstance(net, ResidualMLP):  # (B.24): deepeft.theory.residual_recursions
-        if nlo:
-            raise DeepEFTInputError("the NLO metric G^{1} is not derived for residual MLPs; use nlo=False.")
-        from .residual_recursions import residual_vertex_flow
-
-        return residual_vertex_flow(net, X, resolution=resolution)
+    impl = dispatch.lookup("vertex_flow", net)  # e.g. ResidualMLP: deepeft.theory.residual_recursions (B.24)
+    if impl is not None:
+        return impl(net, X, nlo=nlo, resolution=resolution)
     net = check_net(net)
     X = net.check_inputs(X, "X")
     try:
