@@ -13,7 +13,7 @@ from deepeft.experiments import run_experiment
 
 pytestmark = pytest.mark.slow
 
-SMALL = {"width": 96, "depth": 4, "n_networks": 3000, "deep_depth": 3000}
+SMALL = {"n_networks": 3000, "deep_depth": 3000}  # quick width and depth: the ReLU findings need n = 128, L = 5
 
 
 def _failed(tmp_path, name="run"):

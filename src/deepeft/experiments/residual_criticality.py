@@ -120,6 +120,7 @@ class ResidualCriticality(Experiment):
             "deep_slope": (V[-1] - V[-2]) / K[-1] ** 2 if cp.universality_class != "K*=0" else ratio[-1],
             "nu": cp.nu,
             "nu3": cp.nu_three_point,
+            "k_star_zero": int(cp.universality_class == "K*=0"),
         }
 
     def analyze(self, p, ds):
@@ -146,11 +147,13 @@ class ResidualCriticality(Experiment):
                         zb > Z_CLAIM, f"|sim − V_book|/√(stderr² + allowance²) = {zb:.2f} > {Z_CLAIM:g}", "finding",
                     ))  # fmt: skip
                 slope = float(pt.deep_slope.values)
-                want = float(pt.nu.values if a == "tanh" else pt.nu3.values)
-                tol = 2e-4 * max(want, 1.0)
+                want = float(pt.nu3.values)  # = ν for odd σ and for the K* = 0 class
+                L_deep = int(pt.deep_layer.values[np.isfinite(pt.deep_ratio.values)][-1])
+                rem = 3 * math.log(L_deep) / L_deep if bool(pt.k_star_zero.values) else 0.0  # K* = 0: ~ log ℓ/ℓ
+                tol = max(2e-4, rem) * max(want, 1.0)
                 checks.append(Check(
-                    f"{a} γ²={g2:g}: deep V/(K²ℓ) → ν{'' if a == 'tanh' else '₃'}(γ)", want, slope, None, None,
-                    abs(slope - want) <= tol, f"|deep slope − closed form| ≤ {tol:.1g} (finite-depth remainder)",
+                    f"{a} γ²={g2:g}: deep V/(K²ℓ) → ν₃(γ) (= ν(γ) (B.29)/(B.35) for odd σ)", want, slope, None, None,
+                    abs(slope - want) <= tol, f"|deep slope − closed form| ≤ max(2e-4, 3 log ℓ/ℓ) = {tol:.1g} at ℓ = {L_deep}",
                     "resolution",
                 ))  # fmt: skip
                 if a == "tanh" and g2 in DIGEST_TANH and p.deep_depth >= DIGEST_DEPTH:
