@@ -196,6 +196,7 @@ def kernels(
     impl = dispatch.lookup("kernels", net)  # e.g. ResidualMLP: deepeft.theory.residual_recursions (B.11)
     if impl is not None:
         return impl(net, X, X2, ntk=ntk, rtol=rtol)
+    net = check_net(net)
     X, X2 = _check(net, X, X2)
     same = X2 is None
     if same and SCAN_SINGLE_INPUT and np.all(X == X[0]):
