@@ -17,6 +17,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from .activations import Activation, activation, available_activations
+from .advice import Advice, advise
 from .errors import DeepEFTInputError, DeepEFTWarning
 from .gaussian.action import ExactCorrelators, NearlyGaussianAction
 from .gaussian.cumulants import connected, moment
@@ -81,6 +82,8 @@ __all__ = [
     "trained_output_from_tensors",
     "TrainedOutput",
     "Activation",
+    "Advice",
+    "advise",
     "Criticality",
     "CriticalPoint",
     "DeepEFTInputError",

@@ -1,0 +1,393 @@
+"""Design advice for a concrete network: ``de.advise(net)`` (PDLT §5.3–§5.4, §9.4, App. A; issue 15 item 4).
+
+For an :class:`~deepeft.MLP` (or a PyTorch ``nn.Sequential`` of Linear + activation layers) the report says
+
+* the activation's universality class and critical point (C_b*, C_W*) — :func:`~deepeft.criticality`
+  (5.55)–(5.105);
+* whether the given initialization is critical: χ_∥, χ_⊥ at the last hidden layer and the depth scale
+  ξ = 1/|log χ| over which the kernel (χ_∥) and the difference between inputs (χ_⊥) drift — from
+  :func:`~deepeft.theory.criticality.phase` along the single-input recursion (5.108)–(5.109). Near a fixed
+  point δK^{(ℓ+1)} ≈ χ δK^{(ℓ)}, so a deviation changes by a factor e every ξ layers [derived]; at criticality
+  χ − 1 = O(1/ℓ) and ξ grows with ℓ (power laws, §5.3) instead of staying fixed;
+* the aspect ratio r = L/n (0.19) against the optimal r* = [4/(20 + 3n_L)]/ν (A.73) of the activation's
+  class (ν = 2/3 for K* = 0, 3A₄/A₂² − 1 for scale-invariant σ, (A.68)–(A.70));
+* the predicted size of finite-width effects at the output, V^{(L)}/(n_{L−1}K^{(L)}²) (5.128) from the
+  single-input vertex recursion (5.109);
+* the per-layer learning rates of the equivalence principle (9.94)–(9.96) — :func:`~deepeft.learning_rates`;
+* warnings that say what to change.
+
+Every number comes from those theory functions; this module only compares and words them.
+
+References: Roberts, Yaida, Hanin, *The Principles of Deep Learning Theory*, arXiv:2106.10165, §5.3–§5.4,
+§9.4, App. A (A.68)–(A.74).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from .errors import DeepEFTInputError, DeepEFTWarning
+from .network import MLP
+
+__all__ = ["Advice", "AdviceItem", "advise"]
+
+# An aspect ratio more than this factor above (below) r* counts as "≫ r*" ("≪ r*").
+ASPECT_RATIO_FACTOR = 2.0
+# |log χ| below this is χ = 1 to rounding (e.g. ReLU at C_W = 2: A₂C_W = 1 ± 1 ulp): no drift, ξ = ∞.
+_CHI_ONE = 1e-12
+# Default relative tolerance for "the given (C_b, C_W) is the critical point".
+CRITICAL_RTOL = 1e-6
+
+
+class AdviceItem(NamedTuple):
+    """One warning of the report: ``topic`` ("criticality", "phase", "aspect ratio", "finite width",
+    "learning rates") and a ``message`` that says what to change."""
+
+    topic: str
+    message: str
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Advice:
+    """The report of :func:`advise`. ``to_dict()`` is its JSON form (docs/advise.md), ``str()`` a terminal
+    table, ``to_html(path)`` a short page with the K, χ and V/(nK²) curves."""
+
+    net: MLP
+    criticality: Any  # deepeft.theory.criticality.Criticality of the activation
+    phase: Any  # deepeft.theory.criticality.PhaseReport of the network
+    at_critical_point: bool
+    verdict: str
+    depth_scale_parallel: float
+    depth_scale_perp: float
+    optimal_aspect_ratio: float | None
+    nu: float | None
+    learning_rates: Any  # deepeft.LearningRates, or None when the rule has no answer for this network
+    warnings: tuple[AdviceItem, ...]
+    input_norm: float = 1.0
+    source: str = "MLP"
+
+    # -- convenience views ------------------------------------------------------------------
+    @property
+    def universality_class(self) -> str:
+        return self.criticality.universality_class
+
+    @property
+    def critical_point(self):
+        """The :class:`~deepeft.theory.criticality.CriticalPoint` to use, or None (no critical point)."""
+        return self.criticality.critical
+
+    @property
+    def aspect_ratio(self) -> float:
+        return float(self.phase.aspect_ratio)
+
+    @property
+    def normalized_vertex_out(self) -> float:
+        return float(self.phase.normalized_vertex_out)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain Python values (JSON-ready: no NaN/inf; an infinite depth scale is None = no drift)."""
+        net, ph, cp = self.net, self.phase, self.critical_point
+        rec = ph.recursion
+        nv = rec.normalized_vertex() if net.widths else np.zeros(net.L)
+        lr = self.learning_rates
+        return {
+            "network": {
+                "source": self.source,
+                "L": net.L,
+                "n": list(net.n),
+                "activation": net.activation.name,
+                "activation_params": dict(net.activation.param_dict),
+                "C_b": [float(c) for c in net.C_b],
+                "C_W": [float(c) for c in net.C_W],
+            },
+            "universality_class": self.universality_class,
+            "class_reason": self.criticality.reason,
+            "critical_point": None if cp is None else {
+                "C_b": float(cp.C_b), "C_W": float(cp.C_W),
+                "K_star": None if cp.K_star is None else float(cp.K_star), "stability": cp.stability,
+            },
+            "criticality": {
+                "verdict": self.verdict,
+                "at_critical_point": bool(self.at_critical_point),
+                "regime": ph.regime,
+                "chi_parallel": _finite(ph.chi_parallel),
+                "chi_perp": _finite(ph.chi_perp),
+                "depth_scale_parallel": _finite(self.depth_scale_parallel),
+                "depth_scale_perp": _finite(self.depth_scale_perp),
+                "efolds_parallel": _finite(ph.efolds_parallel),
+                "efolds_perp": _finite(ph.efolds_perp),
+                "K_out": _finite(ph.K_out),
+                "input_norm": float(self.input_norm),
+            },
+            "aspect_ratio": {
+                "r": float(ph.aspect_ratio),
+                "depth": net.L,
+                "width": _finite(net.L / ph.aspect_ratio) if ph.aspect_ratio > 0 else None,
+                "output_dim": net.output_dim,
+                "r_star": self.optimal_aspect_ratio,
+                "nu": self.nu,
+            },
+            "finite_width": {
+                "normalized_vertex_out": _finite(ph.normalized_vertex_out),
+                "excess_kurtosis_out": _finite(3.0 * ph.normalized_vertex_out),
+            },
+            "learning_rates": None if lr is None else {
+                "rule": lr.rule, "equation": lr.equation, "universality_class": lr.universality_class,
+                "p_perp": lr.p_perp, "lambda_b": [float(x) for x in lr.lambda_b],
+                "lambda_W": [float(x) for x in lr.lambda_W],
+            },
+            "warnings": [{"topic": w.topic, "message": w.message} for w in self.warnings],
+            "curves": {
+                "layer": [int(i) for i in rec.layers],
+                "K": [_finite(x) for x in rec.K],
+                "chi_parallel": [_finite(x) for x in rec.chi_parallel],
+                "chi_perp": [_finite(x) for x in rec.chi_perp],
+                "normalized_vertex": [_finite(x) for x in nv],
+            },
+        }
+
+    def __str__(self) -> str:
+        return "\n".join(_table(self))
+
+    def to_html(self, path) -> str:
+        """Write a short self-contained HTML page (numbers, warnings, one embedded figure of K^{(ℓ)}, χ_∥, χ_⊥,
+        V/(nK²) and λ's against ℓ, with the critical initialization as reference); returns the path."""
+        from .plots.advice import write_html
+
+        return write_html(self, path)
+
+
+def _finite(x) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _depth_scale(chi: float) -> float:
+    """ξ = 1/|log χ| [derived from δK^{(ℓ+1)} ≈ χ δK^{(ℓ)}]: layers per factor e of drift (∞ at χ = 1)."""
+    if not chi > 0:
+        return 0.0
+    lg = abs(math.log(chi))
+    return math.inf if lg <= _CHI_ONE else 1.0 / lg
+
+
+def _describe(net: MLP) -> str:
+    """A short one-line description: widths with runs collapsed ("[10, 100 × 99, 1]"), activation."""
+    runs: list[list[int]] = []
+    for w in net.n:
+        if runs and runs[-1][0] == w:
+            runs[-1][1] += 1
+        else:
+            runs.append([w, 1])
+    n = ", ".join(f"{w} × {k}" if k > 1 else f"{w}" for w, k in runs)
+    return f"MLP n = [{n}] (L = {net.L}), {net.activation!r}"
+
+
+def _fmt(values) -> str:
+    vals = sorted(set(float(x) for x in values))
+    return f"{vals[0]:g}" if len(vals) == 1 else "[" + ", ".join(f"{x:g}" for x in values) + "]"
+
+
+# ----------------------------------------------------------------------------------------------
+# Call sites for pieces that other issue-15 work provides (one place each, so they can be swapped)
+# ----------------------------------------------------------------------------------------------
+
+
+def _optimal_aspect_ratio(crit, output_dim: int) -> tuple[float | None, float | None]:
+    """(r*, ν) of (A.68)–(A.73) for the activation's class, or (None, None) when the class has no closed form.
+
+    ν from the criticality analysis: 3A₄/A₂² − 1 (scale-invariant, ``constants["nu"]``) or the K* = 0 ratio of
+    the vertex and kernel asymptotics (5.127)/(5.92)², V/K² = (2/(3a₁²))/(1/a₁²) ℓ = (2/3) ℓ.
+    TODO(lead): replace the body by ``de.optimal_aspect_ratio(activation, output_dim)`` once issue 15 item 2
+    (App. A information theory) is on main; this is the only place r* is computed here.
+    """
+    cls = crit.universality_class
+    if cls == "scale-invariant":
+        nu = float(crit.constants["nu"])
+    elif cls == "K*=0" and crit.taylor is not None and crit.taylor.a1:
+        nu = float(crit.taylor.vertex_coefficient / crit.taylor.kernel_coefficient**2)
+    else:
+        return None, None
+    if nu <= 0:  # the linear activation: ν = 3·1 − 1 = 2 > 0; ν = 0 only for a degenerate σ
+        return None, nu
+    return 4.0 / (20.0 + 3.0 * output_dim) / nu, nu  # (A.73)
+
+
+def _mlp_from_torch(module) -> MLP:
+    """An :class:`MLP` from a PyTorch ``nn.Sequential`` (widths, activation, empirical C_W = n_in·Var(W),
+    C_b = Var(b)) through ``de.from_torch`` (issue 17 item 1) — the one importer of torch modules."""
+    import deepeft
+
+    fn = getattr(deepeft, "from_torch", None)
+    if fn is None:
+        raise DeepEFTInputError(
+            "reading a PyTorch module needs deepeft.from_torch, which this installation does not have yet; "
+            "build the spec by hand: de.MLP(input_dim, widths, output_dim, activation, C_b=..., C_W=...)."
+        )
+    return fn(module)
+
+
+def _is_torch_module(obj) -> bool:
+    return any(c.__module__.startswith("torch.nn") and c.__name__ == "Module" for c in type(obj).__mro__)
+
+
+# ----------------------------------------------------------------------------------------------
+# The analysis
+# ----------------------------------------------------------------------------------------------
+
+
+def _tuned(net: MLP, cp, rtol: float) -> bool:
+    """Layers 2..L at the critical point (layer 1's C_b, C_W only set K^{(1)} (5.2)), within ``rtol``."""
+    if cp is None:
+        return False
+    Cb, CW = np.asarray(net.C_b[1:] or net.C_b), np.asarray(net.C_W[1:] or net.C_W)
+    return bool(np.allclose(CW, cp.C_W, rtol=rtol, atol=0.0) and np.allclose(Cb, cp.C_b, rtol=0.0, atol=rtol * cp.C_W))
+
+
+def _criticality_items(net: MLP, crit, tuned: bool, ph, xi_par: float, xi_perp: float) -> list[AdviceItem]:
+    act = net.activation.name
+    cp = crit.critical
+    L = net.L
+    items = []
+    drift = (f"χ_∥ = {ph.chi_parallel:.6g}, χ_⊥ = {ph.chi_perp:.6g} at the last hidden layer: the kernel drifts by a "
+             f"factor e every ξ_∥ = {xi_par:.3g} layers and the difference between inputs every ξ_⊥ = {xi_perp:.3g} "
+             f"layers (L = {L})")
+    if cp is None:
+        items.append(AdviceItem("criticality", (
+            f"{act} has no critical initialization ({crit.reason}); {drift}. Use an activation with a critical point, "
+            "e.g. tanh (C_b = 0, C_W = 1) or relu (C_b = 0, C_W = 2).")))
+    elif not tuned:
+        Cb, CW = net.C_b[1:] or net.C_b, net.C_W[1:] or net.C_W
+        given = f"C_b = {_fmt(Cb)}, C_W = {_fmt(CW)}"
+        line = " (any K*: a line of critical points)" if cp.K_star is None else ""
+        items.append(AdviceItem("criticality", (
+            f"{given} is not critical for {act}; use C_b = {cp.C_b:.6g}, C_W = {cp.C_W:.6g} "
+            f"(universality class {crit.universality_class}{line}). {drift}.")))
+    return items
+
+
+def _aspect_items(net: MLP, r: float, r_star: float | None, nv: float) -> list[AdviceItem]:
+    if r_star is None or r <= 0:
+        return []
+    L = net.L
+    f = ASPECT_RATIO_FACTOR
+    if r > f * r_star:
+        n_min = math.ceil(L / r_star)
+        L_max = max(int(math.floor(r_star * L / r)), 1)
+        return [AdviceItem("aspect ratio", (
+            f"L/n = {r:.3g} ≫ r* ≈ {r_star:.3g}: finite-width effects dominate (V/(nK²) = {nv:.3g} at the output); "
+            f"widen to n ≥ {n_min} or use L ≤ {L_max} layers at this width (App. A, (A.73)).")
+        )]
+    if r < r_star / f:
+        L_opt = max(int(round(r_star * L / r)), 1)
+        return [AdviceItem("aspect ratio", (
+            f"L/n = {r:.3g} ≪ r* ≈ {r_star:.3g}: close to infinite width, so little representation learning "
+            f"(App. A); the optimum at this width is L ≈ {L_opt} layers (or n ≈ {max(math.ceil(L / r_star), 1)} "
+            f"at this depth).")
+        )]
+    return []
+
+
+def advise(net, x=None, *, norm=None, rtol: float = CRITICAL_RTOL, learning_rate_rule: str = "equivalence") -> Advice:
+    """Design advice for ``net``: criticality, aspect ratio, finite-width effects, learning rates, warnings.
+
+    ``net``: a :class:`~deepeft.MLP`, or a PyTorch ``nn.Sequential`` of Linear + activation layers (read by
+    ``de.from_torch``: widths, activation, empirical C_W = n_in·Var(W), C_b = Var(b)).
+    ``x`` / ``norm``: the reference input (or its (1/n₀)|x|²; default 1) of the single-input recursion.
+    ``rtol``: relative tolerance for "the given C_W (and C_b, in units of C_W) is the critical point".
+    ``learning_rate_rule``: passed to :func:`~deepeft.learning_rates` ("equivalence", "equal-contribution").
+
+    Returns an :class:`Advice`; ``.to_dict()`` for JSON, ``str()`` for a table, ``.to_html(path)`` for a page.
+    """
+    from .theory.criticality import criticality, phase
+    from .theory.learning_rates import learning_rates
+    from .theory.single_input import input_norm
+
+    source = "MLP"
+    if _is_torch_module(net):
+        net, source = _mlp_from_torch(net), f"torch {type(net).__name__}"
+    if not isinstance(net, MLP):
+        raise DeepEFTInputError(
+            f"advise takes a deepeft.MLP or a torch.nn.Sequential of Linear + activation layers, got "
+            f"{type(net).__name__}; build one with de.MLP(input_dim, widths, output_dim, activation, C_b=..., C_W=...)."
+        )
+    from . import _validate as v
+
+    rtol = v.finite_scalar(rtol, "rtol", minimum=0.0)
+    nrm = input_norm(net, x, norm)
+    crit = criticality(net.activation, exponents=False)
+    cp = crit.critical
+    tuned = _tuned(net, cp, rtol)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DeepEFTWarning)
+        ph = phase(net, norm=nrm)
+    xi_par, xi_perp = _depth_scale(ph.chi_parallel), _depth_scale(ph.chi_perp)
+    steps = max(net.L - 1, 1)
+    if tuned:
+        verdict = "critical"
+    elif min(xi_par, xi_perp) >= steps:
+        verdict = "near-critical (drift depth ≥ L)" if cp is not None else "no drift over this depth"
+    elif ph.regime != "critical":
+        verdict = f"not critical ({ph.regime})"
+    else:
+        verdict = f"not critical (drifts over ξ = {min(xi_par, xi_perp):.3g} < L layers)"
+    r_star, nu = _optimal_aspect_ratio(crit, net.output_dim)
+
+    items = _criticality_items(net, crit, tuned, ph, xi_par, xi_perp)
+    items += [AdviceItem("phase", str(w.message)) for w in caught if issubclass(w.category, DeepEFTWarning)]
+    items += _aspect_items(net, ph.aspect_ratio, r_star, ph.normalized_vertex_out)
+    lr = None
+    try:
+        with warnings.catch_warnings(record=True):
+            warnings.simplefilter("always", DeepEFTWarning)
+            lr = learning_rates(net, learning_rate_rule, norm=nrm)
+    except DeepEFTInputError as exc:
+        items.append(AdviceItem("learning rates", f"no learning rates for this network: {exc}"))
+    return Advice(net, crit, ph, tuned, verdict, xi_par, xi_perp, r_star, nu, lr, tuple(items), nrm, source)
+
+
+# ----------------------------------------------------------------------------------------------
+# Terminal table
+# ----------------------------------------------------------------------------------------------
+
+
+def _table(a: Advice) -> list[str]:
+    d = a.to_dict()
+    net, cp = a.net, a.critical_point
+    c, ar, fw = d["criticality"], d["aspect_ratio"], d["finite_width"]
+
+    def num(x, fmt=".4g"):
+        return "∞" if x is None else format(x, fmt)
+
+    rows = [
+        ("network", _describe(net)),
+        ("universality class", a.universality_class),
+        ("critical point", "none" if cp is None else
+         f"C_b* = {cp.C_b:.6g}, C_W* = {cp.C_W:.6g}" + ("" if cp.K_star is None else f", K* = {cp.K_star:.6g}")),
+        ("given (layers 2..L)", f"C_b = {_fmt(net.C_b[1:] or net.C_b)}, C_W = {_fmt(net.C_W[1:] or net.C_W)}"),
+        ("verdict", c["verdict"]),
+        ("χ_∥, χ_⊥ (last layer)", f"{num(c['chi_parallel'], '.6g')}, {num(c['chi_perp'], '.6g')}"),
+        ("drift depth ξ_∥, ξ_⊥", f"{num(c['depth_scale_parallel'])}, {num(c['depth_scale_perp'])} layers"),
+        ("aspect ratio r = L/n", f"{ar['r']:.4g}"
+         + ("" if ar["r_star"] is None else f"   (r* = {ar['r_star']:.4g} for n_L = {ar['output_dim']}, ν = {ar['nu']:.4g})")),
+        ("V/(nK²) at the output", f"{num(fw['normalized_vertex_out'])}   (excess kurtosis {num(fw['excess_kurtosis_out'])})"),
+    ]
+    lr = a.learning_rates
+    if lr is not None:
+        def span(arr):
+            return f"{arr[0]:.4g} … {arr[-1]:.4g}" if len(arr) > 1 else f"{arr[0]:.4g}"
+
+        rows.append(("learning rates " + lr.equation, f"λ_b^(ℓ): {span(lr.lambda_b)};  λ_W^(ℓ): {span(lr.lambda_W)}"))
+    w = max(len(k) for k, _ in rows)
+    lines = [f"{k:<{w}}  {val}" for k, val in rows]
+    if a.warnings:
+        lines.append("")
+        lines.append(f"warnings ({len(a.warnings)}):")
+        lines += [f"  [{it.topic}] {it.message}" for it in a.warnings]
+    else:
+        lines += ["", "no warnings."]
+    return lines
