@@ -449,6 +449,21 @@ def criticality(
     if fit_depth is not None:
         fit_depth = v.positive_int(fit_depth, "fit_depth", minimum=200)
     _check_activation(act)
+    res = _analysis(act, lo, hi, n_grid, bool(exponents), fit_depth)
+    return dataclasses.replace(res, constants=dict(res.constants))  # the one mutable field: a copy per caller
+
+
+@functools.lru_cache(maxsize=64)
+def _analysis(act: Activation, lo: float, hi: float, n_grid: int, exponents: bool, fit_depth: int | None) -> Criticality:
+    """The analysis behind :func:`criticality` for validated arguments, memoised: the result is immutable (frozen
+    dataclass, read-only arrays) and several entry points (learning_rates, advise, the CLI) ask for the same one."""
+    out = _analyse(act, lo, hi, n_grid, exponents, fit_depth)
+    for arr in (out.K_grid, out.ratio):
+        arr.flags.writeable = False
+    return out
+
+
+def _analyse(act: Activation, lo: float, hi: float, n_grid: int, exponents: bool, fit_depth: int | None) -> Criticality:
     K_grid = np.geomspace(lo, hi, n_grid)
 
     if act.jumps:
