@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from . import _validate as v
 from .errors import DeepEFTInputError, DeepEFTWarning
 from .network import MLP
 
@@ -42,6 +43,8 @@ ASPECT_RATIO_FACTOR = 2.0
 _CHI_ONE = 1e-12
 # Default relative tolerance for "the given (C_b, C_W) is the critical point".
 CRITICAL_RTOL = 1e-6
+# For a network read from its weights (PyTorch): C_W within this many sampling standard errors counts as critical.
+SAMPLING_SIGMAS = 3.0
 
 
 class AdviceItem(NamedTuple):
@@ -188,8 +191,13 @@ def _describe(net: MLP) -> str:
 
 
 def _fmt(values) -> str:
-    vals = sorted(set(float(x) for x in values))
-    return f"{vals[0]:g}" if len(vals) == 1 else "[" + ", ".join(f"{x:g}" for x in values) + "]"
+    """One value, a short per-layer list, or the range of a long one."""
+    vals = [float(x) for x in values]
+    if len(set(vals)) == 1:
+        return f"{vals[0]:g}"
+    if len(vals) <= 4:
+        return "[" + ", ".join(f"{x:g}" for x in vals) + "]"
+    return f"{min(vals):.4g}…{max(vals):.4g} (per layer)"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -228,7 +236,15 @@ def _mlp_from_torch(module) -> MLP:
             "reading a PyTorch module needs deepeft.from_torch, which this installation does not have yet; "
             "build the spec by hand: de.MLP(input_dim, widths, output_dim, activation, C_b=..., C_W=...)."
         )
-    return fn(module)
+    return _imported_net(fn(module))
+
+
+def _imported_net(model) -> MLP:
+    """The :class:`MLP` spec of an imported model (``de.from_torch`` & co. return one with ``.net``)."""
+    net = getattr(model, "net", model)
+    if not isinstance(net, MLP):
+        raise DeepEFTInputError(f"expected an imported model with an MLP spec, got {type(model).__name__}.")
+    return net
 
 
 def _is_torch_module(obj) -> bool:
@@ -240,12 +256,21 @@ def _is_torch_module(obj) -> bool:
 # ----------------------------------------------------------------------------------------------
 
 
-def _tuned(net: MLP, cp, rtol: float) -> bool:
-    """Layers 2..L at the critical point (layer 1's C_b, C_W only set K^{(1)} (5.2)), within ``rtol``."""
+def _tuned(net: MLP, cp, rtol: np.ndarray) -> bool:
+    """Layers 2..L at the critical point (layer 1's C_b, C_W only set K^{(1)} (5.2)): |C_W − C_W*| ≤ rtol·C_W* and
+    |C_b − C_b*| ≤ rtol·C_W*, with ``rtol`` per layer (L,)."""
     if cp is None:
         return False
-    Cb, CW = np.asarray(net.C_b[1:] or net.C_b), np.asarray(net.C_W[1:] or net.C_W)
-    return bool(np.allclose(CW, cp.C_W, rtol=rtol, atol=0.0) and np.allclose(Cb, cp.C_b, rtol=0.0, atol=rtol * cp.C_W))
+    sl = slice(1, None) if net.L > 1 else slice(None)
+    CW, Cb, tol = np.asarray(net.C_W)[sl], np.asarray(net.C_b)[sl], np.asarray(rtol)[sl] * cp.C_W
+    return bool(np.all(np.abs(CW - cp.C_W) <= tol) and np.all(np.abs(Cb - cp.C_b) <= tol))
+
+
+def _sampling_rtol(net: MLP) -> np.ndarray:
+    """Per-layer relative tolerance for C_W measured from one network's weights, C_W = n_{ℓ−1}·Var(W^{(ℓ)}):
+    ``SAMPLING_SIGMAS`` standard errors of a variance estimated from n_{ℓ−1}n_ℓ Gaussian draws, √(2/(n_{ℓ−1}n_ℓ))."""
+    n = np.asarray(net.n, dtype=np.float64)
+    return SAMPLING_SIGMAS * np.sqrt(2.0 / (n[:-1] * n[1:]))
 
 
 def _criticality_items(net: MLP, crit, tuned: bool, ph, xi_par: float, xi_perp: float) -> list[AdviceItem]:
@@ -298,7 +323,9 @@ def advise(net, x=None, *, norm=None, rtol: float = CRITICAL_RTOL, learning_rate
     ``net``: a :class:`~deepeft.MLP`, or a PyTorch ``nn.Sequential`` of Linear + activation layers (read by
     ``de.from_torch``: widths, activation, empirical C_W = n_in·Var(W), C_b = Var(b)).
     ``x`` / ``norm``: the reference input (or its (1/n₀)|x|²; default 1) of the single-input recursion.
-    ``rtol``: relative tolerance for "the given C_W (and C_b, in units of C_W) is the critical point".
+    ``rtol``: relative tolerance for "the given C_W (and C_b, in units of C_W) is the critical point"; for a
+    network read from its weights at least ``SAMPLING_SIGMAS`` = 3 standard errors of the measured C_W^{(ℓ)},
+    3√(2/(n_{ℓ−1}n_ℓ)) per layer.
     ``learning_rate_rule``: passed to :func:`~deepeft.learning_rates` ("equivalence", "equal-contribution").
 
     Returns an :class:`Advice`; ``.to_dict()`` for JSON, ``str()`` for a table, ``.to_html(path)`` for a page.
@@ -308,20 +335,23 @@ def advise(net, x=None, *, norm=None, rtol: float = CRITICAL_RTOL, learning_rate
     from .theory.single_input import input_norm
 
     source = "MLP"
+    measured = False  # C_b, C_W read from one network's weights: compare with sampling tolerance
     if _is_torch_module(net):
-        net, source = _mlp_from_torch(net), f"torch {type(net).__name__}"
+        net, source, measured = _mlp_from_torch(net), f"torch {type(net).__name__}", True
+    elif not isinstance(net, MLP) and isinstance(getattr(net, "net", None), MLP):  # de.from_torch(...) etc.
+        net, source, measured = net.net, f"imported ({getattr(net, 'source', 'weights')})", True
     if not isinstance(net, MLP):
         raise DeepEFTInputError(
             f"advise takes a deepeft.MLP or a torch.nn.Sequential of Linear + activation layers, got "
             f"{type(net).__name__}; build one with de.MLP(input_dim, widths, output_dim, activation, C_b=..., C_W=...)."
         )
-    from . import _validate as v
-
-    rtol = v.finite_scalar(rtol, "rtol", minimum=0.0)
+    tol = np.full(net.L, v.finite_scalar(rtol, "rtol", minimum=0.0))
+    if measured:
+        tol = np.maximum(tol, _sampling_rtol(net))
     nrm = input_norm(net, x, norm)
     crit = criticality(net.activation, exponents=False)
     cp = crit.critical
-    tuned = _tuned(net, cp, rtol)
+    tuned = _tuned(net, cp, tol)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DeepEFTWarning)
         ph = phase(net, norm=nrm)
