@@ -273,7 +273,8 @@ def _sampling_rtol(net: MLP) -> np.ndarray:
     return SAMPLING_SIGMAS * np.sqrt(2.0 / (n[:-1] * n[1:]))
 
 
-def _criticality_items(net: MLP, crit, tuned: bool, ph, xi_par: float, xi_perp: float) -> list[AdviceItem]:
+def _criticality_items(net: MLP, crit, tuned: bool, ph, xi_par: float, xi_perp: float,
+                       torch: bool) -> list[AdviceItem]:
     act = net.activation.name
     cp = crit.critical
     L = net.L
@@ -292,6 +293,12 @@ def _criticality_items(net: MLP, crit, tuned: bool, ph, xi_par: float, xi_perp: 
         items.append(AdviceItem("criticality", (
             f"{given} is not critical for {act}; use C_b = {cp.C_b:.6g}, C_W = {cp.C_W:.6g} "
             f"(universality class {crit.universality_class}{line}). {drift}.")))
+        if torch:
+            bias = ("torch.nn.init.zeros_(m.bias)" if cp.C_b == 0 else
+                    f"torch.nn.init.normal_(m.bias, std={math.sqrt(cp.C_b):.6g})")
+            items.append(AdviceItem("criticality", (
+                "in PyTorch, for every nn.Linear m: "
+                f"torch.nn.init.normal_(m.weight, std=({cp.C_W:.6g} / m.in_features) ** 0.5); {bias}.")))
     return items
 
 
@@ -367,7 +374,7 @@ def advise(net, x=None, *, norm=None, rtol: float = CRITICAL_RTOL, learning_rate
         verdict = f"not critical (drifts over ξ = {min(xi_par, xi_perp):.3g} < L layers)"
     r_star, nu = _optimal_aspect_ratio(crit, net.output_dim)
 
-    items = _criticality_items(net, crit, tuned, ph, xi_par, xi_perp)
+    items = _criticality_items(net, crit, tuned, ph, xi_par, xi_perp, source.startswith("torch"))
     items += [AdviceItem("phase", str(w.message)) for w in caught if issubclass(w.category, DeepEFTWarning)]
     items += _aspect_items(net, ph.aspect_ratio, r_star, ph.normalized_vertex_out)
     lr = None

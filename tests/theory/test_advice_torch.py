@@ -60,6 +60,7 @@ def test_torch_sequential_critical_and_default_init():
     assert np.allclose(d.net.C_W[1:-1], 1 / 3, rtol=0.05)
     msg = next(w.message for w in d.warnings if w.topic == "criticality")
     assert "not critical for relu; use C_b = 0, C_W = 2" in msg
+    assert any("torch.nn.init.normal_(m.weight, std=(2 / m.in_features) ** 0.5)" in w.message for w in d.warnings)
 
 
 def test_torch_unsupported_layer_is_named():
