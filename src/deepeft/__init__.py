@@ -28,6 +28,7 @@ from .simulate.forward import preactivations, sample_params
 from .simulate.ntk import empirical_ntk
 from .simulate.ntk_statistics import NTKStatistics, ntk_statistics
 from .simulate.ntk_tensors import ddntk_statistics, dntk_statistics, empirical_ddntk, empirical_dntk, one_step_prediction
+from .simulate.susceptibility import empirical_chi_perp
 from .simulate.trained_output import trained_output
 from .simulate.training import TrainedEnsemble, train_ensemble
 from .statistics import Estimate, jackknife
@@ -123,6 +124,7 @@ __all__ = [
     "vertex_flow",
     "criticality",
     "deep_linear",
+    "empirical_chi_perp",
     "empirical_ddntk",
     "empirical_dntk",
     "empirical_ntk",
