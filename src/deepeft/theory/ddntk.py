@@ -35,7 +35,7 @@ Symmetries: dd_IĤ is symmetric in its last three (neural, sample) pairs, so R_{
 dd_IIĤ under the joint swap (1 ↔ 2, 3 ↔ 4) (∞.7 errata), so S[a,b,c,d] = S[b,a,d,c], T[a,b,c,d] = T[d,c,b,a],
 U[a,b,c,d] = U[c,d,a,b].
 
-Kinked activations are refused (:func:`deepeft.theory.dntk.check_smooth`): ⟨σ″σ″⟩ diverges for them.
+Kinked activations are refused (:func:`deepeft.require_smooth`): ⟨σ″σ″⟩ diverges for them.
 
 References: Roberts, Yaida, Hanin, *The Principles of Deep Learning Theory*, arXiv:2106.10165, §∞.1, §∞.3.
 """
@@ -46,8 +46,9 @@ import dataclasses
 
 import numpy as np
 
-from ..network import MLP
-from .dntk import DNTK, X4, check_smooth, dntk_step, four_point_table, pair_contract, two_point_table
+from ..activations import require_smooth
+from ..network import MLP, check_net
+from .dntk import DNTK, X4, dntk_step, four_point_table, pair_contract, two_point_table
 from .ntk_fluctuations import NTKFluctuations, ntk_fluctuations
 
 __all__ = ["DDNTK", "ddntk", "ddntk_step"]
@@ -142,7 +143,7 @@ def ddntk(net: MLP, X, *, resolution: float = 1.0) -> DDNTK:
     Cost per layer: one batched ≤ 4-variable integral per index multiset (C(N+3, 4)) with the 29 placements of
     ⟨σ″σ′σ′σ⟩, ⟨σ‴σ′σ′σ′⟩, ⟨σ″σ″σ′σ′⟩, ⟨σ′σ′σ′σ′⟩, ⟨σ′σ′σσ⟩, plus O(N⁴) tensor algebra.
     """
-    check_smooth(net, "The ddNTK statistics R, S, T, U")
+    require_smooth(check_net(net).activation, "The ddNTK statistics R, S, T, U")
     X = net.check_inputs(X, "X")
     Xu, first, inv = np.unique(X, axis=0, return_index=True, return_inverse=True)
     keep = np.argsort(first)

@@ -39,14 +39,13 @@ import itertools
 
 import numpy as np
 
-from ..errors import DeepEFTInputError
 from ..gaussian import engine
-from ..network import MLP
+from ..activations import require_smooth
+from ..network import MLP, check_net
 from .ntk_fluctuations import NTKFluctuations, ntk_fluctuations
 
 __all__ = [
     "DNTK",
-    "check_smooth",
     "dntk",
     "dntk_step",
     "four_point_table",
@@ -59,23 +58,6 @@ __all__ = [
 # (deepeft.theory.ntk_fluctuations: 8.6e-10 relative error measured for tanh at K = 1).
 _TOL4 = 1e-6
 X4 = (2, 1, 1, 0)  # ⟨σ″0 σ′1 σ′2 σ3⟩, the dNTK four-point function of (11.31)
-
-
-def check_smooth(net, what: str) -> None:
-    """Refuse an activation with kinks or jumps for the dNTK / ddNTK statistics (actionable message)."""
-    if not isinstance(net, MLP):
-        raise DeepEFTInputError(f"net must be a deepeft.MLP, got {type(net).__name__}; build one with de.MLP(...).")
-    act = net.activation
-    bp = engine.breakpoints(act)
-    if bp:
-        raise DeepEFTInputError(
-            f"{what} needs a smooth activation, but {act!r} is not smooth at z = {list(bp)}: there σ″ is a delta "
-            "function, the forward equations multiply it by σ′ of the same preactivation (δ(z)θ(z) has no unique "
-            "value) and the ddNTK statistics need ⟨σ″σ″⟩, which diverges — the finite-width η-expansion of "
-            "training breaks down (PDLT §∞.1). Use a smooth activation (gelu, swish, tanh, erf, sin, softplus, "
-            "or linear, whose σ″ = 0); for one input, de.dntk_single_input gives P, Q of kinked activations "
-            "(σ″ integrated by parts, (11.67)–(11.70))."
-        )
 
 
 @functools.lru_cache(maxsize=32)
@@ -238,7 +220,7 @@ def dntk(net: MLP, X, *, resolution: float = 1.0) -> DNTK:
     K, Θ, B, F come from :func:`deepeft.ntk_fluctuations`. Cost per layer: one batched ≤ 4-variable integral
     per index multiset (C(N+3, 4)) with the 12 placements of ⟨σ″σ′σ′σ⟩, plus O(N⁴) tensor algebra.
     """
-    check_smooth(net, "The dNTK statistics P, Q")
+    require_smooth(check_net(net).activation, "The dNTK statistics P, Q")
     X = net.check_inputs(X, "X")
     Xu, inv = _unique_rows(X)
     fl = ntk_fluctuations(net, Xu, resolution=resolution)
