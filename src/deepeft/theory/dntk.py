@@ -39,8 +39,8 @@ import itertools
 
 import numpy as np
 
-from ..gaussian import engine
 from ..activations import require_smooth
+from ..gaussian import engine
 from ..network import MLP, check_net
 from .ntk_fluctuations import NTKFluctuations, ntk_fluctuations
 

@@ -55,9 +55,8 @@ import numpy as np
 
 from .. import _validate as v
 from .._x64 import x64
-from ..activations import Activation
+from ..activations import Activation, require_smooth
 from ..activations import activation as _activation
-from ..activations import require_smooth
 from ..errors import DeepEFTInputError
 from ..gaussian.engine import breakpoints, expect1d, gauss1d_nodes
 from ..network import MLP
