@@ -43,9 +43,11 @@ from ..activations import require_smooth
 from ..gaussian import engine
 from ..network import MLP, check_net
 from .ntk_fluctuations import NTKFluctuations, ntk_fluctuations
+from .vertex import unique_rows
 
 __all__ = [
     "DNTK",
+    "KernelViews",
     "dntk",
     "dntk_step",
     "four_point_table",
@@ -180,18 +182,11 @@ def dntk_step(x4, tp, H, B, F, F_next, P, Q, *, C_W, lambda_W, ratio, first: boo
     return P_new, Q_new
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class DNTK:
-    """Per-layer P, Q (L, N, N, N, N) of (11.45), layer ℓ at index ℓ − 1 (module doc), with the NTK statistics
-    they were built from (``ntk``: K, Θ, V, A, B, D, F) and ``n_prev`` = n_{ℓ−1}: the cross correlations are the
-    tensors divided by it."""
+class KernelViews:
+    """K, Θ (L, N, N) of the NTK statistics ``ntk`` a finite-width result was built from (shared by
+    :class:`DNTK` and :class:`deepeft.DDNTK`)."""
 
-    net: MLP
-    X: np.ndarray
-    P: np.ndarray
-    Q: np.ndarray
     ntk: NTKFluctuations
-    n_prev: np.ndarray
 
     @property
     def K(self) -> np.ndarray:
@@ -202,12 +197,18 @@ class DNTK:
         return self.ntk.Theta
 
 
-def _unique_rows(X: np.ndarray):
-    Xu, first, inv = np.unique(X, axis=0, return_index=True, return_inverse=True)
-    order = np.argsort(first)
-    rank = np.empty_like(order)
-    rank[order] = np.arange(order.size)
-    return Xu[order], rank[inv.ravel()]
+@dataclasses.dataclass(frozen=True, eq=False)
+class DNTK(KernelViews):
+    """Per-layer P, Q (L, N, N, N, N) of (11.45), layer ℓ at index ℓ − 1 (module doc), with the NTK statistics
+    they were built from (``ntk``: K, Θ, V, A, B, D, F) and ``n_prev`` = n_{ℓ−1}: the cross correlations are the
+    tensors divided by it."""
+
+    net: MLP
+    X: np.ndarray
+    P: np.ndarray
+    Q: np.ndarray
+    ntk: NTKFluctuations
+    n_prev: np.ndarray
 
 
 TWO_POINT = ((1, 1), (2, 0), (3, 1), (2, 2))  # pairs ⟨σ^{(p)}σ^{(q)}⟩ the recursions use
@@ -222,7 +223,7 @@ def dntk(net: MLP, X, *, resolution: float = 1.0) -> DNTK:
     """
     require_smooth(check_net(net).activation, "The dNTK statistics P, Q")
     X = net.check_inputs(X, "X")
-    Xu, inv = _unique_rows(X)
+    Xu, inv = unique_rows(X)
     fl = ntk_fluctuations(net, Xu, resolution=resolution)
     L, N = net.L, Xu.shape[0]
     n = np.asarray(net.n, dtype=np.float64)
@@ -247,8 +248,4 @@ def dntk(net: MLP, X, *, resolution: float = 1.0) -> DNTK:
             first=(l == 1),
         )
     sel = (slice(None),) + np.ix_(inv, inv, inv, inv)
-    sel2 = (slice(None),) + np.ix_(inv, inv)
-    full = dataclasses.replace(
-        fl, X=X, K=fl.K[sel2], Theta=fl.Theta[sel2], **{k: getattr(fl, k)[sel] for k in ("V", "A", "B", "D", "F")}
-    )
-    return DNTK(net=net, X=X, P=P[sel], Q=Q[sel], ntk=full, n_prev=n[:-1].copy())
+    return DNTK(net=net, X=X, P=P[sel], Q=Q[sel], ntk=fl.on_inputs(X, inv), n_prev=n[:-1].copy())

@@ -225,6 +225,14 @@ class NTKFluctuations:
     F: np.ndarray
     n_prev: np.ndarray
 
+    def on_inputs(self, X: np.ndarray, inverse: np.ndarray) -> NTKFluctuations:
+        """These statistics, computed on distinct inputs X_u, expanded to the inputs X = X_u[inverse]
+        (:func:`deepeft.theory.vertex.unique_rows`)."""
+        sel = (slice(None),) + np.ix_(inverse, inverse, inverse, inverse)
+        sel2 = (slice(None),) + np.ix_(inverse, inverse)
+        tensors = {k: getattr(self, k)[sel] for k in ("V", "A", "B", "D", "F")}
+        return dataclasses.replace(self, X=X, K=self.K[sel2], Theta=self.Theta[sel2], **tensors)
+
     def projections(self, a: int = 0, b: int | None = None) -> dict[str, np.ndarray]:
         """The measurable projections for inputs a, b (default b = a), each (L,), divided by n_{ℓ−1}:
 
@@ -288,16 +296,6 @@ def ntk_fluctuations(net: MLP, X, *, resolution: float = 1.0) -> NTKFluctuations
             resolution=resolution,
         )
         out["A"][l], out["B"][l], out["D"][l], out["F"][l] = A, B, D, F
-    sel = (slice(None),) + np.ix_(inv, inv, inv, inv)
     return NTKFluctuations(
-        net=net,
-        X=X,
-        K=K[:, inv][:, :, inv],
-        Theta=Theta[:, inv][:, :, inv],
-        V=Vv[sel],
-        A=out["A"][sel],
-        B=out["B"][sel],
-        D=out["D"][sel],
-        F=out["F"][sel],
-        n_prev=n[:-1].copy(),
-    )
+        net=net, X=Xu, K=K, Theta=Theta, V=Vv, **out, n_prev=n[:-1].copy()
+    ).on_inputs(X, inv)
