@@ -48,8 +48,8 @@ import numpy as np
 
 from ..activations import require_smooth
 from ..network import MLP, check_net
-from .dntk import DNTK, X4, KernelViews, dntk_step, four_point_table, pair_contract, two_point_table
-from .ntk_fluctuations import NTKFluctuations, ntk_fluctuations
+from .dntk import DNTK, X4, KernelViews, dntk_step, pair_contract, two_point_table
+from .ntk_fluctuations import NTKFluctuations, four_point_table, ntk_fluctuations
 from .vertex import unique_rows
 
 __all__ = ["DDNTK", "ddntk", "ddntk_step"]

@@ -34,15 +34,13 @@ References: Roberts, Yaida, Hanin, *The Principles of Deep Learning Theory*, arX
 from __future__ import annotations
 
 import dataclasses
-import functools
-import itertools
 
 import numpy as np
 
 from ..activations import require_smooth
 from ..gaussian import engine
 from ..network import MLP, check_net
-from .ntk_fluctuations import NTKFluctuations, ntk_fluctuations
+from .ntk_fluctuations import NTKFluctuations, four_point_table, ntk_fluctuations
 from .vertex import unique_rows
 
 __all__ = [
@@ -50,64 +48,12 @@ __all__ = [
     "KernelViews",
     "dntk",
     "dntk_step",
-    "four_point_table",
     "pair_contract",
     "stein_coefficients",
     "two_point_table",
 ]
 
-# Accuracy target of the 4-variable smooth rule, as for the NTK fluctuations' four-point tables
-# (deepeft.theory.ntk_fluctuations: 8.6e-10 relative error measured for tanh at K = 1).
-_TOL4 = 1e-6
 X4 = (2, 1, 1, 0)  # ⟨σ″0 σ′1 σ′2 σ3⟩, the dNTK four-point function of (11.31)
-
-
-@functools.lru_cache(maxsize=32)
-def _plan(N: int, patterns: tuple):
-    """Index plan: unique sorted 4-tuples grouped by equality pattern; for each group the terms (every
-    distinct placement of every derivative pattern on the sorted positions), and for every full tuple its
-    row and, per pattern, the column of its placement."""
-    idx = np.indices((N,) * 4).reshape(4, -1).T
-    srt = np.sort(idx, axis=1)
-    uniq, inv = np.unique(srt, axis=0, return_inverse=True)
-    labels = np.zeros_like(uniq)
-    for p in range(1, 4):
-        labels[:, p] = labels[:, p - 1] + (uniq[:, p] != uniq[:, p - 1])
-    keys = sorted({perm for pat in patterns for perm in itertools.permutations(pat)})
-    col = {k: i for i, k in enumerate(keys)}
-    order = np.argsort(idx, axis=1, kind="stable")  # original position at each sorted position
-    cols = []
-    for pat in patterns:
-        pa = np.asarray(pat)[order]  # derivative order at each sorted position
-        cols.append(np.array([col[tuple(int(d) for d in r)] for r in pa]))
-    groups = []
-    for lab in sorted({tuple(r) for r in labels}):
-        rows = np.nonzero((labels == np.array(lab)).all(axis=1))[0]
-        k = lab[-1] + 1
-        first = [lab.index(s) for s in range(k)]
-        var = uniq[rows][:, first]
-        terms = tuple(tuple((tuple(sorted(key[p] for p in range(4) if lab[p] == s)), 0) for s in range(k)) for key in keys)
-        groups.append((rows, var, terms))
-    return len(uniq), len(keys), inv.ravel(), cols, groups
-
-
-def four_point_table(act, K, patterns, *, resolution: float = 1.0) -> dict:
-    """{pattern: (N, N, N, N)}: T[a, b, c, d] = ⟨σ^{(p0)}(z_a)σ^{(p1)}(z_b)σ^{(p2)}(z_c)σ^{(p3)}(z_d)⟩_K for each
-    derivative pattern (p0, p1, p2, p3), e.g. (2, 1, 1, 0) = ⟨σ″σ′σ′σ⟩ (index order as written).
-
-    One batched engine call (:func:`deepeft.gaussian.engine.batched_expect`) per equality pattern of the sorted
-    index tuple, every distinct placement of every pattern as a term (≤ 4 variables; σ″, σ‴ by autodiff).
-    """
-    K = np.asarray(K, dtype=np.float64)
-    N = K.shape[0]
-    patterns = tuple(tuple(int(d) for d in p) for p in patterns)
-    U, nk, inv, cols, groups = _plan(N, patterns)
-    vals = np.empty((U, nk))
-    for rows, var, terms in groups:
-        sub = K[var[:, :, None], var[:, None, :]]
-        tol = _TOL4 if var.shape[1] == 4 else None
-        vals[rows] = engine.batched_expect(act, terms, sub, resolution=resolution, tol=tol)
-    return {p: vals[inv, c].reshape((N,) * 4) for p, c in zip(patterns, cols, strict=True)}
 
 
 def two_point_table(act, K, pairs, *, resolution: float = 1.0) -> dict:
