@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .activations import Activation, activation, available_activations
+from .activations import Activation, activation, available_activations, require_smooth
 from .errors import DeepEFTInputError, DeepEFTWarning
 from .gaussian.action import ExactCorrelators, NearlyGaussianAction
 from .gaussian.cumulants import connected, moment
@@ -98,6 +98,7 @@ __all__ = [
     "__version__",
     "activation",
     "available_activations",
+    "require_smooth",
     "connected",
     "connected_four_point",
     "four_point_vertex",
