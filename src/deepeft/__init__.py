@@ -22,6 +22,7 @@ from .gaussian.action import ExactCorrelators, NearlyGaussianAction
 from .gaussian.cumulants import connected, moment
 from .gaussian.engine import Factor, expect, two_point, two_point_maps
 from .gaussian.wick import gaussian_moment, pairings, wick_tensor
+from .interop import ImportedModel, from_arrays, from_equinox, from_flax, from_torch
 from .network import MLP
 from .simulate.ensemble import EnsembleResult, sample_ensemble
 from .simulate.forward import preactivations, sample_params
@@ -73,6 +74,11 @@ __all__ = [
     "ddntk_single_input",
     "dntk_single_input",
     "MLP",
+    "ImportedModel",
+    "from_arrays",
+    "from_equinox",
+    "from_flax",
+    "from_torch",
     "algorithm_projectors",
     "AlgorithmProjectors",
     "trained_output",
