@@ -22,6 +22,8 @@ from .gaussian.action import ExactCorrelators, NearlyGaussianAction
 from .gaussian.cumulants import connected, moment
 from .gaussian.engine import Factor, expect, two_point, two_point_maps
 from .gaussian.wick import gaussian_moment, pairings, wick_tensor
+from .diagnostics import WeightSpectrum, weight_spectrum
+from .interop import ImportedModel, from_arrays, from_equinox, from_flax, from_torch
 from .network import MLP
 from .simulate.ensemble import EnsembleResult, sample_ensemble
 from .simulate.forward import preactivations, sample_params
@@ -74,6 +76,13 @@ __all__ = [
     "ddntk_single_input",
     "dntk_single_input",
     "MLP",
+    "ImportedModel",
+    "WeightSpectrum",
+    "weight_spectrum",
+    "from_arrays",
+    "from_equinox",
+    "from_flax",
+    "from_torch",
     "algorithm_projectors",
     "AlgorithmProjectors",
     "trained_output",
