@@ -16,19 +16,22 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .activations import Activation, activation, available_activations
+from .activations import Activation, activation, available_activations, require_smooth
 from .advice import Advice, advise
+from .diagnostics import WeightSpectrum, weight_spectrum
 from .errors import DeepEFTInputError, DeepEFTWarning
 from .gaussian.action import ExactCorrelators, NearlyGaussianAction
 from .gaussian.cumulants import connected, moment
 from .gaussian.engine import Factor, expect, two_point, two_point_maps
 from .gaussian.wick import gaussian_moment, pairings, wick_tensor
+from .interop import ImportedModel, from_arrays, from_equinox, from_flax, from_torch
 from .network import MLP
 from .simulate.ensemble import EnsembleResult, sample_ensemble
 from .simulate.forward import preactivations, sample_params
 from .simulate.ntk import empirical_ntk
 from .simulate.ntk_statistics import NTKStatistics, ntk_statistics
 from .simulate.ntk_tensors import ddntk_statistics, dntk_statistics, empirical_ddntk, empirical_dntk, one_step_prediction
+from .simulate.susceptibility import empirical_chi_perp
 from .simulate.trained_output import trained_output
 from .simulate.training import TrainedEnsemble, train_ensemble
 from .statistics import Estimate, jackknife
@@ -74,6 +77,13 @@ __all__ = [
     "ddntk_single_input",
     "dntk_single_input",
     "MLP",
+    "ImportedModel",
+    "WeightSpectrum",
+    "weight_spectrum",
+    "from_arrays",
+    "from_equinox",
+    "from_flax",
+    "from_torch",
     "algorithm_projectors",
     "AlgorithmProjectors",
     "trained_output",
@@ -100,6 +110,7 @@ __all__ = [
     "__version__",
     "activation",
     "available_activations",
+    "require_smooth",
     "connected",
     "connected_four_point",
     "four_point_vertex",
@@ -126,6 +137,7 @@ __all__ = [
     "vertex_flow",
     "criticality",
     "deep_linear",
+    "empirical_chi_perp",
     "empirical_ddntk",
     "empirical_dntk",
     "empirical_ntk",

@@ -32,7 +32,7 @@ import dataclasses
 
 import numpy as np
 
-from ..activations import activation
+from ..activations import require_smooth
 from ..errors import DeepEFTInputError
 from . import _foundation as fd
 from .base import Experiment
@@ -87,11 +87,7 @@ class NTKEvolution(Experiment):
         def __post_init__(self):
             fd.check_activations(self.activations)
             for a in self.activations:
-                if activation(a).breakpoints:
-                    raise DeepEFTInputError(
-                        f"activation {a!r} has kinks: σ″ is a delta function there and the η-expansion of the "
-                        "dNTK/ddNTK breaks down (PDLT §∞.1); use a smooth one (tanh, gelu, swish, erf, sin, linear)."
-                    )
+                require_smooth(a, "The ntk-evolution experiment (dNTK/ddNTK expansions)")
             if len(set(self.widths)) != len(self.widths):
                 raise DeepEFTInputError(f"parameter 'widths' has repeated entries {list(self.widths)}; list each once.")
 

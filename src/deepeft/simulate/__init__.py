@@ -21,6 +21,7 @@ from .ntk_tensors import (
     one_step_prediction,
 )
 from .posterior_sampling import ImportanceSample, importance_posterior, stochastic_output_metrics
+from .susceptibility import empirical_chi_perp
 from .training import TrainedEnsemble, train_ensemble
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "ddntk_statistics",
     "default_micro_batch",
     "dntk_statistics",
+    "empirical_chi_perp",
     "empirical_ddntk",
     "empirical_dntk",
     "empirical_ntk",

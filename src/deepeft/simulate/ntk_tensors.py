@@ -501,19 +501,12 @@ class DNTKStatistics:
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class DDNTKStatistics:
+class DDNTKStatistics(DNTKStatistics):
     """Ensemble estimates of R (∞.11) and S, T, U (∞.12) (n_{ℓ−1} × E[pair pattern]): Estimates (L, N, N, N, N)
     in the printed index order — R[ℓ−1, δ0, δ1, δ2, δ3], S[ℓ−1, δ1, δ2, δ3, δ4], T[ℓ−1, δ1, δ3, δ4, δ2],
     U[ℓ−1, δ1, δ4, δ2, δ3]; layer 1 exactly 0; layers not sampled NaN. Also P and Q of the same networks
-    (as :class:`DNTKStatistics`; the ddNTK recursions need them)."""
+    (the fields of :class:`DNTKStatistics`; the ddNTK recursions need them)."""
 
-    net: MLP
-    X: np.ndarray
-    n_networks: int
-    seed: int
-    neurons: tuple[int, ...]
-    P: Estimate
-    Q: Estimate
     R: Estimate
     S: Estimate
     T: Estimate

@@ -55,7 +55,7 @@ import numpy as np
 
 from .. import _validate as v
 from .._x64 import x64
-from ..activations import Activation
+from ..activations import Activation, require_smooth
 from ..activations import activation as _activation
 from ..errors import DeepEFTInputError
 from ..gaussian.engine import breakpoints, expect1d, gauss1d_nodes
@@ -140,9 +140,9 @@ def finite_width_moments(act, K, *, ddntk: bool = False) -> dict[str, np.ndarray
         raise DeepEFTInputError("every kernel value K must be finite and > 0 (K is a preactivation variance).")
     if act.jumps:
         raise DeepEFTInputError(f"{act!r} has a jump: σ′ contains δ(z) and the NTK is undefined; use a continuous activation.")
+    if ddntk:
+        require_smooth(act, "The ddNTK statistics R, S, T, U")
     bps = breakpoints(act)
-    if ddntk and bps:
-        raise _kinked_error(act, bps)
     names = _PQ + (_DD if ddntk else ())
     if any(c != 0.0 for c in bps):  # kinks that move in x = z/√K: the engine's per-K rule (P, Q only)
         s = act.numpy
@@ -180,16 +180,6 @@ def _moments_on_rule(prog, K: np.ndarray, bps, panels: int) -> np.ndarray:
         return np.concatenate([np.asarray(a) for a in res], axis=1)[:, :L]
 
 
-def _kinked_error(act: Activation, bps) -> DeepEFTInputError:
-    return DeepEFTInputError(
-        f"{act!r} is not smooth (breakpoint(s) at z = {list(bps)}): a derivative of σ jumps there, so σ″ (ReLU-like) "
-        "or σ‴ (ELU) contains a Dirac delta, the ddNTK expectations ⟨σ″σ″⟩, ⟨σ″σ″σ′σ′⟩, ⟨σ‴σ′⟩, ⟨σ‴σ′σ′σ′⟩ diverge or "
-        "are ill-defined, and the η-expansion of the finite-width training dynamics breaks down (PDLT §∞.1, "
-        "(∞.39)–(∞.44)). Use a smooth activation (gelu, swish, tanh, erf, sin, softplus) or linear; the dNTK "
-        "statistics P, Q (dntk_single_input) stay defined for kinked activations."
-    )
-
-
 # ----------------------------------------------------------------------------------------------
 # The recursions
 # ----------------------------------------------------------------------------------------------
@@ -224,9 +214,8 @@ def _run(net: MLP, x, norm, ddntk: bool):
     if not isinstance(net, MLP):
         raise DeepEFTInputError(f"net must be a deepeft.MLP, got {type(net).__name__}; build one with de.MLP(...).")
     act = net.activation
-    bps = breakpoints(act)
-    if ddntk and bps and not act.jumps:
-        raise _kinked_error(act, bps)
+    if ddntk and not act.jumps:  # a jump: ntk_single_input's own refusal (σ′ contains δ(z)) below
+        require_smooth(act, "The ddNTK statistics R, S, T, U")
     p = net.arrays()
     if np.any(p["C_W"][1:] == 0):
         raise DeepEFTInputError(
