@@ -5,24 +5,18 @@ layers named. Needs torch (optional extra): skipped without it unless DEEPEFT_RE
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 import pytest
 
 import deepeft as de
+from _optional import require
 
 pytestmark = pytest.mark.filterwarnings("ignore::deepeft.DeepEFTWarning")
 
 
 def _torch():
-    try:
-        import torch
-    except ImportError:
-        if os.environ.get("DEEPEFT_REQUIRE_TORCH") == "1":
-            pytest.fail("DEEPEFT_REQUIRE_TORCH=1 but torch is not installed")
-        pytest.skip("torch not installed")
-    return torch
+    return require("torch")
 
 
 def _mlp(torch, act, n=128, L=5, C_W=None, C_b=0.0, seed=0):
