@@ -226,17 +226,11 @@ def _optimal_aspect_ratio(crit, output_dim: int) -> tuple[float | None, float | 
 
 
 def _mlp_from_torch(module) -> MLP:
-    """An :class:`MLP` from a PyTorch ``nn.Sequential`` (widths, activation, empirical C_W = n_in·Var(W),
-    C_b = Var(b)) through ``de.from_torch`` (issue 17 item 1) — the one importer of torch modules."""
-    import deepeft
+    """An :class:`MLP` from a PyTorch module (widths, activation, empirical C_W = n_in·Var(W), C_b = Var(b)) through
+    :func:`deepeft.from_torch` — the one importer of torch modules (it names any unsupported layer)."""
+    from .interop import from_torch
 
-    fn = getattr(deepeft, "from_torch", None)
-    if fn is None:
-        raise DeepEFTInputError(
-            "reading a PyTorch module needs deepeft.from_torch, which this installation does not have yet; "
-            "build the spec by hand: de.MLP(input_dim, widths, output_dim, activation, C_b=..., C_W=...)."
-        )
-    return _imported_net(fn(module))
+    return _imported_net(from_torch(module))
 
 
 def _imported_net(model) -> MLP:
@@ -328,7 +322,8 @@ def advise(net, x=None, *, norm=None, rtol: float = CRITICAL_RTOL, learning_rate
     """Design advice for ``net``: criticality, aspect ratio, finite-width effects, learning rates, warnings.
 
     ``net``: a :class:`~deepeft.MLP`, or a PyTorch ``nn.Sequential`` of Linear + activation layers (read by
-    ``de.from_torch``: widths, activation, empirical C_W = n_in·Var(W), C_b = Var(b)).
+    ``de.from_torch``: widths, activation, empirical C_W = n_in·Var(W), C_b = Var(b)), or the ``ImportedModel``
+    that ``de.from_torch`` / ``de.from_flax`` / ``de.from_arrays`` returned.
     ``x`` / ``norm``: the reference input (or its (1/n₀)|x|²; default 1) of the single-input recursion.
     ``rtol``: relative tolerance for "the given C_W (and C_b, in units of C_W) is the critical point"; for a
     network read from its weights at least ``SAMPLING_SIGMAS`` = 3 standard errors of the measured C_W^{(ℓ)},

@@ -171,3 +171,19 @@ def test_bad_input():
         de.advise(_net("relu", 2.0), rtol=-1.0)
     with pytest.raises(de.DeepEFTInputError, match="Did you mean"):
         de.advise(de.MLP(4, [8], 1, "tnah"))
+
+
+def test_imported_weights_use_sampling_tolerance():
+    """An ImportedModel (de.from_arrays here; de.from_torch alike) is judged with 3 standard errors of the measured
+    C_W = n_in·Var(W) per layer, 3√(2/(n_in n_out)); the same spec typed by hand needs rtol."""
+    rng = np.random.default_rng(0)
+    dims = [5, 200, 200, 200, 1]
+    Ws = [rng.standard_normal((dims[i + 1], dims[i])) * math.sqrt(2.0 / dims[i]) for i in range(4)]
+    model = de.from_arrays(Ws, [np.zeros(d) for d in dims[1:]], "relu")
+    a = de.advise(model)
+    assert a.source.startswith("imported") and a.at_critical_point and a.verdict == "critical"
+    rel = abs(np.asarray(model.net.C_W[1:]) / 2.0 - 1.0)
+    assert rel.max() > 1e-6  # the measured values are not exactly critical ...
+    assert not de.advise(model.net).at_critical_point  # ... so the hand-typed spec is not "at" the point
+    far = de.from_arrays([W * 1.2 for W in Ws], [np.zeros(d) for d in dims[1:]], "relu")  # C_W = 2.88
+    assert not de.advise(far).at_critical_point
