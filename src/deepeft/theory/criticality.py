@@ -31,7 +31,6 @@ import warnings
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy.optimize import brentq
 
 from .. import _validate as v
 from .._x64 import x64
@@ -277,6 +276,8 @@ def _trivial_fixed_point(act: Activation, K_star: float, C_b: float, C_W: float,
     def f(K):
         return C_b + C_W * float(helper_functions(act, K, 1.0).g) - K
 
+    from scipy.optimize import brentq  # here, not at import: scipy.optimize costs ~0.3 s and most analyses never need it
+
     return float(brentq(f, min(Ks[i], Ks[i + 1]), max(Ks[i], Ks[i + 1]), xtol=1e-13, rtol=1e-14))
 
 
@@ -288,6 +289,10 @@ def _nonzero_roots(act: Activation, K_grid: np.ndarray, hf) -> list[float]:
     def fk(K):
         h = helper_functions(act, K, 1.0)
         return float(1.0 - h.chi_parallel / h.chi_perp)
+
+    if idx.size == 0:
+        return []
+    from scipy.optimize import brentq  # lazily (import cost), as in _trivial_fixed_point
 
     return [float(brentq(fk, K_grid[i], K_grid[i + 1], xtol=1e-14, rtol=1e-15)) for i in idx]
 
