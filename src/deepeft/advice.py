@@ -35,7 +35,7 @@ from . import _validate as v
 from .errors import DeepEFTInputError, DeepEFTWarning
 from .network import MLP
 
-__all__ = ["Advice", "AdviceItem", "advise"]
+__all__ = ["Advice", "AdviceItem", "DepthFlow", "advise"]
 
 # An aspect ratio more than this factor above (below) r* counts as "≫ r*" ("≪ r*").
 ASPECT_RATIO_FACTOR = 2.0
@@ -55,49 +55,64 @@ class AdviceItem(NamedTuple):
     message: str
 
 
+@dataclasses.dataclass(frozen=True)
+class DepthFlow:
+    """Single-input quantities against depth, layer ℓ = 1..L at index ℓ − 1: the kernel K^{(ℓ)} (5.108), the
+    susceptibilities χ_∥, χ_⊥ of the step ℓ → ℓ + 1 (5.50)–(5.51), and V^{(ℓ)}/(n_{ℓ−1}K^{(ℓ)}²) (5.128)."""
+
+    layers: np.ndarray
+    K: np.ndarray
+    chi_parallel: np.ndarray
+    chi_perp: np.ndarray
+    normalized_vertex: np.ndarray
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class Advice:
     """The report of :func:`advise`. ``to_dict()`` is its JSON form (docs/advise.md), ``str()`` a terminal
-    table, ``to_html(path)`` a short page with the K, χ and V/(nK²) curves."""
+    table, ``to_html(path)`` a short page with the K, χ and V/(nK²) curves.
+
+    ``critical_point``: the :class:`~deepeft.theory.criticality.CriticalPoint` to use (None: the activation has
+    none). χ's, e-folds (L − 1)·log χ and the regime are at the last hidden layer, as in
+    :func:`~deepeft.theory.criticality.phase`; ``depth_scale_*`` = ξ = 1/|log χ| (∞: no drift)."""
 
     net: MLP
     criticality: Any  # deepeft.theory.criticality.Criticality of the activation
-    phase: Any  # deepeft.theory.criticality.PhaseReport of the network
+    critical_point: Any
     at_critical_point: bool
     verdict: str
+    regime: str
+    chi_parallel: float
+    chi_perp: float
     depth_scale_parallel: float
     depth_scale_perp: float
+    efolds_parallel: float
+    efolds_perp: float
+    K_out: float
+    aspect_ratio: float
+    normalized_vertex_out: float
     optimal_aspect_ratio: float | None
     nu: float | None
     learning_rates: Any  # deepeft.LearningRates, or None when the rule has no answer for this network
     warnings: tuple[AdviceItem, ...]
+    flow: DepthFlow
     input_norm: float = 1.0
     source: str = "MLP"
 
-    # -- convenience views ------------------------------------------------------------------
     @property
     def universality_class(self) -> str:
         return self.criticality.universality_class
 
-    @property
-    def critical_point(self):
-        """The :class:`~deepeft.theory.criticality.CriticalPoint` to use, or None (no critical point)."""
-        return self.criticality.critical
-
-    @property
-    def aspect_ratio(self) -> float:
-        return float(self.phase.aspect_ratio)
-
-    @property
-    def normalized_vertex_out(self) -> float:
-        return float(self.phase.normalized_vertex_out)
+    def reference_flow(self) -> DepthFlow | None:
+        """The same architecture and input at the critical point (None when there is none or ``net`` is there)."""
+        cp = self.critical_point
+        if cp is None or self.at_critical_point:
+            return None
+        return _flow(self.net.replace(C_b=cp.C_b, C_W=cp.C_W), self.input_norm)[0]
 
     def to_dict(self) -> dict[str, Any]:
         """Plain Python values (JSON-ready: no NaN/inf; an infinite depth scale is None = no drift)."""
-        net, ph, cp = self.net, self.phase, self.critical_point
-        rec = ph.recursion
-        nv = rec.normalized_vertex() if net.widths else np.zeros(net.L)
-        lr = self.learning_rates
+        net, cp, fl, lr = self.net, self.critical_point, self.flow, self.learning_rates
         return {
             "network": {
                 "source": self.source,
@@ -117,27 +132,27 @@ class Advice:
             "criticality": {
                 "verdict": self.verdict,
                 "at_critical_point": bool(self.at_critical_point),
-                "regime": ph.regime,
-                "chi_parallel": _finite(ph.chi_parallel),
-                "chi_perp": _finite(ph.chi_perp),
+                "regime": self.regime,
+                "chi_parallel": _finite(self.chi_parallel),
+                "chi_perp": _finite(self.chi_perp),
                 "depth_scale_parallel": _finite(self.depth_scale_parallel),
                 "depth_scale_perp": _finite(self.depth_scale_perp),
-                "efolds_parallel": _finite(ph.efolds_parallel),
-                "efolds_perp": _finite(ph.efolds_perp),
-                "K_out": _finite(ph.K_out),
+                "efolds_parallel": _finite(self.efolds_parallel),
+                "efolds_perp": _finite(self.efolds_perp),
+                "K_out": _finite(self.K_out),
                 "input_norm": float(self.input_norm),
             },
             "aspect_ratio": {
-                "r": float(ph.aspect_ratio),
+                "r": float(self.aspect_ratio),
                 "depth": net.L,
-                "width": _finite(net.L / ph.aspect_ratio) if ph.aspect_ratio > 0 else None,
+                "width": _finite(net.L / self.aspect_ratio) if self.aspect_ratio > 0 else None,
                 "output_dim": net.output_dim,
                 "r_star": self.optimal_aspect_ratio,
                 "nu": self.nu,
             },
             "finite_width": {
-                "normalized_vertex_out": _finite(ph.normalized_vertex_out),
-                "excess_kurtosis_out": _finite(3.0 * ph.normalized_vertex_out),
+                "normalized_vertex_out": _finite(self.normalized_vertex_out),
+                "excess_kurtosis_out": _finite(3.0 * self.normalized_vertex_out),
             },
             "learning_rates": None if lr is None else {
                 "rule": lr.rule, "equation": lr.equation, "universality_class": lr.universality_class,
@@ -146,11 +161,11 @@ class Advice:
             },
             "warnings": [{"topic": w.topic, "message": w.message} for w in self.warnings],
             "curves": {
-                "layer": [int(i) for i in rec.layers],
-                "K": [_finite(x) for x in rec.K],
-                "chi_parallel": [_finite(x) for x in rec.chi_parallel],
-                "chi_perp": [_finite(x) for x in rec.chi_perp],
-                "normalized_vertex": [_finite(x) for x in nv],
+                "layer": [int(i) for i in fl.layers],
+                "K": [_finite(x) for x in fl.K],
+                "chi_parallel": [_finite(x) for x in fl.chi_parallel],
+                "chi_perp": [_finite(x) for x in fl.chi_perp],
+                "normalized_vertex": [_finite(x) for x in fl.normalized_vertex],
             },
         }
 
@@ -267,10 +282,22 @@ def _sampling_rtol(net: MLP) -> np.ndarray:
     return SAMPLING_SIGMAS * np.sqrt(2.0 / (n[:-1] * n[1:]))
 
 
-def _criticality_items(net: MLP, crit, tuned: bool, ph, xi_par: float, xi_perp: float,
+def _flow(net: MLP, norm: float):
+    """(DepthFlow, PhaseReport, DeepEFTWarning messages of ``phase``) of the single-input recursion at ``norm``."""
+    from .theory.criticality import phase
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DeepEFTWarning)
+        ph = phase(net, norm=norm)
+    rec = ph.recursion
+    nv = rec.normalized_vertex() if net.widths else np.zeros(net.L)
+    flow = DepthFlow(rec.layers, rec.K, rec.chi_parallel, rec.chi_perp, nv)
+    return flow, ph, [str(w.message) for w in caught if issubclass(w.category, DeepEFTWarning)]
+
+
+def _criticality_items(net: MLP, crit, cp, tuned: bool, ph, xi_par: float, xi_perp: float,
                        torch: bool) -> list[AdviceItem]:
     act = net.activation.name
-    cp = crit.critical
     L = net.L
     items = []
     drift = (f"χ_∥ = {ph.chi_parallel:.6g}, χ_⊥ = {ph.chi_perp:.6g} at the last hidden layer: the kernel drifts by a "
@@ -332,7 +359,7 @@ def advise(net, x=None, *, norm=None, rtol: float = CRITICAL_RTOL, learning_rate
 
     Returns an :class:`Advice`; ``.to_dict()`` for JSON, ``str()`` for a table, ``.to_html(path)`` for a page.
     """
-    from .theory.criticality import criticality, phase
+    from .theory.criticality import criticality
     from .theory.learning_rates import learning_rates
     from .theory.single_input import input_norm
 
@@ -354,9 +381,7 @@ def advise(net, x=None, *, norm=None, rtol: float = CRITICAL_RTOL, learning_rate
     crit = criticality(net.activation, exponents=False)
     cp = crit.critical
     tuned = _tuned(net, cp, tol)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", DeepEFTWarning)
-        ph = phase(net, norm=nrm)
+    flow, ph, phase_messages = _flow(net, nrm)
     xi_par, xi_perp = _depth_scale(ph.chi_parallel), _depth_scale(ph.chi_perp)
     steps = max(net.L - 1, 1)
     if tuned:
@@ -369,8 +394,8 @@ def advise(net, x=None, *, norm=None, rtol: float = CRITICAL_RTOL, learning_rate
         verdict = f"not critical (drifts over ξ = {min(xi_par, xi_perp):.3g} < L layers)"
     r_star, nu = _optimal_aspect_ratio(crit, net.output_dim)
 
-    items = _criticality_items(net, crit, tuned, ph, xi_par, xi_perp, source.startswith("torch"))
-    items += [AdviceItem("phase", str(w.message)) for w in caught if issubclass(w.category, DeepEFTWarning)]
+    items = _criticality_items(net, crit, cp, tuned, ph, xi_par, xi_perp, source.startswith("torch"))
+    items += [AdviceItem("phase", m) for m in phase_messages]
     items += _aspect_items(net, ph.aspect_ratio, r_star, ph.normalized_vertex_out)
     lr = None
     try:
@@ -379,7 +404,13 @@ def advise(net, x=None, *, norm=None, rtol: float = CRITICAL_RTOL, learning_rate
             lr = learning_rates(net, learning_rate_rule, norm=nrm)
     except DeepEFTInputError as exc:
         items.append(AdviceItem("learning rates", f"no learning rates for this network: {exc}"))
-    return Advice(net, crit, ph, tuned, verdict, xi_par, xi_perp, r_star, nu, lr, tuple(items), nrm, source)
+    return Advice(
+        net=net, criticality=crit, critical_point=cp, at_critical_point=tuned, verdict=verdict, regime=ph.regime,
+        chi_parallel=ph.chi_parallel, chi_perp=ph.chi_perp, depth_scale_parallel=xi_par, depth_scale_perp=xi_perp,
+        efolds_parallel=ph.efolds_parallel, efolds_perp=ph.efolds_perp, K_out=ph.K_out,
+        aspect_ratio=ph.aspect_ratio, normalized_vertex_out=ph.normalized_vertex_out, optimal_aspect_ratio=r_star,
+        nu=nu, learning_rates=lr, warnings=tuple(items), flow=flow, input_norm=nrm, source=source,
+    )
 
 
 # ----------------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ def test_critical_nets_are_critical_and_numbers_come_from_theory(act, C_W):
     cp = de.criticality(act, exponents=False).critical
     assert (a.critical_point.C_b, a.critical_point.C_W) == (cp.C_b, cp.C_W)
     ph = phase(net)
-    assert a.phase.chi_parallel == ph.chi_parallel and a.phase.chi_perp == ph.chi_perp
+    assert a.chi_parallel == ph.chi_parallel and a.chi_perp == ph.chi_perp
     rec = single_input(net)
     assert a.normalized_vertex_out == pytest.approx(float(rec.normalized_vertex()[-1]), rel=1e-14)
     lr = de.learning_rates(net)
@@ -49,7 +49,7 @@ def test_relu_depth_scale_is_the_closed_form():
     """Scale-invariant σ: χ_∥ = χ_⊥ = A₂C_W for every K (5.62), so ξ = 1/|log(C_W/2)| for ReLU exactly."""
     for C_W in (1.0, 2.1, 3.0):
         a = de.advise(_net("relu", C_W, L=8))
-        assert a.phase.chi_parallel == pytest.approx(C_W / 2, rel=1e-12)
+        assert a.chi_parallel == pytest.approx(C_W / 2, rel=1e-12)
         assert a.depth_scale_parallel == pytest.approx(1 / abs(math.log(C_W / 2)), rel=1e-10)
         assert a.depth_scale_perp == pytest.approx(1 / abs(math.log(C_W / 2)), rel=1e-10)
     a = de.advise(_net("relu", 2.0, L=8))

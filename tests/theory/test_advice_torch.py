@@ -46,7 +46,7 @@ def test_torch_sequential_critical_and_default_init():
     assert a.at_critical_point and a.verdict == "critical"  # within 3 sampling standard errors
     # the same numbers as advising the imported spec by hand (exact tolerance there: not "at" the point)
     b = de.advise(de.MLP(6, [128] * 4, 1, "tanh", C_b=list(a.net.C_b), C_W=list(a.net.C_W)))
-    assert b.phase.chi_parallel == a.phase.chi_parallel and not b.at_critical_point
+    assert b.chi_parallel == a.chi_parallel and not b.at_critical_point
 
     default = _mlp(torch, torch.nn.ReLU)  # kaiming_uniform(a=√5): Var(W) = 1/(3 n_in) → C_W ≈ 1/3
     d = de.advise(default)

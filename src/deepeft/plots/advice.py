@@ -8,24 +8,10 @@ import base64
 import html
 import io
 import pathlib
-import warnings
 
-from ..errors import DeepEFTInputError, DeepEFTWarning
+from ..errors import DeepEFTInputError
 
 __all__ = ["advice_figure", "write_html"]
-
-
-def _reference(advice):
-    """The single-input recursion at the critical point (same widths and input norm), or None."""
-    from ..theory.single_input import single_input
-
-    cp = advice.critical_point
-    if cp is None or advice.at_critical_point:
-        return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeepEFTWarning)
-        ref = advice.net.replace(C_b=cp.C_b, C_W=cp.C_W)
-        return single_input(ref, norm=advice.input_norm)
 
 
 def advice_figure(advice):
@@ -33,8 +19,8 @@ def advice_figure(advice):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    rec = advice.phase.recursion
-    ref = _reference(advice)
+    rec = advice.flow
+    ref = advice.reference_flow()
     ell = rec.layers
     fig = Figure(figsize=(10, 7), layout="constrained")
     FigureCanvasAgg(fig)
@@ -61,11 +47,10 @@ def advice_figure(advice):
     ax.legend(fontsize="small")
 
     ax = axs[1, 0]
-    if advice.net.widths:
-        ax.plot(ell, rec.normalized_vertex(), label=given)
-        if ref is not None:
-            ax.plot(ell, ref.normalized_vertex(), "--", label=crit)
-        ax.legend()
+    ax.plot(ell, rec.normalized_vertex, label=given)
+    if ref is not None:
+        ax.plot(ell, ref.normalized_vertex, "--", label=crit)
+    ax.legend()
     ax.set(xlabel="layer ℓ", ylabel="V/(n K²)", title="finite-width effects (5.128)")
 
     ax = axs[1, 1]
