@@ -39,6 +39,9 @@ def _enable_compilation_cache() -> None:
 @handle_errors("as_json")
 def advise_command(
     activation_name: Annotated[str, typer.Option("--activation", help="activation name, e.g. tanh, relu")] = "relu",
+    param_: Annotated[
+        list[str] | None, typer.Option("--param", help="activation parameter KEY=VALUE, e.g. slope=0.2")
+    ] = None,
     depth: Annotated[int, typer.Option(help="number of layers L (hidden layers + output)", min=1)] = 8,
     width: Annotated[int, typer.Option(help="hidden width n (all hidden layers)", min=1)] = 128,
     widths: Annotated[str | None, typer.Option(
@@ -79,17 +82,23 @@ def advise_command(
         raise Unavailable("residual networks (--gamma > 0) need de.ResidualMLP (issue 15 item 1), which this "
                           "installation does not have yet; run without --gamma for the plain MLP.")
     _enable_compilation_cache()
+    from .activations import activation
     from .advice import advise
     from .network import MLP
     from .theory.criticality import criticality
 
+    act = activation(activation_name)
+    if param_:
+        from .experiments.config import parse_assignments
+
+        act = activation(activation_name, **parse_assignments(param_, option="--param"))
     hidden = integers(widths, "--widths") if widths is not None else [width] * (depth - 1)
-    cp = criticality(activation_name, exponents=False).critical if "critical" in (C_W, C_b) else None
+    cp = criticality(act, exponents=False).critical if "critical" in (C_W, C_b) else None
     if "critical" in (C_W, C_b) and cp is None:
-        raise DeepEFTInputError(f"{activation_name!r} has no critical point; pass --C-W and --C-b explicitly.")
+        raise DeepEFTInputError(f"{act.name!r} has no critical point; pass --C-W and --C-b explicitly.")
     cw = cp.C_W if cp is not None and C_W == "critical" else number_or_list(C_W, "--C-W")
     cb = cp.C_b if cp is not None and C_b == "critical" else number_or_list(C_b, "--C-b")
-    net = MLP(input_dim, hidden, output_dim, activation_name, C_b=cb, C_W=cw)
+    net = MLP(input_dim, hidden, output_dim, act, C_b=cb, C_W=cw)
     report = advise(net, norm=norm)
     path = report.to_html(html) if html is not None else None
     if as_json:

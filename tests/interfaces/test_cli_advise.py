@@ -43,6 +43,9 @@ def test_table_defaults_to_critical_and_strict_exit(tmp_path):
     r = run("--activation", "relu", "--widths", "64,32,64", "--C-W", "2", "--C-b", "0", "--html", tmp_path / "a.html")
     assert r.exit_code == 0 and (tmp_path / "a.html").is_file(), r.output
     assert "data:image/png;base64," in (tmp_path / "a.html").read_text()
+    r = run("--activation", "leaky_relu", "--param", "slope=0.5", "--depth", "3", "--width", "16", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["critical_point"]["C_W"] == pytest.approx(2 / (1 + 0.5**2), rel=1e-12)  # 1/A₂ (5.67)
 
 
 @pytest.mark.parametrize("args, code, match", [
@@ -52,6 +55,7 @@ def test_table_defaults_to_critical_and_strict_exit(tmp_path):
     (("--activation", "relu", "--widths", "64,2.5"), 2, "--widths must be whole numbers"),
     (("--activation", "relu", "--C-W", "abc"), 2, "--C-W must be a number"),
     (("--activation", "sigmoid"), 2, "pass --C-W and --C-b"),
+    (("--activation", "relu", "--param", "slope"), 2, "KEY=VALUE"),
     (("--activation", "relu", "--html", "out.png"), 2, ".html"),
     (("--activation", "relu", "--html", "no/such/dir/a.html"), 2, "does not exist"),
 ])
