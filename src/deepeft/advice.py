@@ -98,6 +98,8 @@ class Advice:
     flow: DepthFlow
     input_norm: float = 1.0
     source: str = "MLP"
+    gamma: float = 0.0
+    critical_init: tuple[tuple[float, ...], tuple[float, ...]] | None = None
 
     @property
     def universality_class(self) -> str:
@@ -105,10 +107,10 @@ class Advice:
 
     def reference_flow(self) -> DepthFlow | None:
         """The same architecture and input at the critical point (None when there is none or ``net`` is there)."""
-        cp = self.critical_point
-        if cp is None or self.at_critical_point:
+        if self.critical_init is None or self.at_critical_point:
             return None
-        return _flow(self.net.replace(C_b=cp.C_b, C_W=cp.C_W), self.input_norm)[0]
+        Cb, CW = self.critical_init
+        return _flow(self.net.replace(C_b=Cb, C_W=CW), self.input_norm)[0]
 
     def to_dict(self) -> dict[str, Any]:
         """Plain Python values (JSON-ready: no NaN/inf; an infinite depth scale is None = no drift)."""
@@ -116,6 +118,7 @@ class Advice:
         return {
             "network": {
                 "source": self.source,
+                "gamma": float(self.gamma),
                 "L": net.L,
                 "n": list(net.n),
                 "activation": net.activation.name,
@@ -193,7 +196,7 @@ def _depth_scale(chi: float) -> float:
     return math.inf if lg <= _CHI_ONE else 1.0 / lg
 
 
-def _describe(net: MLP) -> str:
+def _describe(net) -> str:
     """A short one-line description: widths with runs collapsed ("[10, 100 × 99, 1]"), activation."""
     runs: list[list[int]] = []
     for w in net.n:
@@ -202,7 +205,10 @@ def _describe(net: MLP) -> str:
         else:
             runs.append([w, 1])
     n = ", ".join(f"{w} × {k}" if k > 1 else f"{w}" for w, k in runs)
-    return f"MLP n = [{n}] (L = {net.L}), {net.activation!r}"
+    if isinstance(net, MLP):
+        return f"MLP n = [{n}] (L = {net.L}), {net.activation!r}"
+    return f"ResidualMLP n = [{n}] (L = {net.L}), {net.activation!r}, γ = {_fmt(net.gamma[1:-1] or net.gamma)}, " \
+           f"ξ = {_fmt(net.xi)}"
 
 
 def _fmt(values) -> str:
@@ -220,24 +226,42 @@ def _fmt(values) -> str:
 # ----------------------------------------------------------------------------------------------
 
 
-def _optimal_aspect_ratio(crit, output_dim: int) -> tuple[float | None, float | None]:
-    """(r*, ν) of (A.68)–(A.73) for the activation's class, or (None, None) when the class has no closed form.
+def _optimal_aspect_ratio(act, output_dim: int, gamma: float) -> tuple[float | None, float | None]:
+    """(r*, ν) of (A.68)–(A.73) / (B.36) from :func:`deepeft.optimal_aspect_ratio` and ν from the same module, or
+    (None, None) for a class without a closed form (half-stable, none). The one place r* enters the report."""
+    try:
+        from .theory.information import optimal_aspect_ratio, vertex_coefficient
+    except ImportError:  # TODO(lead): drop this branch once theory/information (issue 15 item 2) is on main
+        return _optimal_aspect_ratio_from_criticality(act, output_dim)
+    try:
+        return float(optimal_aspect_ratio(act, output_dim, gamma)), float(vertex_coefficient(act, gamma))
+    except DeepEFTInputError:
+        return None, None
 
-    ν from the criticality analysis: 3A₄/A₂² − 1 (scale-invariant, ``constants["nu"]``) or the K* = 0 ratio of
-    the vertex and kernel asymptotics (5.127)/(5.92)², V/K² = (2/(3a₁²))/(1/a₁²) ℓ = (2/3) ℓ.
-    TODO(lead): replace the body by ``de.optimal_aspect_ratio(activation, output_dim)`` once issue 15 item 2
-    (App. A information theory) is on main; this is the only place r* is computed here.
-    """
-    cls = crit.universality_class
-    if cls == "scale-invariant":
+
+def _optimal_aspect_ratio_from_criticality(act, output_dim: int) -> tuple[float | None, float | None]:
+    """Stand-in for ``de.optimal_aspect_ratio`` (γ = 0) while theory/information is not installed: ν = 3A₄/A₂² − 1
+    (scale-invariant, ``constants["nu"]``) or V/K² = (2/(3a₁²))/(1/a₁²) ℓ = (2/3)ℓ (K* = 0, (5.127)/(5.92)²),
+    r* = [4/(20 + 3n_L)]/ν (A.73)."""
+    from .theory.criticality import criticality
+
+    crit = criticality(act, exponents=False)
+    if crit.universality_class == "scale-invariant":
         nu = float(crit.constants["nu"])
-    elif cls == "K*=0" and crit.taylor is not None and crit.taylor.a1:
+    elif crit.universality_class == "K*=0" and crit.taylor is not None and crit.taylor.a1:
         nu = float(crit.taylor.vertex_coefficient / crit.taylor.kernel_coefficient**2)
     else:
         return None, None
-    if nu <= 0:  # the linear activation: ν = 3·1 − 1 = 2 > 0; ν = 0 only for a degenerate σ
-        return None, nu
-    return 4.0 / (20.0 + 3.0 * output_dim) / nu, nu  # (A.73)
+    return 4.0 / (20.0 + 3.0 * output_dim) / nu, nu
+
+
+def _residual_class():
+    """:class:`deepeft.ResidualMLP`, or None where this installation has no residual networks yet."""
+    try:
+        from .network_residual import ResidualMLP
+    except ImportError:  # TODO(lead): import directly once issue 15 item 1 is on main
+        return None
+    return ResidualMLP
 
 
 def _mlp_from_torch(module) -> MLP:
@@ -265,14 +289,22 @@ def _is_torch_module(obj) -> bool:
 # ----------------------------------------------------------------------------------------------
 
 
-def _tuned(net: MLP, cp, rtol: np.ndarray) -> bool:
-    """Layers 2..L at the critical point (layer 1's C_b, C_W only set K^{(1)} (5.2)): |C_W − C_W*| ≤ rtol·C_W* and
-    |C_b − C_b*| ≤ rtol·C_W*, with ``rtol`` per layer (L,)."""
-    if cp is None:
+def _judged(values) -> tuple:
+    """The layers whose C_b, C_W decide criticality: 2..L − 1 (layer 1's only set K^{(1)} (5.2), the output
+    layer's only rescale K^{(L)}); all layers 2..L when there is at most one hidden layer."""
+    vals = tuple(values)
+    return vals[1:-1] if len(vals) >= 3 else (vals[1:] or vals)
+
+
+def _tuned(Cb, CW, target, rtol: np.ndarray) -> bool:
+    """Judged layers (:func:`_judged`) at the critical point: |C_W − C_W*| ≤ rtol·C_W* and |C_b − C_b*| ≤ rtol·C_W*,
+    with per-layer (L,) arrays (``target`` = (C_b*, C_W*) per layer, or None: no critical point)."""
+    if target is None:
         return False
-    sl = slice(1, None) if net.L > 1 else slice(None)
-    CW, Cb, tol = np.asarray(net.C_W)[sl], np.asarray(net.C_b)[sl], np.asarray(rtol)[sl] * cp.C_W
-    return bool(np.all(np.abs(CW - cp.C_W) <= tol) and np.all(np.abs(Cb - cp.C_b) <= tol))
+    tb, tw, tol = (np.asarray(_judged(t), dtype=np.float64) for t in (target[0], target[1], rtol))
+    tol = tol * tw
+    cb, cw = np.asarray(_judged(Cb)), np.asarray(_judged(CW))
+    return bool(np.all(np.abs(cw - tw) <= tol) and np.all(np.abs(cb - tb) <= tol))
 
 
 def _sampling_rtol(net: MLP) -> np.ndarray:
@@ -282,37 +314,113 @@ def _sampling_rtol(net: MLP) -> np.ndarray:
     return SAMPLING_SIGMAS * np.sqrt(2.0 / (n[:-1] * n[1:]))
 
 
-def _flow(net: MLP, norm: float):
-    """(DepthFlow, PhaseReport, DeepEFTWarning messages of ``phase``) of the single-input recursion at ``norm``."""
+@dataclasses.dataclass(frozen=True)
+class _State:
+    """What the single-input recursion says about one network: χ's of the last step between hidden layers
+    (L − 2 → L − 1; the output layer's C_W only rescales K^{(L)}), e-folds (L − 1)·log χ, and the output values."""
+
+    chi_parallel: float
+    chi_perp: float
+    efolds_parallel: float
+    efolds_perp: float
+    K_out: float
+    normalized_vertex_out: float
+    regime: str
+    messages: list[str]
+
+
+def _state(flow: DepthFlow, regime: str, messages: list[str]) -> _State:
+    L = len(flow.K)
+    i = L - 3 if L >= 3 else 0  # index ℓ − 1 of the step ℓ → ℓ + 1 = L − 1
+    cpar, cperp = float(flow.chi_parallel[i]), float(flow.chi_perp[i])
+    steps = max(L - 1, 1)
+    e_par = steps * math.log(cpar) if cpar > 0 else -math.inf
+    e_perp = steps * math.log(cperp) if cperp > 0 else -math.inf
+    return _State(cpar, cperp, e_par, e_perp, float(flow.K[-1]), float(flow.normalized_vertex[-1]), regime, messages)
+
+
+def _flow(net, norm: float) -> tuple[DepthFlow, _State]:
+    """The single-input recursion of ``net`` at input norm ``norm``: :func:`~deepeft.theory.criticality.phase` for
+    an MLP (its regime and warnings), ``residual_single_input`` (B.12)–(B.26) for a ResidualMLP."""
+    if not isinstance(net, MLP):
+        return _residual_flow(net, norm)
     from .theory.criticality import phase
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", DeepEFTWarning)
+    with warnings.catch_warnings(record=True) as caught, np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("always", DeepEFTWarning)  # K^(L) = 0 (a zero-initialised head): V/(nK²) is NaN
         ph = phase(net, norm=norm)
-    rec = ph.recursion
-    nv = rec.normalized_vertex() if net.widths else np.zeros(net.L)
+        rec = ph.recursion
+        nv = rec.normalized_vertex() if net.widths else np.zeros(net.L)
     flow = DepthFlow(rec.layers, rec.K, rec.chi_parallel, rec.chi_perp, nv)
-    return flow, ph, [str(w.message) for w in caught if issubclass(w.category, DeepEFTWarning)]
+    msgs = [str(w.message) for w in caught if issubclass(w.category, DeepEFTWarning)]
+    return flow, _state(flow, ph.regime, msgs)
 
 
-def _criticality_items(net: MLP, crit, cp, tuned: bool, ph, xi_par: float, xi_perp: float,
-                       torch: bool) -> list[AdviceItem]:
+def _residual_flow(net, norm: float) -> tuple[DepthFlow, _State]:
+    from .theory.criticality import kernel_depth_warning
+    from .theory.residual_recursions import residual_single_input
+
+    rec = residual_single_input(net, norm=norm)
+    n_prev = np.concatenate([[np.inf], np.asarray(net.widths, dtype=np.float64)])
+    nv = rec.V / (n_prev * rec.K**2)  # V/(n_{ℓ−1}K²) (B.22); V^{(1)} = 0
+    flow = DepthFlow(np.arange(1, net.L + 1), rec.K, rec.chi_parallel, rec.chi_perp, nv)
+    K = rec.K[:-1] if net.L >= 3 else rec.K  # hidden layers: the output layer carries no γ
+    msg = kernel_depth_warning(K[:, None, None])  # the exponential-phase test phase() applies to MLPs
+    if msg is None:
+        return flow, _state(flow, "critical", [])
+    grows = K[-1] > K[-2]
+    return flow, _state(flow, "exploding kernel" if grows else "collapsing kernel", [msg])
+
+
+def _critical_target(net, crit, gamma: float):
+    """(CriticalPoint shown in the report, per-layer (C_b*, C_W*) in ``net``'s own parametrisation, or None).
+
+    MLP: the activation's critical point on every layer. ResidualMLP: C_b = 0, C_W(γ_ℓ) (B.20)–(B.21) on each
+    layer ℓ with its own γ_ℓ (γ = 0: the MLP's point), divided by ξ_ℓ² (the block weight, (B.6))."""
+    cp = crit.critical
+    if isinstance(net, MLP):
+        return cp, (None if cp is None else ((cp.C_b,) * net.L, (cp.C_W,) * net.L))
+    from .theory.criticality import CriticalPoint
+    from .theory.residual import residual_critical_point
+
+    try:
+        pts = {g: residual_critical_point(net.activation, g) for g in set(net.gamma)}
+    except DeepEFTInputError:
+        return None, None
+    xi2 = np.asarray(net.xi, dtype=np.float64) ** 2
+    Cb = tuple(float(pts[g].C_b / x) for g, x in zip(net.gamma, xi2, strict=True))
+    CW = tuple(float(pts[g].C_W / x) for g, x in zip(net.gamma, xi2, strict=True))
+    shown = pts[gamma]
+    K_star = None if cp is None else cp.K_star
+    return CriticalPoint(shown.C_b, shown.C_W, K_star, f"residual γ = {gamma:g} (B.20)–(B.21)"), (Cb, CW)
+
+
+def _criticality_items(net, crit, cp, target, tuned: bool, st: _State, xi_par: float, xi_perp: float,
+                       torch: bool, gamma: float) -> list[AdviceItem]:
     act = net.activation.name
     L = net.L
     items = []
-    drift = (f"χ_∥ = {ph.chi_parallel:.6g}, χ_⊥ = {ph.chi_perp:.6g} at the last hidden layer: the kernel drifts by a "
-             f"factor e every ξ_∥ = {xi_par:.3g} layers and the difference between inputs every ξ_⊥ = {xi_perp:.3g} "
-             f"layers (L = {L})")
+    drift = (f"χ_∥ = {st.chi_parallel:.6g}, χ_⊥ = {st.chi_perp:.6g} at the last step between hidden layers: "
+             f"the kernel drifts by a factor e every ξ_∥ = {xi_par:.3g} layers and the difference between inputs "
+             f"every ξ_⊥ = {xi_perp:.3g} layers (L = {L})")
     if cp is None:
+        why = (crit.reason if crit.critical is None else
+               f"App. B gives no residual critical point for class {crit.universality_class}")
         items.append(AdviceItem("criticality", (
-            f"{act} has no critical initialization ({crit.reason}); {drift}. Use an activation with a critical point, "
+            f"{act} has no critical initialization ({why}); {drift}. Use an activation with a critical point, "
             "e.g. tanh (C_b = 0, C_W = 1) or relu (C_b = 0, C_W = 2).")))
     elif not tuned:
-        Cb, CW = net.C_b[1:] or net.C_b, net.C_W[1:] or net.C_W
+        Cb, CW = _judged(net.C_b), _judged(net.C_W)
         given = f"C_b = {_fmt(Cb)}, C_W = {_fmt(CW)}"
         line = " (any K*: a line of critical points)" if cp.K_star is None else ""
+        if gamma:
+            mlp = crit.critical
+            want = (f"use C_b = 0, C_W = C_W(γ) = (1 − γ²)·C_W* = {cp.C_W:.6g} on the layers with γ = {gamma:g} "
+                    f"(B.20)–(B.21)" + (f" and C_W = {mlp.C_W:.6g} where γ = 0" if mlp is not None else ""))
+        else:
+            want = f"use C_b = {cp.C_b:.6g}, C_W = {cp.C_W:.6g}"
         items.append(AdviceItem("criticality", (
-            f"{given} is not critical for {act}; use C_b = {cp.C_b:.6g}, C_W = {cp.C_W:.6g} "
+            f"{given} is not critical for {act}{f' with γ = {gamma:g}' if gamma else ''}; {want} "
             f"(universality class {crit.universality_class}{line}). {drift}.")))
         if torch:
             bias = ("torch.nn.init.zeros_(m.bias)" if cp.C_b == 0 else
@@ -363,53 +471,67 @@ def advise(net, x=None, *, norm=None, rtol: float = CRITICAL_RTOL, learning_rate
     from .theory.learning_rates import learning_rates
     from .theory.single_input import input_norm
 
+    residual = _residual_class()
+    kinds = (MLP,) if residual is None else (MLP, residual)
     source = "MLP"
     measured = False  # C_b, C_W read from one network's weights: compare with sampling tolerance
     if _is_torch_module(net):
         net, source, measured = _mlp_from_torch(net), f"torch {type(net).__name__}", True
-    elif not isinstance(net, MLP) and isinstance(getattr(net, "net", None), MLP):  # de.from_torch(...) etc.
+    elif not isinstance(net, kinds) and isinstance(getattr(net, "net", None), MLP):  # de.from_torch(...) & co.
         net, source, measured = net.net, f"imported ({getattr(net, 'source', 'weights')})", True
-    if not isinstance(net, MLP):
+    elif not isinstance(net, MLP) and isinstance(net, kinds):
+        source = "ResidualMLP"
+    if not isinstance(net, kinds):
         raise DeepEFTInputError(
-            f"advise takes a deepeft.MLP or a torch.nn.Sequential of Linear + activation layers, got "
-            f"{type(net).__name__}; build one with de.MLP(input_dim, widths, output_dim, activation, C_b=..., C_W=...)."
+            f"advise takes a deepeft.MLP, a deepeft.ResidualMLP or a torch.nn.Sequential of Linear + activation "
+            f"layers, got {type(net).__name__}; build one with de.MLP(input_dim, widths, output_dim, activation, "
+            "C_b=..., C_W=...)."
+        )
+    gamma = 0.0 if isinstance(net, MLP) else float(max(net.gamma))
+    if gamma >= 1.0:
+        raise DeepEFTInputError(
+            f"γ = {gamma:g} ≥ 1: the residual path alone keeps or grows the kernel (K⁺ = γ²K + …) and the critical "
+            "C_W(γ) = (1 − γ²)/A₂ (or (1 − γ²)/σ₁²) is ≤ 0, so there is no critical initialization (B.20)–(B.21); "
+            "use 0 ≤ γ < 1 (e.g. γ² = 0.5)."
         )
     tol = np.full(net.L, v.finite_scalar(rtol, "rtol", minimum=0.0))
     if measured:
         tol = np.maximum(tol, _sampling_rtol(net))
     nrm = input_norm(net, x, norm)
     crit = criticality(net.activation, exponents=False)
-    cp = crit.critical
-    tuned = _tuned(net, cp, tol)
-    flow, ph, phase_messages = _flow(net, nrm)
-    xi_par, xi_perp = _depth_scale(ph.chi_parallel), _depth_scale(ph.chi_perp)
+    cp, target = _critical_target(net, crit, gamma)
+    tuned = _tuned(net.C_b, net.C_W, target, tol)
+    flow, st = _flow(net, nrm)
+    xi_par, xi_perp = _depth_scale(st.chi_parallel), _depth_scale(st.chi_perp)
     steps = max(net.L - 1, 1)
     if tuned:
         verdict = "critical"
     elif min(xi_par, xi_perp) >= steps:
         verdict = "near-critical (drift depth ≥ L)" if cp is not None else "no drift over this depth"
-    elif ph.regime != "critical":
-        verdict = f"not critical ({ph.regime})"
+    elif st.regime != "critical":
+        verdict = f"not critical ({st.regime})"
     else:
         verdict = f"not critical (drifts over ξ = {min(xi_par, xi_perp):.3g} < L layers)"
-    r_star, nu = _optimal_aspect_ratio(crit, net.output_dim)
+    r_star, nu = _optimal_aspect_ratio(net.activation, net.output_dim, gamma)
 
-    items = _criticality_items(net, crit, cp, tuned, ph, xi_par, xi_perp, source.startswith("torch"))
-    items += [AdviceItem("phase", m) for m in phase_messages]
-    items += _aspect_items(net, ph.aspect_ratio, r_star, ph.normalized_vertex_out)
+    items = _criticality_items(net, crit, cp, target, tuned, st, xi_par, xi_perp, source.startswith("torch"), gamma)
+    items += [AdviceItem("phase", m) for m in st.messages]
+    items += _aspect_items(net, net.aspect_ratio, r_star, st.normalized_vertex_out)
     lr = None
-    try:
-        with warnings.catch_warnings(record=True):
-            warnings.simplefilter("always", DeepEFTWarning)
-            lr = learning_rates(net, learning_rate_rule, norm=nrm)
-    except DeepEFTInputError as exc:
-        items.append(AdviceItem("learning rates", f"no learning rates for this network: {exc}"))
+    if isinstance(net, MLP):
+        try:
+            with warnings.catch_warnings(record=True):
+                warnings.simplefilter("always", DeepEFTWarning)
+                lr = learning_rates(net, learning_rate_rule, norm=nrm)
+        except DeepEFTInputError as exc:
+            items.append(AdviceItem("learning rates", f"no learning rates for this network: {exc}"))
     return Advice(
-        net=net, criticality=crit, critical_point=cp, at_critical_point=tuned, verdict=verdict, regime=ph.regime,
-        chi_parallel=ph.chi_parallel, chi_perp=ph.chi_perp, depth_scale_parallel=xi_par, depth_scale_perp=xi_perp,
-        efolds_parallel=ph.efolds_parallel, efolds_perp=ph.efolds_perp, K_out=ph.K_out,
-        aspect_ratio=ph.aspect_ratio, normalized_vertex_out=ph.normalized_vertex_out, optimal_aspect_ratio=r_star,
-        nu=nu, learning_rates=lr, warnings=tuple(items), flow=flow, input_norm=nrm, source=source,
+        net=net, criticality=crit, critical_point=cp, at_critical_point=tuned, verdict=verdict, regime=st.regime,
+        chi_parallel=st.chi_parallel, chi_perp=st.chi_perp, depth_scale_parallel=xi_par, depth_scale_perp=xi_perp,
+        efolds_parallel=st.efolds_parallel, efolds_perp=st.efolds_perp, K_out=st.K_out,
+        aspect_ratio=net.aspect_ratio, normalized_vertex_out=st.normalized_vertex_out, optimal_aspect_ratio=r_star,
+        nu=nu, learning_rates=lr, warnings=tuple(items), flow=flow, input_norm=nrm, source=source, gamma=gamma,
+        critical_init=target,
     )
 
 
@@ -431,9 +553,9 @@ def _table(a: Advice) -> list[str]:
         ("universality class", a.universality_class),
         ("critical point", "none" if cp is None else
          f"C_b* = {cp.C_b:.6g}, C_W* = {cp.C_W:.6g}" + ("" if cp.K_star is None else f", K* = {cp.K_star:.6g}")),
-        ("given (layers 2..L)", f"C_b = {_fmt(net.C_b[1:] or net.C_b)}, C_W = {_fmt(net.C_W[1:] or net.C_W)}"),
+        ("given (hidden layers)", f"C_b = {_fmt(_judged(net.C_b))}, C_W = {_fmt(_judged(net.C_W))}"),
         ("verdict", c["verdict"]),
-        ("χ_∥, χ_⊥ (last layer)", f"{num(c['chi_parallel'], '.6g')}, {num(c['chi_perp'], '.6g')}"),
+        ("χ_∥, χ_⊥ (last hidden step)", f"{num(c['chi_parallel'], '.6g')}, {num(c['chi_perp'], '.6g')}"),
         ("drift depth ξ_∥, ξ_⊥", f"{num(c['depth_scale_parallel'])}, {num(c['depth_scale_perp'])} layers"),
         ("aspect ratio r = L/n", f"{ar['r']:.4g}"
          + ("" if ar["r_star"] is None else f"   (r* = {ar['r_star']:.4g} for n_L = {ar['output_dim']}, ν = {ar['nu']:.4g})")),

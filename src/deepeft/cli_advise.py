@@ -77,10 +77,13 @@ def advise_command(
     if html is not None and not html.parent.is_dir():
         raise DeepEFTInputError(f"--html {str(html)!r}: folder {str(html.parent)!r} does not exist; create it first.")
     if gamma != 0.0:
-        from ._cli_common import Unavailable
+        try:
+            from .network_residual import ResidualMLP
+        except ImportError:
+            from ._cli_common import Unavailable
 
-        raise Unavailable("residual networks (--gamma > 0) need de.ResidualMLP (issue 15 item 1), which this "
-                          "installation does not have yet; run without --gamma for the plain MLP.")
+            raise Unavailable("residual networks (--gamma > 0) need de.ResidualMLP (issue 15 item 1), which this "
+                              "installation does not have yet; run without --gamma for the plain MLP.") from None
     _enable_compilation_cache()
     from .activations import activation
     from .advice import advise
@@ -98,7 +101,15 @@ def advise_command(
         raise DeepEFTInputError(f"{act.name!r} has no critical point; pass --C-W and --C-b explicitly.")
     cw = cp.C_W if cp is not None and C_W == "critical" else number_or_list(C_W, "--C-W")
     cb = cp.C_b if cp is not None and C_b == "critical" else number_or_list(C_b, "--C-b")
-    net = MLP(input_dim, hidden, output_dim, act, C_b=cb, C_W=cw)
+    if gamma == 0.0:
+        net = MLP(input_dim, hidden, output_dim, act, C_b=cb, C_W=cw)
+    else:
+        if cp is not None and C_W == "critical":  # C_W(γ) (B.20)–(B.21) on the hidden layers 2..L−1 that carry γ
+            from .theory.residual import residual_critical_point
+
+            L = len(hidden) + 1
+            cw = [cp.C_W] + [residual_critical_point(act, gamma).C_W] * (L - 2) + [cp.C_W] if L >= 3 else cp.C_W
+        net = ResidualMLP(input_dim, hidden, output_dim, act, C_b=cb, C_W=cw, gamma=gamma)
     report = advise(net, norm=norm)
     path = report.to_html(html) if html is not None else None
     if as_json:

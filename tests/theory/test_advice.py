@@ -33,15 +33,17 @@ def test_critical_nets_are_critical_and_numbers_come_from_theory(act, C_W):
     assert "criticality" not in _topics(a)
     cp = de.criticality(act, exponents=False).critical
     assert (a.critical_point.C_b, a.critical_point.C_W) == (cp.C_b, cp.C_W)
-    ph = phase(net)
-    assert a.chi_parallel == ph.chi_parallel and a.chi_perp == ph.chi_perp
     rec = single_input(net)
+    L = net.L  # χ's of the last step between hidden layers, L − 2 → L − 1 (index L − 3)
+    assert a.chi_parallel == rec.chi_parallel[L - 3] and a.chi_perp == rec.chi_perp[L - 3]
+    ph = phase(net)
+    assert a.regime == ph.regime and a.K_out == ph.K_out
     assert a.normalized_vertex_out == pytest.approx(float(rec.normalized_vertex()[-1]), rel=1e-14)
     lr = de.learning_rates(net)
     np.testing.assert_array_equal(a.learning_rates.lambda_b, lr.lambda_b)
     np.testing.assert_array_equal(a.learning_rates.lambda_W, lr.lambda_W)
     d = a.to_dict()
-    assert d["criticality"]["chi_parallel"] == ph.chi_parallel
+    assert d["criticality"]["chi_parallel"] == a.chi_parallel
     np.testing.assert_allclose(d["curves"]["K"], rec.K, rtol=1e-14)
 
 
@@ -84,10 +86,12 @@ def test_rtol_decides_at_critical_point():
     assert de.advise(net, rtol=1e-2).at_critical_point
 
 
-def test_only_layers_two_to_L_matter_for_criticality():
-    """Layer 1's C_W only sets K^(1) (5.2)."""
-    net = de.MLP(4, [32] * 5, 1, "tanh", C_b=0.0, C_W=[3.0] + [1.0] * 5)
-    assert de.advise(net).at_critical_point
+def test_only_hidden_layers_matter_for_criticality():
+    """Layer 1's C_W only sets K^(1) (5.2); the output layer's only rescales K^(L) (e.g. a zero-initialised head)."""
+    net = de.MLP(4, [32] * 5, 1, "tanh", C_b=0.0, C_W=[3.0] + [1.0] * 4 + [0.0])
+    a = de.advise(net)
+    assert a.at_critical_point and a.verdict == "critical"
+    assert not de.advise(net.replace(C_W=[1.0] * 3 + [1.2] + [1.0] * 2)).at_critical_point
 
 
 @pytest.mark.parametrize("act, n_out, r_star", [
@@ -130,7 +134,7 @@ def test_no_critical_point_sigmoid():
 
 
 _KEYS = {
-    "network": {"source", "L", "n", "activation", "activation_params", "C_b", "C_W"},
+    "network": {"source", "gamma", "L", "n", "activation", "activation_params", "C_b", "C_W"},
     "criticality": {"verdict", "at_critical_point", "regime", "chi_parallel", "chi_perp", "depth_scale_parallel",
                     "depth_scale_perp", "efolds_parallel", "efolds_perp", "K_out", "input_norm"},
     "aspect_ratio": {"r", "depth", "width", "output_dim", "r_star", "nu"},
