@@ -249,7 +249,10 @@ def _optimal_aspect_ratio_from_criticality(act, output_dim: int) -> tuple[float 
     if crit.universality_class == "scale-invariant":
         nu = float(crit.constants["nu"])
     elif crit.universality_class == "K*=0" and crit.taylor is not None and crit.taylor.a1:
-        nu = float(crit.taylor.vertex_coefficient / crit.taylor.kernel_coefficient**2)
+        vc, kc = crit.taylor.vertex_coefficient, crit.taylor.kernel_coefficient
+        if vc is None or kc is None:
+            return None, None
+        nu = float(vc / kc**2)
     else:
         return None, None
     return 4.0 / (20.0 + 3.0 * output_dim) / nu, nu

@@ -101,6 +101,7 @@ def advise_command(
         raise DeepEFTInputError(f"{act.name!r} has no critical point; pass --C-W and --C-b explicitly.")
     cw = cp.C_W if cp is not None and C_W == "critical" else number_or_list(C_W, "--C-W")
     cb = cp.C_b if cp is not None and C_b == "critical" else number_or_list(C_b, "--C-b")
+    net: object  # an MLP, or a ResidualMLP for γ > 0
     if gamma == 0.0:
         net = MLP(input_dim, hidden, output_dim, act, C_b=cb, C_W=cw)
     else:
