@@ -45,6 +45,7 @@ from .theory.dntk import DNTK, dntk
 from .theory.dntk_single_input import DDNTKSingleInput, DNTKSingleInput, ddntk_single_input, dntk_single_input
 from .theory.finite_width_mean import FiniteWidthPrediction, finite_width_prediction
 from .theory.finite_width_solution import TrainedOutput, trained_output_from_tensors
+from .theory.function_space_gd import FunctionSpaceGD, function_space_gd
 from .theory.kernel import Kernels, frozen_ntk, kernel, kernel_and_ntk, kernels
 from .theory.kernel_learning import GDPrediction, gd_prediction, last_layer_only
 from .theory.learning_rates import LearningRates, learning_rates
@@ -144,6 +145,8 @@ __all__ = [
     "from_neural_tangents",
     "frozen_ntk",
     "gd_prediction",
+    "function_space_gd",
+    "FunctionSpaceGD",
     "gaussian_moment",
     "helper_functions",
     "jackknife",

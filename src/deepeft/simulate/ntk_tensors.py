@@ -64,11 +64,12 @@ from jax.flatten_util import ravel_pytree
 from .. import _validate as v
 from .._x64 import x64
 from ..errors import DeepEFTInputError
+from ..losses import mse_loss
 from ..network import MLP
 from ..statistics import Estimate
 from . import estimators as est
 from . import forward as fw
-from .training import gd_update, lambda_tree, mse_loss
+from .training import gd_update, lambda_tree
 
 __all__ = [
     "DDNTKStatistics",

@@ -9,6 +9,7 @@
 * :mod:`.dntk_single_input` — single-input dNTK P, Q and ddNTK R, S, T, U statistics (§11.3, §∞.1);
 * :mod:`.bayes`, :mod:`.kernel_learning`, :mod:`.generalization` — learning at infinite width: NNGP
   posterior and evidence (Ch. 6), frozen-NTK gradient descent, Newton, ridge (Ch. 10), generalization (§10.3);
+* :mod:`.function_space_gd` — infinite-width GD for any loss (cross-entropy) averaged over the prior (10.3)–(10.6);
 * :mod:`.algorithm_projectors`, :mod:`.finite_width_solution` — the trained network at finite width (§∞.2);
 * :mod:`.conventions` — neural-tangents and mean-field conventions at the edges.
 
@@ -50,6 +51,7 @@ from .dntk_single_input import (
 )
 from .finite_width_mean import FiniteWidthPrediction, finite_width_mean_from_statistics, finite_width_prediction
 from .finite_width_solution import TrainedOutput, trained_output_from_tensors
+from .function_space_gd import FunctionSpaceGD, function_space_gd, function_space_gd_from_kernels
 from .generalization import (
     bias_variance,
     delta_ntk_recursion,
@@ -74,6 +76,9 @@ from .two_input import BootstrappedKernel, FiniteAngle, bootstrapped_recursion, 
 from .vertex import VertexFlow, connected_four_point, excess_kurtosis, four_point_vertex, vertex_flow
 
 __all__ = [
+    "FunctionSpaceGD",
+    "function_space_gd",
+    "function_space_gd_from_kernels",
     "algorithm_projectors",
     "AlgorithmProjectors",
     "trained_output_from_tensors",
