@@ -559,6 +559,7 @@ def _ensemble(net, X, n_networks, fields, *, seed, layer, neurons, micro_batch, 
                 for j in range(kc):  # micro-batch by micro-batch, in network order: chunk-size independent
                     part = jax.tree_util.tree_map(lambda a, j=j: a[j], out)
                     acc = part if acc is None else jax.tree_util.tree_map(np.add, acc, part)
+        assert acc is not None  # n_networks ≥ 1
         for li, l in enumerate(layers):
             for f in fields:
                 s = acc[li][f]

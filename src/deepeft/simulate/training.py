@@ -49,6 +49,7 @@ import dataclasses
 import functools
 import math
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -263,6 +264,7 @@ class TrainedEnsemble:
                  "seed": self.seed, "n_networks": self.n_networks, "micro_batch": self.micro_batch, "dtype": self.dtype,
                  "net": repr(self.net)}
         coords = {"time": self.times}
+        data: dict[str, Any]
         if self.store == "outputs":
             data = {
                 "train_outputs": (("network", "time", "train_input", "output"), self.train_outputs),
