@@ -30,7 +30,6 @@ def test_rhat_and_ess_on_ar1_chains():
         lp.split_rhat(np.ones((2, 3)))
 
 
-@pytest.mark.slow
 def test_mcmc_matches_exact_reweighting():
     """J_D = 1, two inputs, tanh: the MCMC overlaps of every layer against importance-reweighted exact J_D = 0 draws
     (|z| < 5), with R̂ < 1.01 and ESS ≥ 400 asserted on this test problem."""

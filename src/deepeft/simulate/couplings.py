@@ -63,7 +63,10 @@ def _tensor_T(m: int) -> np.ndarray:
 
 
 def _symmetrize4(F: np.ndarray) -> np.ndarray:
-    return sum(F.transpose(p) for p in itertools.permutations(range(4))) / 24.0
+    out = np.zeros_like(F)
+    for p in itertools.permutations(range(4)):
+        out += F.transpose(p)
+    return out / 24.0
 
 
 def _fit_from_moments(M2: np.ndarray, M4: np.ndarray, m: int) -> np.ndarray:
@@ -111,7 +114,7 @@ def fit_couplings(z, m=(1, 2, 3, 4), *, blocks: int = 32) -> CouplingFit:
             f"m must list distinct neuron counts ≤ min(n, {_MAX_M}) = {min(n, _MAX_M)} (n = {n} neurons given), got {ms}."
         )
     arrays = [a for k in ms for a in _group_moments(z, k)]
-    sizes = []
+    sizes: list[int] = []
 
     def stat(*arrs):
         parts = [_fit_from_moments(arrs[2 * i].mean(axis=0), arrs[2 * i + 1].mean(axis=0), k) for i, k in enumerate(ms)]
@@ -135,8 +138,9 @@ def fit_couplings(z, m=(1, 2, 3, 4), *, blocks: int = 32) -> CouplingFit:
             good = np.isfinite(s) & (s > 0)
             out[i] = float(np.max(np.abs(a[good]) / s[good])) if np.any(good) else 0.0
             pos += length
-    head = [Estimate(val[j * k : (j + 1) * k], se[j * k : (j + 1) * k]) for j in range(4)]
-    return CouplingFit(ms, *head, Estimate(val[4 * k], se[4 * k]), off_K, off_V, S)
+    inv_g, v_fit, G, conn = (Estimate(val[j * k : (j + 1) * k], se[j * k : (j + 1) * k]) for j in range(4))
+    return CouplingFit(m=ms, inv_g=inv_g, v=v_fit, G=G, connected=conn, slope=Estimate(val[4 * k], se[4 * k]),
+                       off_K=off_K, off_V=off_V, n_samples=S)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
