@@ -26,9 +26,11 @@ def test_small_run_passes_and_fails_when_perturbed(tmp_path, name):
     assert_complete_run(res.summary, tmp_path / name)
     exp, p = get_experiment(name), resolve_params(name, "quick", overrides=SMALL[name])
     ds = load_dataset(tmp_path / name)
-    var = {"running-couplings": "v", "lattice-perturbed": "ref", "lattice-finite-n": "G1"}[name]
+    # 1/g_m off by 3% (SE ≈ 0.5%), the reference overlaps by 50%, G1 by a factor 8 (the O(1/N) term is a few SE)
+    var, factor = {"running-couplings": ("inv_g", 1.03), "lattice-perturbed": ("ref", 1.5),
+                   "lattice-finite-n": ("G1", 8.0)}[name]
     bad = ds.copy()
-    bad[var] = bad[var] * (1.5 if name != "lattice-finite-n" else 8.0)
+    bad[var] = bad[var] * factor
     assert any(not c.passed for c in exp.analyze(p, bad)), f"{name}: perturbed {var} still passes"
     if name == "lattice-perturbed":
         assert float(ds.rhat.max()) < 1.01
