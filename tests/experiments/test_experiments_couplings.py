@@ -14,7 +14,7 @@ from deepeft.experiments import get_experiment, resolve_params, run_experiment
 SMALL = {
     "running-couplings": {"activations": "tanh", "width": 24, "depth": 3, "n_networks": 2000},
     "lattice-perturbed": {"N": 8, "L": 3, "J_D": "0,1", "chains": 8, "sweeps": 1600, "burn": 100, "n_reweight": 4096},
-    "lattice-finite-n": {"Ns": "100,400", "L": 8, "layers": "3,7", "n_networks": 1000},
+    "lattice-finite-n": {"Ns": "100,400", "L": 16, "layers": "7,15", "n_networks": 1500},
 }
 
 pytestmark = pytest.mark.slow
@@ -26,8 +26,8 @@ def test_small_run_passes_and_fails_when_perturbed(tmp_path, name):
     assert_complete_run(res.summary, tmp_path / name)
     exp, p = get_experiment(name), resolve_params(name, "quick", overrides=SMALL[name])
     ds = load_dataset(tmp_path / name)
-    # 1/g_m off by 3% (SE ≈ 0.5%), the reference overlaps by 50%, G1 by a factor 8 (the O(1/N) term is a few SE)
-    var, factor = {"running-couplings": ("inv_g", 1.03), "lattice-perturbed": ("ref", 1.5),
+    # 1/g_m off by 10% (SE ≈ 1%), the reference overlaps by 50%, G1 by a factor 8 (the O(1/N) term is a few SE)
+    var, factor = {"running-couplings": ("inv_g", 1.1), "lattice-perturbed": ("ref", 1.5),
                    "lattice-finite-n": ("G1", 8.0)}[name]
     bad = ds.copy()
     bad[var] = bad[var] * factor
