@@ -10,6 +10,10 @@ N = 100 … 800, P inputs.
 Checks, at the layers in ``layers`` and every pair i ≤ j:
 * per N: |sim − (K + G¹/N)| < max_z·SE + c·max K·((ℓ−2)₊/N)² (prediction);
 * across N: the intercept a of N·(sim − K) = a + b/N (weighted least squares) against G¹_ij (prediction);
+* the loss as a perturbation (J_D → 0): the linear response dE_J[z^l_0·z^l_0/N]/dJ_D = −½Cov₀(z^l_0·z^l_0/N, |z^{L−1}_0|²)
+  (loss on input 0, ``lattice.perturbed.loss_response``) against its large-N value −½(Π_{k=ℓ}^{L−1}χ_∥^{(k)})(2K_ℓ² + V_ℓ)
+  [derived] per N (allowance c·|R|·ℓ/N) and as the N → ∞ intercept of R(N) = a + b/N (b, the O(1/N) coefficient, is
+  reported in the rule);
 * the correction is resolved: at the smallest N and deepest checked layer, sign(G¹)·(sim − K) > 0 at z ≥ 3 (finding:
   the mean field alone is rejected).
 
@@ -96,6 +100,7 @@ class LatticeFiniteN(Experiment):
         K, G1 = self.theory(p)
         d3 = ("layer", "i", "j")
         ds["K"], ds["G1"] = (d3, K), (d3, G1)
+        ds["resp_theory"] = (("layer",), lp.loss_response_theory(p.activation, p.sigma_w2, p.sigma_b2, p.L))
         return ds
 
     def compute(self, p, task, ctx):
@@ -107,7 +112,9 @@ class LatticeFiniteN(Experiment):
         if ov.shape[-1] != p.n_inputs:  # one input: r²/N as a 1×1 overlap
             ov = ov[..., None]
         d3 = ("layer", "i", "j")
-        return {"sim": (d3, ov.mean(0)), "se": (d3, ov.std(0, ddof=1) / np.sqrt(ov.shape[0]))}
+        resp = lp.loss_response(s, labelled=0)
+        return {"sim": (d3, ov.mean(0)), "se": (d3, ov.std(0, ddof=1) / np.sqrt(ov.shape[0])),
+                "resp": (d3, resp.value), "resp_se": (d3, resp.stderr)}
 
     def analyze(self, p, ds):
         checks: list[Check] = []
@@ -128,6 +135,18 @@ class LatticeFiniteN(Experiment):
                     a, se_a, _, _ = fd.intercept_fit(1.0 / Ns, Ns * (e.sim.values - K), Ns * e.se.values)
                     checks.append(zcheck(f"layer {l}, ({i},{j}): G1 = intercept of N·(sim − K) vs 1/N", G1, a, se_a,
                                          max_z=p.max_z))
+        for l in p.layers:  # the loss as a perturbation: dE_J[z_0·z_0/N]/dJ_D at 0 vs its large-N value
+            e = ds.isel(layer=l, i=0, j=0)
+            R = float(ds.resp_theory.values[l])
+            for k, N in enumerate(p.Ns):
+                checks.append(fd.biased_check(
+                    f"N={N}: dE_J[z^{l}_0·z^{l}_0/N]/dJ_D at J_D=0 vs −½(Πχ_∥)(2K² + V)", R, e.resp.values[k],
+                    e.resp_se.values[k], scale=abs(R), depth_factor=l + 1, n=N, order=1, coef=p.bias_coef,
+                    max_z=p.max_z, what="R", scale_text="|R|"))
+            a, se_a, b, se_b = fd.intercept_fit(1.0 / Ns, e.resp.values, e.resp_se.values)
+            c = zcheck(f"layer {l}: N → ∞ intercept of the loss response vs −½(Πχ_∥)(2K² + V)", R, a, se_a, max_z=p.max_z)
+            checks.append(dataclasses.replace(c, rule=f"{c.rule}; fit R(N) = a + b/N, b = {b:.3g} ± {se_b:.2g} "
+                                                      "(the measured O(1/N) coefficient)"))
         l = max(p.layers)
         e = ds.isel(layer=l, i=0, j=0)
         k = int(np.argmin(Ns))

@@ -44,8 +44,8 @@ from ..activations import activation as _activation
 from ..errors import DeepEFTInputError
 from ..statistics import Estimate
 
-__all__ = ["PerturbedSample", "effective_sample_size", "overlaps", "reweighted_moments", "sample_perturbed",
-           "split_rhat"]
+__all__ = ["PerturbedSample", "effective_sample_size", "loss_response", "loss_response_theory", "overlaps",
+           "reweighted_moments", "sample_perturbed", "split_rhat"]
 
 
 # -- convergence diagnostics ------------------------------------------------------------------------
@@ -288,3 +288,39 @@ def overlaps(sample) -> np.ndarray:
     if sample.gram is not None:
         return np.asarray(sample.gram, dtype=np.float64) / sample.N
     return (np.asarray(sample.r, dtype=np.float64) ** 2 / sample.N)[..., None]
+
+
+# -- the loss as a perturbation: linear response at J_D = 0 -------------------------------------------
+
+
+def loss_response(sample, labelled: int = 0) -> Estimate:
+    """d E_{J_D}[z^l_i·z^l_j/N]/dJ_D at J_D = 0 for the loss |z^{L−1}_a|² on input a = ``labelled`` (targets 0), from a J_D = 0
+    :class:`~.samplers.LatticeSample` (exact conditional draws): the linear-response identity
+    dE_J[f]/dJ_D|₀ = −½ Cov₀(f, |z^{L−1}_a|²), estimated per layer and input pair (L, P, P) with standard errors of the
+    mean of the per-network products (f − f̄)(ℓ − ℓ̄). (A target t ≠ 0 adds −½Cov₀(f, −2z·t), zero by z → −z symmetry.)"""
+    ov = overlaps(sample)
+    if ov.shape[-1] != ov.shape[-2]:
+        ov = ov[..., None]
+    a = v.positive_int(labelled, "labelled", minimum=0)
+    if a >= ov.shape[-1]:
+        raise DeepEFTInputError(f"labelled input {a} does not exist (P = {ov.shape[-1]}).")
+    loss = sample.N * ov[:, -1, a, a]
+    prod = (ov - ov.mean(0)) * (loss - loss.mean())[:, None, None, None]
+    M = prod.shape[0]
+    return Estimate(-0.5 * prod.mean(0) * M / (M - 1), 0.5 * prod.std(0, ddof=1) / np.sqrt(M))
+
+
+def loss_response_theory(activation, sigma_w2: float, sigma_b2: float, L: int, *, x_norm2: float = 1.0) -> np.ndarray:
+    """Leading large-N value of :func:`loss_response` for one input (L,) [derived]: with q_l = |z^l|²/N,
+    N·Cov₀(q_l, q_{L−1}) = (Π_{k=ℓ}^{L−1} χ_∥^{(k)}) (2K_ℓ² + V_ℓ) + O(1/N), ℓ = l + 1 the book's layer (a fluctuation of the
+    kernel at layer ℓ propagates with χ_∥ = C_W g′(K) (5.50); N·Var q_l = 2K² + V (4.117)), so
+    dE_J[q_l]/dJ_D|₀ = −½ (Π χ_∥)(2K_ℓ² + V_ℓ). K, V, χ_∥ from the single-input recursion (5.108)–(5.109)."""
+    from ..theory.single_input import single_input_recursion
+
+    L = v.positive_int(L, "L")
+    sw, sb = v.finite_scalar(sigma_w2, "sigma_w2"), v.finite_scalar(sigma_b2, "sigma_b2")
+    rec = single_input_recursion(activation, sb + sw * v.finite_scalar(x_norm2, "x_norm2"), L, C_b=sb, C_W=sw)
+    chi = np.asarray(rec.chi_parallel, dtype=np.float64)  # χ_∥ at K^{(ℓ)}, index ℓ − 1
+    # Π_{k=ℓ}^{L−1} χ^{(k)}: reverse cumulative product, 1 at ℓ = L
+    tail = np.concatenate([np.cumprod(chi[: L - 1][::-1])[::-1], [1.0]])
+    return -0.5 * tail * (2.0 * rec.K**2 + rec.V)
