@@ -56,7 +56,8 @@ from .samplers import LatticeSample, sample_conditional, sample_full_weights
 
 __all__ = [
     "EFT", "Estimate", "PerturbedSample", "effective_sample_size", "overlaps", "reweighted_moments",
-    "sample_perturbed", "split_rhat", "loss_response", "loss_response_theory", "LatticeSample", "ModeStatistics", "QuadraticTheory", "ReluSaddle",
+    "sample_perturbed", "split_rhat", "loss_response",
+    "loss_response_theory", "LatticeSample", "ModeStatistics", "QuadraticTheory", "ReluSaddle",
     "analysis_window", "auto_laplace", "covariance_matrix", "eft", "eft_correlation_length",
     "eft_lattice_comparison", "eft_spectrum", "energy_chain", "energy_linear_radial", "energy_relu_fields",
     "energy_ring", "energy_single", "estimate_lagged_covariance", "expected_periodogram", "factorial_variance",
