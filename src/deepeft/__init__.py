@@ -25,6 +25,7 @@ from .gaussian.engine import Factor, expect, two_point, two_point_maps
 from .gaussian.wick import gaussian_moment, pairings, wick_tensor
 from .interop import ImportedModel, from_arrays, from_equinox, from_flax, from_torch
 from .network import MLP
+from .simulate.couplings import ensemble_couplings, fit_couplings
 from .simulate.ensemble import EnsembleResult, sample_ensemble
 from .simulate.forward import preactivations, sample_params
 from .simulate.ntk import empirical_ntk
@@ -39,6 +40,7 @@ from .theory.algorithm_projectors import AlgorithmProjectors, algorithm_projecto
 from .theory.bayes import Posterior, evidence_grid, log_evidence, nngp_posterior
 from .theory.bayes_finite_width import finite_width_posterior, hebbian_conditional_moment, representation_update
 from .theory.conventions import from_mean_field, from_neural_tangents, to_neural_tangents
+from .theory.couplings import RunningCouplings, running_couplings
 from .theory.criticality import Criticality, CriticalPoint, criticality, phase
 from .theory.ddntk import DDNTK, ddntk
 from .theory.dntk import DNTK, dntk
@@ -133,6 +135,10 @@ __all__ = [
     "hebbian_conditional_moment",
     "representation_update",
     "vertex_flow",
+    "RunningCouplings",
+    "running_couplings",
+    "ensemble_couplings",
+    "fit_couplings",
     "criticality",
     "deep_linear",
     "empirical_chi_perp",

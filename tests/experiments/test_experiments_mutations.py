@@ -230,6 +230,9 @@ ELSEWHERE = {
     "kernel-gd-vs-trained": ("test_experiments_learning", "test_kernel_gd_fails_for_perturbed_theory"),
     "ntk-fluctuations": ("test_experiments_ntk", "test_ntk_fluctuations_checks_can_fail"),
     "learning-rate-equivalence": ("test_experiments_ntk", "test_learning_rate_equivalence_checks_can_fail"),
+    "running-couplings": ("test_experiments_couplings", "test_small_run_passes_and_fails_when_perturbed"),
+    "lattice-perturbed": ("test_experiments_couplings", "test_small_run_passes_and_fails_when_perturbed"),
+    "lattice-finite-n": ("test_experiments_couplings", "test_small_run_passes_and_fails_when_perturbed"),
 }
 
 

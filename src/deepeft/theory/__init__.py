@@ -37,6 +37,7 @@ from .bayes_finite_width import (
     representation_update,
 )
 from .conventions import from_mean_field, from_neural_tangents, to_neural_tangents
+from .couplings import RunningCouplings, coupling_tensors, running_couplings
 from .criticality import Criticality, CriticalPoint, phase
 from .ddntk import DDNTK, ddntk
 from .dntk import DNTK, dntk
@@ -149,5 +150,8 @@ __all__ = [
     "star_polation",
     "to_neural_tangents",
     "vertex_flow",
+    "RunningCouplings",
+    "coupling_tensors",
+    "running_couplings",
     "VertexFlow",
 ]
