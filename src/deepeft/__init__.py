@@ -42,6 +42,15 @@ from .theory.dntk import DNTK, dntk
 from .theory.dntk_single_input import DDNTKSingleInput, DNTKSingleInput, ddntk_single_input, dntk_single_input
 from .theory.finite_width_mean import FiniteWidthPrediction, finite_width_prediction
 from .theory.finite_width_solution import TrainedOutput, trained_output_from_tensors
+from .theory.information import (
+    finite_width_information,
+    gaussian_entropy,
+    gaussian_kl,
+    gaussian_mutual_information,
+    max_mutual_information,
+    optimal_aspect_ratio,
+    vertex_coefficient,
+)
 from .theory.kernel import Kernels, frozen_ntk, kernel, kernel_and_ntk, kernels
 from .theory.kernel_learning import GDPrediction, gd_prediction, last_layer_only
 from .theory.learning_rates import LearningRates, learning_rates
@@ -68,6 +77,13 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
     __version__ = "0.0.0"
 
 __all__ = [
+    "finite_width_information",
+    "gaussian_entropy",
+    "gaussian_kl",
+    "gaussian_mutual_information",
+    "max_mutual_information",
+    "optimal_aspect_ratio",
+    "vertex_coefficient",
     "DDNTKSingleInput",
     "DNTKSingleInput",
     "ddntk_single_input",
