@@ -25,6 +25,7 @@ from .gaussian.wick import gaussian_moment, pairings, wick_tensor
 from .network import MLP
 from .simulate.ensemble import EnsembleResult, sample_ensemble
 from .simulate.forward import preactivations, sample_params
+from .simulate.metric_cumulants import MetricCumulants, metric_cumulants
 from .simulate.ntk import empirical_ntk
 from .simulate.ntk_statistics import NTKStatistics, ntk_statistics
 from .simulate.ntk_tensors import ddntk_statistics, dntk_statistics, empirical_ddntk, empirical_dntk, one_step_prediction
@@ -35,6 +36,7 @@ from .theory import deep_linear
 from .theory.algorithm_projectors import AlgorithmProjectors, algorithm_projectors
 from .theory.bayes import Posterior, evidence_grid, log_evidence, nngp_posterior
 from .theory.bayes_finite_width import finite_width_posterior, hebbian_conditional_moment, representation_update
+from .theory.complexity import count_reals, six_point_vertex_relu
 from .theory.conventions import from_mean_field, from_neural_tangents, to_neural_tangents
 from .theory.criticality import Criticality, CriticalPoint, criticality, phase
 from .theory.ddntk import DDNTK, ddntk
@@ -77,6 +79,10 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
     __version__ = "0.0.0"
 
 __all__ = [
+    "count_reals",
+    "metric_cumulants",
+    "MetricCumulants",
+    "six_point_vertex_relu",
     "finite_width_information",
     "gaussian_entropy",
     "gaussian_kl",

@@ -12,6 +12,7 @@
 * :mod:`.algorithm_projectors`, :mod:`.finite_width_solution` — the trained network at finite width (§∞.2);
 * :mod:`.information`, :mod:`.information_exact` — entropy, mutual and tripartite information, optimal aspect
   ratio (App. A); the exact information of the single-input scale-mixture law;
+* :mod:`.complexity` — counting of data-dependent couplings and the ReLU six-point vertex (Ch. ε);
 * :mod:`.conventions` — neural-tangents and mean-field conventions at the edges.
 
 The functions named like their modules (``kernel``, ``criticality``, ``single_input``, ``nlo_metric``) are
@@ -19,7 +20,7 @@ The functions named like their modules (``kernel``, ``criticality``, ``single_in
 so that ``import deepeft.theory.kernel`` and ``from deepeft.theory import kernel`` mean the module.
 """
 
-from . import deep_linear, dntk_single_input, information, information_exact
+from . import complexity, deep_linear, dntk_single_input, information, information_exact
 from .algorithm_projectors import AlgorithmProjectors, algorithm_projectors
 from .bayes import (
     Posterior,
@@ -108,6 +109,7 @@ __all__ = [
     "connected_four_point",
     "Criticality",
     "CriticalPoint",
+    "complexity",
     "deep_linear",
     "information",
     "information_exact",
