@@ -157,10 +157,10 @@ class SixPointVertex(Experiment):
 
         fig = Figure(figsize=(10.0, 3.8), layout="constrained")
         ax, ax2 = fig.subplots(1, 2)
-        ell = ds.layer.values.astype(float)
+        ell = ds.layer.values.astype(float)[1:]  # U^(1) = 0
         for act in p.activations:
             for n in p.widths:
-                q = ds.sel(activation=act, width=n)
+                q = ds.sel(activation=act, width=n).isel(layer=slice(1, None))
                 (line,) = ax.plot([], [])
                 c = line.get_color()
                 ax.errorbar(ell, q.Unorm_sim, yerr=q.Unorm_stderr, fmt="o", ms=3.5, color=c, label=f"{act} n={n} ensembles")

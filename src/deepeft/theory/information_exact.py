@@ -48,7 +48,9 @@ __all__ = [
 ]
 
 _TAIL = 1e-17  # χ² tail probability beyond which a factor's log-density grid stops
-_PTS_PER_SD = 40  # log-grid nodes per standard deviation of log s (mixing law) and of log ρ (integration)
+_GRID_PTS_PER_SD = 12  # trapezoid nodes per standard deviation in log ρ (integration) and log s (exact laws): the
+# integrands are smooth (analytic), so the rule converges like exp(−2π²·12²) — rounding-limited (checked against 48)
+_PTS_PER_SD = 40  # default bins per standard deviation of log Ĝ for samples (cloud-in-cell, see below)
 _MAX_NODES = 4000  # an exact product law with more nodes is rebinned to _REBIN_PTS_PER_SD
 _REBIN_PTS_PER_SD = 100
 _RELU_MIN_WIDTH = 24  # below this, the atom s = 0 (all ReLUs off, probability 2^{−n}) is not negligible
@@ -99,7 +101,7 @@ def _rho_grid(mix: ScaleMixture, m: int) -> tuple[np.ndarray, float]:
     """Uniform grid in y = log ρ covering the χ²_m tails of every node, and its spacing."""
     lo = math.log(mix.s.min()) + math.log(chi2.ppf(_TAIL, m))
     hi = math.log(mix.s.max()) + math.log(chi2.isf(_TAIL, m))
-    h = min(math.sqrt(2.0 / m), 1.0) / _PTS_PER_SD  # the integrand's width in y: that of log χ²_m (≈ √(2/m))
+    h = min(math.sqrt(2.0 / m), 1.0) / _GRID_PTS_PER_SD  # the integrand's width in y: that of log χ²_m (≈ √(2/m))
     n = int(math.ceil((hi - lo) / h)) + 1
     return np.linspace(lo, hi, n), (hi - lo) / (n - 1)
 
@@ -203,7 +205,7 @@ def exact_mixture(activation, widths, *, C_W=None, K1: float = 1.0) -> ScaleMixt
         )
     cw = v.per_layer(2.0 if relu and C_W is None else (1.0 if C_W is None else C_W), "C_W", len(ws))
     k1 = v.finite_scalar(K1, "K1", minimum=0.0, strict=True)
-    h = min(math.sqrt(2.0 / (n / 2 if relu else n)) for n in ws) / _PTS_PER_SD
+    h = min(math.sqrt(2.0 / (n / 2 if relu else n)) for n in ws) / _GRID_PTS_PER_SD
     start, w = 0.0, np.ones(1)
     for n, c in zip(ws, cw, strict=True):
         if relu:
@@ -241,11 +243,12 @@ def _binned(samples: np.ndarray, grid: np.ndarray) -> ScaleMixture:
     return scale_mixture(np.exp(grid), w)
 
 
-def metric_samples_information(G_hat, groups=(1, 1), *, blocks: int = 32) -> Estimate:
+def metric_samples_information(G_hat, groups=(1, 1), *, blocks: int = 32, points_per_sd: int = _PTS_PER_SD) -> Estimate:
     """Exact mutual information (two groups) or tripartite information (three) of the scale mixture whose
     mixing law is the empirical law of ``G_hat`` — samples of the stochastic metric Ĝ^{(ℓ)} (4.70), one per
     network — with a delete-one-block jackknife standard error. Samples are binned on a log grid with
-    ~40 nodes per standard deviation of log Ĝ (cloud-in-cell: the variance of log s grows by ≤ 1.6·10⁻⁴ of itself)."""
+    ``points_per_sd`` nodes per standard deviation of log Ĝ (cloud-in-cell: the variance of log s grows by at most
+    1/(4·points_per_sd²) of itself, 1.6·10⁻⁴ at the default 40)."""
     g = check_samples(G_hat, "G_hat").ravel()
     if np.any(g <= 0):
         raise DeepEFTInputError("G_hat must be > 0 (a network with Ĝ = 0 has an identically zero layer).")
@@ -256,7 +259,7 @@ def metric_samples_information(G_hat, groups=(1, 1), *, blocks: int = 32) -> Est
     sd = float(np.std(lg))
     if sd == 0:
         raise DeepEFTInputError("G_hat is constant: the layer is Gaussian and every information is 0.")
-    h = sd / _PTS_PER_SD
+    h = sd / v.positive_int(points_per_sd, "points_per_sd", minimum=4)
     grid = np.arange(lg.min() - h, lg.max() + 2 * h, h)
 
     def stat(sample):
