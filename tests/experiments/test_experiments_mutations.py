@@ -230,6 +230,8 @@ ELSEWHERE = {
     "kernel-gd-vs-trained": ("test_experiments_learning", "test_kernel_gd_fails_for_perturbed_theory"),
     "ntk-fluctuations": ("test_experiments_ntk", "test_ntk_fluctuations_checks_can_fail"),
     "learning-rate-equivalence": ("test_experiments_ntk", "test_learning_rate_equivalence_checks_can_fail"),
+    "aspect-ratio": ("test_experiments_information", "test_aspect_ratio_fails_for_perturbed_theory"),
+    "six-point-vertex": ("test_experiments_information", "test_six_point_vertex_fails_for_perturbed_theory"),
 }
 
 

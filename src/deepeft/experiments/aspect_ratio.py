@@ -14,7 +14,7 @@ one input; per layer ℓ:
 
 Checks (kinds as in :mod:`deepeft.experiments.checks`):
 
-* prediction: x_sim vs x^{(ℓ)}: |Δ| < max_z·SE + c_x·x·(ℓ − 1)/n (V's own O(ℓ/n) correction);
+* prediction: x_sim vs x^{(ℓ)}: |Δ| < max_z·SE + c_x·x·(ℓ − 2)/n (V's own O(ℓ/n) correction; none at ℓ = 2);
 * prediction: for x ≤ ``x_nlo`` (where the series is usable) the measured (or exact) information vs (A.67) at the
   measured x: |Δ| < max_z·SE + |the x³ term| (the size of the last kept term bounds the O(x⁴) remainder);
 * finding: the information keeps growing through r* — I at the deepest layer exceeds I at the layer nearest the
@@ -160,10 +160,10 @@ class AspectRatio(Experiment):
                 if src == "sim":
                     for l in ls:
                         xs, xse, xt = float(x.sel(layer=l)), float(q.x_stderr.sel(layer=l)), float(q.x_theory.sel(layer=l))
-                        allow = p.c_x * xt * (l - 1) / n
+                        allow = p.c_x * xt * (l - 2) / n  # layer 2 is exact at any width (z^(1) is Gaussian)
                         checks.append(Check(f"{act} n={n:g}: x^({l}) = V/(nG²) ensembles vs recursion", xt, xs, xse,
                                             zscore(xs - xt, xse), bool(agrees(xs - xt, xse, max_z=p.max_z, allowance=allow)),
-                                            f"|Δ| < {p.max_z:g}·SE + {p.c_x:g}·x·(ℓ−1)/n (V's O(ℓ/n) correction)"))
+                                            f"|Δ| < {p.max_z:g}·SE + {p.c_x:g}·x·(ℓ−2)/n (V's O(ℓ/n) correction)"))
                 for l in ls:
                     xv = float(x.sel(layer=l))
                     if not xv <= p.x_nlo:
