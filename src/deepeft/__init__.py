@@ -28,6 +28,7 @@ from .network import MLP
 from .simulate.couplings import ensemble_couplings, fit_couplings
 from .simulate.ensemble import EnsembleResult, sample_ensemble
 from .simulate.forward import preactivations, sample_params
+from .simulate.metric_cumulants import MetricCumulants, metric_cumulants
 from .simulate.ntk import empirical_ntk
 from .simulate.ntk_statistics import NTKStatistics, ntk_statistics
 from .simulate.ntk_tensors import ddntk_statistics, dntk_statistics, empirical_ddntk, empirical_dntk, one_step_prediction
@@ -39,6 +40,7 @@ from .theory import deep_linear
 from .theory.algorithm_projectors import AlgorithmProjectors, algorithm_projectors
 from .theory.bayes import Posterior, evidence_grid, log_evidence, nngp_posterior
 from .theory.bayes_finite_width import finite_width_posterior, hebbian_conditional_moment, representation_update
+from .theory.complexity import count_reals, six_point_vertex_relu
 from .theory.conventions import from_mean_field, from_neural_tangents, to_neural_tangents
 from .theory.couplings import RunningCouplings, running_couplings
 from .theory.criticality import Criticality, CriticalPoint, criticality, phase
@@ -48,6 +50,15 @@ from .theory.dntk_single_input import DDNTKSingleInput, DNTKSingleInput, ddntk_s
 from .theory.finite_width_mean import FiniteWidthPrediction, finite_width_prediction
 from .theory.finite_width_solution import TrainedOutput, trained_output_from_tensors
 from .theory.function_space_gd import FunctionSpaceGD, function_space_gd
+from .theory.information import (
+    finite_width_information,
+    gaussian_entropy,
+    gaussian_kl,
+    gaussian_mutual_information,
+    max_mutual_information,
+    optimal_aspect_ratio,
+    vertex_coefficient,
+)
 from .theory.kernel import Kernels, frozen_ntk, kernel, kernel_and_ntk, kernels
 from .theory.kernel_learning import GDPrediction, gd_prediction, last_layer_only
 from .theory.learning_rates import LearningRates, learning_rates
@@ -74,6 +85,17 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
     __version__ = "0.0.0"
 
 __all__ = [
+    "count_reals",
+    "metric_cumulants",
+    "MetricCumulants",
+    "six_point_vertex_relu",
+    "finite_width_information",
+    "gaussian_entropy",
+    "gaussian_kl",
+    "gaussian_mutual_information",
+    "max_mutual_information",
+    "optimal_aspect_ratio",
+    "vertex_coefficient",
     "DDNTKSingleInput",
     "DNTKSingleInput",
     "ddntk_single_input",

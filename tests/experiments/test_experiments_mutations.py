@@ -233,6 +233,8 @@ ELSEWHERE = {
     "running-couplings": ("test_experiments_couplings", "test_small_run_passes_and_fails_when_perturbed"),
     "lattice-perturbed": ("test_experiments_couplings", "test_small_run_passes_and_fails_when_perturbed"),
     "lattice-finite-n": ("test_experiments_couplings", "test_small_run_passes_and_fails_when_perturbed"),
+    "aspect-ratio": ("test_experiments_information", "test_aspect_ratio_fails_for_perturbed_theory"),
+    "six-point-vertex": ("test_experiments_information", "test_six_point_vertex_fails_for_perturbed_theory"),
 }
 
 

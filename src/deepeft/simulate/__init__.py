@@ -8,6 +8,7 @@ from .couplings import CouplingFit, EnsembleCouplings, ensemble_couplings, fit_c
 from .ensemble import EnsembleResult, default_micro_batch, sample_ensemble
 from .estimators import covariance, mean_and_se, mean_vector_and_cov
 from .forward import network_key, preactivations, sample_params
+from .metric_cumulants import MetricCumulants, metric_cumulants, stochastic_metric_samples
 from .ntk import empirical_ntk, ntk_autodiff, ntk_forward
 from .ntk_tensors import (
     DDNTKStatistics,
@@ -49,6 +50,9 @@ __all__ = [
     "empirical_ntk",
     "empirical_tensors",
     "mean_and_se",
+    "metric_cumulants",
+    "MetricCumulants",
+    "stochastic_metric_samples",
     "mean_vector_and_cov",
     "network_key",
     "ntk_autodiff",

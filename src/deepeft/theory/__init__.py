@@ -11,6 +11,9 @@
   posterior and evidence (Ch. 6), frozen-NTK gradient descent, Newton, ridge (Ch. 10), generalization (§10.3);
 * :mod:`.function_space_gd` — infinite-width GD for any loss (cross-entropy) averaged over the prior (10.3)–(10.6);
 * :mod:`.algorithm_projectors`, :mod:`.finite_width_solution` — the trained network at finite width (§∞.2);
+* :mod:`.information`, :mod:`.information_exact` — entropy, mutual and tripartite information, optimal aspect
+  ratio (App. A); the exact information of the single-input scale-mixture law;
+* :mod:`.complexity` — counting of data-dependent couplings and the ReLU six-point vertex (Ch. ε);
 * :mod:`.conventions` — neural-tangents and mean-field conventions at the edges.
 
 The functions named like their modules (``kernel``, ``criticality``, ``single_input``, ``nlo_metric``) are
@@ -18,7 +21,7 @@ The functions named like their modules (``kernel``, ``criticality``, ``single_in
 so that ``import deepeft.theory.kernel`` and ``from deepeft.theory import kernel`` mean the module.
 """
 
-from . import deep_linear, dntk_single_input
+from . import complexity, deep_linear, dntk_single_input, information, information_exact
 from .algorithm_projectors import AlgorithmProjectors, algorithm_projectors
 from .bayes import (
     Posterior,
@@ -112,7 +115,10 @@ __all__ = [
     "connected_four_point",
     "Criticality",
     "CriticalPoint",
+    "complexity",
     "deep_linear",
+    "information",
+    "information_exact",
     "dntk_single_input",
     "delta_ntk_recursion",
     "evidence_grid",
