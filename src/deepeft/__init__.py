@@ -25,6 +25,7 @@ from .gaussian.engine import Factor, expect, two_point, two_point_maps
 from .gaussian.wick import gaussian_moment, pairings, wick_tensor
 from .interop import ImportedModel, from_arrays, from_equinox, from_flax, from_torch
 from .network import MLP
+from .network_residual import ResidualMLP
 from .simulate.couplings import ensemble_couplings, fit_couplings
 from .simulate.ensemble import EnsembleResult, sample_ensemble
 from .simulate.forward import preactivations, sample_params
@@ -65,6 +66,7 @@ from .theory.learning_rates import LearningRates, learning_rates
 from .theory.nlo_metric import nlo_metric
 from .theory.ntk_fluctuations import NTKFluctuations, ntk_fluctuations
 from .theory.ntk_single_input import NTKSingleInput, ntk_single_input
+from .theory.residual import critical_xi, residual_aspect_ratio, residual_critical_point, residual_gamma_for_aspect_ratio
 from .theory.single_input import helper_functions, single_input, single_input_recursion
 from .theory.vertex import VertexFlow, connected_four_point, four_point_vertex, vertex_flow
 
@@ -108,6 +110,11 @@ __all__ = [
     "from_equinox",
     "from_flax",
     "from_torch",
+    "ResidualMLP",
+    "critical_xi",
+    "residual_aspect_ratio",
+    "residual_critical_point",
+    "residual_gamma_for_aspect_ratio",
     "algorithm_projectors",
     "AlgorithmProjectors",
     "trained_output",
