@@ -184,7 +184,9 @@ def _one_set(args, kwargs) -> bool:
 
 
 @warn_on_exponential_kernel(lambda KT, a, kw: KT[0] if _one_set(a, kw) else None)
-def kernels(net: MLP | ResidualMLP, X: ArrayLike, X2: ArrayLike | None = None, *, ntk: bool = True, rtol: float = 1e-12) -> Kernels:
+def kernels(
+    net: MLP | ResidualMLP, X: ArrayLike, X2: ArrayLike | None = None, *, ntk: bool = True, rtol: float = 1e-12
+) -> Kernels:
     """K^{(ℓ)} (4.118) and Θ^{(ℓ)} (9.5) in one pass (the two-point maps are shared): a :class:`Kernels`
     named tuple of arrays (L, N, N) — or (L, N, N2) for the Gram between X and X2 — layer ℓ at index ℓ−1.
 
