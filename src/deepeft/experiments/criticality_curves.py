@@ -107,7 +107,9 @@ def book_critical(name: str) -> tuple[float, float]:
 
 def _half_ulp(printed: str) -> float:
     """Half a unit in the last printed place of ``printed`` (the rounding tolerance of a printed number)."""
-    return 0.5 * 10.0 ** decimal.Decimal(printed).as_tuple().exponent
+    exponent = decimal.Decimal(printed).as_tuple().exponent
+    assert isinstance(exponent, int), printed  # a finite printed number
+    return 0.5 * 10.0**exponent
 
 
 def _computed() -> dict[str, float]:
@@ -119,13 +121,15 @@ def _computed() -> dict[str, float]:
     for name, lab in (("swish", "SWISH"), ("gelu", "GELU")):
         crit = criticality(name, exponents=False)
         p = crit.critical
+        assert p is not None and p.K_star is not None and p.a1_tilde is not None  # printed in (5.101), (5.105)
         out[f"{lab} K*"], out[f"{lab} C_b"], out[f"{lab} C_W"] = p.K_star, p.C_b, p.C_W
         out[f"{lab} (−ã₁)"] = -p.a1_tilde
         if name == "gelu":
             zero = [q for q in crit.points if q.K_star == 0.0]
-            out["GELU (−a₁) at K*=0"] = -zero[0].a1_tilde if zero else math.nan
-    out["tanh C_W"] = criticality("tanh", exponents=False).critical.C_W
-    out["ReLU C_W"] = criticality("relu", exponents=False).critical.C_W
+            out["GELU (−a₁) at K*=0"] = -float(zero[0].a1_tilde) if zero and zero[0].a1_tilde is not None else math.nan
+    for name, lab in (("tanh", "tanh"), ("relu", "ReLU")):
+        q = criticality(name, exponents=False).critical
+        out[f"{lab} C_W"] = q.C_W if q is not None else math.nan
     r = single_input_recursion("tanh", 1.0, 10_000, C_b=0.0, C_W=1.0)
     vk = r.V / r.K**2
     for l in (2, 3, 5, 10, 30, 100):
@@ -288,7 +292,8 @@ class CriticalityCurves(Experiment):
             w = 1.0 / se**2  # weighted least squares χ̂ = a·r through the origin
             a_hat, a_se = float(np.sum(w * chi * r) / np.sum(w * r * r)), float(1.0 / math.sqrt(np.sum(w * r * r)))
             located, located_se = C_W / a_hat, C_W * a_se / a_hat**2
-            solver = criticality(a, exponents=False).critical.C_W
+            crit_pt = criticality(a, exponents=False).critical
+            solver = crit_pt.C_W if crit_pt is not None else math.nan  # no critical point: the check fails
             out.append(zcheck(f"{a} critical C_W located from ensembles (χ_⊥ = 1) vs solver", solver, located,
                               located_se, max_z=p.max_z))
         return out

@@ -323,9 +323,10 @@ def reproduce(
         plan = plan_reproduction(out, preset=preset, names=names, file_values=file_values, overrides=overrides,
                                  resume=resume, overwrite=overwrite)
     t_start = time.perf_counter()
-    entries, checks = [], []
+    entries: list[dict[str, Any]] = []
+    checks: list[dict[str, Any]] = []
     for exp, params in plan:
-        entry = {"name": exp.name, "dir": exp.name, "description": exp.description}
+        entry: dict[str, Any] = {"name": exp.name, "dir": exp.name, "description": exp.description}
         try:
             outcome = run_experiment(
                 exp, out / exp.name, preset=preset, params=params, executor=executor, resume=resume,
