@@ -227,44 +227,14 @@ def _fmt(values) -> str:
 
 
 def _optimal_aspect_ratio(act, output_dim: int, gamma: float) -> tuple[float | None, float | None]:
-    """(r*, ν) of (A.68)–(A.73) / (B.36) from :func:`deepeft.optimal_aspect_ratio` and ν from the same module, or
-    (None, None) for a class without a closed form (half-stable, none). The one place r* enters the report."""
-    try:
-        from .theory.information import optimal_aspect_ratio, vertex_coefficient
-    except ImportError:  # TODO(lead): drop this branch once theory/information (issue 15 item 2) is on main
-        return _optimal_aspect_ratio_from_criticality(act, output_dim)
+    """(r*, ν) from :func:`deepeft.optimal_aspect_ratio` (A.68)–(A.73), (B.36) and its ν, or (None, None) for a
+    class without a closed form (half-stable, none). The one place r* enters the report."""
+    from .theory.information import optimal_aspect_ratio, vertex_coefficient
+
     try:
         return float(optimal_aspect_ratio(act, output_dim, gamma)), float(vertex_coefficient(act, gamma))
     except DeepEFTInputError:
         return None, None
-
-
-def _optimal_aspect_ratio_from_criticality(act, output_dim: int) -> tuple[float | None, float | None]:
-    """Stand-in for ``de.optimal_aspect_ratio`` (γ = 0) while theory/information is not installed: ν = 3A₄/A₂² − 1
-    (scale-invariant, ``constants["nu"]``) or V/K² = (2/(3a₁²))/(1/a₁²) ℓ = (2/3)ℓ (K* = 0, (5.127)/(5.92)²),
-    r* = [4/(20 + 3n_L)]/ν (A.73)."""
-    from .theory.criticality import criticality
-
-    crit = criticality(act, exponents=False)
-    if crit.universality_class == "scale-invariant":
-        nu = float(crit.constants["nu"])
-    elif crit.universality_class == "K*=0" and crit.taylor is not None and crit.taylor.a1:
-        vc, kc = crit.taylor.vertex_coefficient, crit.taylor.kernel_coefficient
-        if vc is None or kc is None:
-            return None, None
-        nu = float(vc / kc**2)
-    else:
-        return None, None
-    return 4.0 / (20.0 + 3.0 * output_dim) / nu, nu
-
-
-def _residual_class():
-    """:class:`deepeft.ResidualMLP`, or None where this installation has no residual networks yet."""
-    try:
-        from .network_residual import ResidualMLP
-    except ImportError:  # TODO(lead): import directly once issue 15 item 1 is on main
-        return None
-    return ResidualMLP
 
 
 def _mlp_from_torch(module) -> MLP:
@@ -470,12 +440,12 @@ def advise(net, x=None, *, norm=None, rtol: float = CRITICAL_RTOL, learning_rate
 
     Returns an :class:`Advice`; ``.to_dict()`` for JSON, ``str()`` for a table, ``.to_html(path)`` for a page.
     """
+    from .network_residual import ResidualMLP
     from .theory.criticality import criticality
     from .theory.learning_rates import learning_rates
     from .theory.single_input import input_norm
 
-    residual = _residual_class()
-    kinds = (MLP,) if residual is None else (MLP, residual)
+    kinds = (MLP, ResidualMLP)
     source = "MLP"
     measured = False  # C_b, C_W read from one network's weights: compare with sampling tolerance
     if _is_torch_module(net):

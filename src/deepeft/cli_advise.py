@@ -76,18 +76,11 @@ def advise_command(
         raise DeepEFTInputError(f"--html must name a .html file, got {str(html)!r}.")
     if html is not None and not html.parent.is_dir():
         raise DeepEFTInputError(f"--html {str(html)!r}: folder {str(html.parent)!r} does not exist; create it first.")
-    if gamma != 0.0:
-        try:
-            from .network_residual import ResidualMLP
-        except ImportError:
-            from ._cli_common import Unavailable
-
-            raise Unavailable("residual networks (--gamma > 0) need de.ResidualMLP (issue 15 item 1), which this "
-                              "installation does not have yet; run without --gamma for the plain MLP.") from None
     _enable_compilation_cache()
     from .activations import activation
     from .advice import advise
     from .network import MLP
+    from .network_residual import ResidualMLP
     from .theory.criticality import criticality
 
     act = activation(activation_name)

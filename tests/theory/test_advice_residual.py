@@ -1,6 +1,6 @@
 """``de.advise`` on residual MLPs (issue 15 items 1 + 4): the residual critical C_W(γ) (B.20)–(B.21), the residual
 single-input recursion (B.12)–(B.26), r*(γ) (B.36) against the digest's numbers, γ ≥ 1 refused, ``--gamma`` in the CLI.
-Skipped where this installation has no ResidualMLP yet."""
+"""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ from typer.testing import CliRunner
 
 import deepeft as de
 
-residual = pytest.importorskip("deepeft.network_residual")
-ResidualMLP = residual.ResidualMLP
+ResidualMLP = de.ResidualMLP
 
 pytestmark = pytest.mark.filterwarnings("ignore::deepeft.DeepEFTWarning")
 G = math.sqrt(0.5)  # γ² = 0.5

@@ -28,8 +28,6 @@ import dataclasses
 import math
 
 import numpy as np
-from scipy.special import gammaln, logsumexp
-from scipy.stats import binom, chi2
 
 from .. import _validate as v
 from ..activations import activation as _activation
@@ -99,6 +97,7 @@ def _log_sd(mix: ScaleMixture) -> float:
 
 def _rho_grid(mix: ScaleMixture, m: int) -> tuple[np.ndarray, float]:
     """Uniform grid in y = log ρ covering the χ²_m tails of every node, and its spacing."""
+    from scipy.stats import chi2  # lazily: scipy.stats costs ~0.3 s at `import deepeft`
     lo = math.log(mix.s.min()) + math.log(chi2.ppf(_TAIL, m))
     hi = math.log(mix.s.max()) + math.log(chi2.isf(_TAIL, m))
     h = min(math.sqrt(2.0 / m), 1.0) / _GRID_PTS_PER_SD  # the integrand's width in y: that of log χ²_m (≈ √(2/m))
@@ -107,6 +106,7 @@ def _rho_grid(mix: ScaleMixture, m: int) -> tuple[np.ndarray, float]:
 
 
 def _divergence(mix: ScaleMixture, m: int) -> float:
+    from scipy.special import gammaln, logsumexp  # lazily (import cost)
     G = mix.G
     y, _ = _rho_grid(mix, m)
     rho = np.exp(y)
@@ -159,6 +159,8 @@ def mixture_tripartite_information(mix: ScaleMixture, m1: int, m2: int, m3: int)
 
 def _factor(k_probs: list[tuple[int, float]], n: int, h: float, C_W: float) -> tuple[float, np.ndarray]:
     """Log-grid weights of t = (C_W/n) χ²_k mixed over k (prob p_k): (grid start, weights·h)."""
+    from scipy.special import gammaln
+    from scipy.stats import chi2  # lazily (import cost)
     lo = min(math.log(chi2.ppf(_TAIL, k) * C_W / n) for k, _ in k_probs)
     hi = max(math.log(chi2.isf(_TAIL, k) * C_W / n) for k, _ in k_probs)
     u = lo + h * np.arange(int(math.ceil((hi - lo) / h)) + 1)
@@ -188,6 +190,7 @@ def exact_mixture(activation, widths, *, C_W=None, K1: float = 1.0) -> ScaleMixt
     linear σ: s = K^{(1)} Π_ℓ (C_W/n_ℓ) χ²_{n_ℓ} (the deep linear network, Ch. 3); ReLU: χ²_{k_ℓ} with
     k_ℓ ~ Binomial(n_ℓ, ½) active units (the all-off atom s = 0, probability ≈ Σ_ℓ 2^{−n_ℓ}, is dropped; widths
     ≥ 24 keep it below 10⁻⁷). ``C_W``: scalar or per hidden layer (default critical: 1 linear, 2 ReLU)."""
+    from scipy.stats import binom  # lazily (import cost)
     act = _activation(activation)
     if act.name not in ("linear", "relu") or (act.name == "linear" and act.a_plus != 1.0):
         raise DeepEFTInputError(
