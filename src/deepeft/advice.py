@@ -34,6 +34,7 @@ import numpy as np
 from . import _validate as v
 from .errors import DeepEFTInputError, DeepEFTWarning
 from .network import MLP
+from .network_residual import ResidualMLP
 
 __all__ = ["Advice", "AdviceItem", "DepthFlow", "advise"]
 
@@ -76,7 +77,7 @@ class Advice:
     none). χ's, e-folds (L − 1)·log χ and the regime are at the last hidden layer, as in
     :func:`~deepeft.theory.criticality.phase`; ``depth_scale_*`` = ξ = 1/|log χ| (∞: no drift)."""
 
-    net: MLP
+    net: MLP | ResidualMLP
     criticality: Any  # deepeft.theory.criticality.Criticality of the activation
     critical_point: Any
     at_critical_point: bool
@@ -280,7 +281,7 @@ def _tuned(Cb, CW, target, rtol: np.ndarray) -> bool:
     return bool(np.all(np.abs(cw - tw) <= tol) and np.all(np.abs(cb - tb) <= tol))
 
 
-def _sampling_rtol(net: MLP) -> np.ndarray:
+def _sampling_rtol(net: MLP | ResidualMLP) -> np.ndarray:
     """Per-layer relative tolerance for C_W measured from one network's weights, C_W = n_{ℓ−1}·Var(W^{(ℓ)}):
     ``SAMPLING_SIGMAS`` standard errors of a variance estimated from n_{ℓ−1}n_ℓ Gaussian draws, √(2/(n_{ℓ−1}n_ℓ))."""
     n = np.asarray(net.n, dtype=np.float64)
@@ -404,7 +405,7 @@ def _criticality_items(net, crit, cp, target, tuned: bool, st: _State, xi_par: f
     return items
 
 
-def _aspect_items(net: MLP, r: float, r_star: float | None, nv: float) -> list[AdviceItem]:
+def _aspect_items(net: MLP | ResidualMLP, r: float, r_star: float | None, nv: float) -> list[AdviceItem]:
     if r_star is None or r <= 0:
         return []
     L = net.L
@@ -440,7 +441,6 @@ def advise(net, x=None, *, norm=None, rtol: float = CRITICAL_RTOL, learning_rate
 
     Returns an :class:`Advice`; ``.to_dict()`` for JSON, ``str()`` for a table, ``.to_html(path)`` for a page.
     """
-    from .network_residual import ResidualMLP
     from .theory.criticality import criticality
     from .theory.learning_rates import learning_rates
     from .theory.single_input import input_norm
