@@ -6,8 +6,8 @@ import functools
 
 import numpy as np
 import pytest
-from _expt import assert_complete_run
 
+from _expt import assert_complete_run
 from deepeft.experiments import run_experiment
 
 _SIX_SMALL = {"widths": [24], "depth": 3, "n_networks": 2000}
