@@ -224,7 +224,7 @@ def finite_width_information(net, groups=None, x=None, *, norm=None, metric: str
     G = rec.metric() if (metric == "nlo" and net.widths) else rec.K
     xs = rec.V / (n_prev * G**2)
     return FiniteWidthInformation(
-        groups=gs[:2],
+        groups=(gs[0], gs[1]),
         x=xs,
         mutual_information_lo=np.asarray(finite_width_mutual_information(gs[0], gs[1], xs, "lo")),
         mutual_information=np.asarray(finite_width_mutual_information(gs[0], gs[1], xs, "nlo")),
