@@ -13,6 +13,7 @@ import deepeft as de
 from conftest import Z_MAX, assert_close
 from deepeft.theory import information as info
 from deepeft.theory import information_exact as ie
+from deepeft.theory.residual import residual_nu
 
 # ---------------------------------------------------------------- r*, I_max: the digest's numbers (A.69)–(A.74)
 
@@ -55,9 +56,9 @@ def test_vertex_coefficients_and_residual_nu():
     assert_close(de.vertex_coefficient(de.activation("leaky_relu", slope=slope)), 3 * A4 / A2**2 - 1)
     for g2 in (0.0, 0.3, 0.5, 0.8):
         g = math.sqrt(g2)
-        assert_close(info.residual_nu("relu", g), (1 - g2) * (5 - g2))  # (B.29)
-        assert_close(info.residual_nu("linear", g), 2 * (1 - g2**2))
-        assert_close(info.residual_nu("tanh", g), 2 / 3 * (1 - g2**2))  # (B.35)
+        assert_close(residual_nu("relu", g), (1 - g2) * (5 - g2))  # (B.29)
+        assert_close(residual_nu("linear", g), 2 * (1 - g2**2))
+        assert_close(residual_nu("tanh", g), 2 / 3 * (1 - g2**2))  # (B.35)
     # digest §6: K* = 0, n_L = 10: r*(γ² = 0.5) = 0.16 vs r*(0) = 0.12 (B.36)
     assert_close(de.optimal_aspect_ratio("tanh", 10, gamma=math.sqrt(0.5)), 0.16)
 
