@@ -12,6 +12,7 @@ from deepeft.experiments import run_experiment
 
 _SIX_SMALL = {"widths": [24], "depth": 3, "n_networks": 2000}
 _AR_EXACT = {"activations": ["relu"], "widths": [128], "depths": [5], "n_networks": [0]}
+_AR_RELU = {"activations": ["relu"], "widths": [128], "depths": [4], "n_networks": [1500]}
 _AR_TANH = {"activations": ["tanh"], "widths": [24], "depths": [4], "n_networks": [3000]}
 
 
@@ -27,6 +28,13 @@ def test_aspect_ratio_exact_law_runs(tmp_path):
     assert_complete_run(res.summary, tmp_path)
     kinds = {c["kind"] for c in res.summary["checks"]}
     assert kinds == {"prediction", "finding"}  # (A.67) where perturbative; monotone through r* (finding)
+
+
+@pytest.mark.slow
+def test_aspect_ratio_relu_ensembles_match_the_exact_law(tmp_path):
+    res = run_experiment("aspect-ratio", tmp_path, overrides=_AR_RELU, render=False)
+    names = [c["name"] for c in res.summary["checks"] if c["pass"]]
+    assert sum("ensembles vs exact law" in n for n in names) == 2 * 3  # I and x at ℓ = 2, 3, 4
 
 
 def _scaled(fn, factor, field=None):
