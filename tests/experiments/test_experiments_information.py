@@ -16,6 +16,7 @@ _AR_RELU = {"activations": ["relu"], "widths": [128], "depths": [4], "n_networks
 _AR_TANH = {"activations": ["tanh"], "widths": [24], "depths": [4], "n_networks": [3000]}
 
 
+@pytest.mark.slow
 def test_six_point_vertex_runs(tmp_path):
     res = run_experiment("six-point-vertex", tmp_path, overrides=_SIX_SMALL)
     assert_complete_run(res.summary, tmp_path)
