@@ -68,7 +68,8 @@ def _gd_chunk(net):
     """CHUNK full-batch MSE GD steps (8.6) of one network (jitted per architecture)."""
     import jax
 
-    from ..simulate.training import gd_update, mse_loss
+    from ..losses import mse_loss
+    from ..simulate.training import gd_update
 
     def run(params, X, Y, eta):
         return jax.lax.fori_loop(0, CHUNK, lambda i, q: gd_update(net, mse_loss, q, X, Y, eta), params)

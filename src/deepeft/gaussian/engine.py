@@ -259,7 +259,7 @@ def _batched(act, fs, K, rtol):
     if rule[0] == "trap":
         Ms = [m for m in batched.SMOOTH_M if m <= batched.MAX_M[k]]
         i = Ms.index(rule[1])
-        ladder = [("trap", m) for m in Ms[max(i - 1, 0) : i + 3]]
+        ladder: list[tuple] = [("trap", m) for m in Ms[max(i - 1, 0) : i + 3]]
     else:
         ladder = [(rule[0], rule[1], rule[2] + d) for d in (-2, 0, 2, 4)]
     terms = (tuple((f.derivs, f.power) for f in fs),)

@@ -64,11 +64,12 @@ from jax.flatten_util import ravel_pytree
 from .. import _validate as v
 from .._x64 import x64
 from ..errors import DeepEFTInputError
+from ..losses import mse_loss
 from ..network import MLP
 from ..statistics import Estimate
 from . import estimators as est
 from . import forward as fw
-from .training import gd_update, lambda_tree, mse_loss
+from .training import gd_update, lambda_tree
 
 __all__ = [
     "DDNTKStatistics",
@@ -558,6 +559,7 @@ def _ensemble(net, X, n_networks, fields, *, seed, layer, neurons, micro_batch, 
                 for j in range(kc):  # micro-batch by micro-batch, in network order: chunk-size independent
                     part = jax.tree_util.tree_map(lambda a, j=j: a[j], out)
                     acc = part if acc is None else jax.tree_util.tree_map(np.add, acc, part)
+        assert acc is not None  # n_networks ≥ 1
         for li, l in enumerate(layers):
             for f in fields:
                 s = acc[li][f]
