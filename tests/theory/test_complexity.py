@@ -67,3 +67,15 @@ def test_six_point_vertex_of_tanh_from_ensembles():
     k3 = m3 - 3 * m2 * m1 + 2 * m1**3
     assert abs(mc.U.z(k3)[1]) < Z_MAX
     assert mc.U.value[2] > mc.U.value[1] > 0  # grows with depth
+
+
+def test_metric_cumulants_bad_input():
+    net = de.MLP(input_dim=2, widths=[4], output_dim=2, activation="tanh")
+    with pytest.raises(de.DeepEFTInputError, match="one input"):
+        metric_cumulants(net, np.ones((2, 2)), 100)
+    with pytest.raises(de.DeepEFTInputError, match="n_networks"):
+        metric_cumulants(net, np.ones(2), 1)
+    with pytest.raises(de.DeepEFTInputError, match="n_0|n0|input"):
+        metric_cumulants(net, np.ones(3), 100)
+    with pytest.raises(de.DeepEFTInputError, match="n=64"):
+        cx.six_point_vertex_relu(3).normalized()

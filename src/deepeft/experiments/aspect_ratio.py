@@ -14,6 +14,7 @@ one input; per layer ℓ:
 
 Checks (kinds as in :mod:`deepeft.experiments.checks`):
 
+* prediction (ReLU, linear with ensembles): I and x of the ensembles against the exact law, |z| < max_z;
 * prediction: x_sim vs x^{(ℓ)}: |Δ| < max_z·SE + c_x·x·(ℓ − 2)/n (V's own O(ℓ/n) correction; none at ℓ = 2);
 * prediction: for x ≤ ``x_nlo`` (where the series is usable) the measured (or exact) information vs (A.67) at the
   measured x: |Δ| < max_z·SE + |the x³ term| (the size of the last kept term bounds the O(x⁴) remainder);
@@ -42,7 +43,7 @@ from ..theory import information as info
 from ..theory import information_exact as ie
 from . import _foundation as fd
 from .base import Experiment
-from .checks import Check, greater_check
+from .checks import Check, greater_check, zcheck
 from .config import param
 from .registry import register
 
@@ -151,6 +152,13 @@ class AspectRatio(Experiment):
             q = ds.sel(activation=act)
             n = float(q.width)
             ls = [int(l) for l in q.layer.values if l >= 2 and np.isfinite(q.x_theory.sel(layer=l))]
+            both = [l for l in ls if np.isfinite(q.I_sim.sel(layer=l)) and np.isfinite(q.I_exact.sel(layer=l))]
+            for l in both:  # ensembles against the exact law (ReLU, linear): no allowance
+                r = q.sel(layer=l)
+                checks.append(zcheck(f"{act} n={n:g}: I^({l}) ensembles vs exact law", r.I_exact, r.I_sim, r.I_stderr,
+                                     max_z=p.max_z))
+                checks.append(zcheck(f"{act} n={n:g}: x^({l}) ensembles vs exact law", r.x_exact, r.x_sim, r.x_stderr,
+                                     max_z=p.max_z))
             for src in ("sim", "exact"):
                 I = q[f"I_{src}"]
                 if not np.any(np.isfinite(I.sel(layer=ls))):

@@ -65,6 +65,7 @@ class LatticePerturbed(Experiment):
         chains: int = param(16, "MCMC chains", min=2)
         sweeps: int = param(2400, "checkerboard sweeps per chain", min=16)
         burn: int = param(200, "sweeps dropped", min=0)
+        thin: int = param(1, "keep every thin-th sweep (memory of long runs)", min=1)
         n_reweight: int = param(10_000, "exact J_D = 0 draws of the reweighting path", min=100)
         max_rhat: float = param(1.01, "convergence: split-R̂ below this on every overlap", min=1.0, analysis=True)
         min_ess: float = param(400.0, "convergence: effective sample size at least this", min=1.0, analysis=True)
@@ -79,8 +80,8 @@ class LatticePerturbed(Experiment):
 
     presets = {
         "quick": {},
-        "paper": {"N": 200, "L": 16, "n_inputs": 3, "J_D": (0.0, 0.1, 0.5, 2.0), "chains": 32, "sweeps": 6000,
-                  "burn": 500, "n_reweight": 200_000},
+        "paper": {"N": 200, "L": 16, "n_inputs": 3, "J_D": (0.0, 0.1, 0.5, 2.0), "chains": 32, "sweeps": 30_000,
+                  "burn": 2000, "thin": 10, "n_reweight": 200_000},  # τ ≈ 300 sweeps at this size (docs/lattice.md)
     }
 
     def sweep(self, p):
@@ -96,7 +97,7 @@ class LatticePerturbed(Experiment):
         t = lattice_targets(p.n_inputs, p.N, p.target_scale)
         seed = lc.sampler_seed(ctx)
         s = lp.sample_perturbed(p.activation, p.sigma_w2, p.sigma_b2, N=p.N, L=p.L, X=X, t=t, J_D=J, chains=p.chains,
-                                sweeps=p.sweeps, burn=p.burn, seed=seed)
+                                sweeps=p.sweeps, burn=p.burn, thin=p.thin, seed=seed)
         est = s.estimate()
         if J > 0:
             ref, _ = lp.reweighted_moments(p.activation, p.sigma_w2, p.sigma_b2, N=p.N, L=p.L, X=X, t=t, J_D=J,

@@ -570,9 +570,12 @@ def _trajectory_program(act: Activation, terms: tuple[tuple[tuple[int, ...], int
     import jax.numpy as jnp
 
     order = max((max(d, default=0) for d, _ in terms), default=0)
+    def tangent(f):
+        return lambda z: jax.jvp(f, (z,), (jnp.ones_like(z),))[1]
+
     derivs = [act.fn]  # σ^{(k)} by nested forward mode; pairs (σ^{(2j)}, σ^{(2j+1)}) from one jvp each
     for _ in range(order):
-        derivs.append(lambda z, f=derivs[-1]: jax.jvp(f, (z,), (jnp.ones_like(z),))[1])
+        derivs.append(tangent(derivs[-1]))
 
     def one(Kc, x, w):
         z = jnp.sqrt(Kc)[:, None] * x[None, :]

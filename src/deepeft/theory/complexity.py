@@ -98,7 +98,7 @@ def six_point_vertex_relu(depth: int, *, K1: float = 1.0, C_b=0.0, C_W=2.0, n: i
     return SixPointVertex(K, V, U, w)
 
 
-def six_point_relu_critical(ell, K: float = 1.0) -> np.ndarray:
+def six_point_relu_critical(ell, K: float = 1.0) -> float | np.ndarray:
     """Closed form at criticality (C_b = 0, C_W = 2) of (ε.20): U^{(ℓ)} = [75(ℓ − 1)(ℓ − 2) + 44(ℓ − 1)]K³ (→ (ε.21))."""
     l = np.asarray(ell, dtype=np.float64)
     if np.any(l < 1) or not np.all(np.isfinite(l)):

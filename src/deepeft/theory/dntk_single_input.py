@@ -204,24 +204,15 @@ class DNTKSingleInput:
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class DDNTKSingleInput:
-    """Per-layer single-input K, Θ, P, Q and the ddNTK tensors R, S, T, U (L,) of (∞.11)–(∞.12), layer ℓ at index
-    ℓ − 1; ``ntk`` holds the NTK statistics (9.13)–(9.16); ``n_prev`` = n_{ℓ−1}."""
+class DDNTKSingleInput(DNTKSingleInput):
+    """Per-layer single-input K, Θ, P, Q (the fields of :class:`DNTKSingleInput`) and the ddNTK tensors R, S, T, U
+    (L,) of (∞.11)–(∞.12), layer ℓ at index ℓ − 1; ``ntk`` holds the NTK statistics (9.13)–(9.16);
+    ``n_prev`` = n_{ℓ−1}."""
 
-    K: np.ndarray
-    Theta: np.ndarray
-    P: np.ndarray
-    Q: np.ndarray
     R: np.ndarray
     S: np.ndarray
     T: np.ndarray
     U: np.ndarray
-    ntk: NTKSingleInput
-    n_prev: np.ndarray
-
-    @property
-    def layers(self) -> np.ndarray:
-        return np.arange(1, self.K.size + 1)
 
     def normalized(self, n=None) -> dict[str, np.ndarray]:
         """P/(nΘ²), Q/(nΘ²) (11.62) and R K/(nΘ³), S K/(nΘ³), T K/(nΘ³), U K/(nΘ³) (∞.21)–(∞.22), n = n_{ℓ−1}."""
@@ -250,7 +241,7 @@ def ddntk_single_input(net: MLP, x=None, *, norm=None) -> DDNTKSingleInput:
     """
     ntk, out = _run(net, x, norm, ddntk=True)
     P, Q, R, S, T, U = out
-    return DDNTKSingleInput(ntk.K, ntk.Theta, P, Q, R, S, T, U, ntk, ntk.n_prev)
+    return DDNTKSingleInput(K=ntk.K, Theta=ntk.Theta, P=P, Q=Q, ntk=ntk, n_prev=ntk.n_prev, R=R, S=S, T=T, U=U)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ Finite width, one input (§A.3), with x ≡ V^{(ℓ)}/(n_{ℓ−1} G^{(ℓ)2}) (
     I₃[𝓜₁, 𝓜₂, 𝓜₃] = (m₁m₂m₃/8) x³                                           (A.75)
 
 Optimal aspect ratio: x = ν r at the output (A.68) with ν = 2/3 (K* = 0) (A.69), 3A₄/A₂² − 1
-(scale-invariant) (A.70); residual networks ν(γ) (B.29), (B.35). Maximising (A.71) over r:
+(scale-invariant) (A.70); residual networks ν(γ) (B.29), (B.35) (from :mod:`.residual`). Maximising (A.71) over r:
 r* = [4/(20 + 3m₁ + 3m₂)]/ν (A.72), r* = [4/(20 + 3n_L)]/ν for m₁ = m₂ = n_L/2 (A.73), and
 I_max = (1/6)(n_L/(20 + 3n_L))² (A.74).
 
@@ -31,14 +31,13 @@ References:
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 
 import numpy as np
 
 from .. import _validate as v
-from ..activations import activation as _activation
 from ..errors import DeepEFTInputError
+from .residual import residual_nu
 
 __all__ = [
     "FiniteWidthInformation",
@@ -51,13 +50,11 @@ __all__ = [
     "equal_norm_mutual_information",
     "max_mutual_information",
     "optimal_aspect_ratio",
-    "residual_nu",
     "tripartite_information",
     "vertex_coefficient",
 ]
 
 _LOG_2PI_E = math.log(2.0 * math.pi * math.e)
-_NU_K_STAR_ZERO = 2.0 / 3.0  # (A.69), (5.131)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -224,7 +221,7 @@ def finite_width_information(net, groups=None, x=None, *, norm=None, metric: str
     G = rec.metric() if (metric == "nlo" and net.widths) else rec.K
     xs = rec.V / (n_prev * G**2)
     return FiniteWidthInformation(
-        groups=gs[:2],
+        groups=(gs[0], gs[1]),
         x=xs,
         mutual_information_lo=np.asarray(finite_width_mutual_information(gs[0], gs[1], xs, "lo")),
         mutual_information=np.asarray(finite_width_mutual_information(gs[0], gs[1], xs, "nlo")),
@@ -238,50 +235,9 @@ def finite_width_information(net, groups=None, x=None, *, norm=None, metric: str
 # ----------------------------------------------------------------------------------------------
 
 
-def _gamma(gamma) -> float:
-    g = v.finite_scalar(gamma, "gamma", minimum=None)
-    if not 0.0 <= g * g < 1.0:
-        raise DeepEFTInputError(
-            f"gamma must satisfy γ² < 1 (got γ = {g}): at γ² = 1 the residual network has no critical "
-            "initialisation (C_W(γ) = (1 − γ²)/A₂ = 0, (B.20)–(B.21)); use |γ| < 1."
-        )
-    return g
-
-
-@functools.lru_cache(maxsize=64)
-def _universality(act) -> tuple[str, float, float]:
-    """(class, A₂, A₄) with A₂, A₄ only for scale-invariant activations."""
-    if act.scale_invariant:
-        ap, am = float(act.a_plus), float(act.a_minus)
-        return "scale-invariant", 0.5 * (ap**2 + am**2), 0.5 * (ap**4 + am**4)  # (5.61), (5.114)
-    from .criticality import criticality
-
-    cls = criticality(act, exponents=False).universality_class
-    return cls, math.nan, math.nan
-
-
-def residual_nu(activation, gamma) -> float:
-    """ν(γ) of a critical residual MLP, V/(nK²) = ν(γ) ℓ/n: (1 − γ²)[(1 − γ²)(3A₄/A₂² − 1) + 4γ²] for
-    scale-invariant σ (B.29) (ReLU (1 − γ²)(5 − γ²), linear 2(1 − γ⁴)); (2/3)(1 − γ⁴) for K* = 0 (B.35).
-
-    Note for the lead: one function for ν(γ); the residual module (theory/residual.py) can import this one."""
-    act = _activation(activation)
-    g2 = _gamma(gamma) ** 2
-    cls, A2, A4 = _universality(act)
-    if cls == "scale-invariant":
-        return (1.0 - g2) * ((1.0 - g2) * (3.0 * A4 / A2**2 - 1.0) + 4.0 * g2)
-    if cls == "K*=0":
-        return _NU_K_STAR_ZERO * (1.0 - g2 * g2)
-    raise DeepEFTInputError(
-        f"{act!r} is in universality class {cls!r}: ν (V/(nK²) = ν ℓ/n at criticality) is derived only for the "
-        "K* = 0 class (tanh, sin, erf; ν = 2/3, (A.69)) and scale-invariant activations (ReLU, linear, leaky ReLU; "
-        "ν = 3A₄/A₂² − 1, (A.70)); use one of those, or measure V/(nK²) with finite_width_information."
-    )
-
-
 def vertex_coefficient(activation, gamma=0.0) -> float:
     """ν in V^{(L)}/(n G²) = ν r (A.68): 2/3 for K* = 0 (A.69), 3A₄/A₂² − 1 scale-invariant (A.70) (ReLU 5,
-    linear 2); with a residual γ ≠ 0: ν(γ) (B.29), (B.35)."""
+    linear 2); with a residual γ ≠ 0: ν(γ) (B.29), (B.35) — one formula, :func:`.residual.residual_nu`."""
     return residual_nu(activation, gamma)
 
 

@@ -28,6 +28,7 @@ import dataclasses
 import math
 
 import numpy as np
+from scipy.special import gammainccinv, gammaincinv, gammaln, logsumexp
 
 from .. import _validate as v
 from ..activations import activation as _activation
@@ -46,6 +47,21 @@ __all__ = [
 ]
 
 _TAIL = 1e-17  # χ² tail probability beyond which a factor's log-density grid stops
+
+
+def _chi2_ppf(q: float, k: float) -> float:
+    """Lower-tail quantile of χ²_k (scipy.special only: ``import deepeft`` does not load scipy.stats)."""
+    return 2.0 * float(gammaincinv(k / 2.0, q))
+
+
+def _chi2_isf(q: float, k: float) -> float:
+    """Upper-tail quantile of χ²_k."""
+    return 2.0 * float(gammainccinv(k / 2.0, q))
+
+
+def _binom_pmf(k: np.ndarray, n: int) -> np.ndarray:
+    """Binomial(n, ½) probabilities of k."""
+    return np.exp(gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1) - n * math.log(2.0))
 _GRID_PTS_PER_SD = 12  # trapezoid nodes per standard deviation in log ρ (integration) and log s (exact laws): the
 # integrands are smooth (analytic), so the rule converges like exp(−2π²·12²) — rounding-limited (checked against 48)
 _PTS_PER_SD = 40  # default bins per standard deviation of log Ĝ for samples (cloud-in-cell, see below)
@@ -97,16 +113,14 @@ def _log_sd(mix: ScaleMixture) -> float:
 
 def _rho_grid(mix: ScaleMixture, m: int) -> tuple[np.ndarray, float]:
     """Uniform grid in y = log ρ covering the χ²_m tails of every node, and its spacing."""
-    from scipy.stats import chi2  # lazily: scipy.stats costs ~0.3 s at `import deepeft`
-    lo = math.log(mix.s.min()) + math.log(chi2.ppf(_TAIL, m))
-    hi = math.log(mix.s.max()) + math.log(chi2.isf(_TAIL, m))
+    lo = math.log(mix.s.min()) + math.log(_chi2_ppf(_TAIL, m))
+    hi = math.log(mix.s.max()) + math.log(_chi2_isf(_TAIL, m))
     h = min(math.sqrt(2.0 / m), 1.0) / _GRID_PTS_PER_SD  # the integrand's width in y: that of log χ²_m (≈ √(2/m))
     n = int(math.ceil((hi - lo) / h)) + 1
     return np.linspace(lo, hi, n), (hi - lo) / (n - 1)
 
 
 def _divergence(mix: ScaleMixture, m: int) -> float:
-    from scipy.special import gammaln, logsumexp  # lazily (import cost)
     G = mix.G
     y, _ = _rho_grid(mix, m)
     rho = np.exp(y)
@@ -159,10 +173,8 @@ def mixture_tripartite_information(mix: ScaleMixture, m1: int, m2: int, m3: int)
 
 def _factor(k_probs: list[tuple[int, float]], n: int, h: float, C_W: float) -> tuple[float, np.ndarray]:
     """Log-grid weights of t = (C_W/n) χ²_k mixed over k (prob p_k): (grid start, weights·h)."""
-    from scipy.special import gammaln
-    from scipy.stats import chi2  # lazily (import cost)
-    lo = min(math.log(chi2.ppf(_TAIL, k) * C_W / n) for k, _ in k_probs)
-    hi = max(math.log(chi2.isf(_TAIL, k) * C_W / n) for k, _ in k_probs)
+    lo = min(math.log(_chi2_ppf(_TAIL, k) * C_W / n) for k, _ in k_probs)
+    hi = max(math.log(_chi2_isf(_TAIL, k) * C_W / n) for k, _ in k_probs)
     u = lo + h * np.arange(int(math.ceil((hi - lo) / h)) + 1)
     c = np.exp(u) * n / C_W  # the χ² variable at each node
     dens = np.zeros_like(u)
@@ -190,7 +202,6 @@ def exact_mixture(activation, widths, *, C_W=None, K1: float = 1.0) -> ScaleMixt
     linear σ: s = K^{(1)} Π_ℓ (C_W/n_ℓ) χ²_{n_ℓ} (the deep linear network, Ch. 3); ReLU: χ²_{k_ℓ} with
     k_ℓ ~ Binomial(n_ℓ, ½) active units (the all-off atom s = 0, probability ≈ Σ_ℓ 2^{−n_ℓ}, is dropped; widths
     ≥ 24 keep it below 10⁻⁷). ``C_W``: scalar or per hidden layer (default critical: 1 linear, 2 ReLU)."""
-    from scipy.stats import binom  # lazily (import cost)
     act = _activation(activation)
     if act.name not in ("linear", "relu") or (act.name == "linear" and act.a_plus != 1.0):
         raise DeepEFTInputError(
@@ -213,7 +224,7 @@ def exact_mixture(activation, widths, *, C_W=None, K1: float = 1.0) -> ScaleMixt
     for n, c in zip(ws, cw, strict=True):
         if relu:
             ks = np.arange(1, n + 1)
-            pk = binom.pmf(ks, n, 0.5)
+            pk = _binom_pmf(ks, n)
             kp = [(int(k), float(p)) for k, p in zip(ks, pk, strict=True) if p > 1e-18]
         else:
             kp = [(n, 1.0)]
