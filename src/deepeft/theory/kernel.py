@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import typing
 import warnings
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -94,7 +95,7 @@ def _finish(ss, dd, T, V, h, n_valid, want_rho):
     eye = idx[:, None] == idx[None, :]
     ss = jnp.where(eye, dss[:, None], ss)
     Kn = jnp.where(eye, dK[:, None], cb + cw * ss)
-    rmax = 0.0
+    rmax: Any = 0.0
     if want_rho:
         pad = (idx[:, None] >= n_valid) | (idx[None, :] >= n_valid)
         den = jnp.sqrt(dK[:, None] * dK[None, :])
@@ -141,6 +142,7 @@ def _fused_layer(act, mode, Kaa, KT, rho_max, h, ntk, n_valid, rtol):
     V = jax.device_put(np.stack([Kaa, dss, dK, ddd]))  # one transfer for the per-input vectors
     if mode == "closed":
         return _closed_step(act, V, KT, h, ntk), dK
+    assert plan is not None  # mode "mehler"
     step = _mehler_step(V, KT, jax.device_put(plan.A), np.int32(plan.n_blocks), h, np.int32(n_valid), ntk)
     return step, dK
 

@@ -32,7 +32,6 @@ import math
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.optimize import brentq
 
 from .. import _validate as v
 from ..activations import activation as _activation
@@ -136,6 +135,7 @@ def residual_aspect_ratio(activation, output_dim: int, gamma: float = 0.0) -> fl
 def residual_gamma_for_aspect_ratio(activation, output_dim: int, r: float) -> float:
     """γ*(r), the inverse of (B.36): the γ ∈ [0, 1) with r*(γ) = r; 0 where r ≤ r*(0) (§B.3: no residual
     connection beats the vanilla MLP there). As r → ∞, 1 − γ*² ~ 1/r (footnote 7)."""
+    from scipy.optimize import brentq  # lazily: scipy.optimize costs ~0.3 s at `import deepeft`
     r = v.finite_scalar(r, "r", minimum=0.0, strict=True)
     target = _r_prefactor(output_dim) / r  # the ν that gives r* = r
     nu0 = residual_nu(activation, 0.0)
