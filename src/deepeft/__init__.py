@@ -22,7 +22,7 @@ from .gaussian.action import ExactCorrelators, NearlyGaussianAction
 from .gaussian.cumulants import connected, moment
 from .gaussian.engine import Factor, expect, two_point, two_point_maps
 from .gaussian.wick import gaussian_moment, pairings, wick_tensor
-from .diagnostics import WeightSpectrum, weight_spectrum
+from .diagnostics import WeightSpectrum, diagnose, weight_spectrum
 from .interop import ImportedModel, from_arrays, from_equinox, from_flax, from_torch
 from .network import MLP
 from .simulate.ensemble import EnsembleResult, sample_ensemble
@@ -78,6 +78,7 @@ __all__ = [
     "ImportedModel",
     "WeightSpectrum",
     "weight_spectrum",
+    "diagnose",
     "from_arrays",
     "from_equinox",
     "from_flax",

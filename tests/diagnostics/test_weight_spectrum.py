@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import Z_MAX
 
 import deepeft as de
+from conftest import Z_MAX
 from deepeft.diagnostics import bbp_outlier
 
 
