@@ -33,11 +33,15 @@ def diagnose(
 ):
     """Weight spectra (Marchenko–Pastur fit, outliers, tail exponent α, stable rank) and criticality per layer."""
     from .diagnostics.diagnose import diagnose as run_diagnose
+    from .diagnostics.diagnose import diagnose_series
     from .diagnostics.load import load_model
     from .diagnostics.render import diagnosis_html, diagnosis_rows, diagnosis_table
+    from .diagnostics.series import load_series
 
-    im = load_model(model, activation, trust_pickle=trust_pickle)
-    ds = run_diagnose(im, level=level)
+    if Path(model).is_dir():  # a recorded checkpoint series: the last checkpoint plus the DBM analysis
+        ds = diagnose_series(load_series(model), level=level, activation=activation)
+    else:
+        ds = run_diagnose(load_model(model, activation, trust_pickle=trust_pickle), level=level)
     written = []
     if html_out is not None:
         Path(html_out).write_text(diagnosis_html(ds, f"deepeft diagnose {Path(model).name}"), encoding="utf-8")

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _optional import require
-from conftest import Z_MAX
 
 import deepeft as de
+from _optional import require
+from conftest import Z_MAX
 from deepeft.diagnostics import SpectrumRecorder, fit_spacing_sde, load_series, series_dbm
 from deepeft.diagnostics.series_dbm import eigenvalue_drift
 from deepeft.diagnostics.spectrum import gram_eigenvalues
@@ -58,12 +58,14 @@ def test_interrupted_and_corrupt_stores(tmp_path):
         for k in range(3):
             rec.record(k, _model(rng))
     g = zarr.open_group(str(path), mode="r+")
-    g["eig_0"].resize((4, 6))  # an interrupted 4th record: arrays written, count not raised
+    g.attrs["pending"] = 3  # an interrupted 4th record: partly written, count not raised
+    g["eig_0"][3] = 999.0
     assert load_series(path).steps.size == 3  # never mixed in
     with pytest.warns(de.DeepEFTWarning, match="interrupted"):
         rec = SpectrumRecorder(path)
     rec.record(3, _model(rng))
-    assert load_series(path).eigenvalues[0].shape == (4, 6)
+    s = load_series(path)
+    assert s.eigenvalues[0].shape == (4, 6) and s.eigenvalues[0].max() < 999.0
     g["eig_1"].resize((2, 8))  # now corrupt: fewer records than committed
     with pytest.raises(de.DeepEFTInputError, match="corrupt"):
         load_series(path)
@@ -135,3 +137,24 @@ def test_series_dbm_end_to_end_and_eigenvalue_drift(tmp_path):
     x = np.cumsum(np.vstack([np.zeros(2), mu * dt + np.sqrt(sig2 * dt) * rng.normal(size=(4000, 2))]), axis=0)
     drift, drift_se, tv, tv_se = eigenvalue_drift(np.arange(4001) * dt, x)
     assert np.all(np.abs(drift - mu) / drift_se < Z_MAX) and np.all(np.abs(tv - sig2) / tv_se < Z_MAX)
+
+
+def test_cli_on_a_recorded_series(tmp_path):
+    """`deepeft diagnose run.zarr`: the last checkpoint's table plus the per-layer DBM table (weights and spectra modes)."""
+    from typer.testing import CliRunner
+
+    from deepeft.cli import app
+
+    rng = np.random.default_rng(6)
+    base = _model(rng, shapes=((20, 10), (20, 20), (2, 20)))
+    for mode in ("weights", "spectra"):
+        path = tmp_path / f"{mode}.zarr"
+        with SpectrumRecorder(path, mode=mode) as rec:
+            for k in range(18):
+                rec.record(k, [W + 0.01 * rng.normal(size=W.shape) for W in base], activation="tanh")
+        r = CliRunner().invoke(app, ["diagnose", str(path)])
+        assert r.exit_code == 0, r.output
+        assert "Dyson Brownian motion" in r.stdout and ("critical" in r.stdout or "ordered" in r.stdout or mode == "spectra")
+        r = CliRunner().invoke(app, ["diagnose", str(path), "--json"])
+        rows = __import__("json").loads(r.stdout)["layers"]
+        assert all(row["dbm_verdict"] in ("converging", "diverging") for row in rows[:2])

@@ -20,11 +20,12 @@ import warnings
 
 import numpy as np
 
+from ..activations import activation as _activation
 from ..errors import DeepEFTInputError, DeepEFTWarning
 from ..interop import ImportedModel, from_arrays, from_equinox, from_flax, from_torch
 from .spectrum import WeightSpectrum, gram_eigenvalues, spectrum_of_eigenvalues
 
-__all__ = ["diagnose", "as_imported", "layer_verdict", "VERDICT_THRESHOLD"]
+__all__ = ["diagnose", "diagnose_series", "as_imported", "layer_verdict", "VERDICT_THRESHOLD"]
 
 VERDICT_THRESHOLD = math.log(100.0)  # |(L − 1) log χ_⊥| beyond which a layer is called ordered/chaotic (as de.phase)
 
@@ -76,6 +77,58 @@ def _criticality_attrs(act) -> dict:
             "C_W_critical": np.nan if p is None else p.C_W, "C_b_critical": np.nan if p is None else p.C_b}
 
 
+def _spectra_vars(spectra: list[WeightSpectrum]) -> dict:
+    """Dataset variables of the per-layer spectra: the scalar fields and NaN-padded ``eigenvalues`` (layer, rank)."""
+    rows = [s.as_dict() for s in spectra]
+    data = {k: ("layer", np.array([r[k] for r in rows])) for k in rows[0]}
+    eig = np.full((len(spectra), max(s.m for s in spectra)), np.nan)
+    for i, s in enumerate(spectra):
+        eig[i, : s.m] = s.eigenvalues
+    data["eigenvalues"] = (("layer", "rank"), eig)
+    return data
+
+
+def diagnose_series(series, *, level: float = 0.01, activation=None):
+    """:func:`diagnose` of the last checkpoint of a recorded series plus, per layer, the DBM analysis over the late
+    half (:func:`~deepeft.diagnostics.series_dbm.series_dbm`): K_S, T·V_S, T·D_S, the two sides of (4.15) and its
+    verdict. A spectra-only series (``mode="spectra"``) has no weights: C_W, C_b, χ and the criticality verdict are
+    NaN / "n/a" (record with ``mode="weights"`` to get them)."""
+    import xarray as xr
+
+    from .series_dbm import MIN_INCREMENTS, series_dbm
+
+    spectra = [spectrum_of_eigenvalues(e[-1], shape, level=level) for e, shape in zip(series.eigenvalues, series.shapes)]
+    if series.mode == "weights":
+        ds = diagnose(series.model_at(-1, activation), level=level, spectra=spectra)
+    else:
+        L = len(spectra)
+        data = _spectra_vars(spectra)
+        for k in ("C_W", "C_b", "W_mean", "C_W_ratio", "chi_parallel", "chi_perp"):
+            data[k] = ("layer", np.full(L, np.nan))
+        data["verdict"] = ("layer", np.array(["n/a"] * L, dtype=object))
+        ds = xr.Dataset(data, coords={"layer": np.arange(1, L + 1), "name": ("layer", np.array(series.names, dtype=object))})
+        ds.attrs.update({"activation": series.activation, "regime": "n/a (spectra-only series)", "source": "series",
+                         "tw_level": level})
+        try:
+            ds.attrs.update(_criticality_attrs(_activation(activation or series.activation)))
+        except DeepEFTInputError:  # a custom activation is stored by name only
+            pass
+    ds.attrs["series_records"] = int(series.steps.size)
+    ds.attrs["series_steps"] = [int(series.steps[0]), int(series.steps[-1])]
+    cols: dict[str, list] = {k: [] for k in ("K_S", "TV_S", "TD_S", "dbm_lhs", "dbm_rhs", "dbm_verdict")}
+    for l in range(len(spectra)):
+        if series.steps.size // 2 < MIN_INCREMENTS + 1 or min(series.shapes[l]) < 2:
+            vals = [np.nan] * 5 + ["n/a"]
+        else:
+            r = series_dbm(series, l)
+            vals = [r.spacing.K_S, r.spacing.TV_S, r.spacing.TD_S, r.lhs, r.rhs, r.verdict]
+        for k, val in zip(cols, vals):
+            cols[k].append(val)
+    for k, val in cols.items():
+        ds[k] = ("layer", np.array(val, dtype=object if k == "dbm_verdict" else np.float64))
+    return ds
+
+
 def diagnose(model, *, activation=None, level: float = 0.01, spectra: list[WeightSpectrum] | None = None):
     """Per-layer diagnostics of a network as an ``xarray.Dataset`` with dimension ``layer`` (ℓ = 1..L).
 
@@ -103,18 +156,12 @@ def diagnose(model, *, activation=None, level: float = 0.01, spectra: list[Weigh
     chi_par = np.concatenate([[np.nan], np.asarray(rep.recursion.chi_parallel, np.float64)[: L - 1]])
     verdict = ["input"] + [layer_verdict(float(c), L) for c in chi_perp[1:]]
     crit = dict(_criticality_attrs(net.activation))
-    rows = [s.as_dict() for s in spectra]
-    data = {k: ("layer", np.array([r[k] for r in rows])) for k in rows[0]}
-    m_max = max(s.m for s in spectra)
-    eig = np.full((L, m_max), np.nan)
-    for i, s in enumerate(spectra):
-        eig[i, : s.m] = s.eigenvalues
+    data = _spectra_vars(spectra)
     data.update({
         "C_W": ("layer", im.C_W), "C_b": ("layer", im.C_b), "W_mean": ("layer", im.W_mean),
         "C_W_ratio": ("layer", im.C_W / crit["C_W_critical"]),
         "chi_parallel": ("layer", chi_par), "chi_perp": ("layer", chi_perp),
         "verdict": ("layer", np.array(verdict, dtype=object)),
-        "eigenvalues": (("layer", "rank"), eig),
     })
     ds = xr.Dataset(data, coords={"layer": np.arange(1, L + 1), "name": ("layer", np.array(im.names, dtype=object))})
     ds.attrs.update({"activation": net.activation.name, "regime": rep.regime, "source": im.source,

@@ -53,7 +53,7 @@ def load_model(path, activation=None, *, trust_pickle: bool = False) -> Imported
     if p.is_dir():
         from .series import load_series
 
-        return load_series(p).model_at(-1, activation)
+        return load_series(p).model_at(-1, activation)  # type: ignore[return-value]
     if not p.exists():
         raise DeepEFTInputError(f"no such file or folder: {p}.")
     if p.suffix.lower() in (".pt", ".pth", ".ckpt", ".bin", ".tar"):

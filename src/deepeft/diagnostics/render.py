@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-__all__ = ["TABLE_COLUMNS", "diagnosis_rows", "diagnosis_table", "diagnosis_html"]
+__all__ = ["SERIES_COLUMNS", "TABLE_COLUMNS", "diagnosis_rows", "diagnosis_table", "diagnosis_html"]
 
 TABLE_COLUMNS = (  # (variable, header, format)
     ("name", "layer", "{}"), ("n_out", "n_out", "{:d}"), ("n_in", "n_in", "{:d}"), ("C_W", "C_W", "{:.3f}"),
@@ -19,6 +19,8 @@ TABLE_COLUMNS = (  # (variable, header, format)
     ("alpha_stderr", "±", "{:.2f}"), ("stable_rank", "srank", "{:.1f}"), ("chi_perp", "χ⊥", "{:.3f}"),
     ("verdict", "verdict", "{}"),
 )
+SERIES_COLUMNS = (("name", "layer", "{}"), ("K_S", "K_S", "{:.3g}"), ("TV_S", "T·V_S", "{:.3g}"), ("TD_S", "T·D_S", "{:.3g}"),
+                  ("dbm_lhs", "(4.15) lhs", "{:.3g}"), ("dbm_rhs", "−K_S/(T·V_S)", "{:.3g}"), ("dbm_verdict", "DBM", "{}"))
 
 
 def diagnosis_rows(ds) -> list[dict]:
@@ -49,13 +51,22 @@ def _cell(fmt: str, x) -> str:
         return str(x)
 
 
-def diagnosis_table(ds) -> str:
-    """A fixed-width text table (one line per layer) plus the network-level verdict."""
-    rows = diagnosis_rows(ds)
-    cells = [[h for _, h, _ in TABLE_COLUMNS]] + [[_cell(f, r.get(k)) for k, _, f in TABLE_COLUMNS] for r in rows]
-    widths = [max(len(c[j]) for c in cells) for j in range(len(TABLE_COLUMNS))]
+def _text_table(rows, columns) -> list[str]:
+    cells = [[h for _, h, _ in columns]] + [[_cell(f, r.get(k)) for k, _, f in columns] for r in rows]
+    widths = [max(len(c[j]) for c in cells) for j in range(len(columns))]
     lines = ["  ".join(c[j].rjust(widths[j]) if j else c[j].ljust(widths[j]) for j in range(len(widths))) for c in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    return lines
+
+
+def diagnosis_table(ds) -> str:
+    """A fixed-width text table (one line per layer) plus the network-level verdict (and the DBM table of a series)."""
+    rows = diagnosis_rows(ds)
+    lines = _text_table(rows, TABLE_COLUMNS)
+    if "dbm_verdict" in ds:
+        lines += ["", f"Dyson Brownian motion over the late half of {ds.attrs.get('series_records')} checkpoints "
+                  f"(steps {ds.attrs.get('series_steps')}): Ṡ = K_S + V_S T/S + √(2TD_S)η (4.8); "
+                  "converging when (4.15) lhs ≤ −K_S/(T·V_S)", *_text_table(rows, SERIES_COLUMNS)]
     a = ds.attrs
     crit = a.get("C_W_critical", float("nan"))
     lines += [

@@ -8,9 +8,11 @@ Store layout (Zarr v3 group; ``attrs["format"] == "deepeft-checkpoint-series"``)
 * ``coef_ℓ`` (T, 3) float64 — optional instantaneous (K_S, V_S, D_S) (B.7)–(B.9) the caller measured;
 * attrs: ``count`` (records committed), layer ``names``, ``shapes``, ``activation``, ``mode``.
 
-Commit protocol: a record's arrays are written first, then ``count`` is raised — the commit marker. On reopening
-(resume), arrays longer than ``count`` hold an interrupted record: they are cut back to ``count`` (a warning says
-so); arrays shorter than ``count``, missing arrays or foreign attrs are a corrupt store (an error says what to do).
+Commit protocol: ``attrs["pending"]`` names the record being written, its arrays are written (they grow in blocks
+of ``TIME_CHUNK`` records, so they may be longer than ``count``), then ``count`` is raised and ``pending`` cleared —
+the commit marker. Readers use the first ``count`` records only, so an interrupted record is never mixed in; on
+resuming, a set ``pending`` is reported (a warning) and overwritten. Arrays shorter than ``count``, missing arrays
+or foreign attrs are a corrupt store (an error says what to do).
 Recording a model whose layer shapes differ from the store's, or a step not after the last one, is refused.
 
 Writers: :meth:`SpectrumRecorder.record` (any model :func:`~deepeft.diagnostics.as_imported` reads: a torch module,
@@ -64,21 +66,15 @@ def _check_store(g, path: Path, repair: bool) -> int:
     if count < 0 or missing:
         raise DeepEFTInputError(f"{path} is a corrupt checkpoint series (count={count}, missing arrays {missing}); "
                                 "delete the folder (or pass overwrite=True) and record again.")
-    longer = []
     for n in sorted(present):
-        arr = g[n]
-        if arr.shape[0] < count:
-            raise DeepEFTInputError(f"{path}: array {n} has {arr.shape[0]} records but the series committed {count}: the "
+        if g[n].shape[0] < count:
+            raise DeepEFTInputError(f"{path}: array {n} has {g[n].shape[0]} records but the series committed {count}: the "
                                     "store is corrupt (files deleted or copied partially); delete it and record again.")
-        if arr.shape[0] > count:
-            longer.append(n)
-            if repair:
-                arr.resize((count, *arr.shape[1:]))
-    if longer:
-        msg = (f"{path}: the last record was interrupted while being written ({len(longer)} arrays hold an uncommitted "
-               f"record); it is discarded and the series continues after step {int(g['step'][count - 1]) if count else '—'}.")
-        if repair:
-            warnings.warn(msg, DeepEFTWarning, stacklevel=3)
+    if repair and a.get("pending") is not None:
+        last = int(g["step"][count - 1]) if count else "—"
+        warnings.warn(f"{path}: record {a['pending']} was interrupted while being written; it is discarded and the "
+                      f"series continues after step {last}.", DeepEFTWarning, stacklevel=3)
+        g.attrs["pending"] = None
     return count
 
 
@@ -112,6 +108,7 @@ class SpectrumRecorder:
                 raise DeepEFTInputError(f"{self.path} was recorded with mode={a.get('mode')!r}; resume it with that mode.")
             self._shapes = [tuple(s) for s in a["shapes"]]
         self._last_step = int(self._g["step"][self._count - 1]) if self._count else None
+        self._arrays: dict = {}
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1) if background else None
         self._pending: list[concurrent.futures.Future] = []
         self._hook_steps = 0
@@ -139,12 +136,15 @@ class SpectrumRecorder:
             )
 
     def _append(self, name: str, t: int, value) -> None:
-        arr = self._g[name]
-        if arr.shape[0] < t + 1:
-            arr.resize((t + 1, *arr.shape[1:]))
+        arr = self._arrays.get(name)
+        if arr is None:
+            arr = self._arrays[name] = self._g[name]
+        if arr.shape[0] < t + 1:  # grow by whole time chunks: one metadata write per TIME_CHUNK records
+            arr.resize((TIME_CHUNK * (t // TIME_CHUNK + 1), *arr.shape[1:]))
         arr[t] = value
 
     def _write(self, t: int, step: int, params, coefficients) -> None:
+        self._g.attrs["pending"] = t
         for l, (W, b) in enumerate(params):
             self._append(f"eig_{l}", t, gram_eigenvalues(np.asarray(W, np.float64)))
             if self.mode == "weights":
@@ -153,11 +153,11 @@ class SpectrumRecorder:
         if coefficients is not None:
             for l, c in coefficients.items():
                 name = f"coef_{l}"
-                if name not in set(self._g.array_keys()):
+                if name not in self._arrays and name not in set(self._g.array_keys()):
                     self._g.create_array(name, shape=(0, 3), chunks=(TIME_CHUNK, 3), dtype="float64", fill_value=np.nan)
                 self._append(name, t, np.asarray(c, np.float64))
         self._append("step", t, step)
-        self._g.attrs["count"] = t + 1  # commit marker: written last
+        self._g.attrs.update({"count": t + 1, "pending": None})  # commit marker: written last
 
     def record(self, step: int, model, *, activation=None, coefficients: dict | None = None) -> None:
         """Record checkpoint ``step`` of ``model``. ``coefficients``: optional {layer index (0-based): (K_S, V_S, D_S)}
@@ -250,6 +250,10 @@ class CheckpointSeries:
         if self.mode != "weights":
             raise DeepEFTInputError(f"{self.path} holds spectra only (mode='spectra'); record with mode='weights' to keep "
                                     "the weights.")
+        T = self.steps.size
+        if not -T <= t < T:
+            raise DeepEFTInputError(f"record index {t} is out of range: the series holds {T} records.")
+        t = t % T  # the arrays may be longer than the committed records (see the commit protocol)
         g = _open_group(self.path, "r")
         return tuple((np.asarray(g[f"W_{l}"][t], np.float64), np.asarray(g[f"b_{l}"][t], np.float64))
                      for l in range(len(self.shapes)))
