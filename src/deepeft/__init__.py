@@ -17,12 +17,12 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from .activations import Activation, activation, available_activations
+from .diagnostics import WeightSpectrum, diagnose, weight_spectrum
 from .errors import DeepEFTInputError, DeepEFTWarning
 from .gaussian.action import ExactCorrelators, NearlyGaussianAction
 from .gaussian.cumulants import connected, moment
 from .gaussian.engine import Factor, expect, two_point, two_point_maps
 from .gaussian.wick import gaussian_moment, pairings, wick_tensor
-from .diagnostics import WeightSpectrum, diagnose, weight_spectrum
 from .interop import ImportedModel, from_arrays, from_equinox, from_flax, from_torch
 from .network import MLP
 from .simulate.ensemble import EnsembleResult, sample_ensemble
