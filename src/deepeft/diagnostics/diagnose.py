@@ -80,7 +80,7 @@ def _criticality_attrs(act) -> dict:
 def _spectra_vars(spectra: list[WeightSpectrum]) -> dict:
     """Dataset variables of the per-layer spectra: the scalar fields and NaN-padded ``eigenvalues`` (layer, rank)."""
     rows = [s.as_dict() for s in spectra]
-    data = {k: ("layer", np.array([r[k] for r in rows])) for k in rows[0]}
+    data: dict[str, tuple] = {k: ("layer", np.array([r[k] for r in rows])) for k in rows[0]}
     eig = np.full((len(spectra), max(s.m for s in spectra)), np.nan)
     for i, s in enumerate(spectra):
         eig[i, : s.m] = s.eigenvalues
@@ -118,7 +118,7 @@ def diagnose_series(series, *, level: float = 0.01, activation=None):
     cols: dict[str, list] = {k: [] for k in ("K_S", "TV_S", "TD_S", "dbm_lhs", "dbm_rhs", "dbm_verdict")}
     for l in range(len(spectra)):
         if series.steps.size // 2 < MIN_INCREMENTS + 1 or min(series.shapes[l]) < 2:
-            vals = [np.nan] * 5 + ["n/a"]
+            vals: list = [np.nan] * 5 + ["n/a"]
         else:
             r = series_dbm(series, l)
             vals = [r.spacing.K_S, r.spacing.TV_S, r.spacing.TD_S, r.lhs, r.rhs, r.verdict]

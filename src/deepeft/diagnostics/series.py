@@ -41,7 +41,7 @@ MODES = ("spectra", "weights")
 TIME_CHUNK = 64  # records per Zarr chunk along time
 
 
-def _open_group(path: Path, mode: str):
+def _open_group(path: Path, mode):
     import zarr
 
     try:
@@ -106,7 +106,7 @@ class SpectrumRecorder:
             a = dict(self._g.attrs)
             if a.get("mode") != mode:
                 raise DeepEFTInputError(f"{self.path} was recorded with mode={a.get('mode')!r}; resume it with that mode.")
-            self._shapes = [tuple(s) for s in a["shapes"]]
+            self._shapes = [(int(s[0]), int(s[1])) for s in a["shapes"]]
         self._last_step = int(self._g["step"][self._count - 1]) if self._count else None
         self._arrays: dict = {}
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1) if background else None
@@ -115,7 +115,7 @@ class SpectrumRecorder:
 
     # -- writing ---------------------------------------------------------------------------------
     def _init_store(self, im: ImportedModel) -> None:
-        shapes = [tuple(int(s) for s in W.shape) for W, _ in im.params]
+        shapes = [(int(W.shape[0]), int(W.shape[1])) for W, _ in im.params]
         self._shapes = shapes
         g = self._g
         g.create_array("step", shape=(0,), chunks=(TIME_CHUNK,), dtype="int64")
@@ -128,7 +128,7 @@ class SpectrumRecorder:
                         "shapes": [list(s) for s in shapes], "activation": im.net.activation.name})
 
     def _check_shapes(self, im: ImportedModel) -> None:
-        shapes = [tuple(int(s) for s in W.shape) for W, _ in im.params]
+        shapes = [(int(W.shape[0]), int(W.shape[1])) for W, _ in im.params]
         if shapes != self._shapes:
             raise DeepEFTInputError(
                 f"the model's layer shapes {shapes} differ from the series' {self._shapes} ({self.path}): a checkpoint "

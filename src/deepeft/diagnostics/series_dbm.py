@@ -160,7 +160,8 @@ def series_dbm(series, layer: int = 0, *, window=None, sigma_W2: float | None = 
     if sigma_W2 is None:
         sigma_W2 = n_in * spectrum_of_eigenvalues(lam[0], (n_out, n_in)).mp_sigma2
     r = m / n
-    lhs = float(convergence_lhs(types.SimpleNamespace(spectral_shape=(m, n)), 1.0, math.sqrt(sigma_W2)))  # T = 1: T-free
+    shape_only = types.SimpleNamespace(spectral_shape=(m, n))  # convergence_lhs reads only the spectral shape
+    lhs = float(convergence_lhs(shape_only, 1.0, math.sqrt(sigma_W2)))  # type: ignore[arg-type]  # T = 1: T-free
     rhs = -fit.K_S / fit.TV_S if fit.TV_S != 0 else float("nan")
     rhs_se = abs(rhs) * math.hypot(fit.K_S_stderr / fit.K_S if fit.K_S else 0.0, fit.TV_S_stderr / fit.TV_S if fit.TV_S else 0.0)
     inst = {}
