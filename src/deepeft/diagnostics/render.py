@@ -81,33 +81,13 @@ def diagnosis_table(ds) -> str:
 
 
 def _figure_png(ds, i: int) -> str:
-    import matplotlib
+    from ..plots.spectrum import plot_weight_spectrum
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    from ..sgd.observables import MarchenkoPastur
-
-    lam = ds.eigenvalues.values[i]
-    lam = lam[np.isfinite(lam)]
-    s2, q = float(ds.mp_sigma2.values[i]), float(ds.shape_ratio.values[i])
-    fig, ax = plt.subplots(figsize=(4.2, 2.6), dpi=80)
-    edge = float(ds.bulk_edge.values[i])
-    hi = max(float(lam.max()), edge) * 1.05
-    ax.hist(lam, bins=min(60, max(10, lam.size // 8)), range=(0, hi), density=True, color="#8ab", label="ESD")
-    x = np.linspace(1e-12, hi, 400)
-    ax.plot(x, MarchenkoPastur(s2, q).pdf(x), "k-", lw=1.2, label="MP fit")
-    ax.axvline(edge, color="k", ls=":", lw=1)
-    n_out = int(ds.num_outliers.values[i])
-    if n_out:
-        ax.plot(lam[-n_out:], np.zeros(n_out), "rv", ms=6, label=f"{n_out} outlier(s)")
-    ax.set_xlabel("λ of WᵀW/n")
-    ax.set_title(f"{ds.name.values[i]}  ({ds.verdict.values[i]})", fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
+    fig = plot_weight_spectrum(ds.eigenvalues.values[i], float(ds.mp_sigma2.values[i]), float(ds.shape_ratio.values[i]),
+                               float(ds.bulk_edge.values[i]), int(ds.num_outliers.values[i]),
+                               f"{ds.name.values[i]}  ({ds.verdict.values[i]})")
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
-    plt.close(fig)
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
