@@ -81,3 +81,10 @@ def test_cli_table_json_html(tmp_path):
     (tmp_path / "w.txt").write_text("x")
     r = runner.invoke(app, ["diagnose", str(tmp_path / "w.txt")])
     assert r.exit_code == 2 and "unknown model format" in r.output
+
+
+def test_diagnose_needs_an_activation_for_bare_weights():
+    with pytest.raises(de.DeepEFTInputError, match="activation="):
+        de.diagnose([np.eye(4), np.ones((2, 4))])
+    with pytest.raises(de.DeepEFTInputError, match="activation="):
+        de.diagnose({"Dense_0": {"kernel": np.eye(4), "bias": np.zeros(4)}})

@@ -44,13 +44,20 @@ def as_imported(model, activation=None) -> ImportedModel:
         first = next(iter(model.values()), None)
         if type(first).__module__.startswith("torch"):
             return from_torch(model, activation)
-        return from_flax(model, activation or "relu")
+        return from_flax(model, _need_activation(activation, "a parameter tree"))
     if isinstance(model, (list, tuple)):
-        return from_arrays(model, None, activation or "relu")
+        return from_arrays(model, None, _need_activation(activation, "a list of weight matrices"))
     raise DeepEFTInputError(
         f"diagnose cannot read a {type(model).__name__}: pass a torch nn.Module or state dict, an Equinox MLP, a Flax "
         "parameter tree, a list of weight matrices, or de.from_arrays(...)."
     )
+
+
+def _need_activation(activation, what: str):
+    if activation is None:
+        raise DeepEFTInputError(f"{what} holds no activation, and the criticality verdict depends on it: pass "
+                                "activation=, e.g. activation='relu'.")
+    return activation
 
 
 def layer_verdict(chi_perp: float, L: int, threshold: float = VERDICT_THRESHOLD) -> str:
