@@ -4,7 +4,7 @@ recording spectra every 100 steps).
 A PyTorch MLP 1024-1024-1024-1024-10 (ReLU, batch 128, SGD) trains for S steps without and with a
 :class:`deepeft.diagnostics.SpectrumRecorder` attached to its optimizer (spectra every 100 steps, one record per 100
 steps, float64 eigendecompositions of the three 1024² Gram matrices), synchronous and with ``background=True``
-(eigendecompositions on a worker thread). Overhead = (t_with − t_without)/t_without over the same S steps, the two
+(eigendecompositions on a worker thread), and background with ``precision="float32"``. Overhead = (t_with − t_without)/t_without over the same S steps, the two
 runs interleaved twice to halve drift. Needs torch (skipped otherwise). The 2 shared cores make it indicative; the
 1-min load average is recorded. Quick: width 256, 200 steps.
 
@@ -58,14 +58,15 @@ def run(quick: bool = False) -> list[dict]:
     load = os.getloadavg()[0]
     rows = []
     with tempfile.TemporaryDirectory() as d:
-        for background in (False, True):
+        for background, precision in ((False, "float64"), (True, "float64"), (True, "float32")):
             base, withrec = 0.0, 0.0
             for k in range(2):
                 base += _train(torch, width, steps)
-                rec = SpectrumRecorder(Path(d) / f"r{int(background)}{k}.zarr", every=EVERY, background=background)
+                rec = SpectrumRecorder(Path(d) / f"r{int(background)}{precision}{k}.zarr", every=EVERY,
+                                       background=background, precision=precision)
                 withrec += _train(torch, width, steps, rec)
             over = (withrec - base) / base
-            rows.append({"name": f"recorder_overhead_{'background' if background else 'sync'}_n{width}",
+            rows.append({"name": f"recorder_overhead_{'background' if background else 'sync'}_{precision}_n{width}",
                          "seconds": withrec / (2 * steps), "target": TARGET_OVERHEAD, "value": over,
                          "ratio": over / TARGET_OVERHEAD, "passed": bool(over <= TARGET_OVERHEAD),
                          "step_seconds_without": base / (2 * steps), "load_1min": load,

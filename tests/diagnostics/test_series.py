@@ -158,3 +158,15 @@ def test_cli_on_a_recorded_series(tmp_path):
         r = CliRunner().invoke(app, ["diagnose", str(path), "--json"])
         rows = __import__("json").loads(r.stdout)["layers"]
         assert all(row["dbm_verdict"] in ("converging", "diverging") for row in rows[:2])
+
+
+def test_float32_recording_matches_float64(tmp_path):
+    rng = np.random.default_rng(7)
+    W = [rng.normal(0, 0.1, (40, 30))]
+    for prec in ("float64", "float32"):
+        with SpectrumRecorder(tmp_path / f"{prec}.zarr", precision=prec) as rec:
+            rec.record(0, W)
+    a, b = (load_series(tmp_path / f"{p}.zarr").eigenvalues[0][0] for p in ("float64", "float32"))
+    np.testing.assert_allclose(b, a, rtol=0, atol=1e-5 * a.max())
+    with pytest.raises(de.DeepEFTInputError, match="precision"):
+        SpectrumRecorder(tmp_path / "x.zarr", precision="half")

@@ -83,15 +83,19 @@ class SpectrumRecorder:
 
     ``path``: a new folder, or an existing series to resume (``resume=True``, default); ``overwrite=True`` replaces
     it. ``every``: the recording period used by :meth:`attach`. ``background``: compute spectra on a worker thread.
+    ``precision="float32"``: single-precision eigendecompositions (≈ 2× faster, absolute error ~1e-6 λ_max).
     Call :meth:`close` (or use ``with``) to wait for pending records.
     """
 
     def __init__(self, path, *, mode: str = "spectra", every: int = 100, resume: bool = True, overwrite: bool = False,
-                 background: bool = False):
+                 background: bool = False, precision: str = "float64"):
         from .. import _validate as v
 
         if mode not in MODES:
             raise DeepEFTInputError(f"mode must be one of {MODES}, got {mode!r}.")
+        if precision not in ("float64", "float32"):
+            raise DeepEFTInputError(f"precision must be 'float64' or 'float32' (eigendecompositions), got {precision!r}.")
+        self._eig_dtype = np.float64 if precision == "float64" else np.float32
         self.path = Path(path)
         self.mode = mode
         self.every = v.positive_int(every, "every")
@@ -146,7 +150,7 @@ class SpectrumRecorder:
     def _write(self, t: int, step: int, params, coefficients) -> None:
         self._g.attrs["pending"] = t
         for l, (W, b) in enumerate(params):
-            self._append(f"eig_{l}", t, gram_eigenvalues(np.asarray(W, np.float64)))
+            self._append(f"eig_{l}", t, gram_eigenvalues(W, self._eig_dtype))
             if self.mode == "weights":
                 self._append(f"W_{l}", t, W)
                 self._append(f"b_{l}", t, b)
