@@ -2,9 +2,9 @@
 recording spectra every 100 steps).
 
 A PyTorch MLP 1024-1024-1024-1024-10 (ReLU, batch 128, SGD) trains for S steps without and with a
-:class:`deepeft.diagnostics.SpectrumRecorder` attached to its optimizer (spectra every 100 steps, one record per 100
-steps, float64 eigendecompositions of the three 1024² Gram matrices), synchronous and with ``background=True``
-(eigendecompositions on a worker thread), and background with ``precision="float32"``. Overhead = (t_with − t_without)/t_without over the same S steps, the two
+:class:`deepeft.diagnostics.SpectrumRecorder` attached to its optimizer (spectra every 100 steps, the three 1024²
+Gram matrices): synchronous float64, ``background=True`` (eigendecompositions on a worker thread) float64, and
+background with ``precision="float32"``. Overhead = (t_with − t_without)/t_without over the same S steps, the two
 runs interleaved twice to halve drift. Needs torch (skipped otherwise). The 2 shared cores make it indicative; the
 1-min load average is recorded. Quick: width 256, 200 steps.
 
