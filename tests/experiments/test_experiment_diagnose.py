@@ -1,5 +1,6 @@
 """diagnose-trained-mlp (issue 17 item 5) at a tiny size: the run completes with both trainers' data layout, the MP
-predictions at initialisation pass, and they fail when the theory they compare with is perturbed (mutation)."""
+predictions at initialisation pass, and they fail when the theory they compare with is perturbed (mutation). Both are
+slow-marked (≈ 10–20 s each on the shared machine); `make run` runs the quick preset."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ def test_tiny_run_predictions_pass(tmp_path):
     assert any("outliers after 120 SGD steps" in n for n in names)
 
 
+@pytest.mark.slow
 def test_diagnose_trained_mlp_fails_for_perturbed_theory(tmp_path, monkeypatch):
     """The MP variance predicted 30 % too large must fail the variance checks (SE ≈ 3–9 % at this tiny size, Z_MAX = 5;
     the 256-wide quick size resolves ≈ 3 %); the unperturbed aspect-ratio predictions still pass."""
