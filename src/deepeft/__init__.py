@@ -18,7 +18,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .activations import Activation, activation, available_activations, require_smooth
 from .advice import Advice, advise
-from .diagnostics import WeightSpectrum, weight_spectrum
+from .diagnostics import WeightSpectrum, diagnose, weight_spectrum
 from .errors import DeepEFTInputError, DeepEFTWarning
 from .gaussian.action import ExactCorrelators, NearlyGaussianAction
 from .gaussian.cumulants import connected, moment
@@ -107,6 +107,7 @@ __all__ = [
     "ImportedModel",
     "WeightSpectrum",
     "weight_spectrum",
+    "diagnose",
     "from_arrays",
     "from_equinox",
     "from_flax",

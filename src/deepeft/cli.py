@@ -612,6 +612,9 @@ _register_learning_rates(app)  # learning-rates (issue 13)
 from .cli_advise import register as _register_advise  # noqa: E402
 
 _register_advise(app)  # advise (issue 15)
+from .cli_diagnose import register as _register_diagnose  # noqa: E402
+
+_register_diagnose(app)  # diagnose (issue 17)
 
 
 def main(argv: list[str] | None = None) -> None:

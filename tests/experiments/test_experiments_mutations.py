@@ -231,6 +231,7 @@ ELSEWHERE = {
     "ntk-fluctuations": ("test_experiments_ntk", "test_ntk_fluctuations_checks_can_fail"),
     "learning-rate-equivalence": ("test_experiments_ntk", "test_learning_rate_equivalence_checks_can_fail"),
     "residual-criticality": ("test_experiment_residual", "test_residual_criticality_fails_for_perturbed_theory"),
+    "diagnose-trained-mlp": ("test_experiment_diagnose", "test_diagnose_trained_mlp_fails_for_perturbed_theory"),
     "running-couplings": ("test_experiments_couplings", "test_small_run_passes_and_fails_when_perturbed"),
     "lattice-perturbed": ("test_experiments_couplings", "test_small_run_passes_and_fails_when_perturbed"),
     "lattice-finite-n": ("test_experiments_couplings", "test_small_run_passes_and_fails_when_perturbed"),

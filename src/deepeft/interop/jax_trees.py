@@ -26,8 +26,10 @@ from .model import ImportedModel, build_model
 __all__ = ["from_equinox", "from_flax", "match_activation"]
 
 _PROBE = np.linspace(-6.0, 6.0, 97)
-_CANDIDATES = (("linear", {}), ("relu", {}), ("tanh", {}), ("sigmoid", {}), ("swish", {}), ("gelu", {}),
-               ("softplus", {}), ("elu", {}), ("leaky_relu", {"slope": 0.01}), ("erf", {}), ("sin", {}))
+_CANDIDATES: tuple[tuple[str, dict[str, float]], ...] = (
+    ("linear", {}), ("relu", {}), ("tanh", {}), ("sigmoid", {}), ("swish", {}), ("gelu", {}), ("softplus", {}),
+    ("elu", {}), ("leaky_relu", {"slope": 0.01}), ("erf", {}), ("sin", {}),
+)
 _MATCH_TOL = 1e-12  # float64 agreement on the probe grid that identifies a callable with a registry activation
 
 

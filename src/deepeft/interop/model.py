@@ -128,7 +128,9 @@ def build_model(layers, act: Activation, source: str, *, layout: str = "out_in")
         raise DeepEFTInputError(f"layout must be one of {LAYOUTS} (how W is stored), got {layout!r}.")
     if not layers:
         raise DeepEFTInputError("no dense layers found: deepeft needs at least one Linear/Dense layer.")
-    params, names, has_bias = [], [], []
+    params: list[tuple[np.ndarray, np.ndarray]] = []
+    names: list[str] = []
+    has_bias: list[bool] = []
     for l, (name, W, b) in enumerate(layers, start=1):
         Wm = _as_matrix(W, f"layer {l} ({name})", layout)
         if params and Wm.shape[1] != params[-1][0].shape[0]:

@@ -170,7 +170,9 @@ def _chain_from_fx(module):
 
 def _layers_and_activation(chain, given: Activation | None):
     """Check the chain is Linear (act Linear)* with one activation everywhere; → (layers, activation)."""
-    layers, gaps, current = [], [], []
+    layers: list = []
+    gaps: list = []
+    current: list = []
     for entry in chain:
         if entry[0] == "skip":
             continue

@@ -1,0 +1,284 @@
+"""Checkpoint series: record per-layer spectra (or weights) during a user's training into Zarr, resumably.
+
+Store layout (Zarr v3 group; ``attrs["format"] == "deepeft-checkpoint-series"``):
+
+* ``step`` (T,) int64 — the training step of each record, strictly increasing;
+* ``eig_ℓ`` (T, m_ℓ) float64 — eigenvalues of W^{(ℓ)}'s smaller Gram matrix / max(shape) (:mod:`.spectrum`);
+* ``W_ℓ`` (T, n_ℓ, n_{ℓ−1}), ``b_ℓ`` (T, n_ℓ) float32 — only with ``mode="weights"``;
+* ``coef_ℓ`` (T, 3) float64 — optional instantaneous (K_S, V_S, D_S) (B.7)–(B.9) the caller measured;
+* attrs: ``count`` (records committed), layer ``names``, ``shapes``, ``activation``, ``mode``.
+
+Commit protocol: ``attrs["pending"]`` names the record being written, its arrays are written (they grow in blocks
+of ``TIME_CHUNK`` records, so they may be longer than ``count``), then ``count`` is raised and ``pending`` cleared —
+the commit marker. Readers use the first ``count`` records only, so an interrupted record is never mixed in; on
+resuming, a set ``pending`` is reported (a warning) and overwritten. Arrays shorter than ``count``, missing arrays
+or foreign attrs are a corrupt store (an error says what to do).
+Recording a model whose layer shapes differ from the store's, or a step not after the last one, is refused.
+
+Writers: :meth:`SpectrumRecorder.record` (any model :func:`~deepeft.diagnostics.as_imported` reads: a torch module,
+a JAX parameter tree, a list of arrays), :meth:`SpectrumRecorder.attach` (a PyTorch optimizer step hook: records
+every ``every`` optimizer steps), :func:`record_jax` (a JAX training loop: call it with the step and the params).
+With ``background=True`` the eigendecompositions run on a worker thread while training continues.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DeepEFTInputError, DeepEFTWarning
+from ..interop import ImportedModel, from_arrays
+from .spectrum import gram_eigenvalues
+
+__all__ = ["SpectrumRecorder", "CheckpointSeries", "load_series", "record_jax", "FORMAT", "MODES"]
+
+FORMAT = "deepeft-checkpoint-series"
+MODES = ("spectra", "weights")
+TIME_CHUNK = 64  # records per Zarr chunk along time
+
+
+def _open_group(path: Path, mode):
+    import zarr
+
+    try:
+        return zarr.open_group(str(path), mode=mode)
+    except Exception as exc:  # noqa: BLE001 - zarr raises several types for unreadable folders
+        raise DeepEFTInputError(f"{path} is not a readable Zarr store ({type(exc).__name__}: {exc}).") from None
+
+
+def _check_store(g, path: Path, repair: bool) -> int:
+    """The committed record count of an existing series; cut an interrupted record back (``repair``) or refuse."""
+    a = dict(g.attrs)
+    if a.get("format") != FORMAT:
+        raise DeepEFTInputError(f"{path} is not a deepeft checkpoint series (attrs format={a.get('format')!r}); "
+                                "choose another folder or pass overwrite=True to replace it.")
+    count = int(a.get("count", -1))
+    L = len(a.get("shapes", []))
+    names = ["step"] + [f"eig_{l}" for l in range(L)]
+    if a.get("mode") == "weights":
+        names += [f"W_{l}" for l in range(L)] + [f"b_{l}" for l in range(L)]
+    present = set(g.array_keys())
+    missing = [n for n in names if n not in present]
+    if count < 0 or missing:
+        raise DeepEFTInputError(f"{path} is a corrupt checkpoint series (count={count}, missing arrays {missing}); "
+                                "delete the folder (or pass overwrite=True) and record again.")
+    for n in sorted(present):
+        if g[n].shape[0] < count:
+            raise DeepEFTInputError(f"{path}: array {n} has {g[n].shape[0]} records but the series committed {count}: the "
+                                    "store is corrupt (files deleted or copied partially); delete it and record again.")
+    if repair and a.get("pending") is not None:
+        last = int(g["step"][count - 1]) if count else "—"
+        warnings.warn(f"{path}: record {a['pending']} was interrupted while being written; it is discarded and the "
+                      f"series continues after step {last}.", DeepEFTWarning, stacklevel=3)
+        g.attrs["pending"] = None
+    return count
+
+
+class SpectrumRecorder:
+    """Append per-layer spectra (``mode="spectra"``) or weights (``mode="weights"``) of a training run to a Zarr series.
+
+    ``path``: a new folder, or an existing series to resume (``resume=True``, default); ``overwrite=True`` replaces
+    it. ``every``: the recording period used by :meth:`attach`. ``background``: compute spectra on a worker thread.
+    ``precision="float32"``: single-precision eigendecompositions (≈ 2× faster, absolute error ~1e-6 λ_max).
+    Call :meth:`close` (or use ``with``) to wait for pending records.
+    """
+
+    def __init__(self, path, *, mode: str = "spectra", every: int = 100, resume: bool = True, overwrite: bool = False,
+                 background: bool = False, precision: str = "float64"):
+        from .. import _validate as v
+
+        if mode not in MODES:
+            raise DeepEFTInputError(f"mode must be one of {MODES}, got {mode!r}.")
+        if precision not in ("float64", "float32"):
+            raise DeepEFTInputError(f"precision must be 'float64' or 'float32' (eigendecompositions), got {precision!r}.")
+        self._eig_dtype = np.float64 if precision == "float64" else np.float32
+        self.path = Path(path)
+        self.mode = mode
+        self.every = v.positive_int(every, "every")
+        exists = self.path.exists() and any(self.path.iterdir()) if self.path.is_dir() else self.path.exists()
+        if exists and not overwrite and not resume:
+            raise DeepEFTInputError(f"{self.path} already exists; pass resume=True to continue it or overwrite=True.")
+        self._g = _open_group(self.path, "w" if (overwrite or not exists) else "r+")
+        self._count = 0
+        self._shapes: list[tuple[int, int]] | None = None
+        if exists and not overwrite:
+            self._count = _check_store(self._g, self.path, repair=True)
+            a = dict(self._g.attrs)
+            if a.get("mode") != mode:
+                raise DeepEFTInputError(f"{self.path} was recorded with mode={a.get('mode')!r}; resume it with that mode.")
+            self._shapes = [(int(s[0]), int(s[1])) for s in a["shapes"]]
+        self._last_step = int(self._g["step"][self._count - 1]) if self._count else None
+        self._arrays: dict = {}
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1) if background else None
+        self._pending: list[concurrent.futures.Future] = []
+        self._hook_steps = 0
+
+    # -- writing ---------------------------------------------------------------------------------
+    def _init_store(self, im: ImportedModel) -> None:
+        shapes = [(int(W.shape[0]), int(W.shape[1])) for W, _ in im.params]
+        self._shapes = shapes
+        g = self._g
+        g.create_array("step", shape=(0,), chunks=(TIME_CHUNK,), dtype="int64")
+        for l, (o, i) in enumerate(shapes):
+            g.create_array(f"eig_{l}", shape=(0, min(o, i)), chunks=(TIME_CHUNK, min(o, i)), dtype="float64")
+            if self.mode == "weights":
+                g.create_array(f"W_{l}", shape=(0, o, i), chunks=(1, o, i), dtype="float32")
+                g.create_array(f"b_{l}", shape=(0, o), chunks=(TIME_CHUNK, o), dtype="float32")
+        g.attrs.update({"format": FORMAT, "version": 1, "count": 0, "mode": self.mode, "names": list(im.names),
+                        "shapes": [list(s) for s in shapes], "activation": im.net.activation.name})
+
+    def _check_shapes(self, im: ImportedModel) -> None:
+        shapes = [(int(W.shape[0]), int(W.shape[1])) for W, _ in im.params]
+        if shapes != self._shapes:
+            raise DeepEFTInputError(
+                f"the model's layer shapes {shapes} differ from the series' {self._shapes} ({self.path}): a checkpoint "
+                "series follows one architecture; record this model into a new folder."
+            )
+
+    def _append(self, name: str, t: int, value) -> None:
+        arr = self._arrays.get(name)
+        if arr is None:
+            arr = self._arrays[name] = self._g[name]
+        if arr.shape[0] < t + 1:  # grow by whole time chunks: one metadata write per TIME_CHUNK records
+            arr.resize((TIME_CHUNK * (t // TIME_CHUNK + 1), *arr.shape[1:]))
+        arr[t] = value
+
+    def _write(self, t: int, step: int, params, coefficients) -> None:
+        self._g.attrs["pending"] = t
+        for l, (W, b) in enumerate(params):
+            self._append(f"eig_{l}", t, gram_eigenvalues(W, self._eig_dtype))
+            if self.mode == "weights":
+                self._append(f"W_{l}", t, W)
+                self._append(f"b_{l}", t, b)
+        if coefficients is not None:
+            for l, c in coefficients.items():
+                name = f"coef_{l}"
+                if name not in self._arrays and name not in set(self._g.array_keys()):
+                    self._g.create_array(name, shape=(0, 3), chunks=(TIME_CHUNK, 3), dtype="float64", fill_value=np.nan)
+                self._append(name, t, np.asarray(c, np.float64))
+        self._append("step", t, step)
+        self._g.attrs.update({"count": t + 1, "pending": None})  # commit marker: written last
+
+    def record(self, step: int, model, *, activation=None, coefficients: dict | None = None) -> None:
+        """Record checkpoint ``step`` of ``model``. ``coefficients``: optional {layer index (0-based): (K_S, V_S, D_S)}
+        measured at this step (instantaneous (B.7)–(B.9), e.g. by :func:`deepeft.sgd.spacing_coefficients`)."""
+        from .diagnose import as_imported
+
+        if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
+            raise DeepEFTInputError(f"step must be an integer >= 0, got {step!r}.")
+        if self._last_step is not None and step <= self._last_step:
+            raise DeepEFTInputError(f"step {step} is not after the last recorded step {self._last_step} of {self.path}; "
+                                    "steps must increase (resuming? continue from the next step).")
+        if isinstance(model, (list, tuple)):  # bare weight matrices: the activation is only a label here
+            im = from_arrays(model, None, activation or "linear")
+        else:
+            im = as_imported(model, activation)
+        if self._shapes is None:
+            self._init_store(im)
+        self._check_shapes(im)
+        params = [(np.array(W), np.array(b)) for W, b in im.params]  # float64 copies: training goes on meanwhile
+        t = self._count
+        self._count += 1
+        self._last_step = int(step)
+        if self._pool is None:
+            self._write(t, int(step), params, coefficients)
+        else:
+            for f in self._pending:
+                if f.done():
+                    f.result()  # re-raise a failed background record here, not silently later
+            self._pending = [f for f in self._pending if not f.done()]
+            self._pending.append(self._pool.submit(self._write, t, int(step), params, coefficients))
+
+    def attach(self, optimizer, model, *, activation=None):
+        """PyTorch: record ``model`` after every ``every``-th optimizer step (``optimizer.register_step_post_hook``); the
+        step number is the count of completed steps (record the initialisation yourself: ``rec.record(0, model)``).
+        When resuming, the count continues from the series' last step. Returns the hook handle (``.remove()``)."""
+        self._hook_steps = 0 if self._last_step is None else self._last_step
+
+        def hook(opt, args, kwargs):
+            self._hook_steps += 1
+            if self._hook_steps % self.every == 0:
+                self.record(self._hook_steps, model, activation=activation)
+
+        return optimizer.register_step_post_hook(hook)
+
+    def close(self) -> None:
+        """Wait for background records (re-raising their errors) and stop the worker."""
+        if self._pool is not None:
+            for f in self._pending:
+                f.result()
+            self._pending = []
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+
+def record_jax(recorder: SpectrumRecorder, step: int, params, *, activation=None, layout: str | None = None) -> None:
+    """Record a JAX model (a list of weight matrices, a Flax parameter tree or an Equinox MLP) at ``step``.
+
+    Call it from the host side of the training loop (or through ``jax.experimental.io_callback``); the arrays are
+    copied to host memory before the call returns. ``layout="in_out"`` for a list of ``x @ W`` kernels."""
+    if isinstance(params, (list, tuple)) and layout is not None:
+        params = from_arrays(params, None, activation or "linear", layout=layout)
+    recorder.record(step, params, activation=activation)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class CheckpointSeries:
+    """A recorded series (read-only): steps (T,), per-layer eigenvalues [(T, m_ℓ)], optional weights and coefficients."""
+
+    path: Path
+    steps: np.ndarray
+    eigenvalues: tuple[np.ndarray, ...]
+    names: tuple[str, ...]
+    shapes: tuple[tuple[int, int], ...]
+    activation: str
+    mode: str
+    coefficients: dict
+
+    def weights_at(self, t: int):
+        """((W, b), …) of record ``t`` (``mode="weights"`` only)."""
+        if self.mode != "weights":
+            raise DeepEFTInputError(f"{self.path} holds spectra only (mode='spectra'); record with mode='weights' to keep "
+                                    "the weights.")
+        T = self.steps.size
+        if not -T <= t < T:
+            raise DeepEFTInputError(f"record index {t} is out of range: the series holds {T} records.")
+        t = t % T  # the arrays may be longer than the committed records (see the commit protocol)
+        g = _open_group(self.path, "r")
+        return tuple((np.asarray(g[f"W_{l}"][t], np.float64), np.asarray(g[f"b_{l}"][t], np.float64))
+                     for l in range(len(self.shapes)))
+
+    def model_at(self, t: int, activation=None) -> ImportedModel:
+        params = self.weights_at(t)
+        return from_arrays([W for W, _ in params], [b for _, b in params], activation or self.activation,
+                           names=self.names)
+
+
+def load_series(path) -> CheckpointSeries:
+    """Open a recorded series for analysis (refuses corrupt stores; ignores an uncommitted last record)."""
+    p = Path(path)
+    if not p.exists():
+        raise DeepEFTInputError(f"no such checkpoint series: {p}.")
+    g = _open_group(p, "r")
+    count = _check_store(g, p, repair=False)
+    if count == 0:
+        raise DeepEFTInputError(f"{p} holds no committed records yet.")
+    a = dict(g.attrs)
+    L = len(a["shapes"])
+    coefs = {l: np.asarray(g[f"coef_{l}"][:count]) for l in range(L) if f"coef_{l}" in set(g.array_keys())}
+    return CheckpointSeries(p, np.asarray(g["step"][:count]), tuple(np.asarray(g[f"eig_{l}"][:count]) for l in range(L)),
+                            tuple(a["names"]), tuple(tuple(s) for s in a["shapes"]), a["activation"], a["mode"], coefs)

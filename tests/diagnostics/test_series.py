@@ -1,0 +1,172 @@
+"""Checkpoint series (issue 17 item 4): Zarr recorder (resume, refusals), PyTorch hook, DBM analysis over the series.
+
+The DBM estimators are tested on stationary synthetic dynamics with known coefficients (kind: Monte Carlo, z-scores
+from the estimators' own standard errors): the time-averaged K_S, T·V_S, T·D_S fitted to an Euler–Maruyama path of
+(4.8) (deepeft.sgd.integrate_level_spacing) equal the instantaneous (constant) coefficients that generated it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import deepeft as de
+from _optional import require
+from conftest import Z_MAX
+from deepeft.diagnostics import SpectrumRecorder, fit_spacing_sde, load_series, series_dbm
+from deepeft.diagnostics.series_dbm import eigenvalue_drift
+from deepeft.diagnostics.spectrum import gram_eigenvalues
+from deepeft.sgd import integrate_level_spacing
+
+
+def _model(rng, scale=1.0, shapes=((12, 6), (8, 12), (3, 8))):
+    return [scale * rng.normal(size=s) for s in shapes]
+
+
+def test_record_resume_and_read_back(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "run.zarr"
+    models = [_model(rng) for _ in range(5)]
+    with SpectrumRecorder(path, mode="weights") as rec:
+        for k in range(3):
+            rec.record(10 * k, models[k])
+    with SpectrumRecorder(path, mode="weights") as rec:  # resume
+        assert rec.count == 3
+        with pytest.raises(de.DeepEFTInputError, match="not after the last recorded step 20"):
+            rec.record(20, models[3])
+        rec.record(30, models[3])
+        with pytest.raises(de.DeepEFTInputError, match="differ from the series"):
+            rec.record(40, _model(rng, shapes=((12, 6), (9, 12), (3, 9))))
+    s = load_series(path)
+    np.testing.assert_array_equal(s.steps, [0, 10, 20, 30])
+    for l in range(3):
+        np.testing.assert_allclose(s.eigenvalues[l][2], gram_eigenvalues(models[2][l]), rtol=1e-12)
+    np.testing.assert_allclose(s.weights_at(1)[0][0], models[1][0], rtol=1e-6)
+    assert s.model_at(-1).net.n == (6, 12, 8, 3)
+    # a spectra-only series in the same folder name is refused (mode mismatch), and so is a new one without resume
+    with pytest.raises(de.DeepEFTInputError, match="mode='weights'"):
+        SpectrumRecorder(path, mode="spectra")
+    with pytest.raises(de.DeepEFTInputError, match="already exists"):
+        SpectrumRecorder(path, mode="weights", resume=False)
+
+
+def test_interrupted_and_corrupt_stores(tmp_path):
+    import zarr
+
+    rng = np.random.default_rng(1)
+    path = tmp_path / "run.zarr"
+    with SpectrumRecorder(path) as rec:
+        for k in range(3):
+            rec.record(k, _model(rng))
+    g = zarr.open_group(str(path), mode="r+")
+    g.attrs["pending"] = 3  # an interrupted 4th record: partly written, count not raised
+    g["eig_0"][3] = 999.0
+    assert load_series(path).steps.size == 3  # never mixed in
+    with pytest.warns(de.DeepEFTWarning, match="interrupted"):
+        rec = SpectrumRecorder(path)
+    rec.record(3, _model(rng))
+    s = load_series(path)
+    assert s.eigenvalues[0].shape == (4, 6) and s.eigenvalues[0].max() < 999.0
+    g["eig_1"].resize((2, 8))  # now corrupt: fewer records than committed
+    with pytest.raises(de.DeepEFTInputError, match="corrupt"):
+        load_series(path)
+    with pytest.raises(de.DeepEFTInputError, match="corrupt"):
+        SpectrumRecorder(path)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "x.txt").write_text("not zarr")
+    with pytest.raises(de.DeepEFTInputError):
+        load_series(tmp_path / "other")
+    with pytest.raises(de.DeepEFTInputError, match="NaN"):
+        SpectrumRecorder(tmp_path / "nan.zarr").record(0, [np.full((3, 3), np.nan)])
+
+
+def test_torch_optimizer_hook_records_every_k_steps(tmp_path):
+    torch = require("torch")
+    torch.manual_seed(0)
+    nn = torch.nn
+    m = nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 1))
+    opt = torch.optim.SGD(m.parameters(), lr=0.05)
+    X, y = torch.randn(32, 6), torch.randn(32, 1)
+    rec = SpectrumRecorder(tmp_path / "t.zarr", every=10, background=True)
+    rec.record(0, m)
+    handle = rec.attach(opt, m)
+    for _ in range(20):
+        opt.zero_grad()
+        ((m(X) - y) ** 2).mean().backward()
+        opt.step()
+    handle.remove()
+    rec.close()
+    s = load_series(tmp_path / "t.zarr")
+    np.testing.assert_array_equal(s.steps, [0, 10, 20])
+    np.testing.assert_allclose(s.eigenvalues[1][-1], gram_eigenvalues(m[2].weight.detach().double().numpy()), rtol=1e-5)
+    assert s.activation == "tanh"
+
+
+def test_time_averaged_spacing_coefficients_equal_the_instantaneous_ones():
+    """Stationary (4.8) with constant K_S = −2, V_S = 1, D_S = 0.5 at T = 0.2 (S* = V_S T/|K_S| = 0.1, relaxation time
+    ≈ S*²/(V_S T) = 0.05): checkpoints every Δ = 0.001 (fine Euler step 1e-4); the WLS fit of a 10⁴-checkpoint path
+    recovers K_S, T V_S, T D_S within Z_MAX standard errors (z printed on failure)."""
+    K_S, V_S, D_S, T = -2.0, 1.0, 0.5, 0.2
+    t, S = integrate_level_spacing(0.1, K_S, V_S, D_S, T, 10.0, n_steps=100_000, seed=3)
+    t, S = t[::10], S[::10, 0]
+    fit = fit_spacing_sde(t, S)
+    z = [(fit.K_S - K_S) / fit.K_S_stderr, (fit.TV_S - T * V_S) / fit.TV_S_stderr, (fit.TD_S - T * D_S) / fit.TD_S_stderr]
+    assert max(map(abs, z)) < Z_MAX, z
+    # and the check has power: a generator with twice the restoring drift (K_S = −4) is > Z_MAX SE away
+    assert abs(fit.K_S + 4.0) / fit.K_S_stderr > Z_MAX and abs(fit.TD_S - 2 * T * D_S) / fit.TD_S_stderr > Z_MAX
+
+
+def test_series_dbm_end_to_end_and_eigenvalue_drift(tmp_path):
+    """Two eigenvalues x_1 = 1, x_2 = 1 + S(t) recorded through diagonal 2 × 2 weights; series_dbm reproduces the fit on
+    S, the recorded instantaneous coefficients average to themselves, and the per-eigenvalue drift/diffusion of a
+    Brownian motion with drift μ, variance rate σ² are recovered (z-scores)."""
+    K_S, V_S, D_S, T = -2.0, 1.0, 0.5, 0.2
+    t, S = integrate_level_spacing(0.1, K_S, V_S, D_S, T, 0.04, n_steps=400, seed=4)
+    t, S = t[::10], S[::10, 0]  # 41 records
+    path = tmp_path / "dbm.zarr"
+    with SpectrumRecorder(path) as rec:
+        for k, s in enumerate(S):
+            W = np.diag([np.sqrt(2 * 1.0), np.sqrt(2 * (1.0 + s))])  # eigenvalues of WᵀW/2 = (1, 1 + S)
+            rec.record(k, [W], coefficients={0: (K_S, V_S, D_S)})
+    res = series_dbm(load_series(path), 0, window=1.0, sigma_W2=1.0)
+    np.testing.assert_allclose(res.S, S * 2, rtol=1e-10)  # x = λ·n with n = 2: S_x = 2 S
+    ref = fit_spacing_sde(np.arange(S.size), 2 * S)
+    assert res.spacing.K_S == pytest.approx(ref.K_S) and res.instantaneous["K_S"][0] == pytest.approx(K_S)
+    assert res.verdict in ("converging", "diverging") and np.isfinite(res.rhs)
+    rng = np.random.default_rng(5)
+    mu, sig2, dt = np.array([0.5, -1.0]), np.array([0.2, 0.05]), 0.01
+    x = np.cumsum(np.vstack([np.zeros(2), mu * dt + np.sqrt(sig2 * dt) * rng.normal(size=(4000, 2))]), axis=0)
+    drift, drift_se, tv, tv_se = eigenvalue_drift(np.arange(4001) * dt, x)
+    assert np.all(np.abs(drift - mu) / drift_se < Z_MAX) and np.all(np.abs(tv - sig2) / tv_se < Z_MAX)
+
+
+def test_cli_on_a_recorded_series(tmp_path):
+    """`deepeft diagnose run.zarr`: the last checkpoint's table plus the per-layer DBM table (weights and spectra modes)."""
+    from typer.testing import CliRunner
+
+    from deepeft.cli import app
+
+    rng = np.random.default_rng(6)
+    base = _model(rng, shapes=((20, 10), (20, 20), (2, 20)))
+    for mode in ("weights", "spectra"):
+        path = tmp_path / f"{mode}.zarr"
+        with SpectrumRecorder(path, mode=mode) as rec:
+            for k in range(18):
+                rec.record(k, [W + 0.01 * rng.normal(size=W.shape) for W in base], activation="tanh")
+        r = CliRunner().invoke(app, ["diagnose", str(path)])
+        assert r.exit_code == 0, r.output
+        assert "Dyson Brownian motion" in r.stdout and ("critical" in r.stdout or "ordered" in r.stdout or mode == "spectra")
+        r = CliRunner().invoke(app, ["diagnose", str(path), "--json"])
+        rows = __import__("json").loads(r.stdout)["layers"]
+        assert all(row["dbm_verdict"] in ("converging", "diverging") for row in rows[:2])
+
+
+def test_float32_recording_matches_float64(tmp_path):
+    rng = np.random.default_rng(7)
+    W = [rng.normal(0, 0.1, (40, 30))]
+    for prec in ("float64", "float32"):
+        with SpectrumRecorder(tmp_path / f"{prec}.zarr", precision=prec) as rec:
+            rec.record(0, W)
+    a, b = (load_series(tmp_path / f"{p}.zarr").eigenvalues[0][0] for p in ("float64", "float32"))
+    np.testing.assert_allclose(b, a, rtol=0, atol=1e-5 * a.max())
+    with pytest.raises(de.DeepEFTInputError, match="precision"):
+        SpectrumRecorder(tmp_path / "x.zarr", precision="half")
