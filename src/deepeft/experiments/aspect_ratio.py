@@ -33,6 +33,7 @@ References:
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 
@@ -138,7 +139,7 @@ class AspectRatio(Experiment):
                 out["x_exact"][l - 1] = mix.x
                 out["I_exact"][l - 1] = ie.mixture_mutual_information(mix, m1, m2)
                 out["I_nlo_at_exact"][l - 1] = info.finite_width_mutual_information(m1, m2, mix.x)
-        res = {k: (("layer",), v) for k, v in out.items()}
+        res: dict[str, Any] = {k: (("layer",), v) for k, v in out.items()}
         res["nu"] = ((), np.asarray(info.vertex_coefficient(act)))
         res["width"] = ((), np.asarray(float(n)))
         return res

@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -177,7 +178,7 @@ class DiagnoseTrainedMLP(Experiment):
         dims = [64, p.width, p.width, 10]
         params = _init(rng, dims)
         backend = p.backend
-        torch = None
+        torch: Any = None
         if backend in ("auto", "torch"):
             try:
                 import torch

@@ -27,6 +27,7 @@ References:
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 
@@ -112,7 +113,7 @@ class SixPointVertex(Experiment):
         else:
             th = {"K_exact": nan, "V_exact": nan, "U_exact": nan, "U_lo": nan, "U_closed": nan}
         u2 = _sigma_sq_k3(act, K1, net.C_W[1]) if L > 1 else np.nan
-        out = {k: (("layer",), np.asarray(v, dtype=np.float64)) for k, v in th.items()}
+        out: dict[str, Any] = {k: (("layer",), np.asarray(v, dtype=np.float64)) for k, v in th.items()}
         for name, est in (("G", mc.G), ("V", mc.V), ("U", mc.U), ("Unorm", mc.U_normalized)):
             out[f"{name}_sim"] = (("layer",), np.asarray(est.value))
             out[f"{name}_stderr"] = (("layer",), np.asarray(est.stderr))

@@ -109,7 +109,7 @@ def _flatten_sequential(module, prefix: str = ""):
 def _chain_from_modules(items):
     """[(path, module)] → chain entries ("linear", path, W, b) | ("act", path, Activation) | ("skip", path)."""
     nn = _torch().nn
-    chain = []
+    chain: list[tuple] = []
     for i, (path, m) in enumerate(items):
         where = f"at index {i} ('{path}')"
         if isinstance(m, nn.Linear):
