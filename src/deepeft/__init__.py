@@ -22,6 +22,7 @@ from .gaussian.action import ExactCorrelators, NearlyGaussianAction
 from .gaussian.cumulants import connected, moment
 from .gaussian.engine import Factor, expect, two_point, two_point_maps
 from .gaussian.wick import gaussian_moment, pairings, wick_tensor
+from .graph import GCN, normalize_adjacency
 from .network import MLP
 from .simulate.ensemble import EnsembleResult, sample_ensemble
 from .simulate.forward import preactivations, sample_params
@@ -68,6 +69,8 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
     __version__ = "0.0.0"
 
 __all__ = [
+    "GCN",
+    "normalize_adjacency",
     "DDNTKSingleInput",
     "DNTKSingleInput",
     "ddntk_single_input",

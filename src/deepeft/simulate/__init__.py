@@ -7,6 +7,7 @@ gradient flow). See docs/ensembles.md, docs/training.md and docs/ntk_tensors.md.
 from .ensemble import EnsembleResult, default_micro_batch, sample_ensemble
 from .estimators import covariance, mean_and_se, mean_vector_and_cov
 from .forward import network_key, preactivations, sample_params
+from .gnn import GraphEnsembleResult, sample_graph_ensemble
 from .ntk import empirical_ntk, ntk_autodiff, ntk_forward
 from .ntk_tensors import (
     DDNTKStatistics,
@@ -24,6 +25,8 @@ from .posterior_sampling import ImportanceSample, importance_posterior, stochast
 from .training import TrainedEnsemble, train_ensemble
 
 __all__ = [
+    "GraphEnsembleResult",
+    "sample_graph_ensemble",
     "DDNTKStatistics",
     "DNTKStatistics",
     "EnsembleResult",

@@ -17,7 +17,7 @@ The functions named like their modules (``kernel``, ``criticality``, ``single_in
 so that ``import deepeft.theory.kernel`` and ``from deepeft.theory import kernel`` mean the module.
 """
 
-from . import deep_linear, dntk_single_input
+from . import deep_linear, dntk_single_input, gnn
 from .algorithm_projectors import AlgorithmProjectors, algorithm_projectors
 from .bayes import (
     Posterior,

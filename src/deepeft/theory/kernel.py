@@ -36,6 +36,7 @@ from numpy.typing import ArrayLike
 from .._x64 import x64
 from ..errors import DeepEFTWarning
 from ..gaussian import engine
+from ..graph import GCN
 from ..network import MLP, check_net
 from .criticality import warn_on_exponential_kernel
 from .single_input import single_input
@@ -189,6 +190,10 @@ def kernels(net: MLP, X: ArrayLike, X2: ArrayLike | None = None, *, ntk: bool = 
     Cost: one fused XLA pass per layer over the N×N array; one distinct input runs the scanned
     single-input recursion instead (any depth in milliseconds).
     """
+    if isinstance(net, GCN):  # graph networks: the node-kernel recursion over Â (theory/gnn.py)
+        from .gnn import node_kernels
+
+        return node_kernels(net, X, X2, ntk=ntk, rtol=rtol)
     X, X2 = _check(net, X, X2)
     same = X2 is None
     if same and SCAN_SINGLE_INPUT and np.all(X == X[0]):
