@@ -107,6 +107,7 @@ __all__ = [
     "Criticality",
     "CriticalPoint",
     "deep_linear",
+    "gnn",
     "dntk_single_input",
     "delta_ntk_recursion",
     "evidence_grid",
