@@ -57,9 +57,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _validate as v
+from .. import dispatch
 from .._x64 import x64
 from ..errors import DeepEFTInputError
-from ..graph import GCN
 from ..network import MLP
 from ..statistics import Estimate
 from ..theory.criticality import warn_on_exponential_kernel
@@ -485,10 +485,8 @@ def sample_ensemble(
     progress : show a tqdm progress bar on stderr. Default (None): when stderr is a terminal and the run
         takes over a second, unless the environment sets ``DEEPEFT_PROGRESS=0`` (experiment tasks do).
     """
-    if isinstance(net, GCN):  # graph networks: their own batched forward pass (simulate/gnn.py)
-        from .gnn import sample_graph_ensemble
-
-        return sample_graph_ensemble(net, X, n_networks, seed, dtype=dtype, vertex=vertex, ntk=ntk, micro_batch=micro_batch)
+    if (other := dispatch.handler(net, "sample_ensemble")) is not None:  # other network kinds (GCN: simulate/gnn.py)
+        return other(net, X, n_networks, seed, dtype=dtype, vertex=vertex, ntk=ntk, micro_batch=micro_batch)
     net = fw.check_net(net)
     X = net.check_inputs(X)
     N = X.shape[0]

@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _validate as v
+from .. import dispatch
 from .._x64 import x64
 from ..errors import DeepEFTInputError
 from ..graph import GCN
@@ -265,3 +266,6 @@ def sample_graph_ensemble(
         vertex=Vest,
         ntk=H,
     )
+
+
+dispatch.register(GCN, sample_ensemble=sample_graph_ensemble)

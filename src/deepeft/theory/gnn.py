@@ -40,6 +40,7 @@ import warnings
 import numpy as np
 from numpy.typing import ArrayLike
 
+from .. import dispatch
 from ..errors import DeepEFTInputError, DeepEFTWarning
 from ..gaussian import engine
 from ..graph import GCN
@@ -169,6 +170,9 @@ def node_four_point_vertex(net: GCN, X: ArrayLike, *, resolution: float = 1.0) -
             U += (n[l] / n[l - 1]) * CW**2 * jacobian_contract(pd.grad, V[l - 1])
         V[l] = _mix4(net, U)
     return V
+
+
+dispatch.register(GCN, kernels=node_kernels, four_point_vertex=node_four_point_vertex)
 
 
 # ----------------------------------------------------------------------------------------------

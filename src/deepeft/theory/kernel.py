@@ -33,10 +33,10 @@ import jax.numpy as jnp
 import numpy as np
 from numpy.typing import ArrayLike
 
+from .. import dispatch
 from .._x64 import x64
 from ..errors import DeepEFTWarning
 from ..gaussian import engine
-from ..graph import GCN
 from ..network import MLP, check_net
 from .criticality import warn_on_exponential_kernel
 from .single_input import single_input
@@ -190,10 +190,8 @@ def kernels(net: MLP, X: ArrayLike, X2: ArrayLike | None = None, *, ntk: bool = 
     Cost: one fused XLA pass per layer over the N×N array; one distinct input runs the scanned
     single-input recursion instead (any depth in milliseconds).
     """
-    if isinstance(net, GCN):  # graph networks: the node-kernel recursion over Â (theory/gnn.py)
-        from .gnn import node_kernels
-
-        return node_kernels(net, X, X2, ntk=ntk, rtol=rtol)
+    if (other := dispatch.handler(net, "kernels")) is not None:  # other network kinds (GCN: theory/gnn.py)
+        return other(net, X, X2, ntk=ntk, rtol=rtol)
     X, X2 = _check(net, X, X2)
     same = X2 is None
     if same and SCAN_SINGLE_INPUT and np.all(X == X[0]):

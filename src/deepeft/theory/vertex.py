@@ -39,10 +39,10 @@ import warnings
 import numpy as np
 from numpy.typing import ArrayLike
 
+from .. import dispatch
 from ..activations import activation as _activation
 from ..errors import DeepEFTInputError, DeepEFTWarning
 from ..gaussian.engine import batched_expect, expect1d
-from ..graph import GCN
 from ..network import MLP, check_net
 from . import kernel as kernel_module
 from .criticality import warn_on_exponential_kernel
@@ -382,10 +382,8 @@ def four_point_vertex(net: MLP, X: ArrayLike, *, resolution: float = 1.0) -> np.
     unequal widths enter as n_ℓ/n_{ℓ−1} in the recursion. Cost per layer: C(N+3, 4) Gaussian
     integrals over ≤ 4 variables (C(N, 4) of them 4-dimensional).
     """
-    if isinstance(net, GCN):  # graph networks: the vertex over nodes, mixed by Â (theory/gnn.py)
-        from .gnn import node_four_point_vertex
-
-        return node_four_point_vertex(net, X, resolution=resolution)
+    if (other := dispatch.handler(net, "four_point_vertex")) is not None:  # other network kinds (GCN: theory/gnn.py)
+        return other(net, X, resolution=resolution)
     return vertex_flow(net, X, resolution=resolution).V
 
 
