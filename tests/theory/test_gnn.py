@@ -86,7 +86,9 @@ def test_gcn_bad_input():
 
 
 # ---------------------------------------------------------------------------------------------- kernels
-@pytest.mark.parametrize("act, C_b, C_W", [("relu", 0.1, 2.0), ("tanh", 0.1, 1.5), ("gelu", 0.0, 1.2)])
+@pytest.mark.parametrize(
+    "act, C_b, C_W", [("relu", 0.1, 2.0), ("tanh", 0.1, 1.5), pytest.param("gelu", 0.0, 1.2, marks=pytest.mark.slow)]
+)
 def test_identity_graph_is_the_mlp(act, C_b, C_W):
     net = _gcn(np.eye(6), act, C_b=C_b, C_W=C_W, lambda_b=0.5, lambda_W=2.0)
     g, m = de.kernels(net, X6), de.kernels(net.mlp, X6)
@@ -118,6 +120,7 @@ def test_linear_gcn_closed_forms():
         np.testing.assert_allclose(V[l - 1], (l - 1) * wick, rtol=1e-7, atol=1e-12)  # the batched quadrature's tolerance
 
 
+@pytest.mark.slow
 def test_kernel_symmetric_psd_and_vertex_symmetries():
     A = de.normalize_adjacency(RING6)
     net = _gcn(A, "relu", widths=(32, 16), C_W=2.0)
@@ -201,12 +204,10 @@ def test_no_collapse_in_the_chaotic_phase():
     """tanh with χ_⊥λ₂² > 1 at the fixed point: 1 − ρ̄ settles at a finite value (GNNs do not always oversmooth)."""
     A = de.normalize_adjacency(CYCLE10, "rw")
     lam2 = gnn.spectral_gap(A)[1]
-    pred = gnn.collapse_rate("tanh", 6.0, 0.0, 0.0, lam2, depth=300)
+    pred = gnn.collapse_rate("tanh", 6.0, 0.0, 0.0, lam2, depth=60)
     assert pred.r_inf > 1 and np.isinf(pred.xi)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", de.DeepEFTWarning)
         K = de.kernel(de.GCN(A, 3, [8] * 59, 1, "tanh", C_b=0.0, C_W=6.0), X10)
     c = gnn.mean_decorrelation(K[:-1])
-    assert c[-1] > 0.05 and abs(c[-1] - c[-20]) < 0.02 * c[-1]  # settled (ordered: falls by 10⁻³)
-    ordered = gnn.mean_decorrelation(de.kernel(de.GCN(A, 3, [8] * 59, 1, "tanh", C_b=0.0, C_W=1.0), X10)[:-1])
-    assert ordered[-1] < 1e-3 * ordered[0]
+    assert c[-1] > 0.05 and abs(c[-1] - c[-20]) < 0.02 * c[-1]  # settled (the ordered phase falls by 10⁻³: above)
