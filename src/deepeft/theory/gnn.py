@@ -34,13 +34,17 @@ References:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import warnings
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 from numpy.typing import ArrayLike
 
 from .. import dispatch
+from .._x64 import x64
 from ..errors import DeepEFTInputError, DeepEFTWarning
 from ..gaussian import engine
 from ..graph import GCN
@@ -96,17 +100,52 @@ def node_kernels(net: GCN, X: ArrayLike, X2=None, *, ntk: bool = True, rtol: flo
     if Ts is not None:
         Ts[0] = p["lambda_b"][0] + p["lambda_W"][0] * G
     pairs = ((0, 0), (1, 1)) if ntk else ((0, 0),)
+    fused = engine.fused_mode(act, pairs) == "closed"
     for l in range(1, L):
         K = Ks[l - 1]
         d = np.diagonal(K).copy()
-        maps = engine.two_point_core(act, d, d, K, pairs, same=True, rtol=rtol)
-        g2 = p["gamma"][l] ** 2
-        Ks[l] = p["C_b"][l] + p["C_W"][l] * _sym(net.mix(maps[0])) + g2 * K
+        h = np.array([p["C_b"][l], p["C_W"][l], p["lambda_b"][l], p["lambda_W"][l], p["gamma"][l] ** 2])
+        T = None if Ts is None else Ts[l - 1]
+        if fused and np.all(d > 0):  # closed-form maps in one jitted pass (exact 1-D integrals on the diagonal)
+            diag = np.stack([engine.one_point_core(act, pr, d, rtol) for pr in pairs])
+            with x64():
+                pre = np.asarray(_closed_maps(act, ntk)(K, T, d, diag, h))
+        else:
+            maps = engine.two_point_core(act, d, d, K, pairs, same=True, rtol=rtol)
+            pre = [maps[0]] if T is None else [maps[0], h[3] * maps[0] + h[1] * maps[1] * T]
+        _mix_into(net, pre[0], Ks[l], h[1], h[0], h[4], K)  # K⁺ = C_b + C_W Â⟨σσ⟩Âᵀ + γ²K
         if Ts is not None:
-            T = Ts[l - 1]
-            mixed = p["lambda_W"][l] * maps[0] + p["C_W"][l] * maps[1] * T
-            Ts[l] = p["lambda_b"][l] + _sym(net.mix(mixed)) + g2 * T
+            _mix_into(net, pre[1], Ts[l], 1.0, h[2], h[4], T)  # Θ⁺ = λ_b + Â(λ_W⟨σσ⟩ + C_W⟨σ'σ'⟩Θ)Âᵀ + γ²Θ
     return Kernels(Ks, Ts)
+
+
+def _mix_into(net: GCN, M, out: np.ndarray, scale: float, shift: float, g2: float, prev: np.ndarray) -> None:
+    """out ← shift + scale·Â M Âᵀ + g2·prev for a symmetric M, symmetrised, with few N×N temporaries."""
+    R = net.propagate(np.asarray(M))  # Â M
+    np.copyto(out, net.propagate(np.ascontiguousarray(R.T)))  # Â (ÂM)ᵀ = Â M Âᵀ (M symmetric)
+    out += out.T.copy()
+    out *= 0.5 * scale
+    out += shift
+    if g2:
+        out += g2 * prev
+
+
+@functools.lru_cache(maxsize=32)
+def _closed_maps(act, ntk: bool):
+    """jit: ⟨σσ⟩_K and, with the NTK, λ_W⟨σσ⟩ + C_W⟨σ'σ'⟩∘Θ (the matrices Â mixes), stacked; closed forms off the
+    diagonal, the exact 1-D integrals ``diag`` on it; ``h`` = (C_b, C_W, λ_b, λ_W, γ²)."""
+    pairs = ((0, 0), (1, 1)) if ntk else ((0, 0),)
+
+    def maps(K, T, d, diag, h):
+        eye = jnp.eye(K.shape[0], dtype=bool)
+        m = engine.closed_two_point_jax(act, pairs, d, d, K)
+        S = jnp.where(eye, diag[0][:, None], m[0])
+        if not ntk:
+            return S[None]
+        D = jnp.where(eye, diag[1][:, None], m[1])
+        return jnp.stack([S, h[3] * S + h[1] * D * T])
+
+    return jax.jit(maps)
 
 
 def _sym(M: np.ndarray) -> np.ndarray:
