@@ -61,46 +61,63 @@ class GraphEnsembleResult:
         return self.net.L
 
 
-def _layout(net: GCN):
-    n, out, o = net.n, [], 0
-    for l in range(1, net.L + 1):
+def _layout(n):
+    out, o = [], 0
+    for l in range(1, len(n)):
         w_end = o + n[l - 1] * n[l]
         out.append((o, w_end, w_end + n[l]))
         o = w_end + n[l]
     return tuple(out)
 
 
+def _init(n, key, dtype, sW, sb):
+    xi = jax.random.normal(key, (_layout(n)[-1][2],), dtype)
+    return tuple(
+        (sW[l - 1] * xi[o:w_end].reshape(n[l - 1], n[l]), sb[l - 1] * xi[w_end:b_end])
+        for l, (o, w_end, b_end) in enumerate(_layout(n), start=1)
+    )
+
+
 def gcn_init(net: GCN, key, dtype=jnp.float32):
     """((W^{(1)}, b^{(1)}), …): W^{(ℓ)} (n_{ℓ−1}, n_ℓ) ~ N(0, C_W/n_{ℓ−1}), b^{(ℓ)} (n_ℓ,) ~ N(0, C_b), from one draw."""
-    n, layout = net.n, _layout(net)
-    xi = jax.random.normal(key, (layout[-1][2],), dtype)
-    params = []
-    for l, (o, w_end, b_end) in enumerate(layout, start=1):
-        sW = float(np.sqrt(net.C_W[l - 1] / n[l - 1]))
-        sb = float(np.sqrt(net.C_b[l - 1]))
-        params.append((sW * xi[o:w_end].reshape(n[l - 1], n[l]), sb * xi[w_end:b_end]))
-    return tuple(params)
+    h = _hyper(net, dtype)
+    return _init(net.n, key, dtype, h["sW"], h["sb"])
+
+
+def _forward(act, skip, g, params, A, X):
+    zs, acts = [], []
+    a, z = X, None
+    for l, (W, b) in enumerate(params):
+        acts.append(a)
+        zn = A @ (a @ W) + b
+        z = zn + g[l] * z if skip[l] else zn
+        zs.append(z)
+        a = act.fn(z)
+    return tuple(zs), tuple(acts)
 
 
 def gcn_forward(net: GCN, params, A, X):
-    """All preactivations (z^{(1)}, …, z^{(L)}), each (N_nodes, n_ℓ), and the activations σ(z^{(ℓ)}) fed forward."""
+    """All preactivations (z^{(1)}, …, z^{(L)}), each (N_nodes, n_ℓ), and the inputs σ(z^{(ℓ−1)}) of every layer."""
     g = net.gammas()
-    zs, acts = [], []
-    a, z = X, None
-    for l, (W, b) in enumerate(params, start=1):
-        acts.append(a)
-        zn = A @ (a @ W) + b
-        if g[l - 1] != 0.0:
-            zn = zn + float(g[l - 1]) * z
-        z = zn
-        zs.append(z)
-        a = net.activation.fn(z)
-    return tuple(zs), tuple(acts)
+    return _forward(net.activation, tuple(bool(x) for x in g != 0), jnp.asarray(g, A.dtype), params, A, X)
+
+
+def _hyper(net: GCN, dtype) -> dict:
+    """The hyperparameters as arrays (traced: one compiled ensemble program serves every C_W, C_b, γ, λ)."""
+    n = np.asarray(net.n[:-1], dtype=np.float64)
+    p = net.arrays()
+    h = {"sW": np.sqrt(p["C_W"] / n), "sb": np.sqrt(p["C_b"]), "C_b": p["C_b"], "C_W": p["C_W"], "gamma": p["gamma"],
+         "lambda_b": p["lambda_b"], "lambda_W": p["lambda_W"]}
+    return {k: jnp.asarray(val, dtype) for k, val in h.items()}
 
 
 @dataclasses.dataclass(frozen=True)
 class _Cfg:
-    net: GCN
+    """What fixes the compiled program: the architecture, not the hyperparameters (those are traced)."""
+
+    n: tuple[int, ...]
+    act: object
+    skip: tuple[bool, ...]
     N: int
     dtype: str
     B: int
@@ -108,39 +125,40 @@ class _Cfg:
     ntk: bool
 
 
-def _stats(cfg: _Cfg, keys, A, X):
+def _stats(cfg: _Cfg, h, keys, A, X):
     """Per-network statistics of a micro-batch: M (B, L, N, N), G (B, L, N·N) and H (B, N, N)."""
-    net, n = cfg.net, cfg.net.n
+    n = cfg.n
+    L = len(n) - 1
     dt = fw.DTYPES[cfg.dtype]
 
     def one(key):
-        params = gcn_init(net, key, dt)
-        zs, acts = gcn_forward(net, params, A, X)
+        params = _init(n, key, dt, h["sW"], h["sb"])
+        zs, acts = _forward(cfg.act, cfg.skip, h["gamma"], params, A, X)
         M = jnp.stack([(z @ z.T) / n[l + 1] for l, z in enumerate(zs)])
         G = []
         for l, a in enumerate(acts):
             Aa = A @ a
-            G.append(float(net.C_b[l]) + float(net.C_W[l]) / n[l] * (Aa @ Aa.T))  # Ĝ^{(ℓ)}
-        out = {"M": M, "G": jnp.stack(G).reshape(net.L, -1)}
+            G.append(h["C_b"][l] + h["C_W"][l] / n[l] * (Aa @ Aa.T))  # Ĝ^{(ℓ)}
+        out = {"M": M, "G": jnp.stack(G).reshape(L, -1)}
         if cfg.ntk:
-            out["H"] = _output_ntk(net, params, A, X)
+            out["H"] = _output_ntk(cfg, h, params, A, X)
         return out
 
     return jax.vmap(one)(keys)
 
 
-def _output_ntk(net: GCN, params, A, X):
+def _output_ntk(cfg: _Cfg, h, params, A, X):
     """(1/n_L) Σ_i Ĥ_{ii;αβ} of the output layer: Σ_θ λ_θ ∂z_{i;α}/∂θ ∂z_{i;β}/∂θ, λ_W/n_{ℓ−1} and λ_b (8.6)."""
-    n = net.n
+    n = cfg.n
 
     def f(p):
-        return gcn_forward(net, p, A, X)[0][-1]  # (N, n_L)
+        return _forward(cfg.act, cfg.skip, h["gamma"], p, A, X)[0][-1]  # (N, n_L)
 
     J = jax.jacrev(f)(params)
     H = 0.0
     for l, (JW, Jb) in enumerate(J):
-        H = H + float(net.lambda_W[l]) / n[l] * jnp.einsum("aijk,bijk->ab", JW, JW)
-        H = H + float(net.lambda_b[l]) * jnp.einsum("aik,bik->ab", Jb, Jb)
+        H = H + h["lambda_W"][l] / n[l] * jnp.einsum("aijk,bijk->ab", JW, JW)
+        H = H + h["lambda_b"][l] * jnp.einsum("aik,bik->ab", Jb, Jb)
     return H / n[-1]
 
 
@@ -165,7 +183,7 @@ def _acc_update(cfg: _Cfg, acc, st, valid, shift):
 
 
 def _zeros(cfg: _Cfg):
-    L, N = cfg.net.L, cfg.N
+    L, N = len(cfg.n) - 1, cfg.N
     P = N * N
     acc = {"count": np.zeros(()), "M1": np.zeros((L, N, N)), "M2": np.zeros((L, N, N)), "G1": np.zeros((L, P))}
     acc["G2"] = np.zeros((L, P, P)) if cfg.vertex else np.zeros((L, P))
@@ -178,11 +196,11 @@ def _zeros(cfg: _Cfg):
 
 @functools.lru_cache(maxsize=16)
 def _run_fn(cfg: _Cfg):
-    def run(acc, shift, base, A, X, start, n_total, n_micro):
+    def run(acc, shift, h, base, A, X, start, n_total, n_micro):
         def body(k, acc):
             idx = start + k.astype(jnp.uint32) * jnp.uint32(cfg.B) + jnp.arange(cfg.B, dtype=jnp.uint32)
             keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(base, idx)
-            return _acc_update(cfg, acc, _stats(cfg, keys, A, X), idx < n_total, shift)
+            return _acc_update(cfg, acc, _stats(cfg, h, keys, A, X), idx < n_total, shift)
 
         return jax.lax.fori_loop(jnp.int32(0), n_micro, body, acc)
 
@@ -226,20 +244,22 @@ def sample_graph_ensemble(
         per_net += 4 * N * N * sum(a * b for a, b in zip(net.n[:-1], net.n[1:], strict=True)) // max(1, N)
     B = int(min(256, 2 ** int(np.floor(np.log2(max(1, _MB_BUDGET_FLOATS // per_net))))))
     B = B if micro_batch is None else v.positive_int(micro_batch, "micro_batch")
-    cfg = _Cfg(net, N, dtype, B, vertex, bool(ntk))
+    skip = tuple(bool(x) for x in net.gammas() != 0)
+    cfg = _Cfg(net.n, net.activation, skip, N, dtype, B, vertex, bool(ntk))
     dt = fw.DTYPES[dtype]
     with x64():
         A, Xj = jnp.asarray(net.A_hat, dt), jnp.asarray(X, dt)
+        h = _hyper(net, dt)
         base = jax.random.PRNGKey(seed)
         run = _run_fn(cfg)
         zero_shift = {"M": np.zeros((net.L, N, N)), "G": np.zeros((net.L, N * N))}
         if ntk:
             zero_shift["H"] = np.zeros((N, N))
-        pilot = jax.device_get(run(_zeros(cfg), zero_shift, base, A, Xj, jnp.uint32(0), jnp.uint32(n_networks), jnp.int32(1)))
+        pilot = jax.device_get(run(_zeros(cfg), zero_shift, h, base, A, Xj, jnp.uint32(0), jnp.uint32(n_networks), jnp.int32(1)))
         c = pilot["count"]
         shift = {k: pilot[k + "1"] / c for k in zero_shift}
         n_micro = -(-n_networks // B)
-        acc = run(_zeros(cfg), shift, base, A, Xj, jnp.uint32(0), jnp.uint32(n_networks), jnp.int32(n_micro))
+        acc = run(_zeros(cfg), shift, h, base, A, Xj, jnp.uint32(0), jnp.uint32(n_networks), jnp.int32(n_micro))
         acc = {k: np.asarray(a, dtype=np.float64) for k, a in jax.device_get(acc).items()}
     S = float(acc["count"])
     L = net.L
