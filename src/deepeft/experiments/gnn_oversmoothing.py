@@ -13,7 +13,9 @@ Checks:
   correction of the mean metric is not computed for GCNs: an allowance);
 * prediction, every task: the slope of ln c_sim over the last ``fit_layers`` layers (weighted fit, SE from the
   group errors) vs the infinite-width curve's slope there, allowance rate_coef·|slope|·L/n;
-* prediction (deterministic), every task: the spectral-gap rate ln r against the slope of the infinite-width curve
+* finding, tasks beyond the critical line (r > 1): the ensemble's 1 − ρ̄ at layer L exceeds 0.05 (z ≥ 3) and the
+  infinite-width curve has settled (|slope| ≤ 0.01 per layer over its last 10 layers);
+* prediction (deterministic), every task with r < 1: the spectral-gap rate ln r against the slope of the infinite-width curve
   continued to ``theory_depth`` layers (last 10 resolved layers), within ``rate_rtol``·|ln r| (the transients of
   the next eigenmodes).
 
@@ -34,7 +36,7 @@ from ..errors import DeepEFTInputError
 from ..statistics import Z_MAX
 from . import _foundation as fd
 from .base import Experiment
-from .checks import Check, close_check
+from .checks import Check, close_check, greater_check
 from .config import param
 from .registry import register
 
@@ -76,14 +78,14 @@ class GNNOversmoothing(Experiment):
         graphs: tuple[str, ...] = param(_GRAPHS, "graphs: 'karate' (networkx karate club), 'sbm' (two-block SBM)")
         activation: str = param("tanh", "activation")
         C_b: float = param(0.1, "bias variance C_b", min=0.0)
-        cw_gamma: tuple[float, ...] = param((1.0, 0.0, 2.0, 0.0, 1.0, 0.6), "(C_W, γ) pairs, flattened", min=0.0)
+        cw_gamma: tuple[float, ...] = param((1.0, 0.0, 2.0, 0.0, 1.0, 0.6, 6.0, 0.0), "(C_W, γ) pairs, flattened", min=0.0)
         depth: int = param(10, "number of layers L", min=3, max=200)
         width: int = param(64, "hidden width n (every layer, output included)", min=2)
         input_dim: int = param(8, "node-feature dimension n_0", min=1)
-        n_networks: int = param(400, "networks per group", min=2)
-        groups: int = param(6, "independent ensemble groups (batch means for the collapse measure's SE)", min=2)
+        n_networks: int = param(256, "networks per group", min=2)
+        groups: int = param(4, "independent ensemble groups (batch means for the collapse measure's SE)", min=2)
         fit_layers: int = param(4, "last layers used for the decay-rate fits", min=2)
-        theory_depth: int = param(40, "depth of the infinite-width curve for the asymptotic-rate check", min=10, max=400)
+        theory_depth: int = param(30, "depth of the infinite-width curve for the asymptotic-rate check", min=10, max=400)
         collapse_coef: float = param(2.0, "allowance coef·c_th·(ℓ−1)/n on 1 − ρ̄", min=0.0, analysis=True)
         rate_coef: float = param(0.5, "allowance coef·|slope|·L/n on the ensemble decay rate", min=0.0, analysis=True)
         rate_rtol: float = param(0.03, "tolerance of the deep infinite-width slope vs ln r (transients)", min=0.0,
@@ -102,7 +104,7 @@ class GNNOversmoothing(Experiment):
     presets = {
         "quick": {},
         "paper": {"depth": 24, "width": 256, "n_networks": 2000, "groups": 10, "fit_layers": 8, "theory_depth": 120,
-                  "cw_gamma": (1.0, 0.0, 1.5, 0.0, 2.0, 0.0, 1.0, 0.6, 1.0, 0.9)},
+                  "cw_gamma": (1.0, 0.0, 1.5, 0.0, 2.0, 0.0, 1.0, 0.6, 1.0, 0.9, 6.0, 0.0, 3.0, 0.6)},
     }
 
     def sweep(self, p):
@@ -174,7 +176,16 @@ class GNNOversmoothing(Experiment):
                 cd, rr = pt.c_deep.values, pt.rate.values
                 ok = np.isfinite(cd) & (cd > 1e-13)
                 last = np.nonzero(ok)[0][-10:] if np.count_nonzero(ok) >= 10 else np.nonzero(ok)[0]
-                if last.size >= 3:
+                ln_r_inf = float(np.log(rr[np.isfinite(rr)][-1]))
+                if ln_r_inf > 0:  # beyond the critical line: no oversmoothing, 1 − ρ̄ settles at a finite value
+                    checks.append(greater_check(
+                        f"{tag}: no collapse (r = {math.exp(ln_r_inf):.3f} > 1): ensemble 1−ρ̄^({p.depth}) > 0.05", m[-1],
+                        se[-1], 0.05, 0.0, what="1−ρ̄ − 0.05", kind="finding"))
+                    checks.append(dataclasses.replace(
+                        close_check(f"{tag}: infinite-width 1−ρ̄ settles (r > 1): slope over the last 10 layers", 0.0,
+                                    float(np.polyfit(np.arange(10.0), np.log(cd[-10:]), 1)[0]), atol=0.01, kind="finding"),
+                        rule="|slope of ln(1−ρ̄)| ≤ 0.01 per layer: a finite-correlation phase, not a slow collapse"))
+                elif last.size >= 3:
                     slope_deep = float(np.polyfit(last + 1.0, np.log(cd[last]), 1)[0])
                     ln_r = float(np.mean(np.log(rr[last[:-1]])))
                     checks.append(dataclasses.replace(
@@ -185,7 +196,7 @@ class GNNOversmoothing(Experiment):
                 # the ensemble's decay rate over the last layers against the infinite-width curve's
                 fit = slice(p.depth - p.fit_layers, p.depth)
                 slope_th = float(np.polyfit(layers[fit], np.log(th[fit]), 1)[0])
-                if np.all(m[fit] > 2 * se[fit]):
+                if ln_r_inf < 0 and np.all(m[fit] > 2 * se[fit]):
                     _, _, b, se_b = fd.intercept_fit(layers[fit], np.log(m[fit]), se[fit] / m[fit])
                     checks.append(fd.biased_check(
                         f"{tag}: ensemble decay rate of 1−ρ̄, layers {fit.start + 1}–{p.depth}", slope_th, b, se_b,
