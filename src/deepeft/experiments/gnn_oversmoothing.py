@@ -88,7 +88,7 @@ class GNNOversmoothing(Experiment):
         theory_depth: int = param(30, "depth of the infinite-width curve for the asymptotic-rate check", min=10, max=400)
         collapse_coef: float = param(2.0, "allowance coef·c_th·(ℓ−1)/n on 1 − ρ̄", min=0.0, analysis=True)
         rate_coef: float = param(0.5, "allowance coef·|slope|·L/n on the ensemble decay rate", min=0.0, analysis=True)
-        rate_rtol: float = param(0.03, "tolerance of the deep infinite-width slope vs ln r (transients)", min=0.0,
+        rate_rtol: float = param(0.05, "tolerance of the deep infinite-width slope vs ln r (transients)", min=0.0,
                                  analysis=True)
         max_z: float = param(Z_MAX, "z-score bound", min=1.0, analysis=True)
         seed: int = param(0, "experiment seed; task i uses SeedSequence(seed, spawn_key=(i,))", min=0)
