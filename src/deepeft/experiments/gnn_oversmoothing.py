@@ -22,7 +22,7 @@ Checks:
 Figures: collapse vs depth (theory lines, ensemble points) per graph; the phase diagram r(C_W, γ) at C_b with
 the critical line r = 1 and the tasks marked.
 
-References: Kipf & Welling arXiv:1609.02907; PDLT (4.118), (5.x) χ_⊥, (B.11); Epping et al., NeurIPS 2024.
+References: Kipf & Welling arXiv:1609.02907; PDLT (4.118), (5.48), (5.51), (B.11); Epping et al., NeurIPS 2024.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ the MLP vertex's public building blocks (:func:`~deepeft.theory.vertex.pair_deri
 
 Oversmoothing. Near the collapsed state (all nodes perfectly correlated, variance k) of a row-stochastic Â
 (Â1 = 1, e.g. ``kind="rw"``) the distances Δ_αβ = E[(z_α − z_β)²] obey, to linear order,
-Δ⁺ = dist(χ_⊥ Â D Âᵀ) + γ²Δ with χ_⊥ = C_W⟨σ'σ'⟩_k (5.? the perpendicular susceptibility) and D the centred
+Δ⁺ = dist(χ_⊥ Â D Âᵀ) + γ²Δ with χ_⊥ = C_W⟨σ'σ'⟩_k (5.51) (the perpendicular susceptibility; δδK_[2]⁺ = χ_⊥δδK_[2], (5.48)) and D the centred
 kernel, so 1 − ρ decays per layer by
 
     r^{(ℓ)} = (χ_⊥^{(ℓ)} λ₂² + γ²) · k^{(ℓ)}/k^{(ℓ+1)},     k⁺ = C_b + C_W⟨σ²⟩_k + γ² k       [derived]
@@ -109,12 +109,12 @@ def node_kernels(net: GCN, X: ArrayLike, X2=None, *, ntk: bool = True, rtol: flo
         if fused and np.all(d > 0):  # closed-form maps in one jitted pass (exact 1-D integrals on the diagonal)
             diag = np.stack([engine.one_point_core(act, pr, d, rtol) for pr in pairs])
             with x64():
-                pre = np.asarray(_closed_maps(act, ntk)(K, T, d, diag, h))
+                pre = list(np.asarray(_closed_maps(act, ntk)(K, T, d, diag, h)))
         else:
             maps = engine.two_point_core(act, d, d, K, pairs, same=True, rtol=rtol)
             pre = [maps[0]] if T is None else [maps[0], h[3] * maps[0] + h[1] * maps[1] * T]
         _mix_into(net, pre[0], Ks[l], h[1], h[0], h[4], K)  # K⁺ = C_b + C_W Â⟨σσ⟩Âᵀ + γ²K
-        if Ts is not None:
+        if Ts is not None and T is not None:
             _mix_into(net, pre[1], Ts[l], 1.0, h[2], h[4], T)  # Θ⁺ = λ_b + Â(λ_W⟨σσ⟩ + C_W⟨σ'σ'⟩Θ)Âᵀ + γ²Θ
     return Kernels(Ks, Ts)
 
