@@ -122,8 +122,8 @@ def node_kernels(net: GCN, X: ArrayLike, X2=None, *, ntk: bool = True, rtol: flo
 def _mix_into(net: GCN, M, out: np.ndarray, scale: float, shift: float, g2: float, prev: np.ndarray) -> None:
     """out ← shift + scale·Â M Âᵀ + g2·prev for a symmetric M, symmetrised, with few N×N temporaries."""
     R = net.propagate(np.asarray(M))  # Â M
-    np.copyto(out, net.propagate(np.ascontiguousarray(R.T)))  # Â (ÂM)ᵀ = Â M Âᵀ (M symmetric)
-    out += out.T.copy()
+    R = net.propagate(np.ascontiguousarray(R.T))  # Â (ÂM)ᵀ = Â M Âᵀ (M symmetric)
+    np.add(R, R.T, out=out)  # symmetrised (rounding), in one pass
     out *= 0.5 * scale
     out += shift
     if g2:
