@@ -17,8 +17,8 @@ the MLP vertex's public building blocks (:func:`~deepeft.theory.vertex.pair_deri
 
 Oversmoothing. Near the collapsed state (all nodes perfectly correlated, variance k) of a row-stochastic Â
 (Â1 = 1, e.g. ``kind="rw"``) the distances Δ_αβ = E[(z_α − z_β)²] obey, to linear order,
-Δ⁺ = dist(χ_⊥ Â D Âᵀ) + γ²Δ with χ_⊥ = C_W⟨σ'σ'⟩_k (5.51) (the perpendicular susceptibility; δδK_[2]⁺ = χ_⊥δδK_[2], (5.48)) and D the centred
-kernel, so 1 − ρ decays per layer by
+Δ⁺ = dist(χ_⊥ Â D Âᵀ) + γ²Δ with χ_⊥ = C_W⟨σ'σ'⟩_k (5.51) (the perpendicular susceptibility,
+δδK_[2]⁺ = χ_⊥δδK_[2] (5.48)) and D the centred kernel, so 1 − ρ decays per layer by
 
     r^{(ℓ)} = (χ_⊥^{(ℓ)} λ₂² + γ²) · k^{(ℓ)}/k^{(ℓ+1)},     k⁺ = C_b + C_W⟨σ²⟩_k + γ² k       [derived]
 
