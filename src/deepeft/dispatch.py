@@ -1,31 +1,36 @@
-"""Public entry points that accept several network kinds: a registry (network class, entry point) → function.
+"""Implementations of public entry points for network specs other than :class:`~deepeft.MLP`.
 
-``de.kernels``, ``de.four_point_vertex``, ``de.sample_ensemble`` … are written for the MLP; a module that
-implements them for another network spec (e.g. :class:`deepeft.graph.GCN` in ``theory/gnn.py``) registers its
-functions here at import, and the entry point hands such a network over with ``dispatch.handler(net, name)``.
-The registry imports nothing from deepeft, so the entry points need no import of the modules they hand over to
-(no import cycle).
+A public function (``de.kernels``, ``de.vertex_flow``, ``de.sample_ensemble`` …) asks ``lookup(entry, net)`` first
+and, when an implementation is registered for ``type(net)``, returns its result; the implementing module registers
+itself on import (``register(entry, cls)`` as a decorator) and is imported by its package ``__init__``. This keeps
+the entry points free of imports of the modules that implement other architectures (no import cycles), e.g.
+``deepeft.theory.residual_recursions`` for :class:`~deepeft.ResidualMLP`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-__all__ = ["handler", "register"]
+from .errors import DeepEFTInputError
 
-_HANDLERS: dict[tuple[type, str], Callable] = {}
+__all__ = ["lookup", "register"]
 
-
-def register(cls: type, **entries: Callable) -> None:
-    """Register ``entry_point_name=function`` for networks of class ``cls`` (and its subclasses)."""
-    for name, fn in entries.items():
-        _HANDLERS[(cls, name)] = fn
+_IMPL: dict[tuple[str, type], Callable] = {}
 
 
-def handler(net, entry: str) -> Callable | None:
-    """The function registered for ``entry`` and the class of ``net`` (None: the entry point's own MLP path)."""
-    for klass in type(net).__mro__:
-        fn = _HANDLERS.get((klass, entry))
-        if fn is not None:
-            return fn
-    return None
+def register(entry: str, cls: type) -> Callable[[Callable], Callable]:
+    """Decorator: ``fn`` implements the public entry point ``entry`` for networks of type ``cls``."""
+
+    def deco(fn: Callable) -> Callable:
+        _IMPL[(entry, cls)] = fn
+        return fn
+
+    return deco
+
+
+def lookup(entry: str, net) -> Callable | None:
+    """The implementation of ``entry`` for ``type(net)``, or None (the entry point's own MLP code applies)."""
+    fn = _IMPL.get((entry, type(net)))
+    if fn is None and any(cls is type(net) for _, cls in _IMPL):
+        raise DeepEFTInputError(f"{entry} does not support {type(net).__name__}; see the docs for what it accepts.")
+    return fn

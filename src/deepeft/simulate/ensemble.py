@@ -61,6 +61,7 @@ from .. import dispatch
 from .._x64 import x64
 from ..errors import DeepEFTInputError
 from ..network import MLP
+from ..network_residual import ResidualMLP
 from ..statistics import Estimate
 from ..theory.criticality import warn_on_exponential_kernel
 from . import estimators as est
@@ -449,7 +450,7 @@ def _kept(cfg: _Config, X, seed, k, m):
 
 @warn_on_exponential_kernel(lambda res, a, kw: res.metric.value)
 def sample_ensemble(
-    net: MLP,
+    net: MLP | ResidualMLP,
     X,
     n_networks: int,
     seed: int = 0,
@@ -485,8 +486,10 @@ def sample_ensemble(
     progress : show a tqdm progress bar on stderr. Default (None): when stderr is a terminal and the run
         takes over a second, unless the environment sets ``DEEPEFT_PROGRESS=0`` (experiment tasks do).
     """
-    if (other := dispatch.handler(net, "sample_ensemble")) is not None:  # other network kinds (GCN: simulate/gnn.py)
-        return other(net, X, n_networks, seed, dtype=dtype, vertex=vertex, ntk=ntk, micro_batch=micro_batch)
+    impl = dispatch.lookup("sample_ensemble", net)  # e.g. ResidualMLP: simulate/residual_ensemble.py (B.3)
+    if impl is not None:
+        return impl(net, X, n_networks, seed, chunk_size=chunk_size, dtype=dtype, keep_preactivations=keep_preactivations,
+                    vertex=vertex, ntk=ntk, method=method, micro_batch=micro_batch, progress=progress)  # fmt: skip
     net = fw.check_net(net)
     X = net.check_inputs(X)
     N = X.shape[0]

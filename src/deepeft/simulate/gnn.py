@@ -217,15 +217,25 @@ def sample_graph_ensemble(
     vertex: bool | None = None,
     ntk: bool = False,
     micro_batch: int | None = None,
+    chunk_size: int | None = None,
+    keep_preactivations=None,
+    method: str = "weights",
+    progress: bool | None = None,
 ) -> GraphEnsembleResult:
     """Sample ``n_networks`` random GCNs on node features X (N_nodes, n_0); per-layer node metric, stochastic
     metric and four-point vertex (γ = 0), and the output-layer NTK (``ntk=True``), with standard errors.
 
     ``vertex`` defaults to N_nodes ≤ 8 (the accumulators grow as N⁴). Reached through
-    :func:`deepeft.sample_ensemble`, which dispatches a GCN here.
+    :func:`deepeft.sample_ensemble`, which dispatches a GCN here; ``chunk_size`` and ``progress`` are accepted for
+    its signature and have no effect (one jitted loop over micro-batches).
     """
     if not isinstance(net, GCN):
         raise DeepEFTInputError(f"net must be a deepeft.GCN, got {type(net).__name__}.")
+    if method != "weights" or keep_preactivations is not None:
+        raise DeepEFTInputError(
+            "GCN ensembles run the networks (method='weights') and keep no preactivations; drop method= and "
+            "keep_preactivations= (use deepeft.simulate.gnn.gcn_forward for single networks)."
+        )
     X = net.check_inputs(X)
     N = net.N_nodes
     n_networks = v.positive_int(n_networks, "n_networks", minimum=2)
@@ -288,4 +298,4 @@ def sample_graph_ensemble(
     )
 
 
-dispatch.register(GCN, sample_ensemble=sample_graph_ensemble)
+dispatch.register("sample_ensemble", GCN)(sample_graph_ensemble)

@@ -49,7 +49,7 @@ from ..errors import DeepEFTInputError, DeepEFTWarning
 from ..gaussian import engine
 from ..graph import GCN
 from .kernel import Kernels
-from .vertex import four_sigma, jacobian_contract, pair_derivatives
+from .vertex import VertexFlow, four_sigma, jacobian_contract, pair_derivatives
 
 __all__ = [
     "CollapseRate",
@@ -58,6 +58,7 @@ __all__ = [
     "mean_decorrelation",
     "node_four_point_vertex",
     "node_kernels",
+    "node_vertex_flow",
     "rank_one_distance",
     "spectral_gap",
 ]
@@ -211,7 +212,20 @@ def node_four_point_vertex(net: GCN, X: ArrayLike, *, resolution: float = 1.0) -
     return V
 
 
-dispatch.register(GCN, kernels=node_kernels, four_point_vertex=node_four_point_vertex)
+@dispatch.register("vertex_flow", GCN)
+def node_vertex_flow(net: GCN, X: ArrayLike, *, nlo: bool = False, resolution: float = 1.0) -> VertexFlow:
+    """K and V over nodes as a :class:`~deepeft.theory.vertex.VertexFlow` (what ``de.vertex_flow`` and
+    ``de.four_point_vertex`` return for a GCN); the NLO metric G^{1} of GCNs is not implemented."""
+    if nlo:
+        raise DeepEFTInputError("the NLO metric G^{1} of a GCN is not implemented; use nlo=False (K and V only).")
+    net = check_gcn(net)
+    X = net.check_inputs(X)
+    V = node_four_point_vertex(net, X, resolution=resolution)
+    K = node_kernels(net, X, ntk=False).K
+    return VertexFlow(net, X, K, V, None, np.asarray(net.n[:-1], dtype=np.float64))  # type: ignore[arg-type]
+
+
+dispatch.register("kernels", GCN)(node_kernels)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ from ..activations import activation as _activation
 from ..errors import DeepEFTInputError, DeepEFTWarning
 from ..gaussian.engine import batched_expect, expect1d
 from ..network import MLP, check_net
+from ..network_residual import ResidualMLP
 from . import kernel as kernel_module
 from .criticality import warn_on_exponential_kernel
 from .kernel import kernel as _kernel
@@ -330,11 +331,14 @@ def _single_input_flow(net: MLP, X: np.ndarray, x: np.ndarray, nlo: bool) -> Ver
 
 
 @warn_on_exponential_kernel(lambda flow, a, kw: flow.K)
-def vertex_flow(net: MLP, X: ArrayLike, *, nlo: bool = False, resolution: float = 1.0) -> VertexFlow:
+def vertex_flow(net: MLP | ResidualMLP, X: ArrayLike, *, nlo: bool = False, resolution: float = 1.0) -> VertexFlow:
     """K, V (4.119) and optionally G^{1} (4.115) for every layer, in one pass.
 
     ``resolution`` (≥ 1) scales the quadrature node density (accuracy check / hard activations).
     """
+    impl = dispatch.lookup("vertex_flow", net)  # e.g. ResidualMLP: deepeft.theory.residual_recursions (B.24)
+    if impl is not None:
+        return impl(net, X, nlo=nlo, resolution=resolution)
     net = check_net(net)
     X = net.check_inputs(X, "X")
     try:
@@ -375,15 +379,13 @@ def vertex_flow(net: MLP, X: ArrayLike, *, nlo: bool = False, resolution: float 
 
 
 @warn_on_exponential_kernel(lambda V, a, kw: None)  # the message comes from vertex_flow inside
-def four_point_vertex(net: MLP, X: ArrayLike, *, resolution: float = 1.0) -> np.ndarray:
+def four_point_vertex(net: MLP | ResidualMLP, X: ArrayLike, *, resolution: float = 1.0) -> np.ndarray:
     """V^{(ℓ)}_{(α1α2)(α3α4)} for ℓ = 1..L (4.119): array (L, N, N, N, N), layer ℓ at index ℓ − 1 (zeros at ℓ = 1).
 
     Normalisation of (4.117): the connected four-point function of layer ℓ is V^{(ℓ)}/n_{ℓ−1} × (δδ terms);
     unequal widths enter as n_ℓ/n_{ℓ−1} in the recursion. Cost per layer: C(N+3, 4) Gaussian
     integrals over ≤ 4 variables (C(N, 4) of them 4-dimensional).
     """
-    if (other := dispatch.handler(net, "four_point_vertex")) is not None:  # other network kinds (GCN: theory/gnn.py)
-        return other(net, X, resolution=resolution)
     return vertex_flow(net, X, resolution=resolution).V
 
 
