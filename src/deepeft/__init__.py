@@ -24,6 +24,7 @@ from .gaussian.action import ExactCorrelators, NearlyGaussianAction
 from .gaussian.cumulants import connected, moment
 from .gaussian.engine import Factor, expect, two_point, two_point_maps
 from .gaussian.wick import gaussian_moment, pairings, wick_tensor
+from .graph import GCN, normalize_adjacency
 from .interop import ImportedModel, from_arrays, from_equinox, from_flax, from_torch
 from .network import MLP
 from .network_residual import ResidualMLP
@@ -88,6 +89,8 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
     __version__ = "0.0.0"
 
 __all__ = [
+    "GCN",
+    "normalize_adjacency",
     "count_reals",
     "metric_cumulants",
     "MetricCumulants",

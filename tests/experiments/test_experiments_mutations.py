@@ -230,6 +230,7 @@ ELSEWHERE = {
     "kernel-gd-vs-trained": ("test_experiments_learning", "test_kernel_gd_fails_for_perturbed_theory"),
     "ntk-fluctuations": ("test_experiments_ntk", "test_ntk_fluctuations_checks_can_fail"),
     "learning-rate-equivalence": ("test_experiments_ntk", "test_learning_rate_equivalence_checks_can_fail"),
+    "gnn-oversmoothing": ("test_experiments_gnn", "test_gnn_oversmoothing_fails_for_perturbed_theory"),
     "residual-criticality": ("test_experiment_residual", "test_residual_criticality_fails_for_perturbed_theory"),
     "diagnose-trained-mlp": ("test_experiment_diagnose", "test_diagnose_trained_mlp_fails_for_perturbed_theory"),
     "running-couplings": ("test_experiments_couplings", "test_small_run_passes_and_fails_when_perturbed"),

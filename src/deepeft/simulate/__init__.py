@@ -9,6 +9,7 @@ from .couplings import CouplingFit, EnsembleCouplings, ensemble_couplings, fit_c
 from .ensemble import EnsembleResult, default_micro_batch, sample_ensemble
 from .estimators import covariance, mean_and_se, mean_vector_and_cov
 from .forward import network_key, preactivations, sample_params
+from .gnn import GraphEnsembleResult, sample_graph_ensemble
 from .metric_cumulants import MetricCumulants, metric_cumulants, stochastic_metric_samples
 from .ntk import empirical_ntk, ntk_autodiff, ntk_forward
 from .ntk_tensors import (
@@ -29,6 +30,8 @@ from .susceptibility import empirical_chi_perp
 from .training import TrainedEnsemble, train_ensemble
 
 __all__ = [
+    "GraphEnsembleResult",
+    "sample_graph_ensemble",
     "BlockCorrelators",
     "block_correlators",
     "mlp_block",

@@ -21,7 +21,7 @@ The functions named like their modules (``kernel``, ``criticality``, ``single_in
 so that ``import deepeft.theory.kernel`` and ``from deepeft.theory import kernel`` mean the module.
 """
 
-from . import complexity, deep_linear, dntk_single_input, information, information_exact
+from . import complexity, deep_linear, dntk_single_input, gnn, information, information_exact
 from .algorithm_projectors import AlgorithmProjectors, algorithm_projectors
 from .bayes import (
     Posterior,
@@ -119,6 +119,7 @@ __all__ = [
     "CriticalPoint",
     "complexity",
     "deep_linear",
+    "gnn",
     "information",
     "information_exact",
     "dntk_single_input",
