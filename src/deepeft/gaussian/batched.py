@@ -167,13 +167,17 @@ def _program(act: Activation, terms: tuple, k: int, rule: tuple):
         s = {}  # (a, d) → σ^{(d)}(z_a), evaluated once
         S_in = inner(L, xs) if closed else None
         out = []
-        cache: dict = {}
+        # Partial sums are shared between terms with the same factors on dims a..kq−1 (a suffix trie): the
+        # M^k-point innermost sums are done once per distinct innermost factor, not once per term — the
+        # same operations in the same order, so every term's value is unchanged.
+        partial: dict = {}
         for tm in terms:
-            if tm in cache:
-                out.append(cache[tm])
-                continue
             acc = S_in
             for a in reversed(range(kq)):
+                key = tm[a:kq]
+                if key in partial:
+                    acc = partial[key]
+                    continue
                 derivs, q = tm[a]
                 f = ws[a]
                 for d in sorted(set(derivs)):
@@ -185,7 +189,7 @@ def _program(act: Activation, terms: tuple, k: int, rule: tuple):
                 if acc is not None:
                     f = f * acc
                 acc = jnp.sum(f, axis=-1)
-            cache[tm] = acc
+                partial[key] = acc
             out.append(acc)
         return jnp.stack(out)
 
@@ -223,11 +227,28 @@ def run_rule(act: Activation, terms: tuple, K: np.ndarray, rule: tuple) -> np.nd
     if B == 0:
         return np.zeros((0, len(terms)))
     L = _cholesky(K)
-    Bp = 1 << max(0, (B - 1).bit_length())  # pad to a power of two: few compiled shapes
+    chunk = _chunk_rows(k, rule)
+    if B <= chunk:  # pad to a power of two: few compiled shapes
+        Bp, chunk = 1 << max(0, (B - 1).bit_length()), None
+    else:  # pad to a multiple of one fixed chunk (70 rows → 80, not 128: padded rows cost as much as real ones)
+        Bp = -(-B // chunk) * chunk
     Lp = np.concatenate([L, np.broadcast_to(np.eye(k), (Bp - B, k, k))]) if Bp > B else L
+    prog = _program(act, terms, k, rule)
     with x64():
-        out = np.array(_program(act, terms, k, rule)(jnp.asarray(Lp)))
+        if chunk is None:
+            out = np.array(prog(jnp.asarray(Lp)))
+        else:
+            out = np.concatenate([np.array(prog(jnp.asarray(Lp[i : i + chunk]))) for i in range(0, Bp, chunk)])
     return out[:B]
+
+
+_CHUNK_MIN = 16  # rows per jitted call above which a batch is cut into fixed chunks (≤ 1/16 + padding waste)
+
+
+def _chunk_rows(k: int, rule: tuple) -> int:
+    """Rows per jitted call for large batches: a power of two ≥ the lax.map batch and ≥ _CHUNK_MIN."""
+    b = max(_batch_size(k, rule), _batch_size(max(k - 1, 1), rule))  # k − 1: the ReLU family's closed inner dim
+    return max(_CHUNK_MIN, 1 << max(0, (b - 1).bit_length()))
 
 
 def product_expect(act, terms, K, *, resolution: float = 1.0, tol: float | None = None) -> np.ndarray:
