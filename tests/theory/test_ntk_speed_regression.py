@@ -60,3 +60,30 @@ def test_chunked_batches_equal_one_call(name, rule):
         one = np.array(batched._program(act, terms, 4, rule)(Lp))[:70]
     assert batched._chunk_rows(4, rule) < 70  # the chunked path is taken
     np.testing.assert_allclose(got, one, rtol=1e-13, atol=0)
+
+
+def test_parity_detection():
+    assert batched._parity(activation("tanh")) == -1
+    assert batched._parity(activation("erf")) == -1
+    assert batched._parity(activation("gelu")) == 0
+    assert batched._parity(activation("relu")) == 0  # kinked: never halved (Gauss–Legendre panels)
+    import jax.numpy as jnp
+
+    assert batched._parity(activation(lambda z: jnp.tanh(z))) == 0  # a custom σ is never assumed symmetric
+    assert batched._term_parity(activation("tanh"), (((0,), 0), ((1,), 0), ((0,), 0))) == 1  # σσ′σ
+    assert batched._term_parity(activation("tanh"), (((0,), 0), ((1,), 0), ((0,), 1))) == -1  # σσ′(zσ)
+    assert batched._term_parity(activation("tanh"), (((0,), 0), ((1,), 0), ((1,), 0))) == -1  # σσ′σ′
+
+
+def test_half_grid_equals_full_grid():
+    """Even integrands on the half outer grid (tanh) equal the full grid: adding one odd term forces the full grid."""
+    act = activation("tanh")
+    rng = np.random.default_rng(5)
+    Z = rng.normal(size=(5, 3, 6))
+    K = np.einsum("bik,bjk->bij", Z, Z) / 6
+    even = batched._norm_terms(((((0,), 0), ((0,), 0), ((1,), 0)), ((((1,), 0), ((0,), 1), ((1,), 1)))))
+    odd = batched._norm_terms(((((0,), 0), ((0,), 0), ((0,), 0)),))
+    half = batched.run_rule(act, even, K, ("trap", 33))
+    full = batched.run_rule(act, even + odd, K, ("trap", 33))[:, :2]
+    np.testing.assert_allclose(half, full, rtol=1e-13, atol=1e-16)
+    assert np.max(np.abs(half)) > 1e-2
