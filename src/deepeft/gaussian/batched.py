@@ -269,17 +269,14 @@ def run_rule(act: Activation, terms: tuple, K: np.ndarray, rule: tuple) -> np.nd
         return np.zeros((0, len(terms)))
     L = _cholesky(K)
     chunk = _chunk_rows(k, rule)
-    if B <= chunk:  # pad to a power of two: few compiled shapes
-        Bp, chunk = 1 << max(0, (B - 1).bit_length()), None
+    if B <= chunk:  # pad to a power of two: few compiled shapes, one call
+        Bp = chunk = 1 << max(0, (B - 1).bit_length())
     else:  # pad to a multiple of one fixed chunk (70 rows → 80, not 128: padded rows cost as much as real ones)
         Bp = -(-B // chunk) * chunk
     Lp = np.concatenate([L, np.broadcast_to(np.eye(k), (Bp - B, k, k))]) if Bp > B else L
     prog = _program(act, terms, k, rule)
     with x64():
-        if chunk is None:
-            out = np.array(prog(jnp.asarray(Lp)))
-        else:
-            out = np.concatenate([np.array(prog(jnp.asarray(Lp[i : i + chunk]))) for i in range(0, Bp, chunk)])
+        out = np.concatenate([np.array(prog(jnp.asarray(Lp[i : i + chunk]))) for i in range(0, Bp, chunk)])
     return out[:B]
 
 
