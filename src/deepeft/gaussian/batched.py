@@ -115,6 +115,13 @@ def _program(act: Activation, terms: tuple, k: int, rule: tuple):
 
     closed = act.family == "scale_invariant" and k >= 2 and all(tm[k - 1] == ((0,), 0) for tm in terms)
     kq = k - 1 if closed else k  # dimensions integrated by quadrature
+    if rule[0] == "trap" and not closed and all(_term_parity(act, tm) == 1 for tm in terms):
+        # every integrand is even under ξ → −ξ (z = Lξ flips sign exactly): sum the outer dimension over
+        # ξ_0 ≥ 0 only, doubling the weights off the centre node — half the grid, the same sum up to rounding
+        c = M // 2  # the trapezoid nodes are symmetric and M is odd: x0[c] = 0
+        x0_outer, w0_outer = x0[c:], np.concatenate([w0[c : c + 1], 2.0 * w0[c + 1 :]])
+    elif rule[0] == "trap":
+        x0_outer, w0_outer = x0, w0
     fns: dict = {}
     for tm in terms:
         for derivs, _ in tm:
@@ -125,8 +132,9 @@ def _program(act: Activation, terms: tuple, k: int, rule: tuple):
         xs, ws = [], []
         for j in range(kq):
             if rule[0] == "trap":
-                xs.append(jnp.asarray(x0).reshape((1,) * j + (-1,)))
-                ws.append(jnp.asarray(w0).reshape((1,) * j + (-1,)))
+                xj, wj = (x0_outer, w0_outer) if j == 0 else (x0, w0)
+                xs.append(jnp.asarray(xj).reshape((1,) * j + (-1,)))
+                ws.append(jnp.asarray(wj).reshape((1,) * j + (-1,)))
                 continue
             mu: Any = 0.0
             for l in range(j):
@@ -167,13 +175,17 @@ def _program(act: Activation, terms: tuple, k: int, rule: tuple):
         s = {}  # (a, d) → σ^{(d)}(z_a), evaluated once
         S_in = inner(L, xs) if closed else None
         out = []
-        cache: dict = {}
+        # Partial sums are shared between terms with the same factors on dims a..kq−1 (a suffix trie): the
+        # M^k-point innermost sums are done once per distinct innermost factor, not once per term — the
+        # same operations in the same order, so every term's value is unchanged.
+        partial: dict = {}
         for tm in terms:
-            if tm in cache:
-                out.append(cache[tm])
-                continue
             acc = S_in
             for a in reversed(range(kq)):
+                key = tm[a:kq]
+                if key in partial:
+                    acc = partial[key]
+                    continue
                 derivs, q = tm[a]
                 f = ws[a]
                 for d in sorted(set(derivs)):
@@ -185,7 +197,7 @@ def _program(act: Activation, terms: tuple, k: int, rule: tuple):
                 if acc is not None:
                     f = f * acc
                 acc = jnp.sum(f, axis=-1)
-            cache[tm] = acc
+                partial[key] = acc
             out.append(acc)
         return jnp.stack(out)
 
@@ -193,6 +205,39 @@ def _program(act: Activation, terms: tuple, k: int, rule: tuple):
         return jax.lax.map(single, Ls, batch_size=_batch_size(kq, rule))
 
     return jax.jit(run)
+
+
+@functools.lru_cache(maxsize=64)
+def _parity(act: Activation) -> int:
+    """+1 if σ(−z) = σ(z), −1 if σ(−z) = −σ(z) bit for bit on a probe grid (tanh, erf, sin), else 0.
+
+    Only for the package's own smooth activations (a custom σ is never assumed symmetric)."""
+    if act.custom or act.breakpoints:
+        return 0
+    z = np.concatenate([np.linspace(1e-3, 12.0, 241), [0.1234567, 0.7071, 1.9e-7, 3.3, 29.5]])
+    with x64():
+        f = np.asarray(act.fn(jnp.asarray(z)))
+        g = np.asarray(act.fn(jnp.asarray(-z)))
+    if not (np.all(np.isfinite(f)) and np.all(np.isfinite(g))):
+        return 0
+    if np.array_equal(g, -f):
+        return -1
+    if np.array_equal(g, f):
+        return 1
+    return 0
+
+
+def _term_parity(act: Activation, tm: tuple) -> int:
+    """Parity of Π_a z_a^{q_a} Π_d σ^{(d)}(z_a) under z → −z (σ^{(d)} has parity p·(−1)^d); 0 if σ has none."""
+    p = _parity(act)
+    if p == 0:
+        return 0
+    sign = 1
+    for derivs, q in tm:
+        sign *= (-1) ** q
+        for d in derivs:
+            sign *= p * (-1) ** d
+    return sign
 
 
 def _batch_size(k: int, rule: tuple) -> int:
@@ -223,11 +268,25 @@ def run_rule(act: Activation, terms: tuple, K: np.ndarray, rule: tuple) -> np.nd
     if B == 0:
         return np.zeros((0, len(terms)))
     L = _cholesky(K)
-    Bp = 1 << max(0, (B - 1).bit_length())  # pad to a power of two: few compiled shapes
+    chunk = _chunk_rows(k, rule)
+    if B <= chunk:  # pad to a power of two: few compiled shapes, one call
+        Bp = chunk = 1 << max(0, (B - 1).bit_length())
+    else:  # pad to a multiple of one fixed chunk (70 rows → 80, not 128: padded rows cost as much as real ones)
+        Bp = -(-B // chunk) * chunk
     Lp = np.concatenate([L, np.broadcast_to(np.eye(k), (Bp - B, k, k))]) if Bp > B else L
+    prog = _program(act, terms, k, rule)
     with x64():
-        out = np.array(_program(act, terms, k, rule)(jnp.asarray(Lp)))
+        out = np.concatenate([np.array(prog(jnp.asarray(Lp[i : i + chunk]))) for i in range(0, Bp, chunk)])
     return out[:B]
+
+
+_CHUNK_MIN = 16  # rows per jitted call above which a batch is cut into fixed chunks (≤ 1/16 + padding waste)
+
+
+def _chunk_rows(k: int, rule: tuple) -> int:
+    """Rows per jitted call for large batches: a power of two ≥ the lax.map batch and ≥ _CHUNK_MIN."""
+    b = max(_batch_size(k, rule), _batch_size(max(k - 1, 1), rule))  # k − 1: the ReLU family's closed inner dim
+    return max(_CHUNK_MIN, 1 << max(0, (b - 1).bit_length()))
 
 
 def product_expect(act, terms, K, *, resolution: float = 1.0, tol: float | None = None) -> np.ndarray:
