@@ -16,6 +16,7 @@ References:
 """
 
 from .dbm import (
+    DRIFTS,
     DBMResult,
     boundary_temperature,
     convergence_lhs,
@@ -25,6 +26,7 @@ from .dbm import (
     level_spacing,
     per_sample_factors,
     spacing_coefficients,
+    spacing_drift,
     spacing_rate,
 )
 from .observables import (
@@ -46,9 +48,18 @@ from .observables import (
 )
 from .teacher_student import Problem, TeacherStudent, losses, sample_problem, student_outputs
 from .teacher_student import forward as forward  # old name of student_outputs
-from .trainer import METHODS, EnsembleRun, gradient_moments, phase_grid, record_times, train_ensemble
+from .trainer import (
+    METHODS,
+    EnsembleRun,
+    continue_ensemble,
+    gradient_moments,
+    phase_grid,
+    record_times,
+    train_ensemble,
+)
 
 __all__ = [
+    "DRIFTS",
     "DBMResult",
     "EnsembleRun",
     "METHODS",
@@ -57,6 +68,7 @@ __all__ = [
     "TeacherStudent",
     "alignment",
     "boundary_temperature",
+    "continue_ensemble",
     "convergence_lhs",
     "dbm_analysis",
     "drift_and_variance",
@@ -79,6 +91,7 @@ __all__ = [
     "record_times",
     "sample_problem",
     "spacing_coefficients",
+    "spacing_drift",
     "spacing_rate",
     "weight_spectrum",
     "train_ensemble",
