@@ -231,6 +231,7 @@ def _kernels(setup: TeacherStudent, method: str, batch_size: int):
         return {
             "test_loss": loss,
             "G": obs.feature_correlation(phi, phi0),
+            "G_self": obs.feature_correlation(phi, phi),
             "alignment": obs.alignment(h, phi),
             "X": obs.gram(params[j]["W"]),
         }
@@ -239,6 +240,17 @@ def _kernels(setup: TeacherStudent, method: str, batch_size: int):
     gnorm = jax.jit(_over_members(functools.partial(obs.gradient_norm, setup), 4))
     init = jax.jit(_over_members(lambda noise, s: init_params(noise, s, setup), 1))
     return advance, record, gnorm, init
+
+
+def finite_eigvalsh(X) -> np.ndarray:
+    """Ascending eigenvalues of symmetric matrices (..., n, n) by LAPACK; NaN for a matrix with a non-finite
+    entry (a diverged model, e.g. an unbounded activation at high T: LAPACK would raise for the whole batch)."""
+    X = np.asarray(X, np.float64)
+    ok = np.isfinite(X).all(axis=(-2, -1))
+    out = np.full(X.shape[:-1], np.nan)
+    if ok.any():
+        out[ok] = np.linalg.eigvalsh(X[ok])
+    return out
 
 
 def _over_members(fn, n_batched: int):
@@ -260,7 +272,8 @@ def _over_members(fn, n_batched: int):
 class EnsembleRun:
     """Recorded observables of an ensemble training run (axes: time R, member M, point P).
 
-    test_loss, G (3.4), alignment (3.5): (R, M, P); eigenvalues of X (4.1): (R, M, P, n_ℓ);
+    test_loss, G (3.4), alignment (3.5), G_self = G(t, t) (the features' mean square, so that
+    G(t, 0)/√(G(t, t) G(0, 0)) is a correlation coefficient for any activation): (R, M, P); eigenvalues of X (4.1): (R, M, P, n_ℓ);
     grad_norm_init / grad_norm (3.3) and train_loss_init / train_loss on the training set at
     t = 0 and t = steps: (M, P); teacher_eigenvalues: X of the teacher's spectral layer (M, n_ℓ);
     final_params: trainable parameters at t = steps in the user layout (per layer {"W": (M, P, n_ℓ,
@@ -288,6 +301,7 @@ class EnsembleRun:
     final_params: tuple
     grid_shape: tuple[int, ...] | None = None
     dtype: str = "float32"
+    G_self: np.ndarray | None = None
 
     @property
     def temperature(self) -> np.ndarray:
@@ -305,6 +319,7 @@ class EnsembleRun:
         data = {
             "test_loss": (("time", "member", "point"), self.test_loss),
             "G": (("time", "member", "point"), self.G),
+            **({} if self.G_self is None else {"G_self": (("time", "member", "point"), self.G_self)}),
             "alignment": (("time", "member", "point"), self.alignment),
             "eigenvalues": (("time", "member", "point", "level"), self.eigenvalues),
             "grad_norm_init": (("member", "point"), self.grad_norm_init),
@@ -443,7 +458,7 @@ def _execute(setup, method, lr, sw, M, B, seed, ts, dtype, member_chunk, workers
     advance, record, gnorm, init = _kernels(setup, method, B)
     n_out = setup.spectral_shape[0]
     R = ts.size
-    res = {k: np.empty((R, M, P), np.float64) for k in ("test_loss", "G", "alignment")}
+    res = {k: np.empty((R, M, P), np.float64) for k in ("test_loss", "G", "G_self", "alignment")}
     res["eigenvalues"] = np.empty((R, M, P, n_out), dtype)
     for k in ("grad_norm_init", "grad_norm", "train_loss_init", "train_loss"):
         res[k] = np.empty((M, P), np.float64)
@@ -468,7 +483,7 @@ def _execute(setup, method, lr, sw, M, B, seed, ts, dtype, member_chunk, workers
             def rec(r, params):
                 out = record(params, prob.init_noise, prob.frozen, prob.a_test, prob.y_test, sw_j)
                 X = np.asarray(out.pop("X"), np.float64)[sl]  # LAPACK eigvalsh: far cheaper than XLA's eigh
-                res["eigenvalues"][r, lo:hi] = np.linalg.eigvalsh(X)
+                res["eigenvalues"][r, lo:hi] = finite_eigvalsh(X)
                 for k, val in out.items():
                     res[k][r, lo:hi] = np.asarray(val)[sl]
 
