@@ -162,8 +162,8 @@ class DBMResult:
     time_averaged: K_S_se, V_S_se, D_S_se — standard errors of the window means (checkpoint
     scatter/√n, the checkpoints treated as independent). quenched: quench_lr (P,) the GD learning rate,
     S_quench (q + 1, M, P) the level spacing along the GD quench (step 0 = t_f) and K_S_trajectory
-    (M, P) = (S_q − S_0)/(q·ε_q), the spacing drift measured on that noise-free trajectory (basis "X":
-    equal to K_S to first order in ε_q, tested).
+    (M, P) = (S_q − S_h)/((q − h)ε_q), h = ⌊q/2⌋, the spacing drift measured on the second half of that
+    noise-free trajectory (for q = 1 the one step; basis "X": equal to K_S to first order in ε_q, tested).
     """
 
     K_S: np.ndarray
@@ -185,11 +185,16 @@ class DBMResult:
     K_S_trajectory: np.ndarray | None = None
 
 
-def spacing_drift(run, final_params=None, *, basis: str = "X", member_chunk: int = 1):
+#: members per compiled call of the coefficient kernel (one vmapped batch; memory ∝ |D|·P·n_ℓ per member)
+MEMBER_CHUNK = 8
+
+
+def spacing_drift(run, final_params=None, *, basis: str = "X", member_chunk: int = MEMBER_CHUNK, dtype=None):
     """(K_S, V_S, D_S) (B.7)–(B.9), each (M, P), of every model of ``run`` at the weights ``final_params``
     (user layout as :attr:`EnsembleRun.final_params`; default the run's own), over its training set.
 
-    The teachers and data are regenerated from the run's seed (identical by construction).
+    The teachers and data are regenerated from the run's seed (identical by construction). dtype: default the
+    run's; float64 evaluates the coefficients of a float32 run in double precision.
     """
     if basis not in BASES:
         raise DeepEFTInputError(f"basis must be one of {BASES}, got {basis!r}.{suggest(str(basis), BASES)}")
@@ -197,8 +202,8 @@ def spacing_drift(run, final_params=None, *, basis: str = "X", member_chunk: int
     final_params = run.final_params if final_params is None else final_params
     kern = _analysis_kernel(setup, basis)
     M = run.members
-    c = v.positive_int(member_chunk, "member_chunk")
-    dtype = jnp.dtype(run.dtype)
+    c = min(v.positive_int(member_chunk, "member_chunk"), run.members)
+    dtype = jnp.dtype(run.dtype if dtype is None else dtype)
     out = {k: np.empty((M, run.learning_rate.size)) for k in ("K_S", "V_S", "D_S")}
     with jax.enable_x64(dtype == jnp.float64):
         for lo in range(0, M, c):
@@ -213,9 +218,9 @@ def spacing_drift(run, final_params=None, *, basis: str = "X", member_chunk: int
     return out["K_S"], out["V_S"], out["D_S"]
 
 
-def dbm_analysis(run, *, basis: str = "X", drift: str = "instantaneous", member_chunk: int = 1,
+def dbm_analysis(run, *, basis: str = "X", drift: str = "instantaneous", member_chunk: int = MEMBER_CHUNK,
                  quench_steps: int = QUENCH_STEPS, quench_lr=None, checkpoints: int = AVERAGE_CHECKPOINTS,
-                 spacing: int = AVERAGE_SPACING) -> DBMResult:
+                 spacing: int = AVERAGE_SPACING, dtype=None) -> DBMResult:
     """K_S, V_S, D_S per model at the end of training (over its training set) and the test (4.15).
 
     drift — which K_S, V_S, D_S enter (4.15):
@@ -227,7 +232,10 @@ def dbm_analysis(run, *, basis: str = "X", drift: str = "instantaneous", member_
     * ``"quenched"``: after ``quench_steps`` full-batch GD steps from the t_f weights, learning rate
       ``quench_lr`` (default min(ε, QUENCH_LR_MAX) per point): the noise-free drift of the spacing.
 
-    The left side of (4.15) always uses the run's T and σ_W.
+    The left side of (4.15) always uses the run's T and σ_W. dtype: precision of the coefficients, the
+    continued SGD and the quench (default the run's; the continued SGD of ``time_averaged`` always keeps the
+    run's precision, so that it is the run's own longer training). Near a minimum the mean drift is a
+    small difference of large per-sample terms: float64 is advisable for the quenched reading.
     """
     if drift not in DRIFTS:
         raise DeepEFTInputError(f"drift must be one of {DRIFTS}, got {drift!r}.{suggest(str(drift), DRIFTS)}")
@@ -238,7 +246,7 @@ def dbm_analysis(run, *, basis: str = "X", drift: str = "instantaneous", member_
                                 "remove or average: use drift='instantaneous'.")
     extra: dict = {}
     if drift == "instantaneous":
-        K_S, V_S, D_S = spacing_drift(run, basis=basis, member_chunk=member_chunk)
+        K_S, V_S, D_S = spacing_drift(run, basis=basis, member_chunk=member_chunk, dtype=dtype)
     elif drift == "time_averaged":
         n = v.positive_int(checkpoints, "checkpoints")
         gap = v.positive_int(spacing, "spacing")
@@ -246,7 +254,7 @@ def dbm_analysis(run, *, basis: str = "X", drift: str = "instantaneous", member_
         for k in range(n):
             if k:
                 cur = continue_ensemble(cur, gap)
-            samples.append(spacing_drift(cur, basis=basis, member_chunk=member_chunk))
+            samples.append(spacing_drift(cur, basis=basis, member_chunk=member_chunk, dtype=dtype))
         arr = np.asarray(samples)  # (n, 3, M, P)
         K_S, V_S, D_S = arr.mean(0)
         se = arr.std(0, ddof=1) / math.sqrt(n) if n > 1 else np.full(arr.shape[1:], np.nan)
@@ -259,10 +267,11 @@ def dbm_analysis(run, *, basis: str = "X", drift: str = "instantaneous", member_
             lr = np.broadcast_to(np.asarray(quench_lr, np.float64), run.learning_rate.shape).copy()
             if np.any(~np.isfinite(lr)) or np.any(lr <= 0):
                 raise DeepEFTInputError("quench_lr must be finite and > 0 (a scalar or one value per point).")
-        qr = continue_ensemble(run, q, method="gd", learning_rate=lr, times=run.steps + np.arange(q + 1))
+        qr = continue_ensemble(run, q, method="gd", learning_rate=lr, times=run.steps + np.arange(q + 1), dtype=dtype)
         K_S, V_S, D_S = spacing_drift(qr, basis=basis, member_chunk=member_chunk)
         Sq = level_spacing(qr.eigenvalues)
-        extra = {"quench_lr": lr, "S_quench": Sq, "K_S_trajectory": (Sq[-1] - Sq[0]) / (q * lr[None, :])}
+        h = q // 2  # the second half of the quench: the fast thermal modes have relaxed
+        extra = {"quench_lr": lr, "S_quench": Sq, "K_S_trajectory": (Sq[-1] - Sq[h]) / ((q - h) * lr[None, :])}
     with np.errstate(divide="ignore", invalid="ignore"):
         rhs = -K_S / V_S
     lhs = convergence_lhs(run.setup, run.temperature, run.sigma_W)

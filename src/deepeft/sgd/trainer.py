@@ -411,6 +411,7 @@ def continue_ensemble(
     n_records: int = 2,
     member_chunk: int | None = None,
     workers: int | None = None,
+    dtype=None,
     progress=None,
 ) -> EnsembleRun:
     """Advance a finished run by ``steps`` more steps from its final parameters (absolute time t_f … t_f + steps).
@@ -423,7 +424,8 @@ def continue_ensemble(
 
     times: absolute recording steps, from run.steps to run.steps + steps (default: ``n_records`` − 1
     log-spaced intervals; 2 → just the two ends). The returned run's grad_norm_init / train_loss_init
-    are at run.steps; G(t, 0) (3.4) still refers to the features at t = 0.
+    are at run.steps; G(t, 0) (3.4) still refers to the features at t = 0. dtype: default the run's; float64
+    continues a float32 run in double precision (the data are regenerated in that precision).
     """
     if not isinstance(run, EnsembleRun):
         raise DeepEFTInputError("run must be an EnsembleRun returned by train_ensemble or continue_ensemble.")
@@ -444,8 +446,11 @@ def continue_ensemble(
         ts = np.asarray(times, dtype=np.int64)
     if ts.ndim != 1 or ts[0] != t0 or np.any(np.diff(ts) <= 0) or ts[-1] != t0 + steps:
         raise DeepEFTInputError(f"times must start at run.steps = {t0}, strictly increase and end at {t0 + steps}.")
+    dt = jnp.dtype(run.dtype if dtype is None else dtype)
+    if dt not in (jnp.float32, jnp.float64):
+        raise DeepEFTInputError(f"dtype must be float32 or float64, got {dt}.")
     return _execute(run.setup, method, lr, run.sigma_W, run.members, run.batch_size, run.seed, ts,
-                    jnp.dtype(run.dtype), member_chunk, workers, run.grid_shape, progress, start=run.final_params)
+                    dt, member_chunk, workers, run.grid_shape, progress, start=run.final_params)
 
 
 def _execute(setup, method, lr, sw, M, B, seed, ts, dtype, member_chunk, workers, grid_shape, progress, start=None):
