@@ -63,7 +63,8 @@ def fisher_z(r: float, n: int) -> float:
 @register
 class SGDDBMDrift(Experiment):
     name = "sgd-dbm-drift"
-    description = "DBM convergence test (4.15) read three ways (instantaneous, time-averaged, quenched drift) and after longer training"
+    description = ("DBM convergence test (4.15) read three ways (instantaneous, time-averaged, quenched drift) "
+                   "and after longer training")
     references = "Park, Lucini & Aarts 2025 (4.3)-(4.15), (B.7)-(B.9), Fig. 8"
     order = 303
 

@@ -278,7 +278,8 @@ class SGDStudents(Experiment):
         for a, act in enumerate(acts):
             rel, mem, _ = self._means(ds, a)
             frac = ds.converged.isel(activation=a).mean("member").values
-            al = np.nanmean(ds.alignment.isel(activation=a).values, 0)
+            with _quiet():
+                al = np.nanmean(ds.alignment.isel(activation=a).values, 0)
             sc.heatmap(axes[a, 0], fig, T, s, np.where(np.isfinite(rel), rel, np.nan), f"{act}: test loss ℒ/ℒ₀ (3.2)",
                        log=True)
             sc.heatmap(axes[a, 1], fig, T, s, mem, f"{act}: memory G(t_f,0)/√(G(t_f,t_f)G(0,0)) (3.4)", log=False)
@@ -295,7 +296,7 @@ class SGDStudents(Experiment):
         for j, ax in zip((len(s) - 1, 0), axs):
             for a, act in enumerate(acts):
                 r = ds.rel_loss.isel(activation=a, inv_sigma_W=j).values
-                m, se = sc.mean_se(np.where(np.isfinite(r), r, np.nan))
+                m, se = sc.mean_se(np.where(np.isfinite(r), r, np.nan))  # NaN where a model diverged
                 ax.errorbar(T, m, yerr=se, fmt="-o", ms=3, capsize=2, label=act)
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")

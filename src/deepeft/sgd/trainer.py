@@ -273,7 +273,8 @@ class EnsembleRun:
     """Recorded observables of an ensemble training run (axes: time R, member M, point P).
 
     test_loss, G (3.4), alignment (3.5), G_self = G(t, t) (the features' mean square, so that
-    G(t, 0)/√(G(t, t) G(0, 0)) is a correlation coefficient for any activation): (R, M, P); eigenvalues of X (4.1): (R, M, P, n_ℓ);
+    G(t, 0)/√(G(t, t) G(0, 0)) is a correlation coefficient for any activation): (R, M, P);
+    eigenvalues of X (4.1): (R, M, P, n_ℓ);
     grad_norm_init / grad_norm (3.3) and train_loss_init / train_loss on the training set at
     t = 0 and t = steps: (M, P); teacher_eigenvalues: X of the teacher's spectral layer (M, n_ℓ);
     final_params: trainable parameters at t = steps in the user layout (per layer {"W": (M, P, n_ℓ,
