@@ -101,7 +101,7 @@ class SGDDBMDrift(Experiment):
         "paper": {"temperatures": tuple(float(2.0**k) for k in range(-5, 7)),
                   "inv_sigma_W": tuple(float(2.0**k) for k in (-8, 0, 3)),
                   "members": 100, "members_per_task": 25, "steps": 100_000, "longer": 4, "n_records": 30,
-                  "bases": ("K", "X"), "checkpoints": 20},
+                  "bases": ("K", "X"), "checkpoints": 20, "quench_steps": 400},
     }
 
     def tasks(self, p):

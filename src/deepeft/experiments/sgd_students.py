@@ -20,8 +20,8 @@ quadratic in σ_W: the value at an interior σ_W is predicted from three others 
 violate it — a finding that shows the check can fail); the exact finite-size Marchenko–Pastur moments of
 the initial spectrum (4.2). Findings (what the run establishes, rule stated with the measured direction):
 the tanh corners as in ``sgd-phase-diagram``; the ReLU and GELU jamming corner learns (ℒ(t_f)/ℒ(0) ≪ the
-tanh one: no σ_z² = ½ saturation); the high-T fate of each unbounded activation (ReLU: dead, GELU:
-diverged); the loss transition T* at 1/σ_W = 8 per activation (resolution: a grid window).
+tanh one: no σ_z² = ½ saturation); the high-T fate of each unbounded activation (ReLU: most students
+die, GELU: diverged); the loss transition T* at 1/σ_W = 8 per activation (resolution: a grid window).
 
 Figures: per activation (rows) heat maps of ℒ/ℒ₀, memory, alignment, DBM converged fraction and the phase
 map; loss vs T at the largest and smallest 1/σ_W for all activations.
@@ -233,7 +233,7 @@ class SGDStudents(Experiment):
                 dead = 1.0 - d.alive.values[:, -1, :].mean()
                 checks.append(Check(f"relu: at T={T[-1]:g} the students die (every feature 0 at t_f, ℒ = ℒ₀): "
                                     "fraction of dead models over the 1/σ_W row", 1.0, float(dead), None, None,
-                                    bool(dead >= 0.9), "finding: fraction ≥ 0.9 (measured phases in that row: "
+                                    bool(dead >= 0.5), "finding: fraction ≥ ½ (measured phases in that row: "
                                     f"{', '.join(names)})", "finding"))
                 c = affine_gradient_check("relu: ", s, d.grad_norm_init.values[:, 0, :], rtol=p.homogeneity_rtol)
                 if c is not None:
@@ -286,9 +286,10 @@ class SGDStudents(Experiment):
             sc.heatmap(axes[a, 2], fig, T, s, al, f"{act}: alignment (3.5)", log=False)
             sc.heatmap(axes[a, 3], fig, T, s, frac, f"{act}: fraction converged by (4.15)", log=False)
             sc.heatmap(axes[a, 4], fig, T, s, self.phase_map(p, ds, a).astype(float), f"{act}: phase", log=False,
-                       cmap=cmap, cbar_label="0 ordered · 1 paramagnetic · 2 jamming · 3 dead · 4 diverged")
+                       cmap=cmap, cbar_label="phase code")
             axes[a, 4].collections[0].set_clim(-0.5, 4.5)
-        fig.suptitle(f"SGD students: {p.members} members, {p.steps} steps, |B| = {p.batch_size}; phases: ℒ/ℒ₀ ≤ "
+        fig.suptitle(f"SGD students: {p.members} members, {p.steps} steps, |B| = {p.batch_size}; phase codes 0 ordered "
+                     "(green), 1 paramagnetic (red), 2 jamming (blue), 3 dead (grey), 4 diverged (black): ℒ/ℒ₀ ≤ "
                      f"{p.ordered_level:g} ordered, memory ≥ {p.memory_level:g} jamming, all features 0 dead, "
                      f"ℒ/ℒ₀ ≥ {p.diverged_level:g} diverged", fontsize=10)
         sl = Figure(figsize=(12, 4.0), layout="constrained")
