@@ -16,8 +16,8 @@ outputs 0, ℒ = ℒ₀); otherwise *jamming* when the memory correlation ≥ ``
 
 Checks. Predictions: positive homogeneity of ReLU, φ(σz) = σφ(z) and φ′(σz) = φ′(z), makes the gradient at
 initialisation exactly affine in σ_W for the common-random-number draws, ∇ℒ(σ) = σB − A, so E‖∇ℒ‖² is a
-quadratic in σ_W: the value at an interior σ_W is predicted from three others (the tanh and GELU students
-violate it — a finding that shows the check can fail); the exact finite-size Marchenko–Pastur moments of
+quadratic in σ_W: the value at an interior σ_W is predicted from three others (checked for ReLU; the tanh
+students violate it, which the tests use to show the check can fail); the exact finite-size Marchenko–Pastur moments of
 the initial spectrum (4.2). Findings (what the run establishes, rule stated with the measured direction):
 the tanh corners as in ``sgd-phase-diagram``; the ReLU and GELU jamming corner learns (ℒ(t_f)/ℒ(0) ≪ the
 tanh one: no σ_z² = ½ saturation); the high-T fate of each unbounded activation (ReLU: most students
@@ -203,8 +203,6 @@ class SGDStudents(Experiment):
                         memory_level=p.memory_level)
 
     def analyze(self, p, ds):
-        from .checks import zcheck
-
         T, s = np.asarray(p.temperatures), np.asarray(p.inv_sigma_W)
         acts = list(p.activations)
         so, k8 = len(s) - 1, sc.nearest(s, 8.0)
@@ -261,7 +259,6 @@ class SGDStudents(Experiment):
                     m_t - math.log10(p.learn_ratio), se_t, m_a, se_a, min_z=p.min_z, what="log10-ratio difference"))
         eig = ds.eig_init.isel(activation=0).values
         checks += sc.mp_checks("", eig, s, 16, 32, edge_rtol=0.2, max_z=p.max_z)
-        _ = zcheck  # the exact-moment checks come from sc.mp_checks
         return checks
 
     # -- figures ----------------------------------------------------------------------------------
