@@ -66,8 +66,8 @@ def test_drift_dataset_and_readings(drift):
     assert np.all((ds.fraction >= 0) & (ds.fraction <= 1))
     names = [c["name"] for c in res.summary["checks"]]
     for key in ("instantaneous drift has a random sign", "time_averaged drift has a random sign",
-                "quenched drift is positive", "median |K_S| instantaneous / quenched", "late trend of S",
-                "S grows with longer training", "MP second moment"):
+                "quenched drift is positive", "median |K_S| instantaneous / quenched", "predicts the change of S",
+                "S grows with longer training", "drops from the ordered corner", "MP second moment"):
         assert any(key in n for n in names), key
     # removing the SGD noise shrinks the drift in the ordered corner
     K = ds.K_S.isel(basis=0, T=0, inv_sigma_W=-1)
