@@ -107,7 +107,7 @@ class SGDStudents(Experiment):
         batch_size: int = param(4, "minibatch size |B| (ε = T|B|)", min=1, max=4000)
         members: int = param(8, "ensemble size per activation", min=2)
         members_per_task: int = param(8, "members per task", min=1)
-        steps: int = param(4000, "SGD steps t_f", min=1)
+        steps: int = param(3000, "SGD steps t_f", min=1)
         n_records: int = param(8, "log-spaced recording times", min=2)
         dbm_basis: str = param("K", "basis of the DBM coefficients (appendix B: K)", choices=("K", "X"))
         ordered_level: float = param(0.05, "ordered phase: ℒ/ℒ₀ ≤ this (ℒ₀ = ½E[y²], the zero predictor)", min=0.0,
