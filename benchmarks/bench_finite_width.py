@@ -20,8 +20,9 @@ import numpy as np
 import deepeft as de
 from _timing import timed  # sibling module (the runner puts benchmarks/ on sys.path)
 from deepeft._x64 import x64
+from deepeft.losses import mse_loss
 from deepeft.simulate.forward import forward_preactivations
-from deepeft.simulate.training import gd_update, mse_loss
+from deepeft.simulate.training import gd_update
 
 TARGET_SECONDS = 5.0
 

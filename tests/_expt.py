@@ -4,6 +4,8 @@ import json
 
 import xarray as xr
 
+from deepeft.experiments import run_experiment
+
 CHECK_FIELDS = {"name", "kind", "theory", "simulation", "stderr", "z", "pass", "rule"}
 
 
@@ -22,3 +24,17 @@ def assert_complete_run(summary, path):
     for f in ("summary.json", "report.html", "data.zarr", *summary["figures"]):
         assert (path / f).exists(), f
     assert json.loads((path / "summary.json").read_text())["n_checks"] == summary["n_checks"]
+
+
+class Runs:
+    """Each experiment runs once per test process, on first use, at its quick preset with ``small[name]`` as
+    overrides (pytest-xdist workers only run what they need): ``runs[name]`` → (result, output folder)."""
+
+    def __init__(self, root, small):
+        self.root, self.small, self.done = root, small, {}
+
+    def __getitem__(self, name):
+        if name not in self.done:
+            res = run_experiment(name, self.root / name, preset="quick", overrides=self.small[name])
+            self.done[name] = (res, self.root / name)
+        return self.done[name]

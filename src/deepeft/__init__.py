@@ -16,18 +16,25 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .activations import Activation, activation, available_activations
+from .activations import Activation, activation, available_activations, require_smooth
+from .advice import Advice, advise
+from .diagnostics import WeightSpectrum, weight_spectrum
 from .errors import DeepEFTInputError, DeepEFTWarning
 from .gaussian.action import ExactCorrelators, NearlyGaussianAction
 from .gaussian.cumulants import connected, moment
 from .gaussian.engine import Factor, expect, two_point, two_point_maps
 from .gaussian.wick import gaussian_moment, pairings, wick_tensor
+from .interop import ImportedModel, from_arrays, from_equinox, from_flax, from_torch
 from .network import MLP
+from .network_residual import ResidualMLP
+from .simulate.couplings import ensemble_couplings, fit_couplings
 from .simulate.ensemble import EnsembleResult, sample_ensemble
 from .simulate.forward import preactivations, sample_params
+from .simulate.metric_cumulants import MetricCumulants, metric_cumulants
 from .simulate.ntk import empirical_ntk
 from .simulate.ntk_statistics import NTKStatistics, ntk_statistics
 from .simulate.ntk_tensors import ddntk_statistics, dntk_statistics, empirical_ddntk, empirical_dntk, one_step_prediction
+from .simulate.susceptibility import empirical_chi_perp
 from .simulate.trained_output import trained_output
 from .simulate.training import TrainedEnsemble, train_ensemble
 from .statistics import Estimate, jackknife
@@ -35,19 +42,32 @@ from .theory import deep_linear
 from .theory.algorithm_projectors import AlgorithmProjectors, algorithm_projectors
 from .theory.bayes import Posterior, evidence_grid, log_evidence, nngp_posterior
 from .theory.bayes_finite_width import finite_width_posterior, hebbian_conditional_moment, representation_update
+from .theory.complexity import count_reals, six_point_vertex_relu
 from .theory.conventions import from_mean_field, from_neural_tangents, to_neural_tangents
+from .theory.couplings import RunningCouplings, running_couplings
 from .theory.criticality import Criticality, CriticalPoint, criticality, phase
 from .theory.ddntk import DDNTK, ddntk
 from .theory.dntk import DNTK, dntk
 from .theory.dntk_single_input import DDNTKSingleInput, DNTKSingleInput, ddntk_single_input, dntk_single_input
 from .theory.finite_width_mean import FiniteWidthPrediction, finite_width_prediction
 from .theory.finite_width_solution import TrainedOutput, trained_output_from_tensors
+from .theory.function_space_gd import FunctionSpaceGD, function_space_gd
+from .theory.information import (
+    finite_width_information,
+    gaussian_entropy,
+    gaussian_kl,
+    gaussian_mutual_information,
+    max_mutual_information,
+    optimal_aspect_ratio,
+    vertex_coefficient,
+)
 from .theory.kernel import Kernels, frozen_ntk, kernel, kernel_and_ntk, kernels
 from .theory.kernel_learning import GDPrediction, gd_prediction, last_layer_only
 from .theory.learning_rates import LearningRates, learning_rates
 from .theory.nlo_metric import nlo_metric
 from .theory.ntk_fluctuations import NTKFluctuations, ntk_fluctuations
 from .theory.ntk_single_input import NTKSingleInput, ntk_single_input
+from .theory.residual import critical_xi, residual_aspect_ratio, residual_critical_point, residual_gamma_for_aspect_ratio
 from .theory.single_input import helper_functions, single_input, single_input_recursion
 from .theory.vertex import VertexFlow, connected_four_point, four_point_vertex, vertex_flow
 
@@ -68,11 +88,34 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
     __version__ = "0.0.0"
 
 __all__ = [
+    "count_reals",
+    "metric_cumulants",
+    "MetricCumulants",
+    "six_point_vertex_relu",
+    "finite_width_information",
+    "gaussian_entropy",
+    "gaussian_kl",
+    "gaussian_mutual_information",
+    "max_mutual_information",
+    "optimal_aspect_ratio",
+    "vertex_coefficient",
     "DDNTKSingleInput",
     "DNTKSingleInput",
     "ddntk_single_input",
     "dntk_single_input",
     "MLP",
+    "ImportedModel",
+    "WeightSpectrum",
+    "weight_spectrum",
+    "from_arrays",
+    "from_equinox",
+    "from_flax",
+    "from_torch",
+    "ResidualMLP",
+    "critical_xi",
+    "residual_aspect_ratio",
+    "residual_critical_point",
+    "residual_gamma_for_aspect_ratio",
     "algorithm_projectors",
     "AlgorithmProjectors",
     "trained_output",
@@ -81,6 +124,8 @@ __all__ = [
     "trained_output_from_tensors",
     "TrainedOutput",
     "Activation",
+    "Advice",
+    "advise",
     "Criticality",
     "CriticalPoint",
     "DeepEFTInputError",
@@ -97,6 +142,7 @@ __all__ = [
     "__version__",
     "activation",
     "available_activations",
+    "require_smooth",
     "connected",
     "connected_four_point",
     "four_point_vertex",
@@ -121,8 +167,13 @@ __all__ = [
     "hebbian_conditional_moment",
     "representation_update",
     "vertex_flow",
+    "RunningCouplings",
+    "running_couplings",
+    "ensemble_couplings",
+    "fit_couplings",
     "criticality",
     "deep_linear",
+    "empirical_chi_perp",
     "empirical_ddntk",
     "empirical_dntk",
     "empirical_ntk",
@@ -132,6 +183,8 @@ __all__ = [
     "from_neural_tangents",
     "frozen_ntk",
     "gd_prediction",
+    "function_space_gd",
+    "FunctionSpaceGD",
     "gaussian_moment",
     "helper_functions",
     "jackknife",

@@ -31,7 +31,7 @@ import numpy as np
 from ._x64 import x64
 from .errors import DeepEFTInputError, suggest
 
-__all__ = ["Activation", "activation", "available_activations"]
+__all__ = ["Activation", "activation", "available_activations", "require_smooth"]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -369,3 +369,26 @@ def _custom(fn, *, name: str | None = None, kinks=(), bounded: bool | None = Non
     if bounded is None:
         bounded = bool(np.abs(out).max() < 1e6 and abs(out[-1] - out[-2]) < 1e-6 and abs(out[0] - out[1]) < 1e-6)
     return Activation(nm, fn, kinks=kk, bounded=bounded, custom=True)
+
+
+def require_smooth(act, what: str = "The finite-width training dynamics") -> Activation:
+    """The activation ``act`` (a name, an :class:`Activation` or a callable) if it is smooth; else the one
+    refusal of the finite-width dynamics for kinked or jumping activations (ReLU, leaky ReLU, ELU, perceptron, …).
+
+    At a breakpoint σ″ (or σ‴) is a Dirac delta: the forward equation of the dNTK multiplies it by σ′ of the
+    same preactivation (δ(z)θ(z) has no unique value) and the ddNTK statistics need ⟨σ″σ″⟩, which diverges, so
+    the expansion of training in the learning rate breaks down (PDLT §∞.1, (∞.39)–(∞.44)). ``what`` names the
+    computation that was asked for (it starts the message). Linear (σ″ = 0) passes.
+    """
+    act = activation(act)
+    bp = act.breakpoints
+    if bp:
+        raise DeepEFTInputError(
+            f"{what} needs a smooth activation, but {act!r} has kinks or jumps at z = {list(bp)}: there σ″ (or σ‴) "
+            "is a delta function, the forward equations multiply it by σ′ of the same preactivation (δ(z)θ(z) has "
+            "no unique value) and the ddNTK expectation ⟨σ″σ″⟩ diverges — the η-expansion of the finite-width "
+            "training dynamics breaks down (PDLT §∞.1, (∞.39)–(∞.44)). Use a smooth activation — 'tanh', 'gelu', "
+            "'swish', 'erf', 'sin', 'softplus' — or 'linear' (σ″ = 0); for one input, de.dntk_single_input gives "
+            "P, Q of kinked activations (σ″ integrated by parts, (11.67)–(11.70))."
+        )
+    return act

@@ -609,6 +609,10 @@ from .cli_learning_rates import register as _register_learning_rates  # noqa: E4
 
 _register_learning_rates(app)  # learning-rates (issue 13)
 
+from .cli_advise import register as _register_advise  # noqa: E402
+
+_register_advise(app)  # advise (issue 15)
+
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``deepeft`` script. An interrupted command always exits 130 (see ``_exit_now``)."""

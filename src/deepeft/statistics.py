@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -94,8 +95,8 @@ class Estimate:
     standard error √(se_re² + se_im²) and ``z`` is complex.
     """
 
-    value: float | np.ndarray
-    stderr: float | np.ndarray
+    value: Any  # a float, or a float64 (complex128) array
+    stderr: Any  # a float, or a float64 array of value's shape
 
     def __post_init__(self):
         v = np.asarray(self.value)

@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import special
 
+import deepeft as de
 from deepeft.activations import Activation, activation, available_activations
 from deepeft.errors import DeepEFTInputError
 
@@ -562,3 +563,24 @@ def test_plot_activations_axes_options(tmp_path):
         plot_activations(["tanh"], z_range=(1, -1))
     with pytest.raises(DeepEFTInputError, match="Did you mean"):
         plot_activations(["tahn"])
+
+
+def test_require_smooth_is_the_one_refusal_of_the_finite_width_dynamics():
+    """de.require_smooth passes smooth activations and linear through and refuses every kink or jump with
+    the reason (⟨σ″σ″⟩ diverges) and what to use; the finite-width entry points all raise this message."""
+    for name in ("tanh", "gelu", "swish", "erf", "sin", "softplus", "linear"):
+        assert de.require_smooth(name).name == name
+    for name in ("relu", "leaky_relu", "elu", "perceptron"):
+        with pytest.raises(DeepEFTInputError, match=r"^The X needs a smooth activation.*z = \[0\.0\].*⟨σ″σ″⟩ diverges.*gelu"):
+            de.require_smooth(name, "The X")
+    net = de.MLP(input_dim=2, widths=[4, 4, 1], activation="relu")
+    X = np.eye(2)
+    calls = (
+        lambda: de.dntk(net, X),
+        lambda: de.ddntk(net, X),
+        lambda: de.ddntk_single_input(net),
+        lambda: de.trained_output(de.sample_params(net, seed=0), net, X, np.zeros((2, 1)), X, eta=0.1),
+    )
+    for call in calls:
+        with pytest.raises(DeepEFTInputError, match=r"needs a smooth activation.*⟨σ″σ″⟩ diverges"):
+            call()

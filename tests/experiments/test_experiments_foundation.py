@@ -10,10 +10,10 @@ import math
 import numpy as np
 import pytest
 
-from _expt import load_dataset
+from _expt import Runs, load_dataset
 from conftest import assert_close
 from deepeft.errors import DeepEFTInputError
-from deepeft.experiments import available_experiments, get_experiment, resolve_params, run_experiment
+from deepeft.experiments import available_experiments, get_experiment, resolve_params
 from deepeft.experiments._foundation import biased_check, fixed_inputs, intercept_fit
 
 SMALL = {
@@ -31,22 +31,9 @@ SMALL = {
 _load = load_dataset
 
 
-class _Runs:
-    """Each experiment runs once per test process, on first use (pytest-xdist workers only run what they need)."""
-
-    def __init__(self, root):
-        self.root, self.done = root, {}
-
-    def __getitem__(self, name):
-        if name not in self.done:
-            res = run_experiment(name, self.root / name, preset="quick", overrides=SMALL[name])
-            self.done[name] = (res, self.root / name)
-        return self.done[name]
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    return _Runs(tmp_path_factory.mktemp("foundation"))
+    return Runs(tmp_path_factory.mktemp("foundation"), SMALL)
 
 
 def _print_z(summary):

@@ -9,7 +9,7 @@ import importlib
 import numpy as np
 import pytest
 
-from _expt import assert_complete_run
+from _expt import Runs, assert_complete_run
 from deepeft.errors import DeepEFTInputError
 from deepeft.experiments import resolve_params, run_experiment
 
@@ -27,20 +27,9 @@ PERTURBED = {
 }
 
 
-class _Runs:
-    def __init__(self, root):
-        self.root, self.done = root, {}
-
-    def __getitem__(self, name):
-        if name not in self.done:
-            res = run_experiment(name, self.root / name, preset="quick", overrides=SMALL[name])
-            self.done[name] = (res, self.root / name)
-        return self.done[name]
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    return _Runs(tmp_path_factory.mktemp("learning"))
+    return Runs(tmp_path_factory.mktemp("learning"), SMALL)
 
 
 def _z_summary(s):

@@ -73,7 +73,8 @@ def test_phase_diagram_dataset_and_check_set(runs):
     names = [c["name"] for c in res.summary["checks"]]
     for key in ("loss: paramagnetic", "loss: jamming", "alignment: ordered corner > paramagnetic",
                 "memory: G(t_f,0) jamming", "transition temperature", "closed form vs paper 0.046",
-                "closed form vs paper 190000", "MP second moment", "DBM (4.15)"):
+                "closed form vs paper 190000", "MP second moment", "DBM (4.15)", "(2.24) Wishart couplings",
+                "(2.7) loss as energy"):
         assert any(key in n for n in names), key
     # common random numbers: the initial spectrum is the same draw scaled by σ_W² in every column
     e = ds.eig_init.values

@@ -1,8 +1,9 @@
 """Numbers quoted in README.md and docs/*.md are checked against the code, so they cannot go stale.
 
 Fast: everything that follows from presets, the registry and the CLI (grid sizes, task counts, the
-experiments table, the exit codes). Slow (``-m slow``, one `reproduce --preset quick`, ~2 min on 2 cores):
-the quoted number of quick-preset checks.
+experiments table, the exit codes). Slow (``-m slow``): the quoted number of quick-preset checks, from
+one `reproduce --preset quick` (~6 min on 2 cores) or, when $DEEPEFT_QUICK_SUMMARY names the summary.json of
+a run made by the same code (CI runs `make run` first), from that run.
 """
 
 from __future__ import annotations
@@ -62,11 +63,35 @@ def test_quick_check_count_is_marked_for_the_slow_test():
     assert QUICK_CHECKS.search(EXPERIMENTS_MD), "docs/experiments.md must quote the count inside the marker"
 
 
+def _quick_summary(tmp_path):
+    """The summary of a complete `reproduce --preset quick` made by this code: the one named by
+    $DEEPEFT_QUICK_SUMMARY (CI runs `make run` first and points here at results/quick/summary.json) when its
+    source fingerprint matches, else a fresh run (~6 min on 2 cores)."""
+    import json
+    import os
+
+    from deepeft.experiments import reproduce, source_fingerprint
+
+    given = os.environ.get("DEEPEFT_QUICK_SUMMARY")
+    if given:
+        s = json.loads(Path(given).read_text())
+        names = sorted(e["name"] for e in s["experiments"])
+        problems = [
+            what for what, bad in (
+                ("preset is not quick", s.get("preset") != "quick"),
+                ("made by other code (source_sha256 differs)", s.get("source_sha256") != source_fingerprint()),
+                ("not every registered experiment ran", names != sorted(available_experiments())),
+            ) if bad
+        ]
+        assert not problems, f"$DEEPEFT_QUICK_SUMMARY={given} cannot be reused: {'; '.join(problems)}; rerun `make run`."
+        return s
+    return reproduce(tmp_path / "quick", preset="quick")
+
+
 @pytest.mark.slow
 def test_quick_check_count(tmp_path):
-    from deepeft.experiments import reproduce
-
-    s = reproduce(tmp_path / "quick", preset="quick")
+    s = _quick_summary(tmp_path)
+    assert s["passed"], [e["name"] for e in s["experiments"] if not e["passed"]]
     quoted = _int(QUICK_CHECKS.search(EXPERIMENTS_MD)[1])
     assert s["n_checks"] == quoted, (
         f"`deepeft reproduce --preset quick` now makes {s['n_checks']} checks; docs/experiments.md says {quoted}: "

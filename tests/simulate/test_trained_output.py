@@ -11,9 +11,10 @@ import pytest
 import deepeft as de
 from deepeft import DeepEFTInputError
 from deepeft._x64 import x64
+from deepeft.losses import mse_loss
 from deepeft.simulate.forward import forward_preactivations
 from deepeft.simulate.trained_output import trained_output
-from deepeft.simulate.training import gd_update, mse_loss
+from deepeft.simulate.training import gd_update
 from deepeft.theory.finite_width_solution import trained_output_from_tensors
 
 

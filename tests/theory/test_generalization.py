@@ -142,3 +142,38 @@ def test_bad_input_one_clear_error():
     for call, match in cases:
         with pytest.raises(de.DeepEFTInputError, match=match):
             call()
+
+
+def test_unequal_norm_expansion_matches_exact_two_input_kernels():
+    """(10.64)–(10.66) with (5.47)–(5.48) and the derived δK_[1] terms of δδΘ_[2], for x± = x₀ ± δx/2 with
+    x₀·δx ≠ 0: the errors of robustness and variance against the exact 2×2 kernels fall like δ³ (per halving of
+    δ: 8.2–8.3 for both; an O(δ²) slip would give 4), far below what the equal-norm forms miss (δΘ_[1]/Θ₀₀;
+    −2δK_[1]δΘ_[1]/Θ₀₀ + K₀₀(δΘ_[1]/Θ₀₀)²). Below δ ≈ 3e-3 the errors reach the ~1e-11 floor of the exact
+    kernels (hence δ ≥ 5e-3)."""
+    net = de.MLP(N0, [10] * 2, 1, "tanh", C_b=0.05, C_W=1.0, lambda_b=0.5, lambda_W=2.0)
+    dx = DX + 0.5 * X0  # x₀·δx ≠ 0
+    err_r, err_v = [], []
+    for eps in (1e-2, 5e-3):
+        d = g.delta_ntk_recursion(net, X0, eps * dx)
+        xp, xm = X0 + eps * dx / 2, X0 - eps * dx / 2
+        K, T = de.kernel_and_ntk(net, np.stack([xp, xm]))
+        _, var = g.one_point_prediction(K[-1], T[-1], 1.0)
+        err_r.append(abs(d.robustness[-1] - g.robustness(T[-1])))
+        err_v.append(abs(d.variance[-1] - var))
+        comps = gamma_components(K)
+        assert d.dK1 == pytest.approx(comps[:, 1], rel=10 * eps**2)
+        r1 = d.dTheta1[-1] / d.Theta00[-1]
+        # what the equal-norm forms (10.62)/(10.63) would miss: δΘ_[1]/Θ₀₀ and −2δK_[1]δΘ_[1]/Θ₀₀ + K₀₀(δΘ_[1]/Θ₀₀)²
+        miss_v = abs(-2 * d.dK1[-1] * r1 + d.K00[-1] * r1**2)
+        assert err_r[-1] < 1e-3 * abs(r1) and err_v[-1] < 0.2 * miss_v, (err_r, err_v, r1, miss_v)
+    for e in (err_r, err_v):
+        assert 6 < e[0] / e[1] < 11, e
+
+
+def test_unequal_norm_expansion_reduces_to_equal_norms():
+    net = de.MLP(N0, [10] * 4, 1, "tanh", C_b=0.05, C_W=1.2)
+    d = g.delta_ntk_recursion(net, X0, 0.1 * DX)
+    np.testing.assert_allclose(d.dK1, 0.0, atol=1e-15)
+    np.testing.assert_allclose(d.dTheta1, 0.0, atol=1e-15)
+    assert d.robustness == pytest.approx(-2 * d.ddTheta2 / d.Theta00, rel=1e-14)
+    assert d.variance == pytest.approx(4 * d.ddK2, rel=1e-14)

@@ -135,5 +135,10 @@ def test_extra_moments_match_expect1d(act):
     bp = a.breakpoints
     ref = np.array([expect1d(lambda z: s(z) ** 2 * s(z, 1) ** 2, K, bp), expect1d(lambda z: s(z, 1) ** 4, K, bp)])
     np.testing.assert_allclose(one_point_trajectory(a, ((0, 0, 1, 1), (1, 1, 1, 1)), K), ref, rtol=1e-10)
-    with pytest.raises(de.DeepEFTInputError, match="derivatives 0, 1"):
-        one_point_trajectory(a, ((2, 2),), K)
+    if a.smooth:  # σ″, σ‴ and z-weighted terms (the dNTK/ddNTK moments) through the same engine rule
+        ref2 = np.array([expect1d(lambda z: s(z, 2) ** 2, K), expect1d(lambda z: z * s(z, 3) * s(z, 1) ** 3, K)])
+        got = one_point_trajectory(a, ((2, 2), de.Factor((1, 1, 1, 3), 1)), K)
+        np.testing.assert_allclose(got, ref2, rtol=1e-10, atol=1e-13 * np.abs(ref2).max())
+    else:
+        with pytest.raises(de.DeepEFTInputError, match="needs a smooth activation"):
+            one_point_trajectory(a, ((2, 2),), K)

@@ -26,7 +26,7 @@ from .config import param
 from .executors import ClusterUnavailable, TaskFailed, open_executor
 from .registry import available_experiments, get_experiment, load_errors, register
 from .report import write_report
-from .runner import reproduce, resolve_params, run_experiment
+from .runner import reproduce, resolve_params, run_experiment, source_fingerprint
 from .seeds import TaskContext, task_seed
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "reproduce",
     "resolve_params",
     "run_experiment",
+    "source_fingerprint",
     "task_seed",
     "write_report",
     "zcheck",

@@ -98,11 +98,7 @@ def mode_mean_statistic(x) -> tuple[float, float, float]:
     x = _fields(x)[..., 0]
     M, W = x.shape
     eq = np.fft.fft(x, axis=1)[:, 1 : W // 2] / W
-    t2 = []
-    for part in (eq.real, eq.imag):
-        m, s = mean_se(part)
-        t2.append((m / s) ** 2)
-    t2 = np.concatenate(t2)
+    t2 = np.concatenate([(m / s) ** 2 for m, s in (mean_se(part) for part in (eq.real, eq.imag))])
     nu = M - 1
     mean = nu / (nu - 2)
     var = 2 * nu**2 * (nu - 1) / ((nu - 2) ** 2 * (nu - 4))

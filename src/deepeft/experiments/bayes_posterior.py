@@ -122,7 +122,7 @@ class BayesPosterior(Experiment):
         X = np.concatenate([XA, XB])
         m_inf, cov_inf = _theory(net, XA, Y, XB, p.noise)
         seed = fd.ensemble_seed(ctx)
-        acc = {"m": [], "c": []}
+        acc: dict[str, list] = {"m": [], "c": []}
         chunk = 2048
         for ci, lo in enumerate(range(0, p.n_networks, chunk)):
             phi = features(net, X, (seed + 7919 * ci) % 2**32, min(p.n_networks, lo + chunk) - lo)

@@ -42,7 +42,7 @@ class Check:
     """A theory-vs-simulation comparison as written to ``summary.json`` (``kind``: one of :data:`KINDS`)."""
 
     name: str
-    theory: float
+    theory: float | None  # None: a finding or a window, no predicted value
     simulation: float
     stderr: float | None
     z: float | None

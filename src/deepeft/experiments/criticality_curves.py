@@ -9,6 +9,12 @@ above the critical C_W against ensembles of random networks, and the book's prin
   C_W = r·C_W*, one input with |x|²/n₀ = 1. Theory: the single-input recursion (5.108), (5.110) →
   E[z²] = K^{(ℓ)} + G^{1}(ℓ)/n (4.104); simulation: E[Ĝ^{(ℓ)}] from ``sample_ensemble``. Check per layer
   ℓ ≥ 2: |sim − (K + G1/n)| < max_z·SE + c·K^{(ℓ)}·((ℓ−2)₊/n)² (``_foundation.biased_check``).
+* **Criticality located from the ensembles** (simulation): per (activation, C_W/C_W*) a two-layer probe ensemble
+  with C_W^{(1)} = C_W*, C_W^{(2)} = r·C_W* (printed values) and one input with K^{(1)} = K* (printed; tanh:
+  K* = 0, probed at K = 1e-6), whose layer Jacobians give χ̂_⊥ = ‖W^{(2)} diag σ′(z^{(1)})‖²_F / n
+  (``simulate.empirical_chi_perp``, drawn weights, not C_W). Check per r: χ̂_⊥ vs C_W⟨σ′σ′⟩_{K*} (5.50). Then a
+  weighted fit χ̂_⊥ = a·r (exact: z^{(1)} does not depend on r) locates χ_⊥ = 1 at Ĉ_W = C_W*/â ± SE, checked
+  against the criticality solver's C_W* (the code under test): a 1 % slip in the solver is a ≳ 10σ failure.
 * **Book constants**: SWISH (5.101) and GELU (5.105) critical points and ã₁, GELU's (−a₁) = −6/π, the tanh
   V/K², bare G^{1}, ℓK and (V/K²)/ℓ tables, the softplus ratio, each against the printed number with the
   tolerance of its last printed digit (half a unit in the last place).
@@ -31,7 +37,7 @@ from ..network import MLP
 from ..statistics import Z_MAX
 from . import _foundation as fd
 from .base import Experiment
-from .checks import Check
+from .checks import Check, zcheck
 from .config import param
 from .registry import register
 
@@ -86,6 +92,11 @@ BOOK_CRITICAL: dict[str, tuple[float, float]] = {
 }
 
 
+# K* printed with those critical points (tanh: the K* = 0 class; ReLU: scale-invariant, any K* — 1 is used).
+BOOK_K_STAR: dict[str, float] = {"tanh": 0.0, "relu": 1.0, "gelu": 3.56155281, "swish": 14.32017362}
+PROBE_K_MIN = 1e-6  # the tanh probe's K^{(1)} (K* = 0 itself has σ′ ≡ 1 and no fluctuation): bias 2K ≪ SE
+
+
 def book_critical(name: str) -> tuple[float, float]:
     """(C_b, C_W) of ``name``'s critical point as printed in the book (:data:`BOOK_CRITICAL`)."""
     if name not in BOOK_CRITICAL:
@@ -96,7 +107,9 @@ def book_critical(name: str) -> tuple[float, float]:
 
 def _half_ulp(printed: str) -> float:
     """Half a unit in the last printed place of ``printed`` (the rounding tolerance of a printed number)."""
-    return 0.5 * 10.0 ** decimal.Decimal(printed).as_tuple().exponent
+    exponent = decimal.Decimal(printed).as_tuple().exponent
+    assert isinstance(exponent, int), printed  # a finite printed number
+    return 0.5 * 10.0**exponent
 
 
 def _computed() -> dict[str, float]:
@@ -108,13 +121,15 @@ def _computed() -> dict[str, float]:
     for name, lab in (("swish", "SWISH"), ("gelu", "GELU")):
         crit = criticality(name, exponents=False)
         p = crit.critical
+        assert p is not None and p.K_star is not None and p.a1_tilde is not None  # printed in (5.101), (5.105)
         out[f"{lab} K*"], out[f"{lab} C_b"], out[f"{lab} C_W"] = p.K_star, p.C_b, p.C_W
         out[f"{lab} (−ã₁)"] = -p.a1_tilde
         if name == "gelu":
             zero = [q for q in crit.points if q.K_star == 0.0]
-            out["GELU (−a₁) at K*=0"] = -zero[0].a1_tilde if zero else math.nan
-    out["tanh C_W"] = criticality("tanh", exponents=False).critical.C_W
-    out["ReLU C_W"] = criticality("relu", exponents=False).critical.C_W
+            out["GELU (−a₁) at K*=0"] = -float(zero[0].a1_tilde) if zero and zero[0].a1_tilde is not None else math.nan
+    for name, lab in (("tanh", "tanh"), ("relu", "ReLU")):
+        q = criticality(name, exponents=False).critical
+        out[f"{lab} C_W"] = q.C_W if q is not None else math.nan
     r = single_input_recursion("tanh", 1.0, 10_000, C_b=0.0, C_W=1.0)
     vk = r.V / r.K**2
     for l in (2, 3, 5, 10, 30, 100):
@@ -152,6 +167,8 @@ class CriticalityCurves(Experiment):
         depth: int = param(10, "number of layers L", min=2, max=200)
         input_dim: int = param(4, "input dimension n_0 (one input, |x|²/n_0 = 1)", min=1)
         n_networks: int = param(8192, "networks per (activation, C_W)", min=2)
+        probe_networks: int = param(4096, "networks per (activation, C_W) of the χ_⊥ probe (criticality located "
+                                          "from the ensembles)", min=2)
         bias_coef: float = param(2.0, "c in the allowance c·K·((ℓ−2)₊/n)² for the O(1/n²) remainder", min=0.0, analysis=True)
         max_z: float = param(Z_MAX, "z-score bound", min=1.0, analysis=True)
         seed: int = param(0, "experiment seed; task i uses SeedSequence(seed, spawn_key=(i,))", min=0)
@@ -186,6 +203,20 @@ class CriticalityCurves(Experiment):
         return MLP(input_dim=p.input_dim, widths=[p.width] * (p.depth - 1), output_dim=p.width, activation=act, C_b=C_b,
                    C_W=ratio * C_W)
 
+    @staticmethod
+    def probe_K(act: str, C_b: float) -> float:
+        return max(BOOK_K_STAR[act], PROBE_K_MIN + C_b)
+
+    def chi_probe(self, p, act: str, ratio: float, seed: int):
+        """χ̂_⊥^{(1)} of a two-layer probe: C_W^{(1)} = C_W*, C_W^{(2)} = ratio·C_W*, input with K^{(1)} = K*."""
+        from ..simulate.susceptibility import empirical_chi_perp
+
+        C_b, C_W = book_critical(act)
+        probe = MLP(input_dim=p.input_dim, widths=[p.width], output_dim=p.width, activation=act, C_b=C_b,
+                    C_W=(C_W, ratio * C_W))
+        x = np.full(p.input_dim, math.sqrt((self.probe_K(act, C_b) - C_b) / C_W))  # K^{(1)} = C_b + C_W|x|²/n₀
+        return empirical_chi_perp(probe, x, p.probe_networks, seed)
+
     def compute(self, p, task, ctx):
         """K^{(ℓ)} and K + G1/n (single-input recursion) and the ensemble E[z²] with its standard error."""
         from ..simulate.ensemble import default_micro_batch, sample_ensemble
@@ -197,7 +228,10 @@ class CriticalityCurves(Experiment):
         B = default_micro_batch(net, 1, method="metric")
         ens = sample_ensemble(net, X, p.n_networks, fd.ensemble_seed(ctx), chunk_size=B, vertex=False, method="metric")
         sm = ens.stochastic_metric
+        chi = self.chi_probe(p, task["activation"], task["cw_ratio"], fd.ensemble_seed(ctx))
         return {
+            "chi_probe": ((), float(chi.value[0])),
+            "chi_probe_se": ((), float(chi.stderr[0])),
             "K": (("layer",), rec.K),
             "G": (("layer",), rec.metric()),
             "simulation": (("layer",), sm.value[:, 0, 0]),
@@ -228,6 +262,7 @@ class CriticalityCurves(Experiment):
                             what="(K + G1/n)", scale_text="K",
                         )
                     )
+        checks += self.locate_checks(p, ds)
         src = {e[0]: e[2] for e in BOOK_CONSTANTS}
         for lab, pr, co, tol in zip(
             ds.constant.values, ds.const_printed.values, ds.const_computed.values, ds.const_tol.values, strict=True
@@ -238,6 +273,30 @@ class CriticalityCurves(Experiment):
                       f"|computed − printed| ≤ {tol:g} (printed precision)", "regression")
             )
         return checks
+
+    def locate_checks(self, p, ds) -> list[Check]:
+        """χ̂_⊥ per C_W ratio vs (5.50), and C_W* located from the ensembles vs the criticality solver."""
+        from ..theory.criticality import criticality
+        from ..theory.single_input import helper_functions
+
+        out: list[Check] = []
+        for a in p.activations:
+            C_b, C_W = book_critical(a)
+            K = self.probe_K(a, C_b)
+            r = np.asarray(p.cw_ratios, dtype=float)
+            chi = np.array([float(ds.chi_probe.sel(activation=a, cw_ratio=x)) for x in p.cw_ratios])
+            se = np.array([float(ds.chi_probe_se.sel(activation=a, cw_ratio=x)) for x in p.cw_ratios])
+            theory = helper_functions(a, K, r * C_W).chi_perp
+            for x, t, c, e in zip(p.cw_ratios, theory, chi, se, strict=True):
+                out.append(zcheck(f"{a} χ_⊥ probe C_W={x:g}·C_W*, K={K:g} (5.50)", t, c, e, max_z=p.max_z))
+            w = 1.0 / se**2  # weighted least squares χ̂ = a·r through the origin
+            a_hat, a_se = float(np.sum(w * chi * r) / np.sum(w * r * r)), float(1.0 / math.sqrt(np.sum(w * r * r)))
+            located, located_se = C_W / a_hat, C_W * a_se / a_hat**2
+            crit_pt = criticality(a, exponents=False).critical
+            solver = crit_pt.C_W if crit_pt is not None else math.nan  # no critical point: the check fails
+            out.append(zcheck(f"{a} critical C_W located from ensembles (χ_⊥ = 1) vs solver", solver, located,
+                              located_se, max_z=p.max_z))
+        return out
 
     def figures(self, p, ds):
         from matplotlib.figure import Figure

@@ -161,6 +161,7 @@ def open_executor(scheduler: str | None = None, workers: int | None = None,
         with client:
             yield DaskExecutor(client, f"Dask scheduler {scheduler}")
         return
+    assert workers is not None  # not both None: checked above
     if workers < 1:
         raise DeepEFTInputError(f"--workers must be >= 1, got {workers}.")
     try:

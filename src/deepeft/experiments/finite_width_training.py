@@ -46,7 +46,7 @@ import functools
 
 import numpy as np
 
-from ..activations import activation
+from ..activations import require_smooth
 from ..errors import DeepEFTInputError
 from . import _foundation as fd
 from .base import Experiment
@@ -68,7 +68,8 @@ def _gd_chunk(net):
     """CHUNK full-batch MSE GD steps (8.6) of one network (jitted per architecture)."""
     import jax
 
-    from ..simulate.training import gd_update, mse_loss
+    from ..losses import mse_loss
+    from ..simulate.training import gd_update
 
     def run(params, X, Y, eta):
         return jax.lax.fori_loop(0, CHUNK, lambda i, q: gd_update(net, mse_loss, q, X, Y, eta), params)
@@ -134,11 +135,7 @@ class FiniteWidthTraining(Experiment):
         def __post_init__(self):
             fd.check_activations(self.activations)
             for a in self.activations:
-                if activation(a).breakpoints:
-                    raise DeepEFTInputError(
-                        f"activation {a!r} has kinks: the η-expansion behind (∞.141) breaks down there (PDLT §∞.1); "
-                        "use a smooth one (tanh, gelu, swish, erf, softplus)."
-                    )
+                require_smooth(a, "The finite-width-training experiment ((∞.141))")
             if len(set(self.widths)) != len(self.widths) or len(self.widths) < 3:
                 raise DeepEFTInputError(
                     f"parameter 'widths' needs at least three distinct widths for a slope, got {list(self.widths)}."

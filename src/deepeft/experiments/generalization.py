@@ -39,15 +39,16 @@ from .registry import register
 def _theory(net, xp, xm, yp, ym, s):
     """(robustness, variance at x₋ from x₊ alone, *-polation mean (S,), *-polation variance (S,), M₁ (1,), M₂ (S, 2))."""
     from ..theory.generalization import one_point_prediction, robustness, star_polation
-    from ..theory.kernel import kernel_and_ntk
+    from ..theory.kernel import frozen_ntk, kernel_and_ntk
 
     K, Th = kernel_and_ntk(net, np.stack([xp, xm]))
+    assert Th is not None  # ntk=True
     K, Th = K[-1], Th[-1]
     rob = robustness(Th)
     _, var1 = one_point_prediction(K, Th, yp)
     sp = star_polation(net, xp, xm, yp, ym, s)
     XB = s[:, None] * xp[None] + (1 - s)[:, None] * xm[None]
-    ThB = kernel_and_ntk(net, np.concatenate([np.stack([xp, xm]), XB]))[1][-1]
+    ThB = frozen_ntk(net, np.concatenate([np.stack([xp, xm]), XB]))[-1]
     M2 = np.linalg.solve(Th, ThB[2:, :2].T).T  # Θ_ℬ𝒜 Θ̃⁻¹ (control variate only)
     return rob, var1, sp.mean[:, 0], sp.var, np.array([Th[1, 0] / Th[0, 0]]), M2
 
@@ -104,18 +105,19 @@ class Generalization(Experiment):
 
     def compute(self, p, task, ctx):
         from ..simulate.training import train_ensemble
-        from ..theory.kernel import kernel_and_ntk
+        from ..theory.kernel import frozen_ntk, kernel
 
         net = self._net(p, task["activation"], task["depth"])
         xp, xm = pair(p.input_dim, p.cos_angle)
         yp, ym = np.array([p.y[0]]), np.array([p.y[1]])
         s = np.asarray(p.s_values, np.float64)
         rob, var1, sp_mean, sp_var, M1, M2 = _theory(net, xp, xm, yp, ym, s)
-        Th = kernel_and_ntk(net, np.stack([xp, xm]))[1][-1]
+        Th = frozen_ntk(net, np.stack([xp, xm]))[-1]
         seed = fd.ensemble_seed(ctx)
         # robustness: train on x₊ alone (η = 1/Θ₊₊: one frozen-NTK step lands on y₊)
         r1 = train_ensemble(net, xp[None], yp[None], p.n_networks, times=[0, p.steps], eta=1.0 / Th[0, 0],
                             X_test=xm[None], seed=seed)
+        assert r1.train_outputs is not None and r1.test_outputs is not None  # store="outputs"
         z0A, z0B, zB = r1.train_outputs[:, 0, 0, 0], r1.test_outputs[:, 0, 0, 0], r1.test_outputs[:, 1, 0, 0]
         u = zB - (z0B - M1[0] * z0A)  # control variate
         M = p.n_networks
@@ -124,6 +126,7 @@ class Generalization(Experiment):
         XB = s[:, None] * xp[None] + (1 - s)[:, None] * xm[None]
         r2 = train_ensemble(net, np.stack([xp, xm]), np.stack([yp, ym]), p.n_networks, times=[0, p.steps],
                             eta=2.0 / (lam[0] + lam[-1]), X_test=XB, seed=(seed + 1) % 2**32)
+        assert r2.train_outputs is not None and r2.test_outputs is not None  # store="outputs"
         zA0, zB0, zBt = r2.train_outputs[:, 0, :, 0], r2.test_outputs[:, 0, :, 0], r2.test_outputs[:, 1, :, 0]
         w = zBt - (zB0 - zA0 @ M2.T)
 
@@ -136,7 +139,7 @@ class Generalization(Experiment):
         v1, v1se = var_se(zB[:, None])
         v2, v2se = var_se(zBt)
         return {
-            "rob_theory": rob, "var_theory": var1, "K_minus": float(kernel_and_ntk(net, xm[None])[0][-1][0, 0]),
+            "rob_theory": rob, "var_theory": var1, "K_minus": float(kernel(net, xm[None])[-1][0, 0]),
             "rob": u.mean() / p.y[0] - 1.0, "rob_se": u.std(ddof=1) / np.sqrt(M) / abs(p.y[0]),
             "var": v1[0], "var_se": v1se[0],
             "star_theory": (("s",), sp_mean), "star_var_theory": (("s",), sp_var),
@@ -172,7 +175,7 @@ class Generalization(Experiment):
         from matplotlib.figure import Figure
 
         from ..theory.generalization import robustness
-        from ..theory.kernel import kernel_and_ntk
+        from ..theory.kernel import frozen_ntk
 
         xp, xm = pair(p.input_dim, p.cos_angle)
         fig = Figure(figsize=(10.0, 3.4), layout="constrained")
@@ -181,7 +184,7 @@ class Generalization(Experiment):
         for k, a in enumerate(p.activations):
             C_b, C_W = fd.critical_hyperparameters(a)
             deep = MLP(p.input_dim, [p.width] * (p.theory_depths - 1), 1, a, C_b=C_b, C_W=C_W)
-            Th = kernel_and_ntk(deep, np.stack([xp, xm]))[1]
+            Th = frozen_ntk(deep, np.stack([xp, xm]))
             a1.plot(Ls, [robustness(Th[l]) for l in range(len(Ls))], "-", color=f"C{k}", lw=1, label=f"{a}: (10.57)")
             sel = ds.sel(activation=a)
             a1.errorbar(sel.depth.values, sel.rob.values, yerr=2 * sel.rob_se.values, fmt="o", ms=3, color=f"C{k}",

@@ -46,6 +46,7 @@ def _theory(net, XA, Y, XB, times, eta):
     pred = gd_prediction(net, XA, Y, XB, times, eta=eta)
     N = XA.shape[0]
     K, Th = kernel_and_ntk(net, np.concatenate([XA, XB]))
+    assert Th is not None  # ntk=True
     K, Th = K[-1], Th[-1]
     Mt = gd_from_kernels(Th[:N, :N], Th[N:, :N], K[:N, :N], K[N:, :N], None, np.eye(N), times, eta).mean
     return pred.mean[..., 0], pred.cov, Mt
@@ -101,16 +102,17 @@ class KernelGDVsTrained(Experiment):
 
     def compute(self, p, task, ctx):
         from ..simulate.training import train_ensemble
-        from ..theory.kernel import kernel, kernel_and_ntk
+        from ..theory.kernel import frozen_ntk, kernel
 
         net = self._net(p, task["width"])
         XA, Y, XB = lc.learning_data(p.n_train, p.n_test, p.input_dim)
-        Th = kernel_and_ntk(net, XA)[1][-1]
+        Th = frozen_ntk(net, XA)[-1]
         eta = p.eta_factor / float(np.linalg.eigvalsh(Th)[-1])
         times = np.asarray(p.times)
         mean, cov, Mt = _theory(net, XA, Y, XB, times, eta)
         K = kernel(net, XB)[-1]
         run = train_ensemble(net, XA, Y, p.n_networks, times=times, eta=eta, X_test=XB, seed=fd.ensemble_seed(ctx))
+        assert run.train_outputs is not None and run.test_outputs is not None  # store="outputs"
         return {
             "theory_mean": (("time", "test"), mean),
             "theory_cov": (("time", "test", "test2"), cov),

@@ -233,15 +233,15 @@ class LatticeRelu(Experiment):
         # lagged covariances
         fig = Figure(figsize=(10.0, 3.6), layout="constrained")
         axes = fig.subplots(1, 3)
-        for j, (a, b) in enumerate([("+", "+"), ("+", "−"), ("−", "+")]):
+        for j, (sa, sb) in enumerate([("+", "+"), ("+", "−"), ("−", "+")]):
             ax = axes[j]
             for sw in sws:
-                d = ds.sel(sigma_w2=sw, field=a, field2=b)
+                d = ds.sel(sigma_w2=sw, field=sa, field2=sb)
                 ax.errorbar(ds.lag.values, d.C_sim.values, yerr=d.C_se.values, fmt="o", ms=4, color=col[sw],
                             label=f"σ_w²={sw:g}")
                 ax.plot(ds.lag.values, d.C_theory.values, "k-", lw=0.8)
             ax.set_xlabel("lag d")
-            ax.set_title(f"C(d)[{a}{b}] = E[ε̃_{a}^(l+d) ε̃_{b}^(l)]", fontsize=9)
+            ax.set_title(f"C(d)[{sa}{sb}] = E[ε̃_{sa}^(l+d) ε̃_{sb}^(l)]", fontsize=9)
         axes[0].legend(fontsize=7)
         figs["lagged_covariance.png"] = fig
         return figs

@@ -135,6 +135,7 @@ class LearningRateEquivalence(Experiment):
             u = loss / m - loss[:, :1] / m[:1]  # delta method for log(m_t/m_0), correlation kept
         log_ratio_se = u.std(0, ddof=1) / math.sqrt(loss.shape[0])
         K, Th = kernel_and_ntk(net, X)
+        assert Th is not None  # ntk=True
         w, U = np.linalg.eigh(Th[-1])
         yt, Kt = U.T @ y[:, 0], U.T @ K[-1] @ U
         theory = []

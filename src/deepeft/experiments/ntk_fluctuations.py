@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import numpy as np
 
@@ -132,7 +133,7 @@ class NTKFluctuationsExperiment(Experiment):
             st = ntk_statistics(net, X, p.table_networks, seed=seed, blocks=16, micro_batch=16)
             l, n = net.L - 1, 100.0
             K, T = th.K[l, 0, 0], th.Theta[l, 0, 0]
-            out = {}
+            out: dict[str, Any] = {}
             for src, get in (("th", lambda k: getattr(th, k)[l, 0, 0, 0, 0]),
                              ("sim", lambda k: getattr(st, k)[l].value[0, 0, 0, 0]),
                              ("se", lambda k: getattr(st, k)[l].stderr[0, 0, 0, 0])):

@@ -19,6 +19,7 @@ References:
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 
@@ -80,7 +81,7 @@ class NTKForwardVsAutodiff(Experiment):
         seed = fd.ensemble_seed(ctx)
         rel = np.zeros(p.depth)
         for i in range(p.n_check_networks):
-            kw = {"seed": seed, "index": i, "all_layers": True, "dtype": "float64"}
+            kw: dict[str, Any] = {"seed": seed, "index": i, "all_layers": True, "dtype": "float64"}
             Hf = empirical_ntk(net, X, method="forward", **kw)
             Ha = empirical_ntk(net, X, method="autodiff", **kw)
             for li in range(p.depth):

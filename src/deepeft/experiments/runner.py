@@ -37,6 +37,19 @@ def _version() -> str:
     return __version__
 
 
+def source_fingerprint() -> str:
+    """SHA-256 over the deepeft package's Python sources (relative path + bytes, sorted): two runs with the
+    same fingerprint ran the same code. Recorded in ``reproduce``'s summary.json so a later consumer (the
+    docs-number test) can reuse a run only when it was made by the code it checks."""
+    import hashlib
+
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for f in sorted(root.rglob("*.py")):
+        h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
 class NullProgress:
     """Progress sink that shows nothing (the CLI passes a rich progress bar instead)."""
 
@@ -310,9 +323,10 @@ def reproduce(
         plan = plan_reproduction(out, preset=preset, names=names, file_values=file_values, overrides=overrides,
                                  resume=resume, overwrite=overwrite)
     t_start = time.perf_counter()
-    entries, checks = [], []
+    entries: list[dict[str, Any]] = []
+    checks: list[dict[str, Any]] = []
     for exp, params in plan:
-        entry = {"name": exp.name, "dir": exp.name, "description": exp.description}
+        entry: dict[str, Any] = {"name": exp.name, "dir": exp.name, "description": exp.description}
         try:
             outcome = run_experiment(
                 exp, out / exp.name, preset=preset, params=params, executor=executor, resume=resume,
@@ -332,6 +346,7 @@ def reproduce(
         "reproduce": True,
         "preset": preset,
         "deepeft_version": _version(),
+        "source_sha256": source_fingerprint(),
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "executor": (executor or InProcess()).description,
         **headline(checks),

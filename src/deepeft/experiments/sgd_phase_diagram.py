@@ -97,6 +97,37 @@ def feature_chi2(edges, counts, sigma_z2: float) -> tuple[float, int]:
     return float((((counts - expected) ** 2 / expected)[keep]).sum()), int(keep.sum() - 1)
 
 
+_DISORDER_STREAM = 2025  # seed of the initialisations drawn for the disorder checks (apart from every task's)
+_WISHART_MEMBERS = 1000
+_ENERGY_MEMBERS = 2
+
+
+def disorder_checks(seed: int, inv_sigma_W, *, max_z: float) -> list:
+    """The disordered-system reading (2.7)–(2.9), (2.24) at initialisation, for the paper's setup: the six symmetry
+    classes of J = W^{(L)ᵀ}W^{(L)} over sampled teachers' output layers against the Wishart moments (2.24) (z-scores;
+    n_L = 1, σ² = teacher C_W = 1), and the energy (2.7) of the students' features against their MSE loss (2.6) on
+    the test set at every 1/σ_W of the grid (an identity; float32 networks)."""
+    import dataclasses as dc
+
+    from ..sgd import disorder, energy_at_init, last_layer_weights, sample_problem, wishart_classes
+    from .checks import close_check
+
+    setup = _setup()
+    out = []
+    pr = sample_problem(dc.replace(setup, n_train=1, n_test=1), _WISHART_MEMBERS, seed=seed + _DISORDER_STREAM)
+    W, s2 = last_layer_weights(setup, pr)
+    wc = wishart_classes(disorder(W, np.zeros((W.shape[0], 1, setup.n[-1]))).J, s2, setup.n[-1])
+    m, se = sc.mean_se(wc.samples, axis=0)
+    for name, th, mv, sv in zip(wc.names, wc.theory, m, se):
+        out.append(zcheck(f"(2.24) Wishart couplings J = W^(L)ᵀW^(L) at init: {name}", th, mv, sv, max_z=max_z))
+    pr = sample_problem(dc.replace(setup, n_train=1), _ENERGY_MEMBERS, seed=seed + _DISORDER_STREAM)
+    loss, en = energy_at_init(setup, pr, 1.0 / np.asarray(inv_sigma_W))
+    rel = float(np.max(np.abs(en - loss) / loss))
+    out.append(close_check("(2.7) loss as energy ½φJφ − hφ + C = MSE (2.6) at init, every 1/σ_W (max relative difference)",
+                           0.0, rel, atol=1e-4))
+    return out
+
+
 @register
 class SGDPhaseDiagram(Experiment):
     name = "sgd-phase-diagram"
@@ -248,6 +279,7 @@ class SGDPhaseDiagram(Experiment):
             chi2, dof = feature_chi2(edges, c, s2)
             checks.append(zcheck(f"Fig. 1: law of φ = tanh z at σ_z² = {s2:g} vs p(φ) = e^(−V(φ)) (2.21), χ²/dof = "
                                  f"{chi2:.0f}/{dof}", float(dof), chi2, float(np.sqrt(2 * dof)), max_z=p.max_z))
+        checks += disorder_checks(p.seed, p.inv_sigma_W, max_z=p.max_z)
         return checks
 
     # -- figures ----------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import math
 import warnings
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -127,7 +128,7 @@ def _program(act: Activation, terms: tuple, k: int, rule: tuple):
                 xs.append(jnp.asarray(x0).reshape((1,) * j + (-1,)))
                 ws.append(jnp.asarray(w0).reshape((1,) * j + (-1,)))
                 continue
-            mu = 0.0
+            mu: Any = 0.0
             for l in range(j):
                 mu = mu + L[j, l] * _expand(xs[l], j)
             mu = jnp.broadcast_to(jnp.asarray(mu), xs[j - 1].shape if j else ())
@@ -146,12 +147,13 @@ def _program(act: Activation, terms: tuple, k: int, rule: tuple):
 
     def inner(L, xs):
         a = k - 1
-        mu = 0.0
+        mu: Any = 0.0
         for l in range(a):
             mu = mu + L[a, l] * _expand(xs[l], a)
         sd = L[a, a]
         u = mu / sd
         smooth = mu * jax.scipy.special.ndtr(u) + sd * jnp.exp(-0.5 * u * u) / math.sqrt(2 * math.pi)
+        assert act.a_plus is not None and act.a_minus is not None  # closed: a scale-invariant σ
         return act.a_minus * mu + (act.a_plus - act.a_minus) * smooth
 
     def single(L):
@@ -165,7 +167,7 @@ def _program(act: Activation, terms: tuple, k: int, rule: tuple):
         s = {}  # (a, d) → σ^{(d)}(z_a), evaluated once
         S_in = inner(L, xs) if closed else None
         out = []
-        cache = {}
+        cache: dict = {}
         for tm in terms:
             if tm in cache:
                 out.append(cache[tm])

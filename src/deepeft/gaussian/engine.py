@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import _validate as v
 from .._x64 import x64
-from ..activations import Activation
+from ..activations import Activation, require_smooth
 from ..activations import activation as _activation
 from ..errors import DeepEFTInputError, suggest
 from . import batched, closed_forms, mehler, montecarlo, quadrature
@@ -259,7 +259,7 @@ def _batched(act, fs, K, rtol):
     if rule[0] == "trap":
         Ms = [m for m in batched.SMOOTH_M if m <= batched.MAX_M[k]]
         i = Ms.index(rule[1])
-        ladder = [("trap", m) for m in Ms[max(i - 1, 0) : i + 3]]
+        ladder: list[tuple] = [("trap", m) for m in Ms[max(i - 1, 0) : i + 3]]
     else:
         ladder = [(rule[0], rule[1], rule[2] + d) for d in (-2, 0, 2, 4)]
     terms = (tuple((f.derivs, f.power) for f in fs),)
@@ -485,64 +485,108 @@ def batched_expect(act, terms, K, *, resolution: float = 1.0, tol: float | None 
 # ----------------------------------------------------------------------------------------------
 # One-point moments along a long (deep) single-input trajectory
 # ----------------------------------------------------------------------------------------------
-_TRAJECTORY_CHUNK = 4096  # variances per jitted call of the trajectory rule
+_TRAJECTORY_CHUNK = 1024  # variances per jitted call of the trajectory rule (cache-sized)
+# Panels on x = z/√K ∈ [−12, 12] per unit of √K_max of a band: z-panels ≤ 2 wide, ≲ 1e-13 relative against expect1d
+# for σ … σ‴ moments of tanh, GELU, SWISH, erf, sin, softplus at K = 1e-4 … 30 (tested; ≤ 4 wide gave 2e-7 at K = 30).
+_PANELS_PER_SQRT_K = 12
+_MIN_PANELS = 6
+_BAND = 4.0  # variances below K_max/_BAND (deep K* = 0 layers) get their own, coarser rule
+
+
+def _trajectory_terms(terms) -> tuple[tuple[tuple[int, ...], int], ...]:
+    out = []
+    for t in terms:
+        if isinstance(t, Factor):
+            out.append((t.derivs, t.power))
+            continue
+        try:
+            out.append((tuple(sorted(int(d) for d in t)), 0))
+        except TypeError:
+            raise DeepEFTInputError(f"a trajectory term is a Factor or a tuple of derivative orders, got {t!r}.") from None
+        if any(d < 0 for d in out[-1][0]):
+            raise DeepEFTInputError(f"derivative orders must be >= 0, got {t!r}.")
+    return tuple(out)
 
 
 def one_point_trajectory(act, terms, K) -> np.ndarray:
-    """⟨Π_d σ^{(d)}(z)⟩_K for every variance K (M,) — e.g. K^{(ℓ)} of a single input through 10⁵ layers — and
-    every derivative tuple in ``terms`` (entries 0 or 1); returns (len(terms), M), float64.
+    """⟨z^p Π_d σ^{(d)}(z)⟩_K for every variance K (M,) — e.g. K^{(ℓ)} of a single input through 10⁵ layers — and
+    every term in ``terms``; returns (len(terms), M), float64.
 
-    Closed forms where the activation family has them (as :func:`expect`); otherwise one composite
-    Gauss–Legendre rule in x = z/√K (nodes of :func:`gauss1d_nodes` at the largest K, panels ≲ 4 wide in z,
-    error ≲ 1e-13) evaluated by one jitted program over chunks of variances — the fast path for deep
-    recursions (≈ 1 s for 10⁵ variances, where the per-variance route of :func:`one_point_core` takes ~10–20 s).
-    Activations with a breakpoint c ≠ 0 (which moves in x with K) use a per-variance rule (:func:`expect1d`).
+    A term is a tuple of derivative orders (``(0, 0, 1, 1)`` = σσσ′σ′, p = 0) or a :class:`Factor` (``Factor((0, 1),
+    1)`` = zσσ′). Orders ≥ 2 (σ″, σ‴, … by forward-mode autodiff) need a smooth activation: at a kink or jump they
+    contain Dirac deltas (refused with :func:`deepeft.require_smooth`'s message).
+
+    Closed forms where the activation family has them (as :func:`expect`); otherwise a composite Gauss–Legendre
+    rule in x = z/√K (nodes of :func:`gauss1d_nodes` at the largest K of a band of variances — K > K_max/4 and
+    the rest — z-panels ≤ 2 wide, error ≲ 1e-13) evaluated by one
+    jitted program over chunks of variances — the fast path for deep recursions (≈ 1 s for 10⁵ variances, where
+    the per-variance route of :func:`one_point_core` takes ~10–20 s). Activations with a breakpoint c ≠ 0 (which
+    moves in x with K) use a per-variance rule (:func:`expect1d`).
     """
     act = _activation(act)
-    terms = tuple(tuple(int(d) for d in t) for t in terms)
+    terms = _trajectory_terms(terms)
     K = np.asarray(K, dtype=np.float64).ravel()
-    if any(d not in (0, 1) for t in terms for d in t):
-        raise DeepEFTInputError(f"one_point_trajectory takes σ and σ′ factors only (derivatives 0, 1), got {terms}.")
     if K.size == 0 or np.any(~np.isfinite(K)) or np.any(K < 0):
         raise DeepEFTInputError("K must be a non-empty array of finite variances >= 0.")
-    if all(closed_forms.has_closed_form(act, (Factor(t),)) for t in terms):
-        return np.stack([one_point_core(act, t, K) for t in terms])
+    order = max((max(d, default=0) for d, _ in terms), default=0)
+    if order >= 2:
+        require_smooth(act, f"A Gaussian expectation of σ^({order})")
+    factors = [Factor(d, p) for d, p in terms]
+    if all(closed_forms.has_closed_form(act, (f,)) for f in factors):
+        return np.stack([_deterministic(act, (f,), K[:, None, None], "auto", 1e-12)[0] for f in factors])
     kinks = breakpoints(act)
     if any(c != 0.0 for c in kinks):  # breakpoints that move in x = z/√K: per-variance rule
-        fs = [Factor(t).numpy_fn(act) for t in terms]
-        return np.stack([expect1d(f, K, kinks) for f in fs])
-    Kmax = max(float(np.max(K)), 1.0)
-    panels = 6 * int(np.ceil(np.sqrt(Kmax)))  # panels of width ≲ 4 in z at the largest K (≲ 1e-13, tested)
-    z, w = gauss1d_nodes(np.array(Kmax), kinks, panels=panels)
-    x = z / np.sqrt(Kmax)
-    M = K.size
-    pad = -M % _TRAJECTORY_CHUNK
-    Kp = np.concatenate([K, np.full(pad, K[-1])]).reshape(-1, _TRAJECTORY_CHUNK)
+        return np.stack([expect1d(f.numpy_fn(act), K, kinks) for f in factors])
     prog = _trajectory_program(act, terms)
+    out = np.empty((len(terms), K.size))
+    Kmax = float(np.max(K))
+    for band in (K > Kmax / _BAND, K <= Kmax / _BAND):
+        if np.any(band):
+            Kb = K[band]
+            panels = max(_MIN_PANELS, int(np.ceil(_PANELS_PER_SQRT_K * np.sqrt(float(np.max(Kb))))))
+            out[:, band] = _trajectory_on_rule(prog, Kb, kinks, panels)
+    return out
+
+
+def _trajectory_on_rule(prog, K: np.ndarray, kinks, panels: int) -> np.ndarray:
+    Kref = max(float(np.max(K)), 1e-300)
+    z, w = gauss1d_nodes(np.array(Kref), kinks, panels=panels)
+    x = z / np.sqrt(Kref)
+    M = K.size
+    Kp = np.concatenate([K, np.full(-M % _TRAJECTORY_CHUNK, K[-1])]).reshape(-1, _TRAJECTORY_CHUNK)
     import jax.numpy as jnp
 
     with x64():
         xs, ws = jnp.asarray(x), jnp.asarray(w)
-        # one call per chunk of the cached program: a lax.map over a fresh lambda would recompile every call
-        res = np.stack([np.asarray(prog(jnp.asarray(k), xs, ws)) for k in Kp])  # (chunks, T, CHUNK)
-    return np.moveaxis(res, 1, 0).reshape(len(terms), -1)[:, :M]
+        # one call per chunk of the cached program (dispatched asynchronously): a lax.map over a fresh lambda
+        # would recompile every call
+        res = [prog(jnp.asarray(k), xs, ws) for k in Kp]  # (T, CHUNK) each
+        return np.concatenate([np.asarray(a) for a in res], axis=1)[:, :M]
 
 
 @functools.lru_cache(maxsize=32)
-def _trajectory_program(act: Activation, terms: tuple[tuple[int, ...], ...]):
+def _trajectory_program(act: Activation, terms: tuple[tuple[tuple[int, ...], int], ...]):
     import jax
     import jax.numpy as jnp
 
-    fn = act.fn
+    order = max((max(d, default=0) for d, _ in terms), default=0)
+    def tangent(f):
+        return lambda z: jax.jvp(f, (z,), (jnp.ones_like(z),))[1]
+
+    derivs = [act.fn]  # σ^{(k)} by nested forward mode; pairs (σ^{(2j)}, σ^{(2j+1)}) from one jvp each
+    for _ in range(order):
+        derivs.append(tangent(derivs[-1]))
 
     def one(Kc, x, w):
         z = jnp.sqrt(Kc)[:, None] * x[None, :]
-        s, d = jax.jvp(fn, (z,), (jnp.ones_like(z),))  # σ, σ′ in one pass
+        vals: list = []
+        for k in range(0, order + 1, 2):
+            vals.extend(jax.jvp(derivs[k], (z,), (jnp.ones_like(z),)))  # σ^{(k)}, σ^{(k+1)} in one pass
         out = []
-        for t in terms:
-            f = jnp.ones_like(z)
-            for k in t:
-                f = f * (d if k else s)
+        for ds, p in terms:
+            f = z**p if p else jnp.ones_like(z)
+            for k in ds:
+                f = f * vals[k]
             out.append(jnp.sum(w * f, -1))
         return jnp.stack(out)
 

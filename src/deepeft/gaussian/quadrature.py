@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -91,7 +92,8 @@ def _integrate_group(funcs, kinks, L, m, scale):
     tiny = 1e-13 * np.sqrt(scale)[:, None, None]
     nonzero = np.abs(L) > tiny
     last = np.where(nonzero.any(-1), r - 1 - np.argmax(nonzero[..., ::-1], axis=-1), -1)  # (b, k)
-    xis, ws = [], []
+    xis: list[np.ndarray] = []
+    ws: list[np.ndarray] = []
     for j in range(r):
         base = _subdivided(int(np.clip(np.ceil(np.max(np.abs(L[:, :, j]))), 1, 64)))
         outer = (b,) + tuple(x.shape[-1] for x in xis)
@@ -129,12 +131,12 @@ def _integrate_group(funcs, kinks, L, m, scale):
         xis.append(x)
         ws.append(w)
     nd = r + 1
-    W = 1.0
+    W: Any = 1.0
     for w in ws:
         W = W * _expand_to(w, nd)
-    F = 1.0
+    F: Any = 1.0
     for i in range(k):
-        z = 0.0
+        z: Any = 0.0
         for j in range(r):
             if np.any(L[:, i, j] != 0):
                 z = z + _expand(L[:, i, j], nd) * _expand_to(xis[j], nd)

@@ -13,6 +13,7 @@ Because r* is the mode, not the mean (E9), ε has a small non-zero mean: it only
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 
@@ -149,7 +150,8 @@ def mode_statistics(x) -> ModeStatistics:
 
 def _complex_estimate(v):
     re, im = _per_network(v.real), _per_network(v.imag)
-    return Estimate(re.value + 1j * im.value, np.sqrt(re.stderr**2 + im.stderr**2))
+    value: Any = re.value + 1j * im.value  # complex128: Estimate keeps complex values (see its docstring)
+    return Estimate(value, np.sqrt(re.stderr**2 + im.stderr**2))
 
 
 def median_bin_ratio(measured, theory, *, exclude_zero=True) -> float:

@@ -6,6 +6,8 @@
   (SGD (2.28), full-batch GD, Langevin (2.29)), observables recorded at log-spaced times.
 * :mod:`.observables` — loss, gradient norm (3.3), G(t, 0) (3.4), alignment (3.5), spectra of
   X = W Wᵀ (4.1), Marchenko–Pastur (4.2), soft-spin feature law (2.21)–(2.22), jamming boundary.
+* :mod:`.disorder` — the loss as an energy of soft spins, J = W^{(L)ᵀ}W^{(L)}, h, C (2.7)–(2.9) and the Wishart
+  moments of J (2.24).
 * :mod:`.dbm` — Dyson-Brownian-motion coefficients K, V (4.4), level spacing (4.5)–(4.8),
   K_S, V_S, D_S (B.7)–(B.9) and the convergence test (4.15) with its 68/95/99.7 % boundaries.
 
@@ -28,6 +30,15 @@ from .dbm import (
     spacing_coefficients,
     spacing_drift,
     spacing_rate,
+)
+from .disorder import (
+    Disorder,
+    disorder,
+    energy,
+    energy_at_init,
+    last_layer_weights,
+    wishart_classes,
+    wishart_moments,
 )
 from .observables import (
     MarchenkoPastur,
@@ -60,6 +71,13 @@ from .trainer import (
 
 __all__ = [
     "DRIFTS",
+    "Disorder",
+    "disorder",
+    "energy",
+    "energy_at_init",
+    "last_layer_weights",
+    "wishart_classes",
+    "wishart_moments",
     "DBMResult",
     "EnsembleRun",
     "METHODS",

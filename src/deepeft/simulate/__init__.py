@@ -4,9 +4,11 @@ derivatives (dNTK, ddNTKs) and their ensemble statistics, and ensembles of train
 gradient flow). See docs/ensembles.md, docs/training.md and docs/ntk_tensors.md.
 """
 
+from .couplings import CouplingFit, EnsembleCouplings, ensemble_couplings, fit_couplings
 from .ensemble import EnsembleResult, default_micro_batch, sample_ensemble
 from .estimators import covariance, mean_and_se, mean_vector_and_cov
 from .forward import network_key, preactivations, sample_params
+from .metric_cumulants import MetricCumulants, metric_cumulants, stochastic_metric_samples
 from .ntk import empirical_ntk, ntk_autodiff, ntk_forward
 from .ntk_tensors import (
     DDNTKStatistics,
@@ -21,9 +23,14 @@ from .ntk_tensors import (
     one_step_prediction,
 )
 from .posterior_sampling import ImportanceSample, importance_posterior, stochastic_output_metrics
+from .susceptibility import empirical_chi_perp
 from .training import TrainedEnsemble, train_ensemble
 
 __all__ = [
+    "CouplingFit",
+    "EnsembleCouplings",
+    "ensemble_couplings",
+    "fit_couplings",
     "DDNTKStatistics",
     "DNTKStatistics",
     "EnsembleResult",
@@ -37,11 +44,15 @@ __all__ = [
     "ddntk_statistics",
     "default_micro_batch",
     "dntk_statistics",
+    "empirical_chi_perp",
     "empirical_ddntk",
     "empirical_dntk",
     "empirical_ntk",
     "empirical_tensors",
     "mean_and_se",
+    "metric_cumulants",
+    "MetricCumulants",
+    "stochastic_metric_samples",
     "mean_vector_and_cov",
     "network_key",
     "ntk_autodiff",

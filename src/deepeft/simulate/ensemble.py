@@ -60,6 +60,7 @@ from .. import _validate as v
 from .._x64 import x64
 from ..errors import DeepEFTInputError
 from ..network import MLP
+from ..network_residual import ResidualMLP
 from ..statistics import Estimate
 from ..theory.criticality import warn_on_exponential_kernel
 from . import estimators as est
@@ -448,7 +449,7 @@ def _kept(cfg: _Config, X, seed, k, m):
 
 @warn_on_exponential_kernel(lambda res, a, kw: res.metric.value)
 def sample_ensemble(
-    net: MLP,
+    net: MLP | ResidualMLP,
     X,
     n_networks: int,
     seed: int = 0,
@@ -484,6 +485,14 @@ def sample_ensemble(
     progress : show a tqdm progress bar on stderr. Default (None): when stderr is a terminal and the run
         takes over a second, unless the environment sets ``DEEPEFT_PROGRESS=0`` (experiment tasks do).
     """
+    if isinstance(net, ResidualMLP):  # (B.3): the pair estimator of (B.23), see simulate/residual_ensemble.py
+        if keep_preactivations is not None:
+            raise DeepEFTInputError("keep_preactivations is not supported for a ResidualMLP; sample it with None.")
+        from .residual_ensemble import sample_residual_ensemble
+
+        return sample_residual_ensemble(
+            net, X, n_networks, seed, dtype=dtype, vertex=vertex, ntk=ntk, micro_batch=micro_batch, method=method
+        )
     net = fw.check_net(net)
     X = net.check_inputs(X)
     N = X.shape[0]

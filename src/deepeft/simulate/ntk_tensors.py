@@ -64,11 +64,12 @@ from jax.flatten_util import ravel_pytree
 from .. import _validate as v
 from .._x64 import x64
 from ..errors import DeepEFTInputError
+from ..losses import mse_loss
 from ..network import MLP
 from ..statistics import Estimate
 from . import estimators as est
 from . import forward as fw
-from .training import gd_update, lambda_tree, mse_loss
+from .training import gd_update, lambda_tree
 
 __all__ = [
     "DDNTKStatistics",
@@ -501,19 +502,12 @@ class DNTKStatistics:
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class DDNTKStatistics:
+class DDNTKStatistics(DNTKStatistics):
     """Ensemble estimates of R (∞.11) and S, T, U (∞.12) (n_{ℓ−1} × E[pair pattern]): Estimates (L, N, N, N, N)
     in the printed index order — R[ℓ−1, δ0, δ1, δ2, δ3], S[ℓ−1, δ1, δ2, δ3, δ4], T[ℓ−1, δ1, δ3, δ4, δ2],
     U[ℓ−1, δ1, δ4, δ2, δ3]; layer 1 exactly 0; layers not sampled NaN. Also P and Q of the same networks
-    (as :class:`DNTKStatistics`; the ddNTK recursions need them)."""
+    (the fields of :class:`DNTKStatistics`; the ddNTK recursions need them)."""
 
-    net: MLP
-    X: np.ndarray
-    n_networks: int
-    seed: int
-    neurons: tuple[int, ...]
-    P: Estimate
-    Q: Estimate
     R: Estimate
     S: Estimate
     T: Estimate
@@ -565,6 +559,7 @@ def _ensemble(net, X, n_networks, fields, *, seed, layer, neurons, micro_batch, 
                 for j in range(kc):  # micro-batch by micro-batch, in network order: chunk-size independent
                     part = jax.tree_util.tree_map(lambda a, j=j: a[j], out)
                     acc = part if acc is None else jax.tree_util.tree_map(np.add, acc, part)
+        assert acc is not None  # n_networks ≥ 1
         for li, l in enumerate(layers):
             for f in fields:
                 s = acc[li][f]

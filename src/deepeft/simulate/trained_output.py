@@ -38,24 +38,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._x64 import x64
+from ..activations import require_smooth
 from ..errors import DeepEFTInputError
 from ..network import MLP
 from ..theory.algorithm_projectors import algorithm_projectors
 from ..theory.finite_width_solution import TrainedOutput
 from . import forward as fw
 
-__all__ = ["check_smooth", "trained_output"]
-
-
-def check_smooth(net: MLP, what: str = "finite-width training dynamics") -> None:
-    """Refuse kinked activations (ReLU, leaky ReLU, ELU, …) for the η-expansion of §∞.1."""
-    act = net.activation
-    if not act.smooth:
-        raise DeepEFTInputError(
-            f"{what} needs a smooth activation, got {act.name!r} with a kink at {act.breakpoints}: the Taylor "
-            "expansion in the learning rate breaks down there (PDLT §∞.1: ⟨σ″σ″⟩ diverges, an update can switch a "
-            "unit off at O(1)). Use a smooth one — 'tanh', 'gelu', 'swish', 'softplus' — or 'linear'."
-        )
+__all__ = ["trained_output"]
 
 
 def _jvp(f, x, v):
@@ -320,7 +310,7 @@ def trained_output(params, net: MLP, X_train, Y_train, X_test, *, eta=None, algo
     parts ``ntk`` (frozen-NTK/linearized prediction with this network's NTK), ``dntk``, ``ddntk_I``, ``ddntk_II``.
     """
     net = fw.check_net(net)
-    check_smooth(net)
+    require_smooth(net.activation, "The trained output (∞.141) of finite-width training dynamics")
     Xa = net.check_inputs(X_train)
     Xb = net.check_inputs(X_test)
     n = net.n[-1]

@@ -49,6 +49,7 @@ import dataclasses
 import functools
 import math
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -57,6 +58,7 @@ import numpy as np
 from .. import _validate as v
 from .._x64 import x64
 from ..errors import DeepEFTInputError, suggest
+from ..losses import LOSSES, resolve_loss
 from ..network import MLP
 from ..statistics import Estimate
 from . import estimators as est
@@ -71,33 +73,7 @@ _CHUNK_BUDGET_FLOATS = 2**25  # per-chunk working set (≈ 128 MB in float32)
 _MAX_CHUNK = 1024
 
 
-# -- losses (per sample: z, y of shape (n_L,) → scalar) -----------------------------------------
-
-
-def mse_loss(z, y):
-    """ℓ = ½ Σ_i (z_i − y_i)² (book MSE, ∂ℓ/∂z = ε = z − y)."""
-    return 0.5 * jnp.sum((z - y) ** 2)
-
-
-def cross_entropy_loss(z, y):
-    """ℓ = −Σ_i y_i log softmax(z)_i (6.11), y a probability vector (e.g. one-hot)."""
-    return -jnp.sum(y * jax.nn.log_softmax(z))
-
-
-LOSSES: dict[str, Callable] = {"mse": mse_loss, "cross_entropy": cross_entropy_loss}
-
-
-def _resolve_loss(loss) -> tuple[str, Callable]:
-    if isinstance(loss, str):
-        if loss not in LOSSES:
-            raise DeepEFTInputError(
-                f"unknown loss {loss!r}.{suggest(loss, LOSSES)} Use one of {tuple(LOSSES)} "
-                "or pass a function ℓ(z, y) → scalar."
-            )
-        return loss, LOSSES[loss]
-    if callable(loss):
-        return getattr(loss, "__name__", "custom"), loss
-    raise DeepEFTInputError(f"loss must be 'mse', 'cross_entropy' or a function ℓ(z, y) → scalar per sample, got {loss!r}.")
+# -- losses: deepeft.losses (shared with the infinite-width function-space dynamics) ---------------------------
 
 
 # -- the update, one network --------------------------------------------------------------------
@@ -288,6 +264,7 @@ class TrainedEnsemble:
                  "seed": self.seed, "n_networks": self.n_networks, "micro_batch": self.micro_batch, "dtype": self.dtype,
                  "net": repr(self.net)}
         coords = {"time": self.times}
+        data: dict[str, Any]
         if self.store == "outputs":
             data = {
                 "train_outputs": (("network", "time", "train_input", "output"), self.train_outputs),
@@ -427,7 +404,7 @@ def train_ensemble(
         raise DeepEFTInputError("method='flow' needs a final time > 0 in times.")
     if method == "flow" and return_params:
         raise DeepEFTInputError("return_params is not available for method='flow' (the solver saves outputs only).")
-    loss_name, loss_fn = _resolve_loss(loss)
+    loss_name, loss_fn = resolve_loss(loss)
     if method == "flow":
         if eta is not None:
             raise DeepEFTInputError(

@@ -9,7 +9,11 @@
 * :mod:`.dntk_single_input` — single-input dNTK P, Q and ddNTK R, S, T, U statistics (§11.3, §∞.1);
 * :mod:`.bayes`, :mod:`.kernel_learning`, :mod:`.generalization` — learning at infinite width: NNGP
   posterior and evidence (Ch. 6), frozen-NTK gradient descent, Newton, ridge (Ch. 10), generalization (§10.3);
+* :mod:`.function_space_gd` — infinite-width GD for any loss (cross-entropy) averaged over the prior (10.3)–(10.6);
 * :mod:`.algorithm_projectors`, :mod:`.finite_width_solution` — the trained network at finite width (§∞.2);
+* :mod:`.information`, :mod:`.information_exact` — entropy, mutual and tripartite information, optimal aspect
+  ratio (App. A); the exact information of the single-input scale-mixture law;
+* :mod:`.complexity` — counting of data-dependent couplings and the ReLU six-point vertex (Ch. ε);
 * :mod:`.conventions` — neural-tangents and mean-field conventions at the edges.
 
 The functions named like their modules (``kernel``, ``criticality``, ``single_input``, ``nlo_metric``) are
@@ -17,7 +21,7 @@ The functions named like their modules (``kernel``, ``criticality``, ``single_in
 so that ``import deepeft.theory.kernel`` and ``from deepeft.theory import kernel`` mean the module.
 """
 
-from . import deep_linear, dntk_single_input
+from . import complexity, deep_linear, dntk_single_input, information, information_exact
 from .algorithm_projectors import AlgorithmProjectors, algorithm_projectors
 from .bayes import (
     Posterior,
@@ -36,6 +40,7 @@ from .bayes_finite_width import (
     representation_update,
 )
 from .conventions import from_mean_field, from_neural_tangents, to_neural_tangents
+from .couplings import RunningCouplings, coupling_tensors, running_couplings
 from .criticality import Criticality, CriticalPoint, phase
 from .ddntk import DDNTK, ddntk
 from .dntk import DNTK, dntk
@@ -50,6 +55,7 @@ from .dntk_single_input import (
 )
 from .finite_width_mean import FiniteWidthPrediction, finite_width_mean_from_statistics, finite_width_prediction
 from .finite_width_solution import TrainedOutput, trained_output_from_tensors
+from .function_space_gd import FunctionSpaceGD, function_space_gd, function_space_gd_from_kernels
 from .generalization import (
     bias_variance,
     delta_ntk_recursion,
@@ -69,11 +75,16 @@ from .kernel_learning import (
     ridge_regression,
 )
 from .nearly_kernel import meta_kernel, nearly_kernel_prediction, quadratic_model
+from .residual import critical_xi, residual_aspect_ratio, residual_critical_point, residual_gamma_for_aspect_ratio, residual_nu
+from .residual_recursions import residual_single_input, residual_vertex_flow
 from .single_input import HelperFunctions, SingleInputRecursion, helper_functions, single_input_recursion
 from .two_input import BootstrappedKernel, FiniteAngle, bootstrapped_recursion, finite_angle_recursion
 from .vertex import VertexFlow, connected_four_point, excess_kurtosis, four_point_vertex, vertex_flow
 
 __all__ = [
+    "FunctionSpaceGD",
+    "function_space_gd",
+    "function_space_gd_from_kernels",
     "algorithm_projectors",
     "AlgorithmProjectors",
     "trained_output_from_tensors",
@@ -106,7 +117,10 @@ __all__ = [
     "connected_four_point",
     "Criticality",
     "CriticalPoint",
+    "complexity",
     "deep_linear",
+    "information",
+    "information_exact",
     "dntk_single_input",
     "delta_ntk_recursion",
     "evidence_grid",
@@ -144,5 +158,15 @@ __all__ = [
     "star_polation",
     "to_neural_tangents",
     "vertex_flow",
+    "RunningCouplings",
+    "coupling_tensors",
+    "running_couplings",
     "VertexFlow",
+    "critical_xi",
+    "residual_aspect_ratio",
+    "residual_critical_point",
+    "residual_gamma_for_aspect_ratio",
+    "residual_nu",
+    "residual_single_input",
+    "residual_vertex_flow",
 ]

@@ -31,7 +31,6 @@ import warnings
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy.optimize import brentq
 
 from .. import _validate as v
 from .._x64 import x64
@@ -230,12 +229,25 @@ def _is_scale_invariant(act: Activation) -> tuple[bool, float, float]:
     return False, math.nan, math.nan
 
 
+def _with_next_derivative(h):
+    """z ↦ (σ, σ′, …, σ^{(k)}) from h: z ↦ (σ, …, σ^{(k−1)}) by one forward-mode derivative of the whole vector."""
+
+    def g(z):
+        primal, tangent = jax.jvp(h, (z,), (jnp.ones_like(z),))
+        return jnp.concatenate([primal[:1], tangent])
+
+    return g
+
+
 @functools.lru_cache(maxsize=64)
 def _taylor_coefficients(act: Activation) -> np.ndarray:
-    """σ^{(p)}(0), p = 0..5 (= Activation.taylor(5)), traced in one jit (one compilation instead of six)."""
+    """σ^{(p)}(0), p = 0..5 (= Activation.taylor(5) to rounding), in one jit of one chain of five nested
+    forward-mode derivatives (cheaper to trace than six reverse-mode towers; the derivatives are exact either way)."""
+    h = act.fn  # on z of shape (1,): σ elementwise, so each jvp with tangent 1 is the next derivative
+    for _ in range(5):
+        h = _with_next_derivative(h)
     with x64():
-        f = jax.jit(lambda z: jnp.stack([act.derivative(p)(z) for p in range(6)]))
-        return np.asarray(f(jnp.zeros(1, dtype=jnp.float64)), dtype=np.float64).ravel()
+        return np.asarray(jax.jit(h)(jnp.zeros(1, dtype=jnp.float64)), dtype=np.float64).ravel()
 
 
 def _taylor(act: Activation) -> TaylorData | None:
@@ -277,6 +289,8 @@ def _trivial_fixed_point(act: Activation, K_star: float, C_b: float, C_W: float,
     def f(K):
         return C_b + C_W * float(helper_functions(act, K, 1.0).g) - K
 
+    from scipy.optimize import brentq  # here, not at import: scipy.optimize costs ~0.3 s and most analyses never need it
+
     return float(brentq(f, min(Ks[i], Ks[i + 1]), max(Ks[i], Ks[i + 1]), xtol=1e-13, rtol=1e-14))
 
 
@@ -288,6 +302,10 @@ def _nonzero_roots(act: Activation, K_grid: np.ndarray, hf) -> list[float]:
     def fk(K):
         h = helper_functions(act, K, 1.0)
         return float(1.0 - h.chi_parallel / h.chi_perp)
+
+    if idx.size == 0:
+        return []
+    from scipy.optimize import brentq  # lazily (import cost), as in _trivial_fixed_point
 
     return [float(brentq(fk, K_grid[i], K_grid[i + 1], xtol=1e-14, rtol=1e-15)) for i in idx]
 
@@ -449,6 +467,21 @@ def criticality(
     if fit_depth is not None:
         fit_depth = v.positive_int(fit_depth, "fit_depth", minimum=200)
     _check_activation(act)
+    res = _analysis(act, lo, hi, n_grid, bool(exponents), fit_depth)
+    return dataclasses.replace(res, constants=dict(res.constants))  # the one mutable field: a copy per caller
+
+
+@functools.lru_cache(maxsize=64)
+def _analysis(act: Activation, lo: float, hi: float, n_grid: int, exponents: bool, fit_depth: int | None) -> Criticality:
+    """The analysis behind :func:`criticality` for validated arguments, memoised: the result is immutable (frozen
+    dataclass, read-only arrays) and several entry points (learning_rates, advise, the CLI) ask for the same one."""
+    out = _analyse(act, lo, hi, n_grid, exponents, fit_depth)
+    for arr in (out.K_grid, out.ratio):
+        arr.flags.writeable = False
+    return out
+
+
+def _analyse(act: Activation, lo: float, hi: float, n_grid: int, exponents: bool, fit_depth: int | None) -> Criticality:
     K_grid = np.geomspace(lo, hi, n_grid)
 
     if act.jumps:

@@ -35,7 +35,7 @@ Symmetries: dd_IĤ is symmetric in its last three (neural, sample) pairs, so R_{
 dd_IIĤ under the joint swap (1 ↔ 2, 3 ↔ 4) (∞.7 errata), so S[a,b,c,d] = S[b,a,d,c], T[a,b,c,d] = T[d,c,b,a],
 U[a,b,c,d] = U[c,d,a,b].
 
-Kinked activations are refused (:func:`deepeft.theory.dntk.check_smooth`): ⟨σ″σ″⟩ diverges for them.
+Kinked activations are refused (:func:`deepeft.require_smooth`): ⟨σ″σ″⟩ diverges for them.
 
 References: Roberts, Yaida, Hanin, *The Principles of Deep Learning Theory*, arXiv:2106.10165, §∞.1, §∞.3.
 """
@@ -46,9 +46,11 @@ import dataclasses
 
 import numpy as np
 
-from ..network import MLP
-from .dntk import DNTK, X4, check_smooth, dntk_step, four_point_table, pair_contract, two_point_table
-from .ntk_fluctuations import NTKFluctuations, ntk_fluctuations
+from ..activations import require_smooth
+from ..network import MLP, check_net
+from .dntk import DNTK, X4, KernelViews, dntk_step, pair_contract, two_point_table
+from .ntk_fluctuations import NTKFluctuations, four_point_table, ntk_fluctuations
+from .vertex import unique_rows
 
 __all__ = ["DDNTK", "ddntk", "ddntk_step"]
 
@@ -105,7 +107,7 @@ def ddntk_step(f4: dict, tp: dict, H, B, F, P, Q, R, S, Tn, Un, *, C_W, lambda_W
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class DDNTK:
+class DDNTK(KernelViews):
     """Per-layer R, S, T, U (∞.171), (∞.173) and P, Q (11.45), each (L, N, N, N, N), layer ℓ at index ℓ − 1
     (module doc), with the NTK statistics they were built from (``ntk``) and ``n_prev`` = n_{ℓ−1}: the means are
     the tensors divided by it."""
@@ -122,14 +124,6 @@ class DDNTK:
     n_prev: np.ndarray
 
     @property
-    def K(self) -> np.ndarray:
-        return self.ntk.K
-
-    @property
-    def Theta(self) -> np.ndarray:
-        return self.ntk.Theta
-
-    @property
     def dntk(self) -> DNTK:
         return DNTK(net=self.net, X=self.X, P=self.P, Q=self.Q, ntk=self.ntk, n_prev=self.n_prev)
 
@@ -142,13 +136,9 @@ def ddntk(net: MLP, X, *, resolution: float = 1.0) -> DDNTK:
     Cost per layer: one batched ≤ 4-variable integral per index multiset (C(N+3, 4)) with the 29 placements of
     ⟨σ″σ′σ′σ⟩, ⟨σ‴σ′σ′σ′⟩, ⟨σ″σ″σ′σ′⟩, ⟨σ′σ′σ′σ′⟩, ⟨σ′σ′σσ⟩, plus O(N⁴) tensor algebra.
     """
-    check_smooth(net, "The ddNTK statistics R, S, T, U")
+    require_smooth(check_net(net).activation, "The ddNTK statistics R, S, T, U")
     X = net.check_inputs(X, "X")
-    Xu, first, inv = np.unique(X, axis=0, return_index=True, return_inverse=True)
-    keep = np.argsort(first)
-    rank = np.empty_like(keep)
-    rank[keep] = np.arange(keep.size)
-    Xu, inv = Xu[keep], rank[inv.ravel()]
+    Xu, inv = unique_rows(X)
     fl = ntk_fluctuations(net, Xu, resolution=resolution)
     L, N = net.L, Xu.shape[0]
     n = np.asarray(net.n, dtype=np.float64)
@@ -167,10 +157,6 @@ def ddntk(net: MLP, X, *, resolution: float = 1.0) -> DDNTK:
             f4, tp, H, fl.B[l - 1], fl.F[l - 1], prev["P"], prev["Q"], prev["R"], prev["S"], prev["T"], prev["U"], **kw
         )
     sel = (slice(None),) + np.ix_(inv, inv, inv, inv)
-    sel2 = (slice(None),) + np.ix_(inv, inv)
-    full = dataclasses.replace(
-        fl, X=X, K=fl.K[sel2], Theta=fl.Theta[sel2], **{k: getattr(fl, k)[sel] for k in ("V", "A", "B", "D", "F")}
-    )
     T = np.einsum("...adbc->...abcd", out["T"])  # T[δ1, δ3, δ4, δ2] = T_{δ1δ3δ4δ2}
     U = np.einsum("...acdb->...abcd", out["U"])  # U[δ1, δ4, δ2, δ3] = U_{δ1δ4δ2δ3}
     return DDNTK(
@@ -182,6 +168,6 @@ def ddntk(net: MLP, X, *, resolution: float = 1.0) -> DDNTK:
         U=U[sel],
         P=out["P"][sel],
         Q=out["Q"][sel],
-        ntk=full,
+        ntk=fl.on_inputs(X, inv),
         n_prev=n[:-1].copy(),
     )

@@ -34,96 +34,26 @@ References: Roberts, Yaida, Hanin, *The Principles of Deep Learning Theory*, arX
 from __future__ import annotations
 
 import dataclasses
-import functools
-import itertools
 
 import numpy as np
 
-from ..errors import DeepEFTInputError
+from ..activations import require_smooth
 from ..gaussian import engine
-from ..network import MLP
-from .ntk_fluctuations import NTKFluctuations, ntk_fluctuations
+from ..network import MLP, check_net
+from .ntk_fluctuations import NTKFluctuations, four_point_table, ntk_fluctuations
+from .vertex import unique_rows
 
 __all__ = [
     "DNTK",
-    "check_smooth",
+    "KernelViews",
     "dntk",
     "dntk_step",
-    "four_point_table",
     "pair_contract",
     "stein_coefficients",
     "two_point_table",
 ]
 
-# Accuracy target of the 4-variable smooth rule, as for the NTK fluctuations' four-point tables
-# (deepeft.theory.ntk_fluctuations: 8.6e-10 relative error measured for tanh at K = 1).
-_TOL4 = 1e-6
 X4 = (2, 1, 1, 0)  # ⟨σ″0 σ′1 σ′2 σ3⟩, the dNTK four-point function of (11.31)
-
-
-def check_smooth(net, what: str) -> None:
-    """Refuse an activation with kinks or jumps for the dNTK / ddNTK statistics (actionable message)."""
-    if not isinstance(net, MLP):
-        raise DeepEFTInputError(f"net must be a deepeft.MLP, got {type(net).__name__}; build one with de.MLP(...).")
-    act = net.activation
-    bp = engine.breakpoints(act)
-    if bp:
-        raise DeepEFTInputError(
-            f"{what} needs a smooth activation, but {act!r} is not smooth at z = {list(bp)}: there σ″ is a delta "
-            "function, the forward equations multiply it by σ′ of the same preactivation (δ(z)θ(z) has no unique "
-            "value) and the ddNTK statistics need ⟨σ″σ″⟩, which diverges — the finite-width η-expansion of "
-            "training breaks down (PDLT §∞.1). Use a smooth activation (gelu, swish, tanh, erf, sin, softplus, "
-            "or linear, whose σ″ = 0); for one input, de.dntk_single_input gives P, Q of kinked activations "
-            "(σ″ integrated by parts, (11.67)–(11.70))."
-        )
-
-
-@functools.lru_cache(maxsize=32)
-def _plan(N: int, patterns: tuple):
-    """Index plan: unique sorted 4-tuples grouped by equality pattern; for each group the terms (every
-    distinct placement of every derivative pattern on the sorted positions), and for every full tuple its
-    row and, per pattern, the column of its placement."""
-    idx = np.indices((N,) * 4).reshape(4, -1).T
-    srt = np.sort(idx, axis=1)
-    uniq, inv = np.unique(srt, axis=0, return_inverse=True)
-    labels = np.zeros_like(uniq)
-    for p in range(1, 4):
-        labels[:, p] = labels[:, p - 1] + (uniq[:, p] != uniq[:, p - 1])
-    keys = sorted({perm for pat in patterns for perm in itertools.permutations(pat)})
-    col = {k: i for i, k in enumerate(keys)}
-    order = np.argsort(idx, axis=1, kind="stable")  # original position at each sorted position
-    cols = []
-    for pat in patterns:
-        pa = np.asarray(pat)[order]  # derivative order at each sorted position
-        cols.append(np.array([col[tuple(int(d) for d in r)] for r in pa]))
-    groups = []
-    for lab in sorted({tuple(r) for r in labels}):
-        rows = np.nonzero((labels == np.array(lab)).all(axis=1))[0]
-        k = lab[-1] + 1
-        first = [lab.index(s) for s in range(k)]
-        var = uniq[rows][:, first]
-        terms = tuple(tuple((tuple(sorted(key[p] for p in range(4) if lab[p] == s)), 0) for s in range(k)) for key in keys)
-        groups.append((rows, var, terms))
-    return len(uniq), len(keys), inv.ravel(), cols, groups
-
-
-def four_point_table(act, K, patterns, *, resolution: float = 1.0) -> dict:
-    """{pattern: (N, N, N, N)}: T[a, b, c, d] = ⟨σ^{(p0)}(z_a)σ^{(p1)}(z_b)σ^{(p2)}(z_c)σ^{(p3)}(z_d)⟩_K for each
-    derivative pattern (p0, p1, p2, p3), e.g. (2, 1, 1, 0) = ⟨σ″σ′σ′σ⟩ (index order as written).
-
-    One batched engine call (:func:`deepeft.gaussian.engine.batched_expect`) per equality pattern of the sorted
-    index tuple, every distinct placement of every pattern as a term (≤ 4 variables; σ″, σ‴ by autodiff).
-    """
-    K = np.asarray(K, dtype=np.float64)
-    N = K.shape[0]
-    patterns = tuple(tuple(int(d) for d in p) for p in patterns)
-    U, nk, inv, cols, groups = _plan(N, patterns)
-    vals = np.empty((U, nk))
-    for rows, var, terms in groups:
-        sub = K[var[:, :, None], var[:, None, :]]
-        tol = _TOL4 if var.shape[1] == 4 else None
-        vals[rows] = engine.batched_expect(act, terms, sub, resolution=resolution, tol=tol)
-    return {p: vals[inv, c].reshape((N,) * 4) for p, c in zip(patterns, cols, strict=True)}
 
 
 def two_point_table(act, K, pairs, *, resolution: float = 1.0) -> dict:
@@ -198,18 +128,11 @@ def dntk_step(x4, tp, H, B, F, F_next, P, Q, *, C_W, lambda_W, ratio, first: boo
     return P_new, Q_new
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class DNTK:
-    """Per-layer P, Q (L, N, N, N, N) of (11.45), layer ℓ at index ℓ − 1 (module doc), with the NTK statistics
-    they were built from (``ntk``: K, Θ, V, A, B, D, F) and ``n_prev`` = n_{ℓ−1}: the cross correlations are the
-    tensors divided by it."""
+class KernelViews:
+    """K, Θ (L, N, N) of the NTK statistics ``ntk`` a finite-width result was built from (shared by
+    :class:`DNTK` and :class:`deepeft.DDNTK`)."""
 
-    net: MLP
-    X: np.ndarray
-    P: np.ndarray
-    Q: np.ndarray
     ntk: NTKFluctuations
-    n_prev: np.ndarray
 
     @property
     def K(self) -> np.ndarray:
@@ -220,12 +143,18 @@ class DNTK:
         return self.ntk.Theta
 
 
-def _unique_rows(X: np.ndarray):
-    Xu, first, inv = np.unique(X, axis=0, return_index=True, return_inverse=True)
-    order = np.argsort(first)
-    rank = np.empty_like(order)
-    rank[order] = np.arange(order.size)
-    return Xu[order], rank[inv.ravel()]
+@dataclasses.dataclass(frozen=True, eq=False)
+class DNTK(KernelViews):
+    """Per-layer P, Q (L, N, N, N, N) of (11.45), layer ℓ at index ℓ − 1 (module doc), with the NTK statistics
+    they were built from (``ntk``: K, Θ, V, A, B, D, F) and ``n_prev`` = n_{ℓ−1}: the cross correlations are the
+    tensors divided by it."""
+
+    net: MLP
+    X: np.ndarray
+    P: np.ndarray
+    Q: np.ndarray
+    ntk: NTKFluctuations
+    n_prev: np.ndarray
 
 
 TWO_POINT = ((1, 1), (2, 0), (3, 1), (2, 2))  # pairs ⟨σ^{(p)}σ^{(q)}⟩ the recursions use
@@ -238,9 +167,9 @@ def dntk(net: MLP, X, *, resolution: float = 1.0) -> DNTK:
     K, Θ, B, F come from :func:`deepeft.ntk_fluctuations`. Cost per layer: one batched ≤ 4-variable integral
     per index multiset (C(N+3, 4)) with the 12 placements of ⟨σ″σ′σ′σ⟩, plus O(N⁴) tensor algebra.
     """
-    check_smooth(net, "The dNTK statistics P, Q")
+    require_smooth(check_net(net).activation, "The dNTK statistics P, Q")
     X = net.check_inputs(X, "X")
-    Xu, inv = _unique_rows(X)
+    Xu, inv = unique_rows(X)
     fl = ntk_fluctuations(net, Xu, resolution=resolution)
     L, N = net.L, Xu.shape[0]
     n = np.asarray(net.n, dtype=np.float64)
@@ -265,8 +194,4 @@ def dntk(net: MLP, X, *, resolution: float = 1.0) -> DNTK:
             first=(l == 1),
         )
     sel = (slice(None),) + np.ix_(inv, inv, inv, inv)
-    sel2 = (slice(None),) + np.ix_(inv, inv)
-    full = dataclasses.replace(
-        fl, X=X, K=fl.K[sel2], Theta=fl.Theta[sel2], **{k: getattr(fl, k)[sel] for k in ("V", "A", "B", "D", "F")}
-    )
-    return DNTK(net=net, X=X, P=P[sel], Q=Q[sel], ntk=full, n_prev=n[:-1].copy())
+    return DNTK(net=net, X=X, P=P[sel], Q=Q[sel], ntk=fl.on_inputs(X, inv), n_prev=n[:-1].copy())

@@ -33,8 +33,8 @@ The ddNTKs need ⟨σ″σ″⟩, ⟨σ″σ″σ′σ′⟩, ⟨σ‴σ′⟩, 
 (GELU, SWISH, tanh, sin, erf, softplus, custom smooth) are supported, with σ″, σ‴ from
 :meth:`deepeft.Activation.derivative`.
 
-All moments come from fixed Gauss–Legendre rules in x = z/√K (the engine's ``gauss1d_nodes``, z-panels ≤ 2 wide;
-one rule for the layers with K > K_max/4, a coarser one for the rest), evaluated by one jitted program per rule;
+All moments come from the Gaussian engine's trajectory rule (:func:`deepeft.gaussian.engine.one_point_trajectory`:
+fixed Gauss–Legendre rules in x = z/√K, one jitted program for every layer's K; σ″, σ‴ by forward-mode autodiff);
 the six linear recursions run as one jitted ``lax.scan`` in float64 (timings in benchmarks/bench_dntk.py).
 
 Normalised ratios: P/(nΘ²), Q/(nΘ²) (11.62); R K/(nΘ³), S K/(nΘ³), T K/(nΘ³), U K/(nΘ³) (∞.21)–(∞.22),
@@ -47,7 +47,6 @@ References: Roberts, Yaida, Hanin, *The Principles of Deep Learning Theory*, arX
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -55,10 +54,10 @@ import numpy as np
 
 from .. import _validate as v
 from .._x64 import x64
-from ..activations import Activation
 from ..activations import activation as _activation
+from ..activations import require_smooth
 from ..errors import DeepEFTInputError
-from ..gaussian.engine import breakpoints, expect1d, gauss1d_nodes
+from ..gaussian.engine import Factor, one_point_trajectory
 from ..network import MLP
 from .criticality import criticality
 from .ntk_single_input import NTKSingleInput, ntk_single_input
@@ -76,55 +75,18 @@ __all__ = [
     "finite_width_moments",
 ]
 
-_CHUNK = 1024  # layers per jitted moment evaluation (cache-sized; one compilation per activation and node count)
-_PANELS_PER_SQRT_K = 12  # panels on x ∈ [−12, 12] per unit of √K_max: z-panels ≤ 2 wide (6 panels: 5e-10 at K = 1)
-_MIN_PANELS = 6
-# Moment names, in the order the programs return them.
+# Moment names, in the order finite_width_moments lists them.
 # ⟨σσσ′σ′⟩, ⟨σ′⁴⟩, ⟨σ″σ⟩ (IBP), ⟨σ″σ′σ′σ⟩ (IBP), ⟨σ′σ′⟩, ⟨zσ′σ⟩/K, ⟨σ′σ′(z² − K)⟩/K
 _PQ = ("s2p2", "p4", "s2s", "s211", "p2", "zs1s", "hm")
 _DD = ("dd", "d3d1", "d2211", "d3111")  # ⟨σ″σ″⟩, ⟨σ‴σ′⟩, ⟨σ″σ″σ′σ′⟩, ⟨σ‴σ′σ′σ′⟩
+# The engine's terms: ⟨σσσ′σ′⟩, ⟨σ′⁴⟩, ⟨σ′σ′⟩, ⟨zσσ′⟩, ⟨zσσ′³⟩, ⟨z²σ′σ′⟩ (σ, σ′ only), then the σ″, σ‴ ones of _DD
+_PQ_TERMS = ((0, 0, 1, 1), (1, 1, 1, 1), (1, 1), Factor((0, 1), 1), Factor((0, 1, 1, 1), 1), Factor((1, 1), 2))
+_DD_TERMS = ((2, 2), (1, 3), (1, 1, 2, 2), (1, 1, 1, 3))
 
 
 # ----------------------------------------------------------------------------------------------
 # Gaussian moments at every layer's K
 # ----------------------------------------------------------------------------------------------
-def _pq_sums(x, w, s, d, sqrtK, xp):
-    """From σ, σ′ at nodes x (z = √K x): ⟨σσσ′σ′⟩, ⟨σ′⁴⟩, the integrated-by-parts ⟨σ″σ⟩ (11.67) and ⟨σ″σ′σ′σ⟩
-    (11.69)–(11.70), ⟨σ′σ′⟩, ⟨zσ′σ⟩/K and ⟨σ′σ′(z² − K)⟩/K (the last three: χ_⊥, χ_∥, h of (11.58)–(11.60))."""
-    d2 = d * d
-    p2 = xp.sum(w * d2, -1)
-    p4 = xp.sum(w * d2 * d2, -1)
-    zs1s = xp.sum(w * x * d * s, -1) / sqrtK  # ⟨zσ′σ⟩/K
-    zs13 = xp.sum(w * x * s * d2 * d, -1) / sqrtK  # ⟨zσσ′³⟩/K
-    hm = xp.sum(w * d2 * (x * x - 1.0), -1)  # ⟨σ′σ′(z² − K)⟩/K
-    return xp.sum(w * s * s * d2, -1), p4, zs1s - p2, (zs13 - p4) / 3.0, p2, zs1s, hm
-
-
-@functools.lru_cache(maxsize=32)
-def _moment_program(act: Activation, dd: bool):
-    fn = act.fn
-
-    def d1f(z):  # σ′ by forward mode (elementwise), as in ntk_single_input; σ″, σ‴ by nesting it
-        return jax.jvp(fn, (z,), (jnp.ones_like(z),))[1]
-
-    def d2f(z):
-        return jax.jvp(d1f, (z,), (jnp.ones_like(z),))[1]
-
-    def one(Kc, x, w):
-        sq = jnp.sqrt(Kc)[:, None]
-        z = sq * x[None, :]
-        s, d = jax.jvp(fn, (z,), (jnp.ones_like(z),))
-        out = list(_pq_sums(x, w, s, d, sq[:, 0], jnp))
-        if dd:
-            e, t = jax.jvp(d2f, (z,), (jnp.ones_like(z),))  # σ″, σ‴
-            dsq = d * d
-            out += [jnp.sum(w * e * e, -1), jnp.sum(w * t * d, -1), jnp.sum(w * e * e * dsq, -1),
-                    jnp.sum(w * t * dsq * d, -1)]
-        return jnp.stack(out)
-
-    return jax.jit(one)  # one compilation per (activation, node count), whatever the depth
-
-
 def finite_width_moments(act, K, *, ddntk: bool = False) -> dict[str, np.ndarray]:
     """The Gaussian expectations of the P–U recursions at every kernel value K (L,) (> 0), ≲ 1e-13 relative.
 
@@ -140,54 +102,14 @@ def finite_width_moments(act, K, *, ddntk: bool = False) -> dict[str, np.ndarray
         raise DeepEFTInputError("every kernel value K must be finite and > 0 (K is a preactivation variance).")
     if act.jumps:
         raise DeepEFTInputError(f"{act!r} has a jump: σ′ contains δ(z) and the NTK is undefined; use a continuous activation.")
-    bps = breakpoints(act)
-    if ddntk and bps:
-        raise _kinked_error(act, bps)
-    names = _PQ + (_DD if ddntk else ())
-    if any(c != 0.0 for c in bps):  # kinks that move in x = z/√K: the engine's per-K rule (P, Q only)
-        s = act.numpy
-        p2 = expect1d(lambda z: s(z, 1) ** 2, K, bps)
-        p4 = expect1d(lambda z: s(z, 1) ** 4, K, bps)
-        zs1s = expect1d(lambda z: z * s(z) * s(z, 1), K, bps) / K
-        zs13 = expect1d(lambda z: z * s(z) * s(z, 1) ** 3, K, bps) / K
-        s2p2 = expect1d(lambda z: s(z) ** 2 * s(z, 1) ** 2, K, bps)
-        hm = expect1d(lambda z: s(z, 1) ** 2 * z * z, K, bps) / K - p2
-        return dict(zip(_PQ, (s2p2, p4, zs1s - p2, (zs13 - p4) / 3.0, p2, zs1s, hm), strict=True))
-    prog = _moment_program(act, ddntk)
-    res = np.empty((len(names), K.size))
-    Kmax = float(np.max(K))
-    for band in (K > Kmax / 4, K <= Kmax / 4):  # deep K* = 0 layers (K ≪ K^{(1)}) get a coarser rule
-        if np.any(band):
-            res[:, band] = _moments_on_rule(prog, K[band], bps, _panels(float(np.max(K[band]))))
-    return dict(zip(names, res, strict=True))
-
-
-def _panels(Kmax: float) -> int:
-    """Panels on x ∈ [−12, 12] such that z-panels are ≤ 2 wide at K ≤ Kmax (≥ 6): ≲ 5e-14 relative for the σ‴
-    moments of tanh, GELU, SWISH, erf, sin, softplus at K = 0.25, 1, 4 (measured against expect1d, tested)."""
-    return max(_MIN_PANELS, int(np.ceil(_PANELS_PER_SQRT_K * np.sqrt(Kmax))))
-
-
-def _moments_on_rule(prog, K: np.ndarray, bps, panels: int) -> np.ndarray:
-    Kref = float(np.max(K))
-    z, w = gauss1d_nodes(np.array(Kref), bps, panels=panels)
-    x = z / np.sqrt(Kref)
-    L = K.size
-    Kp = np.concatenate([K, np.full(-L % _CHUNK, K[-1])]).reshape(-1, _CHUNK)
-    with x64():
-        xs, ws = jnp.asarray(x), jnp.asarray(w)
-        res = [prog(jnp.asarray(k), xs, ws) for k in Kp]  # (M, CHUNK) each, dispatched asynchronously
-        return np.concatenate([np.asarray(a) for a in res], axis=1)[:, :L]
-
-
-def _kinked_error(act: Activation, bps) -> DeepEFTInputError:
-    return DeepEFTInputError(
-        f"{act!r} is not smooth (breakpoint(s) at z = {list(bps)}): a derivative of σ jumps there, so σ″ (ReLU-like) "
-        "or σ‴ (ELU) contains a Dirac delta, the ddNTK expectations ⟨σ″σ″⟩, ⟨σ″σ″σ′σ′⟩, ⟨σ‴σ′⟩, ⟨σ‴σ′σ′σ′⟩ diverge or "
-        "are ill-defined, and the η-expansion of the finite-width training dynamics breaks down (PDLT §∞.1, "
-        "(∞.39)–(∞.44)). Use a smooth activation (gelu, swish, tanh, erf, sin, softplus) or linear; the dNTK "
-        "statistics P, Q (dntk_single_input) stay defined for kinked activations."
-    )
+    if ddntk:
+        require_smooth(act, "The ddNTK statistics R, S, T, U")
+    terms = _PQ_TERMS + (_DD_TERMS if ddntk else ())
+    m = one_point_trajectory(act, terms, K)  # the engine's trajectory rule (σ″, σ‴ by autodiff)
+    s2p2, p4, p2, zs1, zs13, z2p2 = m[:6]
+    zs1s = zs1 / K
+    out = dict(zip(_PQ, (s2p2, p4, zs1s - p2, (zs13 / K - p4) / 3.0, p2, zs1s, z2p2 / K - p2), strict=True))
+    return out | dict(zip(_DD, m[6:], strict=True)) if ddntk else out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -224,9 +146,8 @@ def _run(net: MLP, x, norm, ddntk: bool):
     if not isinstance(net, MLP):
         raise DeepEFTInputError(f"net must be a deepeft.MLP, got {type(net).__name__}; build one with de.MLP(...).")
     act = net.activation
-    bps = breakpoints(act)
-    if ddntk and bps and not act.jumps:
-        raise _kinked_error(act, bps)
+    if ddntk and not act.jumps:  # a jump: ntk_single_input's own refusal (σ′ contains δ(z)) below
+        require_smooth(act, "The ddNTK statistics R, S, T, U")
     p = net.arrays()
     if np.any(p["C_W"][1:] == 0):
         raise DeepEFTInputError(
@@ -283,24 +204,15 @@ class DNTKSingleInput:
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class DDNTKSingleInput:
-    """Per-layer single-input K, Θ, P, Q and the ddNTK tensors R, S, T, U (L,) of (∞.11)–(∞.12), layer ℓ at index
-    ℓ − 1; ``ntk`` holds the NTK statistics (9.13)–(9.16); ``n_prev`` = n_{ℓ−1}."""
+class DDNTKSingleInput(DNTKSingleInput):
+    """Per-layer single-input K, Θ, P, Q (the fields of :class:`DNTKSingleInput`) and the ddNTK tensors R, S, T, U
+    (L,) of (∞.11)–(∞.12), layer ℓ at index ℓ − 1; ``ntk`` holds the NTK statistics (9.13)–(9.16);
+    ``n_prev`` = n_{ℓ−1}."""
 
-    K: np.ndarray
-    Theta: np.ndarray
-    P: np.ndarray
-    Q: np.ndarray
     R: np.ndarray
     S: np.ndarray
     T: np.ndarray
     U: np.ndarray
-    ntk: NTKSingleInput
-    n_prev: np.ndarray
-
-    @property
-    def layers(self) -> np.ndarray:
-        return np.arange(1, self.K.size + 1)
 
     def normalized(self, n=None) -> dict[str, np.ndarray]:
         """P/(nΘ²), Q/(nΘ²) (11.62) and R K/(nΘ³), S K/(nΘ³), T K/(nΘ³), U K/(nΘ³) (∞.21)–(∞.22), n = n_{ℓ−1}."""
@@ -329,7 +241,7 @@ def ddntk_single_input(net: MLP, x=None, *, norm=None) -> DDNTKSingleInput:
     """
     ntk, out = _run(net, x, norm, ddntk=True)
     P, Q, R, S, T, U = out
-    return DDNTKSingleInput(ntk.K, ntk.Theta, P, Q, R, S, T, U, ntk, ntk.n_prev)
+    return DDNTKSingleInput(K=ntk.K, Theta=ntk.Theta, P=P, Q=Q, ntk=ntk, n_prev=ntk.n_prev, R=R, S=S, T=T, U=U)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -3,8 +3,9 @@
 * Bias–variance split of the expected test MSE (10.52): E[L_ℬ] = ½Σ(m^∞ − y)² + ½ n_L tr Cov.
 * One training input x₊, one test input x₋ (exact 2×2): m = (Θ₋₊/Θ₊₊) y₊ (10.56); robustness (10.57)
   Θ₋₊/Θ₊₊ − 1; variance K₋₋ − 2(Θ₋₊/Θ₊₊)K₋₊ + (Θ₋₊/Θ₊₊)²K₊₊ (first line of (10.63)).
-* δ expansion, smooth σ, equal norms (x± = x₀ ± δx/2, x₀·δx = 0): robustness ≈ −2δδΘ_[2]/Θ₀₀ (10.62),
-  variance ≈ 4δδK_[2] (10.63), with δδK_[2]⁺ = χ_⊥δδK_[2] (5.48) and
+* δ expansion, smooth σ, x± = x₀ ± δx/2: robustness ≈ −δΘ_[1]/Θ₀₀ − 2δδΘ_[2]/Θ₀₀ + (δΘ_[1]/Θ₀₀)² (10.64),
+  variance ≈ 4δδK_[2] − 2δK_[1]δΘ_[1]/Θ₀₀ + K₀₀(δΘ_[1]/Θ₀₀)² (10.65), δΘ_[1] by (10.66); equal norms (x₀·δx = 0):
+  −2δδΘ_[2]/Θ₀₀ (10.62), 4δδK_[2] (10.63), with δδK_[2]⁺ = χ_⊥δδK_[2] (5.48) and
   δδΘ_[2]⁺ = χ_⊥δδΘ_[2] + (λ_W χ_⊥/C_W + C_W⟨σ″σ″⟩_{K₀₀} Θ₀₀) δδK_[2] (10.68)–(10.70), Θ₀₀⁺ = λ_b + λ_W g + χ_⊥Θ₀₀ (9.6).
   K* = 0 class with the equivalence rates (10.74): −2δδΘ_[2]/Θ₀₀ → (2δ²/(p_⊥−2)){λ̃_Wσ₁²/[λ̃_b + λ̃_Wσ₁²/(−a₁)]
   + σ₂²/σ₁²} L^{1−p_⊥} (10.78), δ² ≡ lim ℓ^{p_⊥} δδK_[2]; tanh: −2δ²λ̃_W/(λ̃_b + λ̃_W/2), independent of L.
@@ -141,29 +142,46 @@ def one_point_prediction(K, Theta, y_plus) -> tuple[np.ndarray, float]:
 
 @dataclasses.dataclass(frozen=True)
 class DeltaNTK:
-    """Midpoint K₀₀, Θ₀₀ and perpendicular perturbations δδK_[2], δδΘ_[2] for layers ℓ = 1..L (index ℓ − 1)."""
+    """Midpoint K₀₀, Θ₀₀, parallel perturbations δK_[1], δΘ_[1] and perpendicular δδK_[2], δδΘ_[2] for layers
+    ℓ = 1..L (index ℓ − 1), in the γ basis (5.15), (10.58): K_±± = K_[0] ± K_[1] + K_[2], K_±∓ = K_[0] − K_[2]."""
 
     K00: np.ndarray
     ddK2: np.ndarray
     Theta00: np.ndarray
     ddTheta2: np.ndarray
+    dK1: np.ndarray
+    dTheta1: np.ndarray
 
     @property
     def robustness(self) -> np.ndarray:
-        """−2δδΘ_[2]/Θ₀₀ (10.62), per layer."""
-        return -2.0 * self.ddTheta2 / self.Theta00
+        """Θ₋₊/Θ₊₊ − 1 to O(δ²), per layer: −δΘ_[1]/Θ₀₀ − 2δδΘ_[2]/Θ₀₀ + (δΘ_[1]/Θ₀₀)² (10.64); equal norms
+        (δΘ_[1] = 0): −2δδΘ_[2]/Θ₀₀ (10.62)."""
+        r1 = self.dTheta1 / self.Theta00
+        return -r1 - 2.0 * self.ddTheta2 / self.Theta00 + r1 * r1
 
     @property
     def variance(self) -> np.ndarray:
-        """4δδK_[2] (10.63), per layer."""
-        return 4.0 * self.ddK2
+        """Cov[z₋(T), z₋(T)] to O(δ²), per layer: 4δδK_[2] − 2δK_[1]δΘ_[1]/Θ₀₀ + K₀₀(δΘ_[1]/Θ₀₀)² (10.65); equal
+        norms: 4δδK_[2] (10.63)."""
+        r1 = self.dTheta1 / self.Theta00
+        return 4.0 * self.ddK2 - 2.0 * self.dK1 * r1 + self.K00 * r1 * r1
 
 
 def delta_ntk_recursion(net: MLP, x0, dx) -> DeltaNTK:
-    """δδK_[2], δδΘ_[2] (10.70) with K₀₀, Θ₀₀ (9.6) through the layers of ``net`` for x± = x₀ ± δx/2, x₀·δx = 0.
+    """The δ expansion of K and Θ through the layers of ``net`` for x± = x₀ ± δx/2 (any norms; smooth σ).
 
-    Layer 1: δδK_[2] = C_W|δx|²/(4n₀), δδΘ_[2] = λ_W|δx|²/(4n₀) (the γ² parts of (4.8), (8.23)). Needs σ″
-    (smooth σ); for ReLU-like kinks use :func:`finite_angle_ntk`."""
+    Layer 1 (exact): K₀₀ = C_b + C_W|x₀|²/n₀, δK_[1] = C_W x₀·δx/n₀, δδK_[2] = C_W|δx|²/(4n₀), and the same for Θ
+    with (λ_b, λ_W) (the γ parts of (4.8), (8.23)). Deeper, with χ's at K₀₀ and Θ₀₀⁺ = λ_b + λ_W g + χ_⊥Θ₀₀ (9.6):
+
+    * δK_[1]⁺ = χ_∥ δK_[1] (5.47);  δδK_[2]⁺ = χ_⊥ δδK_[2] + h (δK_[1])² (5.48);
+    * δΘ_[1]⁺ = χ_⊥ δΘ_[1] + (λ_W χ_∥/C_W + C_W⟨zσ′σ″⟩Θ₀₀/K₀₀) δK_[1] (10.66);
+    * δδΘ_[2]⁺ = χ_⊥ δδΘ_[2] + (λ_W χ_⊥/C_W + C_W⟨σ″σ″⟩Θ₀₀) δδK_[2] (10.70)
+      + (λ_W h/C_W + C_W h₂Θ₀₀)(δK_[1])² + (C_W/2)(⟨zσ′σ″⟩/K₀₀) δK_[1] δΘ_[1]   [derived: the γ^{[2]} part of (10.67)
+      when δK_[1] ≠ 0, with h₂ = ½ d⟨σ″σ″⟩/dK and γ^{[1]}∘γ^{[1]} = (γ^{[0]} + γ^{[2]})/2; equal norms: (10.70)].
+
+    Derivatives in K are Gaussian expectations by Stein's identity: d⟨σ′σ′⟩/dK = ⟨zσ′σ″⟩/K = ⟨σ″σ″⟩ + ⟨σ′σ‴⟩,
+    d⟨σ″σ″⟩/dK = ⟨σ‴σ‴⟩ + ⟨σ″σ⁗⟩ (5.53). Needs σ up to σ⁗ (smooth σ); for ReLU-like kinks use
+    :func:`finite_angle_ntk`."""
     net = check_net(net)
     act = net.activation
     if act.scale_invariant and act.a_plus != act.a_minus:
@@ -172,28 +190,30 @@ def delta_ntk_recursion(net: MLP, x0, dx) -> DeltaNTK:
         )
     x0, dx = _pair_inputs(net, x0, dx, ("x0", "dx"))
     n0 = net.input_dim
-    if abs(x0 @ dx) > 1e-12 * max(1.0, float(x0 @ x0 + dx @ dx)):
-        raise DeepEFTInputError("equal norms need x0·dx = 0 (then K_[1] = Θ_[1] = 0); project dx orthogonal to x0.")
     p = net.arrays()
     K00, T00 = kernel_and_ntk(net, x0[None], ntk=True)
     assert T00 is not None  # ntk=True
     Kmid, Tmid = K00[:, 0, 0], T00[:, 0, 0]
     L = net.L
-    CW_next = p["C_W"][1:]
-    ddK = np.empty(L)
-    ddT = np.empty(L)
-    d2 = float(dx @ dx) / (4.0 * n0)
-    ddK[0] = p["C_W"][0] * d2
-    ddT[0] = p["lambda_W"][0] * d2
+    ddK, ddT, dK, dT = (np.empty(L) for _ in range(4))
+    d2, d1 = float(dx @ dx) / (4.0 * n0), float(x0 @ dx) / n0
+    ddK[0], dK[0] = p["C_W"][0] * d2, p["C_W"][0] * d1
+    ddT[0], dT[0] = p["lambda_W"][0] * d2, p["lambda_W"][0] * d1
     if L > 1:
-        chi_perp = helper_functions(act, Kmid[:-1], CW_next).chi_perp
-        s2 = one_point_core(act, (2, 2), Kmid[:-1])
+        Kp = Kmid[:-1]
+        hf = helper_functions(act, Kp, p["C_W"][1:])
+        s22, s13 = one_point_core(act, (2, 2), Kp), one_point_core(act, (1, 3), Kp)
+        dprime = s22 + s13  # d⟨σ′σ′⟩/dK = ⟨zσ′σ″⟩/K
+        h2 = 0.5 * (one_point_core(act, (3, 3), Kp) + one_point_core(act, (2, 4), Kp)) if np.any(dK) else np.zeros_like(Kp)
         for l in range(1, L):
-            chi = chi_perp[l - 1]
-            cw, lw = p["C_W"][l], p["lambda_W"][l]
-            ddT[l] = chi * ddT[l - 1] + (lw * chi / cw + cw * s2[l - 1] * Tmid[l - 1]) * ddK[l - 1]  # (10.70)
-            ddK[l] = chi * ddK[l - 1]  # (5.48), δK_[1] = 0
-    return DeltaNTK(Kmid, ddK, Tmid, ddT)
+            chi_par, chi_perp, h = hf.chi_parallel[l - 1], hf.chi_perp[l - 1], hf.h[l - 1]
+            cw, lw, T0 = p["C_W"][l], p["lambda_W"][l], Tmid[l - 1]
+            ddT[l] = (chi_perp * ddT[l - 1] + (lw * chi_perp / cw + cw * s22[l - 1] * T0) * ddK[l - 1]  # (10.70)
+                      + (lw * h / cw + cw * h2[l - 1] * T0) * dK[l - 1] ** 2 + 0.5 * cw * dprime[l - 1] * dK[l - 1] * dT[l - 1])
+            dT[l] = chi_perp * dT[l - 1] + (lw * chi_par / cw + cw * dprime[l - 1] * T0) * dK[l - 1]  # (10.66)
+            ddK[l] = chi_perp * ddK[l - 1] + h * dK[l - 1] ** 2  # (5.48)
+            dK[l] = chi_par * dK[l - 1]  # (5.47)
+    return DeltaNTK(Kmid, ddK, Tmid, ddT, dK, dT)
 
 
 def k0_robustness_asymptotic(delta2: float, lambda_b_tilde: float, lambda_W_tilde: float, L: int, *,

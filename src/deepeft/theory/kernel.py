@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import typing
 import warnings
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -37,6 +38,7 @@ from .._x64 import x64
 from ..errors import DeepEFTWarning
 from ..gaussian import engine
 from ..network import MLP, check_net
+from ..network_residual import ResidualMLP
 from .criticality import warn_on_exponential_kernel
 from .single_input import single_input
 
@@ -92,7 +94,7 @@ def _finish(ss, dd, T, V, h, n_valid, want_rho):
     eye = idx[:, None] == idx[None, :]
     ss = jnp.where(eye, dss[:, None], ss)
     Kn = jnp.where(eye, dK[:, None], cb + cw * ss)
-    rmax = 0.0
+    rmax: Any = 0.0
     if want_rho:
         pad = (idx[:, None] >= n_valid) | (idx[None, :] >= n_valid)
         den = jnp.sqrt(dK[:, None] * dK[None, :])
@@ -139,6 +141,7 @@ def _fused_layer(act, mode, Kaa, KT, rho_max, h, ntk, n_valid, rtol):
     V = jax.device_put(np.stack([Kaa, dss, dK, ddd]))  # one transfer for the per-input vectors
     if mode == "closed":
         return _closed_step(act, V, KT, h, ntk), dK
+    assert plan is not None  # mode "mehler"
     step = _mehler_step(V, KT, jax.device_put(plan.A), np.int32(plan.n_blocks), h, np.int32(n_valid), ntk)
     return step, dK
 
@@ -181,7 +184,9 @@ def _one_set(args, kwargs) -> bool:
 
 
 @warn_on_exponential_kernel(lambda KT, a, kw: KT[0] if _one_set(a, kw) else None)
-def kernels(net: MLP, X: ArrayLike, X2: ArrayLike | None = None, *, ntk: bool = True, rtol: float = 1e-12) -> Kernels:
+def kernels(
+    net: MLP | ResidualMLP, X: ArrayLike, X2: ArrayLike | None = None, *, ntk: bool = True, rtol: float = 1e-12
+) -> Kernels:
     """K^{(ℓ)} (4.118) and Θ^{(ℓ)} (9.5) in one pass (the two-point maps are shared): a :class:`Kernels`
     named tuple of arrays (L, N, N) — or (L, N, N2) for the Gram between X and X2 — layer ℓ at index ℓ−1.
 
@@ -189,6 +194,10 @@ def kernels(net: MLP, X: ArrayLike, X2: ArrayLike | None = None, *, ntk: bool = 
     Cost: one fused XLA pass per layer over the N×N array; one distinct input runs the scanned
     single-input recursion instead (any depth in milliseconds).
     """
+    if isinstance(net, ResidualMLP):  # (B.11) and its NTK: deepeft.theory.residual_recursions
+        from .residual_recursions import residual_kernels
+
+        return residual_kernels(net, X, X2, ntk=ntk, rtol=rtol)
     X, X2 = _check(net, X, X2)
     same = X2 is None
     if same and SCAN_SINGLE_INPUT and np.all(X == X[0]):
@@ -291,13 +300,13 @@ def _same_recursion(act, p, Ks, Ts, Kaa, pairs, ntk, rtol):
 
 
 @warn_on_exponential_kernel(lambda K, a, kw: K if _one_set(a, kw) else None)
-def kernel(net: MLP, X: ArrayLike, X2: ArrayLike | None = None, *, rtol: float = 1e-12) -> np.ndarray:
+def kernel(net: MLP | ResidualMLP, X: ArrayLike, X2: ArrayLike | None = None, *, rtol: float = 1e-12) -> np.ndarray:
     """K^{(ℓ)} for ℓ = 1..L (4.118): shape (L, N, N), or (L, N, N2) between X and X2."""
     return kernels(net, X, X2, ntk=False, rtol=rtol).K
 
 
 @warn_on_exponential_kernel(lambda T, a, kw: None)  # tested on K, by kernels inside
-def frozen_ntk(net: MLP, X: ArrayLike, X2: ArrayLike | None = None, *, rtol: float = 1e-12) -> np.ndarray:
+def frozen_ntk(net: MLP | ResidualMLP, X: ArrayLike, X2: ArrayLike | None = None, *, rtol: float = 1e-12) -> np.ndarray:
     """Θ^{(ℓ)} for ℓ = 1..L (9.5): shape (L, N, N), or (L, N, N2) between X and X2."""
     T = kernels(net, X, X2, ntk=True, rtol=rtol).Theta
     assert T is not None  # ntk=True

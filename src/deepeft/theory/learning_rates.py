@@ -121,7 +121,7 @@ def learning_rates(net: MLP, rule: str = "equivalence", *, lambda_b_tilde=1.0, l
     norm = v.finite_scalar(norm, "norm", minimum=0.0, strict=True)
     L = net.L
     ell = np.arange(1, L + 1, dtype=np.float64)
-    crit = criticality(net.activation)
+    crit = criticality(net.activation, exponents=False)  # class, critical point and Taylor data only
     cls = crit.universality_class
     cp = crit.critical
     tuned = cp is not None and np.allclose(net.C_b[1:], cp.C_b, rtol=1e-9, atol=1e-12) and np.allclose(

@@ -51,13 +51,8 @@ from ..network import MLP, check_net
 from .kernel import kernel_and_ntk
 from .vertex import jacobian_contract, pair_derivatives, unique_rows, vertex_flow
 
-__all__ = ["NTKFluctuations", "ntk_fluctuations", "ntk_four_point", "ntk_step", "pair_z_coefficients"]
+__all__ = ["NTKFluctuations", "four_point_table", "ntk_fluctuations", "ntk_four_point", "ntk_step", "pair_z_coefficients"]
 
-# The eight prime placements on the four positions of a multiset: none, all, and the six pairs.
-_PRIMES = ((0, 0, 0, 0), (1, 1, 1, 1)) + tuple(
-    tuple(int(p in pair) for p in range(4)) for pair in itertools.combinations(range(4), 2)
-)
-_PAIR_ID = {pair: 2 + i for i, pair in enumerate(itertools.combinations(range(4), 2))}
 # Accuracy target of the 4-variable smooth rule (1-D probe proxy, :func:`deepeft.gaussian.batched.smooth_rule`).
 # 1e-6 picks 41 trapezoid nodes at K = 1 instead of 57 (1e-8 default): measured 8.6e-10 relative error on the
 # eight ⟨σσσ′σ′⟩-type terms for tanh at K = 1 — far below the O(1/n) of the tensors — at ~(41/57)⁴ = 0.27× the cost.
@@ -65,49 +60,64 @@ _TOL4 = 1e-6
 _PAIR_DET_RTOL = 1e-12  # det S ≤ this × S_aa S_bb: a 2×2 block singular to rounding (|correlation| ≥ 1 − 5e-13)
 
 
-@functools.lru_cache(maxsize=16)
-def _plan(N: int):
-    """Index plan for N inputs: unique sorted 4-tuples grouped by equality pattern, and for every full
-    tuple its row and the sorted positions of original positions 2, 3 (where ⟨σσσ′σ′⟩ puts the primes)."""
+@functools.lru_cache(maxsize=32)
+def _plan(N: int, patterns: tuple):
+    """Index plan: unique sorted 4-tuples grouped by equality pattern; for each group the terms (every
+    distinct placement of every derivative pattern on the sorted positions), and for every full tuple its
+    row and, per pattern, the column of its placement."""
     idx = np.indices((N,) * 4).reshape(4, -1).T
     srt = np.sort(idx, axis=1)
     uniq, inv = np.unique(srt, axis=0, return_inverse=True)
     labels = np.zeros_like(uniq)
     for p in range(1, 4):
         labels[:, p] = labels[:, p - 1] + (uniq[:, p] != uniq[:, p - 1])
+    keys = sorted({perm for pat in patterns for perm in itertools.permutations(pat)})
+    col = {k: i for i, k in enumerate(keys)}
+    order = np.argsort(idx, axis=1, kind="stable")  # original position at each sorted position
+    cols = []
+    for pat in patterns:
+        pa = np.asarray(pat)[order]  # derivative order at each sorted position
+        cols.append(np.array([col[tuple(int(d) for d in r)] for r in pa]))
     groups = []
     for lab in sorted({tuple(r) for r in labels}):
         rows = np.nonzero((labels == np.array(lab)).all(axis=1))[0]
         k = lab[-1] + 1
         first = [lab.index(s) for s in range(k)]  # a position carrying each variable
         var = uniq[rows][:, first]  # (R, k) sample index of each variable
-        terms = tuple(
-            tuple((tuple(sorted(pr[p] for p in range(4) if lab[p] == s)), 0) for s in range(k)) for pr in _PRIMES
-        )
+        terms = tuple(tuple((tuple(sorted(key[p] for p in range(4) if lab[p] == s)), 0) for s in range(k)) for key in keys)
         groups.append((rows, var, terms))
-    order = np.argsort(idx, axis=1, kind="stable")
-    rank = np.argsort(order, axis=1)  # sorted position of each original position
-    r2, r3 = np.minimum(rank[:, 2], rank[:, 3]), np.maximum(rank[:, 2], rank[:, 3])
-    combo = np.array([_PAIR_ID[(int(a), int(b))] for a, b in zip(r2, r3, strict=True)])
-    return len(uniq), inv.ravel(), combo, groups
+    return len(uniq), len(keys), inv.ravel(), cols, groups
 
 
-def ntk_four_point(act, K, *, resolution: float = 1.0):
-    """(S4, M4, Q4) = (⟨σ1σ2σ3σ4⟩, ⟨σ1σ2σ′3σ′4⟩, ⟨σ′1σ′2σ′3σ′4⟩)_K, each (N, N, N, N), index order as written.
+def four_point_table(act, K, patterns, *, resolution: float = 1.0) -> dict:
+    """{pattern: (N, N, N, N)}: T[a, b, c, d] = ⟨σ^{(p0)}(z_a)σ^{(p1)}(z_b)σ^{(p2)}(z_c)σ^{(p3)}(z_d)⟩_K for each
+    derivative pattern (p0, p1, p2, p3), e.g. (0, 0, 1, 1) = ⟨σσσ′σ′⟩, (2, 1, 1, 0) = ⟨σ″σ′σ′σ⟩ (index order as
+    written).
 
-    One batched call per equality pattern of the sorted index tuple (8 patterns), all eight prime
-    placements as terms of that call (≤ 4 variables).
+    One batched engine call (:func:`deepeft.gaussian.engine.batched_expect`) per equality pattern of the sorted
+    index tuple, every distinct placement of every pattern as a term (≤ 4 variables; σ″, σ‴ by autodiff).
     """
     K = np.asarray(K, dtype=np.float64)
     N = K.shape[0]
-    U, inv, combo, groups = _plan(N)
-    vals = np.empty((U, len(_PRIMES)))
+    patterns = tuple(tuple(int(d) for d in p) for p in patterns)
+    U, nk, inv, cols, groups = _plan(N, patterns)
+    vals = np.empty((U, nk))
     for rows, var, terms in groups:
         sub = K[var[:, :, None], var[:, None, :]]
         tol = _TOL4 if var.shape[1] == 4 else None
         vals[rows] = batched_expect(act, terms, sub, resolution=resolution, tol=tol)
-    shape = (N,) * 4
-    return vals[inv, 0].reshape(shape), vals[inv, combo].reshape(shape), vals[inv, 1].reshape(shape)
+    return {p: vals[inv, c].reshape((N,) * 4) for p, c in zip(patterns, cols, strict=True)}
+
+
+_NTK4 = ((0, 0, 0, 0), (0, 0, 1, 1), (1, 1, 1, 1))  # ⟨σσσσ⟩, ⟨σσσ′σ′⟩, ⟨σ′σ′σ′σ′⟩
+
+
+def ntk_four_point(act, K, *, resolution: float = 1.0):
+    """(S4, M4, Q4) = (⟨σ1σ2σ3σ4⟩, ⟨σ1σ2σ′3σ′4⟩, ⟨σ′1σ′2σ′3σ′4⟩)_K, each (N, N, N, N), index order as written
+    (:func:`four_point_table`: one batched call per equality pattern of the sorted index tuple, the eight
+    prime placements as its terms)."""
+    t = four_point_table(act, K, _NTK4, resolution=resolution)
+    return tuple(t[p] for p in _NTK4)
 
 
 def pair_z_coefficients(act, K, *, resolution: float = 1.0):
@@ -225,6 +235,14 @@ class NTKFluctuations:
     F: np.ndarray
     n_prev: np.ndarray
 
+    def on_inputs(self, X: np.ndarray, inverse: np.ndarray) -> NTKFluctuations:
+        """These statistics, computed on distinct inputs X_u, expanded to the inputs X = X_u[inverse]
+        (:func:`deepeft.theory.vertex.unique_rows`)."""
+        sel = (slice(None),) + np.ix_(inverse, inverse, inverse, inverse)
+        sel2 = (slice(None),) + np.ix_(inverse, inverse)
+        tensors = {k: getattr(self, k)[sel] for k in ("V", "A", "B", "D", "F")}
+        return dataclasses.replace(self, X=X, K=self.K[sel2], Theta=self.Theta[sel2], **tensors)
+
     def projections(self, a: int = 0, b: int | None = None) -> dict[str, np.ndarray]:
         """The measurable projections for inputs a, b (default b = a), each (L,), divided by n_{ℓ−1}:
 
@@ -288,16 +306,6 @@ def ntk_fluctuations(net: MLP, X, *, resolution: float = 1.0) -> NTKFluctuations
             resolution=resolution,
         )
         out["A"][l], out["B"][l], out["D"][l], out["F"][l] = A, B, D, F
-    sel = (slice(None),) + np.ix_(inv, inv, inv, inv)
     return NTKFluctuations(
-        net=net,
-        X=X,
-        K=K[:, inv][:, :, inv],
-        Theta=Theta[:, inv][:, :, inv],
-        V=Vv[sel],
-        A=out["A"][sel],
-        B=out["B"][sel],
-        D=out["D"][sel],
-        F=out["F"][sel],
-        n_prev=n[:-1].copy(),
-    )
+        net=net, X=Xu, K=K, Theta=Theta, V=Vv, **out, n_prev=n[:-1].copy()
+    ).on_inputs(X, inv)

@@ -43,6 +43,7 @@ from ..activations import activation as _activation
 from ..errors import DeepEFTInputError, DeepEFTWarning
 from ..gaussian.engine import batched_expect, expect1d
 from ..network import MLP, check_net
+from ..network_residual import ResidualMLP
 from . import kernel as kernel_module
 from .criticality import warn_on_exponential_kernel
 from .kernel import kernel as _kernel
@@ -329,11 +330,17 @@ def _single_input_flow(net: MLP, X: np.ndarray, x: np.ndarray, nlo: bool) -> Ver
 
 
 @warn_on_exponential_kernel(lambda flow, a, kw: flow.K)
-def vertex_flow(net: MLP, X: ArrayLike, *, nlo: bool = False, resolution: float = 1.0) -> VertexFlow:
+def vertex_flow(net: MLP | ResidualMLP, X: ArrayLike, *, nlo: bool = False, resolution: float = 1.0) -> VertexFlow:
     """K, V (4.119) and optionally G^{1} (4.115) for every layer, in one pass.
 
     ``resolution`` (≥ 1) scales the quadrature node density (accuracy check / hard activations).
     """
+    if isinstance(net, ResidualMLP):  # (B.24): deepeft.theory.residual_recursions
+        if nlo:
+            raise DeepEFTInputError("the NLO metric G^{1} is not derived for residual MLPs; use nlo=False.")
+        from .residual_recursions import residual_vertex_flow
+
+        return residual_vertex_flow(net, X, resolution=resolution)
     net = check_net(net)
     X = net.check_inputs(X, "X")
     try:
@@ -374,7 +381,7 @@ def vertex_flow(net: MLP, X: ArrayLike, *, nlo: bool = False, resolution: float 
 
 
 @warn_on_exponential_kernel(lambda V, a, kw: None)  # the message comes from vertex_flow inside
-def four_point_vertex(net: MLP, X: ArrayLike, *, resolution: float = 1.0) -> np.ndarray:
+def four_point_vertex(net: MLP | ResidualMLP, X: ArrayLike, *, resolution: float = 1.0) -> np.ndarray:
     """V^{(ℓ)}_{(α1α2)(α3α4)} for ℓ = 1..L (4.119): array (L, N, N, N, N), layer ℓ at index ℓ − 1 (zeros at ℓ = 1).
 
     Normalisation of (4.117): the connected four-point function of layer ℓ is V^{(ℓ)}/n_{ℓ−1} × (δδ terms);

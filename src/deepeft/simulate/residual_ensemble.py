@@ -1,0 +1,275 @@
+"""Monte Carlo ensembles of random residual MLPs (book (B.3)), with estimators and standard errors.
+
+Network s is drawn exactly as an :class:`~deepeft.MLP` with the same widths and variances would be
+(:func:`deepeft.simulate.forward.init_params`, key fold_in(PRNGKey(seed), s)); the forward pass adds the
+residual hyperparameters:
+
+    z^{(1)} = ξ^{(1)}[b^{(1)} + W^{(1)}x],   z^{(ℓ+1)} = ξ^{(ℓ+1)}[b^{(ℓ+1)} + W^{(ℓ+1)}σ(z^{(ℓ)})] + γ^{(ℓ+1)}z^{(ℓ)}   (B.3)
+
+Estimators (layer ℓ at index ℓ − 1, float64 sums over networks, delta-method standard errors):
+
+* ``metric``   E[M^{(ℓ)}], M_{αβ} = (1/n_ℓ)Σ_i z_{i;α}z_{i;β}                                           (B.7)
+* ``stochastic_metric``  E[Ĝ^{(ℓ)}] with Ĝ^{(ℓ+1)} = ξ²[C_b + C_W(1/n_ℓ)σσᵀ] + γ²M^{(ℓ)} = E[M^{(ℓ+1)} | layer ℓ]
+* ``vertex``  V^{(ℓ)}_{(α1α2)(α3α4)} = n_{ℓ−1}(E[z_{i;α1}z_{i;α2}z_{j;α3}z_{j;α4}] − E[z_{i;α1}z_{i;α2}]E[z_{j;α3}z_{j;α4}]),
+  i ≠ j — the definition (B.23), estimated per network by the pair average
+  P = (n²M⊗M − Σ_i z_i⊗z_i⊗z_i⊗z_i)/(n(n − 1)) and V = n_{ℓ−1}(P̄ − M̄⊗M̄ + Cov(M̄)) (the product of means
+  bias-corrected). Exact at finite width (no 1/n expansion). The MLP's estimator n Cov(Ĝ) (4.76) does not
+  apply: with a skip, the fluctuations of z^{(ℓ)} itself enter z^{(ℓ+1)}. NaN where n_ℓ = 1.
+Method "metric" draws each layer from its exact conditional law given the previous one (as :mod:`.ensemble`).
+
+* ``z2``, ``z4``, ``kurtosis``, ``vertex_kurtosis`` (single-neuron moments, as in :mod:`.ensemble`),
+  ``vertex_pairs`` = V_{(αα)(αα)} from ``vertex``; ``ntk`` (``ntk=True``): E[(1/n_ℓ)Σ_i Ĥ_{ii}], from the forward
+  equation Ĥ^{(ℓ+1)} = ξ²[λ_b + λ_W σσᵀ/n_ℓ]δ + A Ĥ Aᵀ, A_{ik;α} = ξW_{ik}σ′(z_{k;α}) + γδ_{ik} [derived from (B.3), (8.12)].
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import _validate as v
+from .._x64 import x64
+from ..errors import DeepEFTInputError
+from ..network_residual import ResidualMLP, check_residual
+from ..statistics import Estimate
+from . import forward as fw
+
+__all__ = ["residual_forward", "residual_ntk_forward", "sample_residual_ensemble"]
+
+
+def residual_forward(net: ResidualMLP, params, X) -> tuple[jax.Array, ...]:
+    """All preactivations (z^{(1)}, ..., z^{(L)}) of one residual network (B.3), each (N, n_ℓ); pure JAX."""
+    zs: list[jax.Array] = []
+    a = X
+    for l, (W, b) in enumerate(params, start=1):
+        z = float(net.xi[l - 1]) * (a @ W.T + b)
+        if net.gamma[l - 1] and zs:
+            z = z + float(net.gamma[l - 1]) * zs[-1]
+        zs.append(z)
+        if l < net.L:
+            a = net.activation.fn(z)
+    return tuple(zs)
+
+
+def residual_ntk_forward(net: ResidualMLP, params, X, zs) -> tuple[jax.Array, ...]:
+    """(Ĥ^{(1)}, ..., Ĥ^{(L)}) (n_ℓ, n_ℓ, N, N) of one residual network by the forward equation (module doc)."""
+    n = net.n
+    dsigma = net.activation.derivative(1)
+    a = X
+    H = None
+    out = []
+    for l in range(1, net.L + 1):
+        W, _ = params[l - 1]
+        xi2 = float(net.xi[l - 1]) ** 2
+        diag = xi2 * (net.lambda_b[l - 1] + net.lambda_W[l - 1] * (a @ a.T) / n[l - 1])
+        Hl = jnp.einsum("ij,ab->ijab", jnp.eye(n[l], dtype=X.dtype), diag)
+        if H is not None:
+            A = float(net.xi[l - 1]) * W[:, :, None] * dsigma(zs[l - 2]).T[None, :, :]
+            if net.gamma[l - 1]:
+                A = A + float(net.gamma[l - 1]) * jnp.eye(n[l], dtype=X.dtype)[:, :, None]
+            T = jnp.einsum("ija,jkab->ikab", A, H)
+            Hl = Hl + jnp.einsum("ikab,lkb->ilab", T, A)
+        out.append(Hl)
+        H = Hl
+        if l < net.L:
+            a = net.activation.fn(zs[l - 1])
+    return tuple(out)
+
+
+def _metric_forward(net: ResidualMLP, key, X, dt) -> tuple[jax.Array, ...]:
+    """Preactivations drawn layer by layer from the exact conditional law (method "metric", as in
+    :mod:`.ensemble`): given layer ℓ, b + Wσ has iid rows N(0, C_b + (C_W/n_ℓ)σσᵀ) over neurons, sampled as
+    √C_b β + √(C_W/n_ℓ) R Ξ with R Rᵀ = σσᵀ (N × N, from eigh) — N n_{ℓ+1} random numbers instead of n_{ℓ+1} n_ℓ."""
+    n, N = net.n, X.shape[0]
+    zs: list[jax.Array] = []
+    a = X
+    keys = jax.random.split(key, net.L)
+    for l in range(1, net.L + 1):
+        xi = jax.random.normal(keys[l - 1], (N + 1, n[l]), dt)
+        lam, U = jnp.linalg.eigh(a @ a.T)
+        R = U * jnp.sqrt(jnp.maximum(lam, 0.0))[None, :]
+        u = float(np.sqrt(net.C_b[l - 1])) * xi[N][None, :] + float(np.sqrt(net.C_W[l - 1] / n[l - 1])) * (R @ xi[:N])
+        z = float(net.xi[l - 1]) * u
+        if net.gamma[l - 1] and zs:
+            z = z + float(net.gamma[l - 1]) * zs[-1]
+        zs.append(z)
+        if l < net.L:
+            a = net.activation.fn(z)
+    return tuple(zs)
+
+
+def _one_network(net: ResidualMLP, dt, ntk: bool, vertex: bool, key, X, method: str = "weights"):
+    if method == "metric":
+        zs, params = _metric_forward(net, key, X, dt), None
+    else:
+        params = fw.init_params(net, key, dt)  # type: ignore[arg-type]  # same fields as an MLP
+        zs = residual_forward(net, params, X)
+    n = net.n
+    out: dict[str, list] = {"M": [], "G": [], "q": [], "P": [], "H": []}
+    a = X
+    for l in range(1, net.L + 1):
+        z = zs[l - 1].astype(jnp.float64)
+        M = z @ z.T / n[l]
+        out["M"].append(M)
+        G = float(net.xi[l - 1]) ** 2 * (net.C_b[l - 1] + net.C_W[l - 1] * (a @ a.T).astype(jnp.float64) / n[l - 1])
+        if l > 1 and net.gamma[l - 1]:
+            G = G + float(net.gamma[l - 1]) ** 2 * out["M"][-2]
+        out["G"].append(G)
+        out["q"].append(jnp.stack([jnp.mean(z * z, -1), jnp.mean(z**4, -1)], -1))
+        if vertex:
+            m = n[l]
+            four = jnp.einsum("ai,bi,ci,di->abcd", z, z, z, z)
+            P = (m * m * M[:, :, None, None] * M[None, None] - four) / max(m * (m - 1), 1)
+            out["P"].append(P)
+        if l < net.L:
+            a = net.activation.fn(zs[l - 1])
+    if ntk:
+        Hs = residual_ntk_forward(net, params, X, zs)
+        out["H"] = [jnp.einsum("iiab->ab", H).astype(jnp.float64) / H.shape[0] for H in Hs]
+    return {k: jnp.stack(val) for k, val in out.items() if val}
+
+
+@functools.lru_cache(maxsize=16)
+def _batch_sums(net: ResidualMLP, N: int, dtype: str, B: int, ntk: bool, vertex: bool, method: str):
+    """jit: power sums over one micro-batch of B networks (indices start..start+B−1, masked beyond n_total)."""
+    dt = fw.DTYPES[dtype]
+
+    def run(base_key, X, start, n_total):
+        idx = start + jnp.arange(B, dtype=jnp.uint32)
+        keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(base_key, idx)
+        st = jax.vmap(lambda k: _one_network(net, dt, ntk, vertex, k, X, method))(keys)
+        w = (idx < n_total).astype(jnp.float64)
+        Lq = net.L
+        s = {"count": jnp.sum(w)}
+
+        def wsum(x):
+            return jnp.einsum("b,b...->...", w, x)
+
+        M = st["M"].reshape(B, Lq, -1)
+        s["M1"], s["MM"] = wsum(M), jnp.einsum("b,blp,blq->lpq", w, M, M)
+        s["G1"], s["G2"] = wsum(st["G"]), wsum(st["G"] ** 2)
+        q = st["q"]
+        s["q1"], s["q2"] = wsum(q), jnp.einsum("b,blnk,blnm->lnkm", w, q, q)
+        if vertex:
+            P = st["P"].reshape(B, Lq, N * N, N * N)
+            s["P1"], s["P2"] = wsum(P), wsum(P * P)
+            s["PMa"] = jnp.einsum("b,blpq,blp->lpq", w, P, M)
+            s["PMb"] = jnp.einsum("b,blpq,blq->lpq", w, P, M)
+        if ntk:
+            s["H1"], s["H2"] = wsum(st["H"]), wsum(st["H"] ** 2)
+        return s
+
+    return jax.jit(run)
+
+
+def _finalize(net: ResidualMLP, X: np.ndarray, acc: dict, vertex: bool, ntk: bool) -> dict:
+    S = float(acc["count"])
+    L, N = net.L, X.shape[0]
+    n_prev = np.asarray(net.n[:-1], dtype=np.float64)
+    n_cur = np.asarray(net.n[1:])
+
+    def mean_se(s1, s2):
+        m = s1 / S
+        return m, np.sqrt(np.maximum(s2 - S * m * m, 0.0) / (S - 1) / S)
+
+    mu = acc["M1"] / S  # (L, P)
+    CM = (acc["MM"] - S * mu[:, :, None] * mu[:, None, :]) / (S - 1)  # covariance of one network's M
+    out: dict = {}
+    out["metric"] = Estimate(mu.reshape(L, N, N), np.sqrt(np.maximum(np.diagonal(CM, 0, 1, 2), 0) / S).reshape(L, N, N))
+    g, gse = mean_se(acc["G1"], acc["G2"])
+    out["stochastic_metric"] = Estimate(g, gse)
+    out["vertex"] = None
+    if vertex:
+        Pm = acc["P1"] / S
+        varP = (acc["P2"] - S * Pm * Pm) / (S - 1)
+        ma, mb = mu[:, :, None], mu[:, None, :]
+        cPa = (acc["PMa"] - S * Pm * ma) / (S - 1)
+        cPb = (acc["PMb"] - S * Pm * mb) / (S - 1)
+        va, vb = np.diagonal(CM, 0, 1, 2)[:, :, None], np.diagonal(CM, 0, 1, 2)[:, None, :]
+        var_psi = varP + ma**2 * vb + mb**2 * va - 2 * ma * cPb - 2 * mb * cPa + 2 * ma * mb * CM
+        V = n_prev[:, None, None] * (Pm - ma * mb + CM / S)
+        Vse = n_prev[:, None, None] * np.sqrt(np.maximum(var_psi, 0.0) / S)
+        V[0], Vse[0] = 0.0, 0.0  # layer 1 is exactly Gaussian
+        V[n_cur == 1], Vse[n_cur == 1] = np.nan, np.nan  # no neuron pairs i ≠ j
+        out["vertex"] = Estimate(V.reshape((L,) + (N,) * 4), Vse.reshape((L,) + (N,) * 4))
+    qm = acc["q1"] / S  # (L, N, 2)
+    C = (acc["q2"] - S * qm[..., :, None] * qm[..., None, :]) / (S - 1) / S
+    m2, m4 = qm[..., 0], qm[..., 1]
+    c00 = C[..., 0, 0]
+
+    def delta(value, grad):
+        gr = np.stack(grad, axis=-1)
+        return Estimate(value, np.sqrt(np.maximum(np.einsum("...k,...km,...m->...", gr, C, gr), 0.0)))
+
+    zero = np.zeros_like(m2)
+    out["z2"] = Estimate(m2, np.sqrt(np.maximum(c00, 0.0)))
+    out["z4"] = Estimate(m4, np.sqrt(np.maximum(C[..., 1, 1], 0.0)))
+    out["kurtosis"] = delta(m4 / m2**2 - 3.0, [-2 * m4 / m2**3, 1 / m2**2])
+    nn = n_prev[:, None]
+    out["vertex_kurtosis"] = delta(nn / 3 * (m4 - 3 * (m2**2 - c00)), [-2 * nn * m2, nn / 3 + zero])
+    if out["vertex"] is not None:
+        i = np.arange(N)
+        out["vertex_pairs"] = Estimate(out["vertex"].value[:, i, i, i, i], out["vertex"].stderr[:, i, i, i, i])
+    else:
+        out["vertex_pairs"] = Estimate(np.full((L, N), np.nan), np.full((L, N), np.nan))
+    out["ntk"] = None
+    if ntk:
+        h, hse = mean_se(acc["H1"], acc["H2"])
+        out["ntk"] = Estimate(h, hse)
+    return out
+
+
+def sample_residual_ensemble(
+    net: ResidualMLP,
+    X,
+    n_networks: int,
+    seed: int = 0,
+    *,
+    dtype="float32",
+    vertex: bool | None = None,
+    ntk: bool = False,
+    micro_batch: int | None = None,
+    method: str = "weights",
+):
+    """Ensemble estimates of a residual MLP (see module doc); an :class:`~deepeft.simulate.ensemble.EnsembleResult`
+    (``preactivations`` None). Reached through :func:`deepeft.sample_ensemble`. ``method``: "weights" (draw W, b;
+    network s is the MLP's network s with the skips added) or "metric" (exact conditional sampling, faster)."""
+    from .ensemble import EnsembleResult
+
+    net = check_residual(net)
+    X = net.check_inputs(X)
+    N = X.shape[0]
+    n_networks = v.positive_int(n_networks, "n_networks", minimum=2)
+    seed = fw.check_seed(seed)
+    dtype = fw.check_dtype(dtype)
+    vertex = N <= 8 if vertex is None else bool(vertex)
+    if vertex and 5 * net.L * N**4 * 8 > 2**31:
+        raise DeepEFTInputError(f"vertex=True with N = {N} inputs needs too much memory (grows as N^4); pass fewer inputs.")
+    ntk = bool(ntk)
+    if method not in ("weights", "metric"):
+        raise DeepEFTInputError(f"method must be 'weights' or 'metric', got {method!r}.")
+    if ntk and method != "weights":
+        raise DeepEFTInputError("ntk=True needs the network weights: use method='weights'.")
+    if micro_batch is None:
+        per_net = 4 * N * sum(net.n[1:]) + sum(net.n[l] * net.n[l - 1] for l in range(1, net.L + 1))
+        per_net += (net.L * N**4 * (max(net.n[1:]) + 2) if vertex else 0) + (3 * max(net.n[1:]) ** 2 * N * N if ntk else 0)
+        micro_batch = int(min(512, 2 ** int(np.floor(np.log2(max(1, 2**24 // per_net))))))
+    B = v.positive_int(micro_batch, "micro_batch")
+    run = _batch_sums(net, N, dtype, B, ntk, vertex, method)
+    acc: dict = {}
+    with x64():
+        Xj = jnp.asarray(X, fw.DTYPES[dtype])
+        base = jax.random.PRNGKey(seed)
+        for start in range(0, n_networks, B):
+            s = jax.device_get(run(base, Xj, jnp.uint32(start), jnp.uint32(n_networks)))
+            for k, val in s.items():
+                acc[k] = acc.get(k, 0.0) + np.asarray(val, dtype=np.float64)
+    out = _finalize(net, X, acc, vertex, ntk)
+    return EnsembleResult(
+        net=net,  # type: ignore[arg-type]  # EnsembleResult is shared with the MLP ensembles
+        X=X, n_networks=n_networks, seed=seed, dtype=dtype, method=method, micro_batch=B,
+        preactivations=None, **out,
+    )  # fmt: skip
