@@ -74,7 +74,7 @@ def train_chunk(setup, temperatures, inv_sigma_W, *, batch_size: int, members: i
     """Train one member chunk on the T × 1/σ_W grid and reduce it to stored arrays.
 
     Returns ``{name: (dims, array)}`` with dims among (time, member, T, inv_sigma_W, level, phase):
-    test_loss, G (3.4), alignment (3.5), spacing S (4.5) over time; grad_norm(_init) (3.3),
+    test_loss, G (3.4), G_self = G(t, t), alignment (3.5), spacing S (4.5) over time; grad_norm(_init) (3.3),
     train_loss(_init) at t = 0 and t_f; the initial eigenvalues of X (4.1) per 1/σ_W (common random
     numbers: identical for every T); eigenvalue trajectories at ``phase_points`` ((iT, iσ) per phase);
     the teacher's eigenvalues; with ``dbm_basis`` the level-spacing coefficients K_S, V_S at t_f
@@ -89,7 +89,7 @@ def train_chunk(setup, temperatures, inv_sigma_W, *, batch_size: int, members: i
     R, M = run.times.size, members
     grid4 = (R, M, *shape)
     tm = ("time", "member", "T", "inv_sigma_W")
-    out = {k: (tm, getattr(run, k).reshape(grid4)) for k in ("test_loss", "G", "alignment")}
+    out = {k: (tm, getattr(run, k).reshape(grid4)) for k in ("test_loss", "G", "G_self", "alignment")}
     out["spacing"] = (tm, level_spacing(run.eigenvalues).reshape(grid4))
     for k in ("grad_norm", "grad_norm_init", "train_loss", "train_loss_init"):
         out[k] = (("member", "T", "inv_sigma_W"), getattr(run, k).reshape(M, *shape))

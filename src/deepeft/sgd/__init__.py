@@ -18,6 +18,7 @@ References:
 """
 
 from .dbm import (
+    DRIFTS,
     DBMResult,
     boundary_temperature,
     convergence_lhs,
@@ -27,6 +28,7 @@ from .dbm import (
     level_spacing,
     per_sample_factors,
     spacing_coefficients,
+    spacing_drift,
     spacing_rate,
 )
 from .disorder import (
@@ -57,9 +59,18 @@ from .observables import (
 )
 from .teacher_student import Problem, TeacherStudent, losses, sample_problem, student_outputs
 from .teacher_student import forward as forward  # old name of student_outputs
-from .trainer import METHODS, EnsembleRun, gradient_moments, phase_grid, record_times, train_ensemble
+from .trainer import (
+    METHODS,
+    EnsembleRun,
+    continue_ensemble,
+    gradient_moments,
+    phase_grid,
+    record_times,
+    train_ensemble,
+)
 
 __all__ = [
+    "DRIFTS",
     "Disorder",
     "disorder",
     "energy",
@@ -75,6 +86,7 @@ __all__ = [
     "TeacherStudent",
     "alignment",
     "boundary_temperature",
+    "continue_ensemble",
     "convergence_lhs",
     "dbm_analysis",
     "drift_and_variance",
@@ -97,6 +109,7 @@ __all__ = [
     "record_times",
     "sample_problem",
     "spacing_coefficients",
+    "spacing_drift",
     "spacing_rate",
     "weight_spectrum",
     "train_ensemble",

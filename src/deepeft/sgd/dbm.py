@@ -34,7 +34,8 @@ import numpy as np
 from .. import _validate as v
 from ..errors import DeepEFTInputError, suggest
 from .observables import gram
-from .teacher_student import TeacherStudent, mse, sample_problem, student_outputs
+from .teacher_student import TeacherStudent, from_user_layout, mse, sample_problem, student_outputs
+from .trainer import continue_ensemble
 
 __all__ = [
     "per_sample_factors",
@@ -44,7 +45,9 @@ __all__ = [
     "spacing_rate",
     "convergence_lhs",
     "DBMResult",
+    "spacing_drift",
     "dbm_analysis",
+    "DRIFTS",
     "boundary_temperature",
     "integrate_level_spacing",
 ]
@@ -133,12 +136,34 @@ def _analysis_kernel(setup: TeacherStudent, basis: str):
     return jax.jit(jax.vmap(one_member))
 
 
+#: the three readings of the drift in (4.15) (docs/sgd.md): at the last SGD step, averaged over a window of
+#: continued SGD, or after removing the SGD noise by a few full-batch GD steps from the t_f weights
+DRIFTS = ("instantaneous", "time_averaged", "quenched")
+#: quenched reading: full-batch GD steps from the t_f weights (issue 17 item 4: 25)
+QUENCH_STEPS = 25
+#: quenched reading: each point's GD learning rate is min(ε, QUENCH_LR_MAX) — large-ε points (ε = T|B| up to
+#: 256 on the paper grid) would make full-batch GD unstable; the linear-scaling study found discretisation
+#: effects only for ε > 0.5 (docs/sgd.md)
+QUENCH_LR_MAX = 0.5
+#: time-averaged reading: checkpoints of continued SGD (the first at t_f) and their spacing in steps
+#: (K_S decorrelates within ~50 SGD steps in the ordered corner, docs/sgd.md)
+AVERAGE_CHECKPOINTS = 20
+AVERAGE_SPACING = 50
+
+
 @dataclasses.dataclass(frozen=True)
 class DBMResult:
     """Level-spacing analysis of an :class:`~deepeft.sgd.trainer.EnsembleRun` ((M, P) unless noted).
 
-    K_S, V_S, D_S (B.7)–(B.9) at t_f; rhs = −K_S/V_S; lhs (P,) (4.15); converged = lhs ≤ rhs;
-    fraction (P,) of converged members; S (R, M, P) (4.5); rate λ̄ (R, M, P) per SGD step (4.7).
+    K_S, V_S, D_S (B.7)–(B.9) in the chosen ``drift`` reading; rhs = −K_S/V_S; lhs (P,) (4.15);
+    converged = lhs ≤ rhs; fraction (P,) of converged members; S (R, M, P) (4.5) and rate λ̄ (R, M, P)
+    per SGD step (4.7) of the run itself.
+
+    time_averaged: K_S_se, V_S_se, D_S_se — standard errors of the window means (checkpoint
+    scatter/√n, the checkpoints treated as independent). quenched: quench_lr (P,) the GD learning rate,
+    S_quench (q + 1, M, P) the level spacing along the GD quench (step 0 = t_f) and K_S_trajectory
+    (M, P) = (S_q − S_h)/((q − h)ε_q), h = ⌊q/2⌋, the spacing drift measured on the second half of that
+    noise-free trajectory (for q = 1 the one step; basis "X": equal to K_S to first order in ε_q, tested).
     """
 
     K_S: np.ndarray
@@ -151,49 +176,109 @@ class DBMResult:
     S: np.ndarray
     rate: np.ndarray
     basis: str
+    drift: str = "instantaneous"
+    K_S_se: np.ndarray | None = None
+    V_S_se: np.ndarray | None = None
+    D_S_se: np.ndarray | None = None
+    quench_lr: np.ndarray | None = None
+    S_quench: np.ndarray | None = None
+    K_S_trajectory: np.ndarray | None = None
 
 
-def dbm_analysis(run, *, basis: str = "X", member_chunk: int = 1) -> DBMResult:
-    """K_S, V_S, D_S per model at the end of training (over its training set) and the test (4.15).
+#: members per compiled call of the coefficient kernel (one vmapped batch; memory ∝ |D|·P·n_ℓ per member)
+MEMBER_CHUNK = 8
 
-    The teachers and data are regenerated from the run's seed (identical by construction).
+
+def spacing_drift(run, final_params=None, *, basis: str = "X", member_chunk: int = MEMBER_CHUNK, dtype=None):
+    """(K_S, V_S, D_S) (B.7)–(B.9), each (M, P), of every model of ``run`` at the weights ``final_params``
+    (user layout as :attr:`EnsembleRun.final_params`; default the run's own), over its training set.
+
+    The teachers and data are regenerated from the run's seed (identical by construction). dtype: default the
+    run's; float64 evaluates the coefficients of a float32 run in double precision.
     """
     if basis not in BASES:
         raise DeepEFTInputError(f"basis must be one of {BASES}, got {basis!r}.{suggest(str(basis), BASES)}")
     setup: TeacherStudent = run.setup
+    final_params = run.final_params if final_params is None else final_params
     kern = _analysis_kernel(setup, basis)
     M = run.members
-    c = v.positive_int(member_chunk, "member_chunk")
-    dtype = jnp.dtype(run.dtype)
+    c = min(v.positive_int(member_chunk, "member_chunk"), run.members)
+    dtype = jnp.dtype(run.dtype if dtype is None else dtype)
     out = {k: np.empty((M, run.learning_rate.size)) for k in ("K_S", "V_S", "D_S")}
     with jax.enable_x64(dtype == jnp.float64):
         for lo in range(0, M, c):
             ids = np.arange(lo, lo + c)
             hi = min(M, lo + c)
+            rows = np.minimum(ids, hi - 1)  # pad the last chunk with copies (results dropped)
             prob = sample_problem(setup, ids, run.seed, dtype)
-            params: list[dict[str, jax.Array | None] | None] = []
-            for layer in run.final_params:
-                if layer is None:
-                    params.append(None)
-                    continue
-                W = np.zeros((c, *layer["W"].shape[1:]), layer["W"].dtype)
-                W[: hi - lo] = layer["W"][lo:hi]
-                b: jax.Array | None = None
-                if layer["b"] is not None:
-                    b_host = np.zeros((c, *layer["b"].shape[1:]), layer["b"].dtype)
-                    b_host[: hi - lo] = layer["b"][lo:hi]
-                    b = jnp.asarray(b_host, dtype)
-                params.append({"W": jnp.asarray(np.transpose(W, (0, 3, 1, 2)), dtype), "b": b})
+            params = from_user_layout(jax.tree.map(lambda x: jnp.asarray(np.asarray(x)[rows], dtype), final_params))
             K_S, V_S, D_S = kern(tuple(params), prob.frozen, prob.a_train, prob.y_train)
             for k, val in zip(("K_S", "V_S", "D_S"), (K_S, V_S, D_S)):
                 out[k][lo:hi] = np.asarray(val, np.float64)[: hi - lo]
+    return out["K_S"], out["V_S"], out["D_S"]
+
+
+def dbm_analysis(run, *, basis: str = "X", drift: str = "instantaneous", member_chunk: int = MEMBER_CHUNK,
+                 quench_steps: int = QUENCH_STEPS, quench_lr=None, checkpoints: int = AVERAGE_CHECKPOINTS,
+                 spacing: int = AVERAGE_SPACING, dtype=None) -> DBMResult:
+    """K_S, V_S, D_S per model at the end of training (over its training set) and the test (4.15).
+
+    drift — which K_S, V_S, D_S enter (4.15):
+
+    * ``"instantaneous"``: at the t_f weights (appendix B as written; dominated by the SGD noise of
+      the last steps, docs/sgd.md);
+    * ``"time_averaged"``: mean over ``checkpoints`` weights of continued SGD (the run's own
+      minibatch stream, i.e. longer training), ``spacing`` steps apart, the first at t_f;
+    * ``"quenched"``: after ``quench_steps`` full-batch GD steps from the t_f weights, learning rate
+      ``quench_lr`` (default min(ε, QUENCH_LR_MAX) per point): the noise-free drift of the spacing.
+
+    The left side of (4.15) always uses the run's T and σ_W. dtype: precision of the coefficients, the
+    continued SGD and the quench (default the run's; the continued SGD of ``time_averaged`` always keeps the
+    run's precision, so that it is the run's own longer training). Near a minimum the mean drift is a
+    small difference of large per-sample terms: float64 is advisable for the quenched reading.
+    """
+    if drift not in DRIFTS:
+        raise DeepEFTInputError(f"drift must be one of {DRIFTS}, got {drift!r}.{suggest(str(drift), DRIFTS)}")
+    if basis not in BASES:
+        raise DeepEFTInputError(f"basis must be one of {BASES}, got {basis!r}.{suggest(str(basis), BASES)}")
+    if run.method == "gd" and drift != "instantaneous":
+        raise DeepEFTInputError(f"drift={drift!r} reads an SGD/Langevin run; a full-batch GD run has no noise to "
+                                "remove or average: use drift='instantaneous'.")
+    extra: dict = {}
+    if drift == "instantaneous":
+        K_S, V_S, D_S = spacing_drift(run, basis=basis, member_chunk=member_chunk, dtype=dtype)
+    elif drift == "time_averaged":
+        n = v.positive_int(checkpoints, "checkpoints")
+        gap = v.positive_int(spacing, "spacing")
+        samples, cur = [], run
+        for k in range(n):
+            if k:
+                cur = continue_ensemble(cur, gap)
+            samples.append(spacing_drift(cur, basis=basis, member_chunk=member_chunk, dtype=dtype))
+        arr = np.asarray(samples)  # (n, 3, M, P)
+        K_S, V_S, D_S = arr.mean(0)
+        se = arr.std(0, ddof=1) / math.sqrt(n) if n > 1 else np.full(arr.shape[1:], np.nan)
+        extra = {"K_S_se": se[0], "V_S_se": se[1], "D_S_se": se[2]}
+    else:
+        q = v.positive_int(quench_steps, "quench_steps")
+        if quench_lr is None:
+            lr = np.minimum(run.learning_rate, QUENCH_LR_MAX)
+        else:
+            lr = np.broadcast_to(np.asarray(quench_lr, np.float64), run.learning_rate.shape).copy()
+            if np.any(~np.isfinite(lr)) or np.any(lr <= 0):
+                raise DeepEFTInputError("quench_lr must be finite and > 0 (a scalar or one value per point).")
+        qr = continue_ensemble(run, q, method="gd", learning_rate=lr, times=run.steps + np.arange(q + 1), dtype=dtype)
+        K_S, V_S, D_S = spacing_drift(qr, basis=basis, member_chunk=member_chunk)
+        Sq = level_spacing(qr.eigenvalues)
+        h = q // 2  # the second half of the quench: the fast thermal modes have relaxed
+        extra = {"quench_lr": lr, "S_quench": Sq, "K_S_trajectory": (Sq[-1] - Sq[h]) / ((q - h) * lr[None, :])}
     with np.errstate(divide="ignore", invalid="ignore"):
-        rhs = -out["K_S"] / out["V_S"]
-    lhs = convergence_lhs(setup, run.temperature, run.sigma_W)
+        rhs = -K_S / V_S
+    lhs = convergence_lhs(run.setup, run.temperature, run.sigma_W)
     converged = lhs[None, :] <= rhs
     S = level_spacing(run.eigenvalues)
     rate = spacing_rate(S, S[0:1], run.times[:, None, None])
-    return DBMResult(out["K_S"], out["V_S"], out["D_S"], rhs, lhs, converged, converged.mean(0), S, rate, basis)
+    return DBMResult(K_S, V_S, D_S, rhs, lhs, converged, converged.mean(0), S, rate, basis, drift, **extra)
 
 
 def boundary_temperature(fraction, temperatures, level: float, *, relative: bool = False):

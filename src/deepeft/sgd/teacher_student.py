@@ -37,7 +37,7 @@ from ..network import MLP
 
 __all__ = [
     "TeacherStudent", "Problem", "sample_problem", "member_keys", "init_params", "student_outputs", "mse", "losses",
-    "to_user_layout",
+    "to_user_layout", "from_user_layout",
 ]
 
 STREAM_TEACHER, STREAM_DATA, STREAM_INIT, STREAM_BATCH, STREAM_NOISE = range(5)
@@ -334,5 +334,17 @@ def to_user_layout(params: tuple) -> tuple:
             out.append(None)
             continue
         W = jnp.moveaxis(p["W"], (-3, -2, -1), (-1, -3, -2))
+        out.append({"W": W, "b": p["b"]})
+    return tuple(out)
+
+
+def from_user_layout(params: tuple) -> tuple:
+    """User (P, n_ℓ, n_{ℓ−1}) weights → internal (n_{ℓ−1}, P, n_ℓ) (leading axes kept): inverse of :func:`to_user_layout`."""
+    out: list[dict[str, Any] | None] = []
+    for p in params:
+        if p is None:
+            out.append(None)
+            continue
+        W = jnp.moveaxis(p["W"], (-1, -3, -2), (-3, -2, -1))
         out.append({"W": W, "b": p["b"]})
     return tuple(out)

@@ -38,6 +38,7 @@ from .teacher_student import (
     STREAM_BATCH,
     STREAM_NOISE,
     TeacherStudent,
+    from_user_layout,
     init_params,
     losses,
     mse,
@@ -46,7 +47,8 @@ from .teacher_student import (
     to_user_layout,
 )
 
-__all__ = ["EnsembleRun", "train_ensemble", "record_times", "phase_grid", "gradient_moments", "METHODS"]
+__all__ = ["EnsembleRun", "train_ensemble", "continue_ensemble", "record_times", "phase_grid", "gradient_moments",
+           "METHODS"]
 
 METHODS = ("sgd", "gd", "langevin")
 
@@ -229,6 +231,7 @@ def _kernels(setup: TeacherStudent, method: str, batch_size: int):
         return {
             "test_loss": loss,
             "G": obs.feature_correlation(phi, phi0),
+            "G_self": obs.feature_correlation(phi, phi),
             "alignment": obs.alignment(h, phi),
             "X": obs.gram(params[j]["W"]),
         }
@@ -237,6 +240,17 @@ def _kernels(setup: TeacherStudent, method: str, batch_size: int):
     gnorm = jax.jit(_over_members(functools.partial(obs.gradient_norm, setup), 4))
     init = jax.jit(_over_members(lambda noise, s: init_params(noise, s, setup), 1))
     return advance, record, gnorm, init
+
+
+def finite_eigvalsh(X) -> np.ndarray:
+    """Ascending eigenvalues of symmetric matrices (..., n, n) by LAPACK; NaN for a matrix with a non-finite
+    entry (a diverged model, e.g. an unbounded activation at high T: LAPACK would raise for the whole batch)."""
+    X = np.asarray(X, np.float64)
+    ok = np.isfinite(X).all(axis=(-2, -1))
+    out = np.full(X.shape[:-1], np.nan)
+    if ok.any():
+        out[ok] = np.linalg.eigvalsh(X[ok])
+    return out
 
 
 def _over_members(fn, n_batched: int):
@@ -258,7 +272,9 @@ def _over_members(fn, n_batched: int):
 class EnsembleRun:
     """Recorded observables of an ensemble training run (axes: time R, member M, point P).
 
-    test_loss, G (3.4), alignment (3.5): (R, M, P); eigenvalues of X (4.1): (R, M, P, n_ℓ);
+    test_loss, G (3.4), alignment (3.5), G_self = G(t, t) (the features' mean square, so that
+    G(t, 0)/√(G(t, t) G(0, 0)) is a correlation coefficient for any activation): (R, M, P);
+    eigenvalues of X (4.1): (R, M, P, n_ℓ);
     grad_norm_init / grad_norm (3.3) and train_loss_init / train_loss on the training set at
     t = 0 and t = steps: (M, P); teacher_eigenvalues: X of the teacher's spectral layer (M, n_ℓ);
     final_params: trainable parameters at t = steps in the user layout (per layer {"W": (M, P, n_ℓ,
@@ -286,6 +302,7 @@ class EnsembleRun:
     final_params: tuple
     grid_shape: tuple[int, ...] | None = None
     dtype: str = "float32"
+    G_self: np.ndarray | None = None
 
     @property
     def temperature(self) -> np.ndarray:
@@ -303,6 +320,7 @@ class EnsembleRun:
         data = {
             "test_loss": (("time", "member", "point"), self.test_loss),
             "G": (("time", "member", "point"), self.G),
+            **({} if self.G_self is None else {"G_self": (("time", "member", "point"), self.G_self)}),
             "alignment": (("time", "member", "point"), self.alignment),
             "eigenvalues": (("time", "member", "point", "level"), self.eigenvalues),
             "grad_norm_init": (("member", "point"), self.grad_norm_init),
@@ -381,6 +399,64 @@ def train_ensemble(
     dtype = jnp.dtype(dtype)
     if dtype not in (jnp.float32, jnp.float64):
         raise DeepEFTInputError(f"dtype must be float32 or float64, got {dtype}.")
+    return _execute(setup, method, lr, sw, M, B, seed, ts, dtype, member_chunk, workers, grid_shape, progress)
+
+
+def continue_ensemble(
+    run: EnsembleRun,
+    steps: int,
+    *,
+    method: str | None = None,
+    learning_rate=None,
+    times=None,
+    n_records: int = 2,
+    member_chunk: int | None = None,
+    workers: int | None = None,
+    dtype=None,
+    progress=None,
+) -> EnsembleRun:
+    """Advance a finished run by ``steps`` more steps from its final parameters (absolute time t_f … t_f + steps).
+
+    With the run's own method and learning rates this is *exactly* longer training: SGD minibatch
+    indices and Langevin noise are defined per absolute step, so ``continue_ensemble(train_ensemble(…,
+    steps=a), b)`` equals ``train_ensemble(…, steps=a + b)`` (tested). With ``method="gd"`` (and, e.g.,
+    a smaller ``learning_rate``) it is a noise-free *quench* of the t_f weights (used by
+    :func:`~deepeft.sgd.dbm_analysis` with ``drift="quenched"``).
+
+    times: absolute recording steps, from run.steps to run.steps + steps (default: ``n_records`` − 1
+    log-spaced intervals; 2 → just the two ends). The returned run's grad_norm_init / train_loss_init
+    are at run.steps; G(t, 0) (3.4) still refers to the features at t = 0. dtype: default the run's; float64
+    continues a float32 run in double precision (the data are regenerated in that precision).
+    """
+    if not isinstance(run, EnsembleRun):
+        raise DeepEFTInputError("run must be an EnsembleRun returned by train_ensemble or continue_ensemble.")
+    method = run.method if method is None else method
+    if method not in METHODS:
+        raise DeepEFTInputError(f"unknown method {method!r}.{suggest(str(method), METHODS)} Use one of {METHODS}.")
+    steps = v.positive_int(steps, "steps")
+    lr = run.learning_rate if learning_rate is None else np.asarray(learning_rate, np.float64).ravel()
+    lr = np.broadcast_to(lr, run.learning_rate.shape).astype(np.float64)
+    if np.any(~np.isfinite(lr)) or np.any(lr <= 0):
+        raise DeepEFTInputError("learning_rate must be finite and > 0 (one value per point, or a scalar).")
+    t0 = int(run.steps)
+    if times is None:
+        ts = t0 + record_times(steps, max(1, v.positive_int(n_records, "n_records") - 1))
+        if n_records <= 2:
+            ts = np.array([t0, t0 + steps])
+    else:
+        ts = np.asarray(times, dtype=np.int64)
+    if ts.ndim != 1 or ts[0] != t0 or np.any(np.diff(ts) <= 0) or ts[-1] != t0 + steps:
+        raise DeepEFTInputError(f"times must start at run.steps = {t0}, strictly increase and end at {t0 + steps}.")
+    dt = jnp.dtype(run.dtype if dtype is None else dtype)
+    if dt not in (jnp.float32, jnp.float64):
+        raise DeepEFTInputError(f"dtype must be float32 or float64, got {dt}.")
+    return _execute(run.setup, method, lr, run.sigma_W, run.members, run.batch_size, run.seed, ts,
+                    dt, member_chunk, workers, run.grid_shape, progress, start=run.final_params)
+
+
+def _execute(setup, method, lr, sw, M, B, seed, ts, dtype, member_chunk, workers, grid_shape, progress, start=None):
+    """Train (or, with ``start`` = final parameters of a run in the user layout, continue) every member
+    chunk over the recording times ``ts`` (absolute steps)."""
     P = lr.size
     c = _chunk_size(setup, P) if member_chunk is None else v.positive_int(member_chunk, "member_chunk")
     c = min(c, M)
@@ -388,7 +464,7 @@ def train_ensemble(
     advance, record, gnorm, init = _kernels(setup, method, B)
     n_out = setup.spectral_shape[0]
     R = ts.size
-    res = {k: np.empty((R, M, P), np.float64) for k in ("test_loss", "G", "alignment")}
+    res = {k: np.empty((R, M, P), np.float64) for k in ("test_loss", "G", "G_self", "alignment")}
     res["eigenvalues"] = np.empty((R, M, P, n_out), dtype)
     for k in ("grad_norm_init", "grad_norm", "train_loss_init", "train_loss"):
         res[k] = np.empty((M, P), np.float64)
@@ -402,14 +478,19 @@ def train_ensemble(
             ids = np.arange(lo, lo + c)  # fixed chunk shape (no recompilation); extra members dropped
             prob = sample_problem(setup, ids, seed, dtype)
             lr_j, sw_j = jnp.asarray(lr, dtype), jnp.asarray(sw, dtype)
-            params = init(prob.init_noise, sw_j)
+            if start is None:
+                params = init(prob.init_noise, sw_j)
+            else:  # padded members (beyond hi) repeat the chunk's last member; their results are dropped
+                rows = np.minimum(np.arange(lo, lo + c), hi - 1)
+                params = from_user_layout(jax.tree.map(lambda x: jnp.asarray(np.asarray(x)[rows], dtype), start))
             keys = prob.keys
             sl = slice(0, hi - lo)
 
             def rec(r, params):
                 out = record(params, prob.init_noise, prob.frozen, prob.a_test, prob.y_test, sw_j)
                 X = np.asarray(out.pop("X"), np.float64)[sl]  # LAPACK eigvalsh: far cheaper than XLA's eigh
-                res["eigenvalues"][r, lo:hi] = np.linalg.eigvalsh(X)
+                with np.errstate(over="ignore"):  # a diverging model's eigenvalues beyond float32 are stored as inf
+                    res["eigenvalues"][r, lo:hi] = finite_eigvalsh(X)
                 for k, val in out.items():
                     res[k][r, lo:hi] = np.asarray(val)[sl]
 
@@ -444,6 +525,6 @@ def train_ensemble(
     final = jax.tree.map(lambda *xs: np.concatenate(xs, axis=0), *finals)
     return EnsembleRun(
         setup=setup, method=method, learning_rate=lr.copy(), sigma_W=sw.copy(), batch_size=B, members=M,
-        steps=steps, seed=int(seed), times=ts, final_params=final, grid_shape=grid_shape,
+        steps=int(ts[-1]), seed=int(seed), times=ts, final_params=final, grid_shape=grid_shape,
         dtype=str(np.dtype(dtype)), **res,
     )
