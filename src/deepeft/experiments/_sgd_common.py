@@ -17,6 +17,7 @@ References:
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -89,7 +90,7 @@ def train_chunk(setup, temperatures, inv_sigma_W, *, batch_size: int, members: i
     R, M = run.times.size, members
     grid4 = (R, M, *shape)
     tm = ("time", "member", "T", "inv_sigma_W")
-    out = {k: (tm, getattr(run, k).reshape(grid4)) for k in ("test_loss", "G", "G_self", "alignment")}
+    out: dict[str, Any] = {k: (tm, getattr(run, k).reshape(grid4)) for k in ("test_loss", "G", "G_self", "alignment")}
     out["spacing"] = (tm, level_spacing(run.eigenvalues).reshape(grid4))
     for k in ("grad_norm", "grad_norm_init", "train_loss", "train_loss_init"):
         out[k] = (("member", "T", "inv_sigma_W"), getattr(run, k).reshape(M, *shape))
@@ -143,7 +144,7 @@ def transition_temperature(T, loss) -> float:
     return float(np.exp(T[i - 1] + w * (T[i] - T[i - 1])))
 
 
-def transition_check(name: str, T, loss_members, lo: float, hi: float, rng_seed: int = 0) -> Check:
+def transition_check(name: str, T, loss_members, lo: float, hi: float, *, rng_seed: int = 0) -> Check:
     """T* (:func:`transition_temperature` of the ensemble-mean loss) inside [lo, hi]; stderr by bootstrap over members."""
     L = np.asarray(loss_members, np.float64)  # (member, T)
     Ts = transition_temperature(T, L.mean(0))
@@ -210,8 +211,8 @@ def mp_checks(label: str, eig_init, inv_sigma_W, n_out: int, n_in: int, *, edge_
                                    rtol=0.0, atol=0.5 * digits, kind="regression"))
         xmax, xmax_se = mean_se(e[:, j].max(-1))
         rel = xmax / mp.x_plus - 1
-        out.append(Check(f"{tag}: MP edge x₊ (4.2) vs measured largest eigenvalue at init", mp.x_plus, xmax,
-                         xmax_se, None, bool(abs(rel) <= edge_rtol),
+        out.append(Check(f"{tag}: MP edge x₊ (4.2) vs measured largest eigenvalue at init", mp.x_plus, float(xmax),
+                         float(xmax_se), None, bool(abs(rel) <= edge_rtol),
                          f"|x_max/x₊ − 1| ≤ {edge_rtol:g} (finite-n Tracy–Widom shift of the edge)", "resolution"))
     # exact moments once: the columns share their draws (scaled by σ_W), so their z-scores coincide
     x = e[:, 0] * s_all[0] ** 2  # x/σ_W²
@@ -229,7 +230,7 @@ def nearest(values, target: float) -> int:
 
 
 def heatmap(ax, fig, T, s, Z, title: str, *, log: bool, boundaries=None, jamming=None, fraction=None,
-            lines=None, cmap: str = "viridis", cbar_label: str | None = None):
+            lines=None, cmap: Any = "viridis", cbar_label: str | None = None):
     """One T–1/σ_W heat map (log axes, cells centred on the grid points) with the DBM boundaries
     ``{level: T per 1/σ_W column}`` (where defined) and the jamming lines ``{label: 1/σ_W}`` overlaid; with
     ``fraction`` (the converged fraction on the grid) also its contours at the boundary levels (dotted);

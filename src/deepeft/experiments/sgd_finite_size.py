@@ -144,7 +144,7 @@ class SGDFiniteSize(Experiment):
             rel = xm / mp.x_plus - 1
             dev.append((abs(rel), xm_se / mp.x_plus))
             checks.append(Check(f"{tag}: MP edge x₊ (4.2) vs measured largest eigenvalue at init (1/σ_W={s[j]:g})",
-                                mp.x_plus, xm, xm_se, None, bool(abs(rel) <= p.edge_rtol),
+                                mp.x_plus, float(xm), float(xm_se), None, bool(abs(rel) <= p.edge_rtol),
                                 f"|x_max/x₊ − 1| ≤ {p.edge_rtol:g} (finite-n Tracy–Widom shift of the edge)",
                                 "resolution"))
             s2 = 1.0 / s[j] ** 2

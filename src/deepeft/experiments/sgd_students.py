@@ -246,7 +246,8 @@ class SGDStudents(Experiment):
             elif act == "tanh":
                 mem_j, mem_j_se = sc.mean_se(d.memory.values[:, 0, 0])
                 checks.append(Check(f"tanh: jamming corner (T={T[0]:g}, 1/σ_W={s[0]:g}) keeps its memory: "
-                                    f"G(t_f,0)/√(G(t_f,t_f)G(0,0)) ≥ {p.memory_level:g}", None, mem_j, mem_j_se, None,
+                                    f"G(t_f,0)/√(G(t_f,t_f)G(0,0)) ≥ {p.memory_level:g}", None, float(mem_j),
+                                    float(mem_j_se), None,
                                     bool(mem_j >= p.memory_level), "finding (the paper's jamming phase, §3)", "finding"))
         if "tanh" in acts:
             for act in acts:

@@ -174,7 +174,7 @@ def _program(act: Activation, terms: tuple, k: int, rule: tuple):
             zs.append(z)
         s = {}  # (a, d) → σ^{(d)}(z_a), evaluated once
         S_in = inner(L, xs) if closed else None
-        out = []
+        out: list[Any] = []
         # Partial sums are shared between terms with the same factors on dims a..kq−1 (a suffix trie): the
         # M^k-point innermost sums are done once per distinct innermost factor, not once per term — the
         # same operations in the same order, so every term's value is unchanged.

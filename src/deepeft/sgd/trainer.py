@@ -26,6 +26,7 @@ import concurrent.futures as cf
 import dataclasses
 import functools
 import os
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -102,7 +103,7 @@ def _grads(setup, params, frozen, a, y):
 
 def _apply(params, direction, lr):
     """θ_p ← θ_p − ε_p d_p for every trainable leaf (W: (n_in, P, n_out), b: (P, n_out))."""
-    out = []
+    out: list[Any] = []
     for p, d in zip(params, direction):
         if p is None:
             out.append(None)
@@ -145,7 +146,7 @@ def gradient_moments(setup, params, frozen, a, y):
 def _langevin_noise(key, params, t):
     """η for one member at step t, shared by its P points (common random numbers)."""
     k = jax.random.fold_in(key, t)
-    out = []
+    out: list[Any] = []
     for j, p in enumerate(params):
         if p is None:
             out.append(None)
