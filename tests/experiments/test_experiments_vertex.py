@@ -114,7 +114,9 @@ def test_vertex_checks_fail_for_perturbed_theory(runs):
 def test_criticality_constants_and_counts(runs):
     res, _, ds = runs["criticality"]
     p = _params("criticality")
-    assert res.summary["n_checks_all"] == len(p.activations) * len(p.cw_ratios) * (p.depth - 1) + len(BOOK_CONSTANTS)
+    n_phase = len(p.activations) * len(p.cw_ratios) * (p.depth - 1)  # E[z²] per layer ℓ ≥ 2
+    n_locate = len(p.activations) * (len(p.cw_ratios) + 1)  # χ_⊥ probe per ratio + the located C_W*
+    assert res.summary["n_checks_all"] == n_phase + n_locate + len(BOOK_CONSTANTS)
     for f in ("fig5_1.png", "fig5_2.png", "fig5_3.png", "kernel_phases.png"):
         assert f in res.summary["figures"]
     # below / at / above critical: tanh K^(L) ordered, and the ensemble follows

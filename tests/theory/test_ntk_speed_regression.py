@@ -24,7 +24,8 @@ X = np.array([[1.0, 0.2, -0.4], [0.3, -1.1, 0.5], [-0.7, 0.4, 0.9]])
 
 
 @pytest.mark.slow  # ~20–60 s each on the shared 2-core machine (XLA compiles of the 3- and 4-variable rules)
-@pytest.mark.parametrize("act", ["tanh", "relu", "gelu"])
+@pytest.mark.parametrize("act", ["tanh", "relu", pytest.param("gelu", marks=pytest.mark.skipif(
+    not __import__("os").environ.get("DEEPEFT_FULL"), reason="full-size only (DEEPEFT_FULL=1): relu covers the no-parity path"))])
 def test_ntk_fluctuations_unchanged(act):
     ref = np.load(REF)
     net = de.MLP(3, [32] * 3, 1, act, C_b=0.1, C_W=1.3, lambda_b=0.5, lambda_W=1.5)
