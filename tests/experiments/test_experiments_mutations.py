@@ -310,3 +310,40 @@ def test_criticality_cw_slip_fails(monkeypatch, tmp_path):
     print(f"criticality C_W×1.01: {len(failed)} failed of {s['n_checks_all']}: {[c['name'] for c in failed][:6]}")
     located = [c for c in failed if c["kind"] == "prediction" and "located from ensembles" in c["name"]]
     assert located and abs(located[0]["z"]) > 10, failed
+
+
+# The DBM coefficients themselves (issue 10: "the SGD experiments cannot see the sign of K_S or the scale of D_S"):
+# (B.7)–(B.9) in deepeft.sgd.dbm with K_S's sign flipped or D_S scaled by 3 %; sgd-dbm-drift compares both with
+# central differences of the spectrum (an independent path), so its predictions must fail. Reduced size (~10 s each).
+_DBM_SMALL = {"temperatures": [2.0**-5, 4.0], "inv_sigma_W": [8.0], "members": 4, "members_per_task": 4, "steps": 100,
+              "n_records": 3, "checkpoints": 2, "spacing": 10, "quench_steps": 2}
+_DBM_SLIPS = {"K_S sign": (-1.0, 1.0, "drift K_S"), "D_S × 1.03": (1.0, 1.03, "diffusion D_S")}
+
+
+@pytest.fixture
+def fresh_dbm_kernels():
+    """The compiled coefficient kernel is cached per setup: trace it again with the patched formula, and drop the
+    patched one afterwards."""
+    from deepeft.sgd import dbm
+
+    dbm._analysis_kernel.cache_clear()
+    yield
+    dbm._analysis_kernel.cache_clear()
+
+
+@pytest.mark.parametrize("slip", list(_DBM_SLIPS))
+def test_dbm_coefficient_slip_fails(slip, monkeypatch, tmp_path, fresh_dbm_kernels):
+    from deepeft.sgd import dbm
+
+    k_sign, d_scale, what = _DBM_SLIPS[slip]
+    real = dbm.spacing_coefficients
+
+    def wrong(K, V):
+        K_S, V_S, D_S = real(K, V)
+        return k_sign * K_S, V_S, d_scale * D_S
+
+    monkeypatch.setattr(dbm, "spacing_coefficients", wrong)
+    s, failed = _failures("sgd-dbm-drift", _DBM_SMALL, tmp_path)
+    hit = [c for c in failed if c["kind"] == "prediction" and what in c["name"]]
+    print(f"DBM {slip}: {len(failed)} failed of {s['n_checks_all']}: {[c['name'][:60] for c in failed]}")
+    assert hit and not s["passed"], f"sgd-dbm-drift does not see a {slip} slip"
