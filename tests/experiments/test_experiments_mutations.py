@@ -269,6 +269,11 @@ _BLIND = {"sgd-linear-scaling": "paired differences at low T are insensitive to 
 _RESOLUTION = {"ntk-evolution": "remainder slopes on an η ladder of one network: no standard error"}
 
 
+# Experiments where the slip must fail more than one prediction: lattice-linear's C × 1.05 fails the one-step variance
+# C(0)(1 − ρ²) at every σ_w² (|z| ≈ 5.5–9.4; C(0) alone missed σ_w² = 0.9, relative stderr 2.3 %).
+_MIN_FAILED = {"lattice-linear": 4}
+
+
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(reason=_BLIND[n], strict=True))
                                   if n in _BLIND else n for n in CASES])
 def test_perturbed_theory_fails(name, monkeypatch, tmp_path):
@@ -281,6 +286,7 @@ def test_perturbed_theory_fails(name, monkeypatch, tmp_path):
     pred = [c for c in failed if c["kind"] == kind]
     print(f"{name}: perturbed {len(failed)} failed of {s['n_checks_all']} ({len(pred)} of {s['n_checks']} predictions)")
     assert pred and not s["passed"], f"{name}: a perturbed theory passes every {kind} check"
+    assert len(pred) >= _MIN_FAILED.get(name, 1), [c["name"] for c in pred]
 
 
 def test_vertex_cw_layer_slip_fails(monkeypatch, tmp_path):
