@@ -122,8 +122,16 @@ class SGDDBMDrift(Experiment):
     def compute(self, p, task, ctx):
         import jax.numpy as jnp
 
-        from ..sgd import (DRIFTS, continue_ensemble, dbm_analysis, level_spacing, phase_grid, spacing_drift,
-                           spacing_finite_differences, train_ensemble)
+        from ..sgd import (
+            DRIFTS,
+            continue_ensemble,
+            dbm_analysis,
+            level_spacing,
+            phase_grid,
+            spacing_drift,
+            spacing_finite_differences,
+            train_ensemble,
+        )
 
         g = phase_grid(p.temperatures, p.inv_sigma_W, p.batch_size)
         shape, M = g["grid_shape"], task["members"]
