@@ -201,6 +201,15 @@ def _finite_width_training(mp):
     mp.setattr(to, "trained_output", wrong)
 
 
+def _diagnose_mp(mp):
+    """The Marchenko–Pastur variance C_W/n_in at initialisation predicted 5 % too large: at the quick size (256 wide)
+    layer 2 fails at |z| ≈ 11 (the tiny-size test beside the experiment's other tests needs 30 %)."""
+    from deepeft.experiments import diagnose_trained_mlp as m
+
+    real = m.mp_theory
+    mp.setattr(m, "mp_theory", lambda C_W, shape: (1.05 * real(C_W, shape)[0], real(C_W, shape)[1]))
+
+
 CASES = {  # perturbation, overrides of the quick preset (the defaults: these are the sizes `make run` judges)
     "gaussian-moments": (_gaussian_moments, {}),
     "kernel-vs-ensemble": (_kernel, {"activations": "tanh,gelu"}),
@@ -222,6 +231,7 @@ CASES = {  # perturbation, overrides of the quick preset (the defaults: these ar
     "sgd-linear-scaling": (_sgd_scaling, {}),
     "finite-width-bayes": (_finite_width_bayes, {}),
     "finite-width-training": (_finite_width_training, {}),
+    "diagnose-trained-mlp": (_diagnose_mp, {"backend": "jax"}),
 }
 
 
@@ -236,7 +246,6 @@ ELSEWHERE = {
     "learning-rate-equivalence": ("test_experiments_ntk", "test_learning_rate_equivalence_checks_can_fail"),
     "gnn-oversmoothing": ("test_experiments_gnn", "test_gnn_oversmoothing_fails_for_perturbed_theory"),
     "residual-criticality": ("test_experiment_residual", "test_residual_criticality_fails_for_perturbed_theory"),
-    "diagnose-trained-mlp": ("test_experiment_diagnose", "test_diagnose_trained_mlp_fails_for_perturbed_theory"),
     "running-couplings": ("test_experiments_couplings", "test_small_run_passes_and_fails_when_perturbed"),
     "lattice-perturbed": ("test_experiments_couplings", "test_small_run_passes_and_fails_when_perturbed"),
     "lattice-finite-n": ("test_experiments_couplings", "test_small_run_passes_and_fails_when_perturbed"),
