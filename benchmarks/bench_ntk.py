@@ -98,7 +98,7 @@ def _ensemble_row(quick: bool) -> dict:
     (float64 normals at the measured rate) is reported too.
     """
     from deepeft.simulate.ensemble import sample_ensemble
-    from deepeft.simulate.ntk_statistics import default_micro_batch
+    from deepeft.simulate.ntk_statistics import ntk_statistics_micro_batch
 
     n, M, M_base = (128, 1024, 32) if quick else (256, 10_000, 96)
     N, nL = 4, 4
@@ -109,7 +109,7 @@ def _ensemble_row(quick: bool) -> dict:
     flops_net = (2 * N * sum(w[l] * w[l - 1] for l in range(1, net.L + 1))
                  + 2 * N * nL * sum(w[l] * w[l - 1] for l in range(2, net.L + 1))
                  + 2 * N * N * nL * nL * sum(w[1:]))
-    B = default_micro_batch(net, N, "output")
+    B = ntk_statistics_micro_batch(net, N, "output")
     peaks = [_gemm_peak()]
     # new path: first call (compiles the micro-batch program; 32 blocks of B networks), then the full run (same program)
     cold = _t(lambda: de.ntk_statistics(net, X, 32 * B, seed=0, layers="output", micro_batch=B))

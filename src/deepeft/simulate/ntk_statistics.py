@@ -35,7 +35,7 @@ from ..statistics import Estimate, jackknife
 from . import forward as fw
 from .ntk import ntk_forward
 
-__all__ = ["NTKStatistics", "default_micro_batch", "ntk_statistics", "output_ntk_jacobian"]
+__all__ = ["NTKStatistics", "ntk_statistics", "ntk_statistics_micro_batch", "output_ntk_jacobian"]
 
 _FIELDS = ("m", "u", "tA", "tB", "tD", "tF")
 _MB_BUDGET_FLOATS = 2**20  # working set of one micro-batch (≈ 8 MB in float64: cache-sized; larger was slower)
@@ -162,7 +162,7 @@ def _finish(block_means: dict, n_prev: float, blocks: int) -> dict:
     return out
 
 
-def default_micro_batch(net: MLP, N: int, layers: str = "all") -> int:
+def ntk_statistics_micro_batch(net: MLP, N: int, layers: str = "all") -> int:
     """Networks per vmapped micro-batch: a power of two (1..64) keeping the working set near 2^20 floats.
 
     Per network: the parameters, the preactivations, and the NTK of every layer (forward route, n_ℓ² N² each)
@@ -196,7 +196,7 @@ def ntk_statistics(
     backpropagated Jacobians (:func:`output_ntk_jacobian`: batched GEMMs, N n_L Σ_ℓ n_ℓ n_{ℓ−1} per network,
     cheap when n_L ≪ n; the other layers are NaN).
 
-    ``micro_batch`` (default :func:`default_micro_batch`) networks run as one vmapped kernel; memory is bounded
+    ``micro_batch`` (default :func:`ntk_statistics_micro_batch`) networks run as one vmapped kernel; memory is bounded
     by one micro-batch whatever ``n_networks``. Results do not depend on it beyond rounding (the per-network
     statistics are summed in network order): network s is always ``fold_in(PRNGKey(seed), s)``.
     """
@@ -207,7 +207,7 @@ def ntk_statistics(
     n_networks = v.positive_int(n_networks, "n_networks")
     blocks = v.positive_int(blocks, "blocks")
     L, N = net.L, X.shape[0]
-    micro = default_micro_batch(net, N, layers) if micro_batch is None else v.positive_int(micro_batch, "micro_batch")
+    micro = ntk_statistics_micro_batch(net, N, layers) if micro_batch is None else v.positive_int(micro_batch, "micro_batch")
     seed = fw.check_seed(seed)
     dt = fw.DTYPES[fw.check_dtype(dtype)]
     if blocks < 2:
