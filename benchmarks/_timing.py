@@ -6,7 +6,9 @@ own ``__main__`` put benchmarks/ on ``sys.path``).
 * :func:`seconds` / :func:`best_seconds` — the wall seconds of one call / the best of several after a warm-up;
 * :class:`stopwatch` — wall and process CPU seconds of a ``with`` block;
 * :func:`child_seconds` — wall and CPU seconds of a fresh process (imports and compilation included);
+* :func:`wall_cpu` / :func:`best_wall_cpu` — wall and process-CPU seconds of one call / the best of several;
 * :func:`gemm_peak_gflops` — this machine's GEMM rate now (the reference of the throughput rows);
+* :func:`normals_per_s` — the rate of the ensembles' normal draws (the ceiling of RNG-bound rows);
 * :func:`unit_inputs` — N random inputs with |x|²/n0 = 1;
 * :func:`write_results` — the ``__main__`` epilogue: results/<name>.json and one printed line per row.
 """
@@ -85,16 +87,52 @@ def child_seconds(cmd: Sequence[str], env: dict[str, str] | None = None, timeout
     return wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
 
 
-def gemm_peak_gflops(n: int = 2048, repeats: int = 5, *, float64: bool = False) -> float:
-    """GFLOP/s of a jitted n×n matmul (float32, or float64), best of ``repeats`` after a warm-up."""
+def wall_cpu(fn: Callable[[], object]) -> tuple[float, float]:
+    """(wall, process-CPU) seconds of one call of ``fn``."""
+    with stopwatch() as sw:
+        fn()
+    return sw.wall, sw.cpu
+
+
+def best_wall_cpu(fn: Callable[[], object], repeats: int, *, warmup: bool = True) -> tuple[float, float]:
+    """(best wall, best process-CPU) seconds of ``repeats`` calls (after one untimed call when ``warmup``); the CPU
+    figure is the one a loaded machine disturbs least."""
+    if warmup:
+        fn()
+    wall = cpu = float("inf")
+    for _ in range(max(int(repeats), 1)):
+        with stopwatch() as sw:
+            fn()
+        wall, cpu = min(wall, sw.wall), min(cpu, sw.cpu)
+    return wall, cpu
+
+
+def gemm_peak_gflops(n: int = 2048, repeats: int = 5, *, float64: bool = False, per_cpu: bool = False) -> float:
+    """GFLOP/s of a jitted n×n matmul (float32, or float64), best of ``repeats`` after a warm-up: per wall second, or
+    per process-CPU second when ``per_cpu``."""
     import jax
     import jax.numpy as jnp
 
     with jax.enable_x64(float64):
         a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float64 if float64 else jnp.float32)
         f = jax.jit(lambda x: x @ x)
-        best = best_seconds(lambda: f(a).block_until_ready(), repeats)
+        best = best_wall_cpu(lambda: f(a).block_until_ready(), repeats)[int(per_cpu)]
     return 2 * n**3 / best / 1e9
+
+
+def normals_per_s(shape: tuple[int, ...], *, float64: bool = False, repeats: int = 5, per_cpu: bool = False) -> float:
+    """Standard normals per second (wall, or per process-CPU second) of ``jax.random.normal`` (threefry, the
+    ensembles' generator) drawing ``shape`` at once, best of ``repeats`` after a warm-up."""
+    import math
+
+    import jax
+    import jax.numpy as jnp
+
+    with jax.enable_x64(float64):
+        f = jax.jit(lambda k: jax.random.normal(k, shape, jnp.float64 if float64 else jnp.float32))
+        key = jax.random.PRNGKey(0)
+        best = best_wall_cpu(lambda: jax.block_until_ready(f(key)), repeats)[int(per_cpu)]
+    return math.prod(shape) / best
 
 
 def unit_inputs(N: int, n0: int = 16, seed: int = 0):
