@@ -219,7 +219,7 @@ def _program(act: Activation, panels: int):
         new = (
             Cb + CW * g,  # (5.108)
             ratio * chi_par * chi_par * V + source,  # (5.109)
-            cb1 + cW1 * g + ratio * (chi_par * G1 + j * V / (8.0 * Kc * Kc)),  # (5.110), (5.140)
+            cb1 + cW1 * g + ratio * (chi_par * G1 + j * (V / Kc) / (8.0 * Kc)),  # (5.110), (5.140); (V/K)/K: K² underflows
             chi_par * dK1,  # (5.47)
             chi_perp * ddK2 + h * dK1 * dK1,  # (5.48)
         )
