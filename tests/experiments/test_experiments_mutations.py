@@ -4,6 +4,10 @@ the default thresholds (a mutation test per registered experiment, at tiny sizes
 Each case monkeypatches the theory function the experiment calls (tasks run in-process) so that it returns a
 value scaled by 1 + δ; the count of failing checks is printed (run with -s) and must be ≥ 1. The runs use the
 quick preset (the sizes `make run` judges), so the module is marked slow (~5 min on one core).
+
+Runs of one experiment under different theory perturbations share their ensembles (``SharedEnsembles``: the
+sampling does not depend on the theory, and a perturbation that changed what is simulated would change the key);
+those tests form one xdist group, so `make test` (``--dist loadgroup``) runs them in one process.
 """
 
 from __future__ import annotations
@@ -15,9 +19,16 @@ import numpy as np
 import pytest
 
 import deepeft.lattice as lattice
+from _expt import SharedEnsembles
 from deepeft.experiments import available_experiments, run_experiment
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module", autouse=True)
+def shared_ensembles():
+    with pytest.MonkeyPatch.context() as mp:
+        yield SharedEnsembles().install(mp)
 
 
 def _scaled(fn, factor, field=None):
@@ -207,7 +218,7 @@ CASES = {  # perturbation, overrides of the quick preset (the defaults: these ar
     "deep-linear-exact": (_deep_linear, {}),
     "ntk-forward-vs-autodiff": (_ntk, {}),
     "ntk-evolution": (_ntk_evolution, {"activations": "tanh", "widths": "8", "n_networks": 1}),
-    "vertex-vs-ensemble": (_vertex, {}),
+    "vertex-vs-ensemble": (_vertex, {"activations": "relu,tanh"}),  # the C_W-slip test's ensembles (shared)
     "criticality": (_criticality, {}),
     "lattice-meanfield": (_lattice_meanfield, {}),
     "lattice-linear": (_lattice_cov, {}),
@@ -269,8 +280,16 @@ _BLIND = {"sgd-linear-scaling": "paired differences at low T are insensitive to 
 _RESOLUTION = {"ntk-evolution": "remainder slopes on an η ladder of one network: no standard error"}
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(reason=_BLIND[n], strict=True))
-                                  if n in _BLIND else n for n in CASES])
+# Experiments with a second perturbed-theory test below: one xdist group each, so the runs share their ensembles.
+_GROUP = {"vertex-vs-ensemble": "mutations-vertex", "criticality": "mutations-criticality"}
+
+
+def _marks(n):
+    return ([pytest.mark.xfail(reason=_BLIND[n], strict=True)] if n in _BLIND else []) + (
+        [pytest.mark.xdist_group(_GROUP[n])] if n in _GROUP else [])
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=_marks(n)) for n in CASES])
 def test_perturbed_theory_fails(name, monkeypatch, tmp_path):
     """One perturbed run per experiment (the unperturbed quick runs pass: `make run`, and each experiment's own
     tests); at least one *prediction* (for the experiments in _RESOLUTION: resolution check) must fail."""
@@ -283,6 +302,7 @@ def test_perturbed_theory_fails(name, monkeypatch, tmp_path):
     assert pred and not s["passed"], f"{name}: a perturbed theory passes every {kind} check"
 
 
+@pytest.mark.xdist_group(_GROUP["vertex-vs-ensemble"])
 def test_vertex_cw_layer_slip_fails(monkeypatch, tmp_path):
     """A C_W^(ℓ) vs C_W^(ℓ+1) slip in the recursions: the theory steps ℓ → ℓ+1 with the previous layer's C_W.
     The unequal-width architecture varies C_W across layers (cw_profile), so the experiment must see it."""
@@ -301,6 +321,7 @@ def test_vertex_cw_layer_slip_fails(monkeypatch, tmp_path):
     assert any("-" in c["name"].split(":")[0] for c in failed)  # the C_W-varying (unequal-width) architecture
 
 
+@pytest.mark.xdist_group(_GROUP["criticality"])
 def test_criticality_cw_slip_fails(monkeypatch, tmp_path):
     """C_W* × 1.01 from the code under test: the simulations must not inherit it, and the critical point located
     from the ensembles' own Jacobians (a prediction, not only the printed-constant regression) must see it."""
