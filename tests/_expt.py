@@ -46,8 +46,8 @@ class Runs:
 
 
 class SharedEnsembles:
-    """``deepeft.simulate.ensemble.sample_ensemble`` memoised on its exact arguments (pickled: the network,
-    inputs, size, seed and options), for tests that run one experiment several times with different *theory*
+    """``deepeft.simulate.ensemble.sample_ensemble`` memoised on its exact arguments (:meth:`describe`: the
+    network, inputs, size, seed and options), for tests that run one experiment several times with different *theory*
     (mutation tests): the ensembles are sampled once, while every run still calls the (perturbed) theory
     through the experiment's own code path. A perturbation that changes what is simulated (a network, a seed)
     changes the key and samples afresh. Install with :meth:`install` on a ``pytest.MonkeyPatch``."""
@@ -56,16 +56,34 @@ class SharedEnsembles:
         self.cache: dict[bytes, object] = {}
         self.hits = 0
 
+    @classmethod
+    def describe(cls, x):
+        """An exact, hashable description of an argument: arrays by dtype, shape and bytes, dataclasses (the
+        networks) field by field, floats by their exact repr; other objects (an activation) by their repr."""
+        import dataclasses
+
+        import numpy as np
+
+        if isinstance(x, (list, tuple)):
+            return (type(x).__name__, *map(cls.describe, x))
+        if isinstance(x, dict):
+            return ("dict", *sorted((str(k), cls.describe(v)) for k, v in x.items()))
+        if dataclasses.is_dataclass(x) and not isinstance(x, type):
+            return (type(x).__qualname__, *((f.name, cls.describe(getattr(x, f.name))) for f in dataclasses.fields(x)))
+        if hasattr(x, "__array__") and not isinstance(x, (int, float, str, bool)):
+            a = np.asarray(x)
+            return ("array", a.dtype.str, a.shape, a.tobytes())
+        return (type(x).__qualname__, repr(x))
+
     def install(self, mp) -> SharedEnsembles:
         import hashlib
-        import pickle
 
         from deepeft.simulate import ensemble
 
         real = ensemble.sample_ensemble
 
         def shared(*a, **k):
-            key = hashlib.sha256(pickle.dumps((a, k))).digest()
+            key = hashlib.sha256(repr(self.describe((a, k))).encode()).digest()
             if key in self.cache:
                 self.hits += 1
             else:
@@ -107,3 +125,12 @@ def quick_run(name: str):
     if sub.get("preset") != "quick" or sub.get("params") != quick:
         return None
     return sub, folder
+
+
+def quick_or_run(name: str, path, overrides, **kw):
+    """(summary, folder): the quick-preset run of $DEEPEFT_QUICK_SUMMARY when :func:`quick_run` accepts it (CI),
+    else ``run_experiment(name, path, preset="quick", overrides=overrides, **kw)`` (a reduced-size run here)."""
+    q = quick_run(name)
+    if q is not None:
+        return q
+    return run_experiment(name, path, preset="quick", overrides=overrides, **kw).summary, path
