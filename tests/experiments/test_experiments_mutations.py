@@ -244,7 +244,7 @@ CASES = {  # perturbation, overrides of the quick preset (the defaults: these ar
 # |z| ≥ the given margin (the smaller run must still see the slip clearly, not at the edge of Z_MAX = 5).
 REDUCED = {
     "ntk-forward-vs-autodiff": ("E[H^(", 15.0),
-    "sgd-finite-size": ("MP E[x", 10.0),
+    "sgd-finite-size": ("MP E[x", 8.0),  # |z| = 8.6 (E[x²], n2 = 32): the quick run's initial draws, identical
 }
 
 

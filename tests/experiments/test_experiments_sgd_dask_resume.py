@@ -1,10 +1,11 @@
-"""sgd-finite-size through the CLI on a Dask LocalCluster (``--workers 2``), the way its paper run is made
-(docs/sgd.md, "Running the paper preset"): interrupted with Ctrl-C (SIGINT) mid-sweep, then resumed with
+"""sgd-finite-size through the CLI on a Dask LocalCluster (``--workers 1``), the way its paper run is made
+(docs/sgd.md, "Runbook: `sgd-finite-size --preset paper`"): interrupted with Ctrl-C (SIGINT) mid-sweep, then resumed with
 ``--resume``. No finished task is lost or recomputed (the stored task files are byte-identical after the resume,
 and the summary counts them as resumed), and the assembled data equal an uninterrupted in-process run bit for bit.
 
 Tiny size (two width pairs, 2 × 2 grid, four one-member tasks per width, 40 steps): the checks are not meant to
-pass here (exit 1 is accepted); the data and the bookkeeping are what is tested. Slow: two LocalCluster starts.
+pass here (exit 1 is accepted); the data and the bookkeeping are what is tested. Slow: two LocalCluster starts
+(one worker process each: a task already uses two threads, docs/sgd.md).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ _CMD = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "deepeft.c
 
 
 def _start(out: Path, resume: bool, delay: float) -> subprocess.Popen:
-    args = [*_CMD, "run", "sgd-finite-size", "--out", str(out), "--workers", "2", "-q"]
+    args = [*_CMD, "run", "sgd-finite-size", "--out", str(out), "--workers", "1", "-q"]
     for k, v in TINY.items():
         args += ["--set", f"{k}={v}"]
     if resume:
@@ -67,7 +68,7 @@ def test_dask_interrupt_then_resume_loses_no_finished_work(tmp_path):
     so, se = p.communicate(timeout=300)
     assert p.returncode in (0, 1), se  # 1: checks fail at this tiny size; the run itself completed
     summary = json.loads((out / "summary.json").read_text())
-    assert "LocalCluster (2 workers" in summary["executor"]
+    assert "LocalCluster (1 workers" in summary["executor"]
     assert summary["timing"]["tasks_resumed"] == len(done)
     assert summary["timing"]["tasks_run"] == N_TASKS - len(done)
     assert store.finished() == set(range(N_TASKS))
