@@ -214,7 +214,7 @@ def _finite_width_training(mp):
 
 CASES = {  # perturbation, overrides of the quick preset (the defaults: these are the sizes `make run` judges)
     "gaussian-moments": (_gaussian_moments, {}),
-    "kernel-vs-ensemble": (_kernel, {"activations": "tanh,gelu"}),
+    "kernel-vs-ensemble": (_kernel, {"activations": "tanh"}),  # 36 of 66 predictions fail, max |z| = 13.6
     "deep-linear-exact": (_deep_linear, {}),
     # Θ^(1), Θ^(2) are exact at any width (no finite-width allowance): 3 % fails at |z| = 23.5 with 512 networks
     "ntk-forward-vs-autodiff": (_ntk, {"activations": "relu,tanh", "n_networks": 512}),
@@ -243,6 +243,7 @@ CASES = {  # perturbation, overrides of the quick preset (the defaults: these ar
 # Cases run below the quick size: the perturbation must fail a prediction whose name contains the given text, by
 # |z| ≥ the given margin (the smaller run must still see the slip clearly, not at the edge of Z_MAX = 5).
 REDUCED = {
+    "kernel-vs-ensemble": ("", 10.0),
     "ntk-forward-vs-autodiff": ("E[H^(", 15.0),
     "sgd-finite-size": ("MP E[x", 8.0),  # |z| = 8.6 (E[x²], n2 = 32): the quick run's initial draws, identical
 }
