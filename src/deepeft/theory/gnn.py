@@ -13,7 +13,8 @@ Conditional on layer ℓ, z^{(ℓ+1)} = Â σ(z^{(ℓ)}) W + b is Gaussian in (W
 (γ on hidden-to-hidden layers only, see :class:`deepeft.graph.GCN`). With Â = I and γ = 0 every line is the
 MLP's. In general C_W Â(·)Âᵀ is the layer map 𝓜(S) = c_self S + c_nbr Â S Âᵀ of :meth:`deepeft.graph.GCN.mixing`
 (message passing z⁺ = σW + ÂσU + b: (c_self, c_nbr) = (C_W, C_U)); the residual vertex (B.24) with its three-point
-feed and the NLO metric (4.115) follow by the same substitution (:func:`node_vertex`, docs/gnn.md). Every Gaussian expectation comes from the engine (:mod:`deepeft.gaussian.engine`) and, for V, from
+feed and the NLO metric (4.115) follow by the same substitution (:func:`node_vertex`, docs/gnn.md).
+Every Gaussian expectation comes from the engine (:mod:`deepeft.gaussian.engine`) and, for V, from
 the MLP vertex's public building blocks (:func:`~deepeft.theory.vertex.pair_derivatives`, ``four_sigma``,
 ``jacobian_contract``).
 
