@@ -135,3 +135,42 @@ def test_nlo_metric_vs_ensemble():
     z_nlo = max(_z(ens.metric[l], fl.K[l] + fl.G1[l] / 8).max() for l in range(1, 4))
     print(f"max|z| LO {z_lo:.2f}, NLO {z_nlo:.2f}")
     assert z_nlo < Z_MAX < z_lo
+
+
+@pytest.mark.slow
+def test_collapse_fluctuations_vs_ensemble():
+    """Var(Δ̂) of one network's node distance = 2Δ²/n_ℓ + V_eeee/n_{ℓ−1} (gnn.collapse_fluctuations) against the
+    spread over 10⁴ random GCNs; allowance: the next order of the same expansion, rel_var·theory (rel_var = the
+    O(1/n) relative variance itself). The Gaussian-only 2Δ²/n (no vertex) fails at layers 2–4."""
+    import jax
+    import jax.numpy as jnp
+
+    from deepeft._x64 import x64
+    from deepeft.simulate.gnn import gcn_forward, gcn_init
+    from deepeft.theory import gnn
+
+    A = de.normalize_adjacency(nx.to_numpy_array(nx.path_graph(4)), "rw")
+    Xp = X[:4]
+    n = 64
+    net = de.GCN(A, 3, [n] * 3, n, "relu", C_b=0.1, C_W=2.0)
+    fl = gnn.collapse_fluctuations(de.vertex_flow(net, Xp))
+    S = 10_000
+    with x64():
+        keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(jax.random.PRNGKey(0), jnp.arange(S, dtype=jnp.uint32))
+
+        def one(k):
+            zs = gcn_forward(net, gcn_init(net, k, jnp.float64), jnp.asarray(A), jnp.asarray(Xp))[0]
+            return jnp.stack([z @ z.T / z.shape[1] for z in zs])
+
+        M = np.asarray(jax.jit(jax.vmap(one))(keys))
+    ia, ib = fl.pairs.T
+    D = M[:, :, ia, ia] + M[:, :, ib, ib] - 2 * M[:, :, ia, ib]
+    var = D.var(0, ddof=1)
+    se = np.sqrt((((D - D.mean(0)) ** 4).mean(0) - var**2) / S)
+    th = fl.rel_var * fl.delta**2
+    allow = Z_MAX * se + fl.rel_var * th
+    print("noise/signal", fl.noise_to_signal.round(3), "max |Δvar|/allowance", (np.abs(var - th) / allow).max(1).round(2))
+    assert np.all(np.abs(var - th) <= allow)
+    gauss = 2 * fl.delta**2 / n
+    assert np.all((np.abs(var - gauss) / allow)[1:].max(1) > 1)
+    assert fl.depth is None and np.all(np.diff(fl.noise_to_signal) > 0)

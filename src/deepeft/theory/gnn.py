@@ -57,9 +57,11 @@ from .residual_recursions import intralayer_cross
 from .vertex import VertexFlow, four_sigma, jacobian_contract, pair_derivatives
 
 __all__ = [
+    "CollapseFluctuations",
     "CollapseRate",
     "NodeVertexFlow",
     "check_gcn",
+    "collapse_fluctuations",
     "collapse_rate",
     "mean_decorrelation",
     "node_four_point_vertex",
@@ -391,3 +393,50 @@ def collapse_rate(activation, C_W, C_b, gamma, lambda2, *, depth: int = 200, k1=
     if not np.all(np.isfinite(ks)):
         warnings.warn("collapse_rate: the collapsed variance k overflowed for some parameters.", DeepEFTWarning, stacklevel=2)
     return CollapseRate(ks, chi, r, r_inf, xi)
+
+
+@dataclasses.dataclass(frozen=True)
+class CollapseFluctuations:
+    """Finite-width fluctuations of the node distances against their mean (:func:`collapse_fluctuations`).
+
+    ``pairs`` (P, 2) node pairs α < β; ``delta`` (L, P) Δ_αβ = K_αα + K_ββ − 2K_αβ; ``rel_var`` (L, P) Var(Δ̂)/Δ² of
+    one network's Δ̂ = M_αα + M_ββ − 2M_αβ, M = z zᵀ/n_ℓ, at order 1/n; ``noise_to_signal`` (L,) the root-mean-square
+    over pairs of √rel_var; ``depth`` the first layer where it reaches 1 (None if it does not).
+    """
+
+    pairs: np.ndarray
+    delta: np.ndarray
+    rel_var: np.ndarray
+    noise_to_signal: np.ndarray
+    depth: int | None
+
+
+def collapse_fluctuations(flow: VertexFlow) -> CollapseFluctuations:
+    """How large the network-to-network fluctuations of the node distances are compared with the distances [derived].
+
+    For e = e_α − e_β, one network's Δ̂ = eᵀMe = (1/n_ℓ) Σ_i (e·z_i)² has mean Δ = eᵀKe + O(1/n) and, at order 1/n,
+
+        Var(Δ̂) = 2Δ²/n_ℓ + V_{eeee}/n_{ℓ−1},     V_{eeee} = Σ e_a e_b e_c e_d V^{(ℓ)}_{(ab)(cd)}
+
+    (Gaussian sampling of n_ℓ channels, plus their connected four-point function (4.117)). Oversmoothing drives Δ to
+    0 at the rate r (:func:`collapse_rate`); the relative fluctuation Var(Δ̂)/Δ² grows with depth (∝ ℓ/n for the
+    vertex of a deep network), and where it reaches 1 a single network's collapse measure is dominated by
+    finite-width fluctuations, not by the infinite-width kernel. ``flow`` from ``de.vertex_flow(gcn, X)``.
+    """
+    net = flow.net
+    if not isinstance(net, GCN):
+        raise DeepEFTInputError("collapse_fluctuations needs the vertex flow of a de.GCN: de.vertex_flow(gcn, X).")
+    K, V = np.asarray(flow.K), np.asarray(flow.V)
+    N = K.shape[-1]
+    ia, ib = np.triu_indices(N, 1)
+    E = np.zeros((ia.size, N))
+    E[np.arange(ia.size), ia], E[np.arange(ia.size), ib] = 1.0, -1.0
+    delta = np.einsum("pa,lab,pb->lp", E, K, E)
+    Ve = np.einsum("pa,pb,pc,pd,labcd->lp", E, E, E, E, V)
+    n_cur = np.asarray(net.n[1:], dtype=np.float64)[:, None]
+    n_prev = np.asarray(flow.n_prev, dtype=np.float64)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = 2.0 / n_cur + Ve / (n_prev * delta**2)
+    nts = np.sqrt(np.mean(rel, axis=1))
+    over = np.nonzero(nts >= 1.0)[0]
+    return CollapseFluctuations(np.stack([ia, ib], 1), delta, rel, nts, int(over[0]) + 1 if over.size else None)
