@@ -9,15 +9,21 @@ mean metric, mean ± standard error over groups (batch means).
 
 Checks:
 
-* prediction, every (task, layer ℓ ≥ 2): |c_sim − c_th| < max_z·SE + coef·c_th·(ℓ−1)/n (the O(ℓ/n) finite-width
-  correction of the mean metric is not computed for GCNs: an allowance);
+* prediction, every (task, layer ℓ ≥ 2): |c_sim − c_th| < max_z·SE + coef·c_th·(ℓ−1)/n. The O(ℓ/n) finite-width
+  shift of the mean metric (the NLO metric G^{1}/n, implemented for GCNs but costing C(N+3, 4) Gaussian integrals
+  per layer — too many for 32–34 nodes) is an allowance. Its size, measured with coef = 0 on the quick preset
+  (seed 0): c_sim is systematically *below* c_th by 0.27–0.58·c_th·(ℓ−1)/n where resolved (largest for tanh at
+  C_W = 6, whose |z| reaches 18 without the allowance); coef = 1 covers that with a factor ≈ 1.7 and fails a 3 %
+  shift of the correlations (tests/experiments/test_experiments_gnn.py);
 * prediction, every task: the slope of ln c_sim over the last ``fit_layers`` layers (weighted fit, SE from the
   group errors) vs the infinite-width curve's slope there, allowance rate_coef·|slope|·L/n;
 * finding, tasks beyond the critical line (r > 1): the ensemble's 1 − ρ̄ at layer L exceeds 0.05 (z ≥ 3) and the
   infinite-width curve has settled (|slope| ≤ 0.01 per layer over its last 10 layers);
 * prediction (deterministic), every task with r < 1: the spectral-gap rate ln r against the slope of the infinite-width curve
   continued to ``theory_depth`` layers (last 10 resolved layers), within ``rate_rtol``·|ln r| (the transients of
-  the next eigenmodes).
+  the next eigenmodes). Measured on the quick preset: 0.0–0.3 % for γ = 0 and 2.0–2.2 % for γ = 0.6, whose mixed
+  modes u₁u_jᵀ decay at a² close to r (docs/gnn.md, "A transient"; the paper preset's γ = 0.9 is slower still), so
+  5 % is the transient's size, not slack; a 5 % error in r fails (test_experiments_gnn.py).
 
 * finding, karate tasks in ``train_settings``, every depth D in ``train_depths``: GCNs of depth D (one-hot node
   features, width ``train_width``) trained by full-batch GD (:func:`deepeft.simulate.gnn_training.train_gcn_ensemble`,
@@ -92,7 +98,8 @@ class GNNOversmoothing(Experiment):
         groups: int = param(4, "independent ensemble groups (batch means for the collapse measure's SE)", min=2)
         fit_layers: int = param(4, "last layers used for the decay-rate fits", min=2)
         theory_depth: int = param(30, "depth of the infinite-width curve for the asymptotic-rate check", min=10, max=400)
-        collapse_coef: float = param(2.0, "allowance coef·c_th·(ℓ−1)/n on 1 − ρ̄", min=0.0, analysis=True)
+        collapse_coef: float = param(1.0, "allowance coef·c_th·(ℓ−1)/n on 1 − ρ̄ (measured need ≤ 0.58, module doc)",
+                                     min=0.0, analysis=True)
         rate_coef: float = param(0.5, "allowance coef·|slope|·L/n on the ensemble decay rate", min=0.0, analysis=True)
         rate_rtol: float = param(0.05, "tolerance of the deep infinite-width slope vs ln r (transients)", min=0.0,
                                  analysis=True)
