@@ -58,8 +58,9 @@ class TrainedGCNEnsemble:
 
 
 def _lambdas(net: GCN) -> tuple:
+    """Per-parameter step factors (8.6) per layer: (λ_W/n_{ℓ−1}, [λ_U/n_{ℓ−1},] λ_b), matching :func:`gcn_init`."""
     n = net.n
-    out = []
+    out: list[tuple[float, ...]] = []
     for l in range(1, net.L + 1):
         lw = float(net.lambda_W[l - 1]) / n[l - 1]
         lb = float(net.lambda_b[l - 1])
