@@ -263,11 +263,6 @@ class GCN:
         out.update(self.mixing())
         return out
 
-    def apply_mixing(self, M: np.ndarray, c_self: float, c_nbr: float) -> np.ndarray:
-        """c_self M + c_nbr Â M Âᵀ for an (N_nodes, N_nodes) matrix M (the layer map of :meth:`mixing`)."""
-        out = c_nbr * self.mix(M) if c_nbr else np.zeros_like(M)
-        return out + c_self * M if c_self else out
-
     def propagate(self, M: np.ndarray) -> np.ndarray:
         """Â M (sparse·dense when Â is sparse), M of shape (N_nodes, ...)."""
         return np.asarray(self.A_sparse @ M) if self.A_sparse is not None else self.A_hat @ M
