@@ -174,3 +174,5 @@ def test_collapse_fluctuations_vs_ensemble():
     gauss = 2 * fl.delta**2 / n
     assert np.all((np.abs(var - gauss) / allow)[1:].max(1) > 1)
     assert fl.depth is None and np.all(np.diff(fl.noise_to_signal) > 0)
+    np.testing.assert_allclose(fl.growth / n, fl.noise_to_signal**2, rtol=1e-12)  # equal widths
+    assert fl.depth_at_width(n) is None and fl.depth_at_width(fl.growth[2] * 0.99) == 3

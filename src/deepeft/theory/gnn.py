@@ -401,7 +401,8 @@ class CollapseFluctuations:
 
     ``pairs`` (P, 2) node pairs α < β; ``delta`` (L, P) Δ_αβ = K_αα + K_ββ − 2K_αβ; ``rel_var`` (L, P) Var(Δ̂)/Δ² of
     one network's Δ̂ = M_αα + M_ββ − 2M_αβ, M = z zᵀ/n_ℓ, at order 1/n; ``noise_to_signal`` (L,) the root-mean-square
-    over pairs of √rel_var; ``depth`` the first layer where it reaches 1 (None if it does not).
+    over pairs of √rel_var; ``depth`` the first layer where it reaches 1 (None if it does not); ``growth`` (L,) the
+    pair mean of 2 + V_eeee/Δ², width-free: n·Var(Δ̂)/Δ² of a network with all widths n (:meth:`depth_at_width`).
     """
 
     pairs: np.ndarray
@@ -409,6 +410,13 @@ class CollapseFluctuations:
     rel_var: np.ndarray
     noise_to_signal: np.ndarray
     depth: int | None
+    growth: np.ndarray
+
+    def depth_at_width(self, n: float) -> int | None:
+        """First layer ℓ where a network of equal widths n has mean relative variance growth(ℓ)/n ≥ 1 (fluctuations
+        of the node distances as large as the distances), within the computed depth; None if not reached."""
+        over = np.nonzero(self.growth / float(n) >= 1.0)[0]
+        return int(over[0]) + 1 if over.size else None
 
 
 def collapse_fluctuations(flow: VertexFlow) -> CollapseFluctuations:
@@ -439,4 +447,6 @@ def collapse_fluctuations(flow: VertexFlow) -> CollapseFluctuations:
         rel = 2.0 / n_cur + Ve / (n_prev * delta**2)
     nts = np.sqrt(np.mean(rel, axis=1))
     over = np.nonzero(nts >= 1.0)[0]
-    return CollapseFluctuations(np.stack([ia, ib], 1), delta, rel, nts, int(over[0]) + 1 if over.size else None)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        growth = np.mean(2.0 + Ve / delta**2, axis=1)
+    return CollapseFluctuations(np.stack([ia, ib], 1), delta, rel, nts, int(over[0]) + 1 if over.size else None, growth)
