@@ -247,7 +247,7 @@ def _taylor_coefficients(act: Activation) -> np.ndarray:
     for _ in range(5):
         h = _with_next_derivative(h)
     with x64():
-        return np.asarray(jax.jit(h)(jnp.zeros(1, dtype=jnp.float64)), dtype=np.float64).ravel()
+        return np.asarray(jax.jit(h)(np.zeros(1)), dtype=np.float64).ravel()  # NumPy in: no transfer program
 
 
 def _taylor(act: Activation) -> TaylorData | None:
