@@ -80,7 +80,13 @@ if TYPE_CHECKING:  # imported on first use (PEP 562, deepeft._lazy)
         ridge_regression,
     )
     from .nearly_kernel import meta_kernel, nearly_kernel_prediction, quadratic_model
-    from .residual import critical_xi, residual_aspect_ratio, residual_critical_point, residual_gamma_for_aspect_ratio, residual_nu
+    from .residual import (
+        critical_xi,
+        residual_aspect_ratio,
+        residual_critical_point,
+        residual_gamma_for_aspect_ratio,
+        residual_nu,
+    )
     from .residual_recursions import residual_single_input, residual_vertex_flow
     from .single_input import HelperFunctions, SingleInputRecursion, helper_functions, single_input_recursion
     from .two_input import BootstrappedKernel, FiniteAngle, bootstrapped_recursion, finite_angle_recursion
