@@ -355,3 +355,29 @@ def test_single_input_fast_path_agrees_with_the_multi_input_path():
     np.testing.assert_allclose(r.K, kernel(net, x)[:, 0, 0], rtol=1e-12)
     np.testing.assert_allclose(r.V, vf.V[:, 0, 0, 0, 0], rtol=1e-10, atol=1e-15)
     np.testing.assert_allclose(r.G1, vf.G1[:, 0, 0], rtol=1e-9, atol=1e-14)
+
+
+@pytest.mark.parametrize("name, kw", [
+    ("relu", {"C_W": 2.0}),
+    ("perceptron", {"C_b": 0.1, "C_W": 1.0}),
+    ("kink_at_half", {"C_b": 0.2, "C_W": 1.5}),
+])
+def test_numpy_loop_equals_jitted_scan(name, kw, monkeypatch):
+    """Short recursions run layer by layer in NumPy (LOOP_MAX_LAYERS), long ones as the jitted scan: two paths over
+    the same nodes and formulas (a kink at c ≠ 0 moves its node split with K), equal to rounding at every layer."""
+    import jax.numpy as jnp
+
+    from deepeft.theory import single_input as si
+
+    act = (de.activation(lambda z: jnp.where(z >= 0.5, z, 0.5), name="kink_at_half", kinks=(0.5,))
+           if name == "kink_at_half" else de.activation(name))
+    run = dict(widths=[16, 24, 16] * 10 + [16], c_b1=0.3, c_W1=-0.2, **kw)
+    loop = si.single_input_recursion(act, 0.8, 32, **run)
+    monkeypatch.setattr(si, "LOOP_MAX_LAYERS", 0)
+    scan = si.single_input_recursion(act, 0.8, 32, **run)
+    for f, a in loop.as_dict().items():
+        b = getattr(scan, f)
+        both = np.isfinite(a) & np.isfinite(b)
+        assert np.array_equal(np.isfinite(a), np.isfinite(b)), f
+        scale = np.max(np.abs(b[both])) if both.any() else 1.0
+        np.testing.assert_allclose(a[both], b[both], rtol=1e-12, atol=1e-12 * max(scale, 1.0), err_msg=f)  # h ≡ 0: ulps
