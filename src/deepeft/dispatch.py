@@ -24,6 +24,7 @@ _IMPL: dict[tuple[str, type], Callable] = {}
 PROVIDERS: dict[str, tuple[str, ...]] = {
     "deepeft.network_residual.ResidualMLP": (
         "deepeft.theory.residual_recursions",
+        "deepeft.theory.residual_phase",
         "deepeft.simulate.residual_ensemble",
     ),
     "deepeft.graph.GCN": ("deepeft.theory.gnn", "deepeft.simulate.gnn"),
