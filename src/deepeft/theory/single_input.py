@@ -22,8 +22,10 @@ two-input perturbations δK_[1]⁺ = χ_∥ δK_[1] (5.47) and δδK_[2]⁺ = χ
 
 Deep recursions (ℓ ~ 10⁵) run as one jitted ``lax.scan`` in float64: every layer evaluates σ, σ′ at a
 fixed set of nodes x (the composite Gauss–Legendre rule of :mod:`deepeft.gaussian.gauss1d`, evaluated
-once for the whole run), z = √K x. Only the node set is chosen here; the moments are the same code for
-the NumPy path (:func:`helper_functions`, which uses ``gauss1d_nodes`` per K) and the scan.
+once for the whole run), z = √K x. Up to ``LOOP_MAX_LAYERS`` layers the same step runs as a NumPy loop over
+layers on the activation's one compiled (σ, σ′) program (no scan to compile: ``deepeft advise`` answers fast).
+Only the node set is chosen here; the moments are the same code for the NumPy paths (:func:`helper_functions`,
+which uses ``gauss1d_nodes`` per K, and the loop) and the scan.
 """
 
 from __future__ import annotations
@@ -420,7 +422,8 @@ def single_input_recursion(
     then pass ``n`` to the normalised accessors). ``c_b1``, ``c_W1``: NLO hyperparameter corrections
     C = c^{0} + c^{1}/n_{ℓ−1} (5.138)–(5.139) entering G^{1} via (5.140); (5.142) tunes them.
 
-    Runs in float64 as one jitted scan: 10⁵ layers take well under a second after compilation.
+    Runs in float64: up to ``LOOP_MAX_LAYERS`` layers as a NumPy loop, beyond as one jitted scan (10⁵ layers take
+    well under a second after compilation).
     """
     act = _activation(activation)
     L = v.positive_int(depth, "depth")
