@@ -87,7 +87,6 @@ def handle_errors(json_flag: str | None = None):
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
             from .errors import DeepEFTInputError
-            from .experiments.executors import ClusterUnavailable, TaskFailed
 
             as_json = bool(json_flag and kwargs.get(json_flag))
             try:
@@ -98,10 +97,6 @@ def handle_errors(json_flag: str | None = None):
                 code, msg = EXIT_INPUT, str(exc)
             except Unavailable as exc:
                 code, msg = EXIT_UNAVAILABLE, str(exc)
-            except TaskFailed as exc:
-                code, msg = EXIT_TASK, str(exc)
-            except ClusterUnavailable as exc:
-                code, msg = EXIT_CLUSTER, str(exc)
             except BrokenPipeError:  # stdout closed early (e.g. `| head`): not an error of the command
                 try:
                     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -111,10 +106,18 @@ def handle_errors(json_flag: str | None = None):
             except KeyboardInterrupt:
                 code, msg = EXIT_INTERRUPT, INTERRUPT_MESSAGE
             except Exception as exc:  # noqa: BLE001 - a bug in an experiment or in deepeft: show where
-                import traceback
+                # imported only here: deepeft.experiments is not needed by commands that succeed (e.g. advise)
+                from .experiments.executors import ClusterUnavailable, TaskFailed
 
-                traceback.print_exc()
-                code, msg = EXIT_TASK, f"unexpected {type(exc).__name__}: {exc} (traceback above; please report it)."
+                if isinstance(exc, TaskFailed):
+                    code, msg = EXIT_TASK, str(exc)
+                elif isinstance(exc, ClusterUnavailable):
+                    code, msg = EXIT_CLUSTER, str(exc)
+                else:
+                    import traceback
+
+                    traceback.print_exc()
+                    code, msg = EXIT_TASK, f"unexpected {type(exc).__name__}: {exc} (traceback above; please report it)."
             if INTERRUPTED and code != EXIT_INTERRUPT:  # Ctrl-C surfaced as another error (e.g. inside JAX)
                 code, msg = EXIT_INTERRUPT, INTERRUPT_MESSAGE
             err(msg)

@@ -21,19 +21,32 @@ __all__ = ["advise_command", "register"]
 
 def _enable_compilation_cache() -> None:
     """JAX's persistent compilation cache (DEEPEFT_JAX_CACHE, default ~/.cache/deepeft/jax; "0" turns it off), so
-    a second ``deepeft advise`` in a new process skips XLA compilation. Best effort: no cache if it cannot be set."""
+    a second ``deepeft advise`` in a new process skips XLA compilation. When it cannot be set up (a read-only home,
+    a JAX without the option) the command still runs, without the cache, and warns once on stderr what to do."""
     where = os.environ.get("DEEPEFT_JAX_CACHE", str(Path.home() / ".cache" / "deepeft" / "jax"))
     if where in ("", "0"):
         return
     try:
+        Path(where).mkdir(parents=True, exist_ok=True)
+        if not os.access(where, os.W_OK):
+            raise PermissionError(f"{where} is not writable")
         import jax
 
-        Path(where).mkdir(parents=True, exist_ok=True)
         jax.config.update("jax_compilation_cache_dir", where)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    except (OSError, AttributeError, ValueError):  # read-only home, an older JAX: run without the cache
-        pass
+    except (OSError, AttributeError, ValueError) as exc:  # run without the cache, and say so
+        import warnings
+
+        from .errors import DeepEFTWarning
+
+        warnings.warn(
+            f"JAX's persistent compilation cache is off ({type(exc).__name__}: {exc}), so every run compiles again "
+            "(~0.5 s). Set DEEPEFT_JAX_CACHE to a writable folder (e.g. DEEPEFT_JAX_CACHE=/tmp/deepeft-jax), or "
+            "DEEPEFT_JAX_CACHE=0 to run without the cache and without this warning.",
+            DeepEFTWarning,
+            stacklevel=2,
+        )
 
 
 @handle_errors("as_json")

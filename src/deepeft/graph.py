@@ -34,6 +34,7 @@ from . import _validate as v
 from .activations import Activation
 from .errors import DeepEFTInputError, DeepEFTWarning, suggest
 from .network import MLP
+from .network_spec import LAYER_FIELDS, LayeredSpec
 
 __all__ = ["GCN", "check_adjacency", "normalize_adjacency"]
 
@@ -129,7 +130,7 @@ def check_adjacency(A_hat, name: str = "A_hat") -> tuple[np.ndarray, sp.csr_matr
 
 
 @dataclasses.dataclass(frozen=True, eq=False, init=False)
-class GCN:
+class GCN(LayeredSpec):
     """A graph-convolution network on a fixed graph: Â, widths, activation and hyperparameters.
 
     Parameters
@@ -200,16 +201,8 @@ class GCN:
         labels = _components(dense)
         if labels.max() > 0 and np.count_nonzero(dense - np.diag(np.diagonal(dense))):  # a diagonal Â: no graph, no warning
             warnings.warn(f"GCN: {_disconnected_message(labels)}", DeepEFTWarning, stacklevel=2)
-        for name, value in (
-            ("A_hat", dense),
-            ("A_sparse", csr),
-            ("gamma", g),
-            ("C_U", cu),
-            ("lambda_U", lu),
-            *((f, getattr(mlp, f)) for f in ("input_dim", "widths", "output_dim", "activation")),
-            *((f, getattr(mlp, f)) for f in ("C_b", "C_W", "lambda_b", "lambda_W")),
-        ):
-            object.__setattr__(self, name, value)
+        self._set_fields({"A_hat": dense, "A_sparse": csr, "gamma": g, "C_U": cu, "lambda_U": lu,
+                          **{f: getattr(mlp, f) for f in LAYER_FIELDS}})
         object.__setattr__(self, "_mlp", mlp)
 
     @property
@@ -220,15 +213,6 @@ class GCN:
     @property
     def N_nodes(self) -> int:
         return self.A_hat.shape[0]
-
-    @property
-    def L(self) -> int:
-        return len(self.widths) + 1
-
-    @property
-    def n(self) -> tuple[int, ...]:
-        """All widths (n_0, n_1, ..., n_L)."""
-        return (self.input_dim, *self.widths, self.output_dim)
 
     def gammas(self) -> np.ndarray:
         """γ^{(ℓ)} for ℓ = 1..L (index ℓ − 1): γ on hidden-to-hidden layers 2..L−1, 0 on layer 1 and the readout."""

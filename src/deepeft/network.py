@@ -14,16 +14,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from . import _validate as v
 from .activations import Activation
-from .activations import activation as _activation
 from .errors import DeepEFTInputError
+from .network_spec import LAYER_FIELDS, LayeredSpec, validate_layers
 
 __all__ = ["MLP", "check_net"]
 
 
 @dataclasses.dataclass(frozen=True, init=False)
-class MLP:
+class MLP(LayeredSpec):
     """A fully connected network: widths, activation and initialization/learning-rate hyperparameters.
 
     Parameters
@@ -57,35 +56,11 @@ class MLP:
         lambda_W: float | Sequence[float] = 1.0,
         **activation_params,
     ):
-        n0 = v.positive_int(input_dim, "input_dim")
-        if isinstance(widths, (int, np.integer)):
-            raise DeepEFTInputError(
-                f"widths must be a list of hidden-layer widths, e.g. widths=[{widths}] * depth; got the integer {widths}."
-            )
-        ws = tuple(v.positive_int(w, f"widths[{i}]") for i, w in enumerate(v.sequence_of(widths, "widths")))
-        nL = v.positive_int(output_dim, "output_dim")
-        act = _activation(activation, **activation_params)
-        L = len(ws) + 1
-        object.__setattr__(self, "input_dim", n0)
-        object.__setattr__(self, "widths", ws)
-        object.__setattr__(self, "output_dim", nL)
-        object.__setattr__(self, "activation", act)
-        object.__setattr__(self, "C_b", v.per_layer(C_b, "C_b", L))
-        object.__setattr__(self, "C_W", v.per_layer(C_W, "C_W", L))
-        object.__setattr__(self, "lambda_b", v.per_layer(lambda_b, "lambda_b", L))
-        object.__setattr__(self, "lambda_W", v.per_layer(lambda_W, "lambda_W", L))
+        self._set_fields(
+            validate_layers(input_dim, widths, output_dim, activation, C_b, C_W, lambda_b, lambda_W, **activation_params)
+        )
 
     # -- derived quantities ---------------------------------------------------------------
-    @property
-    def L(self) -> int:
-        """Number of layers with parameters: hidden layers plus the output layer (book Fig. 1)."""
-        return len(self.widths) + 1
-
-    @property
-    def n(self) -> tuple[int, ...]:
-        """All widths (n_0, n_1, ..., n_L)."""
-        return (self.input_dim, *self.widths, self.output_dim)
-
     @property
     def num_parameters(self) -> int:
         """P = Σ_ℓ (n_ℓ + n_ℓ n_{ℓ−1}) (2.7)."""
@@ -103,22 +78,9 @@ class MLP:
         """C_b, C_W, lambda_b, lambda_W as float64 arrays of shape (L,)."""
         return {k: np.asarray(getattr(self, k), dtype=np.float64) for k in ("C_b", "C_W", "lambda_b", "lambda_W")}
 
-    def check_inputs(self, X, name: str = "X") -> np.ndarray:
-        """Validate X of shape (N, input_dim) (finite, float64)."""
-        return v.inputs(X, self.input_dim, name)
-
     def replace(self, **changes) -> MLP:
         """A copy with some fields changed (validated again)."""
-        fields = {
-            "input_dim": self.input_dim,
-            "widths": self.widths,
-            "output_dim": self.output_dim,
-            "activation": self.activation,
-            "C_b": self.C_b,
-            "C_W": self.C_W,
-            "lambda_b": self.lambda_b,
-            "lambda_W": self.lambda_W,
-        }
+        fields = {f: getattr(self, f) for f in LAYER_FIELDS}
         unknown = sorted(set(changes) - set(fields))
         if unknown:
             raise DeepEFTInputError(f"MLP has no field(s) {unknown}; fields are {sorted(fields)}.")
@@ -126,9 +88,7 @@ class MLP:
         return MLP(**fields)  # type: ignore[arg-type]  # validated by MLP itself
 
     def __repr__(self):
-        def short(t):
-            return f"{t[0]:g}" if len(set(t)) == 1 else str(list(t))
-
+        short = self._short
         return (
             f"MLP(n={list(self.n)}, activation={self.activation!r}, C_b={short(self.C_b)}, C_W={short(self.C_W)}, "
             f"lambda_b={short(self.lambda_b)}, lambda_W={short(self.lambda_W)})"

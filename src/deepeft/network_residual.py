@@ -24,6 +24,7 @@ from . import _validate as v
 from .activations import Activation
 from .errors import DeepEFTInputError
 from .network import MLP
+from .network_spec import LayeredSpec, validate_layers
 
 __all__ = ["ResidualMLP", "check_residual"]
 
@@ -52,7 +53,7 @@ def _gammas(gamma, L: int, n: tuple[int, ...]) -> tuple[float, ...]:
 
 
 @dataclasses.dataclass(frozen=True, init=False)
-class ResidualMLP:
+class ResidualMLP(LayeredSpec):
     """A residual MLP (B.3): widths, activation, initialization/learning-rate hyperparameters and the
     residual hyperparameters γ (skip weight) and ξ (block weight).
 
@@ -89,11 +90,11 @@ class ResidualMLP:
         lambda_W: float | Sequence[float] = 1.0,
         **activation_params,
     ):
-        base = MLP(input_dim, widths, output_dim, activation, C_b, C_W, lambda_b, lambda_W, **activation_params)
-        L = base.L
-        for f in ("input_dim", "widths", "output_dim", "activation", "C_b", "C_W", "lambda_b", "lambda_W"):
-            object.__setattr__(self, f, getattr(base, f))
-        object.__setattr__(self, "gamma", _gammas(gamma, L, base.n))
+        self._set_fields(
+            validate_layers(input_dim, widths, output_dim, activation, C_b, C_W, lambda_b, lambda_W, **activation_params)
+        )
+        L = self.L
+        object.__setattr__(self, "gamma", _gammas(gamma, L, self.n))
         if np.ndim(xi) == 0:
             xs = (v.finite_scalar(xi, "xi", minimum=0.0, strict=True),) * L
         else:
@@ -104,16 +105,6 @@ class ResidualMLP:
         object.__setattr__(self, "xi", xs)
 
     # -- derived quantities ---------------------------------------------------------------
-    @property
-    def L(self) -> int:
-        """Number of layers with parameters."""
-        return len(self.widths) + 1
-
-    @property
-    def n(self) -> tuple[int, ...]:
-        """All widths (n_0, n_1, ..., n_L)."""
-        return (self.input_dim, *self.widths, self.output_dim)
-
     @property
     def num_parameters(self) -> int:
         """P = Σ_ℓ (n_ℓ + n_ℓ n_{ℓ−1}) (2.7); γ and ξ are hyperparameters, not parameters."""
@@ -141,10 +132,6 @@ class ResidualMLP:
         x2 = p.pop("xi") ** 2
         return {k: (a if k == "gamma" else x2 * a) for k, a in p.items()}
 
-    def check_inputs(self, X, name: str = "X") -> np.ndarray:
-        """Validate X of shape (N, input_dim) (finite, float64)."""
-        return v.inputs(X, self.input_dim, name)
-
     def replace(self, **changes) -> ResidualMLP:
         """A copy with some fields changed (validated again)."""
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -155,9 +142,7 @@ class ResidualMLP:
         return ResidualMLP(**fields)
 
     def __repr__(self):
-        def short(t):
-            return f"{t[0]:g}" if len(set(t)) == 1 else str(list(t))
-
+        short = self._short
         return (
             f"ResidualMLP(n={list(self.n)}, activation={self.activation!r}, C_b={short(self.C_b)}, "
             f"C_W={short(self.C_W)}, gamma={short(self.gamma)}, xi={short(self.xi)}, "

@@ -50,3 +50,25 @@ def test_check_inputs_rejects_wrong_shape_and_nan():
     bad[1, 2] = np.nan
     with pytest.raises(de.DeepEFTInputError, match="row 1, column 2"):
         net.check_inputs(bad)
+
+
+@pytest.mark.parametrize("bad", [
+    {"widths": 8},
+    {"widths": [8, 0]},
+    {"C_W": -1.0},
+    {"C_b": [0.0, 0.1]},
+    {"lambda_W": float("nan")},
+    {"activation": "tnah"},
+    {"input_dim": 0},
+])
+def test_specs_share_one_validation(bad):
+    """MLP, ResidualMLP and GCN validate widths, activation, C_b, C_W, λ's in one place (deepeft.network_spec):
+    the same mistake gives the same message."""
+    args = {"input_dim": 3, "widths": [8, 8], "output_dim": 1, "activation": "tanh", **bad}
+    A = np.eye(3)
+    messages = []
+    for build in (lambda: de.MLP(**args), lambda: de.ResidualMLP(**args, gamma=0.5), lambda: de.GCN(A, **args)):
+        with pytest.raises(de.DeepEFTInputError) as info:
+            build()
+        messages.append(str(info.value))
+    assert messages[0] == messages[1] == messages[2], messages

@@ -67,3 +67,14 @@ def test_bad_input_exit_codes(args, code, match):
 def test_bad_input_json_error_object():
     r = run("--activation", "relu", "--gamma", "1.5", "--json")
     assert r.exit_code == 2 and json.loads(r.stdout)["error"]["exit_code"] == 2
+
+
+def test_persistent_cache_failure_warns_with_what_to_do(tmp_path, monkeypatch):
+    """A cache folder that cannot be created (here: under a file) leaves JAX's config alone and says what to set."""
+    from deepeft.cli_advise import _enable_compilation_cache
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("DEEPEFT_JAX_CACHE", str(blocker / "cache"))
+    with pytest.warns(de.DeepEFTWarning, match="Set DEEPEFT_JAX_CACHE to a writable folder"):
+        _enable_compilation_cache()

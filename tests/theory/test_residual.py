@@ -201,3 +201,11 @@ def test_critical_xi_solves_b45():
     draws = rng.multivariate_normal([zz, RR, Rz], cov, size=20_000)
     spread = np.std([R.critical_xi(g, *t).xi for t in draws[:4000]])
     assert abs(se / spread - 1) < 0.05
+
+
+def test_residual_and_information_r_star_are_one_formula():
+    """de.residual_aspect_ratio and de.optimal_aspect_ratio share deepeft.theory.aspect_ratio: equal for every γ."""
+    for act in ("tanh", "relu", "linear"):
+        for nL in (1, 2, 10):
+            for g in (0.0, 0.4, math.sqrt(0.5)):
+                assert R.residual_aspect_ratio(act, nL, g) == de.optimal_aspect_ratio(act, nL, g)

@@ -365,3 +365,27 @@ def test_nlo_metric_stays_finite_when_the_kernel_underflows():
     r = single_input_recursion("swish", 1.0, 3000, widths=50, C_W=1.5)
     assert np.all(np.isfinite(r.G1)) and np.all(np.isfinite(r.metric()))
     assert r.K[400] < 1e-154 and 0 < r.G1[360] < 1e-150
+@pytest.mark.parametrize("name, kw", [
+    ("relu", {"C_W": 2.0}),
+    ("perceptron", {"C_b": 0.1, "C_W": 1.0}),
+    ("kink_at_half", {"C_b": 0.2, "C_W": 1.5}),
+])
+def test_numpy_loop_equals_jitted_scan(name, kw, monkeypatch):
+    """Short recursions run layer by layer in NumPy (LOOP_MAX_LAYERS), long ones as the jitted scan: two paths over
+    the same nodes and formulas (a kink at c ≠ 0 moves its node split with K), equal to rounding at every layer."""
+    import jax.numpy as jnp
+
+    from deepeft.theory import single_input as si
+
+    act = (de.activation(lambda z: jnp.where(z >= 0.5, z, 0.5), name="kink_at_half", kinks=(0.5,))
+           if name == "kink_at_half" else de.activation(name))
+    run = dict(widths=[16, 24, 16] * 10 + [16], c_b1=0.3, c_W1=-0.2, **kw)
+    loop = si.single_input_recursion(act, 0.8, 32, **run)
+    monkeypatch.setattr(si, "LOOP_MAX_LAYERS", 0)
+    scan = si.single_input_recursion(act, 0.8, 32, **run)
+    for f, a in loop.as_dict().items():
+        b = getattr(scan, f)
+        both = np.isfinite(a) & np.isfinite(b)
+        assert np.array_equal(np.isfinite(a), np.isfinite(b)), f
+        scale = np.max(np.abs(b[both])) if both.any() else 1.0
+        np.testing.assert_allclose(a[both], b[both], rtol=1e-12, atol=1e-12 * max(scale, 1.0), err_msg=f)  # h ≡ 0: ulps

@@ -6,10 +6,17 @@
 * :mod:`.spectrum` — :func:`weight_spectrum`: Marchenko–Pastur fit, Tracy–Widom outliers, tail exponent α.
 """
 
-from .diagnose import VERDICT_THRESHOLD, as_imported, diagnose, layer_verdict
-from .series import CheckpointSeries, SpectrumRecorder, load_series, record_jax
-from .series_dbm import SeriesDBM, SpacingFit, fit_spacing_sde, series_dbm
-from .spectrum import TW1_QUANTILES, WeightSpectrum, bbp_outlier, power_law_tail, spectrum_of_eigenvalues, weight_spectrum
+from typing import TYPE_CHECKING
+
+from .._lazy import attach
+
+if TYPE_CHECKING:  # imported on first use (PEP 562, deepeft._lazy)
+    from .diagnose import VERDICT_THRESHOLD, as_imported, diagnose, layer_verdict
+    from .series import CheckpointSeries, SpectrumRecorder, load_series, record_jax
+    from .series_dbm import SeriesDBM, SpacingFit, fit_spacing_sde, series_dbm
+    from .spectrum import TW1_QUANTILES, WeightSpectrum, bbp_outlier, power_law_tail, spectrum_of_eigenvalues, weight_spectrum
+
+__getattr__, __dir__ = attach(globals())
 
 __all__ = [
     "CheckpointSeries",

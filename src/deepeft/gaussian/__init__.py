@@ -8,10 +8,17 @@ through :mod:`deepeft.gaussian.engine`; the recursions use its entry points (``t
 ``batched_expect``, ``expect1d``, ``breakpoints``).
 """
 
-from .action import ExactCorrelators, NearlyGaussianAction
-from .cumulants import connected, moment
-from .engine import Factor, breakpoints, expect, expect1d, two_point, two_point_maps
-from .wick import gaussian_moment, pairings, wick_tensor
+from typing import TYPE_CHECKING
+
+from .._lazy import attach
+
+if TYPE_CHECKING:  # imported on first use (PEP 562, deepeft._lazy)
+    from .action import ExactCorrelators, NearlyGaussianAction
+    from .cumulants import connected, moment
+    from .engine import Factor, breakpoints, expect, expect1d, two_point, two_point_maps
+    from .wick import gaussian_moment, pairings, wick_tensor
+
+__getattr__, __dir__ = attach(globals())
 
 __all__ = [
     "ExactCorrelators",

@@ -9,9 +9,16 @@ layout of deepeft's forward pass (W^{(ℓ)} of shape (n_ℓ, n_{ℓ−1})).
 * :func:`from_arrays` — lists of weight matrices and biases plus one activation.
 """
 
-from .jax_trees import from_equinox, from_flax, match_activation
-from .model import ImportedModel, from_arrays
-from .pytorch import SUPPORTED_TORCH_ACTIVATIONS, from_torch
+from typing import TYPE_CHECKING
+
+from .._lazy import attach
+
+if TYPE_CHECKING:  # imported on first use (PEP 562, deepeft._lazy)
+    from .jax_trees import from_equinox, from_flax, match_activation
+    from .model import ImportedModel, from_arrays
+    from .pytorch import SUPPORTED_TORCH_ACTIVATIONS, from_torch
+
+__getattr__, __dir__ = attach(globals())
 
 __all__ = [
     "ImportedModel",

@@ -4,31 +4,37 @@ derivatives (dNTK, ddNTKs) and their ensemble statistics, and ensembles of train
 gradient flow). See docs/ensembles.md, docs/training.md and docs/ntk_tensors.md.
 """
 
-from . import residual_ensemble  # noqa: F401  (registers ResidualMLP with sample_ensemble)
-from .couplings import CouplingFit, EnsembleCouplings, ensemble_couplings, fit_couplings
-from .ensemble import EnsembleResult, default_micro_batch, sample_ensemble
-from .estimators import covariance, mean_and_se, mean_vector_and_cov
-from .forward import network_key, preactivations, sample_params
-from .gnn import GraphEnsembleResult, sample_graph_ensemble
-from .gnn_training import TrainedGCNEnsemble, train_gcn_ensemble
-from .metric_cumulants import MetricCumulants, metric_cumulants, stochastic_metric_samples
-from .ntk import empirical_ntk, ntk_autodiff, ntk_forward
-from .ntk_tensors import (
-    DDNTKStatistics,
-    DNTKStatistics,
-    NTKTensors,
-    OneStepPrediction,
-    ddntk_statistics,
-    dntk_statistics,
-    empirical_ddntk,
-    empirical_dntk,
-    empirical_tensors,
-    one_step_prediction,
-)
-from .posterior_sampling import ImportanceSample, importance_posterior, stochastic_output_metrics
-from .residual_block import BlockCorrelators, block_correlators, mlp_block
-from .susceptibility import empirical_chi_perp
-from .training import TrainedEnsemble, train_ensemble
+from typing import TYPE_CHECKING
+
+from .._lazy import attach
+
+if TYPE_CHECKING:  # imported on first use (PEP 562, deepeft._lazy)
+    from .couplings import CouplingFit, EnsembleCouplings, ensemble_couplings, fit_couplings
+    from .ensemble import EnsembleResult, default_micro_batch, sample_ensemble
+    from .estimators import covariance, mean_and_se, mean_vector_and_cov
+    from .forward import network_key, preactivations, sample_params
+    from .gnn import GraphEnsembleResult, sample_graph_ensemble
+    from .gnn_training import TrainedGCNEnsemble, train_gcn_ensemble
+    from .metric_cumulants import MetricCumulants, metric_cumulants, stochastic_metric_samples
+    from .ntk import empirical_ntk, ntk_autodiff, ntk_forward
+    from .ntk_tensors import (
+        DDNTKStatistics,
+        DNTKStatistics,
+        NTKTensors,
+        OneStepPrediction,
+        ddntk_statistics,
+        dntk_statistics,
+        empirical_ddntk,
+        empirical_dntk,
+        empirical_tensors,
+        one_step_prediction,
+    )
+    from .posterior_sampling import ImportanceSample, importance_posterior, stochastic_output_metrics
+    from .residual_block import BlockCorrelators, block_correlators, mlp_block
+    from .susceptibility import empirical_chi_perp
+    from .training import TrainedEnsemble, train_ensemble
+
+__getattr__, __dir__ = attach(globals())
 
 __all__ = [
     "GraphEnsembleResult",

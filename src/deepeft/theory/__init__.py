@@ -21,65 +21,78 @@ The functions named like their modules (``kernel``, ``criticality``, ``single_in
 so that ``import deepeft.theory.kernel`` and ``from deepeft.theory import kernel`` mean the module.
 """
 
-from . import complexity, deep_linear, dntk_single_input, gnn, information, information_exact
-from .algorithm_projectors import AlgorithmProjectors, algorithm_projectors
-from .bayes import (
-    Posterior,
-    evidence_grid,
-    evidence_optimal,
-    log_evidence,
-    log_evidence_from_kernel,
-    nngp_posterior,
-    posterior_from_kernels,
-)
-from .bayes_finite_width import (
-    FiniteWidthPosterior,
-    RepresentationUpdate,
-    finite_width_posterior,
-    hebbian_conditional_moment,
-    representation_update,
-)
-from .conventions import from_mean_field, from_neural_tangents, to_neural_tangents
-from .couplings import RunningCouplings, coupling_tensors, running_couplings
-from .criticality import Criticality, CriticalPoint, phase
-from .ddntk import DDNTK, ddntk
-from .dntk import DNTK, dntk
-from .dntk_single_input import (
-    DDNTKSingleInput,
-    DNTKSingleInput,
-    ddntk_deep_linear,
-    ddntk_k_star_zero_asymptotics,
-    ddntk_single_input,
-    dntk_k_star_zero_asymptotics,
-    dntk_scale_invariant,
-)
-from .finite_width_mean import FiniteWidthPrediction, finite_width_mean_from_statistics, finite_width_prediction
-from .finite_width_solution import TrainedOutput, trained_output_from_tensors
-from .function_space_gd import FunctionSpaceGD, function_space_gd, function_space_gd_from_kernels
-from .generalization import (
-    bias_variance,
-    delta_ntk_recursion,
-    finite_angle_ntk,
-    robustness,
-    star_polation,
-)
-from .kernel import Kernels, frozen_ntk, kernel_and_ntk, kernels
-from .kernel_learning import (
-    GDPrediction,
-    gd_from_kernels,
-    gd_prediction,
-    kernel_regression,
-    last_layer_only,
-    max_stable_eta,
-    newton_step,
-    ridge_regression,
-)
-from .nearly_kernel import meta_kernel, nearly_kernel_prediction, quadratic_model
-from .residual import critical_xi, residual_aspect_ratio, residual_critical_point, residual_gamma_for_aspect_ratio, residual_nu
-from .residual_recursions import residual_single_input, residual_vertex_flow
-from .single_input import HelperFunctions, SingleInputRecursion, helper_functions, single_input_recursion
-from .two_input import BootstrappedKernel, FiniteAngle, bootstrapped_recursion, finite_angle_recursion
-from .vertex import VertexFlow, connected_four_point, excess_kurtosis, four_point_vertex, vertex_flow
+from typing import TYPE_CHECKING
+
+from .._lazy import attach
+
+if TYPE_CHECKING:  # imported on first use (PEP 562, deepeft._lazy)
+    from . import complexity, deep_linear, dntk_single_input, gnn, information, information_exact
+    from .algorithm_projectors import AlgorithmProjectors, algorithm_projectors
+    from .bayes import (
+        Posterior,
+        evidence_grid,
+        evidence_optimal,
+        log_evidence,
+        log_evidence_from_kernel,
+        nngp_posterior,
+        posterior_from_kernels,
+    )
+    from .bayes_finite_width import (
+        FiniteWidthPosterior,
+        RepresentationUpdate,
+        finite_width_posterior,
+        hebbian_conditional_moment,
+        representation_update,
+    )
+    from .conventions import from_mean_field, from_neural_tangents, to_neural_tangents
+    from .couplings import RunningCouplings, coupling_tensors, running_couplings
+    from .criticality import Criticality, CriticalPoint, phase
+    from .ddntk import DDNTK, ddntk
+    from .dntk import DNTK, dntk
+    from .dntk_single_input import (
+        DDNTKSingleInput,
+        DNTKSingleInput,
+        ddntk_deep_linear,
+        ddntk_k_star_zero_asymptotics,
+        ddntk_single_input,
+        dntk_k_star_zero_asymptotics,
+        dntk_scale_invariant,
+    )
+    from .finite_width_mean import FiniteWidthPrediction, finite_width_mean_from_statistics, finite_width_prediction
+    from .finite_width_solution import TrainedOutput, trained_output_from_tensors
+    from .function_space_gd import FunctionSpaceGD, function_space_gd, function_space_gd_from_kernels
+    from .generalization import (
+        bias_variance,
+        delta_ntk_recursion,
+        finite_angle_ntk,
+        robustness,
+        star_polation,
+    )
+    from .kernel import Kernels, frozen_ntk, kernel_and_ntk, kernels
+    from .kernel_learning import (
+        GDPrediction,
+        gd_from_kernels,
+        gd_prediction,
+        kernel_regression,
+        last_layer_only,
+        max_stable_eta,
+        newton_step,
+        ridge_regression,
+    )
+    from .nearly_kernel import meta_kernel, nearly_kernel_prediction, quadratic_model
+    from .residual import (
+        critical_xi,
+        residual_aspect_ratio,
+        residual_critical_point,
+        residual_gamma_for_aspect_ratio,
+        residual_nu,
+    )
+    from .residual_recursions import residual_single_input, residual_vertex_flow
+    from .single_input import HelperFunctions, SingleInputRecursion, helper_functions, single_input_recursion
+    from .two_input import BootstrappedKernel, FiniteAngle, bootstrapped_recursion, finite_angle_recursion
+    from .vertex import VertexFlow, connected_four_point, excess_kurtosis, four_point_vertex, vertex_flow
+
+__getattr__, __dir__ = attach(globals())
 
 __all__ = [
     "FunctionSpaceGD",

@@ -27,17 +27,20 @@ import functools
 import math
 import threading
 import warnings
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .. import _validate as v
+from .. import dispatch
 from .._x64 import x64
 from ..activations import Activation
 from ..activations import activation as _activation
 from ..errors import DeepEFTInputError, DeepEFTWarning
-from .single_input import SingleInputRecursion, helper_functions, single_input, single_input_recursion
+from ..network import MLP
+from .single_input import helper_functions, single_input, single_input_recursion
 
 __all__ = [
     "CriticalPoint",
@@ -49,6 +52,7 @@ __all__ = [
     "fit_exponent",
     "kernel_depth_warning",
     "phase",
+    "phase_report",
     "warn_on_exponential_kernel",
 ]
 
@@ -247,7 +251,7 @@ def _taylor_coefficients(act: Activation) -> np.ndarray:
     for _ in range(5):
         h = _with_next_derivative(h)
     with x64():
-        return np.asarray(jax.jit(h)(jnp.zeros(1, dtype=jnp.float64)), dtype=np.float64).ravel()
+        return np.asarray(jax.jit(h)(np.zeros(1)), dtype=np.float64).ravel()  # NumPy in: no transfer program
 
 
 def _taylor(act: Activation) -> TaylorData | None:
@@ -453,11 +457,19 @@ def criticality(
 ) -> Criticality:
     """Critical initialisation hyperparameters, universality class and large-depth exponents of an activation.
 
-    ``activation``: registry name (with ``activation_params``), :class:`~deepeft.Activation` or JAX callable.
+    ``activation``: registry name (with ``activation_params``), :class:`~deepeft.Activation` or JAX callable; or a
+    network spec: an :class:`~deepeft.MLP` (its activation) or a :class:`~deepeft.ResidualMLP`, whose critical
+    point is C_b = 0, C_W(γ) (B.20)–(B.21) (:func:`deepeft.theory.residual_phase.residual_criticality`).
     ``K_range``: the K* > 0 search interval (log grid of ``n_grid`` points). ``exponents``: fit p₀, p_∥,
     p_⊥, p_V from a ``fit_depth``-layer recursion (default 10⁴; 10⁵ for half-stable points, whose
     ``Exponents.asymptotic`` flag says whether that depth reaches the asymptotic regime — not for SWISH).
     """
+    impl = dispatch.lookup("criticality", activation)  # a network spec other than MLP, e.g. ResidualMLP
+    if impl is not None:
+        return impl(activation, K_range=K_range, n_grid=n_grid, exponents=exponents, fit_depth=fit_depth,
+                    **activation_params)
+    if isinstance(activation, MLP):
+        activation = activation.activation
     act = _activation(activation, **activation_params)
     lo = v.finite_scalar(K_range[0], "K_range[0]", minimum=0.0, strict=True)
     hi = v.finite_scalar(K_range[1], "K_range[1]", minimum=0.0, strict=True)
@@ -592,7 +604,7 @@ class PhaseReport:
     K_out: float
     normalized_vertex_out: float
     warnings: tuple[str, ...]
-    recursion: SingleInputRecursion
+    recursion: Any  # SingleInputRecursion (MLP) or ResidualSingleInput (ResidualMLP)
 
 
 def _parallel_phase(label: str, chi: float, efolds: float, K_out: float, thr: float) -> tuple[str, str] | None:
@@ -674,24 +686,39 @@ def warn_on_exponential_kernel(kernel_of):
 
 
 def phase(net, x=None, *, norm=None, threshold: float = math.log(100.0)) -> PhaseReport:
-    """Regime diagnostics for an :class:`~deepeft.MLP` and one input (default (1/n₀)Σx² = 1).
+    """Regime diagnostics for an :class:`~deepeft.MLP` (or a :class:`~deepeft.ResidualMLP`, through
+    :mod:`deepeft.dispatch`: :func:`deepeft.theory.residual_phase.residual_phase`) and one input (default
+    (1/n₀)Σx² = 1).
 
     Emits :class:`~deepeft.DeepEFTWarning` when the hyperparameters put the network in an exponentially
     exploding or vanishing phase (|L·log χ| > ``threshold`` for χ_∥ or χ_⊥ at the last hidden layer, or the
     kernel overflows), and when the predicted 1/n corrections at the output are O(1) (V/(nK²) ≥ 1).
     """
+    impl = dispatch.lookup("phase", net)
+    if impl is not None:
+        return impl(net, x, norm=norm, threshold=threshold)
     thr = v.finite_scalar(threshold, "threshold", minimum=0.0, strict=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeepEFTWarning)
         rec = single_input(net, x, norm=norm)
     L = net.L
-    i = max(L - 2, 0)  # helpers at ℓ = L − 1 govern the last step into the output
-    chi_par, chi_perp = float(rec.chi_parallel[i]), float(rec.chi_perp[i])
+    nv = float(rec.normalized_vertex()[-1]) if (net.widths and L > 1) else 0.0
+    return phase_report(net, rec, max(L - 2, 0), nv, thr, stacklevel=3)  # helpers at ℓ = L − 1: the last step
+
+
+def phase_report(net, rec, index: int, normalized_vertex_out: float, threshold: float, *, stacklevel: int = 2
+                 ) -> PhaseReport:
+    """The regime, messages and warnings of :func:`phase` from a single-input flow ``rec`` (arrays ``K``,
+    ``chi_parallel``, ``chi_perp`` per layer) whose step at ``index`` stands for every step (L − 1 of them);
+    shared by the MLP and the residual MLP. ``stacklevel``: of the warnings, counted from here (the user's call)."""
+    L = net.L
+    chi_par, chi_perp = float(rec.chi_parallel[index]), float(rec.chi_perp[index])
+    thr = float(threshold)
     steps = max(L - 1, 1)
     e_par = steps * math.log(chi_par) if chi_par > 0 else -math.inf
     e_perp = steps * math.log(chi_perp) if chi_perp > 0 else -math.inf
     K_out = float(rec.K[-1])
-    nv = float(rec.normalized_vertex()[-1]) if (net.widths and L > 1) else 0.0
+    nv = float(normalized_vertex_out)
     msgs = []
     regime = []
     par = _parallel_phase("χ_∥", chi_par, e_par, K_out, thr)
@@ -716,7 +743,7 @@ def phase(net, x=None, *, norm=None, threshold: float = math.log(100.0)) -> Phas
             f"{net.aspect_ratio:.3g}): the network is too deep for its width and the effective theory breaks down."
         )
     for m in msgs:
-        warnings.warn(m, DeepEFTWarning, stacklevel=2)
+        warnings.warn(m, DeepEFTWarning, stacklevel=stacklevel)
     return PhaseReport(
         aspect_ratio=net.aspect_ratio,
         depth=L,

@@ -37,6 +37,7 @@ import numpy as np
 
 from .. import _validate as v
 from ..errors import DeepEFTInputError
+from .aspect_ratio import optimal_aspect_ratio_from_nu
 from .residual import residual_nu
 
 __all__ = [
@@ -262,7 +263,7 @@ def optimal_aspect_ratio(activation, output_dim: int, gamma=0.0, *, groups=None)
     r* is where the x³ term of (A.71) is 2/3 of the x² term; the exact mutual information has no maximum there
     (see the module docstring)."""
     m1, m2 = _groups(output_dim, groups)
-    return 4.0 / (20.0 + 3.0 * (m1 + m2)) / vertex_coefficient(activation, gamma)
+    return optimal_aspect_ratio_from_nu(vertex_coefficient(activation, gamma), m1 + m2)
 
 
 def max_mutual_information(output_dim: int, *, groups=None) -> float:

@@ -36,6 +36,7 @@ from numpy.typing import ArrayLike
 from .. import _validate as v
 from ..activations import activation as _activation
 from ..errors import DeepEFTInputError
+from .aspect_ratio import nu_for_aspect_ratio, optimal_aspect_ratio_from_nu
 from .criticality import criticality
 from .single_input import helper_functions
 
@@ -122,14 +123,11 @@ def residual_nu(activation, gamma: float, *, three_point: bool = False) -> float
     return cp.nu_three_point if three_point else cp.nu
 
 
-def _r_prefactor(output_dim) -> float:
-    nL = v.positive_int(output_dim, "output_dim")
-    return 4.0 / (20.0 + 3.0 * nL)  # (A.73)
-
-
 def residual_aspect_ratio(activation, output_dim: int, gamma: float = 0.0) -> float:
-    """r*(γ) = [4/(20 + 3n_L)]/ν(γ) (B.36); γ = 0 is the MLP's optimal aspect ratio (A.73)."""
-    return _r_prefactor(output_dim) / residual_nu(activation, gamma)
+    """r*(γ) = [4/(20 + 3n_L)]/ν(γ) (B.36); γ = 0 is the MLP's optimal aspect ratio (A.73). The same number as
+    ``de.optimal_aspect_ratio(activation, output_dim, gamma)`` (one formula, :mod:`.aspect_ratio`)."""
+    nL = v.positive_int(output_dim, "output_dim")
+    return optimal_aspect_ratio_from_nu(residual_nu(activation, gamma), nL)
 
 
 def residual_gamma_for_aspect_ratio(activation, output_dim: int, r: float) -> float:
@@ -137,7 +135,7 @@ def residual_gamma_for_aspect_ratio(activation, output_dim: int, r: float) -> fl
     connection beats the vanilla MLP there). As r → ∞, 1 − γ*² ~ 1/r (footnote 7)."""
     from scipy.optimize import brentq  # lazily: scipy.optimize costs ~0.3 s at `import deepeft`
     r = v.finite_scalar(r, "r", minimum=0.0, strict=True)
-    target = _r_prefactor(output_dim) / r  # the ν that gives r* = r
+    target = nu_for_aspect_ratio(r, v.positive_int(output_dim, "output_dim"))  # the ν that gives r* = r
     nu0 = residual_nu(activation, 0.0)
     if target >= nu0:
         return 0.0

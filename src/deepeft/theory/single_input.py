@@ -22,8 +22,10 @@ two-input perturbations δK_[1]⁺ = χ_∥ δK_[1] (5.47) and δδK_[2]⁺ = χ
 
 Deep recursions (ℓ ~ 10⁵) run as one jitted ``lax.scan`` in float64: every layer evaluates σ, σ′ at a
 fixed set of nodes x (the composite Gauss–Legendre rule of :mod:`deepeft.gaussian.gauss1d`, evaluated
-once for the whole run), z = √K x. Only the node set is chosen here; the moments are the same code for
-the NumPy path (:func:`helper_functions`, which uses ``gauss1d_nodes`` per K) and the scan.
+once for the whole run), z = √K x. Up to ``LOOP_MAX_LAYERS`` layers the same step runs as a NumPy loop over
+layers on the activation's one compiled (σ, σ′) program (no scan to compile: ``deepeft advise`` answers fast).
+Only the node set is chosen here; the moments are the same code for the NumPy paths (:func:`helper_functions`,
+which uses ``gauss1d_nodes`` per K, and the loop) and the scan.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ _BASE_PANELS = 12  # panels (20 nodes each) on x ∈ [−12, 12] per unit of √
 _MAX_PANELS = 768  # resolves K up to 64² = 4096 for activations with a scale; beyond: warning
 _SCALE_FREE = ("scale_invariant", "monomial", "step")  # σ(√K x) has no K-dependent structure in x
 _TINY = 1e-300
+_K_CHUNK = 32  # kernel values per quadrature batch in helper_functions: their panel count is set by the largest K
 
 
 # ----------------------------------------------------------------------------------------------
@@ -92,22 +95,6 @@ def _helpers(m, K, C_W, xp, jump: bool):
     j = C_W * m[5]
     source = C_W * C_W * (m[4] - g * g)
     return g, chi_par, chi_perp, h, j, source
-
-
-@functools.lru_cache(maxsize=64)
-def _sd_program(act: Activation):
-    fn = act.fn
-    return jax.jit(lambda z: jax.jvp(fn, (z,), (jnp.ones_like(z),)))
-
-
-def _sigma_and_derivative(act: Activation, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """σ(z), σ′(z) in float64; inputs padded to a power of two so that few shapes get compiled."""
-    flat = z.ravel()
-    size = max(1024, 1 << (flat.size - 1).bit_length())
-    with x64():
-        s, d = _sd_program(act)(jnp.asarray(np.pad(flat, (0, size - flat.size))))
-        s, d = np.asarray(s)[: flat.size], np.asarray(d)[: flat.size]
-    return s.reshape(z.shape), d.reshape(z.shape)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -157,12 +144,12 @@ def helper_functions(act, K, C_W=1.0) -> HelperFunctions:
     order = np.argsort(flat)
     moms = [np.empty(flat.size) for _ in range(6)]
     kinks = act.breakpoints
-    for start in range(0, flat.size, 128):  # chunks of similar K share a panel count
-        idx = order[start : start + 128]
+    for start in range(0, flat.size, _K_CHUNK):  # chunks of similar K share a panel count
+        idx = order[start : start + _K_CHUNK]
         Kc = flat[idx]
         z, w = gauss1d_nodes(Kc, kinks)
         x = z / np.sqrt(Kc)[:, None]
-        s, d = _sigma_and_derivative(act, z)
+        s, d = act.value_and_derivative(z)
         for out, val in zip(moms, _moments(x, w, s, d, np), strict=True):
             out[idx] = val
     m = tuple(a.reshape(Kb.shape) for a in moms)
@@ -192,6 +179,21 @@ def _panels_for(act: Activation, Kmax: float) -> int:
 _CHUNK = 2048  # layers per jitted scan call: one compilation per (activation, panels), whatever the depth
 
 
+def _next_layer(carry, xs, Kc, g, chi_par, chi_perp, h, j, source):
+    """One layer of the single-input recursion (shared by the NumPy loop and the jitted scan): (K, V, G¹, δK_[1],
+    δδK_[2]) at ℓ → ℓ+1 from the helpers at K^{(ℓ)} (Kc: K floored at _TINY) and xs = (C_b, C_W, the width ratio,
+    c_b1, c_W1) of the next layer."""
+    K, V, G1, dK1, ddK2 = carry
+    Cb, CW, ratio, cb1, cW1 = xs
+    return (
+        Cb + CW * g,  # (5.108)
+        ratio * chi_par * chi_par * V + source,  # (5.109)
+        cb1 + cW1 * g + ratio * (chi_par * G1 + j * (V / Kc) / (8.0 * Kc)),  # (5.110), (5.140); (V/K)/K: K² underflows
+        chi_par * dK1,  # (5.47)
+        chi_perp * ddK2 + h * dK1 * dK1,  # (5.48)
+    )
+
+
 @functools.lru_cache(maxsize=64)
 def _program(act: Activation, panels: int):
     """Jitted scan over a chunk of layers: carry (K, V, G¹, δK_[1], δδK_[2]) → per-layer values and helpers."""
@@ -216,13 +218,7 @@ def _program(act: Activation, panels: int):
             x, w = jnp.asarray(x0), jnp.asarray(w0)
         s, d = jax.jvp(fn, (jnp.sqrt(Kc) * x,), (jnp.ones_like(x),))
         g, chi_par, chi_perp, h, j, source = _helpers(_moments(x, w, s, d, jnp), Kc, CW, jnp, jump)
-        new = (
-            Cb + CW * g,  # (5.108)
-            ratio * chi_par * chi_par * V + source,  # (5.109)
-            cb1 + cW1 * g + ratio * (chi_par * G1 + j * (V / Kc) / (8.0 * Kc)),  # (5.110), (5.140); (V/K)/K: K² underflows
-            chi_par * dK1,  # (5.47)
-            chi_perp * ddK2 + h * dK1 * dK1,  # (5.48)
-        )
+        new = _next_layer(carry, xs, Kc, g, chi_par, chi_perp, h, j, source)
         return new, (K, V, G1, dK1, ddK2, g, chi_par, chi_perp, h, j, source)
 
     @jax.jit
@@ -253,15 +249,52 @@ def _run_chunks(act, panels, K1, dK1, ddK2, params: np.ndarray) -> list[np.ndarr
     return list(np.concatenate([np.asarray(o) for o in outs], axis=1)[:, :L])
 
 
+# Up to this many layers the recursion runs as a NumPy loop over layers (one compiled (σ, σ′) program shared
+# with helper_functions, ~0.1 ms per layer) instead of the jitted scan (~1 s to compile, µs per layer):
+# e.g. `deepeft advise` on a 100-layer network. Same nodes and formulas (_moments, _helpers): equal to rounding.
+LOOP_MAX_LAYERS = 512
+
+
+def _run_loop(act, panels, K1, dK1, ddK2, params: np.ndarray) -> list[np.ndarray]:
+    """The scan's step, layer by layer in NumPy (params: (5, L)); same outputs as :func:`_run_chunks`."""
+    kinks = act.breakpoints
+    dynamic = any(c != 0.0 for c in kinks)
+    jump = bool(act.jumps)
+    if not dynamic:
+        x0, w0 = gauss1d_nodes(np.array(1.0), kinks, panels=panels)
+        if activation_parity(act):  # odd or even σ: even integrands, summed over x ≥ 0 as in the scan (_program)
+            x0, w0 = fold_even(x0, w0)
+    L = params.shape[1]
+    out = np.empty((len(_FIELDS), L))
+    carry = (np.float64(K1), np.float64(0.0), np.float64(0.0), np.float64(dK1), np.float64(ddK2))
+    with np.errstate(all="ignore"):  # an exploding phase overflows to inf, as in the scan; scan_recursion warns
+        for ell in range(L):
+            K, V, G1, dK1_, ddK2_ = carry
+            Cb, CW, ratio, cb1, cW1 = params[:, ell]
+            Kc = max(K, _TINY)
+            if dynamic:
+                z, w = gauss1d_nodes(np.array(Kc), kinks, panels=panels)
+                x = z / np.sqrt(Kc)
+            else:
+                x, w = x0, w0
+                z = np.sqrt(Kc) * x
+            s, d = act.value_and_derivative(z)
+            g, chi_par, chi_perp, h, j, source = _helpers(_moments(x, w, s, d, np), Kc, CW, np, jump)
+            out[:, ell] = (K, V, G1, dK1_, ddK2_, g, chi_par, chi_perp, h, j, source)
+            carry = _next_layer(carry, params[:, ell], Kc, g, chi_par, chi_perp, h, j, source)
+    return list(out)
+
+
 def scan_recursion(act, K1, Cb_next, CW_next, ratio, cb1, cW1, dK1=0.0, ddK2=0.0) -> dict[str, np.ndarray]:
     """Run the recursion for L = len(Cb_next) layers (unvalidated, for the theory modules); picks (and if
-    needed raises) the node count."""
+    needed raises) the node count. Up to ``LOOP_MAX_LAYERS`` layers a NumPy loop, beyond the jitted scan."""
     L = len(Cb_next)
     params = np.stack([np.asarray(a, dtype=np.float64) for a in (Cb_next, CW_next, ratio, cb1, cW1)])
     panels = _panels_for(act, max(float(K1), 1.0))
+    run = _run_loop if L <= LOOP_MAX_LAYERS else _run_chunks
     with x64():
         while True:
-            out = _run_chunks(act, panels, K1, dK1, ddK2, params)
+            out = run(act, panels, K1, dK1, ddK2, params)
             K = out[0]
             fin = K[np.isfinite(K)]
             need = _panels_for(act, float(fin.max()) if fin.size else 1.0)
@@ -400,7 +433,8 @@ def single_input_recursion(
     then pass ``n`` to the normalised accessors). ``c_b1``, ``c_W1``: NLO hyperparameter corrections
     C = c^{0} + c^{1}/n_{ℓ−1} (5.138)–(5.139) entering G^{1} via (5.140); (5.142) tunes them.
 
-    Runs in float64 as one jitted scan: 10⁵ layers take well under a second after compilation.
+    Runs in float64: up to ``LOOP_MAX_LAYERS`` layers as a NumPy loop, beyond as one jitted scan (10⁵ layers take
+    well under a second after compilation).
     """
     act = _activation(activation)
     L = v.positive_int(depth, "depth")
