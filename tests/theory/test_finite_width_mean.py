@@ -83,8 +83,9 @@ def _book_form(st, z, dH_ntk, dH, ddI, ddII, y, tr, te, Z):
         return T
 
     bD = br(sub(dH_ntk, 0), 0)  # [s, i, j, β, α̃1]
-    out = out + es("sijba,ac,sjc->sib", bD, Hi, eps)
-    out = out - es("sijba,ac,sjkcd,de,ske->sib", bD, Hi, sub(dH_ntk, -1)[:, :, :, :, :][..., :, :], Hi, eps)
+    # the two ΔĤ lines with the corrected signs (printed: + then −; erratum, see docs/finite_width_training.md)
+    out = out - es("sijba,ac,sjc->sib", bD, Hi, eps)
+    out = out + es("sijba,ac,sjkcd,de,ske->sib", bD, Hi, sub(dH_ntk, -1)[:, :, :, :, :][..., :, :], Hi, eps)
     bA = br(sub(dH, 1), 1)  # dĤ_{j1 i j2; α̃1 β α̃2}
     out = out + es("sjikabc,acde,sjd,ske->sib", bA, Z["Z_A"], eps, eps)
     bB = br(sub(dH, 0), 0)  # dĤ_{i j1 j2; β α̃1 α̃2}
@@ -236,7 +237,7 @@ def test_printed_sums_with_errata(algorithm, nL):
         + nL * es("xcab->xabc", s(st["B"], al, tr, tr, tr))
     )
     Hi = np.linalg.inv(H[np.ix_(tr, tr)])
-    m_D = es("xabc,ab,cd,id->ix", AB, Hi, Hi, Y) / n
+    m_D = -es("xabc,ab,cd,id->ix", AB, Hi, Hi, Y) / n  # printed (∞.157) without the minus sign (erratum)
 
     def br(raw):
         return (raw[:, te] - raw[:, tr] @ Pd[te].T).T

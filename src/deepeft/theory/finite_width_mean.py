@@ -11,7 +11,10 @@ Each term of (∞.154) is averaged with these (odd moments vanish by z → −z 
 fluctuations enter only at O(1/n²)), giving
 
     m_β = m^NTK_β + [m^X_β − H_{βα̃1} H̃^{α̃1α̃2} m^X_{α̃2}]  summed over X = ΔNTK, dNTK, ddNTK-I, ddNTK-II,
-    m^NTK = H_{βα̃}H̃⁻¹y (∞.156),   m^ΔNTK_δ = (1/n)(A_{(δα̃1)(α̃2α̃3)} + B_{δα̃2α̃1α̃3} + n_L B_{δα̃3α̃1α̃2}) H̃^{α̃1α̃2}H̃^{α̃3α̃4} y_α̃4 (∞.157),
+    m^NTK = H_{βα̃}H̃⁻¹y (∞.156),   m^ΔNTK_δ = −(1/n)(A_{(δα̃1)(α̃2α̃3)} + B_{δα̃2α̃1α̃3} + n_L B_{δα̃3α̃1α̃2}) H̃^{α̃1α̃2}H̃^{α̃3α̃4} y_α̃4
+    ((∞.157) with the sign corrected: the printed (∞.154) has the two ΔĤ lines with flipped signs — expanding
+    −Ĥ_{βα̃}Ĥ^{-1}ε in ΔĤ gives −[ΔĤ_β − PΔĤ]H̃⁻¹ε + [ΔĤ_β − PΔĤ]H̃⁻¹ΔĤH̃⁻¹ε; found against ensembles of trained
+    networks, docs/finite_width_training.md),
 
 and the dNTK / ddNTK parts are the same averages contracted with the algorithm projectors (here evaluated term by
 term with the Kronecker deltas of the decompositions kept explicit over the n_L output components, instead of the
@@ -112,7 +115,9 @@ def finite_width_mean_from_statistics(
         + np.transpose(s(B, al, tr, tr, tr), (0, 2, 1, 3))
         + nL * np.transpose(s(B, al, tr, tr, tr), (0, 2, 3, 1))
     )
-    raw_d = inv * es("xabc,ab,cd,id->ix", AB, Hinv, Hinv, Y)
+    # sign: −(A + B + n_L B)H̃⁻¹H̃⁻¹y, opposite to the printed (∞.157) (erratum: the ΔĤ lines of (∞.154) carry
+    # flipped signs; −Ĥ_{βα̃}Ĥ⁻¹ε expanded to second order in ΔĤ gives −[ΔĤ_β − PΔĤ]H̃⁻¹ε + [ΔĤ_β − PΔĤ]H̃⁻¹ΔĤH̃⁻¹ε)
+    raw_d = -inv * es("xabc,ab,cd,id->ix", AB, Hinv, Hinv, Y)
 
     # dNTK: E[dĤ_{i j1 j2; x a1 a2} z_{k;a3}] (11.45) for Z_B, and E[dĤ_{j1 i j2; a1 x a2} z_{k;a3}] for Z_A
     Qt = np.transpose(Q, (0, 2, 1, 3))  # Qt[d0,d1,d2,d3] = Q_{d0d2d1d3}
