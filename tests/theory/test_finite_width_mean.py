@@ -172,6 +172,10 @@ def test_bad_input():
         finite_width_mean_from_statistics(**st, **kw, eta=50.0)
     with pytest.raises(DeepEFTInputError, match="smooth"):
         de.finite_width_prediction(de.MLP(2, [8], 1, "relu"), np.ones((2, 2)), np.zeros((2, 1)), np.ones((1, 2)), algorithm="ode")
+    # N_A beyond the dense six-index projectors: refused before the statistics are computed, with the limit
+    X = np.random.default_rng(0).standard_normal((25, 2))
+    with pytest.raises(DeepEFTInputError, match=r"N_A = 24 training inputs is too many.*N_A ≤ 20.*at most 20"):
+        de.finite_width_prediction(de.MLP(2, [8], 1, "tanh"), X[:24], np.zeros((24, 1)), X[24:], algorithm="ode")
 
 
 @pytest.mark.parametrize("nL", [1, 2])

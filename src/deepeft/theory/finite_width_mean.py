@@ -32,7 +32,7 @@ import numpy as np
 
 from ..errors import DeepEFTInputError
 from ..network import MLP
-from .algorithm_projectors import PROJECTOR_NAMES, algorithm_projectors, spectrum
+from .algorithm_projectors import DENSE_MAX_BYTES, PROJECTOR_NAMES, algorithm_projectors, spectrum
 
 __all__ = ["FiniteWidthPrediction", "finite_width_mean_from_statistics", "finite_width_prediction"]
 
@@ -72,6 +72,19 @@ def _arr(x, name, shape):
     return a
 
 
+def _check_train_size(NA: int) -> None:
+    """The mean contracts the dense six-index projectors Z_I*, Z_II* (N_A⁶ numbers): refuse N_A beyond the dense limit
+    before any statistics are computed, with what to change."""
+    limit = int((DENSE_MAX_BYTES / 8) ** (1 / 6))
+    if NA > limit:
+        raise DeepEFTInputError(
+            f"N_A = {NA} training inputs is too many for the ensemble mean (∞.155): it contracts the dense six-index "
+            f"projectors Z_IA … Z_IIB (N_A⁶ numbers, {8 * NA**6 / 2**30:.1f} GiB; limit N_A ≤ {limit}), and the "
+            f"statistics R, S, T, U cost O((N_A + N_B)⁴) Gaussian integrals. Use at most {limit} training inputs "
+            "(e.g. a representative subset); the per-network de.trained_output has no dense tensors."
+        )
+
+
 def finite_width_mean_from_statistics(
     H, K, A, B, P, Q, R, S, T, U, y, n_prev, train_idx, test_idx, eta=None, algorithm: str = "gd"
 ) -> FiniteWidthPrediction:
@@ -94,6 +107,7 @@ def finite_width_mean_from_statistics(
     if not np.isfinite(n_prev) or n_prev <= 0:
         raise DeepEFTInputError(f"n_prev (the width n_{{L−1}}) must be positive, got {n_prev!r}.")
     nL = y.shape[1]
+    _check_train_size(tr.size)
     inv = 1.0 / float(n_prev)
 
     proj = algorithm_projectors(H[np.ix_(tr, tr)], eta, algorithm)
@@ -220,6 +234,7 @@ def finite_width_prediction(
     if Y.shape != (Xa.shape[0], net.n[-1]):
         raise DeepEFTInputError(f"Y_train must be (N_A, n_L) = {(Xa.shape[0], net.n[-1])}, got {Y.shape}.")
     NA = Xa.shape[0]
+    _check_train_size(NA)  # before the O((N_A + N_B)⁴) statistics
     st = ddntk(net, np.concatenate([Xa, Xb]), resolution=resolution)
     last = net.L - 1
     return finite_width_mean_from_statistics(
