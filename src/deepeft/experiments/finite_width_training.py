@@ -28,6 +28,19 @@ across networks / √R, and slopes from a weighted least-squares line in ln n wi
 * finding, per width: ⟨ln(e_NTK/e_FW)⟩ > 0 with z ≥ 3 (the finite-width solution beats the frozen NTK; the theory
   says by a factor O(n), with no constant to test against).
 
+Ensemble-mean part (``mean_pairs`` > 0; one task per (activation, L ∈ ``mean_depths``, n ∈ ``mean_widths``)):
+``de.finite_width_prediction(...).mean − .m_ntk`` (∞.155) at one η = ``eta_frac``·2/λ_max(Θ̃) against the mean
+correction of ``mean_pairs`` antithetic pairs of networks trained by GD to tol, measured with control variates
+(:mod:`._fw_mean`: unbiased; at L ≥ 3 it leaves out the NLO NTK mean H^{1}, which deepeft does not compute either);
+N_A = ``mean_train``, N_B = ``mean_test``, targets y = ``mean_amplitude``·sin(Σ_j x_j). Checks:
+
+* prediction, per test input: |measured − predicted| < ``max_z``·SE + ``mean_allowance``·(L/n)·Σ_X|m_X| (the
+  O(1/n²) order taken as L/n times the magnitudes of the four O(1/n) parts ΔNTK, dNTK, ddNTK-I, ddNTK-II);
+* finding: the correction at the test input with the largest prediction is resolved, z ≥ ``min_z``.
+
+Measured at the quick size (tanh, L = 2, n = 64 / 128, 1024 pairs): 0.00827 ± 0.00057 vs 0.00809 and
+0.00352 ± 0.00030 vs 0.00405 at the first test input (z = 0.3, −1.75), the second input within 0.9 SE.
+
 Measured at the quick preset (tanh, L = 2, n = 64…512, 12 networks, N_A = 4, N_B = 8; docs/finite_width_training.md):
 slopes −1.0 ± 0.16 (e_NTK), −1.9 ± 0.3 (e_FW), −0.9 ± 0.17 (ratio); e_NTK/e_FW ≈ 9 at n = 64 up to ≈ 50 at 512.
 Mutation (tests/experiments/test_experiments_mutations.py): the dNTK part of (∞.141) scaled by 1.05 makes the ratio
