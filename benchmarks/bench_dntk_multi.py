@@ -12,6 +12,7 @@ Run as a script to write benchmarks/results/dntk_multi.json.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -29,23 +30,28 @@ def run(quick: bool = False) -> list[dict]:
     X = np.random.default_rng(0).normal(size=(N, 16))
     X /= np.sqrt(np.mean(X**2, axis=1, keepdims=True))
     net = de.MLP(16, [128] * (L - 1), 1, "tanh", C_b=0.0, C_W=1.0)
-    base, _, _ = timed(lambda: de.ntk_fluctuations(net, X), reps)
-    pq, pq_cold, _ = timed(lambda: de.dntk(net, X), reps)
-    sec, cold, _ = timed(lambda: de.ddntk(net, X), reps)
+    base, _, base_cpu = timed(lambda: de.ntk_fluctuations(net, X), reps)
+    pq, pq_cold, pq_cpu = timed(lambda: de.dntk(net, X), reps)
+    sec, cold, cpu = timed(lambda: de.ddntk(net, X), reps)
+    load = os.getloadavg()[0]
     return [
         {
             "name": f"ddntk_PQRSTU_tanh_N{N}_L{L}",
             "seconds": sec,
             "cold_seconds": cold,
+            "cpu_seconds": cpu,
+            "load_avg_1min": load,
             "target": TARGET_S,
             "ratio": sec / TARGET_S,
             "passed": sec <= TARGET_S,
-            "notes": f"median of {reps} after a compiling call; ntk_fluctuations alone {base:.2f} s in the same run",
+            "notes": f"median of {reps} after a compiling call (wall; cpu_seconds: process CPU time, the shared "
+                     f"machine's load aside); ntk_fluctuations alone {base:.2f} s wall, {base_cpu:.2f} s CPU in the same run",
         },
         {
             "name": f"dntk_PQ_tanh_N{N}_L{L}",
             "seconds": pq,
             "cold_seconds": pq_cold,
+            "cpu_seconds": pq_cpu,
             "notes": f"P, Q only (no target of its own); ntk_fluctuations alone {base:.2f} s in the same run",
         },
     ]
