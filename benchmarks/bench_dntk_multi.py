@@ -11,6 +11,8 @@ Run as a script to write benchmarks/results/dntk_multi.json.
 
 from __future__ import annotations
 
+import os
+
 import deepeft as de
 from _timing import timed, unit_inputs, write_results  # sibling module (the runner puts benchmarks/ on sys.path)
 
@@ -23,23 +25,28 @@ def run(quick: bool = False) -> list[dict]:
     N, L, reps = (3, 3, 1) if quick else (6, 6, 2)
     X = unit_inputs(N)
     net = de.MLP(16, [128] * (L - 1), 1, "tanh", C_b=0.0, C_W=1.0)
-    base, _, _ = timed(lambda: de.ntk_fluctuations(net, X), reps)
-    pq, pq_cold, _ = timed(lambda: de.dntk(net, X), reps)
-    sec, cold, _ = timed(lambda: de.ddntk(net, X), reps)
+    base, _, base_cpu = timed(lambda: de.ntk_fluctuations(net, X), reps)
+    pq, pq_cold, pq_cpu = timed(lambda: de.dntk(net, X), reps)
+    sec, cold, cpu = timed(lambda: de.ddntk(net, X), reps)
+    load = os.getloadavg()[0]
     return [
         {
             "name": f"ddntk_PQRSTU_tanh_N{N}_L{L}",
             "seconds": sec,
             "cold_seconds": cold,
+            "cpu_seconds": cpu,
+            "load_avg_1min": load,
             "target": TARGET_S,
             "ratio": sec / TARGET_S,
             "passed": sec <= TARGET_S,
-            "notes": f"median of {reps} after a compiling call; ntk_fluctuations alone {base:.2f} s in the same run",
+            "notes": f"median of {reps} after a compiling call (wall; cpu_seconds: process CPU time, the shared "
+                     f"machine's load aside); ntk_fluctuations alone {base:.2f} s wall, {base_cpu:.2f} s CPU in the same run",
         },
         {
             "name": f"dntk_PQ_tanh_N{N}_L{L}",
             "seconds": pq,
             "cold_seconds": pq_cold,
+            "cpu_seconds": pq_cpu,
             "notes": f"P, Q only (no target of its own); ntk_fluctuations alone {base:.2f} s in the same run",
         },
     ]

@@ -97,7 +97,8 @@ class NTKEvolution(Experiment):
 
     presets = {
         "quick": {},
-        "paper": {"widths": (8, 16, 32, 64), "depth": 4, "n_networks": 16, "train_steps": 100, "n_eta": 6},
+        "paper": {"activations": ("tanh", "gelu", "swish"), "widths": (8, 16, 32, 64), "depth": 4, "n_networks": 16,
+                  "train_steps": 100, "n_eta": 6},
     }
 
     def sweep(self, p):

@@ -11,7 +11,10 @@ Each term of (∞.154) is averaged with these (odd moments vanish by z → −z 
 fluctuations enter only at O(1/n²)), giving
 
     m_β = m^NTK_β + [m^X_β − H_{βα̃1} H̃^{α̃1α̃2} m^X_{α̃2}]  summed over X = ΔNTK, dNTK, ddNTK-I, ddNTK-II,
-    m^NTK = H_{βα̃}H̃⁻¹y (∞.156),   m^ΔNTK_δ = (1/n)(A_{(δα̃1)(α̃2α̃3)} + B_{δα̃2α̃1α̃3} + n_L B_{δα̃3α̃1α̃2}) H̃^{α̃1α̃2}H̃^{α̃3α̃4} y_α̃4 (∞.157),
+    m^NTK = H_{βα̃}H̃⁻¹y (∞.156),   m^ΔNTK_δ = −(1/n)(A_{(δα̃1)(α̃2α̃3)} + B_{δα̃2α̃1α̃3} + n_L B_{δα̃3α̃1α̃2}) H̃^{α̃1α̃2}H̃^{α̃3α̃4} y_α̃4
+    ((∞.157) with the sign corrected: the printed (∞.154) has the two ΔĤ lines with flipped signs — expanding
+    −Ĥ_{βα̃}Ĥ^{-1}ε in ΔĤ gives −[ΔĤ_β − PΔĤ]H̃⁻¹ε + [ΔĤ_β − PΔĤ]H̃⁻¹ΔĤH̃⁻¹ε; found against ensembles of trained
+    networks, docs/finite_width_training.md),
 
 and the dNTK / ddNTK parts are the same averages contracted with the algorithm projectors (here evaluated term by
 term with the Kronecker deltas of the decompositions kept explicit over the n_L output components, instead of the
@@ -29,7 +32,7 @@ import numpy as np
 
 from ..errors import DeepEFTInputError
 from ..network import MLP
-from .algorithm_projectors import PROJECTOR_NAMES, algorithm_projectors, spectrum
+from .algorithm_projectors import DENSE_MAX_BYTES, PROJECTOR_NAMES, algorithm_projectors, spectrum
 
 __all__ = ["FiniteWidthPrediction", "finite_width_mean_from_statistics", "finite_width_prediction"]
 
@@ -69,6 +72,19 @@ def _arr(x, name, shape):
     return a
 
 
+def _check_train_size(NA: int) -> None:
+    """The mean contracts the dense six-index projectors Z_I*, Z_II* (N_A⁶ numbers): refuse N_A beyond the dense limit
+    before any statistics are computed, with what to change."""
+    limit = int((DENSE_MAX_BYTES / 8) ** (1 / 6))
+    if NA > limit:
+        raise DeepEFTInputError(
+            f"N_A = {NA} training inputs is too many for the ensemble mean (∞.155): it contracts the dense six-index "
+            f"projectors Z_IA … Z_IIB (N_A⁶ numbers, {8 * NA**6 / 2**30:.1f} GiB; limit N_A ≤ {limit}), and the "
+            f"statistics R, S, T, U cost O((N_A + N_B)⁴) Gaussian integrals. Use at most {limit} training inputs "
+            "(e.g. a representative subset); the per-network de.trained_output has no dense tensors."
+        )
+
+
 def finite_width_mean_from_statistics(
     H, K, A, B, P, Q, R, S, T, U, y, n_prev, train_idx, test_idx, eta=None, algorithm: str = "gd"
 ) -> FiniteWidthPrediction:
@@ -91,6 +107,7 @@ def finite_width_mean_from_statistics(
     if not np.isfinite(n_prev) or n_prev <= 0:
         raise DeepEFTInputError(f"n_prev (the width n_{{L−1}}) must be positive, got {n_prev!r}.")
     nL = y.shape[1]
+    _check_train_size(tr.size)
     inv = 1.0 / float(n_prev)
 
     proj = algorithm_projectors(H[np.ix_(tr, tr)], eta, algorithm)
@@ -112,7 +129,9 @@ def finite_width_mean_from_statistics(
         + np.transpose(s(B, al, tr, tr, tr), (0, 2, 1, 3))
         + nL * np.transpose(s(B, al, tr, tr, tr), (0, 2, 3, 1))
     )
-    raw_d = inv * es("xabc,ab,cd,id->ix", AB, Hinv, Hinv, Y)
+    # sign: −(A + B + n_L B)H̃⁻¹H̃⁻¹y, opposite to the printed (∞.157) (erratum: the ΔĤ lines of (∞.154) carry
+    # flipped signs; −Ĥ_{βα̃}Ĥ⁻¹ε expanded to second order in ΔĤ gives −[ΔĤ_β − PΔĤ]H̃⁻¹ε + [ΔĤ_β − PΔĤ]H̃⁻¹ΔĤH̃⁻¹ε)
+    raw_d = -inv * es("xabc,ab,cd,id->ix", AB, Hinv, Hinv, Y)
 
     # dNTK: E[dĤ_{i j1 j2; x a1 a2} z_{k;a3}] (11.45) for Z_B, and E[dĤ_{j1 i j2; a1 x a2} z_{k;a3}] for Z_A
     Qt = np.transpose(Q, (0, 2, 1, 3))  # Qt[d0,d1,d2,d3] = Q_{d0d2d1d3}
@@ -215,6 +234,7 @@ def finite_width_prediction(
     if Y.shape != (Xa.shape[0], net.n[-1]):
         raise DeepEFTInputError(f"Y_train must be (N_A, n_L) = {(Xa.shape[0], net.n[-1])}, got {Y.shape}.")
     NA = Xa.shape[0]
+    _check_train_size(NA)  # before the O((N_A + N_B)⁴) statistics
     st = ddntk(net, np.concatenate([Xa, Xb]), resolution=resolution)
     last = net.L - 1
     return finite_width_mean_from_statistics(
