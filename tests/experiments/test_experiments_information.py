@@ -56,7 +56,7 @@ def test_six_point_vertex_fails_for_perturbed_theory(tmp_path, monkeypatch):
     """At the quick preset U off by 25 % or V off by 8 % must fail (U is measured to ≈ 4 % per layer, V to ≈ 1.5 %).
 
     A few-percent slip of U is below resolution at the quick size: 5 % of U is ≈ 1.2 SE per layer (it needs ≈ 16×
-    the networks); V × 1.05 is ≈ 3.3 SE, under the z bound 5."""
+    the networks); V × 1.05 is ≈ 3.3 SE, under the z bound 5 (both from the stderrs above, not rescanned)."""
     from deepeft.experiments import six_point_vertex as m
 
     monkeypatch.setattr(m, "six_point_vertex_relu", _scaled(m.six_point_vertex_relu, 1.08, "V"))
