@@ -26,12 +26,19 @@ def test_small_run_passes_and_fails_when_perturbed(tmp_path, name):
     assert_complete_run(res.summary, tmp_path / name)
     exp, p = get_experiment(name), resolve_params(name, "quick", overrides=SMALL[name])
     ds = load_dataset(tmp_path / name)
-    # 1/g_m off by 10% (SE ≈ 1%), the reference overlaps by 50%, G1 by a factor 8 (the O(1/N) term is a few SE)
-    var, factor = {"running-couplings": ("inv_g", 1.1), "lattice-perturbed": ("ref", 1.5),
-                   "lattice-finite-n": ("G1", 8.0)}[name]
-    bad = ds.copy()
-    bad[var] = bad[var] * factor
-    assert any(not c.passed for c in exp.analyze(p, bad)), f"{name}: perturbed {var} still passes"
+    # The smallest robust slips at these sizes (max |z| of the predictions, scanned on one run, seed 0):
+    # * running-couplings: the theory 1/g_m × 1.1 (|z| 6.6); 1/g_m is measured to ≈ 1.6 % here (2000 networks), so
+    #   × 1.05 reaches only |z| 3.4 and × 1.03 |z| 2.1 — a few-percent slip needs ≈ 4× the networks (quick: 4000).
+    # * lattice-perturbed: the exact reference × 1.05 fails 8 predictions (|z| ≤ 8.2; × 1.03: 2 at |z| 5.7).
+    # * lattice-finite-n: the leading K × 1.02 fails (|z| 7.6); G1 enters as G1/N, a few SE at N = 100, 400, so
+    #   only G1 × 4 fails (|z| 6–8; × 2: max |z| 4.8).
+    slips = {"running-couplings": [("inv_g", 1.1)], "lattice-perturbed": [("ref", 1.05)],
+             "lattice-finite-n": [("K", 1.02), ("G1", 4.0)]}[name]
+    for var, factor in slips:
+        bad = ds.copy()
+        bad[var] = bad[var] * factor
+        failed = [c for c in exp.analyze(p, bad) if not c.passed and c.kind == "prediction"]
+        assert failed, f"{name}: {var} × {factor} still passes every prediction"
     if name == "lattice-perturbed":
         assert float(ds.rhat.max()) < 1.01
 
