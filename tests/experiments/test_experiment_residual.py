@@ -6,6 +6,7 @@ so must the printed (B.24) (the three-point feed dropped) — the erratum the ex
 
 The three runs share their ensembles (``SharedEnsembles``, one xdist group: the perturbations change the theory
 only). With $DEEPEFT_QUICK_SUMMARY (CI, after `make run`) the passing run is read from that quick-preset run.
+
 Why not the issue's few percent (measured on one SMALL run, seed 0): the per-layer relative stderr of V is 3.8–5.3 %
 (ReLU) and 4.6–40 % (tanh; V^{(2)} is small against the Gaussian part of the estimator), and the allowance for V's own
 O(ℓ/n) correction is 2(ℓ − 1)/n = 1.6–6.3 %; V × 1.05, 1.1, 1.2 fail nothing (max |z| 2.5, 3.6, 5.8 before the
