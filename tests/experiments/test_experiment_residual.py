@@ -50,7 +50,7 @@ def test_residual_criticality_passes(tmp_path):
     assert {"prediction", "finding", "resolution"} <= kinds
 
 
-@pytest.mark.parametrize("mutation", ["scaled", "printed"])
+@pytest.mark.parametrize("mutation", ["scaled", "printed", "kernel"])
 def test_residual_criticality_fails_for_perturbed_theory(tmp_path, monkeypatch, mutation):
     import dataclasses
 
@@ -62,9 +62,13 @@ def test_residual_criticality_fails_for_perturbed_theory(tmp_path, monkeypatch, 
         if mutation == "printed":
             return real(*a, **{**k, "three_point": False})
         r = real(*a, **k)
+        if mutation == "kernel":  # a 3 % slip of the kernel map (B.12): seen by the exact K^(2) check
+            return dataclasses.replace(r, K=1.03 * r.K)
         return dataclasses.replace(r, V=1.3 * r.V)
 
     monkeypatch.setattr(rr, "residual_single_input", wrong)
     _, bad = _failed(tmp_path, mutation)
     print(f"{mutation}: {len(bad)} failing checks")
     assert any(c["kind"] == "prediction" for c in bad)
+    if mutation == "kernel":
+        assert any("K^(2)" in c["name"] and abs(c["z"]) > 10 for c in bad), [c["name"] for c in bad]

@@ -7,7 +7,10 @@ for γ² ∈ {0, 0.5, 0.8}, tanh and ReLU, theory against ensembles, and the dee
   :mod:`deepeft.theory.residual_recursions` (identical to the book's for odd σ; for ReLU the printed (B.24)
   misses it) and, for comparison, (B.26) as printed. **Simulation**: V^{(ℓ)} from ``sample_ensemble`` (the pair
   estimator of (B.23), exact conditional sampling). Check per layer ℓ ≥ 2 (prediction):
-  |V_sim − V| < max_z·SE + c·((ℓ − 1)/n)·V (the O(ℓ/n) remainder, as in ``vertex-vs-ensemble``).
+  |V_sim − V| < max_z·SE + c·((ℓ − 1)/n)·V (the O(ℓ/n) remainder, as in ``vertex-vs-ensemble``); and the kernel
+  at ℓ = 2, where the layer-1 preactivations are exactly Gaussian, so E[Ĝ^{(2)}] = K^{(2)} with no 1/n term:
+  |Ĝ_sim − K| < max_z·SE, no allowance (prediction; it resolves K^{(2)} to ≈ 0.1 %, so a slip of the residual
+  kernel map (B.12) by a few percent fails it, which V's ≈ 4–10 % per-layer standard error cannot show).
 * **Finding**: for ReLU with γ > 0 the same data reject the printed (B.24) at the last layer (|z| > Z_CLAIM with
   the same allowance).
 * **Deep asymptotics** (theory, a jitted scan to ℓ = ``deep_depth``): the digest's tanh check values
@@ -116,6 +119,8 @@ class ResidualCriticality(Experiment):
             "V_book": (("layer",), book.V),
             "simulation": (("layer",), ens.vertex.value[:, 0, 0, 0, 0]),
             "stderr": (("layer",), ens.vertex.stderr[:, 0, 0, 0, 0]),
+            "metric_sim": (("layer",), ens.metric.value[:, 0, 0]),
+            "metric_stderr": (("layer",), ens.metric.stderr[:, 0, 0]),
             "deep_ratio": (("deep_layer",), ratio),
             "deep_slope": (V[-1] - V[-2]) / K[-1] ** 2 if cp.universality_class != "K*=0" else ratio[-1],
             "nu": cp.nu,
@@ -128,6 +133,11 @@ class ResidualCriticality(Experiment):
         for a in p.activations:
             for g2 in p.gamma2:
                 pt = ds.sel(activation=a, gamma2=g2)
+                K2, sim, se = float(pt.K.values[1]), float(pt.metric_sim.values[1]), float(pt.metric_stderr.values[1])
+                checks.append(Check(  # layer 1 is Gaussian, so E[Ĝ^(2)] = C_b + C_W⟨σσ⟩_K1 + γ²K1 exactly (no 1/n term)
+                    f"{a} γ²={g2:g}: K^(2) (B.12), exact at ℓ = 2", K2, sim, se, float(zscore(sim - K2, se)),
+                    bool(agrees(sim - K2, se, max_z=p.max_z)), f"|sim − K| < {p.max_z:g}·stderr (no allowance: exact)",
+                ))  # fmt: skip
                 for li in range(1, p.depth):
                     ell = li + 1
                     V, sim, se = float(pt.V.values[li]), float(pt.simulation.values[li]), float(pt.stderr.values[li])
