@@ -105,8 +105,19 @@ def diagnose_series(series, *, level: float = 0.01, activation=None):
     from .series_dbm import MIN_INCREMENTS, series_dbm
 
     spectra = [spectrum_of_eigenvalues(e[-1], shape, level=level) for e, shape in zip(series.eigenvalues, series.shapes)]
+    act = None
+    try:
+        act = _activation(activation if activation is not None else series.activation)
+    except DeepEFTInputError:
+        if activation is not None:
+            raise
+    unresolved = (f"the series stores its activation by name only ({series.activation!r}), and that name is not a "
+                  "registered activation (a custom callable): pass activation=<the callable> to diagnose_series "
+                  "(the CLI takes registered names only) to get χ and the critical point")
     if series.mode == "weights":
-        ds = diagnose(series.model_at(-1, activation), level=level, spectra=spectra)
+        if act is None:
+            raise DeepEFTInputError(f"cannot diagnose the last checkpoint: {unresolved}.")
+        ds = diagnose(series.model_at(-1, act), level=level, spectra=spectra)
     else:
         L = len(spectra)
         data = _spectra_vars(spectra)
@@ -116,10 +127,11 @@ def diagnose_series(series, *, level: float = 0.01, activation=None):
         ds = xr.Dataset(data, coords={"layer": np.arange(1, L + 1), "name": ("layer", np.array(series.names, dtype=object))})
         ds.attrs.update({"activation": series.activation, "regime": "n/a (spectra-only series)", "source": "series",
                          "tw_level": level})
-        try:
-            ds.attrs.update(_criticality_attrs(_activation(activation or series.activation)))
-        except DeepEFTInputError:  # a custom activation is stored by name only
-            pass
+        if act is not None:
+            ds.attrs.update(_criticality_attrs(act))
+        else:
+            ds.attrs.update({"universality_class": "unknown", "criticality_note": unresolved + ".",
+                             "C_W_critical": np.nan, "C_b_critical": np.nan})
     ds.attrs["series_records"] = int(series.steps.size)
     ds.attrs["series_steps"] = [int(series.steps[0]), int(series.steps[-1])]
     cols: dict[str, list] = {k: [] for k in ("K_S", "TV_S", "TD_S", "dbm_lhs", "dbm_rhs", "dbm_verdict")}
