@@ -32,7 +32,7 @@ import numpy as np
 
 from ..errors import DeepEFTInputError, DeepEFTWarning
 from ..interop import ImportedModel, from_arrays
-from .spectrum import gram_eigenvalues
+from .spectrum import gram_eigenvalues_many
 
 __all__ = ["SpectrumRecorder", "CheckpointSeries", "load_series", "record_jax", "FORMAT", "MODES"]
 
@@ -149,8 +149,10 @@ class SpectrumRecorder:
 
     def _write(self, t: int, step: int, params, coefficients) -> None:
         self._g.attrs["pending"] = t
+        # one LAPACK thread per layer; in the background only one worker, so that training keeps the other cores
+        eigs = gram_eigenvalues_many([W for W, _ in params], self._eig_dtype, workers=1 if self._pool is not None else None)
         for l, (W, b) in enumerate(params):
-            self._append(f"eig_{l}", t, gram_eigenvalues(W, self._eig_dtype))
+            self._append(f"eig_{l}", t, eigs[l])
             if self.mode == "weights":
                 self._append(f"W_{l}", t, W)
                 self._append(f"b_{l}", t, b)
