@@ -159,7 +159,8 @@ def diagnose(model, *, activation=None, level: float = 0.01, spectra: list[Weigh
     ``level``: false-alarm probability of the Tracy–Widom outlier test. ``spectra``: precomputed spectra (one per
     layer; the checkpoint recorder passes its own). ``precision``: "float64" (default) or "float32" Gram matrices and
     eigendecompositions (≈ 1.5× cheaper; absolute error ~1e-6 λ_max, see :func:`gram_eigenvalues`). Variables: n_out,
-    n_in, C_W, C_b, W_mean, C_W_ratio, chi_parallel, chi_perp, verdict, the scalar fields of :class:`WeightSpectrum`, and ``eigenvalues`` (layer, rank), NaN-padded.
+    n_in, C_W, C_b, W_mean, C_W_ratio, chi_parallel, chi_perp, verdict, the scalar fields of :class:`WeightSpectrum`,
+    and ``eigenvalues`` (layer, rank), NaN-padded.
     Attributes: activation, regime (network, :func:`deepeft.phase`), universality_class, C_W_critical, C_b_critical.
     """
     import xarray as xr
