@@ -23,6 +23,7 @@ import numpy as np
 from ..activations import activation as _activation
 from ..errors import DeepEFTInputError, DeepEFTWarning
 from ..interop import ImportedModel, from_arrays, from_equinox, from_flax, from_torch
+from ..interop.jax_trees import is_nnx
 from .spectrum import WeightSpectrum, gram_eigenvalues_many, spectrum_of_eigenvalues
 
 __all__ = ["diagnose", "diagnose_series", "as_imported", "layer_verdict", "VERDICT_THRESHOLD"]
@@ -40,6 +41,8 @@ def as_imported(model, activation=None) -> ImportedModel:
         return from_torch(model, activation)
     if mod.startswith("equinox"):
         return from_equinox(model)
+    if is_nnx(model):
+        return from_flax(model, _need_activation(activation, "a Flax NNX model"))
     if isinstance(model, dict):
         first = next(iter(model.values()), None)
         if type(first).__module__.startswith("torch"):
