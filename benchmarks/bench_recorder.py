@@ -6,8 +6,10 @@ recorder, then 100 steps with a :class:`deepeft.diagnostics.SpectrumRecorder` ho
 the block's 100th step: import of the weights, the three Gram eigendecompositions, the Zarr write), repeated
 ``PAIRS`` times; overhead = median over pairs of (t_with − t_without)/t_without, on wall time and on process CPU
 time (all threads). Adjacent blocks see nearly the same machine load, so the pairing removes most of the drift of a
-shared machine. Rows: synchronous float64 (the default) and ``precision="float32"``; ``background=True`` (the
-eigendecompositions on a worker thread) as whole runs with and without (its work spills into later blocks).
+shared machine. Rows: synchronous float64 (the default) and ``precision="float32"``; the same two as components
+(median CPU of one ``record()`` over median CPU of 100 steps, alternated in one process: the least load-sensitive
+estimate); ``background=True`` (the eigendecompositions on a worker thread) as whole runs with and without (its work
+spills into later blocks).
 torch runs one thread: on the 2 shared cores two torch threads spin against the other engineers' load and make the
 step time itself vary 3× (measured); the recorder's spectra use one BLAS thread per layer as well. The 1-min load
 average is recorded. Needs torch (skipped otherwise). Quick: width 256, 3 pairs.
@@ -92,6 +94,25 @@ def _whole(torch, width: int, blocks: int, path, **rec_kwargs) -> tuple[np.ndarr
     return out[0], out[1]
 
 
+def _component(torch, width: int, path, precision: str, repeats: int = 5) -> tuple[float, float]:
+    """Median process-CPU seconds of one ``record()`` (synchronous) and of one 100-step block, measured alternately
+    in the same process: short bursts, so the machine's load drifts less between them than between whole runs."""
+    from deepeft.diagnostics import SpectrumRecorder
+
+    m, opt, X, y = _setup(torch, width)
+    rec = SpectrumRecorder(path, every=EVERY, precision=precision)
+    _block(m, opt, X, y, 10)
+    rec.record(0, m)  # first record creates the store
+    r, b = [], []
+    for k in range(repeats):
+        b.append(_block(m, opt, X, y, EVERY)[1])
+        c0 = time.process_time()
+        rec.record(k + 1, m)
+        r.append(time.process_time() - c0)
+    rec.close()
+    return float(np.median(r)), float(np.median(b))
+
+
 def _rows(name: str, over: np.ndarray, step_without: np.ndarray, load: float, notes: str) -> list[dict]:
     rows = []
     for j, kind in enumerate(("", "_cpu")):
@@ -121,6 +142,14 @@ def run(quick: bool = False) -> list[dict]:
                 rows += _rows(f"recorder_overhead_sync_{precision}_n{width}", over, a.mean(0) / EVERY, load,
                               f"median over {pairs} pairs of 100-step blocks, one record per block "
                               f"(per-pair wall overheads {np.round((b - a)[:, 0] / a[:, 0], 3).tolist()})")
+            for precision in ("float64", "float32"):
+                load = os.getloadavg()[0]
+                rec_cpu, block_cpu = _component(torch, width, Path(d) / f"c{precision}.zarr", precision)
+                over = rec_cpu / block_cpu
+                rows.append({"name": f"recorder_overhead_components_{precision}_n{width}", "seconds": rec_cpu,
+                             "target": TARGET_OVERHEAD, "value": over, "ratio": over / TARGET_OVERHEAD,
+                             "passed": bool(over <= TARGET_OVERHEAD), "block_cpu_seconds": block_cpu, "load_1min": load,
+                             "notes": f"CPU of one synchronous record() / CPU of {EVERY} steps (medians of 5, alternated)"})
             load = os.getloadavg()[0]
             a, b = _whole(torch, width, 3 if quick else pairs, Path(d) / "bg.zarr", background=True)
             rows += _rows(f"recorder_overhead_background_float64_n{width}", (b - a) / a, a / (2 * pairs * EVERY), load,
