@@ -337,11 +337,15 @@ class DiagnoseTrainedMLP(Experiment):
                                 f"sgd_regime = {got.regime!r} ({got.reason})", "finding"))
         run = sgd_regime(float(ds.loss_init), float(ds.loss_final), float(ds.memory))
         ref = v["run"]
+        members = [sgd_regime(a, b, c).regime for a, b, c in zip(ds.phase_loss_init.values[:, 0],
+                                                                  ds.phase_loss_final.values[:, 0], ds.phase_memory.values[:, 0])]
+        agree = sum(r == run.regime for r in members)
         T = self.temperature(p)
         checks.append(Check(f"regime of the trained MLP (T = ε/|B| = {T:g}, σ_W = √C_W = {np.sqrt(C_W_INIT):.3g}) = "
                             "regime of deepeft's teacher–student phase diagram at the same T and σ_W",
                             None, run.loss_ratio, None, None, run.regime == ref.regime,
-                            f"MLP: {run.regime} ({run.reason}); teacher–student: {ref.regime} ({ref.reason})",
+                            f"MLP: {run.regime} ({run.reason}); teacher–student ensemble mean: {ref.regime} "
+                            f"({ref.reason}); members individually {run.regime}: {agree}/{len(members)}",
                             "finding"))
         return checks
 
