@@ -75,7 +75,7 @@ def run(quick: bool = False) -> list[dict]:
                 rows.append({"name": f"diagnose_cli_{size}{tag}_cpu", "seconds": cpu, "target": TARGET_SECONDS,
                              "ratio": cpu / TARGET_SECONDS, "passed": bool(ok and cpu <= TARGET_SECONDS),
                              "wall_seconds": t_cli, "load_1min": load,
-                             "notes": "CPU (user+sys, all threads) of the same command: ≥ the wall time of one idle core"})
+                             "notes": "CPU (user+sys, all threads) of the same command: up to I/O waits, ≥ the wall time on one idle core"})
     tm = timed(lambda: de.diagnose(im), repeats=1 if not quick else 2)
     rows.append({"name": f"diagnose_api_{size}", "seconds": tm.warm, "cold_seconds": tm.cold, "cpu_seconds": tm.cpu,
                  "load_1min": load, "notes": "de.diagnose(model): warm (cold = first call, compiles χ recursions)"})
