@@ -15,13 +15,9 @@ only rows (2)–(3) run. The 1-min load average is recorded.
 
 from __future__ import annotations
 
-import json
 import os
-import resource
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +26,7 @@ import deepeft as de
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _timing import timed  # noqa: E402
+from _timing import child_seconds, timed, write_results  # noqa: E402
 
 TARGET_SECONDS = 10.0
 
@@ -59,23 +55,18 @@ def run(quick: bool = False) -> list[dict]:
             cmd = [str(script)] if script.exists() else [sys.executable, "-m", "deepeft.cli"]
             env = dict(os.environ, JAX_PLATFORMS="cpu")
             for precision in ("float64", "float32"):
-                c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-                t0 = time.perf_counter()
-                r = subprocess.run([*cmd, "diagnose", str(path), "--activation", "relu", "--precision", precision],
-                                   capture_output=True, text=True, env=env, check=False)
-                t_cli = time.perf_counter() - t0
-                c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-                cpu = (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime)
-                ok = r.returncode == 0 and "critical" in r.stdout
+                t_cli, cpu = child_seconds([*cmd, "diagnose", str(path), "--activation", "relu", "--precision", precision],
+                                           env)  # raises if the command fails
                 tag = "" if precision == "float64" else "_float32"
                 rows.append({"name": f"diagnose_cli_{size}{tag}", "seconds": t_cli, "target": TARGET_SECONDS,
-                             "ratio": t_cli / TARGET_SECONDS, "passed": bool(ok and t_cli <= TARGET_SECONDS),
+                             "ratio": t_cli / TARGET_SECONDS, "passed": bool(t_cli <= TARGET_SECONDS),
                              "cpu_seconds": cpu, "load_1min": load,
                              "notes": f"wall, fresh process: import + torch.load + diagnose ({precision}) + table"})
                 rows.append({"name": f"diagnose_cli_{size}{tag}_cpu", "seconds": cpu, "target": TARGET_SECONDS,
-                             "ratio": cpu / TARGET_SECONDS, "passed": bool(ok and cpu <= TARGET_SECONDS),
+                             "ratio": cpu / TARGET_SECONDS, "passed": bool(cpu <= TARGET_SECONDS),
                              "wall_seconds": t_cli, "load_1min": load,
-                             "notes": "CPU (user+sys, all threads) of the same command: up to I/O waits, ≥ the wall time on one idle core"})
+                             "notes": "CPU (user+sys, all threads) of the same command: up to I/O waits, ≥ the wall "
+                                      "time on one idle core"})
     tm = timed(lambda: de.diagnose(im), repeats=1 if not quick else 2)
     rows.append({"name": f"diagnose_api_{size}", "seconds": tm.warm, "cold_seconds": tm.cold, "cpu_seconds": tm.cpu,
                  "load_1min": load, "notes": "de.diagnose(model): warm (cold = first call, compiles χ recursions)"})
@@ -89,9 +80,4 @@ def run(quick: bool = False) -> list[dict]:
 
 if __name__ == "__main__":
     quick = "--quick" in sys.argv
-    res = run(quick=quick)
-    out = HERE / "results" / "diagnose.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"quick": quick, "results": res}, indent=2, default=float))
-    for row in res:
-        print(row)
+    write_results("diagnose", run(quick=quick), quick=quick)

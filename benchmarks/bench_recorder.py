@@ -19,14 +19,14 @@ average is recorded. Needs torch (skipped otherwise). Quick: width 256, 3 pairs.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+
+from _timing import stopwatch, write_results  # sibling module (the runner puts benchmarks/ on sys.path)
 
 HERE = Path(__file__).resolve().parent
 TARGET_OVERHEAD = 0.05
@@ -48,12 +48,12 @@ def _setup(torch, width: int):
 
 def _block(m, opt, X, y, steps: int) -> np.ndarray:
     """(wall, process CPU) seconds of ``steps`` SGD steps."""
-    t0, c0 = time.perf_counter(), time.process_time()
-    for _ in range(steps):
-        opt.zero_grad()
-        ((m(X) - y) ** 2).mean().backward()
-        opt.step()
-    return np.array([time.perf_counter() - t0, time.process_time() - c0])
+    with stopwatch() as sw:
+        for _ in range(steps):
+            opt.zero_grad()
+            ((m(X) - y) ** 2).mean().backward()
+            opt.step()
+    return np.array([sw.wall, sw.cpu])
 
 
 def _paired(torch, width: int, pairs: int, path, **rec_kwargs) -> tuple[np.ndarray, np.ndarray]:
@@ -86,10 +86,10 @@ def _whole(torch, width: int, blocks: int, path, **rec_kwargs) -> tuple[np.ndarr
         _block(m, opt, X, y, 10)
         rec = SpectrumRecorder(f"{path}{k}", every=EVERY, **rec_kwargs)
         handle = rec.attach(opt, m)
-        t0, c0 = time.perf_counter(), time.process_time()
-        _block(m, opt, X, y, blocks * EVERY)
-        rec.close()
-        out[1] += np.array([time.perf_counter() - t0, time.process_time() - c0])
+        with stopwatch() as sw:
+            _block(m, opt, X, y, blocks * EVERY)
+            rec.close()
+        out[1] += np.array([sw.wall, sw.cpu])
         handle.remove()
     return out[0], out[1]
 
@@ -106,9 +106,9 @@ def _component(torch, width: int, path, precision: str, repeats: int = 5) -> tup
     r, b = [], []
     for k in range(repeats):
         b.append(_block(m, opt, X, y, EVERY)[1])
-        c0 = time.process_time()
-        rec.record(k + 1, m)
-        r.append(time.process_time() - c0)
+        with stopwatch() as sw:
+            rec.record(k + 1, m)
+        r.append(sw.cpu)
     rec.close()
     return float(np.median(r)), float(np.median(b))
 
@@ -161,9 +161,4 @@ def run(quick: bool = False) -> list[dict]:
 
 if __name__ == "__main__":
     quick = "--quick" in sys.argv
-    res = run(quick=quick)
-    out = HERE / "results" / "recorder.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"quick": quick, "results": res}, indent=2, default=float))
-    for row in res:
-        print(row)
+    write_results("recorder", run(quick=quick), quick=quick)

@@ -6,7 +6,13 @@ node α at row α (the graph's nodes play the role of the book's inputs α):
     z^{(1)}   = Â X W^{(1)} + b^{(1)},
     z^{(ℓ+1)} = Â σ(z^{(ℓ)}) W^{(ℓ+1)} + b^{(ℓ+1)} + γ z^{(ℓ)}     (γ on hidden layers ℓ + 1 = 2..L−1),
 
-with W^{(ℓ)}_{ji} ~ N(0, C_W^{(ℓ)}/n_{ℓ−1}), b^{(ℓ)}_i ~ N(0, C_b^{(ℓ)}) (2.19)–(2.20); the output z^{(L)}
+with W^{(ℓ)}_{ji} ~ N(0, C_W^{(ℓ)}/n_{ℓ−1}), b^{(ℓ)}_i ~ N(0, C_b^{(ℓ)}) (2.19)–(2.20). The message-passing
+variant (``C_U`` given) has a self weight W and a neighbour weight U ~ N(0, C_U/n_{ℓ−1}):
+
+    z^{(1)} = X W^{(1)} + Â X U^{(1)} + b^{(1)},   z^{(ℓ+1)} = σ W^{(ℓ+1)} + Â σ U^{(ℓ+1)} + b^{(ℓ+1)} + γ z^{(ℓ)}.
+
+Both are "z⁺ = b + Σ_k M_k σ W_k" with (M_k, C_k) = (Â, C_W) or (I, C_W), (Â, C_U): :meth:`GCN.mixing` gives
+the coefficients (C_self, C_nbr) of the linear map S ↦ C_self S + C_nbr Â S Âᵀ every recursion uses. The output z^{(L)}
 (the readout layer) has no skip connection. Â is used as given (the propagation matrix);
 :func:`normalize_adjacency` builds the usual ones. Theory: :mod:`deepeft.theory.gnn`, docs/gnn.md.
 
@@ -137,9 +143,12 @@ class GCN:
     C_b, C_W : bias and weight variances (2.19)–(2.20); scalars or length-L sequences.
     gamma : residual strength γ of the hidden-to-hidden layers (z⁺ = Âσ(z)W + b + γz); needs equal hidden widths.
     lambda_b, lambda_W : learning-rate scalings (8.6) (for the NTK).
+    C_U, lambda_U : None (default): the GCN z⁺ = Âσ(z)W + b. A number (or length-L sequence): the
+        message-passing variant z⁺ = σ(z)W + Âσ(z)U + b with U ~ N(0, C_U/n_{ℓ−1}) (then C_W is the variance of
+        the self weight W); lambda_U (default lambda_W) scales U's learning rate.
 
     Equality is identity (Â is an array); ``.mlp`` is the MLP with the same widths and hyperparameters
-    (the GCN with Â = I and γ = 0).
+    (the GCN with Â = I and γ = 0; for the message-passing variant, the network with C_U = 0).
     """
 
     A_hat: np.ndarray
@@ -153,6 +162,8 @@ class GCN:
     gamma: float
     lambda_b: tuple[float, ...]
     lambda_W: tuple[float, ...]
+    C_U: tuple[float, ...] | None
+    lambda_U: tuple[float, ...] | None
 
     def __init__(
         self,
@@ -166,6 +177,8 @@ class GCN:
         gamma: float = 0.0,
         lambda_b: float | Sequence[float] = 1.0,
         lambda_W: float | Sequence[float] = 1.0,
+        C_U: float | Sequence[float] | None = None,
+        lambda_U: float | Sequence[float] | None = None,
         **activation_params,
     ):
         mlp = MLP(input_dim, widths, output_dim, activation, C_b, C_W, lambda_b, lambda_W, **activation_params)
@@ -176,6 +189,14 @@ class GCN:
                 f"gamma = {g} adds γ z^(ℓ) to z^(ℓ+1) between hidden layers, which needs equal hidden widths; "
                 f"got widths {list(mlp.widths)}. Use one width, e.g. widths=[{max(mlp.widths)}] * {len(mlp.widths)}."
             )
+        L = len(mlp.widths) + 1
+        if C_U is None and lambda_U is not None:
+            raise DeepEFTInputError(
+                "lambda_U is the learning-rate scaling of the neighbour weight U of the message-passing variant; pass "
+                "C_U too (e.g. C_U=1.0), or drop lambda_U for a plain GCN."
+            )
+        cu = None if C_U is None else v.per_layer(C_U, "C_U", L)
+        lu = None if C_U is None else (mlp.lambda_W if lambda_U is None else v.per_layer(lambda_U, "lambda_U", L))
         labels = _components(dense)
         if labels.max() > 0 and np.count_nonzero(dense - np.diag(np.diagonal(dense))):  # a diagonal Â: no graph, no warning
             warnings.warn(f"GCN: {_disconnected_message(labels)}", DeepEFTWarning, stacklevel=2)
@@ -183,6 +204,8 @@ class GCN:
             ("A_hat", dense),
             ("A_sparse", csr),
             ("gamma", g),
+            ("C_U", cu),
+            ("lambda_U", lu),
             *((f, getattr(mlp, f)) for f in ("input_dim", "widths", "output_dim", "activation")),
             *((f, getattr(mlp, f)) for f in ("C_b", "C_W", "lambda_b", "lambda_W")),
         ):
@@ -213,10 +236,31 @@ class GCN:
         g[1 : self.L - 1] = self.gamma
         return g
 
+    @property
+    def message_passing(self) -> bool:
+        """True for the variant z⁺ = σW + ÂσU + b (``C_U`` given)."""
+        return self.C_U is not None
+
+    def mixing(self) -> dict[str, np.ndarray]:
+        """Coefficients of the layer map S ↦ c_self S + c_nbr Â S Âᵀ, float64 arrays (L,):
+
+        ``C_self``, ``C_nbr`` (weights: the covariance C_b + c_self σσᵀ/n + c_nbr Âσσᵀ Âᵀ/n of z⁺ given layer ℓ) and
+        ``lambda_self``, ``lambda_nbr`` (the NTK's learning-rate terms). GCN: (0, C_W), (0, λ_W); message passing:
+        (C_W, C_U), (λ_W, λ_U).
+        """
+        p = self.mlp.arrays()
+        if self.C_U is None or self.lambda_U is None:
+            zero = np.zeros(self.L)
+            return {"C_self": zero, "C_nbr": p["C_W"], "lambda_self": zero, "lambda_nbr": p["lambda_W"]}
+        return {"C_self": p["C_W"], "C_nbr": np.asarray(self.C_U, dtype=np.float64), "lambda_self": p["lambda_W"],
+                "lambda_nbr": np.asarray(self.lambda_U, dtype=np.float64)}
+
     def arrays(self) -> dict[str, np.ndarray]:
-        """C_b, C_W, lambda_b, lambda_W as float64 arrays (L,) and gamma (per layer, :meth:`gammas`)."""
+        """C_b, C_W, lambda_b, lambda_W as float64 arrays (L,), gamma (per layer, :meth:`gammas`) and the
+        :meth:`mixing` coefficients."""
         out = self.mlp.arrays()
         out["gamma"] = self.gammas()
+        out.update(self.mixing())
         return out
 
     def propagate(self, M: np.ndarray) -> np.ndarray:
@@ -247,5 +291,6 @@ class GCN:
 
         return (
             f"GCN(N_nodes={self.N_nodes}, n={list(self.n)}, activation={self.activation!r}, C_b={short(self.C_b)}, "
-            f"C_W={short(self.C_W)}, gamma={self.gamma:g})"
+            f"C_W={short(self.C_W)}, gamma={self.gamma:g}"
+            + (f", C_U={short(self.C_U)})" if self.C_U is not None else ")")
         )

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import pytest
 
-from _expt import assert_complete_run
+from _expt import assert_complete_run, quick_or_run
 from deepeft.errors import DeepEFTInputError
-from deepeft.experiments import resolve_params, run_experiment
+from deepeft.experiments import resolve_params
 
 
 @pytest.mark.slow
 def test_small_run_is_complete_and_predictions_pass(tmp_path):
-    res = run_experiment("finite-width-bayes", tmp_path / "fwb", preset="quick", overrides={"n_networks": 8192})
-    assert_complete_run(res.summary, tmp_path / "fwb")
-    checks = res.summary["checks"]
+    """At 8192 networks; in CI (after `make run`) the quick-preset run that `make run` made with this code."""
+    summary, path = quick_or_run("finite-width-bayes", tmp_path / "fwb", {"n_networks": 8192})
+    assert_complete_run(summary, path)
+    checks = summary["checks"]
     assert {c["kind"] for c in checks} == {"prediction", "resolution", "finding"}
     bad = [c["name"] for c in checks if c["kind"] == "prediction" and not c["pass"]]
     assert not bad, bad

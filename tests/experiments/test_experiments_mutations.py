@@ -4,6 +4,10 @@ the default thresholds (a mutation test per registered experiment, at tiny sizes
 Each case monkeypatches the theory function the experiment calls (tasks run in-process) so that it returns a
 value scaled by 1 + δ; the count of failing checks is printed (run with -s) and must be ≥ 1. The runs use the
 quick preset (the sizes `make run` judges), so the module is marked slow (~5 min on one core).
+
+Runs of one experiment under different theory perturbations share their ensembles (``SharedEnsembles``: the
+sampling does not depend on the theory, and a perturbation that changed what is simulated would change the key);
+those tests form one xdist group, so `make test` (``--dist loadgroup``) runs them in one process.
 """
 
 from __future__ import annotations
@@ -15,9 +19,16 @@ import numpy as np
 import pytest
 
 import deepeft.lattice as lattice
+from _expt import SharedEnsembles
 from deepeft.experiments import available_experiments, run_experiment
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module", autouse=True)
+def shared_ensembles():
+    with pytest.MonkeyPatch.context() as mp:
+        yield SharedEnsembles().install(mp)
 
 
 def _scaled(fn, factor, field=None):
@@ -201,20 +212,33 @@ def _finite_width_training(mp):
     mp.setattr(to, "trained_output", wrong)
 
 
+def _diagnose_mp(mp):
+    """The Marchenko–Pastur variance C_W/n_in at initialisation predicted 5 % too large: at the quick size (256 wide)
+    layer 2 fails at |z| ≈ 11 (the tiny-size test beside the experiment's other tests needs 30 %)."""
+    from deepeft.experiments import diagnose_trained_mlp as m
+
+    real = m.mp_theory
+    mp.setattr(m, "mp_theory", lambda C_W, shape: (1.05 * real(C_W, shape)[0], real(C_W, shape)[1]))
+
+
 CASES = {  # perturbation, overrides of the quick preset (the defaults: these are the sizes `make run` judges)
     "gaussian-moments": (_gaussian_moments, {}),
-    "kernel-vs-ensemble": (_kernel, {"activations": "tanh,gelu"}),
+    "kernel-vs-ensemble": (_kernel, {"activations": "tanh"}),  # 36 of 66 predictions fail, max |z| = 13.6
     "deep-linear-exact": (_deep_linear, {}),
-    "ntk-forward-vs-autodiff": (_ntk, {}),
+    # Θ^(1), Θ^(2) are exact at any width (no finite-width allowance): 3 % fails at |z| = 23.5 with 512 networks
+    "ntk-forward-vs-autodiff": (_ntk, {"activations": "relu,tanh", "n_networks": 512}),
     "ntk-evolution": (_ntk_evolution, {"activations": "tanh", "widths": "8", "n_networks": 1}),
-    "vertex-vs-ensemble": (_vertex, {}),
+    "vertex-vs-ensemble": (_vertex, {}),  # its relu and tanh tasks (seeds) are the C_W-slip test's: shared ensembles
     "criticality": (_criticality, {}),
     "lattice-meanfield": (_lattice_meanfield, {}),
     "lattice-linear": (_lattice_cov, {}),
     "lattice-relu": (_lattice_cov, {}),
     "sgd-phase-diagram": (_sgd_features, {"temperatures": [2.0**-5, 4.0], "inv_sigma_W": [2.0**-8, 8.0],
                                           "members": 4, "members_per_task": 4, "steps": 200, "n_records": 2}),
-    "sgd-finite-size": (_sgd_sigma, {}),
+    # σ_W × 1.03 is seen by the exact MP moments at initialisation, which do not depend on the number of SGD steps
+    # (the same initial draws): 20 steps instead of the quick 1e4 (the loss checks then fail for another reason, so
+    # the failing predictions must be the MP moments; see REDUCED)
+    "sgd-finite-size": (_sgd_sigma, {"steps": 20, "n_records": 2}),
     "sgd-students": (_sgd_sigma, {"activations": ["relu"], "temperatures": [2.0**-5, 4.0], "inv_sigma_W": [2.0**-8, 8.0],
                                   "members": 8, "steps": 200, "n_records": 2}),
     "sgd-dbm-drift": (_sgd_sigma, {"temperatures": [2.0**-5, 4.0], "inv_sigma_W": [8.0], "members": 8, "steps": 200,
@@ -222,6 +246,16 @@ CASES = {  # perturbation, overrides of the quick preset (the defaults: these ar
     "sgd-linear-scaling": (_sgd_scaling, {}),
     "finite-width-bayes": (_finite_width_bayes, {}),
     "finite-width-training": (_finite_width_training, {}),
+    "diagnose-trained-mlp": (_diagnose_mp, {"backend": "jax"}),
+}
+
+
+# Cases run below the quick size: the perturbation must fail a prediction whose name contains the given text, by
+# |z| ≥ the given margin (the smaller run must still see the slip clearly, not at the edge of Z_MAX = 5).
+REDUCED = {
+    "kernel-vs-ensemble": ("", 10.0),
+    "ntk-forward-vs-autodiff": ("E[H^(", 15.0),
+    "sgd-finite-size": ("MP E[x", 8.0),  # |z| = 8.6 (E[x²], n2 = 32): the quick run's initial draws, identical
 }
 
 
@@ -236,7 +270,6 @@ ELSEWHERE = {
     "learning-rate-equivalence": ("test_experiments_ntk", "test_learning_rate_equivalence_checks_can_fail"),
     "gnn-oversmoothing": ("test_experiments_gnn", "test_gnn_oversmoothing_fails_for_perturbed_theory"),
     "residual-criticality": ("test_experiment_residual", "test_residual_criticality_fails_for_perturbed_theory"),
-    "diagnose-trained-mlp": ("test_experiment_diagnose", "test_diagnose_trained_mlp_fails_for_perturbed_theory"),
     "running-couplings": ("test_experiments_couplings", "test_small_run_passes_and_fails_when_perturbed"),
     "lattice-perturbed": ("test_experiments_couplings", "test_small_run_passes_and_fails_when_perturbed"),
     "lattice-finite-n": ("test_experiments_couplings", "test_small_run_passes_and_fails_when_perturbed"),
@@ -269,8 +302,20 @@ _BLIND = {"sgd-linear-scaling": "paired differences at low T are insensitive to 
 _RESOLUTION = {"ntk-evolution": "remainder slopes on an η ladder of one network: no standard error"}
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(reason=_BLIND[n], strict=True))
-                                  if n in _BLIND else n for n in CASES])
+# Experiments where the slip must fail more than one prediction: lattice-linear's C × 1.05 fails the one-step variance
+# C(0)(1 − ρ²) at every σ_w² (|z| ≈ 5.5–9.4; C(0) alone missed σ_w² = 0.9, relative stderr 2.3 %).
+_MIN_FAILED = {"lattice-linear": 4}
+
+# Experiments with a second perturbed-theory test below: one xdist group each, so the runs share their ensembles.
+_GROUP = {"vertex-vs-ensemble": "mutations-vertex", "criticality": "mutations-criticality"}
+
+
+def _marks(n):
+    return ([pytest.mark.xfail(reason=_BLIND[n], strict=True)] if n in _BLIND else []) + (
+        [pytest.mark.xdist_group(_GROUP[n])] if n in _GROUP else [])
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=_marks(n)) for n in CASES])
 def test_perturbed_theory_fails(name, monkeypatch, tmp_path):
     """One perturbed run per experiment (the unperturbed quick runs pass: `make run`, and each experiment's own
     tests); at least one *prediction* (for the experiments in _RESOLUTION: resolution check) must fail."""
@@ -279,10 +324,18 @@ def test_perturbed_theory_fails(name, monkeypatch, tmp_path):
     s, failed = _failures(name, over, tmp_path)
     kind = "resolution" if name in _RESOLUTION else "prediction"
     pred = [c for c in failed if c["kind"] == kind]
-    print(f"{name}: perturbed {len(failed)} failed of {s['n_checks_all']} ({len(pred)} of {s['n_checks']} predictions)")
+    zmax = max((abs(c["z"]) for c in pred if c["z"] is not None), default=0.0)
+    print(f"{name}: perturbed {len(failed)} failed of {s['n_checks_all']} ({len(pred)} of {s['n_checks']} predictions, "
+          f"max |z| {zmax:.1f})")
     assert pred and not s["passed"], f"{name}: a perturbed theory passes every {kind} check"
+    assert len(pred) >= _MIN_FAILED.get(name, 1), [c["name"] for c in pred]
+    if name in REDUCED:
+        text, margin = REDUCED[name]
+        seen = [abs(c["z"]) for c in pred if text in c["name"] and c["z"] is not None]
+        assert seen and max(seen) >= margin, f"{name}: at the reduced size the slip is not seen clearly: {seen}"
 
 
+@pytest.mark.xdist_group(_GROUP["vertex-vs-ensemble"])
 def test_vertex_cw_layer_slip_fails(monkeypatch, tmp_path):
     """A C_W^(ℓ) vs C_W^(ℓ+1) slip in the recursions: the theory steps ℓ → ℓ+1 with the previous layer's C_W.
     The unequal-width architecture varies C_W across layers (cw_profile), so the experiment must see it."""
@@ -301,6 +354,7 @@ def test_vertex_cw_layer_slip_fails(monkeypatch, tmp_path):
     assert any("-" in c["name"].split(":")[0] for c in failed)  # the C_W-varying (unequal-width) architecture
 
 
+@pytest.mark.xdist_group(_GROUP["criticality"])
 def test_criticality_cw_slip_fails(monkeypatch, tmp_path):
     """C_W* × 1.01 from the code under test: the simulations must not inherit it, and the critical point located
     from the ensembles' own Jacobians (a prediction, not only the printed-constant regression) must see it."""
@@ -310,3 +364,40 @@ def test_criticality_cw_slip_fails(monkeypatch, tmp_path):
     print(f"criticality C_W×1.01: {len(failed)} failed of {s['n_checks_all']}: {[c['name'] for c in failed][:6]}")
     located = [c for c in failed if c["kind"] == "prediction" and "located from ensembles" in c["name"]]
     assert located and abs(located[0]["z"]) > 10, failed
+
+
+# The DBM coefficients themselves (issue 10: "the SGD experiments cannot see the sign of K_S or the scale of D_S"):
+# (B.7)–(B.9) in deepeft.sgd.dbm with K_S's sign flipped or D_S scaled by 3 %; sgd-dbm-drift compares both with
+# central differences of the spectrum (an independent path), so its predictions must fail. Reduced size (~10 s each).
+_DBM_SMALL = {"temperatures": [2.0**-5, 4.0], "inv_sigma_W": [8.0], "members": 4, "members_per_task": 4, "steps": 100,
+              "n_records": 3, "checkpoints": 2, "spacing": 10, "quench_steps": 2}
+_DBM_SLIPS = {"K_S sign": (-1.0, 1.0, "drift K_S"), "D_S × 1.03": (1.0, 1.03, "diffusion D_S")}
+
+
+@pytest.fixture
+def fresh_dbm_kernels():
+    """The compiled coefficient kernel is cached per setup: trace it again with the patched formula, and drop the
+    patched one afterwards."""
+    from deepeft.sgd import dbm
+
+    dbm._analysis_kernel.cache_clear()
+    yield
+    dbm._analysis_kernel.cache_clear()
+
+
+@pytest.mark.parametrize("slip", list(_DBM_SLIPS))
+def test_dbm_coefficient_slip_fails(slip, monkeypatch, tmp_path, fresh_dbm_kernels):
+    from deepeft.sgd import dbm
+
+    k_sign, d_scale, what = _DBM_SLIPS[slip]
+    real = dbm.spacing_coefficients
+
+    def wrong(K, V):
+        K_S, V_S, D_S = real(K, V)
+        return k_sign * K_S, V_S, d_scale * D_S
+
+    monkeypatch.setattr(dbm, "spacing_coefficients", wrong)
+    s, failed = _failures("sgd-dbm-drift", _DBM_SMALL, tmp_path)
+    hit = [c for c in failed if c["kind"] == "prediction" and what in c["name"]]
+    print(f"DBM {slip}: {len(failed)} failed of {s['n_checks_all']}: {[c['name'][:60] for c in failed]}")
+    assert hit and not s["passed"], f"sgd-dbm-drift does not see a {slip} slip"

@@ -7,10 +7,12 @@ import dataclasses
 
 import pytest
 
-from _expt import assert_complete_run, load_dataset
+from _expt import assert_complete_run, load_dataset, quick_run
 from deepeft.experiments import get_experiment, resolve_params, run_experiment
 
-pytestmark = pytest.mark.slow  # ~2.5 min: two experiment runs (the quick presets run in `make run`)
+# ~2.5 min: two experiment runs at SMALL; none with $DEEPEFT_QUICK_SUMMARY (CI, after `make run`): the tests then
+# read the quick-preset runs (same cases, larger) that `make run` made with this code.
+pytestmark = pytest.mark.slow
 
 SMALL = {
     "ntk-fluctuations": {"cases": "relu,tanh@0.1:1.2", "widths": "12,24,48", "n_networks": 512, "table_networks": 256},
@@ -18,28 +20,40 @@ SMALL = {
 }
 
 
+class _Runs:
+    """runs[name] → (summary, folder, dataset, params): the quick run of $DEEPEFT_QUICK_SUMMARY when it stands for
+    this code (``quick_run``), else a run at SMALL made on first use."""
+
+    def __init__(self, root):
+        self.root, self.done = root, {}
+
+    def __getitem__(self, name):
+        if name not in self.done:
+            q = quick_run(name)
+            if q is not None:
+                s, path, p = q[0], q[1], resolve_params(name, "quick")
+            else:
+                path, p = self.root / name, resolve_params(name, "quick", overrides=SMALL[name])
+                s = run_experiment(name, path, preset="quick", overrides=SMALL[name]).summary
+            self.done[name] = (s, path, load_dataset(path), p)
+        return self.done[name]
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ntk-exps")
-    out = {}
-    for name, ov in SMALL.items():
-        res = run_experiment(name, root / name, preset="quick", overrides=ov)
-        out[name] = (res, root / name, load_dataset(root / name))
-    return out
+    return _Runs(tmp_path_factory.mktemp("ntk-exps"))
 
 
 @pytest.mark.parametrize("name", list(SMALL))
 def test_all_checks_pass_and_outputs_exist(runs, name):
-    res, path, _ = runs[name]
-    s = res.summary
+    s, path, _, _ = runs[name]
     print(f"{name}: {s['n_checks']} checks, {s['n_failed']} failed, {s['timing']['total_s']:.1f} s")
     assert_complete_run(s, path)
 
 
 def test_ntk_fluctuations_checks_can_fail(runs):
     """Theory scaled by 1.05 must fail at the exact layer 2 (and the table's theory is the digest's)."""
-    _res, _, ds = runs["ntk-fluctuations"]
-    p = resolve_params("ntk-fluctuations", "quick", overrides=SMALL["ntk-fluctuations"])
+    _, _, ds, p = runs["ntk-fluctuations"]
     exp = get_experiment("ntk-fluctuations")
     names = {c.name for c in exp.analyze(p, ds)}
     assert any("ReLU table: theory var_H11" in n for n in names)
@@ -53,8 +67,7 @@ def test_ntk_fluctuations_checks_can_fail(runs):
 
 def test_learning_rate_equivalence_checks_can_fail(runs):
     """Swapping the rules' data (constant rates labelled 'equivalence') fails the collapse check."""
-    _, _, ds = runs["learning-rate-equivalence"]
-    p = resolve_params("learning-rate-equivalence", "quick", overrides=SMALL["learning-rate-equivalence"])
+    _, _, ds, p = runs["learning-rate-equivalence"]
     exp = get_experiment("learning-rate-equivalence")
     swapped = ds.assign_coords(rule=list(ds.rule.values[::-1]))
     assert any(not c.passed for c in exp.analyze(p, swapped))

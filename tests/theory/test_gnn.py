@@ -82,7 +82,11 @@ def test_gcn_bad_input():
     with pytest.raises(de.DeepEFTInputError, match="equal hidden widths"):
         de.GCN(RING6, 3, [8, 16], 1, gamma=0.5)
     with pytest.raises(de.DeepEFTInputError, match="gamma=0"):
-        de.four_point_vertex(_gcn(RING6, gamma=0.3), X6)
+        de.vertex_flow(_gcn(RING6[:4, :4], gamma=0.3, widths=(8, 8)), X6[:4], nlo=True)
+    with pytest.raises(de.DeepEFTInputError, match="pass\\s+C_U too"):
+        de.GCN(RING6, 3, [8], 1, lambda_U=1.0)
+    with pytest.raises(de.DeepEFTInputError, match="C_U"):
+        de.GCN(RING6, 3, [8], 1, C_U=-1.0)
 
 
 # ---------------------------------------------------------------------------------------------- kernels
@@ -211,3 +215,50 @@ def test_no_collapse_in_the_chaotic_phase():
         K = de.kernel(de.GCN(A, 3, [8] * 59, 1, "tanh", C_b=0.0, C_W=6.0), X10)
     c = gnn.mean_decorrelation(K[:-1])
     assert c[-1] > 0.05 and abs(c[-1] - c[-20]) < 0.02 * c[-1]  # settled (the ordered phase falls by 10⁻³: above)
+
+
+# ---------------------------------------------------------------------------------------------- message passing
+def test_message_passing_reductions():
+    """z⁺ = σW + ÂσU + b: C_U = 0 is the MLP (any Â), C_W = 0 is the GCN with C_W → C_U; K, Θ to rounding."""
+    A = de.normalize_adjacency(RING6)
+    kw = {"C_b": 0.1, "lambda_b": 0.5}
+    mlp_like = de.GCN(A, 3, [16] * 3, 1, "relu", C_W=2.0, C_U=0.0, lambda_W=2.0, lambda_U=0.0, **kw)
+    m = de.kernels(mlp_like.mlp, X6)
+    g = de.kernels(mlp_like, X6)
+    np.testing.assert_allclose(g.K, m.K, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(g.Theta, m.Theta, rtol=1e-12, atol=1e-14)
+    mp = de.GCN(A, 3, [16] * 3, 1, "relu", C_W=0.0, C_U=2.0, lambda_W=0.0, lambda_U=2.0, gamma=0.4, **kw)
+    gcn = de.GCN(A, 3, [16] * 3, 1, "relu", C_W=2.0, lambda_W=2.0, gamma=0.4, **kw)
+    a, b = de.kernels(mp, X6), de.kernels(gcn, X6)
+    np.testing.assert_allclose(a.K, b.K, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(a.Theta, b.Theta, rtol=1e-12, atol=1e-14)
+    # both terms on: not the sum of the parts' kernels (the map is linear in ⟨σσ⟩ only one layer deep)
+    both = de.kernel(de.GCN(A, 3, [16] * 3, 1, "relu", C_W=1.0, C_U=1.0, **kw), X6)
+    assert np.abs(both - de.kernel(mlp_like, X6)).max() > 1e-3
+
+
+@pytest.mark.slow
+def test_message_passing_vertex_reductions():
+    """The same reductions for V (γ ≠ 0 included) and G^{1}."""
+    X = X6[:4]
+    A4 = de.normalize_adjacency(nx.to_numpy_array(nx.path_graph(4)))
+    kw = {"C_b": 0.1}
+    mp = de.GCN(A4, 3, [16] * 3, 1, "tanh", C_W=0.0, C_U=1.5, gamma=0.4, **kw)
+    gcn = de.GCN(A4, 3, [16] * 3, 1, "tanh", C_W=1.5, gamma=0.4, **kw)
+    np.testing.assert_allclose(de.four_point_vertex(mp, X), de.four_point_vertex(gcn, X), rtol=1e-10, atol=1e-13)
+    mp0, gcn0 = (de.GCN(A4, 3, [16] * 3, 1, "tanh", **kw, **c) for c in ({"C_W": 0.0, "C_U": 1.5}, {"C_W": 1.5}))
+    f1, f2 = de.vertex_flow(mp0, X, nlo=True), de.vertex_flow(gcn0, X, nlo=True)
+    np.testing.assert_allclose(f1.G1, f2.G1, rtol=1e-10, atol=1e-13)
+    mlp0 = de.GCN(A4, 3, [16] * 3, 1, "tanh", C_W=1.5, C_U=0.0, **kw)
+    f3, f4 = de.vertex_flow(mlp0, X, nlo=True), de.vertex_flow(mlp0.mlp, X, nlo=True)
+    np.testing.assert_allclose(f3.V, f4.V, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(f3.G1, f4.G1, rtol=1e-10, atol=1e-13)
+
+
+def test_residual_identity_graph_vertex_is_the_residual_mlp_vertex():
+    """Â = I, γ ≠ 0: the GCN vertex (with the three-point feed) is the residual MLP's (B.24) — ReLU, not odd."""
+    X = X6[:4]
+    net = de.GCN(np.eye(4), 3, [32] * 3, 1, "relu", C_b=0.1, C_W=1.5, gamma=0.6)
+    res = de.ResidualMLP(3, [32] * 3, 1, "relu", C_b=0.1, C_W=1.5, gamma=[0.0, 0.6, 0.6, 0.0])
+    np.testing.assert_allclose(de.kernel(net, X), de.kernel(res, X), rtol=1e-12)
+    np.testing.assert_allclose(de.four_point_vertex(net, X), de.four_point_vertex(res, X), rtol=1e-9, atol=1e-12)

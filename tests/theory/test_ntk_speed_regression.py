@@ -64,16 +64,16 @@ def test_chunked_batches_equal_one_call(name, rule):
 
 
 def test_parity_detection():
-    assert batched._parity(activation("tanh")) == -1
-    assert batched._parity(activation("erf")) == -1
-    assert batched._parity(activation("gelu")) == 0
-    assert batched._parity(activation("relu")) == 0  # kinked: never halved (Gauss–Legendre panels)
+    assert batched.activation_parity(activation("tanh")) == -1
+    assert batched.activation_parity(activation("erf")) == -1
+    assert batched.activation_parity(activation("gelu")) == 0
+    assert batched.activation_parity(activation("relu")) == 0  # kinked: never halved (Gauss–Legendre panels)
     import jax.numpy as jnp
 
-    assert batched._parity(activation(lambda z: jnp.tanh(z))) == 0  # a custom σ is never assumed symmetric
-    assert batched._term_parity(activation("tanh"), (((0,), 0), ((1,), 0), ((0,), 0))) == 1  # σσ′σ
-    assert batched._term_parity(activation("tanh"), (((0,), 0), ((1,), 0), ((0,), 1))) == -1  # σσ′(zσ)
-    assert batched._term_parity(activation("tanh"), (((0,), 0), ((1,), 0), ((1,), 0))) == -1  # σσ′σ′
+    assert batched.activation_parity(activation(lambda z: jnp.tanh(z))) == 0  # a custom σ is never assumed symmetric
+    assert batched.term_parity(activation("tanh"), (((0,), 0), ((1,), 0), ((0,), 0))) == 1  # σσ′σ
+    assert batched.term_parity(activation("tanh"), (((0,), 0), ((1,), 0), ((0,), 1))) == -1  # σσ′(zσ)
+    assert batched.term_parity(activation("tanh"), (((0,), 0), ((1,), 0), ((1,), 0))) == -1  # σσ′σ′
 
 
 def test_half_grid_equals_full_grid():

@@ -355,3 +355,13 @@ def test_single_input_fast_path_agrees_with_the_multi_input_path():
     np.testing.assert_allclose(r.K, kernel(net, x)[:, 0, 0], rtol=1e-12)
     np.testing.assert_allclose(r.V, vf.V[:, 0, 0, 0, 0], rtol=1e-10, atol=1e-15)
     np.testing.assert_allclose(r.G1, vf.G1[:, 0, 0], rtol=1e-9, atol=1e-14)
+
+
+def test_nlo_metric_stays_finite_when_the_kernel_underflows():
+    """Ordered phase (SWISH, C_W = 1.5 < C_W*): K decays below 1e-154, where K² underflows; G¹'s source
+    j·V/(8K²) must be evaluated as (V/K)/K (it was NaN for 2635 of 3000 layers)."""
+    from deepeft.theory.single_input import single_input_recursion
+
+    r = single_input_recursion("swish", 1.0, 3000, widths=50, C_W=1.5)
+    assert np.all(np.isfinite(r.G1)) and np.all(np.isfinite(r.metric()))
+    assert r.K[400] < 1e-154 and 0 < r.G1[360] < 1e-150

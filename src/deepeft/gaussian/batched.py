@@ -33,7 +33,7 @@ from ..activations import Activation
 from ..activations import activation as _activation
 from .gauss1d import expect1d
 
-__all__ = ["batched_rule", "product_expect", "run_rule", "smooth_rule"]
+__all__ = ["activation_parity", "batched_rule", "product_expect", "run_rule", "smooth_rule", "term_parity"]
 
 _JITTER = 1e-12  # relative diagonal jitter: every block is positive definite (plain Cholesky)
 TOL = {1: 1e-13, 2: 1e-12, 3: 1e-10, 4: 1e-8}  # default per-dimension relative accuracy target by k (cost ∝ M^k)
@@ -115,7 +115,7 @@ def _program(act: Activation, terms: tuple, k: int, rule: tuple):
 
     closed = act.family == "scale_invariant" and k >= 2 and all(tm[k - 1] == ((0,), 0) for tm in terms)
     kq = k - 1 if closed else k  # dimensions integrated by quadrature
-    if rule[0] == "trap" and not closed and all(_term_parity(act, tm) == 1 for tm in terms):
+    if rule[0] == "trap" and not closed and all(term_parity(act, tm) == 1 for tm in terms):
         # every integrand is even under ξ → −ξ (z = Lξ flips sign exactly): sum the outer dimension over
         # ξ_0 ≥ 0 only, doubling the weights off the centre node — half the grid, the same sum up to rounding
         c = M // 2  # the trapezoid nodes are symmetric and M is odd: x0[c] = 0
@@ -208,7 +208,7 @@ def _program(act: Activation, terms: tuple, k: int, rule: tuple):
 
 
 @functools.lru_cache(maxsize=64)
-def _parity(act: Activation) -> int:
+def activation_parity(act: Activation) -> int:
     """+1 if σ(−z) = σ(z), −1 if σ(−z) = −σ(z) bit for bit on a probe grid (tanh, erf, sin), else 0.
 
     Only for the package's own smooth activations (a custom σ is never assumed symmetric)."""
@@ -227,9 +227,9 @@ def _parity(act: Activation) -> int:
     return 0
 
 
-def _term_parity(act: Activation, tm: tuple) -> int:
+def term_parity(act: Activation, tm: tuple) -> int:
     """Parity of Π_a z_a^{q_a} Π_d σ^{(d)}(z_a) under z → −z (σ^{(d)} has parity p·(−1)^d); 0 if σ has none."""
-    p = _parity(act)
+    p = activation_parity(act)
     if p == 0:
         return 0
     sign = 1

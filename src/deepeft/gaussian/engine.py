@@ -27,18 +27,21 @@ from ..activations import Activation, require_smooth
 from ..activations import activation as _activation
 from ..errors import DeepEFTInputError, suggest
 from . import batched, closed_forms, mehler, montecarlo, quadrature
-from .gauss1d import expect1d, gauss1d_nodes, gauss1d_nodes_jax
+from .batched import activation_parity
+from .gauss1d import expect1d, fold_even, gauss1d_nodes, gauss1d_nodes_jax
 
 __all__ = [
     "FUSED_T",
     "FUSED_UNIT",
     "Factor",
     "MehlerPlan",
+    "activation_parity",
     "batched_expect",
     "breakpoints",
     "closed_two_point_jax",
     "expect",
     "expect1d",
+    "fold_even",
     "gauss1d_nodes",
     "gauss1d_nodes_jax",
     "fused_mode",
@@ -538,20 +541,23 @@ def one_point_trajectory(act, terms, K) -> np.ndarray:
     if any(c != 0.0 for c in kinks):  # breakpoints that move in x = z/√K: per-variance rule
         return np.stack([expect1d(f.numpy_fn(act), K, kinks) for f in factors])
     prog = _trajectory_program(act, terms)
+    even = all(batched.term_parity(act, ((d, p),)) == 1 for d, p in terms)  # every integrand even in z: half rule
     out = np.empty((len(terms), K.size))
     Kmax = float(np.max(K))
     for band in (K > Kmax / _BAND, K <= Kmax / _BAND):
         if np.any(band):
             Kb = K[band]
             panels = max(_MIN_PANELS, int(np.ceil(_PANELS_PER_SQRT_K * np.sqrt(float(np.max(Kb))))))
-            out[:, band] = _trajectory_on_rule(prog, Kb, kinks, panels)
+            out[:, band] = _trajectory_on_rule(prog, Kb, kinks, panels, even)
     return out
 
 
-def _trajectory_on_rule(prog, K: np.ndarray, kinks, panels: int) -> np.ndarray:
+def _trajectory_on_rule(prog, K: np.ndarray, kinks, panels: int, even: bool = False) -> np.ndarray:
     Kref = max(float(np.max(K)), 1e-300)
     z, w = gauss1d_nodes(np.array(Kref), kinks, panels=panels)
     x = z / np.sqrt(Kref)
+    if even:
+        x, w = fold_even(x, w)
     M = K.size
     Kp = np.concatenate([K, np.full(-M % _TRAJECTORY_CHUNK, K[-1])]).reshape(-1, _TRAJECTORY_CHUNK)
     import jax.numpy as jnp

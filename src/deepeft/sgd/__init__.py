@@ -30,6 +30,7 @@ from .dbm import (
     per_sample_factors,
     spacing_coefficients,
     spacing_drift,
+    spacing_finite_differences,
     spacing_rate,
 )
 from .disorder import (
@@ -118,6 +119,7 @@ __all__ = [
     "sample_problem",
     "spacing_coefficients",
     "spacing_drift",
+    "spacing_finite_differences",
     "spacing_rate",
     "weight_spectrum",
     "train_ensemble",

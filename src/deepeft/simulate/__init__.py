@@ -10,6 +10,7 @@ from .ensemble import EnsembleResult, default_micro_batch, sample_ensemble
 from .estimators import covariance, mean_and_se, mean_vector_and_cov
 from .forward import network_key, preactivations, sample_params
 from .gnn import GraphEnsembleResult, sample_graph_ensemble
+from .gnn_training import TrainedGCNEnsemble, train_gcn_ensemble
 from .metric_cumulants import MetricCumulants, metric_cumulants, stochastic_metric_samples
 from .ntk import empirical_ntk, ntk_autodiff, ntk_forward
 from .ntk_tensors import (
@@ -32,6 +33,8 @@ from .training import TrainedEnsemble, train_ensemble
 __all__ = [
     "GraphEnsembleResult",
     "sample_graph_ensemble",
+    "TrainedGCNEnsemble",
+    "train_gcn_ensemble",
     "BlockCorrelators",
     "block_correlators",
     "mlp_block",

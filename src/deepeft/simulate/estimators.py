@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["covariance", "mean_and_se", "mean_vector_and_cov"]
+__all__ = ["covariance", "mean_and_se", "mean_vector_and_cov", "pair_vertex"]
 
 
 def mean_and_se(count: float, shift, S1, S2) -> tuple[np.ndarray, np.ndarray]:
@@ -58,3 +58,25 @@ def covariance(count: float, S1, S2, S3, S4) -> tuple[np.ndarray, np.ndarray]:
     diag = np.diagonal(cov, axis1=-2, axis2=-1)
     var_cov = np.maximum(mu22 - cov_b**2, 0.0) / S + (diag[..., :, None] * diag[..., None, :] + cov**2) / (S * (S - 1))
     return cov, np.sqrt(var_cov)
+
+
+def pair_vertex(count: float, M1, MM, P1, P2, PMa, PMb) -> tuple[np.ndarray, np.ndarray]:
+    """E[P] − E[M]⊗E[M] (..., Q, Q) and its delta-method SE, from per-network M (..., Q) and P (..., Q, Q).
+
+    Sums over networks: ``M1`` = Σ M, ``MM`` = Σ M Mᵀ, ``P1`` = Σ P, ``P2`` = Σ P², ``PMa`` = Σ P M_a, ``PMb`` = Σ P M_b.
+    The product of means is bias-corrected (M̄⊗M̄ − Cov(M̄)). With M = (1/n)Σ_i z_i z_iᵀ and P the average of
+    z_i z_iᵀ ⊗ z_j z_jᵀ over neuron pairs i ≠ j this is the connected four-point function that defines the vertex
+    (B.23), (4.76) — valid with or without skip connections.
+    """
+    S = count
+    mu = M1 / S
+    CM = (MM - S * mu[..., :, None] * mu[..., None, :]) / (S - 1)  # covariance of one network's M
+    Pm = P1 / S
+    varP = (P2 - S * Pm * Pm) / (S - 1)
+    ma, mb = mu[..., :, None], mu[..., None, :]
+    cPa = (PMa - S * Pm * ma) / (S - 1)
+    cPb = (PMb - S * Pm * mb) / (S - 1)
+    dC = np.diagonal(CM, 0, -2, -1)
+    va, vb = dC[..., :, None], dC[..., None, :]
+    var = varP + ma**2 * vb + mb**2 * va - 2 * ma * cPb - 2 * mb * cPa + 2 * ma * mb * CM
+    return Pm - ma * mb + CM / S, np.sqrt(np.maximum(var, 0.0) / S)

@@ -2,17 +2,21 @@
 
 Network s of an ensemble with ``seed`` is drawn from ``fold_in(PRNGKey(seed), s)`` (as MLP ensembles,
 :func:`deepeft.simulate.forward.network_key`); its parameters are scaled slices of one standard-normal draw,
-layer by layer (W^{(ℓ)} (n_{ℓ−1} × n_ℓ), b^{(ℓ)}), W ~ N(0, C_W/n_{ℓ−1}), b ~ N(0, C_b) (2.19)–(2.20). The forward
-pass is z^{(1)} = Â X W + b, z^{(ℓ+1)} = Â σ(z^{(ℓ)}) W + b + γ z^{(ℓ)} (γ on hidden-to-hidden layers), vmapped
+layer by layer (W^{(ℓ)} (n_{ℓ−1} × n_ℓ), [U^{(ℓ)} (n_{ℓ−1} × n_ℓ),] b^{(ℓ)}), W ~ N(0, C_W/n_{ℓ−1}), U ~ N(0, C_U/n_{ℓ−1}),
+b ~ N(0, C_b) (2.19)–(2.20). The forward pass is z^{(1)} = Â X W + b, z^{(ℓ+1)} = Â σ(z^{(ℓ)}) W + b + γ z^{(ℓ)}
+(γ on hidden-to-hidden layers), or for the message-passing variant z^{(ℓ+1)} = σW + ÂσU + b + γz, vmapped
 over a micro-batch of networks; statistics are accumulated in float64 as shifted power sums over networks
 (shift = the first micro-batch's mean) inside one jitted ``lax.fori_loop``.
 
 Estimators (layer ℓ at index ℓ − 1; standard errors over independent networks, :mod:`.estimators`):
 
 * ``metric``            E[(1/n_ℓ) Σ_i z_{i;α} z_{i;β}] → K^{(ℓ)} at infinite width                       (L, N, N)
-* ``stochastic_metric`` E[Ĝ^{(ℓ)}], Ĝ^{(ℓ+1)} = C_b + Â [C_W (1/n_ℓ) Σ_j σ_j σ_jᵀ] Âᵀ, the covariance of
-  z^{(ℓ+1)} given layer ℓ (γ = 0 only; layer 1 is deterministic)                                   (L, N, N)
-* ``vertex``            n_{ℓ−1} Cov(Ĝ^{(ℓ)}_{α1α2}, Ĝ^{(ℓ)}_{α3α4}) (4.76), γ = 0 only                  (L, N, N, N, N)
+* ``stochastic_metric`` E[Ĝ^{(ℓ)}], Ĝ^{(ℓ+1)} = C_b + c_self Σ̂ + c_nbr Â Σ̂ Âᵀ + γ² M^{(ℓ)}, Σ̂ = (1/n_ℓ) Σ_j σ_j σ_jᵀ,
+  M^{(ℓ)} = (1/n_ℓ) z zᵀ: E[M^{(ℓ+1)} | layer ℓ] (c_self, c_nbr: ``GCN.mixing``; layer 1 is deterministic)   (L, N, N)
+* ``vertex``            γ = 0: n_{ℓ−1} Cov(Ĝ^{(ℓ)}_{α1α2}, Ĝ^{(ℓ)}_{α3α4}) (4.76). γ ≠ 0 (z^{(ℓ)} itself enters
+  z^{(ℓ+1)}): the definition n_{ℓ−1}(E[z_{i;1}z_{i;2}z_{j;3}z_{j;4}] − E[z_{i;1}z_{i;2}]E[z_{j;3}z_{j;4}]), i ≠ j, from
+  the per-network pair average P = (n²M⊗M − Σ_i z_i⊗z_i⊗z_i⊗z_i)/(n(n − 1)): V = n_{ℓ−1}(P̄ − M̄⊗M̄ + Cov(M̄)) with a
+  delta-method SE (as :mod:`.residual_ensemble`)                                                 (L, N, N, N, N)
 * ``ntk``               (``ntk=True``) E[(1/n_L) Σ_i Ĥ_{ii;αβ}] of the output layer, by autodiff        (N, N)
 
 Independent of :mod:`deepeft.theory` (the comparison is the evidence).
@@ -61,35 +65,47 @@ class GraphEnsembleResult:
         return self.net.L
 
 
-def _layout(n):
+def _layout(n, mp: bool = False):
+    """Offsets (W start, [U start,] b start, end) of layer ℓ's parameters in the network's one normal draw."""
     out, o = [], 0
+    k = 2 if mp else 1
     for l in range(1, len(n)):
-        w_end = o + n[l - 1] * n[l]
-        out.append((o, w_end, w_end + n[l]))
-        o = w_end + n[l]
+        w = n[l - 1] * n[l]
+        out.append((o, *(o + w * j for j in range(1, k + 1)), o + k * w + n[l]))
+        o += k * w + n[l]
     return tuple(out)
 
 
-def _init(n, key, dtype, sW, sb):
-    xi = jax.random.normal(key, (_layout(n)[-1][2],), dtype)
-    return tuple(
-        (sW[l - 1] * xi[o:w_end].reshape(n[l - 1], n[l]), sb[l - 1] * xi[w_end:b_end])
-        for l, (o, w_end, b_end) in enumerate(_layout(n), start=1)
-    )
+def _init(n, key, dtype, sW, sb, sU=None):
+    mp = sU is not None
+    lay = _layout(n, mp)
+    xi = jax.random.normal(key, (lay[-1][-1],), dtype)
+    out = []
+    for l, offs in enumerate(lay, start=1):
+        W = sW[l - 1] * xi[offs[0] : offs[1]].reshape(n[l - 1], n[l])
+        b = sb[l - 1] * xi[offs[-2] : offs[-1]]
+        out.append((W, sU[l - 1] * xi[offs[1] : offs[2]].reshape(n[l - 1], n[l]), b) if mp else (W, b))
+    return tuple(out)
 
 
 def gcn_init(net: GCN, key, dtype=jnp.float32):
-    """((W^{(1)}, b^{(1)}), …): W^{(ℓ)} (n_{ℓ−1}, n_ℓ) ~ N(0, C_W/n_{ℓ−1}), b^{(ℓ)} (n_ℓ,) ~ N(0, C_b), from one draw."""
+    """((W^{(1)}, b^{(1)}), …): W^{(ℓ)} (n_{ℓ−1}, n_ℓ) ~ N(0, C_W/n_{ℓ−1}), b^{(ℓ)} (n_ℓ,) ~ N(0, C_b), from one draw;
+    ((W, U, b), …) with U ~ N(0, C_U/n_{ℓ−1}) for the message-passing variant."""
     h = _hyper(net, dtype)
-    return _init(net.n, key, dtype, h["sW"], h["sb"])
+    return _init(net.n, key, dtype, h["sW"], h["sb"], h.get("sU"))
 
 
 def _forward(act, skip, g, params, A, X):
     zs, acts = [], []
     a, z = X, None
-    for l, (W, b) in enumerate(params):
+    for l, p in enumerate(params):
         acts.append(a)
-        zn = A @ (a @ W) + b
+        if len(p) == 3:  # message passing: σW + ÂσU + b
+            W, U, b = p
+            zn = a @ W + A @ (a @ U) + b
+        else:
+            W, b = p
+            zn = A @ (a @ W) + b
         z = zn + g[l] * z if skip[l] else zn
         zs.append(z)
         a = act.fn(z)
@@ -97,7 +113,8 @@ def _forward(act, skip, g, params, A, X):
 
 
 def gcn_forward(net: GCN, params, A, X):
-    """All preactivations (z^{(1)}, …, z^{(L)}), each (N_nodes, n_ℓ), and the inputs σ(z^{(ℓ−1)}) of every layer."""
+    """All preactivations (z^{(1)}, …, z^{(L)}), each (N_nodes, n_ℓ), and the inputs σ(z^{(ℓ−1)}) of every layer
+    (params from :func:`gcn_init`)."""
     g = net.gammas()
     return _forward(net.activation, tuple(bool(x) for x in g != 0), jnp.asarray(g, A.dtype), params, A, X)
 
@@ -106,8 +123,11 @@ def _hyper(net: GCN, dtype) -> dict:
     """The hyperparameters as arrays (traced: one compiled ensemble program serves every C_W, C_b, γ, λ)."""
     n = np.asarray(net.n[:-1], dtype=np.float64)
     p = net.arrays()
-    h = {"sW": np.sqrt(p["C_W"] / n), "sb": np.sqrt(p["C_b"]), "C_b": p["C_b"], "C_W": p["C_W"], "gamma": p["gamma"],
-         "lambda_b": p["lambda_b"], "lambda_W": p["lambda_W"]}
+    h = {"sW": np.sqrt(p["C_W"] / n), "sb": np.sqrt(p["C_b"]), "C_b": p["C_b"], "gamma": p["gamma"],
+         "lambda_b": p["lambda_b"], "lambda_W": p["lambda_W"], "C_self": p["C_self"], "C_nbr": p["C_nbr"]}
+    if net.C_U is not None and net.lambda_U is not None:
+        h["sU"] = np.sqrt(np.asarray(net.C_U) / n)
+        h["lambda_U"] = np.asarray(net.lambda_U, dtype=np.float64)
     return {k: jnp.asarray(val, dtype) for k, val in h.items()}
 
 
@@ -123,6 +143,8 @@ class _Cfg:
     B: int
     vertex: bool
     ntk: bool
+    mp: bool = False
+    pair_vertex: bool = False  # γ ≠ 0: the vertex from the pair average P (module doc)
 
 
 def _stats(cfg: _Cfg, h, keys, A, X):
@@ -132,14 +154,29 @@ def _stats(cfg: _Cfg, h, keys, A, X):
     dt = fw.DTYPES[cfg.dtype]
 
     def one(key):
-        params = _init(n, key, dt, h["sW"], h["sb"])
+        params = _init(n, key, dt, h["sW"], h["sb"], h["sU"] if cfg.mp else None)
         zs, acts = _forward(cfg.act, cfg.skip, h["gamma"], params, A, X)
-        M = jnp.stack([(z @ z.T) / n[l + 1] for l, z in enumerate(zs)])
+        Ms = [(z @ z.T) / n[l + 1] for l, z in enumerate(zs)]
         G = []
         for l, a in enumerate(acts):
             Aa = A @ a
-            G.append(h["C_b"][l] + h["C_W"][l] / n[l] * (Aa @ Aa.T))  # Ĝ^{(ℓ)}
-        out = {"M": M, "G": jnp.stack(G).reshape(L, -1)}
+            Gl = h["C_b"][l] + h["C_nbr"][l] / n[l] * (Aa @ Aa.T)  # Ĝ^{(ℓ)} = C_b + 𝓜(σσᵀ/n) (+ γ²M^{(ℓ−1)})
+            if cfg.mp:
+                Gl = Gl + h["C_self"][l] / n[l] * (a @ a.T)
+            if cfg.skip[l]:
+                Gl = Gl + h["gamma"][l] ** 2 * Ms[l - 1]
+            G.append(Gl)
+        out = {"M": jnp.stack(Ms), "G": jnp.stack(G).reshape(L, -1)}
+        if cfg.pair_vertex:
+            P = []
+            for l, z in enumerate(zs):
+                m = n[l + 1]
+                z64 = z.astype(jnp.float64)
+                M64 = (z64 @ z64.T) / m
+                four = jnp.einsum("ai,bi,ci,di->abcd", z64, z64, z64, z64)
+                P.append((m * m * M64[:, :, None, None] * M64[None, None] - four) / max(m * (m - 1), 1))
+            out["P"] = jnp.stack(P).reshape(L, cfg.N * cfg.N, cfg.N * cfg.N)
+            out["Mr"] = jnp.stack(Ms).astype(jnp.float64).reshape(L, -1)
         if cfg.ntk:
             out["H"] = _output_ntk(cfg, h, params, A, X)
         return out
@@ -156,8 +193,11 @@ def _output_ntk(cfg: _Cfg, h, params, A, X):
 
     J = jax.jacrev(f)(params)
     H = 0.0
-    for l, (JW, Jb) in enumerate(J):
+    for l, Jl in enumerate(J):
+        JW, Jb = Jl[0], Jl[-1]
         H = H + h["lambda_W"][l] / n[l] * jnp.einsum("aijk,bijk->ab", JW, JW)
+        if len(Jl) == 3:  # the neighbour weight U
+            H = H + h["lambda_U"][l] / n[l] * jnp.einsum("aijk,bijk->ab", Jl[1], Jl[1])
         H = H + h["lambda_b"][l] * jnp.einsum("aik,bik->ab", Jb, Jb)
     return H / n[-1]
 
@@ -172,7 +212,17 @@ def _acc_update(cfg: _Cfg, acc, st, valid, shift):
         new[name + "2"] = acc[name + "2"] + (d * d).sum(0)
     dG = (st["G"].astype(jnp.float64) - shift["G"]) * w[:, None, None]
     new["G1"] = acc["G1"] + dG.sum(0)
-    if cfg.vertex:
+    if cfg.pair_vertex:
+        P, Mr = st["P"] * w[:, None, None, None], st["Mr"]
+        Mw = Mr * w[:, None, None]
+        new["Mr1"] = acc["Mr1"] + Mw.sum(0)
+        new["MM"] = acc["MM"] + jnp.einsum("blp,blq->lpq", Mw, Mr)
+        new["P1"] = acc["P1"] + P.sum(0)
+        new["P2"] = acc["P2"] + (P * st["P"]).sum(0)
+        new["PMa"] = acc["PMa"] + jnp.einsum("blpq,blp->lpq", P, Mr)
+        new["PMb"] = acc["PMb"] + jnp.einsum("blpq,blq->lpq", P, Mr)
+        new["G2"] = acc["G2"] + (dG * dG).sum(0)
+    elif cfg.vertex:
         dG2 = dG * dG
         new["G2"] = acc["G2"] + jnp.einsum("blp,blq->lpq", dG, dG)
         new["G3"] = acc["G3"] + jnp.einsum("blp,blq->lpq", dG2, dG)
@@ -186,9 +236,14 @@ def _zeros(cfg: _Cfg):
     L, N = len(cfg.n) - 1, cfg.N
     P = N * N
     acc = {"count": np.zeros(()), "M1": np.zeros((L, N, N)), "M2": np.zeros((L, N, N)), "G1": np.zeros((L, P))}
-    acc["G2"] = np.zeros((L, P, P)) if cfg.vertex else np.zeros((L, P))
-    if cfg.vertex:
+    full = cfg.vertex and not cfg.pair_vertex
+    acc["G2"] = np.zeros((L, P, P)) if full else np.zeros((L, P))
+    if full:
         acc["G3"], acc["G4"] = np.zeros((L, P, P)), np.zeros((L, P, P))
+    if cfg.pair_vertex:
+        acc["Mr1"] = np.zeros((L, P))
+        for k in ("MM", "P1", "P2", "PMa", "PMb"):
+            acc[k] = np.zeros((L, P, P))
     if cfg.ntk:
         acc["H1"], acc["H2"] = np.zeros((N, N)), np.zeros((N, N))
     return acc
@@ -242,20 +297,19 @@ def sample_graph_ensemble(
     seed = fw.check_seed(seed)
     dtype = fw.check_dtype(dtype)
     vertex = (N <= 8) if vertex is None else bool(vertex)
-    if vertex and net.gamma != 0.0:
-        raise DeepEFTInputError(
-            "vertex=True needs gamma = 0: with a skip connection z^(ℓ+1) given layer ℓ has mean γ z^(ℓ), and the "
-            "stochastic-metric estimator (4.76) of V no longer applies; pass vertex=False."
-        )
-    if vertex and 3 * net.L * N**4 * 8 > _VERTEX_MAX_BYTES:
+    pair = vertex and net.gamma != 0.0  # with a skip, z^(ℓ+1) given layer ℓ has mean γz^(ℓ): (4.76) does not apply
+    if vertex and (6 if pair else 3) * net.L * N**4 * 8 > _VERTEX_MAX_BYTES:
         raise DeepEFTInputError(f"vertex=True with {N} nodes needs {3 * net.L * N**4 * 8 / 2**30:.1f} GiB; pass vertex=False.")
     per_net = 4 * N * sum(net.n[1:]) + 16 * net.L * N * N + sum(a * b for a, b in zip(net.n[:-1], net.n[1:], strict=True))
+    per_net *= 2 if net.message_passing else 1
+    if pair:
+        per_net += 2 * net.L * N**4 * (max(net.n[1:]) + 2)
     if ntk:
         per_net += 4 * N * N * sum(a * b for a, b in zip(net.n[:-1], net.n[1:], strict=True)) // max(1, N)
     B = int(min(256, 2 ** int(np.floor(np.log2(max(1, _MB_BUDGET_FLOATS // per_net))))))
     B = B if micro_batch is None else v.positive_int(micro_batch, "micro_batch")
     skip = tuple(bool(x) for x in net.gammas() != 0)
-    cfg = _Cfg(net.n, net.activation, skip, N, dtype, B, vertex, bool(ntk))
+    cfg = _Cfg(net.n, net.activation, skip, N, dtype, B, vertex, bool(ntk), net.message_passing, pair)
     dt = fw.DTYPES[dtype]
     with x64():
         A, Xj = jnp.asarray(net.A_hat, dt), jnp.asarray(X, dt)
@@ -275,12 +329,15 @@ def sample_graph_ensemble(
     L = net.L
     metric = Estimate(*est.mean_and_se(S, shift["M"], acc["M1"], acc["M2"]))
     n_prev = np.asarray(net.n[:-1], dtype=np.float64)
-    G2d = np.diagonal(acc["G2"], axis1=-2, axis2=-1) if vertex else acc["G2"]
+    G2d = np.diagonal(acc["G2"], axis1=-2, axis2=-1) if vertex and not pair else acc["G2"]
     g, gse = est.mean_and_se(S, shift["G"], acc["G1"], G2d)
     g, gse = g.reshape(L, N, N), gse.reshape(L, N, N)
     Vest = None
-    if vertex:
+    if pair:
+        cov, cse = est.pair_vertex(S, acc["Mr1"], acc["MM"], acc["P1"], acc["P2"], acc["PMa"], acc["PMb"])
+    elif vertex:
         cov, cse = est.covariance(S, acc["G1"], acc["G2"], acc["G3"], acc["G4"])
+    if vertex:
         Vv, Vse = n_prev[:, None, None] * cov, n_prev[:, None, None] * cse
         Vv[0], Vse[0] = 0.0, 0.0
         Vest = Estimate(Vv.reshape((L,) + (N,) * 4), Vse.reshape((L,) + (N,) * 4))
@@ -292,7 +349,7 @@ def sample_graph_ensemble(
         seed=seed,
         dtype=dtype,
         metric=metric,
-        stochastic_metric=Estimate(g, gse) if net.gamma == 0.0 else None,
+        stochastic_metric=Estimate(g, gse),
         vertex=Vest,
         ntk=H,
     )

@@ -35,9 +35,10 @@ from ..statistics import Estimate, jackknife
 from . import forward as fw
 from .ntk import ntk_forward
 
-__all__ = ["NTKStatistics", "ntk_statistics", "output_ntk_jacobian"]
+__all__ = ["NTKStatistics", "ntk_statistics", "ntk_statistics_micro_batch", "output_ntk_jacobian"]
 
 _FIELDS = ("m", "u", "tA", "tB", "tD", "tF")
+_MB_BUDGET_FLOATS = 2**20  # working set of one micro-batch (≈ 8 MB in float64: cache-sized; larger was slower)
 
 
 def _layer_stats(z, H):
@@ -85,8 +86,13 @@ def output_ntk_jacobian(net: MLP, params, X, zs):
 
 @functools.lru_cache(maxsize=32)
 def _block_program(net: MLP, dt, micro: int, output_only: bool = False):
-    """Jitted: keys (M, micro) → the sum over the M·micro networks of every layer's statistics (ℓ ≥ 2),
-    or of the output layer's only (Jacobian route)."""
+    """Jitted: (base key, X, first network, count, micro-batches) → the sum over networks first … first + count − 1
+    of every layer's statistics (ℓ ≥ 2), or of the output layer's only (Jacobian route).
+
+    Memory is bounded by one micro-batch of ``micro`` networks (their keys are made inside, padding masked). The
+    per-network statistics are added to the float64 sums one network at a time in network order, so the
+    summation order — and so the result, up to the rounding of the batched per-network kernels — does not depend
+    on ``micro``."""
 
     def one(key, X):
         p = fw.init_params(net, key, dt)
@@ -96,16 +102,20 @@ def _block_program(net: MLP, dt, micro: int, output_only: bool = False):
         Hs = ntk_forward(net, p, X, zs)
         return [_layer_stats(zs[l], Hs[l]) for l in range(1, net.L)]
 
-    def run(keys, X):
-        def body(acc, k):
-            st = jax.vmap(one, in_axes=(0, None))(k, X)
-            st = jax.tree_util.tree_map(lambda a: a.sum(0), st)
-            return jax.tree_util.tree_map(jnp.add, acc, st), None
+    def run(base, X, first, count, n_micro):
+        def batch(m, acc):
+            k = m * micro + jnp.arange(micro, dtype=jnp.uint32)
+            keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(base, first + k)
+            st = jax.vmap(one, in_axes=(0, None))(keys, X)
 
-        zero = jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape[1:], dt), jax.eval_shape(
-            lambda k: jax.vmap(one, in_axes=(0, None))(k, X), keys[0]))
-        acc, _ = jax.lax.scan(body, zero, keys)
-        return acc
+            def add(j, acc):  # network order: the same sums whatever the micro-batch
+                return jax.tree_util.tree_map(lambda a, s: a + jnp.where(k[j] < count, s[j].astype(a.dtype), 0.0), acc, st)
+
+            return jax.lax.fori_loop(0, micro, add, acc)
+
+        shapes = jax.eval_shape(lambda kk: one(kk, X), base)
+        zero = jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, jnp.float64), shapes)
+        return jax.lax.fori_loop(jnp.uint32(0), n_micro, batch, zero)
 
     return jax.jit(run)
 
@@ -152,6 +162,21 @@ def _finish(block_means: dict, n_prev: float, blocks: int) -> dict:
     return out
 
 
+def ntk_statistics_micro_batch(net: MLP, N: int, layers: str = "all") -> int:
+    """Networks per vmapped micro-batch: a power of two (1..64) keeping the working set near 2^20 floats.
+
+    Per network: the parameters, the preactivations, and the NTK of every layer (forward route, n_ℓ² N² each)
+    or the backpropagated Jacobians (N n_L n_ℓ per layer, output route)."""
+    n = net.n
+    per_net = sum(n[l] * (n[l - 1] + 1) for l in range(1, net.L + 1)) + 4 * N * sum(n[1:])
+    if layers == "output":
+        per_net += 3 * N * n[-1] * max(n[1:]) + net.L * (N * n[-1]) ** 2
+    else:
+        per_net += 3 * sum(m * m for m in n[1:]) * N * N
+    B = max(1, _MB_BUDGET_FLOATS // per_net)
+    return int(min(64, 2 ** int(np.floor(np.log2(B)))))
+
+
 def ntk_statistics(
     net: MLP,
     X,
@@ -159,16 +184,21 @@ def ntk_statistics(
     *,
     seed: int = 0,
     blocks: int = 32,
-    micro_batch: int = 64,
+    micro_batch: int | None = None,
     dtype="float64",
     layers: str = "all",
 ) -> NTKStatistics:
     """Estimate A, B, D, F (and E[Ĥ], E[zz]) of every layer from ``n_networks`` random networks.
 
-    ``n_networks`` is rounded down to a multiple of ``blocks`` × ``micro_batch`` (at least one micro-batch
-    per block). Every hidden/output layer needs n_ℓ ≥ 2 neurons (pairs i ≠ j). Cost per network: the
+    ``n_networks`` is rounded down to a multiple of ``blocks`` (the jackknife's equal blocks of consecutive
+    networks). Every hidden/output layer needs n_ℓ ≥ 2 neurons (pairs i ≠ j). Cost per network: the
     forward-equation NTK, Σ_ℓ n_ℓ³N² (see :mod:`.ntk`). ``layers="output"``: only the output layer L, from
-    backpropagated Jacobians (:func:`output_ntk_jacobian`, cheap when n_L ≪ n; the other layers are NaN).
+    backpropagated Jacobians (:func:`output_ntk_jacobian`: batched GEMMs, N n_L Σ_ℓ n_ℓ n_{ℓ−1} per network,
+    cheap when n_L ≪ n; the other layers are NaN).
+
+    ``micro_batch`` (default :func:`ntk_statistics_micro_batch`) networks run as one vmapped kernel; memory is bounded
+    by one micro-batch whatever ``n_networks``. Results do not depend on it beyond rounding (the per-network
+    statistics are summed in network order): network s is always ``fold_in(PRNGKey(seed), s)``.
     """
     if layers not in ("all", "output"):
         raise DeepEFTInputError(f"layers must be 'all' or 'output', got {layers!r}.")
@@ -176,7 +206,8 @@ def ntk_statistics(
     X = net.check_inputs(X, "X")
     n_networks = v.positive_int(n_networks, "n_networks")
     blocks = v.positive_int(blocks, "blocks")
-    micro = v.positive_int(micro_batch, "micro_batch")
+    L, N = net.L, X.shape[0]
+    micro = ntk_statistics_micro_batch(net, N, layers) if micro_batch is None else v.positive_int(micro_batch, "micro_batch")
     seed = fw.check_seed(seed)
     dt = fw.DTYPES[fw.check_dtype(dtype)]
     if blocks < 2:
@@ -186,14 +217,14 @@ def ntk_statistics(
             f"n_networks = {n_networks} is smaller than blocks = {blocks}: every jackknife block needs at least one "
             "network; use more networks or fewer blocks."
         )
+    if n_networks >= 2**32:
+        raise DeepEFTInputError(f"n_networks must be below 2**32, got {n_networks}.")
     if min(net.n[1:]) < 2:
         raise DeepEFTInputError(f"every layer needs at least 2 neurons for pair statistics, got widths {net.n[1:]}.")
-    per_block = max(1, n_networks // (blocks * micro)) * micro
-    if per_block * blocks > n_networks:
-        micro = max(1, n_networks // blocks)
-        per_block = micro
+    per_block = n_networks // blocks
+    micro = min(micro, per_block)
+    n_micro = -(-per_block // micro)
     total = per_block * blocks
-    L, N = net.L, X.shape[0]
     n = np.asarray(net.n, dtype=np.float64)
     out_only = layers == "output"
     run = _block_program(net, dt, micro, out_only)
@@ -201,10 +232,9 @@ def ntk_statistics(
     means: list[dict[str, list[np.ndarray]]] = [{k: [] for k in _FIELDS} for _ in range(nl)]
     with x64():
         Xj = jnp.asarray(X, dt)
+        base = jax.random.PRNGKey(seed)  # network s: fold_in(base, s) = fw.network_key(seed, s)
         for b in range(blocks):
-            idx = jnp.arange(b * per_block, (b + 1) * per_block)
-            keys = jax.vmap(lambda i: fw.network_key(seed, i))(idx).reshape(per_block // micro, micro, -1)
-            acc = run(keys, Xj)
+            acc = run(base, Xj, jnp.uint32(b * per_block), jnp.uint32(per_block), jnp.uint32(n_micro))
             for l in range(nl):
                 for k in _FIELDS:
                     means[l][k].append(np.asarray(acc[l][k], dtype=np.float64) / per_block)

@@ -11,7 +11,10 @@ Conditional on layer ℓ, z^{(ℓ+1)} = Â σ(z^{(ℓ)}) W + b is Gaussian in (W
     V^{(ℓ+1)} = (Â⊗Â⊗Â⊗Â) · [C_W²(⟨σσσσ⟩ − ⟨σσ⟩⟨σσ⟩) + C_W² (n_ℓ/n_{ℓ−1}) Σ J J V^{(ℓ)}]    (4.119) with Â (γ = 0)
 
 (γ on hidden-to-hidden layers only, see :class:`deepeft.graph.GCN`). With Â = I and γ = 0 every line is the
-MLP's. Every Gaussian expectation comes from the engine (:mod:`deepeft.gaussian.engine`) and, for V, from
+MLP's. In general C_W Â(·)Âᵀ is the layer map 𝓜(S) = c_self S + c_nbr Â S Âᵀ of :meth:`deepeft.graph.GCN.mixing`
+(message passing z⁺ = σW + ÂσU + b: (c_self, c_nbr) = (C_W, C_U)); the residual vertex (B.24) with its three-point
+feed and the NLO metric (4.115) follow by the same substitution (:func:`node_vertex`, docs/gnn.md).
+Every Gaussian expectation comes from the engine (:mod:`deepeft.gaussian.engine`) and, for V, from
 the MLP vertex's public building blocks (:func:`~deepeft.theory.vertex.pair_derivatives`, ``four_sigma``,
 ``jacobian_contract``).
 
@@ -49,15 +52,21 @@ from ..errors import DeepEFTInputError, DeepEFTWarning
 from ..gaussian import engine
 from ..graph import GCN
 from .kernel import Kernels
+from .nlo_recursion import jacobian_apply, nlo_step
+from .residual_recursions import intralayer_cross
 from .vertex import VertexFlow, four_sigma, jacobian_contract, pair_derivatives
 
 __all__ = [
+    "CollapseFluctuations",
     "CollapseRate",
+    "NodeVertexFlow",
     "check_gcn",
+    "collapse_fluctuations",
     "collapse_rate",
     "mean_decorrelation",
     "node_four_point_vertex",
     "node_kernels",
+    "node_vertex",
     "node_vertex_flow",
     "rank_one_distance",
     "spectral_gap",
@@ -72,17 +81,20 @@ def check_gcn(net) -> GCN:
     return net
 
 
-def _first_layer(net: GCN, X: np.ndarray) -> np.ndarray:
-    """Â (X Xᵀ/n_0) Âᵀ, symmetrised (the layer-1 Gram over nodes)."""
-    G = net.mix((X @ X.T) / X.shape[1])
-    return 0.5 * (G + G.T)
+def _first_layer(net: GCN, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(G, Â G Âᵀ) with G = X Xᵀ/n_0, symmetrised: the layer-1 Gram over nodes, unmixed and mixed."""
+    G = (X @ X.T) / X.shape[1]
+    G = 0.5 * (G + G.T)
+    AG = net.mix(G)
+    return G, 0.5 * (AG + AG.T)
 
 
 def node_kernels(net: GCN, X: ArrayLike, X2=None, *, ntk: bool = True, rtol: float = 1e-12) -> Kernels:
     """K^{(ℓ)} and Θ^{(ℓ)} over the nodes, arrays (L, N_nodes, N_nodes), layer ℓ at index ℓ − 1 (module doc).
 
     ``Theta`` is None when ``ntk=False``. One engine call (closed form or Mehler series) per layer for the
-    two-point maps, then two products with Â (sparse when Â is).
+    two-point maps, then two products with Â (sparse when Â is); the message-passing variant adds the unmixed
+    self terms (c_self of :meth:`deepeft.graph.GCN.mixing`).
     """
     net = check_gcn(net)
     if X2 is not None:
@@ -94,47 +106,56 @@ def node_kernels(net: GCN, X: ArrayLike, X2=None, *, ntk: bool = True, rtol: flo
     p = net.arrays()
     act = net.activation
     L, N = net.L, net.N_nodes
-    G = _first_layer(net, X)
+    G, AG = _first_layer(net, X)
     Ks = np.empty((L, N, N))
     Ts = np.empty((L, N, N)) if ntk else None
-    Ks[0] = p["C_b"][0] + p["C_W"][0] * G
+    Ks[0] = p["C_b"][0] + p["C_nbr"][0] * AG + p["C_self"][0] * G
     if Ts is not None:
-        Ts[0] = p["lambda_b"][0] + p["lambda_W"][0] * G
+        Ts[0] = p["lambda_b"][0] + p["lambda_nbr"][0] * AG + p["lambda_self"][0] * G
     pairs = ((0, 0), (1, 1)) if ntk else ((0, 0),)
     fused = engine.fused_mode(act, pairs) == "closed"
+    mp = net.message_passing
     for l in range(1, L):
         K = Ks[l - 1]
         d = np.diagonal(K).copy()
-        h = np.array([p["C_b"][l], p["C_W"][l], p["lambda_b"][l], p["lambda_W"][l], p["gamma"][l] ** 2])
+        h = np.array([p["C_b"][l], p["C_nbr"][l], p["lambda_b"][l], p["lambda_nbr"][l], p["gamma"][l] ** 2,
+                      p["C_self"][l], p["lambda_self"][l]])
         T = None if Ts is None else Ts[l - 1]
         if fused and np.all(d > 0):  # closed-form maps in one jitted pass (exact 1-D integrals on the diagonal)
             diag = np.stack([engine.one_point_core(act, pr, d, rtol) for pr in pairs])
             with x64():
-                pre = list(np.asarray(_closed_maps(act, ntk)(K, T, d, diag, h)))
+                pre = list(np.asarray(_closed_maps(act, ntk, mp)(K, T, d, diag, h)))
         else:
             maps = engine.two_point_core(act, d, d, K, pairs, same=True, rtol=rtol)
-            pre = [maps[0]] if T is None else [maps[0], h[3] * maps[0] + h[1] * maps[1] * T]
-        _mix_into(net, pre[0], Ks[l], h[1], h[0], h[4], K)  # K⁺ = C_b + C_W Â⟨σσ⟩Âᵀ + γ²K
-        if Ts is not None and T is not None:
-            _mix_into(net, pre[1], Ts[l], 1.0, h[2], h[4], T)  # Θ⁺ = λ_b + Â(λ_W⟨σσ⟩ + C_W⟨σ'σ'⟩Θ)Âᵀ + γ²Θ
+            pre = [maps[0]]
+            if T is not None:
+                DT = maps[1] * T
+                pre += [h[3] * maps[0] + h[1] * DT] + ([h[6] * maps[0] + h[5] * DT] if mp else [])
+        # K⁺ = C_b + c_nbr Â⟨σσ⟩Âᵀ + c_self⟨σσ⟩ + γ²K
+        _mix_into(net, pre[0], Ks[l], h[1], h[0], h[4], K, h[5] * pre[0] if mp else None)
+        if Ts is not None and T is not None:  # Θ⁺ = λ_b + Â(λ_nbr⟨σσ⟩ + c_nbr⟨σ'σ'⟩Θ)Âᵀ + (λ_self⟨σσ⟩ + c_self⟨σ'σ'⟩Θ) + γ²Θ
+            _mix_into(net, pre[1], Ts[l], 1.0, h[2], h[4], T, pre[2] if mp else None)
     return Kernels(Ks, Ts)
 
 
-def _mix_into(net: GCN, M, out: np.ndarray, scale: float, shift: float, g2: float, prev: np.ndarray) -> None:
-    """out ← shift + scale·Â M Âᵀ + g2·prev for a symmetric M, symmetrised, with few N×N temporaries."""
+def _mix_into(net: GCN, M, out: np.ndarray, scale: float, shift: float, g2: float, prev: np.ndarray, own=None) -> None:
+    """out ← shift + scale·Â M Âᵀ + own + g2·prev for a symmetric M, symmetrised, with few N×N temporaries."""
     R = net.propagate(np.asarray(M))  # Â M
     R = net.propagate(np.ascontiguousarray(R.T))  # Â (ÂM)ᵀ = Â M Âᵀ (M symmetric)
     np.add(R, R.T, out=out)  # symmetrised (rounding), in one pass
     out *= 0.5 * scale
     out += shift
+    if own is not None:
+        out += own
     if g2:
         out += g2 * prev
 
 
 @functools.lru_cache(maxsize=32)
-def _closed_maps(act, ntk: bool):
-    """jit: ⟨σσ⟩_K and, with the NTK, λ_W⟨σσ⟩ + C_W⟨σ'σ'⟩∘Θ (the matrices Â mixes), stacked; closed forms off the
-    diagonal, the exact 1-D integrals ``diag`` on it; ``h`` = (C_b, C_W, λ_b, λ_W, γ²)."""
+def _closed_maps(act, ntk: bool, mp: bool = False):
+    """jit: ⟨σσ⟩_K and, with the NTK, λ_nbr⟨σσ⟩ + c_nbr⟨σ'σ'⟩∘Θ (and, message passing, λ_self⟨σσ⟩ + c_self⟨σ'σ'⟩∘Θ),
+    stacked; closed forms off the diagonal, the exact 1-D integrals ``diag`` on it; ``h`` = (C_b, c_nbr, λ_b,
+    λ_nbr, γ², c_self, λ_self)."""
     pairs = ((0, 0), (1, 1)) if ntk else ((0, 0),)
 
     def maps(K, T, d, diag, h):
@@ -143,22 +164,33 @@ def _closed_maps(act, ntk: bool):
         S = jnp.where(eye, diag[0][:, None], m[0])
         if not ntk:
             return S[None]
-        D = jnp.where(eye, diag[1][:, None], m[1])
-        return jnp.stack([S, h[3] * S + h[1] * D * T])
+        DT = jnp.where(eye, diag[1][:, None], m[1]) * T
+        out = [S, h[3] * S + h[1] * DT]
+        if mp:
+            out.append(h[6] * S + h[5] * DT)
+        return jnp.stack(out)
 
     return jax.jit(maps)
 
 
-def _sym(M: np.ndarray) -> np.ndarray:
-    return 0.5 * (M + M.T)
+def _pair_map(net: GCN, T: np.ndarray, l: int, first: bool) -> np.ndarray:
+    """The layer map 𝓜: S ↦ c_self S + c_nbr Â S Âᵀ (coefficients of layer ℓ + 1 = index ``l``) applied to the first
+    two node axes of T (``first``) or to axes 2, 3."""
+    p = net.mixing()
+    cs, cn = p["C_self"][l], p["C_nbr"][l]
+    axes = (0, 1) if first else (2, 3)
+    out = cs * T if cs else np.zeros_like(T)
+    if cn:
+        M = T
+        for axis in axes:
+            M = np.moveaxis(np.tensordot(net.A_hat, M, axes=([1], [axis])), 0, axis)
+        out = out + cn * M
+    return out
 
 
-def _mix4(net: GCN, T: np.ndarray) -> np.ndarray:
-    """(Â⊗Â⊗Â⊗Â)·T: Â applied to each of the four node axes of T (N, N, N, N)."""
-    A = net.A_hat
-    for axis in range(4):
-        T = np.moveaxis(np.tensordot(A, T, axes=([1], [axis])), 0, axis)
-    return T
+def _jacobian3(grad: np.ndarray, U: np.ndarray) -> np.ndarray:
+    """Σ_β J_{(ab),β} U_{βc} for the sparse Jacobian ``grad`` (3, N, N) and a pair-by-node tensor U (N, N, N)."""
+    return np.stack([jacobian_apply(grad, U[:, :, c]) for c in range(U.shape[2])], axis=-1)
 
 
 def _check_pairs(K: np.ndarray, layer: int) -> None:
@@ -181,48 +213,89 @@ def _check_pairs(K: np.ndarray, layer: int) -> None:
         )
 
 
-def node_four_point_vertex(net: GCN, X: ArrayLike, *, resolution: float = 1.0) -> np.ndarray:
-    """V^{(ℓ)}_{(α1α2)(α3α4)} over nodes, (L, N, N, N, N), layer ℓ at index ℓ − 1 (zeros at ℓ = 1) [derived].
+@dataclasses.dataclass(frozen=True, eq=False)
+class NodeVertexFlow(VertexFlow):
+    """:class:`~deepeft.theory.vertex.VertexFlow` over nodes plus the three-point tensor U (L, N, N, N) of a residual
+    GCN (``U[ℓ−1, a, b, c]`` = U^{(ℓ)}_{(ab)c}; zeros for γ = 0 or odd σ)."""
 
-    Normalisation as the MLP's (4.117): the connected four-point function of layer ℓ is V^{(ℓ)}/n_{ℓ−1}.
-    Needs γ = 0 (the residual GCN's vertex adds the cross terms of (B.24), not implemented).
-    Cost per layer: the MLP vertex's C(N+3, 4) Gaussian integrals plus four N⁵ contractions with Â.
+    U: np.ndarray | None = None
+
+
+def node_vertex(net: GCN, X: ArrayLike, *, nlo: bool = False, resolution: float = 1.0,
+                three_point: bool = True) -> NodeVertexFlow:
+    """K, V^{(ℓ)}_{(α1α2)(α3α4)} over nodes ((L, N, N, N, N), zeros at ℓ = 1) and, with ``nlo``, G^{1} [derived].
+
+    With 𝓜 the layer map S ↦ c_self S + c_nbr Â S Âᵀ (:meth:`deepeft.graph.GCN.mixing`; the GCN has 𝓜 = C_W Â·Âᵀ) and
+    J_𝓜 = 𝓜∘∂⟨σσ⟩/∂K + γ²𝟙, the MLP's (4.119) and the residual (B.24) with the three-point feed of
+    :mod:`deepeft.theory.residual_recursions` become (docs/gnn.md)
+
+        V⁺ = (𝓜⊗𝓜)[⟨σσσσ⟩ − ⟨σσ⟩⟨σσ⟩] + γ²[(𝓜⊗1)C + (1⊗𝓜)Cᵀ] + r (J_𝓜⊗J_𝓜)V + Σ_γ[(J_𝓜U)_{(12)γ}(𝓜D)_{(34)γ} + (12)↔(34)],
+        U⁺_{(12)3} = γ[𝓜⟨σ1σ2z3⟩ + r(J_𝓜U)_{(12)3}],       G^{1}⁺ = r 𝓜[J·G^{1} + ½ ∂²⟨σσ⟩:V]   (γ = 0 only),
+
+    r = n_ℓ/n_{ℓ−1}, C_{(12)(34)} = ⟨σ1σ2(z3z4 − K34)⟩, D_{(34)γ} = ⟨∂_γ(σ3σ4)⟩. Normalisation as the MLP's (4.117): the
+    connected four-point function of layer ℓ is V^{(ℓ)}/n_{ℓ−1}; E[zz] = K + G^{1}/n_{ℓ−1} (4.104).
+    Cost per layer: the MLP vertex's C(N+3, 4) Gaussian integrals plus N⁵ contractions with Â.
+    ``three_point=False`` drops the U feed (the residual (B.24) as printed; wrong for σ that are not odd).
     """
     net = check_gcn(net)
-    if net.gamma != 0.0:
+    X = net.check_inputs(X)
+    g = net.gammas()
+    if nlo and np.any(g):
         raise DeepEFTInputError(
-            f"the four-point vertex of a residual GCN (gamma = {net.gamma}) is not implemented (it needs the γ² cross "
-            "terms of (B.24) mixed by Â); use gamma=0, or sample_ensemble for a measured vertex."
+            f"the NLO metric G^{{1}} of a residual GCN (gamma = {net.gamma}) is not derived (the three-point function adds "
+            "third-derivative terms to ⟨σσ⟩); use nlo=False or gamma=0."
         )
     K = node_kernels(net, X, ntk=False).K
     act = net.activation
     n = np.asarray(net.n, dtype=np.float64)
     L, N = net.L, net.N_nodes
     V = np.zeros((L, N, N, N, N))
+    U = np.zeros((L, N, N, N))
+    G1 = np.zeros((L, N, N)) if nlo else None
+    E = np.zeros((3, N, N))  # the identity map K ↦ K in the sparse Jacobian layout
+    np.fill_diagonal(E[0], 1.0)
+    E[2] = 1.0 - np.eye(N)
     for l in range(1, L):
         Kl = K[l - 1]
         _check_pairs(Kl, l)
-        CW = net.C_W[l]
-        pd = pair_derivatives(act, Kl, second=False, resolution=resolution)
+        g2, ratio = g[l] ** 2, n[l] / n[l - 1]
+        pd = pair_derivatives(act, Kl, second=nlo, resolution=resolution)
         P = pd.f
-        U = CW**2 * (four_sigma(act, Kl, resolution=resolution) - P[:, :, None, None] * P[None, None, :, :])
+        inner = four_sigma(act, Kl, resolution=resolution) - P[:, :, None, None] * P[None, None, :, :]
         if l > 1:
-            U += (n[l] / n[l - 1]) * CW**2 * jacobian_contract(pd.grad, V[l - 1])
-        V[l] = _mix4(net, U)
-    return V
+            inner += ratio * jacobian_contract(pd.grad, V[l - 1])
+        V[l] = _pair_map(net, _pair_map(net, inner, l, True), l, False)
+        if g2:
+            C = intralayer_cross(pd.grad, Kl)
+            if l > 1:
+                C = C + ratio * jacobian_contract(pd.grad, V[l - 1], E)
+                V[l] += ratio * g2**2 * V[l - 1]
+            B = g2 * _pair_map(net, C, l, True)
+            V[l] += B + B.transpose(2, 3, 0, 1)
+        if three_point and (g2 or np.any(U[l - 1])):
+            d = np.diagonal(Kl).copy()
+            m = engine.two_point_core(act, d, d, Kl, ((1, 0),), same=True)[0]  # m_ab = ⟨σ′_a σ_b⟩
+            JU = ratio * (_pair_map(net, _jacobian3(pd.grad, U[l - 1])[..., None], l, True)[..., 0] + g2 * U[l - 1])
+            T = np.einsum("abc,cd->abcd", JU, m) + np.einsum("abd,dc->abcd", JU, m)  # Σ_γ (J_𝓜U)_{abγ} D_{(cd)γ}
+            T = _pair_map(net, T, l, False)
+            V[l] += T + T.transpose(2, 3, 0, 1)
+            Y = np.einsum("ca,ab->abc", Kl, m) + np.einsum("cb,ba->abc", Kl, m)  # ⟨σ_aσ_b z_c⟩ (Stein)
+            U[l] = np.sqrt(g2) * (_pair_map(net, Y[..., None], l, True)[..., 0] + JU)
+        if G1 is not None:
+            G1[l] = _pair_map(net, nlo_step(pd, G1[l - 1], V[l - 1], 1.0, ratio)[:, :, None, None], l, True)[:, :, 0, 0]
+    return NodeVertexFlow(net, X, K, V, G1, n[:-1].copy(), U)  # type: ignore[arg-type]
+
+
+def node_four_point_vertex(net: GCN, X: ArrayLike, *, resolution: float = 1.0) -> np.ndarray:
+    """V^{(ℓ)} over nodes, (L, N, N, N, N), layer ℓ at index ℓ − 1 (zeros at ℓ = 1) [derived]: :func:`node_vertex`."""
+    return node_vertex(net, X, resolution=resolution).V
 
 
 @dispatch.register("vertex_flow", GCN)
 def node_vertex_flow(net: GCN, X: ArrayLike, *, nlo: bool = False, resolution: float = 1.0) -> VertexFlow:
-    """K and V over nodes as a :class:`~deepeft.theory.vertex.VertexFlow` (what ``de.vertex_flow`` and
-    ``de.four_point_vertex`` return for a GCN); the NLO metric G^{1} of GCNs is not implemented."""
-    if nlo:
-        raise DeepEFTInputError("the NLO metric G^{1} of a GCN is not implemented; use nlo=False (K and V only).")
-    net = check_gcn(net)
-    X = net.check_inputs(X)
-    V = node_four_point_vertex(net, X, resolution=resolution)
-    K = node_kernels(net, X, ntk=False).K
-    return VertexFlow(net, X, K, V, None, np.asarray(net.n[:-1], dtype=np.float64))  # type: ignore[arg-type]
+    """K, V (and with ``nlo=True``, γ = 0, the NLO metric G^{1}) over nodes: what ``de.vertex_flow`` and
+    ``de.four_point_vertex`` return for a GCN (:func:`node_vertex`)."""
+    return node_vertex(net, X, nlo=nlo, resolution=resolution)
 
 
 dispatch.register("kernels", GCN)(node_kernels)
@@ -320,3 +393,60 @@ def collapse_rate(activation, C_W, C_b, gamma, lambda2, *, depth: int = 200, k1=
     if not np.all(np.isfinite(ks)):
         warnings.warn("collapse_rate: the collapsed variance k overflowed for some parameters.", DeepEFTWarning, stacklevel=2)
     return CollapseRate(ks, chi, r, r_inf, xi)
+
+
+@dataclasses.dataclass(frozen=True)
+class CollapseFluctuations:
+    """Finite-width fluctuations of the node distances against their mean (:func:`collapse_fluctuations`).
+
+    ``pairs`` (P, 2) node pairs α < β; ``delta`` (L, P) Δ_αβ = K_αα + K_ββ − 2K_αβ; ``rel_var`` (L, P) Var(Δ̂)/Δ² of
+    one network's Δ̂ = M_αα + M_ββ − 2M_αβ, M = z zᵀ/n_ℓ, at order 1/n; ``noise_to_signal`` (L,) the root-mean-square
+    over pairs of √rel_var; ``depth`` the first layer where it reaches 1 (None if it does not); ``growth`` (L,) the
+    pair mean of 2 + V_eeee/Δ², width-free: n·Var(Δ̂)/Δ² of a network with all widths n (:meth:`depth_at_width`).
+    """
+
+    pairs: np.ndarray
+    delta: np.ndarray
+    rel_var: np.ndarray
+    noise_to_signal: np.ndarray
+    depth: int | None
+    growth: np.ndarray
+
+    def depth_at_width(self, n: float) -> int | None:
+        """First layer ℓ where a network of equal widths n has mean relative variance growth(ℓ)/n ≥ 1 (fluctuations
+        of the node distances as large as the distances), within the computed depth; None if not reached."""
+        over = np.nonzero(self.growth / float(n) >= 1.0)[0]
+        return int(over[0]) + 1 if over.size else None
+
+
+def collapse_fluctuations(flow: VertexFlow) -> CollapseFluctuations:
+    """How large the network-to-network fluctuations of the node distances are compared with the distances [derived].
+
+    For e = e_α − e_β, one network's Δ̂ = eᵀMe = (1/n_ℓ) Σ_i (e·z_i)² has mean Δ = eᵀKe + O(1/n) and, at order 1/n,
+
+        Var(Δ̂) = 2Δ²/n_ℓ + V_{eeee}/n_{ℓ−1},     V_{eeee} = Σ e_a e_b e_c e_d V^{(ℓ)}_{(ab)(cd)}
+
+    (Gaussian sampling of n_ℓ channels, plus their connected four-point function (4.117)). Oversmoothing drives Δ to
+    0 at the rate r (:func:`collapse_rate`); the relative fluctuation Var(Δ̂)/Δ² grows with depth (∝ ℓ/n for the
+    vertex of a deep network), and where it reaches 1 a single network's collapse measure is dominated by
+    finite-width fluctuations, not by the infinite-width kernel. ``flow`` from ``de.vertex_flow(gcn, X)``.
+    """
+    net = flow.net
+    if not isinstance(net, GCN):
+        raise DeepEFTInputError("collapse_fluctuations needs the vertex flow of a de.GCN: de.vertex_flow(gcn, X).")
+    K, V = np.asarray(flow.K), np.asarray(flow.V)
+    N = K.shape[-1]
+    ia, ib = np.triu_indices(N, 1)
+    E = np.zeros((ia.size, N))
+    E[np.arange(ia.size), ia], E[np.arange(ia.size), ib] = 1.0, -1.0
+    delta = np.einsum("pa,lab,pb->lp", E, K, E)
+    Ve = np.einsum("pa,pb,pc,pd,labcd->lp", E, E, E, E, V)
+    n_cur = np.asarray(net.n[1:], dtype=np.float64)[:, None]
+    n_prev = np.asarray(flow.n_prev, dtype=np.float64)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = 2.0 / n_cur + Ve / (n_prev * delta**2)
+    nts = np.sqrt(np.mean(rel, axis=1))
+    over = np.nonzero(nts >= 1.0)[0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        growth = np.mean(2.0 + Ve / delta**2, axis=1)
+    return CollapseFluctuations(np.stack([ia, ib], 1), delta, rel, nts, int(over[0]) + 1 if over.size else None, growth)

@@ -42,7 +42,7 @@ from .._x64 import x64
 from ..activations import Activation
 from ..activations import activation as _activation
 from ..errors import DeepEFTInputError, DeepEFTWarning
-from ..gaussian.engine import gauss1d_nodes, gauss1d_nodes_jax
+from ..gaussian.engine import activation_parity, fold_even, gauss1d_nodes, gauss1d_nodes_jax
 
 __all__ = [
     "HelperFunctions",
@@ -200,6 +200,10 @@ def _program(act: Activation, panels: int):
     jump = bool(act.jumps)
     if not dynamic:
         x0, w0 = gauss1d_nodes(np.array(1.0), kinks, panels=panels)
+        if activation_parity(act):
+            # σ odd or even: all six integrands of _moments are even in x (σ′ has the opposite parity of σ,
+            # and x enters as x·σ′σ or x²) — sum over x ≥ 0 with mirrored weights: half the σ evaluations
+            x0, w0 = fold_even(x0, w0)
     fn = act.fn
 
     def step(carry, xs):
@@ -215,15 +219,17 @@ def _program(act: Activation, panels: int):
         new = (
             Cb + CW * g,  # (5.108)
             ratio * chi_par * chi_par * V + source,  # (5.109)
-            cb1 + cW1 * g + ratio * (chi_par * G1 + j * V / (8.0 * Kc * Kc)),  # (5.110), (5.140)
+            cb1 + cW1 * g + ratio * (chi_par * G1 + j * (V / Kc) / (8.0 * Kc)),  # (5.110), (5.140); (V/K)/K: K² underflows
             chi_par * dK1,  # (5.47)
             chi_perp * ddK2 + h * dK1 * dK1,  # (5.48)
         )
         return new, (K, V, G1, dK1, ddK2, g, chi_par, chi_perp, h, j, source)
 
     @jax.jit
-    def run(carry, xs):
-        return jax.lax.scan(step, carry, xs, unroll=2)
+    def run(carry, params):
+        """params (5, _CHUNK) → (carry, (11, _CHUNK)): one transfer in and one out per chunk."""
+        carry, out = jax.lax.scan(step, carry, tuple(params), unroll=4)
+        return carry, jnp.stack(out)
 
     return run
 
@@ -236,15 +242,15 @@ def _run_chunks(act, panels, K1, dK1, ddK2, params: np.ndarray) -> list[np.ndarr
     L = params.shape[1]
     nchunk = -(-L // _CHUNK)
     padded = np.concatenate([params, np.repeat(params[:, -1:], nchunk * _CHUNK - L, axis=1)], axis=1)
+    chunks = np.ascontiguousarray(padded.reshape(5, nchunk, _CHUNK).transpose(1, 0, 2))  # chunk c: (5, _CHUNK)
     run = _program(act, panels)
     z = jnp.float64(0.0)
     carry = (jnp.float64(K1), z, z, jnp.float64(dK1), jnp.float64(ddK2))
     outs = []
     for c in range(nchunk):
-        xs = tuple(jnp.asarray(padded[i, c * _CHUNK : (c + 1) * _CHUNK]) for i in range(5))
-        carry, out = run(carry, xs)
+        carry, out = run(carry, chunks[c])
         outs.append(out)
-    return [np.concatenate([np.asarray(o[k]) for o in outs])[:L] for k in range(len(_FIELDS))]
+    return list(np.concatenate([np.asarray(o) for o in outs], axis=1)[:, :L])
 
 
 def scan_recursion(act, K1, Cb_next, CW_next, ratio, cb1, cW1, dK1=0.0, ddK2=0.0) -> dict[str, np.ndarray]:
