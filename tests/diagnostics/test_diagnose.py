@@ -88,3 +88,37 @@ def test_diagnose_needs_an_activation_for_bare_weights():
         de.diagnose([np.eye(4), np.ones((2, 4))])
     with pytest.raises(de.DeepEFTInputError, match="activation="):
         de.diagnose({"Dense_0": {"kernel": np.eye(4), "bias": np.zeros(4)}})
+
+
+def test_custom_activation_gets_its_critical_point_or_says_why_not(tmp_path):
+    """A custom callable: the criticality attributes come from the Gaussian engine (de.criticality), here for
+    σ(z) = tanh z + z/10 (K* = 0 class, C_W* = 1/σ′(0)² = 1/1.21, (5.89)); a series stores the activation by name only,
+    so its diagnosis says so (spectra mode) or asks for the callable (weights mode) instead of dropping them."""
+    import jax.numpy as jnp
+
+    from deepeft.diagnostics import SpectrumRecorder, load_series
+    from deepeft.diagnostics.diagnose import diagnose_series
+    from deepeft.diagnostics.render import diagnosis_table
+
+    def act(z):
+        return jnp.tanh(z) + 0.1 * z
+
+    im = _arrays(1.0, depth=3, width=16, act=act)
+    ds = de.diagnose(im)
+    assert ds.attrs["universality_class"] == "K*=0"
+    assert ds.attrs["C_W_critical"] == pytest.approx(1 / 1.21, rel=1e-9) and ds.attrs["C_b_critical"] == 0.0
+    assert np.isfinite(ds.C_W_ratio.values).all() and np.isfinite(ds.chi_perp.values[1:]).all()
+    for mode in ("spectra", "weights"):
+        path = tmp_path / f"{mode}.zarr"
+        with SpectrumRecorder(path, mode=mode) as rec:
+            for k in range(3):
+                rec.record(k, im)
+        s = load_series(path)
+        if mode == "spectra":
+            d = diagnose_series(s)
+            assert "pass activation=<the callable>" in d.attrs["criticality_note"]
+            assert "pass activation=<the callable>" in diagnosis_table(d)
+        else:
+            with pytest.raises(de.DeepEFTInputError, match="pass activation=<the callable>"):
+                diagnose_series(s)
+            assert diagnose_series(s, activation=act).attrs["C_W_critical"] == pytest.approx(1 / 1.21, rel=1e-9)

@@ -170,3 +170,43 @@ def test_float32_recording_matches_float64(tmp_path):
     np.testing.assert_allclose(b, a, rtol=0, atol=1e-5 * a.max())
     with pytest.raises(de.DeepEFTInputError, match="precision"):
         SpectrumRecorder(tmp_path / "x.zarr", precision="half")
+
+
+def test_partial_copies_and_damaged_chunks_are_refused(tmp_path, monkeypatch):
+    """Issue 17 "corrupt/partial Zarr stores": a committed record whose chunk file is gone reads back as the arrays'
+    fill values (step −1, NaN), never as zeros mixed into the series; a damaged chunk file is unreadable. Both are
+    refused by the reader and on resuming, with what to do."""
+    import shutil
+
+    from deepeft.diagnostics import series
+
+    monkeypatch.setattr(series, "TIME_CHUNK", 4)  # two time chunks with few records
+    TIME_CHUNK = 4
+    rng = np.random.default_rng(7)
+    shapes = ((4, 3), (2, 4))
+    src = tmp_path / "run.zarr"
+    with SpectrumRecorder(src, mode="weights") as rec:
+        for k in range(TIME_CHUNK + 3):  # two time chunks
+            rec.record(k, _model(rng, shapes=shapes))
+    assert load_series(src).steps.size == TIME_CHUNK + 3
+    cases = {"eig": ("eig_0", "c/1/0"), "step": ("step", "c/1"), "W": ("W_1", f"c/{TIME_CHUNK + 1}/0/0")}
+    for case, (arr, chunk) in cases.items():
+        p = tmp_path / f"{case}.zarr"
+        shutil.copytree(src, p)
+        assert (p / arr / chunk).exists()
+        (p / arr / chunk).unlink()  # a partial copy: one chunk file missing
+        if case == "W":
+            s = load_series(p)  # spectra intact; the weights of record TIME_CHUNK + 1 are gone
+            s.weights_at(0)
+            with pytest.raises(de.DeepEFTInputError, match="missing"):
+                s.weights_at(TIME_CHUNK + 1)
+            continue
+        with pytest.raises(de.DeepEFTInputError, match="corrupt"):
+            load_series(p)
+        with pytest.raises(de.DeepEFTInputError, match="corrupt"):
+            SpectrumRecorder(p, mode="weights")
+    p = tmp_path / "garbage.zarr"
+    shutil.copytree(src, p)
+    (p / "eig_1" / "c" / "0" / "0").write_bytes(b"\x00garbage")
+    with pytest.raises(de.DeepEFTInputError, match="cannot be read"):
+        load_series(p)

@@ -23,7 +23,8 @@ import numpy as np
 from ..activations import activation as _activation
 from ..errors import DeepEFTInputError, DeepEFTWarning
 from ..interop import ImportedModel, from_arrays, from_equinox, from_flax, from_torch
-from .spectrum import WeightSpectrum, gram_eigenvalues, spectrum_of_eigenvalues
+from ..interop.jax_trees import is_nnx
+from .spectrum import WeightSpectrum, gram_eigenvalues_many, spectrum_of_eigenvalues
 
 __all__ = ["diagnose", "diagnose_series", "as_imported", "layer_verdict", "VERDICT_THRESHOLD"]
 
@@ -40,6 +41,8 @@ def as_imported(model, activation=None) -> ImportedModel:
         return from_torch(model, activation)
     if mod.startswith("equinox"):
         return from_equinox(model)
+    if is_nnx(model):
+        return from_flax(model, _need_activation(activation, "a Flax NNX model"))
     if isinstance(model, dict):
         first = next(iter(model.values()), None)
         if type(first).__module__.startswith("torch"):
@@ -105,8 +108,19 @@ def diagnose_series(series, *, level: float = 0.01, activation=None):
     from .series_dbm import MIN_INCREMENTS, series_dbm
 
     spectra = [spectrum_of_eigenvalues(e[-1], shape, level=level) for e, shape in zip(series.eigenvalues, series.shapes)]
+    act = None
+    try:
+        act = _activation(activation if activation is not None else series.activation)
+    except DeepEFTInputError:
+        if activation is not None:
+            raise
+    unresolved = (f"the series stores its activation by name only ({series.activation!r}), and that name is not a "
+                  "registered activation (a custom callable): pass activation=<the callable> to diagnose_series "
+                  "(the CLI takes registered names only) to get χ and the critical point")
     if series.mode == "weights":
-        ds = diagnose(series.model_at(-1, activation), level=level, spectra=spectra)
+        if act is None:
+            raise DeepEFTInputError(f"cannot diagnose the last checkpoint: {unresolved}.")
+        ds = diagnose(series.model_at(-1, act), level=level, spectra=spectra)
     else:
         L = len(spectra)
         data = _spectra_vars(spectra)
@@ -116,10 +130,11 @@ def diagnose_series(series, *, level: float = 0.01, activation=None):
         ds = xr.Dataset(data, coords={"layer": np.arange(1, L + 1), "name": ("layer", np.array(series.names, dtype=object))})
         ds.attrs.update({"activation": series.activation, "regime": "n/a (spectra-only series)", "source": "series",
                          "tw_level": level})
-        try:
-            ds.attrs.update(_criticality_attrs(_activation(activation or series.activation)))
-        except DeepEFTInputError:  # a custom activation is stored by name only
-            pass
+        if act is not None:
+            ds.attrs.update(_criticality_attrs(act))
+        else:
+            ds.attrs.update({"universality_class": "unknown", "criticality_note": unresolved + ".",
+                             "C_W_critical": np.nan, "C_b_critical": np.nan})
     ds.attrs["series_records"] = int(series.steps.size)
     ds.attrs["series_steps"] = [int(series.steps[0]), int(series.steps[-1])]
     cols: dict[str, list] = {k: [] for k in ("K_S", "TV_S", "TD_S", "dbm_lhs", "dbm_rhs", "dbm_verdict")}
@@ -136,13 +151,19 @@ def diagnose_series(series, *, level: float = 0.01, activation=None):
     return ds
 
 
-def diagnose(model, *, activation=None, level: float = 0.01, spectra: list[WeightSpectrum] | None = None):
+PRECISIONS = {"float64": np.float64, "float32": np.float32}
+
+
+def diagnose(model, *, activation=None, level: float = 0.01, spectra: list[WeightSpectrum] | None = None,
+             precision: str = "float64"):
     """Per-layer diagnostics of a network as an ``xarray.Dataset`` with dimension ``layer`` (ℓ = 1..L).
 
     ``model``: anything :func:`as_imported` reads (``activation`` is needed for a torch state dict or a Flax tree).
     ``level``: false-alarm probability of the Tracy–Widom outlier test. ``spectra``: precomputed spectra (one per
-    layer; the checkpoint recorder passes its own). Variables: n_out, n_in, C_W, C_b, W_mean, C_W_ratio, chi_parallel,
-    chi_perp, verdict, the scalar fields of :class:`WeightSpectrum`, and ``eigenvalues`` (layer, rank), NaN-padded.
+    layer; the checkpoint recorder passes its own). ``precision``: "float64" (default) or "float32" Gram matrices and
+    eigendecompositions (≈ 1.5× cheaper; absolute error ~1e-6 λ_max, see :func:`gram_eigenvalues`). Variables: n_out,
+    n_in, C_W, C_b, W_mean, C_W_ratio, chi_parallel, chi_perp, verdict, the scalar fields of :class:`WeightSpectrum`,
+    and ``eigenvalues`` (layer, rank), NaN-padded.
     Attributes: activation, regime (network, :func:`deepeft.phase`), universality_class, C_W_critical, C_b_critical.
     """
     import xarray as xr
@@ -151,8 +172,12 @@ def diagnose(model, *, activation=None, level: float = 0.01, spectra: list[Weigh
 
     im = as_imported(model, activation)
     net = im.net
+    spectra_given = spectra is not None
     if spectra is None:
-        spectra = [spectrum_of_eigenvalues(gram_eigenvalues(W), W.shape, level=level) for W, _ in im.params]
+        if precision not in PRECISIONS:
+            raise DeepEFTInputError(f"precision must be one of {tuple(PRECISIONS)}, got {precision!r}.")
+        eigs = gram_eigenvalues_many([W for W, _ in im.params], PRECISIONS[precision])
+        spectra = [spectrum_of_eigenvalues(e, W.shape, level=level) for e, (W, _) in zip(eigs, im.params)]
     elif len(spectra) != net.L:
         raise DeepEFTInputError(f"got {len(spectra)} spectra for a network of L = {net.L} layers.")
     L = net.L
@@ -172,5 +197,6 @@ def diagnose(model, *, activation=None, level: float = 0.01, spectra: list[Weigh
     })
     ds = xr.Dataset(data, coords={"layer": np.arange(1, L + 1), "name": ("layer", np.array(im.names, dtype=object))})
     ds.attrs.update({"activation": net.activation.name, "regime": rep.regime, "source": im.source,
-                     "tw_level": level, "widths": list(net.n), **crit})
+                     "tw_level": level, "precision": "given" if spectra_given else precision, "widths": list(net.n),
+                     **crit})
     return ds

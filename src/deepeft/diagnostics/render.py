@@ -73,7 +73,8 @@ def diagnosis_table(ds) -> str:
         "",
         f"activation {a.get('activation')} ({a.get('universality_class')}); critical C_W* = "
         f"{crit:.4g}, C_b* = {a.get('C_b_critical', float('nan')):.4g}" if math.isfinite(crit) else
-        f"activation {a.get('activation')} ({a.get('universality_class')}): no critical point",
+        f"activation {a.get('activation')} ({a.get('universality_class')}): no critical point — "
+        f"{a.get('criticality_note') or 'the criticality analysis gave no reason'}",
         f"network regime (de.phase, empirical C_W, C_b): {a.get('regime')}",
         f"outliers: Tracy–Widom test at level {a.get('tw_level')}; α: Clauset–Hill power-law MLE of the spectrum's tail",
     ]

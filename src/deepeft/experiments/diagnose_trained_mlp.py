@@ -15,7 +15,17 @@ a fixed train/test split). :class:`deepeft.diagnostics.SpectrumRecorder` stores 
   trained network classifies the held-out digits (accuracy ≥ ``min_accuracy``). At ε = 0.05–0.2 no outlier
   forms within 3000 steps (lazy training at this width): the finding depends on the learning rate.
 
-Without scikit-learn the data are a deterministic 10-class Gaussian mixture in 64 dimensions (attrs say which).
+* finding — the run's regime (:func:`deepeft.sgd.sgd_regime`: ordered / paramagnetic / jamming from the training
+  loss ratio loss(t_f)/loss(0) and the memory of the last hidden features) equals the regime deepeft's own phase
+  diagram gives at the same T = ε/|B| and σ_W = √C_W: the paper's 3-32-16-1 tanh teacher–student ensemble
+  (``phase_members`` members, |B| = ``phase_batch_size``, ε = T|B|, trained for the same continuous time
+  steps·ε), classified by the same function; and, as its calibration, that function names the paper's three
+  corners (Fig. 6) correctly. Findings, not predictions: the thresholds are conventions and the mapping of a ReLU
+  cross-entropy MLP whose layers all train onto the tanh regression diagram with one trained layer goes through
+  T and σ_W only (docs/diagnose.md).
+
+The data are scikit-learn's digits; without scikit-learn the run stops with a message (``data="synthetic"`` asks
+for a deterministic 10-class Gaussian mixture in 64 dimensions instead; attrs say which was used).
 
 References:
   Martin & Mahoney, Implicit self-regularization in deep neural networks (2021) arXiv:1810.01075
@@ -34,6 +44,8 @@ import numpy as np
 
 from ..diagnostics.series import SpectrumRecorder, load_series, record_jax
 from ..diagnostics.spectrum import gram_eigenvalues, spectrum_of_eigenvalues
+from ..errors import DeepEFTInputError
+from ..sgd.regimes import sgd_regime
 from ..statistics import Z_MAX
 from .base import Experiment
 from .checks import Check, zcheck
@@ -43,19 +55,30 @@ from .registry import register
 C_W_INIT = 2.0  # critical ReLU initialisation (5.67)
 
 
-def load_digits_data(seed: int):
-    """(X_train, y_train, X_test, y_test, source): standardised digits (80/20 split), or the synthetic fallback."""
-    rng = np.random.default_rng(seed)
-    try:
-        from sklearn.datasets import load_digits
+DATA_SOURCES = ("digits", "synthetic")
 
+
+def load_digits_data(seed: int, data: str = "digits"):
+    """(X_train, y_train, X_test, y_test, source): standardised digits (80/20 split), or, only when asked for
+    (``data="synthetic"``), a deterministic 10-class Gaussian mixture in 64 dimensions."""
+    rng = np.random.default_rng(seed)
+    if data == "digits":
+        try:
+            from sklearn.datasets import load_digits
+        except ImportError:
+            raise DeepEFTInputError(
+                "diagnose-trained-mlp trains on scikit-learn's digits, and scikit-learn is not installed: "
+                "pip install 'deepeft[sklearn]' (or scikit-learn>=1.5), or run with --set data=synthetic for a "
+                "10-class Gaussian mixture (its findings are not the digits ones).") from None
         X, y = load_digits(return_X_y=True)
         source = "sklearn.datasets.load_digits"
-    except ImportError:
+    elif data == "synthetic":
         centers = np.random.default_rng(12345).normal(0, 1.0, (10, 64))
         y = np.arange(1800) % 10
         X = centers[y] + np.random.default_rng(54321).normal(0, 1.5, (1800, 64))
-        source = "synthetic 10-class Gaussian mixture (scikit-learn not installed)"
+        source = "synthetic 10-class Gaussian mixture (data=synthetic)"
+    else:
+        raise DeepEFTInputError(f"data must be one of {DATA_SOURCES}, got {data!r}.")
     X = (X - X.mean(0)) / np.maximum(X.std(0), 1e-8)
     perm = rng.permutation(len(y))
     k = int(0.8 * len(y))
@@ -93,12 +116,28 @@ def _train_torch(torch, params, data, p, rec):
         torch.set_num_threads(threads)
 
 
+def _run_summary(acc, loss0, loss1, phi0, phi1) -> dict:
+    """What the regime classification needs (:func:`deepeft.sgd.sgd_regime`): training loss at t = 0 and t_f and the
+    memory of the last hidden layer's features on the held-out data (centred: ReLU features are not odd)."""
+    from ..sgd.regimes import feature_memory
+
+    return {"accuracy": float(acc), "loss_init": float(loss0), "loss_final": float(loss1),
+            "memory": feature_memory(phi1, phi0, center=True)}
+
+
 def _sgd_loop(torch, m, opt, data, p, rec):
     nn = torch.nn
     Xtr, ytr, Xte, yte = data
+    Xt, yt = torch.from_numpy(Xtr.astype(np.float32)), torch.from_numpy(ytr)
+    Xe = torch.from_numpy(Xte.astype(np.float32))
+
+    def state():  # training loss on the whole training set, hidden features on the held-out data
+        with torch.no_grad():
+            return float(nn.functional.cross_entropy(m(Xt), yt)), m[:-1](Xe).numpy().astype(np.float64)
+
+    loss0, phi0 = state()
     rec.record(0, m)
     handle = rec.attach(opt, m)
-    Xt, yt = torch.from_numpy(Xtr.astype(np.float32)), torch.from_numpy(ytr)
     g = np.random.default_rng(p.seed + 1)
     for _ in range(p.steps):
         idx = torch.from_numpy(g.integers(0, len(ytr), p.batch_size))
@@ -106,9 +145,10 @@ def _sgd_loop(torch, m, opt, data, p, rec):
         nn.functional.cross_entropy(m(Xt[idx]), yt[idx]).backward()
         opt.step()
     handle.remove()
+    loss1, phi1 = state()
     with torch.no_grad():
-        acc = float((m(torch.from_numpy(Xte.astype(np.float32))).argmax(1).numpy() == yte).mean())
-    return acc
+        acc = float((m(Xe).argmax(1).numpy() == yte).mean())
+    return _run_summary(acc, loss0, loss1, phi0, phi1)
 
 
 def _train_jax(params, data, p, rec):
@@ -117,13 +157,15 @@ def _train_jax(params, data, p, rec):
 
     Xtr, ytr, Xte, yte = data
 
-    def forward(ps, X):
+    def hidden(ps, X):
         h = X
-        for i, (W, b) in enumerate(ps):
-            h = h @ W.T + b
-            if i < len(ps) - 1:
-                h = jax.nn.relu(h)
+        for W, b in ps[:-1]:
+            h = jax.nn.relu(h @ W.T + b)
         return h
+
+    def forward(ps, X):
+        W, b = ps[-1]
+        return hidden(ps, X) @ W.T + b
 
     def loss(ps, X, y):
         return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(forward(ps, X)), y[:, None], axis=1))
@@ -135,6 +177,8 @@ def _train_jax(params, data, p, rec):
 
     with jax.enable_x64(True):
         ps = [(jnp.asarray(W), jnp.asarray(b)) for W, b in params]
+        Xt, yt, Xe = jnp.asarray(Xtr), jnp.asarray(ytr), jnp.asarray(Xte)
+        loss0, phi0 = float(loss(ps, Xt, yt)), np.asarray(hidden(ps, Xe))
         record_jax(rec, 0, [W for W, _ in ps], activation="relu")
         g = np.random.default_rng(p.seed + 1)
         for s in range(1, p.steps + 1):
@@ -142,7 +186,30 @@ def _train_jax(params, data, p, rec):
             ps = step(ps, jnp.asarray(Xtr[idx]), jnp.asarray(ytr[idx]))
             if s % p.record_every == 0:
                 record_jax(rec, s, [W for W, _ in ps], activation="relu")
-        return float((np.asarray(forward(ps, jnp.asarray(Xte))).argmax(1) == yte).mean())
+        acc = float((np.asarray(forward(ps, Xe)).argmax(1) == yte).mean())
+        return _run_summary(acc, loss0, float(loss(ps, Xt, yt)), phi0, np.asarray(hidden(ps, Xe)))
+
+
+# The paper's phase corners (Fig. 6): ordered (T = 2⁻⁵, 1/σ_W = 8), hot (T = 4, 1/σ_W = 8), jammed (T = 2⁻⁵, 2⁻⁸)
+PHASE_CORNERS = {"ordered": (2.0**-5, 8.0), "paramagnetic": (4.0, 8.0), "jamming": (2.0**-5, 2.0**-8)}
+PHASE_POINTS = ("run",) + tuple(PHASE_CORNERS)
+
+
+def phase_diagram_reference(T: float, sigma_W: float, *, members: int, steps: int, batch_size: int, seed: int) -> dict:
+    """deepeft's own phase diagram at (T, σ_W) and at the paper's three corners: the 3-32-16-1 tanh teacher–student
+    ensemble (:meth:`deepeft.sgd.TeacherStudent.paper`), ε = T|B|; per point and member the test loss at t = 0 and t_f
+    (the problem is realisable: test ≈ training loss) and the memory G(t_f, 0)/√(G(t_f, t_f) G(0, 0)) (3.4)."""
+    from ..sgd import TeacherStudent, train_ensemble
+
+    Ts = np.array([T] + [c[0] for c in PHASE_CORNERS.values()])
+    inv = np.array([1.0 / sigma_W] + [c[1] for c in PHASE_CORNERS.values()])
+    run = train_ensemble(TeacherStudent.paper(), Ts * batch_size, 1.0 / inv, members=members, steps=steps,
+                         batch_size=batch_size, seed=seed, times=np.array([0, steps]))
+    assert run.G_self is not None
+    return {"phase_T": (("phase_point",), Ts), "phase_inv_sigma_W": (("phase_point",), inv),
+            "phase_loss_init": (("phase_member", "phase_point"), run.test_loss[0]),
+            "phase_loss_final": (("phase_member", "phase_point"), run.test_loss[-1]),
+            "phase_memory": (("phase_member", "phase_point"), run.G[-1] / np.sqrt(run.G_self[-1] * run.G_self[0]))}
 
 
 @register
@@ -160,6 +227,10 @@ class DiagnoseTrainedMLP(Experiment):
         learning_rate: float = param(0.5, "SGD learning rate ε (at 0.05–0.2 no outlier forms within 3000 steps)", min=0.0)
         record_every: int = param(50, "record the spectra every this many steps", min=1)
         bootstrap: int = param(10, "Gaussian matrices per layer for the SE of the fitted aspect ratio", min=4)
+        data: str = param("digits", "training data: scikit-learn's digits, or 'synthetic' (a 10-class Gaussian mixture)",
+                          choices=DATA_SOURCES)
+        phase_members: int = param(8, "teacher–student members of the phase-diagram reference (same T and σ_W)", min=1)
+        phase_batch_size: int = param(4, "|B| of the teacher–student reference (the paper's 4; ε = T|B|)", min=1)
         backend: str = param("auto", "trainer: 'torch', 'jax' or 'auto' (torch when installed)",
                              choices=("auto", "torch", "jax"))
         min_accuracy: float = param(0.8, "held-out accuracy the trained network must reach", min=0.0, max=1.0,
@@ -169,12 +240,22 @@ class DiagnoseTrainedMLP(Experiment):
 
     presets = {
         "quick": {},
-        "paper": {"width": 512, "steps": 10000, "record_every": 200, "bootstrap": 40},
+        "paper": {"width": 512, "steps": 10000, "record_every": 200, "bootstrap": 40, "phase_members": 100},
     }
+
+    @staticmethod
+    def temperature(p) -> float:
+        """T = ε/|B| of the run (2.30)."""
+        return p.learning_rate / p.batch_size
+
+    @staticmethod
+    def phase_steps(p) -> int:
+        """Teacher–student steps for the same continuous time as the run: steps · ε / ε_ts with ε_ts = T |B_ts|."""
+        return max(1, round(p.steps * p.batch_size / p.phase_batch_size))
 
     def compute(self, p, task, ctx):
         rng = ctx.rng()
-        *data, source = load_digits_data(p.seed)
+        *data, source = load_digits_data(p.seed, p.data)
         dims = [64, p.width, p.width, 10]
         params = _init(rng, dims)
         backend = p.backend
@@ -188,17 +269,26 @@ class DiagnoseTrainedMLP(Experiment):
         backend = "torch" if torch is not None else "jax"
         with tempfile.TemporaryDirectory() as d:
             rec = SpectrumRecorder(Path(d) / "series.zarr", every=p.record_every)
-            acc = _train_torch(torch, params, data, p, rec) if torch is not None else _train_jax(params, data, p, rec)
+            summary = _train_torch(torch, params, data, p, rec) if torch is not None else _train_jax(params, data, p, rec)
             rec.close()
             s = load_series(Path(d) / "series.zarr")
-        out = {"steps": (("record",), s.steps), "accuracy": np.asarray(acc),
+        out = {"steps": (("record",), s.steps), **{k: np.asarray(v) for k, v in summary.items()},
                "backend_torch": np.asarray(backend == "torch"), "sklearn_data": np.asarray(source.startswith("sklearn"))}
         for l, (e, shape) in enumerate(zip(s.eigenvalues, s.shapes), start=1):
             out[f"eig_{l}"] = (("record", f"rank_{l}"), e)
             qs = [spectrum_of_eigenvalues(gram_eigenvalues(rng.normal(0, 1.0, shape)), shape).aspect_ratio
                   for _ in range(p.bootstrap)]
             out[f"q_scatter_{l}"] = np.asarray(np.std(qs, ddof=1))
+        out.update(phase_diagram_reference(self.temperature(p), np.sqrt(C_W_INIT), members=p.phase_members,
+                                           steps=self.phase_steps(p), batch_size=p.phase_batch_size,
+                                           seed=int(ctx.seed % 2**32)))
         return out
+
+    @staticmethod
+    def phase_verdicts(ds) -> dict:
+        """sgd_regime of the ensemble means at each teacher–student point (the paper's E_S[·])."""
+        L0, L1, mem = (ds[k].values.mean(0) for k in ("phase_loss_init", "phase_loss_final", "phase_memory"))
+        return {name: sgd_regime(L0[i], L1[i], mem[i]) for i, name in enumerate(PHASE_POINTS)}
 
     def _spectra(self, ds, l: int, record: int):
         e = ds[f"eig_{l}"].values[record]
@@ -229,6 +319,34 @@ class DiagnoseTrainedMLP(Experiment):
         acc = float(ds.accuracy)
         checks.append(Check("held-out accuracy of the trained MLP", None, acc, None, None, acc >= p.min_accuracy,
                             f"accuracy ≥ {p.min_accuracy:g}", "finding"))
+        checks += self.regime_checks(p, ds)
+        return checks
+
+    def regime_checks(self, p, ds) -> list[Check]:
+        """The run's regime (:func:`deepeft.sgd.sgd_regime`) against deepeft's own phase diagram at the same T, σ_W.
+
+        All findings: the classifier's thresholds are conventions and the digits MLP (ReLU, cross-entropy, every
+        layer trained) is mapped onto the tanh teacher–student diagram only through T = ε/|B| and σ_W² = C_W."""
+        v = self.phase_verdicts(ds)
+        checks = []
+        for name, (T, inv) in PHASE_CORNERS.items():
+            got = v[name]
+            checks.append(Check(f"regime classifier on deepeft's phase diagram: the {name} corner (T = {T:g}, "
+                                f"1/σ_W = {inv:g}; teacher–student, {ds.sizes['phase_member']} members) is {name}",
+                                None, got.loss_ratio, None, None, got.regime == name,
+                                f"sgd_regime = {got.regime!r} ({got.reason})", "finding"))
+        run = sgd_regime(float(ds.loss_init), float(ds.loss_final), float(ds.memory))
+        ref = v["run"]
+        members = [sgd_regime(a, b, c).regime for a, b, c in zip(ds.phase_loss_init.values[:, 0],
+                                                                  ds.phase_loss_final.values[:, 0], ds.phase_memory.values[:, 0])]
+        agree = sum(r == run.regime for r in members)
+        T = self.temperature(p)
+        checks.append(Check(f"regime of the trained MLP (T = ε/|B| = {T:g}, σ_W = √C_W = {np.sqrt(C_W_INIT):.3g}) = "
+                            "regime of deepeft's teacher–student phase diagram at the same T and σ_W",
+                            None, run.loss_ratio, None, None, run.regime == ref.regime,
+                            f"MLP: {run.regime} ({run.reason}); teacher–student ensemble mean: {ref.regime} "
+                            f"({ref.reason}); members individually {run.regime}: {agree}/{len(members)}",
+                            "finding"))
         return checks
 
     def figures(self, p, ds):
@@ -257,4 +375,22 @@ class DiagnoseTrainedMLP(Experiment):
         ax.set_xlabel("SGD step")
         ax.set_ylabel("λ_max / fitted MP edge")
         ax.legend(fontsize=7)
-        return {"spectra.png": fig, "edge_ratio.png": tfig}
+        from ..sgd.regimes import LEARNED_LOSS_RATIO, MEMORY_THRESHOLD
+
+        rfig = Figure(figsize=(6, 4), layout="constrained")
+        ax = rfig.subplots()
+        ratio = ds.phase_loss_final.values / ds.phase_loss_init.values
+        for i, name in enumerate(PHASE_POINTS):
+            T, inv = float(ds.phase_T.values[i]), float(ds.phase_inv_sigma_W.values[i])
+            label = f"teacher–student {'at the run' if name == 'run' else name}: T={T:g}, 1/σ_W={inv:.3g}"
+            ax.scatter(ratio[:, i], ds.phase_memory.values[:, i], s=12, alpha=0.6, label=label)
+        ax.scatter([float(ds.loss_final) / float(ds.loss_init)], [float(ds.memory)], marker="*", s=150, color="k",
+                   label="the trained MLP (training loss, centred memory)")
+        ax.axvline(LEARNED_LOSS_RATIO, color="k", ls=":", lw=1)
+        ax.axhline(MEMORY_THRESHOLD, color="k", ls=":", lw=1)
+        ax.set_xscale("log")
+        ax.set_xlabel("loss(t_f) / loss(0)")
+        ax.set_ylabel("feature memory (correlation with t = 0)")
+        ax.set_title("sgd_regime: ordered left of the dotted line; jamming above, paramagnetic below it", fontsize=8)
+        ax.legend(fontsize=6)
+        return {"spectra.png": fig, "edge_ratio.png": tfig, "regime.png": rfig}

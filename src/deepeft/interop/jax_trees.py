@@ -3,10 +3,13 @@
 * :func:`from_equinox` — an ``eqx.nn.MLP`` or an ``eqx.nn.Sequential`` of ``eqx.nn.Linear`` and
   ``eqx.nn.Lambda(activation)`` (weights (n_out, n_in), deepeft's layout).
 * :func:`from_flax` — a Flax Linen parameter tree ``{"params": {"Dense_0": {"kernel", "bias"}, …}}``
-  (kernels (n_in, n_out)); read as a plain nested dict, so Flax itself is not imported. Any nested
-  mapping whose leaves are ``kernel``/``bias`` (or ``weight``/``bias``, ``w``/``b``) pairs works:
-  this is the generic parameter-tree importer for hand-written JAX code. Layers are taken in the
-  tree's order (Flax keeps definition order; ``Dense_10`` after ``Dense_9`` is enforced by a numeric sort).
+  (kernels (n_in, n_out)), an NNX module or ``nnx.State`` (its ``nnx.Param`` leaves as a pure dict); a
+  Linen tree is read as a plain nested dict, so Flax itself is not imported. Any nested mapping whose
+  leaves are ``kernel``/``bias`` (or ``weight``/``bias``, ``w``/``b``) pairs works: this is the generic
+  parameter-tree importer for hand-written JAX code. Layers are taken in the tree's order (Linen keeps
+  definition order); integer keys (NNX lists) and one-prefix auto-names (``Dense_10`` after ``Dense_9``)
+  are sorted numerically; NNX sorts named attributes alphabetically, so a shape chain that does not fit
+  is refused with that explanation.
 * :func:`match_activation` — a JAX callable → a named deepeft activation when it equals one on a
   probe grid to 1e-12 (so closed-form Gaussian integrals are used), else a custom activation.
 """
@@ -97,11 +100,46 @@ def from_equinox(model) -> ImportedModel:
     raise DeepEFTInputError(f"from_equinox takes an eqx.nn.MLP or eqx.nn.Sequential, got {type(model).__name__}.")
 
 
+def is_nnx(obj) -> bool:
+    """Whether ``obj`` is a Flax NNX module or ``nnx.State`` (checked without importing Flax)."""
+    import sys
+
+    nnx = sys.modules.get("flax.nnx")
+    return nnx is not None and isinstance(obj, (nnx.Module, nnx.State))
+
+
+def _nnx_params(obj):
+    """An NNX module or ``nnx.State`` → its parameters as a plain nested dict (other inputs unchanged)."""
+    if not is_nnx(obj):
+        return obj
+    from flax import nnx
+
+    if isinstance(obj, nnx.Module):
+        obj = nnx.state(obj, nnx.Param)
+    return nnx.to_pure_dict(obj) if hasattr(nnx, "to_pure_dict") else obj.to_pure_dict()
+
+
 _LEAF_PAIRS = (("kernel", "bias", "in_out"), ("weight", "bias", "out_in"), ("w", "b", "in_out"))
 
 
 def _natural_key(s: str):
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s)]
+
+
+_AUTO_NAME = re.compile(r"^(.*?)_?(\d+)$")
+
+
+def _ordered_keys(tree: Mapping) -> list:
+    """Sibling keys in forward order. Integer keys (NNX lists, ``nnx.Sequential``) and Linen auto-names with one
+    prefix (``Dense_0`` … ``Dense_11``) are sorted numerically — a restored checkpoint may have them in string order
+    (``Dense_10`` before ``Dense_2``); any other names keep the mapping's order (Flax Linen: definition order)."""
+    keys = list(tree)
+    if all(isinstance(k, (int, np.integer)) for k in keys):
+        return sorted(keys)
+    m = [_AUTO_NAME.match(str(k)) for k in keys]
+    if all(m) and len({x.group(1) for x in m if x}) == 1:
+        return sorted(keys, key=lambda k: _natural_key(str(k)))
+    return keys
 
 
 def _dense_leaves(tree, path: str):
@@ -114,7 +152,7 @@ def _dense_leaves(tree, path: str):
                                         "deepeft imports dense layers + elementwise activations.")
             return [(path, tree[kw], tree.get(kb), layout)]
     out = []
-    for key in sorted(tree, key=lambda k: _natural_key(str(k))):
+    for key in _ordered_keys(tree):
         sub = tree[key]
         p = f"{path}/{key}" if path else str(key)
         if not isinstance(sub, Mapping):
@@ -125,11 +163,13 @@ def _dense_leaves(tree, path: str):
 
 
 def from_flax(params, activation: str | Activation | object = "relu") -> ImportedModel:
-    """Import a Flax Linen MLP's parameter tree (``variables`` or ``variables["params"]``) or any nested dict of
-    ``{"kernel": (n_in, n_out), "bias": (n_out,)}`` (also ``{"weight": (n_out, n_in), "bias"}``) layers.
+    """Import a Flax Linen MLP's parameter tree (``variables`` or ``variables["params"]``), a Flax NNX MLP (module or
+    ``nnx.State``), or any nested dict of ``{"kernel": (n_in, n_out), "bias": (n_out,)}`` (also
+    ``{"weight": (n_out, n_in), "bias"}``) layers.
 
     ``activation``: the σ your ``__call__`` applies between layers (a name or a JAX callable); the output is linear.
     """
+    params = _nnx_params(params)
     if not isinstance(params, Mapping):
         raise DeepEFTInputError(f"from_flax takes a (nested) dict of parameters, got {type(params).__name__}.")
     tree = params["params"] if "params" in params and isinstance(params["params"], Mapping) else params
@@ -138,4 +178,12 @@ def from_flax(params, activation: str | Activation | object = "relu") -> Importe
     if len(layouts) > 1:
         raise DeepEFTInputError("the tree mixes 'kernel' (n_in, n_out) and 'weight' (n_out, n_in) layers; use one convention.")
     layout = layouts.pop() if layouts else "in_out"
+    io = (0, 1) if layout == "in_out" else (1, 0)  # (axis of n_in, axis of n_out)
+    for (p0, W0, *_), (p1, W1, *_) in zip(leaves, leaves[1:]):
+        s0, s1 = np.shape(W0), np.shape(W1)
+        if len(s0) == 2 and len(s1) == 2 and s0[io[1]] != s1[io[0]]:
+            raise DeepEFTInputError(
+                f"layer '{p1}' takes {s1[io[0]]} inputs but the layer before it in the tree, '{p0}', has {s0[io[1]]} "
+                "outputs. deepeft takes the layers in the tree's order: Flax Linen keeps definition order, but NNX states "
+                "sort attributes by name — keep the layers in an nnx.List / nnx.Sequential, or pass a dict in forward order.")
     return build_model([(p, W, b) for p, W, b, _ in leaves], match_activation(activation), "flax", layout=layout)

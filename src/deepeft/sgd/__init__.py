@@ -8,6 +8,7 @@
   X = W Wᵀ (4.1), Marchenko–Pastur (4.2), soft-spin feature law (2.21)–(2.22), jamming boundary.
 * :mod:`.disorder` — the loss as an energy of soft spins, J = W^{(L)ᵀ}W^{(L)}, h, C (2.7)–(2.9) and the Wishart
   moments of J (2.24).
+* :mod:`.regimes` — :func:`sgd_regime`: a run's regime (ordered / paramagnetic / jamming) from its loss and memory.
 * :mod:`.dbm` — Dyson-Brownian-motion coefficients K, V (4.4), level spacing (4.5)–(4.8),
   K_S, V_S, D_S (B.7)–(B.9) and the convergence test (4.15) with its 68/95/99.7 % boundaries.
 
@@ -58,6 +59,7 @@ from .observables import (
 from .observables import (
     spectrum as spectrum,  # old name of weight_spectrum
 )
+from .regimes import LEARNED_LOSS_RATIO, MEMORY_THRESHOLD, REGIMES, RegimeVerdict, feature_memory, sgd_regime
 from .teacher_student import Problem, TeacherStudent, losses, sample_problem, student_outputs
 from .teacher_student import forward as forward  # old name of student_outputs
 from .trainer import (
@@ -72,6 +74,12 @@ from .trainer import (
 
 __all__ = [
     "DRIFTS",
+    "LEARNED_LOSS_RATIO",
+    "MEMORY_THRESHOLD",
+    "REGIMES",
+    "RegimeVerdict",
+    "feature_memory",
+    "sgd_regime",
     "Disorder",
     "disorder",
     "energy",
