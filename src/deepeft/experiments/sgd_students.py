@@ -67,10 +67,11 @@ def memory_correlation(G, G_self_t, G_self_0):
 def classify(rel_loss, memory, alive, *, ordered_level: float, diverged_level: float, memory_level: float):
     """Phase code per grid point (index into PHASE_NAMES) from ensemble means: relative loss ℒ/ℒ₀, memory
     correlation and the fraction of models with non-zero features at t_f (``alive``)."""
-    r, m, a = (np.asarray(x, np.float64) for x in (rel_loss, memory, alive))
-    code = np.where(m >= memory_level, 2, 1)
-    code = np.where(a < 0.5, 3, code)
-    code = np.where(r <= ordered_level, 0, code)
+    from ..sgd.regimes import regime_codes  # the three phases: one rule (sgd.sgd_regime)
+
+    r, a = np.asarray(rel_loss, np.float64), np.asarray(alive, np.float64)
+    code = regime_codes(r, memory, learned=ordered_level, memory_threshold=memory_level)
+    code = np.where((a < 0.5) & (code != 0), 3, code)  # dead features, unless the loss was learned anyway
     return np.where(~np.isfinite(r) | (r >= diverged_level), 4, code)
 
 

@@ -34,7 +34,8 @@ import numpy as np
 
 from ..errors import DeepEFTInputError
 
-__all__ = ["REGIMES", "LEARNED_LOSS_RATIO", "MEMORY_THRESHOLD", "RegimeVerdict", "sgd_regime", "feature_memory"]
+__all__ = ["REGIMES", "LEARNED_LOSS_RATIO", "MEMORY_THRESHOLD", "RegimeVerdict", "sgd_regime", "regime_codes",
+           "feature_memory"]
 
 REGIMES = ("ordered", "paramagnetic", "jamming")
 LEARNED_LOSS_RATIO = 1e-2  # loss(t_f)/loss(0) at or below this: the run has learned (the paper's 100× corner ratio)
@@ -61,6 +62,14 @@ def _positive(x, name: str) -> float:
     return v
 
 
+def regime_codes(loss_ratio, memory, *, learned: float = LEARNED_LOSS_RATIO,
+                 memory_threshold: float = MEMORY_THRESHOLD) -> np.ndarray:
+    """The rule of :func:`sgd_regime` on arrays (unvalidated; for phase-diagram grids): index into ``REGIMES`` —
+    0 (ordered) where loss_ratio ≤ ``learned``, else 2 (jamming) where memory ≥ ``memory_threshold``, else 1."""
+    r, m = np.asarray(loss_ratio, np.float64), np.asarray(memory, np.float64)
+    return np.where(r <= learned, 0, np.where(m >= memory_threshold, 2, 1))
+
+
 def sgd_regime(loss_init, loss_final, memory, *, learned: float = LEARNED_LOSS_RATIO,
                memory_threshold: float = MEMORY_THRESHOLD) -> RegimeVerdict:
     """Classify a run into the paper's regimes from its loss at t = 0 and t_f and its feature memory (§3.2).
@@ -85,9 +94,10 @@ def sgd_regime(loss_init, loss_final, memory, *, learned: float = LEARNED_LOSS_R
     lo = _positive(learned, "learned")
     mt = _positive(memory_threshold, "memory_threshold")
     ratio = L1 / L0
-    if ratio <= lo:
+    code = int(regime_codes(ratio, m, learned=lo, memory_threshold=mt))
+    if code == 0:
         return RegimeVerdict("ordered", ratio, m, f"loss fell to {ratio:.3g} of its initial value (≤ {lo:g})")
-    if m >= mt:
+    if code == 2:
         return RegimeVerdict("jamming", ratio, m, f"loss ratio {ratio:.3g} > {lo:g} and the features kept their "
                                                   f"initial values (memory {m:.3f} ≥ {mt:g})")
     return RegimeVerdict("paramagnetic", ratio, m, f"loss ratio {ratio:.3g} > {lo:g} and the initial features were "
