@@ -90,7 +90,7 @@ class CrossEntropyVsTrained(Experiment):
         steps: tuple[int, ...] = param((0, 5, 20, 40), "GD steps t at which outputs are recorded (first 0)", min=0)
         eta_factor: float = param(0.5, "η = eta_factor / λ_max(Θ̃)", min=0.01, max=1.99)
         dtype: str = param("float32", "training precision (float32 or float64)")
-        theory_samples: int = param(65536, "prior draws of the infinite-width Monte Carlo", min=2, analysis=False)
+        theory_samples: int = param(16384, "prior draws of the infinite-width Monte Carlo", min=2)
         max_z: float = param(Z_MAX, "z-score bound", min=1.0, analysis=True)
         max_se_p: float = param(0.3, "largest acceptable standard error of the fitted exponent", min=0.0, analysis=True)
         seed: int = param(0, "experiment seed; task i uses SeedSequence(seed, spawn_key=(i,))", min=0)
