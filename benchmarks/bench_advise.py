@@ -16,31 +16,18 @@ Timings on the shared 2-core machine are noisy: indicative only.
 from __future__ import annotations
 
 import os
-import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from _timing import child_seconds  # sibling module (the runner puts benchmarks/ on sys.path)
 
 TARGET_S = 2.0
 _SCRIPT = Path(sys.executable).with_name("deepeft")
 _CMD = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "deepeft.cli"]
 _ADVISE = ["advise", "--activation", "tanh", "--depth", "100", "--width", "100", "--json"]
-
-
-def _child(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """(wall, CPU) seconds of one fresh process running ``cmd``."""
-    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, check=False)
-    wall = time.perf_counter() - t0
-    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if p.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} exited {p.returncode}: {p.stderr.strip()[-400:]}")
-    return wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
 
 
 def _median(runs: list[tuple[float, float]]) -> tuple[float, float]:
@@ -55,10 +42,10 @@ def run(quick: bool = False) -> list[dict]:
     try:
         first = []
         for i in range(reps):  # each with an empty cache
-            first.append(_child(_CMD + _ADVISE, dict(env, DEEPEFT_JAX_CACHE=str(cache_root / f"c{i}"))))
+            first.append(child_seconds(_CMD + _ADVISE, dict(env, DEEPEFT_JAX_CACHE=str(cache_root / f"c{i}"))))
         warm_env = dict(env, DEEPEFT_JAX_CACHE=str(cache_root / "c0"))
-        later = [_child(_CMD + _ADVISE, warm_env) for _ in range(reps)]
-        base = [_child([sys.executable, "-c", "import deepeft"], env) for _ in range(reps)]
+        later = [child_seconds(_CMD + _ADVISE, warm_env) for _ in range(reps)]
+        base = [child_seconds([sys.executable, "-c", "import deepeft"], env) for _ in range(reps)]
     finally:
         shutil.rmtree(cache_root, ignore_errors=True)
     for name, runs, note in (

@@ -12,12 +12,10 @@ cores: numbers are indicative; the 1-min load average is recorded.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +24,7 @@ import deepeft as de
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _timing import timed  # noqa: E402
+from _timing import stopwatch, timed, write_results  # noqa: E402
 
 TARGET_SECONDS = 10.0
 
@@ -54,10 +52,10 @@ def run(quick: bool = False) -> list[dict]:
             script = Path(sys.executable).with_name("deepeft")
             cmd = [str(script)] if script.exists() else [sys.executable, "-m", "deepeft.cli"]
             env = dict(os.environ, JAX_PLATFORMS="cpu")
-            t0 = time.perf_counter()
-            r = subprocess.run([*cmd, "diagnose", str(path), "--activation", "relu"], capture_output=True, text=True,
-                               env=env, check=False)
-            t_cli = time.perf_counter() - t0
+            with stopwatch() as sw:
+                r = subprocess.run([*cmd, "diagnose", str(path), "--activation", "relu"], capture_output=True,
+                                   text=True, env=env, check=False)
+            t_cli = sw.wall
         ok = r.returncode == 0 and "critical" in r.stdout
         rows.append({"name": f"diagnose_cli_{size}", "seconds": t_cli, "target": TARGET_SECONDS,
                      "ratio": t_cli / TARGET_SECONDS, "passed": bool(ok and t_cli <= TARGET_SECONDS),
@@ -73,9 +71,4 @@ def run(quick: bool = False) -> list[dict]:
 
 if __name__ == "__main__":
     quick = "--quick" in sys.argv
-    res = run(quick=quick)
-    out = HERE / "results" / "diagnose.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"quick": quick, "results": res}, indent=2, default=float))
-    for row in res:
-        print(row)
+    write_results("diagnose", run(quick=quick), quick=quick)

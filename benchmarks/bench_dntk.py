@@ -11,13 +11,10 @@ Run as a script to write benchmarks/results/dntk.json.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 
 import deepeft as de
-from _timing import timed  # sibling module (the runner puts benchmarks/ on sys.path)
+from _timing import timed, write_results  # sibling module (the runner puts benchmarks/ on sys.path)
 
 TARGET_SINGLE_S = 1.0
 
@@ -42,9 +39,4 @@ def run(quick: bool = False) -> list[dict]:
 
 
 if __name__ == "__main__":
-    res = run()
-    out = Path(__file__).resolve().parent / "results" / "dntk.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=2))
-    for r in res:
-        print(r)
+    write_results("dntk", run())

@@ -11,13 +11,8 @@ Run as a script to write benchmarks/results/dntk_multi.json.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-import numpy as np
-
 import deepeft as de
-from _timing import timed  # sibling module (the runner puts benchmarks/ on sys.path)
+from _timing import timed, unit_inputs, write_results  # sibling module (the runner puts benchmarks/ on sys.path)
 
 TARGET_S = 30.0
 
@@ -26,8 +21,7 @@ TARGET_S = 30.0
 
 def run(quick: bool = False) -> list[dict]:
     N, L, reps = (3, 3, 1) if quick else (6, 6, 2)
-    X = np.random.default_rng(0).normal(size=(N, 16))
-    X /= np.sqrt(np.mean(X**2, axis=1, keepdims=True))
+    X = unit_inputs(N)
     net = de.MLP(16, [128] * (L - 1), 1, "tanh", C_b=0.0, C_W=1.0)
     base, _, _ = timed(lambda: de.ntk_fluctuations(net, X), reps)
     pq, pq_cold, _ = timed(lambda: de.dntk(net, X), reps)
@@ -52,9 +46,4 @@ def run(quick: bool = False) -> list[dict]:
 
 
 if __name__ == "__main__":
-    rows = run()
-    out = Path(__file__).parent / "results" / "dntk_multi.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(rows, indent=2))
-    for r in rows:
-        print(r)
+    write_results("dntk_multi", run())

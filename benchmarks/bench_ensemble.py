@@ -20,31 +20,11 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+from _timing import best_seconds, gemm_peak_gflops  # sibling module (the runner puts benchmarks/ on sys.path)
+
 RESULTS = Path(__file__).resolve().parent / "results" / "ensemble.json"
-
-
-def _best_time(f, *args, reps=5):
-    import jax
-
-    jax.block_until_ready(f(*args))
-    best = float("inf")
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        jax.block_until_ready(f(*args))
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
-def gemm_peak_gflops() -> float:
-    import jax
-    import jax.numpy as jnp
-
-    a = jax.random.normal(jax.random.PRNGKey(0), (2048, 2048), jnp.float32)
-    mm = jax.jit(lambda x: x @ x)
-    return 2 * 2048**3 / _best_time(mm, a, reps=10) / 1e9
 
 
 def normal_draws_per_s() -> float:
@@ -52,7 +32,8 @@ def normal_draws_per_s() -> float:
     import jax.numpy as jnp
 
     f = jax.jit(lambda k: jax.random.normal(k, (4, 512, 512), jnp.float32))
-    return 4 * 512 * 512 / _best_time(f, jax.random.PRNGKey(0))
+    key = jax.random.PRNGKey(0)
+    return 4 * 512 * 512 / best_seconds(lambda: jax.block_until_ready(f(key)), 5)
 
 
 def throughput(quick: bool) -> list[dict]:
@@ -69,17 +50,14 @@ def throughput(quick: bool) -> list[dict]:
     grid = [("weights", B) for B in ((2, 4) if quick else (1, 2, 4, 8))]
     grid += [("metric", B) for B in ((8, 16, 32) if quick else (8, 16, 32, 64))]
     reps = 2 if quick else 3
-    measured, peaks = [], [gemm_peak_gflops()]
+    measured, peaks = [], [gemm_peak_gflops(repeats=10)]
     for method, B in grid:
         n = (4 if quick else 8) * B if method == "weights" else (16 if quick else 32) * B
         kw = dict(micro_batch=B, chunk_size=B * max(1, n // (4 * B)), method=method, vertex=False)
         sample_ensemble(net, X, 2 * B, **kw)  # compile
-        best = float("inf")
-        for _ in range(reps):  # best of reps, as for the peak (the machine may be shared)
-            t0 = time.perf_counter()
-            sample_ensemble(net, X, n, **kw)
-            best = min(best, time.perf_counter() - t0)
-        peaks.append(gemm_peak_gflops())  # interleaved: the peak is the best over the whole run
+        # best of reps, as for the peak (the machine may be shared)
+        best = best_seconds(lambda n=n, kw=kw: sample_ensemble(net, X, n, **kw), reps, warmup=False)
+        peaks.append(gemm_peak_gflops(repeats=10))  # interleaved: the peak is the best over the whole run
         measured.append((method, B, n, best))
     peak = max(peaks)  # conservative: every fraction is relative to the best GEMM rate seen in this run
     rows = []

@@ -11,14 +11,13 @@ the timings indicative; the 1-min load average is recorded.
 from __future__ import annotations
 
 import os
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 import deepeft as de
-from _timing import timed  # sibling module (the runner puts benchmarks/ on sys.path)
+from _timing import stopwatch, timed  # sibling module (the runner puts benchmarks/ on sys.path)
 from deepeft._x64 import x64
 from deepeft.losses import mse_loss
 from deepeft.simulate.forward import forward_preactivations
@@ -33,14 +32,14 @@ def _train(net, params, X, Y, eta, chunk=2000, max_chunks=100, tol=1e-8):
         Xa, Ya = jnp.asarray(X, jnp.float64), jnp.asarray(Y, jnp.float64)
         step = jax.jit(lambda q: jax.lax.fori_loop(0, chunk, lambda i, r: gd_update(net, mse_loss, r, Xa, Ya, eta), q))
         out = jax.jit(lambda q, x: forward_preactivations(net, q, x)[-1])
-        t = time.perf_counter()
         steps = 0
-        for _ in range(max_chunks):
-            p = jax.block_until_ready(step(p))
-            steps += chunk
-            if float(jnp.max(jnp.abs(out(p, Xa) - Ya))) < tol:
-                break
-        return p, time.perf_counter() - t, steps, out
+        with stopwatch() as sw:
+            for _ in range(max_chunks):
+                p = jax.block_until_ready(step(p))
+                steps += chunk
+                if float(jnp.max(jnp.abs(out(p, Xa) - Ya))) < tol:
+                    break
+        return p, sw.wall, steps, out
 
 
 def run(quick: bool = False) -> list[dict]:

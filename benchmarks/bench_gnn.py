@@ -15,26 +15,9 @@ Targets (issue 16; 2 CPU cores):
 from __future__ import annotations
 
 import sys
-import time
 import warnings
 
-
-def _gemm_peak(n: int = 2048, reps: int = 5) -> float:
-    """float32 GFLOP/s of an n×n matmul (jitted, warm, best of ``reps``)."""
-    import jax
-    import jax.numpy as jnp
-
-    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
-    f = jax.jit(lambda x: x @ x)
-    f(a).block_until_ready()
-    best = min(_timed(lambda: f(a).block_until_ready()) for _ in range(reps))
-    return 2 * n**3 / best / 1e9
-
-
-def _timed(fn) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
+from _timing import best_seconds, gemm_peak_gflops, seconds, stopwatch  # sibling module (the runner puts benchmarks/ on sys.path)
 
 
 def _kernel_rows(quick: bool) -> list[dict]:
@@ -52,10 +35,10 @@ def _kernel_rows(quick: bool) -> list[dict]:
         net = de.GCN(A, 16, [128] * (L - 1), 1, act, C_b=0.1, C_W=C_W)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            cold = _timed(lambda net=net: de.kernel(net, X))
-            c0 = time.process_time()
-            warm = min(_timed(lambda net=net: de.kernel(net, X)) for _ in range(2))
-            cpu = (time.process_time() - c0) / 2
+            cold = seconds(lambda net=net: de.kernel(net, X))
+            with stopwatch() as sw:
+                warm = best_seconds(lambda net=net: de.kernel(net, X), 2, warmup=False)
+            cpu = sw.cpu / 2
         row = {"name": f"gcn_node_kernel_{act}_N{N}_L{L}", "seconds": warm,
                "notes": f"de.kernel(GCN), sparse Â ({A.nnz} nonzeros), warm best of 2; cold {cold:.2f} s; "
                         f"process CPU time per call {cpu:.2f} s (all threads: on a loaded machine the honest lower bound)"}
@@ -77,14 +60,14 @@ def _ensemble_rows(quick: bool) -> list[dict]:
     net = de.GCN(A, n0, [n] * (L - 1), n, "relu", C_b=0.1, C_W=2.0)
     X = np.eye(N)
     de.sample_ensemble(net, X, 256, seed=1, vertex=False)  # compile
-    t = min(_timed(lambda: de.sample_ensemble(net, X, S, seed=2, vertex=False)) for _ in range(2))
+    t = best_seconds(lambda: de.sample_ensemble(net, X, S, seed=2, vertex=False), 2, warmup=False)
     widths = net.n
     per_net = 0
     for l in range(1, L + 1):
         per_net += 2 * N * widths[l - 1] * widths[l] + 2 * N * N * widths[l]  # a W, Â (a W)
         per_net += 2 * N * N * widths[l] + 2 * N * N * widths[l - 1] + 2 * N * N * widths[l - 1]  # z zᵀ, Â σ, Ĝ
     gflops = per_net * S / t / 1e9
-    peak = _gemm_peak()
+    peak = gemm_peak_gflops()
     frac = gflops / peak
     return [{
         "name": f"gcn_ensemble_karate_width{n}_S{S}", "seconds": t, "value": frac, "target": 0.3, "better": "higher",

@@ -25,10 +25,10 @@ import math
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from _rss import peak_rss_mb  # sibling module: benchmarks/ is on sys.path (runner and child both)
+from _timing import best_seconds, seconds, stopwatch
 
 CASES = {
     # name: (activation, C_b, C_W, time target [s])
@@ -82,16 +82,17 @@ def _child(case: str, N: int, n_ref: int) -> list[dict]:
     rng = np.random.default_rng(0)
     X = rng.standard_normal((N, 10))
     net = de.MLP(10, [1000] * 20, 1, name, C_b=C_b, C_W=C_W, lambda_b=1.0, lambda_W=1.0)
-    t0 = time.perf_counter()
-    de.kernels(net, X)  # first call in this process: compilation, caches
-    cold = time.perf_counter() - t0
-    times = []
+    with stopwatch() as first:
+        de.kernels(net, X)  # first call in this process: compilation, caches
+    cold, cold_cpu = first.wall, first.cpu
+    times, cpus = [], []
     K = T = None
     for _ in range(3):
         del K, T  # peak memory = one computation (the two (L, N, N) results are 2 × 168 MB at N = 1000)
-        t0 = time.perf_counter()
-        K, T = de.kernels(net, X)
-        times.append(time.perf_counter() - t0)
+        with stopwatch() as sw:
+            K, T = de.kernels(net, X)
+        times.append(sw.wall)
+        cpus.append(sw.cpu)
     maxrss_mb = peak_rss_mb()
     pairs = rng.integers(0, N, size=(n_ref, 2))
     pairs[: min(20, n_ref), 1] = pairs[: min(20, n_ref), 0]  # include diagonal entries
@@ -124,6 +125,7 @@ def _child(case: str, N: int, n_ref: int) -> list[dict]:
             "seconds": warm,
             "measured": warm,
             "seconds_all": times,
+            "cpu_seconds": min(cpus),
             "target": target,
             "ratio": warm / target,
             "passed": bool(warm <= target and accurate),
@@ -138,6 +140,7 @@ def _child(case: str, N: int, n_ref: int) -> list[dict]:
                 "name": f"de.kernels {case} L=21 N={N} cold",
                 "seconds": cold,
                 "measured": cold,
+                "cpu_seconds": cold_cpu,
                 "target": tc,
                 "ratio": cold / tc,
                 "passed": bool(cold <= tc and accurate),
@@ -146,6 +149,7 @@ def _child(case: str, N: int, n_ref: int) -> list[dict]:
         )
     else:
         rows[0]["cold_seconds"] = cold
+        rows[0]["cold_cpu_seconds"] = cold_cpu
     return rows
 
 
@@ -160,15 +164,9 @@ def _child_deep(L: int) -> list[dict]:
     calls = {"de.kernel": de.kernel, "de.four_point_vertex": de.four_point_vertex, "de.frozen_ntk": de.frozen_ntk}
     cold, warm = {}, {}
     for name, fn in calls.items():
-        t0 = time.perf_counter()
-        fn(net, x)
-        cold[name] = time.perf_counter() - t0
-        ts = []
-        for _ in range(3):
-            t0 = time.perf_counter()
-            out = fn(net, x)
-            ts.append(time.perf_counter() - t0)
-        warm[name] = min(ts)
+        cold[name] = seconds(lambda fn=fn: fn(net, x))
+        warm[name] = best_seconds(lambda fn=fn: fn(net, x), 3, warmup=False)
+        out = fn(net, x)
         assert np.all(np.isfinite(out))
     pair = ("de.kernel", "de.four_point_vertex")
     w, c = sum(warm[k] for k in pair), sum(cold[k] for k in pair)

@@ -10,40 +10,27 @@ norm and the last-layer norm; p > 1e-3).
 
 from __future__ import annotations
 
-import json
-import statistics
 import sys
-import time
-from pathlib import Path
 
 from scipy import stats
 
 import deepeft.lattice as dl
+from _timing import stopwatch, timed, write_results  # sibling module (the runner puts benchmarks/ on sys.path)
 
 SW, SB = 0.9, 0.01
-
-
-def _time(fn, repeats):
-    fn()  # compile / warm up
-    ts = []
-    out = None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts), out
 
 
 def run(quick: bool = False) -> list[dict]:
     N, L, M = (64, 128, 50) if quick else (200, 1024, 200)
     chunk = M if quick else 50
     kw = dict(N=N, L=L, n_networks=M, chunk=chunk)
-    t_cond, cond = _time(lambda: dl.sample_conditional("linear", SW, SB, seed=1, **kw), 3)
+    t_cond = timed(lambda: dl.sample_conditional("linear", SW, SB, seed=1, **kw), 3).warm  # median after a warm-up
+    cond = dl.sample_conditional("linear", SW, SB, seed=1, **kw)
     # full weights: warm up on one chunk (same compiled shape), time one full run
     dl.sample_full_weights("linear", SW, SB, N=N, L=L, n_networks=chunk, chunk=chunk, seed=99)
-    t = time.perf_counter()
-    full = dl.sample_full_weights("linear", SW, SB, seed=2, **kw)
-    t_full = time.perf_counter() - t
+    with stopwatch() as sw:
+        full = dl.sample_full_weights("linear", SW, SB, seed=2, **kw)
+    t_full = sw.wall
     w = slice(L // 2, L)
     p_mean = stats.ks_2samp(cond.r[:, w, 0].mean(1), full.r[:, w, 0].mean(1)).pvalue
     p_last = stats.ks_2samp(cond.r[:, -1, 0], full.r[:, -1, 0]).pvalue
@@ -66,9 +53,4 @@ def run(quick: bool = False) -> list[dict]:
 
 if __name__ == "__main__":
     quick = "--quick" in sys.argv
-    res = run(quick=quick)
-    out = Path(__file__).resolve().parent / "results" / "lattice.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"quick": quick, "results": res}, indent=2, default=float))
-    for r in res:
-        print(r)
+    write_results("lattice", run(quick=quick), quick=quick)

@@ -10,14 +10,16 @@ Run as a script to write benchmarks/results/ntk.json.
 
 from __future__ import annotations
 
-import json
-import time
-from pathlib import Path
-
 import numpy as np
 
 import deepeft as de
-from _timing import timed  # sibling module (the runner puts benchmarks/ on sys.path)
+from _timing import (  # sibling module (the runner puts benchmarks/ on sys.path)
+    gemm_peak_gflops,
+    seconds,
+    timed,
+    unit_inputs,
+    write_results,
+)
 
 TARGET_MULTI_S = 10.0
 TARGET_SINGLE_S = 1.0
@@ -27,8 +29,7 @@ TARGET_SINGLE_S = 1.0
 
 def run(quick: bool = False) -> list[dict]:
     N, L, reps = (4, 4, 1) if quick else (8, 10, 2)
-    X = np.random.default_rng(0).normal(size=(N, 16))
-    X /= np.sqrt(np.mean(X**2, axis=1, keepdims=True))
+    X = unit_inputs(N)
     net = de.MLP(16, [256] * (L - 1), 1, "tanh", C_b=0.0, C_W=1.0)
     rows = []
     sec, cold, cpu = timed(lambda: de.ntk_fluctuations(net, X), reps)
@@ -49,27 +50,6 @@ def run(quick: bool = False) -> list[dict]:
     return rows
 
 
-def _gemm_peak() -> float:
-    """float64 GEMM FLOP/s of this machine now (2048² jnp.dot, best of 3) — the reference for the ensemble row."""
-    import jax
-    import jax.numpy as jnp
-
-    from deepeft._x64 import x64
-
-    with x64():
-        a = jnp.asarray(np.random.default_rng(0).normal(size=(2048, 2048)))
-        f = jax.jit(lambda x: x @ x)
-        f(a).block_until_ready()
-        best = min(_t(lambda: f(a).block_until_ready()) for _ in range(3))
-    return 2 * 2048**3 / best
-
-
-def _t(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
-
-
 def _ensemble_row(quick: bool) -> dict:
     """(b) NTK statistics of the output layer (Jacobian route, batched GEMMs) vs sample_ensemble(ntk=True), same run.
 
@@ -88,11 +68,11 @@ def _ensemble_row(quick: bool) -> dict:
     sec = {}
     for k, f in runs.items():
         f()
-        sec[k] = _t(f)
+        sec[k] = seconds(f)
     N, nL = 4, 4
     widths = net.n
     flops = M * sum(2 * N * nL * widths[l] * widths[l + 1] + 2 * N * N * nL * nL * widths[l] for l in range(1, net.L))
-    peak = _gemm_peak()
+    peak = 1e9 * gemm_peak_gflops(repeats=3, float64=True)  # float64 GEMM FLOP/s: the reference
     ratio = sec["baseline"] / sec["new"]
     return {"name": f"ntk_statistics_output_vs_ntk_true_n{n}_L6_N4_M{M}", "seconds": sec["new"], "target": 10.0,
             "value": ratio, "better": "higher", "measured": ratio, "ratio": ratio / 10.0, "passed": ratio >= 10.0,
@@ -103,9 +83,4 @@ def _ensemble_row(quick: bool) -> dict:
 
 
 if __name__ == "__main__":
-    res = run()
-    out = Path(__file__).resolve().parent / "results" / "ntk.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=2))
-    for r in res:
-        print(r)
+    write_results("ntk", run())

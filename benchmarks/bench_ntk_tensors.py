@@ -10,13 +10,10 @@ Run as a script to write benchmarks/results/ntk_tensors.json.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 
 import deepeft as de
-from _timing import timed  # sibling module (the runner puts benchmarks/ on sys.path)
+from _timing import timed, write_results  # sibling module (the runner puts benchmarks/ on sys.path)
 
 
 def run(quick: bool = False) -> list[dict]:
@@ -46,9 +43,4 @@ def run(quick: bool = False) -> list[dict]:
 
 
 if __name__ == "__main__":
-    res = run()
-    out = Path(__file__).resolve().parent / "results" / "ntk_tensors.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=2))
-    for r in res:
-        print(r)
+    write_results("ntk_tensors", run())

@@ -13,12 +13,12 @@ runs interleaved twice to halve drift. Needs torch (skipped otherwise). The 2 sh
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from _timing import stopwatch, write_results  # sibling module (the runner puts benchmarks/ on sys.path)
 
 HERE = Path(__file__).resolve().parent
 TARGET_OVERHEAD = 0.05
@@ -36,15 +36,15 @@ def _train(torch, width: int, steps: int, recorder=None) -> float:
         opt.zero_grad()
         ((m(X) - y) ** 2).mean().backward()
     handle = recorder.attach(opt, m) if recorder is not None else None
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        opt.zero_grad()
-        ((m(X) - y) ** 2).mean().backward()
-        opt.step()
-    if recorder is not None:
-        recorder.close()
-        handle.remove()
-    return time.perf_counter() - t0
+    with stopwatch() as sw:
+        for _ in range(steps):
+            opt.zero_grad()
+            ((m(X) - y) ** 2).mean().backward()
+            opt.step()
+        if recorder is not None:
+            recorder.close()
+            handle.remove()
+    return sw.wall
 
 
 def run(quick: bool = False) -> list[dict]:
@@ -76,9 +76,4 @@ def run(quick: bool = False) -> list[dict]:
 
 if __name__ == "__main__":
     quick = "--quick" in sys.argv
-    res = run(quick=quick)
-    out = HERE / "results" / "recorder.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"quick": quick, "results": res}, indent=2, default=float))
-    for row in res:
-        print(row)
+    write_results("recorder", run(quick=quick), quick=quick)

@@ -15,10 +15,10 @@ import pathlib
 import platform
 import statistics
 import sys
-import time
 
 import numpy as np
 
+from _timing import stopwatch  # sibling module (the runner puts benchmarks/ on sys.path)
 from deepeft.theory.criticality import criticality
 from deepeft.theory.single_input import single_input_recursion
 
@@ -27,15 +27,14 @@ _GELU = dict(C_b=0.17292239, C_W=1.98305826)  # (5.105), K* = (3 + √17)/2
 
 def _time(fn, repeats: int):
     """(result, first-call wall seconds, [(wall, cpu) seconds of the repeats after the warm-up])."""
-    t0 = time.perf_counter()
-    out = fn()  # warm-up: compiles
-    first = time.perf_counter() - t0
+    with stopwatch() as first:
+        out = fn()  # warm-up: compiles
     times = []
     for _ in range(repeats):
-        t0, c0 = time.perf_counter(), time.process_time()
-        out = fn()
-        times.append((time.perf_counter() - t0, time.process_time() - c0))
-    return out, first, times
+        with stopwatch() as sw:
+            out = fn()
+        times.append((sw.wall, sw.cpu))
+    return out, first.wall, times
 
 
 def run(quick: bool = False) -> list[dict]:

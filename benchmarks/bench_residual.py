@@ -11,22 +11,17 @@ Run as a script to write benchmarks/results/residual.json.
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
-
-import numpy as np
 
 import deepeft as de
-from _timing import timed  # sibling module (the runner puts benchmarks/ on sys.path)
+from _timing import timed, unit_inputs, write_results  # sibling module (the runner puts benchmarks/ on sys.path)
 
 TARGET_S = 10.0
 
 
 def run(quick: bool = False) -> list[dict]:
     N, L, reps = (3, 6, 1) if quick else (8, 50, 1)
-    X = np.random.default_rng(0).normal(size=(N, 16))
-    X /= np.sqrt(np.mean(X**2, axis=1, keepdims=True))
+    X = unit_inputs(N)
     g = math.sqrt(0.5)
     rows = []
     for act in ("tanh", "relu"):
@@ -47,9 +42,4 @@ def run(quick: bool = False) -> list[dict]:
 
 
 if __name__ == "__main__":
-    rows = run()
-    out = Path(__file__).parent / "results" / "residual.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(rows, indent=2))
-    for r in rows:
-        print(r)
+    write_results("residual", run())

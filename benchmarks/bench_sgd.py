@@ -13,35 +13,23 @@ to write benchmarks/results/sgd.json.
 from __future__ import annotations
 
 import copy
-import json
 import os
 import resource
 import sys
-import time
-from pathlib import Path
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
+from _timing import (  # sibling module (the runner puts benchmarks/ on sys.path)
+    gemm_peak_gflops,
+    seconds,
+    stopwatch,
+    write_results,
+)
 from deepeft.sgd import TeacherStudent, marchenko_pastur, phase_grid, train_ensemble
 
 PAPER_T = 2.0 ** np.arange(-5, 7)
 PAPER_INV_SIGMA = 2.0 ** np.arange(-8, 4)
 FULL_MEMBERS, FULL_STEPS = 100, 100_000
-
-
-def gemm_peak(n: int = 2048, repeats: int = 5) -> float:
-    """float32 GFLOP/s of an n×n matmul (median of repeats after warm-up)."""
-    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
-    f = jax.jit(lambda x, y: x @ y)
-    f(a, a).block_until_ready()
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        f(a, a).block_until_ready()
-        ts.append(time.perf_counter() - t)
-    return 2 * n**3 / float(np.median(ts)) / 1e9
 
 
 def flops_per_model_step(setup: TeacherStudent, B: int) -> int:
@@ -75,15 +63,15 @@ def paper_throughput(quick: bool) -> list[dict]:
     steps = 5_000 if quick else FULL_STEPS
     kw = dict(members=members, steps=steps, batch_size=B, seed=0, grid_shape=g["grid_shape"], n_records=30)
     train_ensemble(setup, g["learning_rate"], g["sigma_W"], **{**kw, "steps": 50})  # compile
-    t = time.perf_counter()
-    run = train_ensemble(setup, g["learning_rate"], g["sigma_W"], **kw)
-    sec = time.perf_counter() - t
+    with stopwatch() as sw:
+        run = train_ensemble(setup, g["learning_rate"], g["sigma_W"], **kw)
+    sec = sw.wall
     P = g["learning_rate"].size
     model_steps = members * P * steps
     rate = model_steps / sec
     full = FULL_MEMBERS * P * FULL_STEPS / rate
     flops = flops_per_model_step(setup, B)
-    peak = gemm_peak()
+    peak = gemm_peak_gflops()
     achieved = rate * flops / 1e9
     R = run.times.size
     n_out = setup.spectral_shape[0]
@@ -135,10 +123,10 @@ def phase_structure(quick: bool) -> list[dict]:
     s = np.array([2.0**-8, 1.0, 8.0])
     g = phase_grid(T, s, 4)
     members, steps = (8, 5_000) if quick else (16, 20_000)
-    t = time.perf_counter()
-    run = train_ensemble(setup, g["learning_rate"], g["sigma_W"], members=members, steps=steps, seed=1,
-                         grid_shape=g["grid_shape"], n_records=20)
-    sec = time.perf_counter() - t
+    with stopwatch() as sw:
+        run = train_ensemble(setup, g["learning_rate"], g["sigma_W"], members=members, steps=steps, seed=1,
+                             grid_shape=g["grid_shape"], n_records=20)
+    sec = sw.wall
     loss = run.test_loss[-1].mean(0).reshape(4, 3)
     G = run.G[-1].mean(0).reshape(4, 3)
     al = run.alignment[-1].mean(0).reshape(4, 3)
@@ -174,9 +162,8 @@ def _deepeft_rate(quick: bool) -> float:
     members, steps = (2, 1_000) if quick else (2, 5_000)
     kw = dict(members=members, batch_size=4, seed=0, grid_shape=g["grid_shape"], n_records=30)
     train_ensemble(setup, g["learning_rate"], g["sigma_W"], steps=50, **kw)  # compile
-    t = time.perf_counter()
-    train_ensemble(setup, g["learning_rate"], g["sigma_W"], steps=steps, **kw)
-    return members * g["learning_rate"].size * steps / (time.perf_counter() - t)
+    sec = seconds(lambda: train_ensemble(setup, g["learning_rate"], g["sigma_W"], steps=steps, **kw))
+    return members * g["learning_rate"].size * steps / sec
 
 
 def torch_per_model_loop(torch, lr: float, sigma_W: float, steps: int, seed: int) -> float:
@@ -205,14 +192,14 @@ def torch_per_model_loop(torch, lr: float, sigma_W: float, steps: int, seed: int
     w2.requires_grad_(True)
     opt = torch.optim.SGD([w2], lr=lr)
     loss_fn = torch.nn.MSELoss()
-    t = time.perf_counter()
-    for _ in range(steps):
-        idx = torch.randint(0, x.shape[0], (4,))
-        loss = loss_fn(student(x[idx]), y[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    sec = time.perf_counter() - t
+    with stopwatch() as sw:
+        for _ in range(steps):
+            idx = torch.randint(0, x.shape[0], (4,))
+            loss = loss_fn(student(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    sec = sw.wall
     if not bool(torch.isfinite(w2).all()):
         raise RuntimeError("the PyTorch baseline diverged; pick an ordered-phase (T, σ_W) point")
     return sec
@@ -265,9 +252,4 @@ def run(quick: bool = False) -> list[dict]:
 
 if __name__ == "__main__":
     quick = "--quick" in sys.argv
-    results = run(quick=quick)
-    out = Path(__file__).resolve().parent / "results" / "sgd.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"quick": quick, "results": results}, indent=2, default=float))
-    for r in results:
-        print(json.dumps(r, default=float))
+    write_results("sgd", run(quick=quick), quick=quick)

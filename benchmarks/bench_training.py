@@ -3,7 +3,7 @@
 (b) Full-batch GD of MLPs of width 1024 and depth L = 4 (n_0 = n_1 = n_2 = n_3 = 1024, n_L = 10, ReLU),
     N = 256 training inputs: achieved FLOP/s (dense FLOPs of forward + backward + update, counted by
     :func:`flops_per_network_step`) of a warm run, against a 2048² float32 matmul measured in the same
-    process (``bench_sgd.gemm_peak``). Target ≥ 40 % of that peak. The first (compiling) call is reported too.
+    process (``_timing.gemm_peak_gflops``). Target ≥ 40 % of that peak. The first (compiling) call is reported too.
 (c) Memory: ``store="moments"`` ensembles of 10³ and 10⁵ networks (GD, small MLP) each run in a fresh
     subprocess that reports its peak RSS; target: the 10⁵ run's peak RSS ≤ 1.1 × the 10³ run's.
 Machine load (2 shared cores) makes both numbers indicative; the 1-min load average is recorded.
@@ -15,7 +15,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ import deepeft as de
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench_sgd import gemm_peak  # noqa: E402  (sibling module, after the sys.path insert)
+from _timing import gemm_peak_gflops, stopwatch, write_results  # noqa: E402  (sibling module, after the sys.path insert)
 
 THROUGHPUT_FRACTION = 0.40
 MEMORY_RATIO = 1.10
@@ -50,16 +49,16 @@ def throughput(quick: bool) -> dict:
     Y = rng.standard_normal((N, 10))
     M, steps = (4, 5) if quick else (4, 10)
     kw = {"times": [0, steps], "eta": 1e-4, "seed": 0}  # η below 2/λ_max(Θ̃) (Θ̃ ~ N·L): stable
-    t = time.perf_counter()
-    de.train_ensemble(net, X, Y, M, **kw)  # first call: compiles
-    first = time.perf_counter() - t
-    t = time.perf_counter()
-    run = de.train_ensemble(net, X, Y, M, **kw)
-    warm = time.perf_counter() - t
+    with stopwatch() as sw:
+        de.train_ensemble(net, X, Y, M, **kw)  # first call: compiles
+    first = sw.wall
+    with stopwatch() as sw:
+        run = de.train_ensemble(net, X, Y, M, **kw)
+    warm = sw.wall
     assert np.all(np.isfinite(run.train_loss))
     flops = flops_per_network_step(net, N) * M * steps
     achieved = flops / warm / 1e9
-    peak = gemm_peak()
+    peak = gemm_peak_gflops()
     frac = achieved / peak
     load = os.getloadavg()[0]
     return {
@@ -144,9 +143,4 @@ def run(quick: bool = False) -> list[dict]:
 
 
 if __name__ == "__main__":
-    rows = run("--quick" in sys.argv)
-    for r in rows:
-        print(json.dumps(r))
-    out = HERE / "results" / "training.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(rows, indent=1))
+    write_results("training", run("--quick" in sys.argv), indent=1)

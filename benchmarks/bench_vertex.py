@@ -9,40 +9,18 @@ Run as a script to write benchmarks/results/vertex.json.
 
 from __future__ import annotations
 
-import json
-import statistics
-import time
-from pathlib import Path
-
 import numpy as np
 
 import deepeft as de
+from _timing import timed, unit_inputs, write_results  # sibling module (the runner puts benchmarks/ on sys.path)
 from deepeft.theory.vertex import vertex_flow
 
 TARGET_S = 10.0
 
 
-def _inputs(N: int, n0: int = 16, seed: int = 0) -> np.ndarray:
-    X = np.random.default_rng(seed).normal(size=(N, n0))
-    return X / np.sqrt(np.mean(X**2, axis=1, keepdims=True))  # |x|²/n0 = 1 → K^{(1)} = C_b + C_W
-
-
-def _time(net, X, nlo: bool, repeats: int):
-    t0 = time.perf_counter()
-    vertex_flow(net, X, nlo=nlo)
-    cold = time.perf_counter() - t0
-    ts, cs = [], []
-    for _ in range(repeats):
-        t0, c0 = time.perf_counter(), time.process_time()
-        vertex_flow(net, X, nlo=nlo)
-        ts.append(time.perf_counter() - t0)
-        cs.append(time.process_time() - c0)
-    return statistics.median(ts), cold, statistics.median(cs)
-
-
 def run(quick: bool = False) -> list[dict]:
     N, L, reps = (4, 4, 1) if quick else (8, 10, 3)
-    X = _inputs(N)
+    X = unit_inputs(N)  # |x|²/n0 = 1 → K^{(1)} = C_b + C_W
     cases = [("tanh", 0.0, 1.0, TARGET_S)]
     if not quick:
         cases += [("relu", 0.0, 2.0, None), ("gelu", 0.17292239, 1.98305826, None)]
@@ -52,7 +30,7 @@ def run(quick: bool = False) -> list[dict]:
         for nlo in (False, True):
             if act != "tanh" and nlo:
                 continue
-            sec, cold, cpu = _time(net, X, nlo, reps)
+            sec, cold, cpu = timed(lambda net=net, nlo=nlo: vertex_flow(net, X, nlo=nlo), reps)
             row = {
                 "name": f"vertex{'+nlo' if nlo else ''}_{act}_N{N}_L{L}",
                 "seconds": sec,
@@ -68,9 +46,4 @@ def run(quick: bool = False) -> list[dict]:
 
 
 if __name__ == "__main__":
-    res = run()
-    out = Path(__file__).resolve().parent / "results" / "vertex.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=2))
-    for r in res:
-        print(r)
+    write_results("vertex", run())

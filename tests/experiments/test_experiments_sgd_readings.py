@@ -69,6 +69,10 @@ def test_drift_dataset_and_readings(drift):
                 "quenched drift is positive", "median |K_S| instantaneous / quenched", "predicts the change of S",
                 "S grows with longer training", "drops from the ordered corner", "MP second moment"):
         assert any(key in n for n in names), key
+    # the DBM coefficients against central differences of the spectrum: predictions, and they hold
+    fd = [c for c in res.summary["checks"] if "(B.9) in the eigenbasis of X" in c["name"]]
+    assert len(fd) == 2 and all(c["pass"] and c["kind"] == "prediction" for c in fd), fd
+    assert ds.K_S_fd.dims == ("member", "corner") and list(ds.corner.values) == ["ordered", "hot"]
     # removing the SGD noise shrinks the drift in the ordered corner
     K = ds.K_S.isel(basis=0, T=0, inv_sigma_W=-1)
     assert np.median(np.abs(K.sel(drift="quenched").values)) < np.median(np.abs(K.sel(drift="instantaneous").values))

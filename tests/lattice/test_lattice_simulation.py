@@ -64,6 +64,15 @@ def test_linear_lagged_covariance_and_spectrum(linear_samples, sw):
     # the per-mode mean of ε_q vanishes for q ≠ 0 (Fig. 9a)
     zm = ms.mean.z(0.0)[1:]
     assert np.mean(np.abs(zm) ** 2) < 2.5
+    # the one-step variance C(0)(1 − ρ²) resolves the scale of C to ≈ √(2/(M·W)) ≈ 1 % (M = 200) at any σ_w² (C(0):
+    # 1.2 % at σ_w² = 0.5, 3 % at 0.9): the theory holds, and the same theory with C × 1.1 is rejected
+    C0, C1 = dl.lagged_covariance(th, 1)
+    step = dl.estimate_step_residual(eps, C1 / C0)
+    innov = C0 * (1 - (C1 / C0) ** 2)
+    z, z_slip = step.z(innov), step.z(1.1 * innov)
+    print(f"linear {sw}: one-step variance z = {float(z):.2f}, with C × 1.1: z = {float(z_slip):.2f}, "
+          f"rel. stderr {float(step.stderr / step.value):.4f} (C(0): {C.stderr[0] / C.value[0]:.4f})")
+    assert abs(z) < ZMAX and abs(z_slip) > 1.5 * ZMAX and step.stderr / step.value < C.stderr[0] / C.value[0]
 
 
 def test_linear_mode_histograms_fig8(linear_samples):

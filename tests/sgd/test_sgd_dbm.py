@@ -191,3 +191,22 @@ def test_time_averaged_and_quenched_readings():
         dbm_analysis(run, drift="quench")
     with pytest.raises(DeepEFTInputError, match="quench_lr"):
         dbm_analysis(run, drift="quenched", quench_lr=-1.0)
+
+
+def test_spacing_finite_differences_match_the_coefficients():
+    """The finite-difference path (per-sample gradients of W itself, eigenvalues of the stepped W Wᵀ, no eigenvectors)
+    equals K_S, D_S of (4.4), (B.9) in the basis X, with an O(η²) error (central differences); a sign slip of K_S or
+    a scale slip of D_S is ≫ that error."""
+    from deepeft.sgd import spacing_drift, spacing_finite_differences
+
+    run = train_ensemble(TINY, [0.05, 4.0], [0.5, 0.5], members=2, steps=100, seed=3, n_records=3)
+    K, _, D = spacing_drift(run, basis="X", dtype=jnp.float64)
+    K_fd, D_fd = spacing_finite_differences(run)
+    np.testing.assert_allclose(K_fd, K, rtol=1e-6)
+    np.testing.assert_allclose(D_fd, D, rtol=1e-6)
+    errs = [np.abs(spacing_finite_differences(run, [1], rel_step=h)[1][:, 0] / D[:, 1] - 1).max() for h in (1e-2, 1e-3)]
+    assert 30 < errs[0] / errs[1] < 300, errs  # second order in the step
+    with pytest.raises(DeepEFTInputError, match="points"):
+        spacing_finite_differences(run, [2])
+    with pytest.raises(DeepEFTInputError, match="rel_step"):
+        spacing_finite_differences(run, rel_step=0.5)

@@ -11,7 +11,10 @@ Three readings of that (``deepeft.sgd.dbm_analysis(drift=…)``):
 Each at t_f = ``steps`` and after longer training, t_f × ``longer`` (the same SGD stream continued), in the
 bases of ``bases``. Tasks are member chunks of the paper's 3-32-16-1 tanh setup on a T × 1/σ_W grid.
 
-Checks (all findings but the Marchenko–Pastur moments at initialisation, which are predictions): in the
+Predictions: the Marchenko–Pastur moments at initialisation, and the DBM coefficients themselves — K_S and D_S
+of (4.4), (B.9) at the t_f weights (eigenbasis of X, float64) against an independent path, central differences of
+the spectrum along each sample's gradient step (``deepeft.sgd.spacing_finite_differences``): a wrong sign of K_S or
+a scale slip of D_S fails them. The other checks are findings: in the
 ordered corner (lowest T, largest 1/σ_W), per t_f and basis — the instantaneous and the time-averaged
 drift have a random sign (P(K_S < 0) = ½, binomial z); at the first t_f the quenched drift is positive for
 most models (P(K_S < 0) < ½ at z ≥ min_z); it is ≥ ``quench_ratio`` times smaller than the instantaneous
@@ -42,7 +45,7 @@ from ..errors import DeepEFTInputError
 from ..statistics import Z_CLAIM, Z_MAX
 from . import _sgd_common as sc
 from .base import Experiment
-from .checks import Check, greater_check, zcheck
+from .checks import Check, close_check, greater_check, zcheck
 from .config import param
 from .registry import register
 
@@ -93,6 +96,9 @@ class SGDDBMDrift(Experiment):
                                   min=0.0, analysis=True)
         max_z: float = param(Z_MAX, "z-score bound of the P(K_S < 0) = ½ and exact-moment checks", min=1.0,
                              analysis=True)
+        fd_rtol: float = param(1e-5, "prediction: K_S, D_S (4.4), (B.9) against central differences of the "
+                                     "spectrum, relative tolerance (truncation ≈ 1e-8 measured)", min=0.0,
+                               analysis=True)
         seed: int = param(0, "experiment seed; chunk i uses SeedSequence(seed, spawn_key=(i,))", min=0)
 
         def __post_init__(self):
@@ -114,7 +120,18 @@ class SGDDBMDrift(Experiment):
         return sc.member_tasks(p.members, p.members_per_task)
 
     def compute(self, p, task, ctx):
-        from ..sgd import DRIFTS, continue_ensemble, dbm_analysis, level_spacing, phase_grid, train_ensemble
+        import jax.numpy as jnp
+
+        from ..sgd import (
+            DRIFTS,
+            continue_ensemble,
+            dbm_analysis,
+            level_spacing,
+            phase_grid,
+            spacing_drift,
+            spacing_finite_differences,
+            train_ensemble,
+        )
 
         g = phase_grid(p.temperatures, p.inv_sigma_W, p.batch_size)
         shape, M = g["grid_shape"], task["members"]
@@ -124,6 +141,13 @@ class SGDDBMDrift(Experiment):
         eig0 = np.asarray(run.eigenvalues[0], np.float64).reshape(*grid, -1)[:, 0]
         out: dict = {"eig_init": (("member", "inv_sigma_W", "level"), eig0),
                      "S_teacher": (("member",), level_spacing(run.teacher_eigenvalues))}
+        # the DBM coefficients in the eigenbasis of X (float64) against finite differences of the spectrum, at the
+        # t_f weights of the two corners of the largest-1/σ_W column (lowest and highest T)
+        pts = _corner_points(shape)
+        K_X, _, D_X = spacing_drift(run, basis="X", member_chunk=M, dtype=jnp.float64)
+        K_fd, D_fd = spacing_finite_differences(run, pts)
+        for k, val in (("K_S_X", K_X[:, pts]), ("D_S_X", D_X[:, pts]), ("K_S_fd", K_fd), ("D_S_fd", D_fd)):
+            out[k] = (("member", "corner"), np.asarray(val, np.float64))
         per: dict = {}
         runs = [run, continue_ensemble(run, p.steps * (p.longer - 1), n_records=p.n_records)]
         for r in runs:
@@ -159,7 +183,8 @@ class SGDDBMDrift(Experiment):
         _, (merged,) = sc.concat_members(results)
         coords = {"t_f": [p.steps, p.steps * p.longer], "member": np.arange(p.members), "T": list(p.temperatures),
                   "inv_sigma_W": list(p.inv_sigma_W), "level": np.arange(1, 17), "drift": list(DRIFTS),
-                  "basis": list(p.bases)}
+                  "basis": list(p.bases),
+                  "corner": list(_CORNERS[:len(_corner_points((len(p.temperatures), len(p.inv_sigma_W))))])}
         data = {}
         for k, (dims, arr) in merged.items():
             parts = k.split("__")
@@ -242,7 +267,23 @@ class SGDDBMDrift(Experiment):
                                         f"{ds.t_f.values[-1]}, paired over members)", m, se, 0.0, 0.0,
                                         min_z=p.min_z, what="mean S difference"))
         checks += sc.mp_checks("", ds.eig_init.values, s, 16, 32, edge_rtol=0.2, max_z=p.max_z)
+        checks += self._finite_difference_checks(p, ds)
         return checks
+
+    @staticmethod
+    def _finite_difference_checks(p, ds) -> list[Check]:
+        """K_S and D_S of (4.4), (B.9) against the finite-difference path (every member and corner; worst shown)."""
+        out = []
+        for q, what in (("K_S", "drift K_S = (K_N − K_1)/(N − 1)"), ("D_S", "diffusion D_S = (V_11 + V_NN)/(2(N − 1)²)")):
+            th, fd = ds[f"{q}_X"].values.ravel(), ds[f"{q}_fd"].values.ravel()
+            atol = p.fd_rtol * float(np.sqrt(np.mean(th**2)))  # for members whose K_S is near 0
+            excess = np.abs(fd - th) / (atol + p.fd_rtol * np.abs(th))
+            i = int(np.nanargmax(excess)) if np.isfinite(excess).any() else 0
+            out.append(close_check(f"t_f={int(ds.t_f.values[0])}: DBM {what} (4.4), (B.9) in the eigenbasis of X = the "
+                                   "rate of the spectrum under per-sample gradient steps (central differences; "
+                                   f"{th.size} models at {', '.join(ds.corner.values)} corner; worst shown)",
+                                   th[i], fd[i], rtol=p.fd_rtol, atol=atol))
+        return out
 
     # -- figures ----------------------------------------------------------------------------------
 
@@ -302,6 +343,15 @@ class SGDDBMDrift(Experiment):
         a3.legend(fontsize=7)
         a3.set_title("students still converging towards the teachers' spacing", fontsize=9)
         return {"dbm_fraction.png": fig, "dbm_drift.png": hf}
+
+
+_CORNERS = ("ordered", "hot")
+
+
+def _corner_points(shape) -> list[int]:
+    """Flat (T-major) indices of the lowest- and highest-T points of the largest-1/σ_W column (one if nT = 1)."""
+    nT, ns = shape
+    return list(dict.fromkeys([ns - 1, (nT - 1) * ns + ns - 1]))
 
 
 def _median_se(x) -> float:

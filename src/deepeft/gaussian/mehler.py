@@ -57,6 +57,13 @@ def _shared_rule(kinks: tuple, P: int, D: int):
     return x, w, H
 
 
+@functools.lru_cache(maxsize=16)
+def _shared_rule_device(kinks: tuple, P: int, D: int):
+    """:func:`_shared_rule` as float64 device arrays (H is up to 8 MB: transferred once, not at every layer)."""
+    with x64():
+        return tuple(jax.device_put(a) for a in _shared_rule(kinks, P, D))
+
+
 _P_BUCKETS = (24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4000)
 
 
@@ -81,13 +88,12 @@ def _coef_gemm(act, ds, sq, x, w, H):
 def _coefficients_shared(act, ds: tuple, Kp: np.ndarray, D: int, kinks: tuple) -> dict:
     """Coefficients for every d in ``ds`` at once when the nodes in x = z/√K are shared (kinks at 0 only)."""
     P = _panels(Kp, D)
-    x, w, H = _shared_rule(kinks, P, D)  # H (D+1, Q)
     M = Kp.size
     Mp = max(8, 1 << int(math.ceil(math.log2(M))))  # bucketed batch (few jit shapes); padded rows K = 0
     sq = np.zeros(Mp)
     sq[:M] = np.sqrt(Kp)
     with x64():
-        res = _coef_gemm(act, ds, jax.device_put(sq), jax.device_put(x), jax.device_put(w), jax.device_put(H))
+        res = _coef_gemm(act, ds, jax.device_put(sq), *_shared_rule_device(kinks, P, D))
         return {d: (np.asarray(a)[:M], np.asarray(s2)[:M]) for d, (a, s2) in zip(ds, res, strict=True)}
 
 
@@ -104,9 +110,10 @@ def _coefficients(act, ds: tuple, K, D: int) -> dict:
     for d in ds:
         a = np.zeros((K.size, D + 1))
         s2 = np.zeros(K.size)
-        f0 = float(act.numpy(np.zeros(1), d)[0])
-        a[~pos, 0] = f0
-        s2[~pos] = f0 * f0
+        if not pos.all():  # σ^{(d)}(0) only where needed: in a fresh process each order is a compilation
+            f0 = float(act.numpy(np.zeros(1), d)[0])
+            a[~pos, 0] = f0
+            s2[~pos] = f0 * f0
         out[d] = (a, s2)
     if not np.any(pos):
         return out
@@ -157,11 +164,6 @@ def _rho(Kaa, Kbb, Kab, same):
         n = rho.shape[0]
         rho = jnp.where(jnp.arange(n)[:, None] == jnp.arange(n)[None, :], 0.0, rho)
     return rho
-
-
-@functools.partial(jax.jit, static_argnames=("same",))
-def _rho_max(Kaa, Kbb, Kab, same):
-    return jnp.max(jnp.abs(_rho(Kaa, Kbb, Kab, same)))
 
 
 def horner_sum(Kaa, Kbb, Kab, A, B, same: bool, n_blocks=None, unit: int = _U):
@@ -232,8 +234,14 @@ def rho_max_of(Kaa, Kbb, Kab, same: bool) -> float:
     """max |ρ_αβ| over the pairs (off-diagonal if ``same``); 0 for an empty block."""
     if np.size(Kab) == 0:
         return 0.0
-    with x64():
-        return float(_rho_max(jax.device_put(Kaa), jax.device_put(Kbb), jax.device_put(Kab), same))
+    # NumPy, not a jitted reduction: called once per recursion (its compilation cost more than the pass)
+    Kab = np.abs(np.asarray(Kab, dtype=np.float64))
+    den = np.sqrt(np.outer(np.asarray(Kaa, dtype=np.float64), np.asarray(Kbb, dtype=np.float64)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho = np.where(den > 0, Kab / den, 0.0)
+    if same:
+        np.fill_diagonal(rho, 0.0)
+    return float(min(np.max(rho), 1.0))
 
 
 def series_plan(act, pairs, Kaa, Kbb, rho_max: float, rtol: float = 1e-12):

@@ -30,6 +30,7 @@ __all__ = [
     "Estimate",
     "moments",
     "estimate_lagged_covariance",
+    "estimate_step_residual",
     "ModeStatistics",
     "mode_statistics",
     "median_bin_ratio",
@@ -114,6 +115,23 @@ def estimate_lagged_covariance(x, d_max, *, center=True, cyclic=False) -> Estima
     if scalar:
         return Estimate(np.asarray(est.value)[:, 0, 0], np.asarray(est.stderr)[:, 0, 0])
     return est
+
+
+def estimate_step_residual(x, a) -> Estimate:
+    """E[(ε_{l+1} − a ε_l)²] of a scalar field (M, W), from per-network window averages (centred on the ensemble
+    mean, as :func:`estimate_lagged_covariance`).
+
+    For a stationary chain it equals C(0)(1 + a²) − 2a·C(1); with a = C(1)/C(0) of the theory, the one-step
+    (innovation) variance C(0)(1 − ρ²) of the AR(1) chain (14). The residuals are nearly white, so its relative
+    standard error is ≈ √(2/(M·W)) at any correlation length, where that of C(0) grows as √((1 + ρ²)/(1 − ρ²)):
+    the sharp test of the covariance scale near criticality.
+    """
+    x, scalar = _fields(x)
+    if not scalar:
+        raise DeepEFTInputError(f"the step residual is defined for a scalar field (M, W), got {x.shape}.")
+    x = x[..., 0] - x.mean()
+    a = V.finite_scalar(a, "a", minimum=None)
+    return _per_network(((x[:, 1:] - a * x[:, :-1]) ** 2).mean(1))
 
 
 @dataclasses.dataclass(frozen=True)

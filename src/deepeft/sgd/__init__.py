@@ -29,6 +29,7 @@ from .dbm import (
     per_sample_factors,
     spacing_coefficients,
     spacing_drift,
+    spacing_finite_differences,
     spacing_rate,
 )
 from .disorder import (
@@ -110,6 +111,7 @@ __all__ = [
     "sample_problem",
     "spacing_coefficients",
     "spacing_drift",
+    "spacing_finite_differences",
     "spacing_rate",
     "weight_spectrum",
     "train_ensemble",
