@@ -13,14 +13,15 @@ Checks (kind in each rule):
 * prediction — for every step t > 0, test input and class (the last class is redundant: probabilities sum to
   one) the n → ∞ intercept a_0 of p̂(n) = a_0 + a_1/n (plain ensemble means p̂ over the widths; exact line for
   two widths, errors propagated) equals the infinite-width mean probability:
-  |a_0 − p_∞| < max_z·√(se(a_0)² + se(p_∞)²) — no allowance;
+  |a_0 − p_∞| < max_z·√(se(a_0)² + se(p_∞)²) — no allowance (paper, 4 widths: + a_2/n², ``fit_degree``);
 * each network s is also run through the infinite-width dynamics from its OWN initial outputs
   (:func:`deepeft.theory.function_space_outputs`, Θ = Θ^{(L)} frozen), giving p_s^∞(t); the residual
   r_s = p_s − p_s^∞ isolates the dynamics (the initial outputs cancel), with a spread O(1/√n) instead of O(1):
   - prediction — for every t > 0, test input and class, the n → ∞ intercept of mean_s r_s = a_0 + a_1/n is 0
     (trained networks follow the frozen-NTK function-space dynamics (10.3), (10.6)): |a_0| < max_z·se(a_0);
   - prediction + resolution — D(n) = E[Σ_{β,i} r²] at the last step shrinks as n^−p with p = 1 (NTK fluctuations
-    O(1/√n)): weighted log–log fit over the widths, |p − 1| < max_z·se_p, se_p ≤ max_se_p (as kernel-gd-vs-trained).
+    O(1/√n)): weighted log–log fit over the widths, |p − 1| < max_z·se_p, se_p ≤ max_se_p (as kernel-gd-vs-trained;
+    paper: D = A n^−p e^{c/n}, ``exponent_correction``, since n·D still grows from n = 64 to 256).
 
 The per-width discrepancies max |p̂ − p_∞| are in the data (``mean_prob`` − ``theory_prob``) and the figure.
 """
@@ -93,6 +94,10 @@ class CrossEntropyVsTrained(Experiment):
         theory_samples: int = param(16384, "prior draws of the infinite-width Monte Carlo", min=2)
         max_z: float = param(Z_MAX, "z-score bound", min=1.0, analysis=True)
         max_se_p: float = param(0.3, "largest acceptable standard error of the fitted exponent", min=0.0, analysis=True)
+        fit_degree: int = param(1, "n → ∞ fits: a_0 + a_1/n (1) or + a_2/n² (2; needs ≥ 3 widths)", min=1, max=2,
+                                analysis=True)
+        exponent_correction: bool = param(False, "fit D = A n^-p e^(c/n) (next order absorbed; needs ≥ 3 widths)",
+                                          analysis=True)
         seed: int = param(0, "experiment seed; task i uses SeedSequence(seed, spawn_key=(i,))", min=0)
 
         def __post_init__(self):
@@ -103,13 +108,16 @@ class CrossEntropyVsTrained(Experiment):
             t = list(self.steps)
             if t[0] != 0 or len(t) < 2 or any(b <= a for a, b in itertools.pairwise(t)):
                 raise DeepEFTInputError(f"parameter 'steps' must start at 0 and strictly increase, got {t}.")
+            if self.fit_degree >= len(set(self.widths)) or (self.exponent_correction and len(set(self.widths)) < 3):
+                raise DeepEFTInputError(f"fit_degree = {self.fit_degree} needs more than {self.fit_degree} widths and "
+                                        f"exponent_correction needs ≥ 3; got widths {list(self.widths)}.")
             if self.dtype not in ("float32", "float64"):
                 raise DeepEFTInputError(f"parameter 'dtype' must be 'float32' or 'float64', got {self.dtype!r}.")
 
     presets = {
         "quick": {},
         "paper": {"widths": (64, 128, 256, 512), "n_networks": 8192, "steps": (0, 5, 20, 50, 100, 200),
-                  "dtype": "float64", "theory_samples": 262144},
+                  "dtype": "float64", "theory_samples": 262144, "fit_degree": 2, "exponent_correction": True},
     }
 
     def sweep(self, p):
@@ -158,19 +166,21 @@ class CrossEntropyVsTrained(Experiment):
                 continue
             for b in range(p.n_test):
                 for c in range(p.n_classes - 1):
-                    coef, cov = lc.poly_fit(1.0 / n, sim[:, ti, b, c], se[:, ti, b, c], 1)
+                    coef, cov = lc.poly_fit(1.0 / n, sim[:, ti, b, c], se[:, ti, b, c], p.fit_degree)
                     a0, s0 = float(coef[0]), float(np.sqrt(cov[0, 0]))
                     s_tot = math.hypot(s0, float(th_se[ti, b, c]))
                     ok = math.isfinite(a0) and abs(a0 - th[ti, b, c]) < p.max_z * s_tot
                     checks.append(lc.kind_check(
                         "prediction", f"t={t}: mean p_{c}(x_{b}), n → ∞", th[ti, b, c], a0, s_tot, ok,
-                        f"|a_0 − p_∞| < {p.max_z:g}·√(se(a_0)² + se(p_∞)²), a_0 the intercept of a_0 + a_1/n fitted over "
+                        f"|a_0 − p_∞| < {p.max_z:g}·√(se(a_0)² + se(p_∞)²), a_0 the intercept of a_0 + a_1/n"
+                        f"{' + a_2/n²' if p.fit_degree == 2 else ''} fitted over "
                         "the widths (ensemble errors), p_∞ from function_space_gd (Monte Carlo over the prior); no allowance"))
                     checks.append(lc.extrapolation_check(
                         f"t={t}: mean of p_{c}(x_{b}) − p^∞ (own initialization), n → ∞", 0.0, n, ds.resid.values[:, ti, b, c],
-                        ds.resid_se.values[:, ti, b, c], degree=1, max_z=p.max_z, what="0 (frozen-NTK dynamics (10.3))"))
+                        ds.resid_se.values[:, ti, b, c], degree=p.fit_degree, max_z=p.max_z,
+                        what="0 (frozen-NTK dynamics (10.3))"))
         checks += lc.power_law_check(f"D = E[Σ (p − p^∞)²] at t={p.steps[-1]}", n, ds.D.values, ds.D_se.values,
-                                     expected=1.0, max_z=p.max_z, max_se=p.max_se_p)
+                                     expected=1.0, max_z=p.max_z, max_se=p.max_se_p, correction=p.exponent_correction)
         return checks
 
     def figures(self, p, ds):
