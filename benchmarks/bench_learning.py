@@ -7,15 +7,25 @@ training kernel, measured in the same run (the cost floor: GD at finite t needs 
 Rows: ``learning_posterior+gd8`` — one :func:`gd_from_kernels` call, whose result carries the posterior
 (cov_t = 𝕂 + X_t X_tᵀ, so the posterior is a by-product); ``learning_posterior+gd8_separate`` — the same
 through two calls (:func:`posterior_from_kernels` then :func:`gd_from_kernels`), reported without a target;
-``numpy_eigh_baseline``. Timings on the shared 2-core machine are noisy: indicative only.
+``numpy_eigh_baseline``. Each row also reports process CPU time (all BLAS threads): on the shared, loaded
+2-core machine wall times are inflated many-fold and noisy, CPU-time ratios much less so. Indicative only.
+
+Cost model (flops; N = N_train, M = N_test, T = 8 times), with the call's parts measured single-threaded at full
+size (docs/learning.md): eigh ≈ 4.7N³ (syevd, memory-bound: ≈ 13 s CPU) — the floor; Cholesky of K̃ N³/3; the
+posterior's triangular solve MN² and dsyrk M²N; W = UᵀC (dtrmm) N³; P = Θ_ℬ𝒜U 2MN²; per time not sharing
+converged modes one GEMM 2MN² + one dsyrk M²N. Everything after the eigh runs at GEMM speed (≈ 50 GFLOP/s per core
+here), so the ratio is ≈ 1 + (≈ 6.4N³ at GEMM speed)/(eigh) — ≈ 1.6 single-threaded, lower with 2 threads
+because the GEMMs parallelize better than syevd's tridiagonalization.
 """
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 import deepeft as de
-from _timing import seconds, stopwatch  # sibling module (the runner puts benchmarks/ on sys.path)
+from _timing import stopwatch  # sibling module (the runner puts benchmarks/ on sys.path)
 from deepeft.theory.bayes import posterior_from_kernels
 from deepeft.theory.kernel_learning import gd_from_kernels
 
@@ -40,7 +50,9 @@ def run(quick: bool = False) -> list[dict]:
     noise = 1e-4 * float(np.mean(np.diag(Kt)))
     times = np.array([1, 10, 100, 1000, 10_000, 100_000, 1_000_000, np.inf])  # t = 0 would be free
 
-    t_eigh = seconds(lambda: np.linalg.eigh(Tt))
+    with stopwatch() as sw:
+        np.linalg.eigh(Tt)
+    t_eigh, c_eigh = sw.wall, sw.cpu
 
     # a stable step: 0.9/λ_max (< 2/λ_max) from a power iteration (not timed)
     v = np.ones(N) / np.sqrt(N)
@@ -50,7 +62,7 @@ def run(quick: bool = False) -> list[dict]:
     eta = 0.9 / float(v @ Tt @ v)
     with stopwatch() as sw:
         g = gd_from_kernels(Tt, Tx, Kt, Kx, Kb, Y, times, eta=eta, noise=noise)
-    t_one = sw.wall
+    t_one, c_one = sw.wall, sw.cpu
     assert g.posterior is not None and g.cov.shape == (8, M, M) and g.mean.shape == (8, M, 1)
 
     with stopwatch() as sw:
@@ -58,16 +70,23 @@ def run(quick: bool = False) -> list[dict]:
         gd_from_kernels(Tt, Tx, Kt, Kx, Kb, Y, times, eta=eta, noise=noise)
     t_two = sw.wall
 
-    t_eigh2 = seconds(lambda: np.linalg.eigh(Tt))
+    with stopwatch() as sw:
+        np.linalg.eigh(Tt)
+    t_eigh2, c_eigh2 = sw.wall, sw.cpu
     base = min(t_eigh, t_eigh2)
+    cbase = min(c_eigh, c_eigh2)
     ratio = t_one / base
+    threads = os.environ.get("OPENBLAS_NUM_THREADS", "default")
     return [
         {"name": "numpy_eigh_baseline", "seconds": base, "target": None, "ratio": None, "passed": None,
-         "measured": base, "notes": f"numpy.linalg.eigh of the {N}x{N} training NTK; min of 2 (before/after)"},
+         "measured": base, "cpu_seconds": cbase,
+         "notes": f"numpy.linalg.eigh of the {N}x{N} training NTK; min of 2 (before/after); "
+         f"CPU {cbase:.1f} s; OPENBLAS_NUM_THREADS={threads}"},
         {"name": "learning_posterior+gd8", "seconds": t_one, "target": TARGET_RATIO, "value": ratio,
          "measured": ratio, "ratio": ratio, "passed": bool(ratio <= TARGET_RATIO),
+         "cpu_seconds": c_one, "cpu_ratio": c_one / cbase,
          "notes": f"N_train={N}, N_test={M}, 8 times (1..1e6 steps, inf), mean+cov, posterior as by-product; "
-         "kernels excluded"},
+         f"kernels excluded; CPU-time ratio {c_one / cbase:.2f}"},
         {"name": "learning_posterior+gd8_separate", "seconds": t_two, "target": None, "ratio": t_two / base,
          "passed": None, "measured": t_two / base,
          "notes": "posterior_from_kernels + gd_from_kernels (two Cholesky factorizations)"},

@@ -1,4 +1,5 @@
-"""The learning experiments (kernel-gd-vs-trained, bayes-posterior, evidence-criticality, generalization) at
+"""The learning experiments (kernel-gd-vs-trained, bayes-posterior, evidence-criticality, generalization,
+cross-entropy-vs-trained) at
 reduced size: every check passes and outputs exist; and a theory perturbed by a few percent (monkeypatched
 into the experiment module) makes checks fail, so the comparisons are not vacuous."""
 
@@ -18,6 +19,7 @@ SMALL = {
     "bayes-posterior": {"n_networks": 2048},
     "evidence-criticality": {"n_networks": 4000, "tanh_C_W": "0.6,1.6,0.1", "depths": "2,4,8,16,32,64"},
     "generalization": {"depths": "2"},
+    "cross-entropy-vs-trained": {"n_networks": 512, "steps": "0,5,20", "theory_samples": 8192},
 }
 PERTURBED = {
     "kernel-gd-vs-trained": {"n_networks": 2048, "widths": "1024,2048", "times": "0,10"},
@@ -107,6 +109,27 @@ def test_generalization_fails_for_perturbed_theory(tmp_path, monkeypatch):
     assert sum("*-polation mean" in f for f in failed) >= 2
 
 
+def test_cross_entropy_fails_for_perturbed_theory(runs):
+    """The stored small run re-analysed (a) with the per-network infinite-width trajectories off by 3 % (resid
+    shifted by −0.03·p_∞: the sharp control-variate checks of the dynamics must fail), and (b) with the
+    prior-averaged p_∞ scaled by 1.10 (the plain ensemble means resolve p_∞ only to ≈ ±5·0.006 at 512 networks)."""
+    import xarray as xr
+
+    from deepeft.experiments import get_experiment
+
+    _, path = runs["cross-entropy-vs-trained"]
+    exp = get_experiment("cross-entropy-vs-trained")
+    p = resolve_params("cross-entropy-vs-trained", "quick", overrides=SMALL["cross-entropy-vs-trained"])
+    ds = xr.open_zarr(path / "data.zarr").load()
+    assert all(c.passed for c in exp.analyze(p, ds))
+    bad = ds.assign(theory_prob=1.10 * ds.theory_prob)
+    failed = [c.name for c in exp.analyze(p, bad) if not c.passed]
+    assert sum("n → ∞" in f and "p^∞" not in f for f in failed) >= 2, failed
+    bad = ds.assign(resid=ds.resid - 0.03 * ds.theory_prob)
+    failed = [c.name for c in exp.analyze(p, bad) if not c.passed]
+    assert sum("p^∞ (own initialization)" in f for f in failed) >= 3, failed
+
+
 def test_random_feature_posterior_equals_bayes_module():
     """The batched last-layer posterior of one feature draw = theory.bayes.posterior_from_kernels on its kernel."""
     from deepeft.experiments.bayes_posterior import random_feature_posterior
@@ -141,6 +164,9 @@ def test_kernel_gd_exponent_from_exact_power_law():
         ("kernel-gd-vs-trained", {"times": "1,3"}, "start at 0"),
         ("kernel-gd-vs-trained", {"activation": "relux"}, "relu"),
         ("bayes-posterior", {"widths": "32,64,128"}, "four distinct"),
+        ("generalization", {"widths": "512"}, "two distinct"),
+        ("cross-entropy-vs-trained", {"widths": "64"}, "two distinct"),
+        ("cross-entropy-vs-trained", {"steps": "5,10"}, "start at 0"),
     ],
 )
 def test_bad_parameters_rejected(name, over, msg):

@@ -265,6 +265,7 @@ ELSEWHERE = {
     "bayes-posterior": ("test_experiments_learning", "test_bayes_posterior_fails_for_perturbed_theory"),
     "evidence-criticality": ("test_experiments_learning", "test_evidence_fails_for_perturbed_theory"),
     "generalization": ("test_experiments_learning", "test_generalization_fails_for_perturbed_theory"),
+    "cross-entropy-vs-trained": ("test_experiments_learning", "test_cross_entropy_fails_for_perturbed_theory"),
     "kernel-gd-vs-trained": ("test_experiments_learning", "test_kernel_gd_fails_for_perturbed_theory"),
     "ntk-fluctuations": ("test_experiments_ntk", "test_ntk_fluctuations_checks_can_fail"),
     "learning-rate-equivalence": ("test_experiments_ntk", "test_learning_rate_equivalence_checks_can_fail"),

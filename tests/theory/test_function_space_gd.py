@@ -70,3 +70,25 @@ def test_bad_input(kw, msg):
 def test_divergence_is_reported():
     with pytest.raises(de.DeepEFTInputError, match="diverged"):
         de.function_space_gd(NET, X, RNG.standard_normal((6, 2)), XB, [200], 10 * ETA / 0.5, loss="mse", n_samples=4)
+
+
+def test_given_initial_outputs_equal_explicit_iteration():
+    """function_space_outputs runs (10.3)/(10.6) from given z(0), one trajectory per row: a NumPy loop per row."""
+    from deepeft.theory import function_space_outputs
+
+    z0 = RNG.standard_normal((3, 9, 2))
+    steps = [0, 4, 25]
+    r = function_space_outputs(z0, T, ONE_HOT, 6, steps, ETA, sample_chunk=2)
+    assert r["probabilities"].shape == (3, 3, 3, 2) and r["train_loss"].shape == (3, 3)
+    for s in range(3):
+        z = z0[s].copy()
+        for t in range(steps[-1] + 1):
+            if t in steps:
+                k = steps.index(t)
+                np.testing.assert_allclose(r["logits"][s, k], z[6:], rtol=1e-12, atol=1e-14)
+                q = np.exp(z[6:]) / np.exp(z[6:]).sum(1, keepdims=True)
+                np.testing.assert_allclose(r["probabilities"][s, k], q, rtol=1e-12, atol=1e-14)
+            q = np.exp(z[:6]) / np.exp(z[:6]).sum(1, keepdims=True)
+            z = z - ETA * T[:, :6] @ (q - ONE_HOT)
+    with pytest.raises(de.DeepEFTInputError, match="z0 must be finite"):
+        function_space_outputs(z0[:, :5], T, ONE_HOT, 6, steps, ETA)

@@ -50,6 +50,8 @@ def _nt_predict():
     """neural_tangents._src.predict without the package __init__ (which imports TensorFlow)."""
     spec = importlib.util.find_spec("neural_tangents")
     if spec is None or not spec.submodule_search_locations:
+        if os.environ.get("DEEPEFT_REQUIRE_NEURAL_TANGENTS") == "1":  # CI: pip install --no-deps neural-tangents==0.6.5
+            pytest.fail("DEEPEFT_REQUIRE_NEURAL_TANGENTS=1 but neural-tangents is not installed")
         pytest.skip("neural-tangents not installed (optional cross-check)")
     root = next(iter(spec.submodule_search_locations))
     saved = {k: sys.modules.get(k) for k in ("neural_tangents", "neural_tangents._src")}

@@ -60,7 +60,7 @@ if TYPE_CHECKING:  # imported on first use (PEP 562, deepeft._lazy)
     )
     from .finite_width_mean import FiniteWidthPrediction, finite_width_mean_from_statistics, finite_width_prediction
     from .finite_width_solution import TrainedOutput, trained_output_from_tensors
-    from .function_space_gd import FunctionSpaceGD, function_space_gd, function_space_gd_from_kernels
+    from .function_space_gd import FunctionSpaceGD, function_space_gd, function_space_gd_from_kernels, function_space_outputs
     from .generalization import (
         bias_variance,
         delta_ntk_recursion,
@@ -98,6 +98,7 @@ __all__ = [
     "FunctionSpaceGD",
     "function_space_gd",
     "function_space_gd_from_kernels",
+    "function_space_outputs",
     "algorithm_projectors",
     "AlgorithmProjectors",
     "trained_output_from_tensors",

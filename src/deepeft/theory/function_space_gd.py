@@ -35,7 +35,7 @@ from ..statistics import Estimate, mean_se
 from .kernel import kernel_and_ntk
 from .learning_inputs import targets
 
-__all__ = ["FunctionSpaceGD", "function_space_gd", "function_space_gd_from_kernels"]
+__all__ = ["FunctionSpaceGD", "function_space_gd", "function_space_gd_from_kernels", "function_space_outputs"]
 
 DEFAULT_SAMPLES = 4096
 SAMPLE_CHUNK = 1024  # prior draws per compiled call (memory only: results do not depend on it)
@@ -107,6 +107,58 @@ def _program(loss_fn, N: int):
     return jax.jit(run, static_argnums=(4,))
 
 
+def _check_square(K, T):
+    K = np.asarray(K, dtype=np.float64)
+    T = np.asarray(T, dtype=np.float64)
+    if K.ndim != 2 or K.shape[0] != K.shape[1] or T.shape != K.shape:
+        raise DeepEFTInputError(f"K and Theta must be square and of the same shape (N+M, N+M), got {K.shape}, {T.shape}.")
+    if not (np.all(np.isfinite(K)) and np.all(np.isfinite(T))):
+        raise DeepEFTInputError("K and Theta must be finite.")
+    return K, T
+
+
+def _run(prog, z0: np.ndarray, Tj, Yj, eta: float, edges, chunk: int) -> list[np.ndarray]:
+    """The compiled dynamics over z0 (S, N+M, n_out) in chunks of ``chunk`` samples: [logits, probs, train logits, loss]."""
+    parts: list[list[np.ndarray]] = [[], [], [], []]
+    for start in range(0, z0.shape[0], chunk):
+        out = prog(jnp.asarray(z0[start:start + chunk]), Yj, Tj, eta, edges)
+        for lst, x in zip(parts, out, strict=True):
+            lst.append(np.asarray(x))
+    arrays = [np.concatenate(p) for p in parts]
+    if not all(np.all(np.isfinite(a)) for a in arrays):
+        raise DeepEFTInputError(f"the dynamics diverged (non-finite outputs) at eta = {eta:g}; lower eta "
+                                "(for MSE GD is stable for eta < 2/λ_max(Θ̃)).")
+    return arrays
+
+
+def function_space_outputs(z0, Theta, Y_train, N_train: int, steps, eta: float, *, loss="cross_entropy",
+                           sample_chunk: int = SAMPLE_CHUNK) -> dict[str, np.ndarray]:
+    """The frozen-NTK dynamics (10.3) started from GIVEN initial outputs, one trajectory per row of ``z0``.
+
+    z0 : (S, N+M, n_out) initial outputs on 𝒜 ∪ ℬ (training inputs first) — e.g. the initial outputs of S real
+    networks, so that each network's departure from its own infinite-width trajectory can be measured;
+    Theta : (N+M, N+M) frozen NTK Θ^{(L)}. Returns arrays with a time axis after the sample axis:
+    ``logits`` (S, T, M, n_out), ``probabilities`` (softmax of the logits), ``train_logits`` (S, T, N, n_out),
+    ``train_loss`` (S, T)."""
+    z0 = np.asarray(z0, dtype=np.float64)
+    _, T = _check_square(Theta, Theta)
+    if z0.ndim != 3 or z0.shape[1] != T.shape[0] or not np.all(np.isfinite(z0)):
+        raise DeepEFTInputError(f"z0 must be finite with shape (S, {T.shape[0]}, n_out) (inputs of Theta on the "
+                                f"second axis), got {z0.shape}.")
+    N = v.positive_int(N_train, "N_train")
+    if N > T.shape[0]:
+        raise DeepEFTInputError(f"N_train = {N} exceeds the {T.shape[0]} inputs of Theta.")
+    Y = targets(Y_train, N, n_out=z0.shape[2])
+    _, loss_fn = resolve_loss(loss)
+    s = _steps(steps)
+    eta = v.finite_scalar(eta, "eta", strict=True)
+    chunk = v.positive_int(sample_chunk, "sample_chunk")
+    edges = tuple(int(k) for k in np.diff(np.concatenate([[0], s])))
+    with x64():
+        arrays = _run(_program(loss_fn, N), z0, jnp.asarray(T[:, :N]), jnp.asarray(Y), eta, edges, chunk)
+    return dict(zip(("logits", "probabilities", "train_logits", "train_loss"), arrays, strict=True))
+
+
 def function_space_gd_from_kernels(K, Theta, Y_train, N_train: int, steps, eta: float, *, loss="cross_entropy",
                                    n_samples: int = DEFAULT_SAMPLES, seed: int = 0,
                                    sample_chunk: int = SAMPLE_CHUNK) -> FunctionSpaceGD:
@@ -114,12 +166,7 @@ def function_space_gd_from_kernels(K, Theta, Y_train, N_train: int, steps, eta: 
 
     K, Theta : (N+M, N+M) NNGP kernel K^{(L)} and frozen NTK Θ^{(L)}; Y_train (N, n_out) targets (probability
     vectors for cross-entropy); steps : recording steps (0 = initialization); eta : GD step η > 0."""
-    K = np.asarray(K, dtype=np.float64)
-    T = np.asarray(Theta, dtype=np.float64)
-    if K.ndim != 2 or K.shape[0] != K.shape[1] or T.shape != K.shape:
-        raise DeepEFTInputError(f"K and Theta must be square and of the same shape (N+M, N+M), got {K.shape}, {T.shape}.")
-    if not (np.all(np.isfinite(K)) and np.all(np.isfinite(T))):
-        raise DeepEFTInputError("K and Theta must be finite.")
+    K, T = _check_square(K, Theta)
     N = v.positive_int(N_train, "N_train")
     if N > K.shape[0]:
         raise DeepEFTInputError(f"N_train = {N} exceeds the {K.shape[0]} inputs of K.")
@@ -142,13 +189,9 @@ def function_space_gd_from_kernels(K, Theta, Y_train, N_train: int, steps, eta: 
         for start in range(0, S, chunk):
             m = min(chunk, S - start)
             z0 = np.einsum("ab,sbo->sao", R, rng.standard_normal((m, R.shape[1], n_out)))  # z_i(0) ~ N(0, K) per i
-            out = prog(jnp.asarray(z0), Yj, Tj, eta, edges)
-            for lst, x in zip(parts, out, strict=True):
-                lst.append(np.asarray(x))
+            for lst, x in zip(parts, _run(prog, z0, Tj, Yj, eta, edges, chunk), strict=True):
+                lst.append(x)
     arrays = [np.concatenate(p) for p in parts]
-    if not all(np.all(np.isfinite(a)) for a in arrays):
-        raise DeepEFTInputError(f"the dynamics diverged (non-finite outputs) at eta = {eta:g}; lower eta "
-                                "(for MSE GD is stable for eta < 2/λ_max(Θ̃)).")
     ests = [Estimate(*mean_se(a)) for a in arrays]
     return FunctionSpaceGD(s, eta, name, S, *ests)
 

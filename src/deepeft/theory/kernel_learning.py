@@ -66,6 +66,7 @@ from .learning_inputs import (
     nt_diag_reg_to_variance,
     nt_time_to_tau,
     singular_message,
+    symmetric_rank_update,
     targets,
 )
 
@@ -298,8 +299,7 @@ def _covariance(Kt, Kx, Kb, Y, U, P, F, noise, order):
         cov[i] = Kb
 
     def put(i, X):
-        c = post + X @ X.T
-        cov[i] = 0.5 * (c + c.T)
+        cov[i] = symmetric_rank_update(post, X)  # 𝕂 + X Xᵀ by dsyrk (M²N flops)
 
     full = live
     if len(live) > 1:  # modes converged to machine precision share f_t = f_ref: update only the others

@@ -14,6 +14,7 @@ Named numerical constants (dks style):
 from __future__ import annotations
 
 import numpy as np
+import scipy.linalg as sla
 
 from ..errors import DeepEFTInputError
 
@@ -31,6 +32,7 @@ __all__ = [
     "nt_time_to_tau",
     "singular_message",
     "targets",
+    "symmetric_rank_update",
 ]
 
 SINGULAR_RTOL = 1e-13
@@ -116,6 +118,21 @@ def add_to_diagonal(K: np.ndarray, value: float) -> np.ndarray:
     out = np.array(K, dtype=np.float64, copy=True)
     if value:
         out.flat[:: out.shape[0] + 1] += value
+    return out
+
+
+def symmetric_rank_update(base: np.ndarray, X: np.ndarray, alpha: float = 1.0) -> np.ndarray:
+    """base + alpha·X Xᵀ (M × M, exactly symmetric) by one BLAS ``dsyrk``: M²N flops, half of the GEMM X @ X.T.
+
+    ``base`` (M, M) symmetric is not modified; X (M, N) may be C- or Fortran-ordered (no copy either way)."""
+    X = np.asarray(X, dtype=np.float64)
+    c = np.array(base, dtype=np.float64, order="F", copy=True)
+    if X.flags.f_contiguous:
+        out = sla.blas.dsyrk(alpha, X, beta=1.0, c=c, trans=0, lower=0, overwrite_c=1)
+    else:
+        out = sla.blas.dsyrk(alpha, np.ascontiguousarray(X).T, beta=1.0, c=c, trans=1, lower=0, overwrite_c=1)
+    out = np.triu(out)  # dsyrk wrote the upper triangle only
+    out += np.triu(out, 1).T
     return out
 
 
