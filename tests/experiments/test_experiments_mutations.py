@@ -255,7 +255,7 @@ CASES = {  # perturbation, overrides of the quick preset (the defaults: these ar
 REDUCED = {
     "kernel-vs-ensemble": ("", 10.0),
     "ntk-forward-vs-autodiff": ("E[H^(", 15.0),
-    "sgd-linear-scaling": ("first-step loss drop", 50.0),  # −ΔL/(T|B||∇ℒ|²) = 1.19 at |B| = 4, T = 1/32: |z| = 553
+    "sgd-linear-scaling": ("first-step loss drop", 50.0),  # −ΔL/(T|B||∇ℒ|²) = 1.19 at |B| = 4: |z| = 116 (T = 1/8) to 1.2e5
     "sgd-finite-size": ("MP E[x", 8.0),  # |z| = 8.6 (E[x²], n2 = 32): the quick run's initial draws, identical
 }
 
@@ -295,7 +295,7 @@ def _failures(name, overrides, tmp_path):
 
 # Experiments that cannot see their slip at the quick size (strict xfail, with the measured reason). Empty: sgd-linear-scaling
 # was blind (its paired losses sit at low T, where the converged loss does not depend on ε) until its first-step check
-# −ΔL/(T|B|·|∇ℒ|²) = 1 (a full-gradient step of ε = T|B|, Richardson-extrapolated): ε × (|B|/2)^0.25 fails it at |B| = 4, 8.
+# −ΔL/(T|B|·|∇ℒ|²) = 1 (full-gradient steps, Richardson-extrapolated in ε): ε × (|B|/2)^0.25 fails it at |B| = 4, 8.
 _BLIND: dict[str, str] = {}
 
 
