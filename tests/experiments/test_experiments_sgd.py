@@ -99,8 +99,12 @@ def test_linear_scaling_paired_and_detects_wrong_temperature(runs):
     ds = _load(path)
     assert ds.test_loss.dims == ("batch", "member", "T", "inv_sigma_W")
     # T* ratio for |B| = 2, and the loss at T = 1/8 (ε = 0.25, 0.5 ≤ max_lr); T = 4 (ε ≥ 8) only through T*
-    names = [c["name"] for c in res.summary["checks"]]
+    # plus the first-step loss drop at T = 1/8 for |B| = 2 and 4 (T|B| ≤ max_lr)
+    names = [c["name"] for c in res.summary["checks"] if not c["name"].startswith("first-step")]
     assert len(names) == 2 and names[0].startswith("loss transition T*") and "T=0.125" in names[1]
+    first = [c for c in res.summary["checks"] if c["name"].startswith("first-step")]
+    assert [("|B|=2" in c["name"], "|B|=4" in c["name"]) for c in first] == [(True, False), (False, True)]
+    assert all(c["kind"] == "prediction" and c["pass"] and "allowance" in c["rule"] for c in first)
     # a different temperature is not the same phase: comparing T = 1/8 with T = 4 fails
     exp = get_experiment("sgd-linear-scaling")
     p = resolve_params(exp, "quick", overrides=SMALL["sgd-linear-scaling"])
