@@ -12,6 +12,8 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.util
+import sys
+import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,24 @@ def _lazy_block(path: str) -> dict[str, tuple[str, str | None]]:
     return out
 
 
+def _keep_functions_over_submodules(package: str, table: dict[str, tuple[str, str | None]]) -> None:
+    """A public function named like its own module (``theory.dntk.dntk``, ``diagnostics.diagnose.diagnose``): importing
+    the submodule makes the import system set the package attribute to the *module* (``setattr(package, "dntk",
+    <module>)``), which would then shadow the function for every later ``package.dntk`` — depending on import order.
+    The package's module class swaps such an assignment for the function, as an eager ``from .dntk import dntk`` did."""
+    same = {name: attr for name, (module, attr) in table.items() if attr is not None and module == "." + name}
+    if not same:
+        return
+
+    class _Package(types.ModuleType):
+        def __setattr__(self, name: str, value: Any) -> None:
+            if name in same and isinstance(value, types.ModuleType):
+                value = getattr(value, same[name])
+            super().__setattr__(name, value)
+
+    sys.modules[package].__class__ = _Package
+
+
 def attach(
     namespace: dict[str, Any], extra: tuple[str, ...] = (), computed: dict[str, Callable[[], Any]] | None = None
 ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
@@ -49,6 +69,7 @@ def attach(
     table = _lazy_block(namespace["__file__"])
     for sub in extra:
         table.setdefault(sub, ("." + sub, None))
+    _keep_functions_over_submodules(package, table)
 
     def __getattr__(name: str) -> Any:
         if name in computed:

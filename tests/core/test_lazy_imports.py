@@ -88,3 +88,25 @@ def test_lazy_names_are_the_module_objects():
     assert isinstance(de.__version__, str)
     with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
         de.no_such_name  # noqa: B018
+
+
+_SAME_NAME = r'''
+import types
+from deepeft.diagnostics.diagnose import diagnose_series  # the submodules first: the import system then sets
+from deepeft.theory.dntk import DNTK  # package.<name> = <module>, which must not shadow the function of that name
+import deepeft.simulate.metric_cumulants
+import deepeft as de
+import deepeft.diagnostics as dg, deepeft.simulate as sm, deepeft.theory as th
+for f in (de.diagnose, dg.diagnose, dg.series_dbm, de.dntk, th.dntk, th.ddntk, th.function_space_gd,
+          th.algorithm_projectors, sm.metric_cumulants):
+    assert callable(f) and not isinstance(f, types.ModuleType), f
+print("ok")
+'''
+
+
+def test_functions_named_like_their_module_survive_importing_the_module_first():
+    """`de.diagnose` was the module deepeft.diagnostics.diagnose after `from deepeft.diagnostics.diagnose import …`
+    (found by CI: 'module' object is not callable); the lazy packages keep the function, as the eager imports did."""
+    p = subprocess.run([sys.executable, "-c", _SAME_NAME], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr[-2000:]
