@@ -28,3 +28,37 @@ def assert_close(actual, desired, kind: str = "exact", *, atol: float = 0.0, dty
     a = np.asarray(actual)
     dt = np.dtype(dtype or (a.dtype if a.dtype in (np.float32, np.float64) else np.float64)).type
     np.testing.assert_allclose(actual, desired, rtol=TOL[dt][kind], atol=atol)
+
+
+def _import_every_module() -> None:
+    """Import every deepeft module and resolve every lazily exported name once, before any test runs.
+
+    The package namespaces are lazy (deepeft._lazy): a module or name is bound on first use. A mutation test
+    monkeypatches a function (e.g. ``residual_recursions.residual_single_input``); a module first imported *while* the
+    patch is active (through ``deepeft.dispatch``) would bind the patched function by ``from … import …`` for the rest
+    of the worker's tests, so later tests saw the mutated theory (CI: residual phase × 1.3). Importing everything
+    first makes every binding the real one, as the eager imports did. Modules that need an absent optional package
+    are skipped (their tests skip too)."""
+    import importlib
+    import pkgutil
+
+    import deepeft
+
+    for info in pkgutil.walk_packages(deepeft.__path__, "deepeft."):
+        try:
+            mod = importlib.import_module(info.name)
+        except ImportError:
+            continue
+        for name in getattr(mod, "__all__", ()) if info.ispkg else ():
+            try:
+                getattr(mod, name)
+            except (ImportError, AttributeError):
+                continue
+    for name in deepeft.__all__:
+        try:
+            getattr(deepeft, name)
+        except (ImportError, AttributeError):
+            continue
+
+
+_import_every_module()
