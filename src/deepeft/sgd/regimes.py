@@ -32,6 +32,7 @@ import math
 
 import numpy as np
 
+from .._validate import finite_scalar
 from ..errors import DeepEFTInputError
 
 __all__ = ["REGIMES", "LEARNED_LOSS_RATIO", "MEMORY_THRESHOLD", "RegimeVerdict", "sgd_regime", "regime_codes",
@@ -52,16 +53,6 @@ class RegimeVerdict:
     reason: str
 
 
-def _positive(x, name: str) -> float:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        raise DeepEFTInputError(f"{name} must be a number, got {x!r}.") from None
-    if not math.isfinite(v) or v < 0:
-        raise DeepEFTInputError(f"{name} must be finite and ≥ 0, got {x!r}.")
-    return v
-
-
 def regime_codes(loss_ratio, memory, *, learned: float = LEARNED_LOSS_RATIO,
                  memory_threshold: float = MEMORY_THRESHOLD) -> np.ndarray:
     """The rule of :func:`sgd_regime` on arrays (unvalidated; for phase-diagram grids): index into ``REGIMES`` —
@@ -80,19 +71,16 @@ def sgd_regime(loss_init, loss_final, memory, *, learned: float = LEARNED_LOSS_R
     (3.4)). Rule: loss_final/loss_init ≤ ``learned`` → "ordered"; else memory ≥ ``memory_threshold`` → "jamming";
     else "paramagnetic".
     """
-    L0 = _positive(loss_init, "loss_init")
-    L1 = _positive(loss_final, "loss_final")
+    L0 = finite_scalar(loss_init, "loss_init")
+    L1 = finite_scalar(loss_final, "loss_final")
     if L0 == 0:
         raise DeepEFTInputError("loss_init is 0: the run starts at a perfect fit, so its regime cannot be read "
                                 "from the loss; pass the loss of an untrained model.")
-    try:
-        m = float(memory)
-    except (TypeError, ValueError):
-        raise DeepEFTInputError(f"memory must be a number, got {memory!r}.") from None
-    if not math.isfinite(m) or not -1.0 - 1e-9 <= m <= 1.0 + 1e-9:
+    m = finite_scalar(memory, "memory", minimum=None)
+    if not -1.0 - 1e-9 <= m <= 1.0 + 1e-9:
         raise DeepEFTInputError(f"memory is a correlation coefficient in [−1, 1], got {memory!r}.")
-    lo = _positive(learned, "learned")
-    mt = _positive(memory_threshold, "memory_threshold")
+    lo = finite_scalar(learned, "learned")
+    mt = finite_scalar(memory_threshold, "memory_threshold")
     ratio = L1 / L0
     code = int(regime_codes(ratio, m, learned=lo, memory_threshold=mt))
     if code == 0:
