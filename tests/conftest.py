@@ -10,6 +10,8 @@ Import from here (``from conftest import Z_MAX, TOL, assert_close``) instead of 
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from deepeft.statistics import Z_CLAIM, Z_MAX
@@ -37,28 +39,30 @@ def _import_every_module() -> None:
     monkeypatches a function (e.g. ``residual_recursions.residual_single_input``); a module first imported *while* the
     patch is active (through ``deepeft.dispatch``) would bind the patched function by ``from … import …`` for the rest
     of the worker's tests, so later tests saw the mutated theory (CI: residual phase × 1.3). Importing everything
-    first makes every binding the real one, as the eager imports did. Modules that need an absent optional package
-    are skipped (their tests skip too)."""
+    first makes every binding the real one, as the eager imports did. Only a missing optional
+    package (torch, flax, equinox, scikit-learn, neural-tangents) is skipped (their tests skip too); any other
+    import error fails the session at once."""
     import importlib
     import pkgutil
 
     import deepeft
 
+    optional = {"torch", "flax", "equinox", "sklearn", "neural_tangents"}
+
+    def load(get):
+        try:
+            get()
+        except ModuleNotFoundError as exc:  # only an absent optional package is skipped; any other failure is raised
+            if (exc.name or "").split(".")[0] not in optional:
+                raise
+
     for info in pkgutil.walk_packages(deepeft.__path__, "deepeft."):
-        try:
-            mod = importlib.import_module(info.name)
-        except ImportError:
-            continue
-        for name in getattr(mod, "__all__", ()) if info.ispkg else ():
-            try:
-                getattr(mod, name)
-            except (ImportError, AttributeError):
-                continue
+        load(lambda info=info: importlib.import_module(info.name))
+        mod = sys.modules.get(info.name)
+        for name in getattr(mod, "__all__", ()) if info.ispkg and mod is not None else ():
+            load(lambda mod=mod, name=name: getattr(mod, name))
     for name in deepeft.__all__:
-        try:
-            getattr(deepeft, name)
-        except (ImportError, AttributeError):
-            continue
+        load(lambda name=name: getattr(deepeft, name))
 
 
 _import_every_module()

@@ -32,7 +32,7 @@ import math
 
 import numpy as np
 
-from .._validate import finite_scalar
+from .. import _validate as v
 from ..errors import DeepEFTInputError
 
 __all__ = ["REGIMES", "LEARNED_LOSS_RATIO", "MEMORY_THRESHOLD", "RegimeVerdict", "sgd_regime", "regime_codes",
@@ -71,16 +71,16 @@ def sgd_regime(loss_init, loss_final, memory, *, learned: float = LEARNED_LOSS_R
     (3.4)). Rule: loss_final/loss_init ≤ ``learned`` → "ordered"; else memory ≥ ``memory_threshold`` → "jamming";
     else "paramagnetic".
     """
-    L0 = finite_scalar(loss_init, "loss_init")
-    L1 = finite_scalar(loss_final, "loss_final")
+    L0 = v.finite_scalar(loss_init, "loss_init")
+    L1 = v.finite_scalar(loss_final, "loss_final")
     if L0 == 0:
         raise DeepEFTInputError("loss_init is 0: the run starts at a perfect fit, so its regime cannot be read "
                                 "from the loss; pass the loss of an untrained model.")
-    m = finite_scalar(memory, "memory", minimum=None)
+    m = v.finite_scalar(memory, "memory", minimum=None)
     if not -1.0 - 1e-9 <= m <= 1.0 + 1e-9:
         raise DeepEFTInputError(f"memory is a correlation coefficient in [−1, 1], got {memory!r}.")
-    lo = finite_scalar(learned, "learned")
-    mt = finite_scalar(memory_threshold, "memory_threshold")
+    lo = v.finite_scalar(learned, "learned")
+    mt = v.finite_scalar(memory_threshold, "memory_threshold")
     ratio = L1 / L0
     code = int(regime_codes(ratio, m, learned=lo, memory_threshold=mt))
     if code == 0:
