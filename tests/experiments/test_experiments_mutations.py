@@ -239,7 +239,8 @@ CASES = {  # perturbation, overrides of the quick preset (the defaults: these ar
     # (the same initial draws): 20 steps instead of the quick 1e4 (the loss checks then fail for another reason, so
     # the failing predictions must be the MP moments; see REDUCED)
     "sgd-finite-size": (_sgd_sigma, {"steps": 20, "n_records": 2}),
-    "sgd-students": (_sgd_sigma, {"activations": ["relu"], "temperatures": [2.0**-5, 4.0], "inv_sigma_W": [2.0**-8, 8.0],
+    "sgd-students": (_sgd_sigma, {"activations": ["relu"], "temperatures": [2.0**-5, 4.0],
+                                  "inv_sigma_W": [2.0**-8, 0.25, 2.0, 8.0],
                                   "members": 8, "steps": 200, "n_records": 2}),
     "sgd-dbm-drift": (_sgd_sigma, {"temperatures": [2.0**-5, 4.0], "inv_sigma_W": [8.0], "members": 8, "steps": 200,
                                    "n_records": 3, "checkpoints": 2, "quench_steps": 2}),

@@ -83,3 +83,14 @@ def test_bad_parameters():
         resolve_params("sgd-students", "quick", overrides={"activations": ["tanh", "relu6x"]})
     with pytest.raises(DeepEFTInputError, match="bases"):
         resolve_params("sgd-dbm-drift", "quick", overrides={"bases": ["Y"]})
+
+
+def test_relu_homogeneity_needs_four_sigma_points():
+    """The ReLU homogeneity prediction fixes a quadratic with three σ_W and tests it at a fourth: fewer values with
+    ReLU listed is an input error at parameter resolution (it used to drop the check silently)."""
+    with pytest.raises(DeepEFTInputError, match="at least 4 values of inv_sigma_W, got 3.*drop 'relu'"):
+        resolve_params("sgd-students", "quick", overrides={"inv_sigma_W": [0.25, 2.0, 8.0]})
+    p = resolve_params("sgd-students", "quick", overrides={"activations": ["tanh", "gelu"], "inv_sigma_W": [0.25, 8.0]})
+    assert p.inv_sigma_W == (0.25, 8.0)  # no ReLU: no homogeneity check, two values suffice
+    with pytest.raises(DeepEFTInputError, match="at least 4 values of inv_sigma_W, got 3"):
+        affine_gradient_check("relu: ", [0.25, 2.0, 8.0], np.ones((2, 3)), rtol=1e-3)

@@ -49,6 +49,8 @@ from .registry import register
 
 #: phase labels of :func:`classify` (index = code in the stored ``phase_code``)
 PHASE_NAMES = ("ordered", "paramagnetic", "jamming", "dead", "diverged")
+#: σ_W values the ReLU homogeneity prediction needs: a quadratic in σ_W through three, predicted at a fourth
+HOMOGENEITY_POINTS = 4
 
 
 def _setup(activation: str):
@@ -75,12 +77,13 @@ def classify(rel_loss, memory, alive, *, ordered_level: float, diverged_level: f
     return np.where(~np.isfinite(r) | (r >= diverged_level), 4, code)
 
 
-def affine_gradient_check(name: str, inv_sigma_W, grad_norm_init, *, rtol: float) -> Check | None:
+def affine_gradient_check(name: str, inv_sigma_W, grad_norm_init, *, rtol: float) -> Check:
     """E‖∇ℒ‖² at init is a quadratic in σ_W (ReLU homogeneity): predicted at an interior σ_W from three others
-    (the two extremes and the other interior point nearest the largest σ_W), Lagrange interpolation."""
+    (the two extremes and the other interior point nearest the largest σ_W), Lagrange interpolation. Needs
+    ``HOMOGENEITY_POINTS`` = 4 values of σ_W (``SGDStudents.Params`` asks for them when ReLU is listed)."""
     s = 1.0 / np.asarray(inv_sigma_W, np.float64)
-    if s.size < 4:
-        return None
+    if s.size < HOMOGENEITY_POINTS:
+        raise DeepEFTInputError(_too_few_sigmas(s.size))
     g2 = (np.asarray(grad_norm_init, np.float64) ** 2).mean(0)  # (σ,) mean over members of ‖∇ℒ‖²
     order = np.argsort(s)
     k = order[-2]  # interior point predicted ...
@@ -89,6 +92,13 @@ def affine_gradient_check(name: str, inv_sigma_W, grad_norm_init, *, rtol: float
     pred = sum(y[i] * np.prod([(s[k] - x[j]) / (x[i] - x[j]) for j in range(3) if j != i]) for i in range(3))
     return close_check(f"{name}E‖∇ℒ‖² at init is quadratic in σ_W: value at 1/σ_W={1 / s[k]:g} from 1/σ_W="
                        f"{', '.join(f'{1 / v:g}' for v in x)}", pred, g2[k], rtol=rtol, kind="prediction")
+
+
+def _too_few_sigmas(n: int) -> str:
+    return (f"the ReLU homogeneity prediction (E‖∇ℒ‖² at init quadratic in σ_W: three values fix the quadratic, a "
+            f"fourth tests it) needs at least {HOMOGENEITY_POINTS} values of inv_sigma_W, got {n}; list "
+            f"{HOMOGENEITY_POINTS} or more (e.g. inv_sigma_W=[0.00390625, 0.25, 2.0, 8.0]) or drop 'relu' from "
+            "activations.")
 
 
 @register
@@ -138,6 +148,8 @@ class SGDStudents(Experiment):
             sc.check_grid(self.inv_sigma_W, "inv_sigma_W")
             if len(self.temperatures) < 2 or len(self.inv_sigma_W) < 2:
                 raise DeepEFTInputError("list at least 2 temperatures and 2 values of inv_sigma_W.")
+            if "relu" in self.activations and len(self.inv_sigma_W) < HOMOGENEITY_POINTS:
+                raise DeepEFTInputError(_too_few_sigmas(len(self.inv_sigma_W)))
             if len(self.transition_range) != 2 or not 0 < self.transition_range[0] < self.transition_range[1]:
                 raise DeepEFTInputError(f"transition_range must be [lo, hi] with 0 < lo < hi, got {list(self.transition_range)}.")
 
@@ -234,9 +246,8 @@ class SGDStudents(Experiment):
                                     "fraction of dead models over the 1/σ_W row", 1.0, float(dead), None, None,
                                     bool(dead >= 0.5), "finding: fraction ≥ ½ (measured phases in that row: "
                                     f"{', '.join(names)})", "finding"))
-                c = affine_gradient_check("relu: ", s, d.grad_norm_init.values[:, 0, :], rtol=p.homogeneity_rtol)
-                if c is not None:
-                    checks.append(c)
+                checks.append(affine_gradient_check("relu: ", s, d.grad_norm_init.values[:, 0, :],
+                                                    rtol=p.homogeneity_rtol))
             elif act == "gelu":
                 frac = float(np.mean(~np.isfinite(d.test_loss.values[:, -1, :])
                                      | (d.rel_loss.values[:, -1, :] >= p.diverged_level)))
