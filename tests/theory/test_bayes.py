@@ -199,6 +199,21 @@ def test_bad_input_one_clear_error(call, match):
         call(X, Y, XB)
 
 
+@pytest.mark.parametrize("bad, match", [(-1.0, r"noise must be >= 0\.0 \(it is a variance"),
+                                        (float("nan"), "noise must be finite"), ("0.1x", "noise must be a real number"),
+                                        (None, "noise must be a real number")])
+def test_noise_variance_is_the_shared_scalar_check(bad, match):
+    """learning_inputs.noise_variance: a finite float >= 0 (0 allowed), errors naming the argument."""
+    from deepeft.theory.learning_inputs import noise_variance
+
+    assert noise_variance(0) == 0.0 and noise_variance(np.float32(0.5)) == 0.5 and noise_variance(np.array(2.0)) == 2.0
+    assert type(noise_variance(np.float32(0.5))) is float
+    with pytest.raises(DeepEFTInputError, match=match):
+        noise_variance(bad)
+    with pytest.raises(DeepEFTInputError, match=match.replace("noise", "ridge")):
+        noise_variance(bad, "ridge")
+
+
 def test_duplicate_inputs_work_with_noise():
     X, Y, XB = _data()
     X2 = np.concatenate([X, X[:1]])

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg as sla
 
+from .. import _validate as v
 from ..errors import DeepEFTInputError
 
 __all__ = [
@@ -52,13 +53,8 @@ def check_conventions(conventions: str) -> str:
 
 
 def noise_variance(noise, name: str = "noise") -> float:
-    try:
-        v = float(noise)
-    except (TypeError, ValueError):
-        raise DeepEFTInputError(f"{name} must be a real number >= 0 (a variance), got {noise!r}.") from None
-    if not np.isfinite(v) or v < 0:
-        raise DeepEFTInputError(f"{name} must be a finite variance >= 0, got {v}.")
-    return v
+    """The observation-noise variance σ_ε² (or a ridge): a finite float >= 0 (the shared scalar check)."""
+    return v.finite_scalar(noise, name, minimum=0.0)
 
 
 def targets(Y, N: int, name: str = "Y_train", n_out: int | None = None) -> np.ndarray:
