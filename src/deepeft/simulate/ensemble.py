@@ -68,7 +68,7 @@ from . import estimators as est
 from . import forward as fw
 from .ntk import ntk_forward
 
-__all__ = ["EnsembleResult", "default_micro_batch", "sample_ensemble"]
+__all__ = ["EnsembleResult", "default_micro_batch", "neuron_moments", "sample_ensemble"]
 
 _METHODS = ("weights", "metric")
 _AUTO_VERTEX_MAX_N = 8
@@ -244,40 +244,19 @@ def _zero_shift(cfg: _Config) -> dict:
 
 
 def _accumulate(cfg: _Config, acc: dict, st: dict, valid, shift: dict) -> dict:
-    """Add one micro-batch (B networks, ``valid`` masks padding) to the float64 power sums."""
+    """Add one micro-batch (B networks, ``valid`` masks padding) to the float64 power sums (:mod:`.estimators`)."""
     B, L = cfg.B, cfg.net.L
-
-    def d(name, x):
-        x = x.astype(jnp.float64) - shift[name]
-        return jnp.where(valid.reshape((B,) + (1,) * (x.ndim - 1)), x, 0.0)
-
-    new = dict(acc)
-    new["count"] = acc["count"] + jnp.sum(valid.astype(jnp.float64))
-    dM = d("M", st["M"])
-    new["M1"] = acc["M1"] + dM.sum(0)
-    new["M2"] = acc["M2"] + (dM * dM).sum(0)
-    dq = d("q", st["q"])
-    new["q1"] = acc["q1"] + dq.sum(0)
-    new["q2"] = acc["q2"] + jnp.einsum("blnk,blnm->lnkm", dq, dq)
-    dG = d("G", st["G"].reshape(B, L, -1))
-    new["G1"] = acc["G1"] + dG.sum(0)
+    sums = {"count": jnp.sum(valid.astype(jnp.float64))}
+    sums["M1"], sums["M2"] = est.moment_sums(est.shifted(st["M"], shift["M"], valid))
+    sums["q1"], sums["q2"] = est.vector_moment_sums(est.shifted(st["q"], shift["q"], valid))
+    dG = est.shifted(st["G"].reshape(B, L, -1), shift["G"], valid)
     if cfg.vertex:
-        dG2 = dG * dG
-        new["G2"] = acc["G2"] + jnp.einsum("blp,blq->lpq", dG, dG)
-        new["G3"] = acc["G3"] + jnp.einsum("blp,blq->lpq", dG2, dG)
-        new["G4"] = acc["G4"] + jnp.einsum("blp,blq->lpq", dG2, dG2)
+        sums["G1"], sums["G2"], sums["G3"], sums["G4"] = est.covariance_sums(dG)
     else:
-        new["G2"] = acc["G2"] + (dG * dG).sum(0)
+        sums["G1"], sums["G2"] = est.moment_sums(dG)
     if cfg.ntk:
-        dH = d("H", st["H"])
-        new["H1"] = acc["H1"] + dH.sum(0)
-        new["H2"] = acc["H2"] + (dH * dH).sum(0)
-    return new
-
-
-def _micro_batch_keys(base_key, start, B):
-    idx = start + jnp.arange(B, dtype=jnp.uint32)
-    return idx, jax.vmap(jax.random.fold_in, in_axes=(None, 0))(base_key, idx)
+        sums["H1"], sums["H2"] = est.moment_sums(est.shifted(st["H"], shift["H"], valid))
+    return est.add_sums(acc, **sums)
 
 
 @functools.lru_cache(maxsize=32)
@@ -287,7 +266,7 @@ def _chunk_fn(cfg: _Config):
 
     def run(acc, shift, base_key, X, start, n_total, n_micro):
         def body(k, acc):
-            idx, keys = _micro_batch_keys(base_key, start + k.astype(jnp.uint32) * jnp.uint32(cfg.B), cfg.B)
+            idx, keys = fw.micro_batch_keys(base_key, start + k.astype(jnp.uint32) * jnp.uint32(cfg.B), cfg.B)
             return _accumulate(cfg, acc, _batch_stats(cfg, keys, X), idx < n_total, shift)
 
         return jax.lax.fori_loop(jnp.int32(0), n_micro, body, acc)
@@ -300,7 +279,7 @@ def _keep_fn(cfg: _Config, m: int):
     """jit: preactivations of one micro-batch, first ``m`` neurons of every layer."""
 
     def run(base_key, X, start):
-        _, keys = _micro_batch_keys(base_key, start, cfg.B)
+        _, keys = fw.micro_batch_keys(base_key, start, cfg.B)
         zs = _batch_preacts(cfg, keys, X)[0]
         return tuple(z[:, :, :m] for z in zs)
 
@@ -329,34 +308,18 @@ def _finalize(cfg: _Config, acc: dict, shift: dict, X: np.ndarray):
     out["stochastic_metric"] = Estimate(g, gse)
 
     if cfg.vertex:  # (4.76): V = n_{ℓ−1} Cov(Ĝ, Ĝ)
-        cov, cse = est.covariance(S, acc["G1"], acc["G2"], acc["G3"], acc["G4"])
-        V = n_prev[:, None, None] * cov
-        Vse = n_prev[:, None, None] * cse
-        V[0], Vse[0] = 0.0, 0.0
-        out["vertex"] = Estimate(V.reshape(L, N, N, N, N), Vse.reshape(L, N, N, N, N))
+        out["vertex"] = Estimate(*est.layer_vertex(n_prev, *est.covariance(S, acc["G1"], acc["G2"], acc["G3"], acc["G4"])))
     else:
         out["vertex"] = None
 
     # single-neuron moments and (4.77) single-input vertex estimators, delta method
     qm, C = est.mean_vector_and_cov(S, shift["q"], acc["q1"], acc["q2"])
-    m2, m4, p = qm[..., 0], qm[..., 1], qm[..., 2]
-    c00 = C[..., 0, 0]
-
-    def delta(value, grad):
-        grad = np.stack(grad, axis=-1)
-        var = np.einsum("...k,...km,...m->...", grad, C, grad)
-        return Estimate(value, np.sqrt(np.maximum(var, 0.0)))
-
-    zero = np.zeros_like(m2)
-    out["z2"] = Estimate(m2, np.sqrt(np.maximum(c00, 0.0)))
-    out["z4"] = Estimate(m4, np.sqrt(np.maximum(C[..., 1, 1], 0.0)))
-    out["kurtosis"] = delta(m4 / m2**2 - 3.0, [-2 * m4 / m2**3, 1 / m2**2, zero])
-    m2sq = m2**2 - c00  # unbiased estimate of E[z²]²
-    nn = n_prev[:, None]
-    out["vertex_kurtosis"] = delta(nn / 3 * (m4 - 3 * m2sq), [-2 * nn * m2, nn / 3 + zero, zero])
-    vp = delta(nn * (p - m2sq), [-2 * nn * m2, zero, nn + zero])
+    m2, p = qm[..., 0], qm[..., 2]
+    out.update(neuron_moments(qm, C, n_prev))
+    m2sq = m2**2 - C[..., 0, 0]  # unbiased estimate of E[z²]²
+    nn, zero = n_prev[:, None], np.zeros_like(m2)
+    vp_val, vp_se = nn * (p - m2sq), est.delta_se([-2 * nn * m2, zero, nn + zero], C)
     single = n_cur == 1  # no neuron pairs i ≠ j in a width-1 layer
-    vp_val, vp_se = np.array(vp.value), np.array(vp.stderr)
     vp_val[single], vp_se[single] = np.nan, np.nan
     out["vertex_pairs"] = Estimate(vp_val, vp_se)
 
@@ -366,6 +329,21 @@ def _finalize(cfg: _Config, acc: dict, shift: dict, X: np.ndarray):
         h[0], hse[0] = net.lambda_b[0] + net.lambda_W[0] * (X @ X.T) / net.n[0], 0.0
         out["ntk"] = Estimate(h, hse)
     return out
+
+
+def neuron_moments(qm, C, n_prev) -> dict[str, Estimate]:
+    """``z2``, ``z4``, ``kurtosis`` = E[z⁴]/E[z²]² − 3 and ``vertex_kurtosis`` = (n_{ℓ−1}/3)(E[z⁴] − 3E[z²]²) (4.77)
+    with delta-method SEs, from the means qm (L, N, k ≥ 2) of (z², z⁴, …) per layer and input and the covariance
+    of those means C (L, N, k, k); E[z²]² is bias-corrected (m̄² − SE²). Shared by the MLP and residual ensembles."""
+    m2, m4 = qm[..., 0], qm[..., 1]
+    C2 = C[..., :2, :2]
+    c00, zero, nn = C2[..., 0, 0], np.zeros_like(m2), np.asarray(n_prev, dtype=np.float64)[:, None]
+    return {
+        "z2": Estimate(m2, np.sqrt(np.maximum(c00, 0.0))),
+        "z4": Estimate(m4, np.sqrt(np.maximum(C2[..., 1, 1], 0.0))),
+        "kurtosis": Estimate(m4 / m2**2 - 3.0, est.delta_se([-2 * m4 / m2**3, 1 / m2**2], C2)),
+        "vertex_kurtosis": Estimate(nn / 3 * (m4 - 3 * (m2**2 - c00)), est.delta_se([-2 * nn * m2, nn / 3 + zero], C2)),
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -407,10 +385,7 @@ def _run(cfg: _Config, X, n_networks, seed, chunk_size, progress):
 
     # pilot: the mean of micro-batch 0 is the shift of the power sums (fixed, chunk-independent)
     pilot = jax.device_get(call(_zero_acc(cfg), _zero_shift(cfg), 0, 1))
-    cnt = pilot["count"]
-    shift = {"M": pilot["M1"] / cnt, "q": pilot["q1"] / cnt, "G": pilot["G1"] / cnt}
-    if cfg.ntk:
-        shift["H"] = pilot["H1"] / cnt
+    shift = est.pilot_shift(pilot, _zero_shift(cfg))
     acc = _zero_acc(cfg)
     n_full = n_networks // chunk_size
     n_rest = -(-(n_networks - n_full * chunk_size) // cfg.B)

@@ -35,6 +35,7 @@ __all__ = [
     "check_dtype",
     "check_seed",
     "forward_preactivations",
+    "micro_batch_keys",
     "network_key",
     "network_params",
     "param_layout",
@@ -56,6 +57,13 @@ def check_dtype(dtype) -> str:
 def network_key(seed: int, index) -> jax.Array:
     """The PRNG key of network ``index`` of the ensemble with ``seed``: fold_in(PRNGKey(seed), index)."""
     return jax.random.fold_in(jax.random.PRNGKey(seed), index)
+
+
+def micro_batch_keys(base_key, start, B: int):
+    """(indices, keys) of networks start..start+B−1: keys[b] = fold_in(base_key, start + b) (see
+    :func:`network_key`; base_key = PRNGKey(seed)); traceable (start may be a uint32 tracer)."""
+    idx = start + jnp.arange(B, dtype=jnp.uint32)
+    return idx, jax.vmap(jax.random.fold_in, in_axes=(None, 0))(base_key, idx)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -168,14 +168,7 @@ def _stats(cfg: _Cfg, h, keys, A, X):
             G.append(Gl)
         out = {"M": jnp.stack(Ms), "G": jnp.stack(G).reshape(L, -1)}
         if cfg.pair_vertex:
-            P = []
-            for l, z in enumerate(zs):
-                m = n[l + 1]
-                z64 = z.astype(jnp.float64)
-                M64 = (z64 @ z64.T) / m
-                four = jnp.einsum("ai,bi,ci,di->abcd", z64, z64, z64, z64)
-                P.append((m * m * M64[:, :, None, None] * M64[None, None] - four) / max(m * (m - 1), 1))
-            out["P"] = jnp.stack(P).reshape(L, cfg.N * cfg.N, cfg.N * cfg.N)
+            out["P"] = jnp.stack([est.pair_average(z)[1] for z in zs]).reshape(L, cfg.N * cfg.N, cfg.N * cfg.N)
             out["Mr"] = jnp.stack(Ms).astype(jnp.float64).reshape(L, -1)
         if cfg.ntk:
             out["H"] = _output_ntk(cfg, h, params, A, X)
@@ -203,33 +196,23 @@ def _output_ntk(cfg: _Cfg, h, params, A, X):
 
 
 def _acc_update(cfg: _Cfg, acc, st, valid, shift):
-    w = valid.astype(jnp.float64)
-    new = dict(acc)
-    new["count"] = acc["count"] + w.sum()
+    """Add one micro-batch to the float64 power sums (:mod:`.estimators`; as :mod:`.ensemble`)."""
+    sums = {"count": jnp.sum(valid.astype(jnp.float64))}
     for name in ("M", "H") if cfg.ntk else ("M",):
-        d = (st[name].astype(jnp.float64) - shift[name]) * w.reshape((-1,) + (1,) * (st[name].ndim - 1))
-        new[name + "1"] = acc[name + "1"] + d.sum(0)
-        new[name + "2"] = acc[name + "2"] + (d * d).sum(0)
-    dG = (st["G"].astype(jnp.float64) - shift["G"]) * w[:, None, None]
-    new["G1"] = acc["G1"] + dG.sum(0)
+        sums[name + "1"], sums[name + "2"] = est.moment_sums(est.shifted(st[name], shift[name], valid))
+    dG = est.shifted(st["G"], shift["G"], valid)
     if cfg.pair_vertex:
-        P, Mr = st["P"] * w[:, None, None, None], st["Mr"]
-        Mw = Mr * w[:, None, None]
-        new["Mr1"] = acc["Mr1"] + Mw.sum(0)
-        new["MM"] = acc["MM"] + jnp.einsum("blp,blq->lpq", Mw, Mr)
-        new["P1"] = acc["P1"] + P.sum(0)
-        new["P2"] = acc["P2"] + (P * st["P"]).sum(0)
-        new["PMa"] = acc["PMa"] + jnp.einsum("blpq,blp->lpq", P, Mr)
-        new["PMb"] = acc["PMb"] + jnp.einsum("blpq,blq->lpq", P, Mr)
-        new["G2"] = acc["G2"] + (dG * dG).sum(0)
+        sums["G1"], sums["G2"] = est.moment_sums(dG)
+        sums.update(zip(_PAIR_SUMS, est.pair_vertex_sums(st["Mr"], st["P"], valid), strict=True))
     elif cfg.vertex:
-        dG2 = dG * dG
-        new["G2"] = acc["G2"] + jnp.einsum("blp,blq->lpq", dG, dG)
-        new["G3"] = acc["G3"] + jnp.einsum("blp,blq->lpq", dG2, dG)
-        new["G4"] = acc["G4"] + jnp.einsum("blp,blq->lpq", dG2, dG2)
+        sums["G1"], sums["G2"], sums["G3"], sums["G4"] = est.covariance_sums(dG)
     else:
-        new["G2"] = acc["G2"] + (dG * dG).sum(0)
-    return new
+        sums["G1"], sums["G2"] = est.moment_sums(dG)
+    return est.add_sums(acc, **sums)
+
+
+#: accumulator names of the sums of :func:`.estimators.pair_vertex`, in its argument order
+_PAIR_SUMS = ("Mr1", "MM", "P1", "P2", "PMa", "PMb")
 
 
 def _zeros(cfg: _Cfg):
@@ -242,7 +225,7 @@ def _zeros(cfg: _Cfg):
         acc["G3"], acc["G4"] = np.zeros((L, P, P)), np.zeros((L, P, P))
     if cfg.pair_vertex:
         acc["Mr1"] = np.zeros((L, P))
-        for k in ("MM", "P1", "P2", "PMa", "PMb"):
+        for k in _PAIR_SUMS[1:]:
             acc[k] = np.zeros((L, P, P))
     if cfg.ntk:
         acc["H1"], acc["H2"] = np.zeros((N, N)), np.zeros((N, N))
@@ -253,8 +236,7 @@ def _zeros(cfg: _Cfg):
 def _run_fn(cfg: _Cfg):
     def run(acc, shift, h, base, A, X, start, n_total, n_micro):
         def body(k, acc):
-            idx = start + k.astype(jnp.uint32) * jnp.uint32(cfg.B) + jnp.arange(cfg.B, dtype=jnp.uint32)
-            keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(base, idx)
+            idx, keys = fw.micro_batch_keys(base, start + k.astype(jnp.uint32) * jnp.uint32(cfg.B), cfg.B)
             return _acc_update(cfg, acc, _stats(cfg, h, keys, A, X), idx < n_total, shift)
 
         return jax.lax.fori_loop(jnp.int32(0), n_micro, body, acc)
@@ -320,8 +302,7 @@ def sample_graph_ensemble(
         if ntk:
             zero_shift["H"] = np.zeros((N, N))
         pilot = jax.device_get(run(_zeros(cfg), zero_shift, h, base, A, Xj, jnp.uint32(0), jnp.uint32(n_networks), jnp.int32(1)))
-        c = pilot["count"]
-        shift = {k: pilot[k + "1"] / c for k in zero_shift}
+        shift = est.pilot_shift(pilot, zero_shift)
         n_micro = -(-n_networks // B)
         acc = run(_zeros(cfg), shift, h, base, A, Xj, jnp.uint32(0), jnp.uint32(n_networks), jnp.int32(n_micro))
         acc = {k: np.asarray(a, dtype=np.float64) for k, a in jax.device_get(acc).items()}
@@ -334,13 +315,9 @@ def sample_graph_ensemble(
     g, gse = g.reshape(L, N, N), gse.reshape(L, N, N)
     Vest = None
     if pair:
-        cov, cse = est.pair_vertex(S, acc["Mr1"], acc["MM"], acc["P1"], acc["P2"], acc["PMa"], acc["PMb"])
+        Vest = Estimate(*est.layer_vertex(n_prev, *est.pair_vertex(S, *(acc[k] for k in _PAIR_SUMS))))
     elif vertex:
-        cov, cse = est.covariance(S, acc["G1"], acc["G2"], acc["G3"], acc["G4"])
-    if vertex:
-        Vv, Vse = n_prev[:, None, None] * cov, n_prev[:, None, None] * cse
-        Vv[0], Vse[0] = 0.0, 0.0
-        Vest = Estimate(Vv.reshape((L,) + (N,) * 4), Vse.reshape((L,) + (N,) * 4))
+        Vest = Estimate(*est.layer_vertex(n_prev, *est.covariance(S, acc["G1"], acc["G2"], acc["G3"], acc["G4"])))
     H = Estimate(*est.mean_and_se(S, shift["H"], acc["H1"], acc["H2"])) if ntk else None
     return GraphEnsembleResult(
         net=net,

@@ -36,8 +36,9 @@ from .._x64 import x64
 from ..errors import DeepEFTInputError
 from ..network_residual import ResidualMLP, check_residual
 from ..statistics import Estimate
+from . import estimators as est
 from . import forward as fw
-from .ensemble import EnsembleResult
+from .ensemble import EnsembleResult, neuron_moments
 
 __all__ = ["residual_forward", "residual_ntk_forward", "sample_residual_ensemble"]
 
@@ -122,10 +123,7 @@ def _one_network(net: ResidualMLP, dt, ntk: bool, vertex: bool, key, X, method: 
         out["G"].append(G)
         out["q"].append(jnp.stack([jnp.mean(z * z, -1), jnp.mean(z**4, -1)], -1))
         if vertex:
-            m = n[l]
-            four = jnp.einsum("ai,bi,ci,di->abcd", z, z, z, z)
-            P = (m * m * M[:, :, None, None] * M[None, None] - four) / max(m * (m - 1), 1)
-            out["P"].append(P)
+            out["P"].append(est.pair_average(z)[1])
         if l < net.L:
             a = net.activation.fn(zs[l - 1])
     if ntk:
@@ -140,28 +138,20 @@ def _batch_sums(net: ResidualMLP, N: int, dtype: str, B: int, ntk: bool, vertex:
     dt = fw.DTYPES[dtype]
 
     def run(base_key, X, start, n_total):
-        idx = start + jnp.arange(B, dtype=jnp.uint32)
-        keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(base_key, idx)
+        idx, keys = fw.micro_batch_keys(base_key, start, B)
         st = jax.vmap(lambda k: _one_network(net, dt, ntk, vertex, k, X, method))(keys)
-        w = (idx < n_total).astype(jnp.float64)
-        Lq = net.L
-        s = {"count": jnp.sum(w)}
-
-        def wsum(x):
-            return jnp.einsum("b,b...->...", w, x)
-
-        M = st["M"].reshape(B, Lq, -1)
-        s["M1"], s["MM"] = wsum(M), jnp.einsum("b,blp,blq->lpq", w, M, M)
-        s["G1"], s["G2"] = wsum(st["G"]), wsum(st["G"] ** 2)
-        q = st["q"]
-        s["q1"], s["q2"] = wsum(q), jnp.einsum("b,blnk,blnm->lnkm", w, q, q)
+        valid = idx < n_total
+        s = {"count": jnp.sum(valid.astype(jnp.float64))}  # unshifted sums (:mod:`.estimators`, shift 0)
+        M = st["M"].reshape(B, net.L, -1)
         if vertex:
-            P = st["P"].reshape(B, Lq, N * N, N * N)
-            s["P1"], s["P2"] = wsum(P), wsum(P * P)
-            s["PMa"] = jnp.einsum("b,blpq,blp->lpq", w, P, M)
-            s["PMb"] = jnp.einsum("b,blpq,blq->lpq", w, P, M)
+            s["M1"], s["MM"], s["P1"], s["P2"], s["PMa"], s["PMb"] = est.pair_vertex_sums(
+                M, st["P"].reshape(B, net.L, N * N, N * N), valid)
+        else:
+            s["M1"], s["MM"] = est.vector_moment_sums(est.shifted(M, 0.0, valid))
+        s["G1"], s["G2"] = est.moment_sums(est.shifted(st["G"], 0.0, valid))
+        s["q1"], s["q2"] = est.vector_moment_sums(est.shifted(st["q"], 0.0, valid))
         if ntk:
-            s["H1"], s["H2"] = wsum(st["H"]), wsum(st["H"] ** 2)
+            s["H1"], s["H2"] = est.moment_sums(est.shifted(st["H"], 0.0, valid))
         return s
 
     return jax.jit(run)
@@ -171,56 +161,25 @@ def _finalize(net: ResidualMLP, X: np.ndarray, acc: dict, vertex: bool, ntk: boo
     S = float(acc["count"])
     L, N = net.L, X.shape[0]
     n_prev = np.asarray(net.n[:-1], dtype=np.float64)
-    n_cur = np.asarray(net.n[1:])
-
-    def mean_se(s1, s2):
-        m = s1 / S
-        return m, np.sqrt(np.maximum(s2 - S * m * m, 0.0) / (S - 1) / S)
-
-    mu = acc["M1"] / S  # (L, P)
-    CM = (acc["MM"] - S * mu[:, :, None] * mu[:, None, :]) / (S - 1)  # covariance of one network's M
+    mu, cov_mu = est.mean_vector_and_cov(S, 0.0, acc["M1"], acc["MM"])  # (L, P), covariance of the mean (L, P, P)
     out: dict = {}
-    out["metric"] = Estimate(mu.reshape(L, N, N), np.sqrt(np.maximum(np.diagonal(CM, 0, 1, 2), 0) / S).reshape(L, N, N))
-    g, gse = mean_se(acc["G1"], acc["G2"])
-    out["stochastic_metric"] = Estimate(g, gse)
+    out["metric"] = Estimate(mu.reshape(L, N, N), np.sqrt(np.maximum(np.diagonal(cov_mu, 0, 1, 2), 0)).reshape(L, N, N))
+    out["stochastic_metric"] = Estimate(*est.mean_and_se(S, 0.0, acc["G1"], acc["G2"]))
     out["vertex"] = None
-    if vertex:
-        Pm = acc["P1"] / S
-        varP = (acc["P2"] - S * Pm * Pm) / (S - 1)
-        ma, mb = mu[:, :, None], mu[:, None, :]
-        cPa = (acc["PMa"] - S * Pm * ma) / (S - 1)
-        cPb = (acc["PMb"] - S * Pm * mb) / (S - 1)
-        va, vb = np.diagonal(CM, 0, 1, 2)[:, :, None], np.diagonal(CM, 0, 1, 2)[:, None, :]
-        var_psi = varP + ma**2 * vb + mb**2 * va - 2 * ma * cPb - 2 * mb * cPa + 2 * ma * mb * CM
-        V = n_prev[:, None, None] * (Pm - ma * mb + CM / S)
-        Vse = n_prev[:, None, None] * np.sqrt(np.maximum(var_psi, 0.0) / S)
-        V[0], Vse[0] = 0.0, 0.0  # layer 1 is exactly Gaussian
-        V[n_cur == 1], Vse[n_cur == 1] = np.nan, np.nan  # no neuron pairs i ≠ j
-        out["vertex"] = Estimate(V.reshape((L,) + (N,) * 4), Vse.reshape((L,) + (N,) * 4))
-    qm = acc["q1"] / S  # (L, N, 2)
-    C = (acc["q2"] - S * qm[..., :, None] * qm[..., None, :]) / (S - 1) / S
-    m2, m4 = qm[..., 0], qm[..., 1]
-    c00 = C[..., 0, 0]
-
-    def delta(value, grad):
-        gr = np.stack(grad, axis=-1)
-        return Estimate(value, np.sqrt(np.maximum(np.einsum("...k,...km,...m->...", gr, C, gr), 0.0)))
-
-    zero = np.zeros_like(m2)
-    out["z2"] = Estimate(m2, np.sqrt(np.maximum(c00, 0.0)))
-    out["z4"] = Estimate(m4, np.sqrt(np.maximum(C[..., 1, 1], 0.0)))
-    out["kurtosis"] = delta(m4 / m2**2 - 3.0, [-2 * m4 / m2**3, 1 / m2**2])
-    nn = n_prev[:, None]
-    out["vertex_kurtosis"] = delta(nn / 3 * (m4 - 3 * (m2**2 - c00)), [-2 * nn * m2, nn / 3 + zero])
+    if vertex:  # (B.23): V = n_{ℓ−1}(P̄ − M̄⊗M̄ + Cov(M̄))
+        pair = est.pair_vertex(S, acc["M1"], acc["MM"], acc["P1"], acc["P2"], acc["PMa"], acc["PMb"])
+        V, Vse = est.layer_vertex(n_prev, *pair)
+        single = np.asarray(net.n[1:]) == 1
+        V[single], Vse[single] = np.nan, np.nan  # no neuron pairs i ≠ j
+        out["vertex"] = Estimate(V, Vse)
+    qm, C = est.mean_vector_and_cov(S, 0.0, acc["q1"], acc["q2"])  # (L, N, 2): E[z²], E[z⁴]
+    out.update(neuron_moments(qm, C, n_prev))
     if out["vertex"] is not None:
         i = np.arange(N)
         out["vertex_pairs"] = Estimate(out["vertex"].value[:, i, i, i, i], out["vertex"].stderr[:, i, i, i, i])
     else:
         out["vertex_pairs"] = Estimate(np.full((L, N), np.nan), np.full((L, N), np.nan))
-    out["ntk"] = None
-    if ntk:
-        h, hse = mean_se(acc["H1"], acc["H2"])
-        out["ntk"] = Estimate(h, hse)
+    out["ntk"] = Estimate(*est.mean_and_se(S, 0.0, acc["H1"], acc["H2"])) if ntk else None
     return out
 
 
