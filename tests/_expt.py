@@ -94,6 +94,21 @@ class SharedEnsembles:
         return self
 
 
+def quick_summary_problems(s: dict) -> list[str]:
+    """Why the top-level summary.json ``s`` of a `reproduce --preset quick` run cannot stand for this code (empty
+    when it can): not the quick preset, made by other code (source_sha256 differs from
+    :func:`~deepeft.experiments.source_fingerprint`), not every registered experiment ran. The one rule of
+    :func:`quick_run` and the docs-number test (tests/interfaces/test_docs_numbers.py)."""
+    from deepeft.experiments import available_experiments, source_fingerprint
+
+    names = sorted(str(e.get("name")) for e in s.get("experiments", []))
+    return [what for what, bad in (
+        ("preset is not quick", s.get("preset") != "quick"),
+        ("made by other code (source_sha256 differs)", s.get("source_sha256") != source_fingerprint()),
+        ("not every registered experiment ran", names != sorted(available_experiments())),
+    ) if bad]  # fmt: skip
+
+
 def quick_run(name: str):
     """(summary, folder) of experiment ``name`` from the complete `reproduce --preset quick` that
     $DEEPEFT_QUICK_SUMMARY names (CI runs `make run` first), or None when that variable is unset or the run
@@ -101,19 +116,18 @@ def quick_run(name: str):
     :func:`~deepeft.experiments.source_fingerprint`), not every registered experiment ran, or this
     experiment's folder lacks its summary or ran with other parameters than the quick preset's. Tests that
     only assert "every check of a complete quick-size run passes" read it instead of running the experiment
-    again; with None they run it themselves (at reduced size). The same rules as the docs-number test's."""
+    again; with None they run it themselves (at reduced size). The run-level rules: :func:`quick_summary_problems`."""
     import os
     from pathlib import Path
 
-    from deepeft.experiments import available_experiments, resolve_params, source_fingerprint
+    from deepeft.experiments import resolve_params
     from deepeft.experiments.config import params_to_dict
 
     given = os.environ.get("DEEPEFT_QUICK_SUMMARY")
     if not given or not Path(given).is_file():
         return None
     s = json.loads(Path(given).read_text())
-    names = sorted(e.get("name") for e in s.get("experiments", []))
-    if s.get("preset") != "quick" or s.get("source_sha256") != source_fingerprint() or names != sorted(available_experiments()):
+    if quick_summary_problems(s):
         return None
     entry = next(e for e in s["experiments"] if e["name"] == name)
     folder = Path(given).parent / entry.get("dir", name)

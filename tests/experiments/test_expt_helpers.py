@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from _expt import SharedEnsembles, quick_run
+from _expt import SharedEnsembles, quick_run, quick_summary_problems
 from deepeft import MLP
 from deepeft.experiments import available_experiments, resolve_params, source_fingerprint
 from deepeft.experiments.config import params_to_dict
@@ -48,6 +48,17 @@ def test_quick_run_accepts_only_a_current_complete_quick_run(tmp_path, monkeypat
     for i, change in enumerate(stale):
         monkeypatch.setenv("DEEPEFT_QUICK_SUMMARY", str(_fake_quick_run(tmp_path / f"bad{i}", **change)))
         assert quick_run("gaussian-moments") is None, change
+
+
+def test_quick_summary_problems_names_each_reason(tmp_path):
+    """The run-level rule shared by quick_run and the docs-number test: each stale field is named."""
+    good = json.loads(_fake_quick_run(tmp_path).read_text())
+    assert quick_summary_problems(good) == []
+    bad = {**good, "preset": "paper", "source_sha256": "0" * 64, "experiments": good["experiments"][:1]}
+    assert quick_summary_problems(bad) == ["preset is not quick", "made by other code (source_sha256 differs)",
+                                           "not every registered experiment ran"]
+    assert quick_summary_problems({}) == ["preset is not quick", "made by other code (source_sha256 differs)",
+                                          "not every registered experiment ran"]
 
 
 def test_shared_ensembles_sample_once_per_exact_arguments():

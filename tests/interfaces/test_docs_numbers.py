@@ -70,19 +70,13 @@ def _quick_summary(tmp_path):
     import json
     import os
 
-    from deepeft.experiments import reproduce, source_fingerprint
+    from _expt import quick_summary_problems
+    from deepeft.experiments import reproduce
 
     given = os.environ.get("DEEPEFT_QUICK_SUMMARY")
     if given:
         s = json.loads(Path(given).read_text())
-        names = sorted(e["name"] for e in s["experiments"])
-        problems = [
-            what for what, bad in (
-                ("preset is not quick", s.get("preset") != "quick"),
-                ("made by other code (source_sha256 differs)", s.get("source_sha256") != source_fingerprint()),
-                ("not every registered experiment ran", names != sorted(available_experiments())),
-            ) if bad
-        ]
+        problems = quick_summary_problems(s)
         assert not problems, f"$DEEPEFT_QUICK_SUMMARY={given} cannot be reused: {'; '.join(problems)}; rerun `make run`."
         return s
     return reproduce(tmp_path / "quick", preset="quick")
