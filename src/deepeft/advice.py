@@ -314,36 +314,22 @@ def _state(flow: DepthFlow, regime: str, messages: list[str]) -> _State:
 
 
 def _flow(net, norm: float) -> tuple[DepthFlow, _State]:
-    """The single-input recursion of ``net`` at input norm ``norm``: :func:`~deepeft.theory.criticality.phase` for
-    an MLP (its regime and warnings), ``residual_single_input`` (B.12)–(B.26) for a ResidualMLP."""
-    if not isinstance(net, MLP):
-        return _residual_flow(net, norm)
+    """The single-input recursion of ``net`` at input norm ``norm``, its regime and warnings, from
+    :func:`~deepeft.theory.criticality.phase` (which dispatches a ResidualMLP to ``residual_phase``: the residual
+    recursion (B.12)–(B.26)); V/(n_{ℓ−1}K²) per layer ((B.22) for a ResidualMLP)."""
     from .theory.criticality import phase
 
     with warnings.catch_warnings(record=True) as caught, np.errstate(invalid="ignore", divide="ignore"):
         warnings.simplefilter("always", DeepEFTWarning)  # K^(L) = 0 (a zero-initialised head): V/(nK²) is NaN
         ph = phase(net, norm=norm)
         rec = ph.recursion
-        nv = rec.normalized_vertex() if net.widths else np.zeros(net.L)
-    flow = DepthFlow(rec.layers, rec.K, rec.chi_parallel, rec.chi_perp, nv)
+        if isinstance(net, MLP):
+            nv = rec.normalized_vertex() if net.widths else np.zeros(net.L)
+        else:
+            nv = rec.V / (np.concatenate([[np.inf], np.asarray(net.widths, dtype=np.float64)]) * rec.K**2)  # V^(1) = 0
+    flow = DepthFlow(np.arange(1, net.L + 1), rec.K, rec.chi_parallel, rec.chi_perp, nv)
     msgs = [str(w.message) for w in caught if issubclass(w.category, DeepEFTWarning)]
     return flow, _state(flow, ph.regime, msgs)
-
-
-def _residual_flow(net, norm: float) -> tuple[DepthFlow, _State]:
-    from .theory.criticality import kernel_depth_warning
-    from .theory.residual_recursions import residual_single_input
-
-    rec = residual_single_input(net, norm=norm)
-    n_prev = np.concatenate([[np.inf], np.asarray(net.widths, dtype=np.float64)])
-    nv = rec.V / (n_prev * rec.K**2)  # V/(n_{ℓ−1}K²) (B.22); V^{(1)} = 0
-    flow = DepthFlow(np.arange(1, net.L + 1), rec.K, rec.chi_parallel, rec.chi_perp, nv)
-    K = rec.K[:-1] if net.L >= 3 else rec.K  # hidden layers: the output layer carries no γ
-    msg = kernel_depth_warning(K[:, None, None])  # the exponential-phase test phase() applies to MLPs
-    if msg is None:
-        return flow, _state(flow, "critical", [])
-    grows = K[-1] > K[-2]
-    return flow, _state(flow, "exploding kernel" if grows else "collapsing kernel", [msg])
 
 
 def _critical_target(net, crit, gamma: float):

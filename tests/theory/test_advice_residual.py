@@ -76,3 +76,15 @@ def test_cli_gamma_builds_a_critical_residual_net(tmp_path, monkeypatch):
     assert d["network"]["source"] == "ResidualMLP" and d["criticality"]["verdict"] == "critical"
     np.testing.assert_allclose(d["network"]["C_W"][1:-1], 1.0, rtol=1e-12)  # (1 − γ²)/A₂ = 0.5·2 (B.20)
     assert (tmp_path / "r.html").is_file()
+
+
+@pytest.mark.parametrize("C_W, C_b, regime", [(3.0, 0.0, "collapsing kernel, chaotic (exploding gradients)"),
+                                             (0.05, 0.3, "collapsing kernel, ordered (vanishing gradients)")])
+def test_residual_regime_and_warnings_are_de_phase(C_W, C_b, regime):
+    """advise on a ResidualMLP takes its regime and phase warnings from de.phase (residual_phase, (B.15)–(B.16)),
+    as for an MLP: a tanh net far from C_W(γ) = 0.5 is not "critical" because K^(L)/K^(L−1) → 1 at its fixed point."""
+    net = ResidualMLP(4, [64] * 39, 1, "tanh", C_b=C_b, C_W=[1.0] + [C_W] * 38 + [1.0], gamma=G)
+    a, ph = de.advise(net), de.phase(net)
+    assert a.regime == ph.regime == regime and a.verdict == f"not critical ({regime})"
+    assert [w.message for w in a.warnings if w.topic == "phase"] == list(ph.warnings)
+    assert (a.chi_parallel, a.chi_perp, a.normalized_vertex_out) == (ph.chi_parallel, ph.chi_perp, ph.normalized_vertex_out)
