@@ -260,6 +260,8 @@ def test_background_close_waits_and_worker_errors_propagate(tmp_path, monkeypatc
     next record() or by close(); nothing after a failed record is written, and the store stays readable."""
     import threading
 
+    import zarr
+
     from deepeft.diagnostics import series
 
     rng = np.random.default_rng(3)
@@ -267,17 +269,20 @@ def test_background_close_waits_and_worker_errors_propagate(tmp_path, monkeypatc
     gate = threading.Event()
 
     def slow(Ws, *a, **k):
-        gate.wait(5.0)
+        gate.wait(120.0)  # (long: a starved CI machine must not open it early)
         return real(Ws, *a, **k)
 
     monkeypatch.setattr(series, "gram_eigenvalues_many", slow)
     path = tmp_path / "bg.zarr"
     rec = SpectrumRecorder(path, background=True)
-    rec.record(0, _model(rng))
-    rec.record(5, _model(rng))
-    assert int(series._open_group(path, "r").attrs["count"]) == 0  # both records still pending on the worker
-    threading.Timer(0.2, gate.set).start()
-    rec.close()  # waits for both
+    try:
+        rec.record(0, _model(rng))
+        rec.record(5, _model(rng))
+        assert int(zarr.open_group(str(path), mode="r").attrs["count"]) == 0  # both records still on the worker
+        threading.Timer(0.2, gate.set).start()
+        rec.close()  # waits for both
+    finally:
+        gate.set()
     assert load_series(path).steps.tolist() == [0, 5]
 
     calls = {"n": 0}
@@ -292,7 +297,7 @@ def test_background_close_waits_and_worker_errors_propagate(tmp_path, monkeypatc
     rec = SpectrumRecorder(path, background=True)  # resume
     rec.record(6, _model(rng))
     rec.record(7, _model(rng))  # fails on the worker
-    rec._pending[-1].exception()  # (wait for it)
+    rec._pending[-1].exception()  # (wait for the worker to fail)
     with pytest.raises(RuntimeError, match="disk on fire") as info:
         rec.record(8, _model(rng))
     assert "background record of step 7" in "".join(getattr(info.value, "__notes__", []))
