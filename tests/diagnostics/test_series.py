@@ -210,3 +210,139 @@ def test_partial_copies_and_damaged_chunks_are_refused(tmp_path, monkeypatch):
     (p / "eig_1" / "c" / "0" / "0").write_bytes(b"\x00garbage")
     with pytest.raises(de.DeepEFTInputError, match="cannot be read"):
         load_series(p)
+
+
+def test_background_store_equals_the_synchronous_one(tmp_path):
+    """background=True writes the same series as the synchronous recorder, bit for bit (spectra and weights), with
+    the torch fast snapshot (a recorded module is read from its Linear layers) equal to the full float64 import."""
+    torch = require("torch")
+    from deepeft.diagnostics.spectrum import gram_eigenvalues_many
+
+    torch.manual_seed(1)
+    nn = torch.nn
+    m = nn.Sequential(nn.Linear(7, 12), nn.ReLU(), nn.Sequential(nn.Linear(12, 9, bias=False), nn.ReLU()), nn.Linear(9, 2))
+    opt = torch.optim.SGD(m.parameters(), lr=0.1)
+    X, y = torch.randn(16, 7), torch.randn(16, 2)
+    recs = {(mode, bg): SpectrumRecorder(tmp_path / f"{mode}{bg}.zarr", mode=mode, every=3, background=bg)
+            for mode in ("spectra", "weights") for bg in (False, True)}
+    for rec in recs.values():
+        rec.record(0, m)
+    handles = [rec.attach(opt, m) for rec in recs.values()]
+    last = None
+    for _ in range(9):
+        opt.zero_grad()
+        ((m(X) - y) ** 2).mean().backward()
+        opt.step()
+        last = de.from_torch(m)  # the full import of the weights just recorded (the 9th step is a record)
+    for h in handles:
+        h.remove()
+    for rec in recs.values():
+        rec.close()
+    s = {k: load_series(tmp_path / f"{k[0]}{k[1]}.zarr") for k in recs}
+    ref = s[("spectra", False)]
+    np.testing.assert_array_equal(ref.steps, [0, 3, 6, 9])
+    for k, other in s.items():
+        np.testing.assert_array_equal(other.steps, ref.steps)
+        for l in range(3):
+            np.testing.assert_array_equal(other.eigenvalues[l], ref.eigenvalues[l], err_msg=str(k))
+    for l, ev in enumerate(gram_eigenvalues_many(last.weights)):
+        np.testing.assert_array_equal(ref.eigenvalues[l][-1], ev)  # fast snapshot == full import
+    for t in range(4):
+        for (W0, b0), (W1, b1) in zip(s[("weights", False)].weights_at(t), s[("weights", True)].weights_at(t)):
+            np.testing.assert_array_equal(W0, W1)
+            np.testing.assert_array_equal(b0, b1)
+    np.testing.assert_array_equal(s[("weights", True)].weights_at(-1)[1][1], 0.0)  # the bias-free layer
+    np.testing.assert_allclose(s[("weights", True)].weights_at(-1)[0][0], last.params[0][0], rtol=1e-7)
+
+
+def test_background_close_waits_and_worker_errors_propagate(tmp_path, monkeypatch):
+    """close() waits for the records still on the worker; a worker's error is raised (its own exception, once) by the
+    next record() or by close(); nothing after a failed record is written, and the store stays readable."""
+    import threading
+
+    import zarr
+
+    from deepeft.diagnostics import series
+
+    rng = np.random.default_rng(3)
+    real = series.gram_eigenvalues_many
+    gate = threading.Event()
+
+    def slow(Ws, *a, **k):
+        gate.wait(120.0)  # (long: a starved CI machine must not open it early)
+        return real(Ws, *a, **k)
+
+    monkeypatch.setattr(series, "gram_eigenvalues_many", slow)
+    path = tmp_path / "bg.zarr"
+    rec = SpectrumRecorder(path, background=True)
+    try:
+        rec.record(0, _model(rng))
+        rec.record(5, _model(rng))
+        assert int(zarr.open_group(str(path), mode="r").attrs["count"]) == 0  # both records still on the worker
+        threading.Timer(0.2, gate.set).start()
+        rec.close()  # waits for both
+    finally:
+        gate.set()
+    assert load_series(path).steps.tolist() == [0, 5]
+
+    calls = {"n": 0}
+
+    def fails_on_second(Ws, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("disk on fire")
+        return real(Ws, *a, **k)
+
+    monkeypatch.setattr(series, "gram_eigenvalues_many", fails_on_second)
+    rec = SpectrumRecorder(path, background=True)  # resume
+    rec.record(6, _model(rng))
+    rec.record(7, _model(rng))  # fails on the worker
+    rec._pending[-1].exception()  # (wait for the worker to fail)
+    with pytest.raises(RuntimeError, match="disk on fire") as info:
+        rec.record(8, _model(rng))
+    assert "background record of step 7" in "".join(getattr(info.value, "__notes__", []))
+    with pytest.raises(de.DeepEFTInputError, match="stopped after its background record of step 7"):
+        rec.record(9, _model(rng))
+    rec.close()  # already raised: close does not raise it again
+    assert load_series(path).steps.tolist() == [0, 5, 6]
+    with pytest.warns(de.DeepEFTWarning, match="interrupted"):  # record 7 was left pending: discarded on resuming
+        SpectrumRecorder(path).close()
+
+    # an error nobody saw yet is raised by close(), also through the context manager; NaN weights in the background
+    calls["n"] = 0
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        with SpectrumRecorder(tmp_path / "b.zarr", background=True) as rec:
+            rec.record(0, _model(rng))
+            rec.record(1, _model(rng))
+    monkeypatch.setattr(series, "gram_eigenvalues_many", real)
+    rec = SpectrumRecorder(tmp_path / "nan.zarr", background=True)
+    rec.record(0, _model(rng))
+    bad = _model(rng)
+    bad[1][2, 3] = np.nan
+    rec.record(1, [np.asarray(W) for W in _model(rng)])
+    with pytest.raises(de.DeepEFTInputError, match="NaN"):
+        rec.record(2, bad)  # the importer refuses it on the calling thread
+    rec.close()
+    assert load_series(tmp_path / "nan.zarr").steps.tolist() == [0, 1]
+
+
+def test_torch_fast_snapshot_still_checks_shapes_and_values(tmp_path):
+    torch = require("torch")
+    nn = torch.nn
+    m = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3))
+    with SpectrumRecorder(tmp_path / "t.zarr", background=True) as rec:
+        rec.record(0, m)
+        m[2] = nn.Linear(8, 4)  # a replaced layer of another shape
+        with pytest.raises(de.DeepEFTInputError, match="differ from the series"):
+            rec.record(1, m)
+        m[2] = nn.Linear(8, 3)
+        rec.record(2, m)  # a replaced layer of the same shape: its weights are recorded
+        expected = gram_eigenvalues(m[2].weight.detach().double().numpy())
+        with torch.no_grad():
+            m[0].weight[0, 0] = float("nan")
+        rec.record(3, m)  # refused on the worker
+        with pytest.raises(de.DeepEFTInputError, match="NaN"):
+            rec.close()
+    s = load_series(tmp_path / "t.zarr")
+    assert s.steps.tolist() == [0, 2]
+    np.testing.assert_array_equal(s.eigenvalues[1][-1], expected)
