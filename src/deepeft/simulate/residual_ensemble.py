@@ -121,10 +121,18 @@ def _one_network(net: ResidualMLP, dt, ntk: bool, vertex: bool, key, X, method: 
             G = G + float(net.gamma[l - 1]) ** 2 * out["M"][-2]
         out["G"].append(G)
         out["q"].append(jnp.stack([jnp.mean(z * z, -1), jnp.mean(z**4, -1)], -1))
-        if vertex:
+        if vertex:  # Σ_{i≠j} A_i ⊗ A_j / (m(m − 1)), A_i = E[z_i z_iᵀ | layer ℓ − 1] = G_σ + γ² z⁻_i z⁻_iᵀ (module doc)
             m = n[l]
-            four = jnp.einsum("ai,bi,ci,di->abcd", z, z, z, z)
-            P = (m * m * M[:, :, None, None] * M[None, None] - four) / max(m * (m - 1), 1)
+            P = G[:, :, None, None] * G[None, None]  # Ā = G; layer 1 (or γ = 0): every A_i = G
+            if l > 1 and net.gamma[l - 1]:
+                zp = zs[l - 2].astype(jnp.float64)
+                g2 = float(net.gamma[l - 1]) ** 2
+                Gs = G - g2 * out["M"][-2]  # the σ part G_σ, common to every neuron
+                Mp = out["M"][-2]
+                sq = m * Gs[:, :, None, None] * Gs[None, None] + g2 * m * (Gs[:, :, None, None] * Mp[None, None]
+                                                                           + Mp[:, :, None, None] * Gs[None, None])
+                sq = sq + g2 * g2 * jnp.einsum("ai,bi,ci,di->abcd", zp, zp, zp, zp)  # Σ_i A_i ⊗ A_i
+                P = (m * m * P - sq) / max(m * (m - 1), 1)
             out["P"].append(P)
         if l < net.L:
             a = net.activation.fn(zs[l - 1])
@@ -158,8 +166,10 @@ def _batch_sums(net: ResidualMLP, N: int, dtype: str, B: int, ntk: bool, vertex:
         if vertex:
             P = st["P"].reshape(B, Lq, N * N, N * N)
             s["P1"], s["P2"] = wsum(P), wsum(P * P)
-            s["PMa"] = jnp.einsum("b,blpq,blp->lpq", w, P, M)
-            s["PMb"] = jnp.einsum("b,blpq,blq->lpq", w, P, M)
+            G = st["G"].reshape(B, Lq, -1)
+            s["GG"] = jnp.einsum("b,blp,blq->lpq", w, G, G)
+            s["PGa"] = jnp.einsum("b,blpq,blp->lpq", w, P, G)
+            s["PGb"] = jnp.einsum("b,blpq,blq->lpq", w, P, G)
         if ntk:
             s["H1"], s["H2"] = wsum(st["H"]), wsum(st["H"] ** 2)
         return s
@@ -184,15 +194,17 @@ def _finalize(net: ResidualMLP, X: np.ndarray, acc: dict, vertex: bool, ntk: boo
     g, gse = mean_se(acc["G1"], acc["G2"])
     out["stochastic_metric"] = Estimate(g, gse)
     out["vertex"] = None
-    if vertex:
+    if vertex:  # V = n_{ℓ−1}(P̄ − Ḡ⊗Ḡ + Cov(Ĝ)/S): P and Ĝ = Ā are the conditional means given layer ℓ − 1
         Pm = acc["P1"] / S
         varP = (acc["P2"] - S * Pm * Pm) / (S - 1)
-        ma, mb = mu[:, :, None], mu[:, None, :]
-        cPa = (acc["PMa"] - S * Pm * ma) / (S - 1)
-        cPb = (acc["PMb"] - S * Pm * mb) / (S - 1)
-        va, vb = np.diagonal(CM, 0, 1, 2)[:, :, None], np.diagonal(CM, 0, 1, 2)[:, None, :]
-        var_psi = varP + ma**2 * vb + mb**2 * va - 2 * ma * cPb - 2 * mb * cPa + 2 * ma * mb * CM
-        V = n_prev[:, None, None] * (Pm - ma * mb + CM / S)
+        gm = (acc["G1"] / S).reshape(L, -1)
+        CG = (acc["GG"] - S * gm[:, :, None] * gm[:, None, :]) / (S - 1)  # covariance of one network's Ĝ
+        ma, mb = gm[:, :, None], gm[:, None, :]
+        cPa = (acc["PGa"] - S * Pm * ma) / (S - 1)
+        cPb = (acc["PGb"] - S * Pm * mb) / (S - 1)
+        va, vb = np.diagonal(CG, 0, 1, 2)[:, :, None], np.diagonal(CG, 0, 1, 2)[:, None, :]
+        var_psi = varP + ma**2 * vb + mb**2 * va - 2 * ma * cPb - 2 * mb * cPa + 2 * ma * mb * CG
+        V = n_prev[:, None, None] * (Pm - ma * mb + CG / S)
         Vse = n_prev[:, None, None] * np.sqrt(np.maximum(var_psi, 0.0) / S)
         V[0], Vse[0] = 0.0, 0.0  # layer 1 is exactly Gaussian
         V[n_cur == 1], Vse[n_cur == 1] = np.nan, np.nan  # no neuron pairs i ≠ j
