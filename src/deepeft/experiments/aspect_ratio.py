@@ -193,8 +193,9 @@ class AspectRatio(Experiment):
                     allow = p.c_x * xt * ((l - 2) / n) ** 2 + (0.0 if src == "sim" else _GRID_REL * xt)
                     grid = "" if src == "sim" else f" + {_GRID_REL:g}·x (grid)"
                     what = "ensembles" if src == "sim" else "exact law"
+                    ok = bool(agrees(xs - xt, xse, max_z=p.max_z, allowance=allow))
                     checks.append(Check(f"{act} n={n:g}: x^({l}) = V/(nG²) {what} vs NLO recursion", xt, xs, xse or None,
-                                        zscore(xs - xt, xse) if xse else None, bool(agrees(xs - xt, xse, max_z=p.max_z, allowance=allow)),
+                                        zscore(xs - xt, xse) if xse else None, ok,
                                         f"|Δ| < {p.max_z:g}·SE + {p.c_x:g}·x·((ℓ−2)/n)²{grid} (the O(1/n²) remainder "
                                         f"= {allow / xt:.2%} of x)"))
                 for l in ls:
