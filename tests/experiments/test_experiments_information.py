@@ -76,9 +76,10 @@ def test_aspect_ratio_fails_for_perturbed_theory(tmp_path, monkeypatch):
 
     x is compared with its NLO value (V's own 1/n correction computed, theory.metric_moments), so the remaining
     allowance is c_x·x·((ℓ − 2)/n)² (≤ 0.2 % of x at ℓ ≤ 4, n = 24), and 50 000 networks (exact conditional sampling)
-    measure x to ≈ 0.5 % per layer: x × 1.05 fails x^(2..4) on the tanh ensembles (|z| 6–9 at seeds 0–2; × 1.03
-    already fails 1–3 of them). (A.67) is seen on the ReLU width ladder: the exact I − (A.67) falls like x⁴ (local
-    power 3.98 against 4 ± 0.04); with (A.67) × 1.05 it falls like x² (power ≈ 2)."""
+    measure x to ≈ 0.5 % per layer: x × 1.05 fails 2–3 of x^(2..4) on the tanh ensembles (|z| 6.7–12.0 at seeds 0–2;
+    unperturbed |z| ≤ 2.2; × 1.03 fails 1–3 of them, |z| up to 8.0). (A.67) is seen on the ReLU width ladder: the exact
+    I − (A.67) falls like x⁴ (local power 3.979 at ℓ = 2, 3.967 at ℓ = 3, against 4 ± 0.04, 0.06); with (A.67) × 1.05
+    (or × 1.01) it falls like x² (power 1.98, 1.96)."""
     from deepeft.experiments import aspect_ratio as m
 
     monkeypatch.setattr(m.info, "finite_width_information", _scaled(m.info.finite_width_information, 1.05, "x"))
