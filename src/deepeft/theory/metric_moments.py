@@ -69,11 +69,14 @@ def _he(k: int, u: np.ndarray) -> np.ndarray:
 def _powers(act, s: float) -> np.ndarray:
     """D[p, k] = d^k⟨σ^p⟩_s/ds^k for p = 2, 4, 6 (rows 0, 1, 2), k = 0..3."""
     kinks = breakpoints(act)
-    out = np.empty((3, 4))
+    out = np.full((3, 4), np.nan)  # only the derivatives the recursion uses
     for i, p in enumerate((2, 4, 6)):
         for k in range(4 if p == 2 else (3 if p == 4 else 1)):
-            val = expect1d(lambda z, p=p, k=k: act.numpy(z, 0) ** p * _he(k, z / np.sqrt(s)), np.asarray(s), kinks)
-            out[i, k] = float(val) / (2.0 * s) ** k
+
+            def F(z: np.ndarray, p: int = p, k: int = k) -> np.ndarray:
+                return act.numpy(z, 0) ** p * _he(k, z / np.sqrt(s))
+
+            out[i, k] = float(expect1d(F, np.asarray(s), kinks)) / (2.0 * s) ** k
     return out
 
 
