@@ -13,7 +13,7 @@ for γ² ∈ {0, 0.5, 0.8}, tanh and ReLU, theory against ensembles, and the dee
   where the layer-1 preactivations are exactly Gaussian, V^{(2)} is exact at any width and the rule is |z| < max_z:
   65 536 networks resolve V^{(2)} to 0.6–0.8 % (γ² = 0; ReLU γ² = 0.5), so V off by 5 % fails there. The kernel at
   ℓ = 2, E[Ĝ^{(2)}] = K^{(2)} with no 1/n term: |Ĝ_sim − K| < max_z·SE, no allowance (prediction; it resolves
-  K^{(2)} to ≈ 0.03 %, so a slip of the residual kernel map (B.12) by a few percent fails it).
+  K^{(2)} to 0.05–0.1 %, so a slip of the residual kernel map (B.12) by a few percent fails it).
 * **Finding**: for ReLU with γ > 0 the same data reject the printed (B.24) at the last layer (|z| > Z_CLAIM with
   the same allowance).
 * **Deep asymptotics** (theory, a jitted scan to ℓ = ``deep_depth``): the digest's tanh check values
