@@ -65,3 +65,5 @@ def test_bad_input():
         stochastic_metric_moments(net, norm=0.0)
     with pytest.raises(de.DeepEFTInputError, match="vertex"):
         info.finite_width_information(net, groups=(1, 1), metric="lo", vertex="nlo")
+    with pytest.raises(de.DeepEFTInputError, match="method"):
+        stochastic_metric_samples(net, np.ones(2), 16, method="conditional")
