@@ -52,9 +52,34 @@ def _metric_program(net, dtype: str):
     return jax.jit(lambda seed, idx, X: base(keys(seed, idx), X))
 
 
-def stochastic_metric_samples(net, x, n_networks: int, seed: int = 0, *, dtype="float32"):
-    """Ĝ^{(ℓ)} (4.70) of networks 0..n_networks−1 (the networks of :func:`~.ensemble.sample_ensemble` with
-    method "weights") on one input ``x`` (n0,): array (n_networks, L), float64; Ĝ^{(1)} is deterministic."""
+@functools.lru_cache(maxsize=32)
+def _conditional_program(net, dtype: str):
+    """jit: Ĝ^{(2..L)} of a batch of networks drawn from the exact conditional law (4.71): given Ĝ^{(ℓ)}, the
+    n_ℓ preactivations of layer ℓ are iid N(0, Ĝ^{(ℓ)}) — n_ℓ normals per layer instead of n_ℓ n_{ℓ−1} weights."""
+    dt = fw.DTYPES[dtype]
+    n, L = net.n, net.L
+
+    def one(key, g1):
+        ks = jax.random.split(key, L - 1)
+        g, out = g1, []
+        for l in range(2, L + 1):
+            z = jnp.sqrt(g) * jax.random.normal(ks[l - 2], (n[l - 1],), dt).astype(jnp.float64)
+            g = net.C_b[l - 1] + net.C_W[l - 1] / n[l - 1] * jnp.sum(net.activation.fn(z) ** 2)
+            out.append(g)
+        return jnp.stack(out)
+
+    base = jax.vmap(one, in_axes=(0, None))
+    keys = jax.vmap(fw.network_key, in_axes=(None, 0))
+    return jax.jit(lambda seed, idx, g1: base(keys(seed, idx), g1))
+
+
+def stochastic_metric_samples(net, x, n_networks: int, seed: int = 0, *, dtype="float32", method: str = "weights"):
+    """Ĝ^{(ℓ)} (4.70) of networks 0..n_networks−1 on one input ``x`` (n0,): array (n_networks, L), float64; Ĝ^{(1)}
+    is deterministic. ``method``: "weights" (the networks of :func:`~.ensemble.sample_ensemble` with method
+    "weights") or "metric" (each layer from its exact conditional law given Ĝ^{(ℓ)} (4.71): the same law of
+    (Ĝ^{(1)}, …, Ĝ^{(L)}), other draws, ≈ n× cheaper)."""
+    if method not in ("weights", "metric"):
+        raise DeepEFTInputError(f"method must be 'weights' or 'metric', got {method!r}.")
     net = fw.check_net(net)
     X = np.asarray(x, dtype=np.float64)
     X = net.check_inputs(X[None, :] if X.ndim == 1 else X, "x")
@@ -67,11 +92,13 @@ def stochastic_metric_samples(net, x, n_networks: int, seed: int = 0, *, dtype="
     out[:, 0] = net.C_b[0] + net.C_W[0] * float(np.mean(X[0] ** 2))
     if net.L > 1:
         with x64():
-            prog = _metric_program(net, dtype)
-            Xj = jnp.asarray(X, fw.DTYPES[dtype])
+            if method == "metric":
+                prog, arg = _conditional_program(net, dtype), jnp.float64(out[0, 0])
+            else:
+                prog, arg = _metric_program(net, dtype), jnp.asarray(X, fw.DTYPES[dtype])
             for start in range(0, S, _BATCH):
                 idx = jnp.arange(start, start + _BATCH, dtype=jnp.uint32)
-                g = np.asarray(prog(seed, idx, Xj))
+                g = np.asarray(prog(seed, idx, arg))
                 out[start : start + _BATCH, 1:] = g[: S - start]
     return out
 

@@ -12,7 +12,8 @@
 * :mod:`.function_space_gd` — infinite-width GD for any loss (cross-entropy) averaged over the prior (10.3)–(10.6);
 * :mod:`.algorithm_projectors`, :mod:`.finite_width_solution` — the trained network at finite width (§∞.2);
 * :mod:`.information`, :mod:`.information_exact` — entropy, mutual and tripartite information, optimal aspect
-  ratio (App. A); the exact information of the single-input scale-mixture law;
+  ratio (App. A); the exact information of the single-input scale-mixture law; :mod:`.metric_moments` — moments of
+  the single-input stochastic metric Ĝ to NLO (x = V/(nG²) with V's 1/n correction);
 * :mod:`.complexity` — counting of data-dependent couplings and the ReLU six-point vertex (Ch. ε);
 * :mod:`.conventions` — neural-tangents and mean-field conventions at the edges.
 
@@ -79,6 +80,7 @@ if TYPE_CHECKING:  # imported on first use (PEP 562, deepeft._lazy)
         newton_step,
         ridge_regression,
     )
+    from .metric_moments import MetricMoments, stochastic_metric_moments
     from .nearly_kernel import meta_kernel, nearly_kernel_prediction, quadratic_model
     from .residual import (
         critical_xi,
@@ -95,6 +97,8 @@ if TYPE_CHECKING:  # imported on first use (PEP 562, deepeft._lazy)
 __getattr__, __dir__ = attach(globals())
 
 __all__ = [
+    "MetricMoments",
+    "stochastic_metric_moments",
     "FunctionSpaceGD",
     "function_space_gd",
     "function_space_gd_from_kernels",

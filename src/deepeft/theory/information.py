@@ -197,13 +197,17 @@ class FiniteWidthInformation:
     aspect_ratio: np.ndarray  # ℓ/n_{ℓ−1}
 
 
-def finite_width_information(net, groups=None, x=None, *, norm=None, metric: str = "nlo") -> FiniteWidthInformation:
+def finite_width_information(
+    net, groups=None, x=None, *, norm=None, metric: str = "nlo", vertex: str = "lo"
+) -> FiniteWidthInformation:
     """Mutual (and tripartite) information between neuron groups in every layer of ``net`` for one input
     (``x`` or its ``norm``), from the single-input recursion: x^{(ℓ)} = V^{(ℓ)}/(n_{ℓ−1} G^{(ℓ)2}) (A.68).
 
     ``groups``: (m₁, m₂) or (m₁, m₂, m₃) neuron counts (default: the output split in halves, ⌊n_L/2⌋, ⌈n_L/2⌉).
-    ``metric``: "nlo" uses G = K + G^{1}/n (5.110), "lo" uses K. V is the leading-order vertex (4.119): its
-    own 1/n correction (not in the library) shifts x by O(1/n²), i.e. I by O(1/n³) like the NLO term.
+    ``metric``: "nlo" uses G = K + G^{1}/n (5.110), "lo" uses K. ``vertex``: "lo" uses the leading-order vertex
+    (4.119), whose own 1/n correction shifts x by O(x·ℓ/n); "nlo" takes x = Var(Ĝ)/E[Ĝ]² with that correction
+    (:func:`deepeft.theory.metric_moments.stochastic_metric_moments`; relative remainder O((ℓ/n)²); needs
+    ``metric="nlo"``).
     """
     from .single_input import single_input  # local: keep `import deepeft.theory.information` light
 
@@ -217,10 +221,18 @@ def finite_width_information(net, groups=None, x=None, *, norm=None, metric: str
         raise DeepEFTInputError(f"groups must give 2 or 3 neuron counts, got {groups!r}.")
     if metric not in ("lo", "nlo"):
         raise DeepEFTInputError(f"metric must be 'lo' (K) or 'nlo' (K + G¹/n), got {metric!r}.")
-    rec = single_input(net, x, norm=norm)
+    if vertex not in ("lo", "nlo") or (vertex == "nlo" and metric != "nlo"):
+        raise DeepEFTInputError(f"vertex must be 'lo' (4.119) or 'nlo' (with metric='nlo'), got vertex={vertex!r}, "
+                                f"metric={metric!r}.")
     n_prev = np.concatenate([[np.inf], np.asarray(net.widths, dtype=np.float64)])
-    G = rec.metric() if (metric == "nlo" and net.widths) else rec.K
-    xs = rec.V / (n_prev * G**2)
+    if vertex == "nlo":
+        from .metric_moments import stochastic_metric_moments
+
+        xs = stochastic_metric_moments(net, x, norm=norm).x
+    else:
+        rec = single_input(net, x, norm=norm)
+        G = rec.metric() if (metric == "nlo" and net.widths) else rec.K
+        xs = rec.V / (n_prev * G**2)
     return FiniteWidthInformation(
         groups=(gs[0], gs[1]),
         x=xs,
