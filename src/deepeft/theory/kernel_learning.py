@@ -258,11 +258,11 @@ def gd_from_kernels(
 
 
 def _eigh(T: np.ndarray):
-    """Θ̃ = U diag(λ) Uᵀ, λ ascending, by LAPACK syevd (divide and conquer), overwriting ``T``.
+    """Θ̃ = U diag(λ) Uᵀ, λ ascending, by LAPACK syevd (divide and conquer) on the lower triangle of ``T``.
 
-    ``T`` is a private C-ordered copy: its transpose is the F-ordered array LAPACK works on in place (no copy);
-    ``lower=False`` there reads the lower triangle of ``T``, as numpy.linalg.eigh does."""
-    return sla.eigh(T.T, lower=False, overwrite_a=True, check_finite=False, driver="evd")
+    (Handing LAPACK the F-ordered view ``T.T`` with ``lower=False`` would save one N × N copy, but its upper-triangle
+    tridiagonalization measured ≈ 1 s slower at N = 4000 on 2 threads: the copy stays.)"""
+    return sla.eigh(T, overwrite_a=True, check_finite=False, driver="evd")
 
 
 def _eta(eta) -> float:
