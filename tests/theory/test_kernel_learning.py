@@ -58,6 +58,8 @@ def test_discrete_steps_equal_explicit_iteration():
         np.testing.assert_allclose(pred.cov[i], ref[s][1], rtol=1e-9, atol=1e-12)
         np.testing.assert_allclose(pred.train_mean[i], ref[s][2], rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(pred.cov[0], Kb, rtol=1e-12)  # t = 0: the prior
+    one = de.gd_prediction(NET, X, Y, XB, 1, eta=eta)  # t = 1 alone: X_1 = Aᵀ − ηΘ_ℬ𝒜C, no eigenvector GEMM
+    np.testing.assert_allclose(one.cov, ref[1][1], rtol=1e-9, atol=1e-12)
     # oscillating modes (ηλ > 1) too: η = 1.9/λ_max
     eta2 = 0.95 * max_stable_eta(Tt)
     p2 = de.gd_prediction(NET, X, Y, XB, 3, eta=eta2)

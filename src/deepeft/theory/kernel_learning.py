@@ -82,7 +82,7 @@ __all__ = [
 ]
 
 _CHUNK_BYTES = 1 << 28  # time-batched GEMM blocks of ≤ 256 MB
-_DELTA_FRACTION = 0.5  # update X_t from the latest time's X when fewer than this fraction of modes differ
+_DELTA_FRACTION = 0.9  # update X_t from the latest time's X when fewer than this fraction of modes differ
 
 
 @dataclasses.dataclass(frozen=True)
@@ -208,7 +208,7 @@ def gd_from_kernels(
 
     Tt = add_to_diagonal(Tt, reg_T)  # a private contiguous copy: eigh may overwrite it
     Kt = add_to_diagonal(Kt, reg_K) if reg_K else Kt
-    lam, U = sla.eigh(Tt, overwrite_a=True, check_finite=False, driver="evd")
+    lam, U = _eigh(Tt)
     lmax = float(lam[-1])
     if lmax <= 0:
         raise DeepEFTInputError("Theta_train has no positive eigenvalue: nothing is learned (all λ_b, λ_W zero?).")
@@ -238,7 +238,11 @@ def gd_from_kernels(
     res = np.einsum("ai,ti,io->tao", U, D, UY, optimize=True)  # E_t(−y) up to sign: ε mean = −E_t y
     train_mean = Y[None] - res
     order = np.argsort(np.argsort(tau.ravel(), kind="stable"), kind="stable")
-    cov, Sdiag, post = _covariance(Kt, Kx, Kb, Y, U, P, F, reg_K, order) if Kb is not None else (None, None, None)
+    # t = 1 step: f_1 = η for every mode, so P f_1 W = η Θ_ℬ𝒜 U Uᵀ C = η Θ_ℬ𝒜 C (a triangular product, MN² flops)
+    one = (tau.ravel() == 1) if step_eta is not None else np.zeros(tau.size, bool)
+    cov, Sdiag, post = (
+        _covariance(Kt, Kx, Kb, Y, U, P, F, reg_K, order, Tx, step_eta, one) if Kb is not None else (None, None, None)
+    )
     if Sdiag is None:
         Sdiag = np.einsum("ai,ab,bi->i", U, Kt, U, optimize=True)
     # E[L_𝒜(t)] of the MSE loss (10.5) over z_𝒜(0) ~ N(0, K̃): ε(t) = E_t ε(0), ε(0) ~ N(−y, K̃) per output, so
@@ -253,6 +257,14 @@ def gd_from_kernels(
     )
 
 
+def _eigh(T: np.ndarray):
+    """Θ̃ = U diag(λ) Uᵀ, λ ascending, by LAPACK syevd (divide and conquer) on the lower triangle of ``T``.
+
+    (Handing LAPACK the F-ordered view ``T.T`` with ``lower=False`` would save one N × N copy, but its upper-triangle
+    tridiagonalization measured ≈ 1 s slower at N = 4000 on 2 threads: the copy stays.)"""
+    return sla.eigh(T, overwrite_a=True, check_finite=False, driver="evd")
+
+
 def _eta(eta) -> float:
     try:
         e = float(eta)
@@ -263,12 +275,14 @@ def _eta(eta) -> float:
     return e
 
 
-def _covariance(Kt, Kx, Kb, Y, U, P, F, noise, order):
+def _covariance(Kt, Kx, Kb, Y, U, P, F, noise, order, Tx, eta, one):
     """cov_t for all t: 𝕂 + X_t X_tᵀ via Cholesky of K̃ (fast path), else the direct four-term form.
 
-    X_t = Aᵀ − (P diag f_t) W costs one (M × N)(N × N) GEMM per time; modes whose f_t equals the latest
-    time's f (converged to machine precision, f = 1/λ) are shared, so late times cost 2M|J_t|N with
-    J_t = {i : f_t(λ_i) ≠ f_latest(λ_i)} (exact: the same numbers, re-associated). ``order`` ranks the times.
+    X_t = Aᵀ − (P diag f_t) W costs one (M × N)(N × N) GEMM per time (all such times in one stacked GEMM);
+    modes whose f_t equals the latest time's f (converged to machine precision, f = 1/λ) are shared, so late
+    times cost 2M|J_t|N with J_t = {i : f_t(λ_i) ≠ f_latest(λ_i)} (exact: the same numbers, re-associated), and
+    a time with J_t = ∅ has the latest time's covariance. ``order`` ranks the times. Times flagged in ``one``
+    (t = 1 step, f_1 ≡ η) use P f_1 W = η Θ_ℬ𝒜 C: X_1 = Aᵀ − η Θ_ℬ𝒜 C by one dtrmm (MN² flops, no eigenvectors).
 
     Also returns diag(Uᵀ K̃ U) (= row norms² of W) for the expected training loss, and the NNGP posterior
     that the fast path computes on the way (None on the direct path)."""
@@ -291,36 +305,50 @@ def _covariance(Kt, Kx, Kb, Y, U, P, F, noise, order):
         return cov, np.diagonal(S).copy(), None
     posterior, A = posterior_parts(C, Kx, Kb, Y, noise)
     post = posterior.cov
-    W = sla.blas.dtrmm(1.0, C, np.asfortranarray(U.T), side=1, lower=1)  # Uᵀ C
-    per = max(1, int(_CHUNK_BYTES // max(1, 8 * M * N)))
-    At = A.T
+    # W = Uᵀ C by dtrmm (N³ flops): b = Uᵀ, a = Cᵀ (the F-ordered view of the C-ordered lower factor: upper)
+    W = sla.blas.dtrmm(1.0, C.T, U.T, side=1, lower=0, trans_a=1)
+    At = A.T  # (M, N)
     live = [i for i in range(T) if np.any(F[i])]  # f_t ≡ 0 (t = 0): cov = K_ℬℬ, no GEMM
     for i in set(range(T)) - set(live):
         cov[i] = Kb
-
-    def put(i, X):
-        cov[i] = symmetric_rank_update(post, X)  # 𝕂 + X Xᵀ by dsyrk (M²N flops)
-
-    full = live
-    if len(live) > 1:  # modes converged to machine precision share f_t = f_ref: update only the others
-        ref = max(live, key=lambda i: order[i])
-        X_ref = At - (P * F[ref]) @ W
-        put(ref, X_ref)
-        full = []
-        for i in live:
-            if i == ref:
-                continue
-            J = np.flatnonzero(F[i] != F[ref])
-            if J.size > _DELTA_FRACTION * N:
-                full.append(i)
-                continue
-            put(i, X_ref - (P[:, J] * (F[i, J] - F[ref, J])) @ W[J, :])
+    unit = [i for i in live if one[i]]
+    if unit:
+        X1 = np.subtract(At, sla.blas.dtrmm(eta, C.T, Tx, side=1, lower=0, trans_a=1), order="C")
+        for i in unit:
+            cov[i] = symmetric_rank_update(post, X1)
+        del X1
+        live = [i for i in live if not one[i]]
+    if not live:
+        return cov, np.einsum("ij,ij->i", W, W), posterior
+    # modes converged to machine precision share f_t = f_ref (the latest time): update only the others
+    ref = max(live, key=lambda i: order[i])
+    full, same, delta = [ref], [], []
+    for i in live:
+        if i == ref:
+            continue
+        J = np.flatnonzero(F[i] != F[ref])
+        if J.size == 0:
+            same.append(i)
+        elif J.size > _DELTA_FRACTION * N:
+            full.append(i)
+        else:  # eigh sorts λ, so J is usually one run of modes: a slice (views, no gathered copies)
+            delta.append((i, slice(J[0], J[-1] + 1) if J[-1] - J[0] + 1 == J.size else J))
+    per = max(1, int(_CHUNK_BYTES // max(1, 8 * M * N)))
+    X_ref = None
     for s in range(0, len(full), per):
         idx = full[s : s + per]
         PF = (P[None, :, :] * F[idx, None, :]).reshape(len(idx) * M, N)
         X = (PF @ W).reshape(len(idx), M, N)
+        del PF
         for j, i in enumerate(idx):
-            put(i, At - X[j])
+            Xi = np.subtract(At, X[j], out=X[j])  # X_t = Aᵀ − P f_t W
+            cov[i] = symmetric_rank_update(post, Xi)  # 𝕂 + X Xᵀ by dsyrk (M²N flops)
+            if i == ref:
+                X_ref = Xi
+    for i in same:
+        cov[i] = cov[ref]
+    for i, J in delta:
+        cov[i] = symmetric_rank_update(post, X_ref - (P[:, J] * (F[i, J] - F[ref, J])) @ W[J, :])
     return cov, np.einsum("ij,ij->i", W, W), posterior
 
 
