@@ -27,7 +27,7 @@ from ..errors import DeepEFTInputError
 from ..statistics import Estimate, jackknife
 from . import forward as fw
 
-__all__ = ["MetricCumulants", "metric_cumulants", "stochastic_metric_samples"]
+__all__ = ["MetricCumulants", "metric_cumulants", "stochastic_metric_from_preactivations", "stochastic_metric_samples"]
 
 
 _BATCH = 256  # networks per jitted call (fixed: one compilation per architecture)
@@ -73,6 +73,27 @@ def stochastic_metric_samples(net, x, n_networks: int, seed: int = 0, *, dtype="
                 idx = jnp.arange(start, start + _BATCH, dtype=jnp.uint32)
                 g = np.asarray(prog(seed, idx, Xj))
                 out[start : start + _BATCH, 1:] = g[: S - start]
+    return out
+
+
+def stochastic_metric_from_preactivations(net, x, preactivations) -> np.ndarray:
+    """Ĝ^{(ℓ)} (4.70) of every network from its kept preactivations on one input ``x`` (n0,): ``preactivations`` is
+    a sequence of the L layers' z^{(ℓ)}, each (S, n_ℓ) (all neurons; e.g. from ``sample_ensemble`` with
+    ``keep_preactivations``); returns (S, L), float64, Ĝ^{(1)} = C_b + C_W |x|²/n_0 (deterministic). Given layer
+    ℓ − 1, the neurons of layer ℓ are iid N(0, Ĝ^{(ℓ)}) (4.71)."""
+    net = fw.check_net(net)
+    X = np.asarray(x, dtype=np.float64).reshape(-1)
+    zs = [np.asarray(z, dtype=np.float64) for z in preactivations]
+    if len(zs) != net.L or any(z.ndim != 2 or z.shape[1] != net.n[l + 1] for l, z in enumerate(zs)):
+        raise DeepEFTInputError(
+            f"preactivations must be the {net.L} layers' z of shape (networks, n_ℓ) with n_ℓ = {list(net.n[1:])}, got "
+            f"shapes {[np.shape(z) for z in zs]}."
+        )
+    S = zs[0].shape[0]
+    out = np.empty((S, net.L))
+    out[:, 0] = net.C_b[0] + net.C_W[0] * float(np.mean(X**2))
+    for l in range(2, net.L + 1):
+        out[:, l - 1] = net.C_b[l - 1] + net.C_W[l - 1] / net.n[l - 1] * np.sum(net.activation.numpy(zs[l - 2]) ** 2, axis=1)
     return out
 
 
