@@ -10,8 +10,9 @@ Sampler (``sampler``): "metric" (default) draws each network's layers from the e
 z^{(ℓ)} = √Ĝ^{(ℓ)} ξ — the same joint law of Ĝ^{(1..L)} as running the weights ("weights"), with n× fewer random
 numbers. κ₃'s sampling error is what limits U: at 8 000 weight-sampled networks U was measured to 5–10 % per layer
 (only U × 1.25 failed); the quick preset's 512 000 chain networks cost about the same CPU time and measure U to
-0.75–1.1 % at ℓ = 2, 3 (n = 24) and 0.9–1.1 % (n = 48), V to ≈ 0.3 %: U × 1.05 fails (|z| 4.5–6.7 per task over
-seeds 0–3; the run fails through the larger of its two tasks, 5.6–6.7), V × 1.03 fails (|z| ≥ 10).
+0.75–1.1 % at ℓ = 2, 3 (n = 24) and 0.9–1.1 % (n = 48), V to ≈ 0.3 %. Quick runs, seeds 0–3 (max |z| of the
+predictions): U × 1.08 fails every seed (|z| 7.5–13.2), U × 1.05 three of four (|z| 4.3, 8.1, 8.4, 6.9), V × 1.02 every
+seed (|z| 6.6–12.9); unperturbed, all 32 predictions pass (max |z| 2.0–2.9).
 
 Checks:
 
