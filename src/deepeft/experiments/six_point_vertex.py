@@ -9,7 +9,8 @@ U = n² k₃(Ĝ) (Ch. ε; = n²[E[z_i²z_j²z_k²] − 3E[z_i²z_j²]E[z²] + 2E
 Sampler (``sampler``): "metric" (default) draws each network's layers from the exact conditional chain (4.70)–(4.71),
 z^{(ℓ)} = √Ĝ^{(ℓ)} ξ — the same joint law of Ĝ^{(1..L)} as running the weights ("weights"), with n× fewer random
 numbers. κ₃'s sampling error is what limits U: at 8 000 weight-sampled networks U was measured to 5–10 % per layer
-(only U × 1.25 failed); the quick preset's 512 000 chain networks cost about the same CPU time and measure U to
+(only U × 1.25 failed); the quick preset's 512 000 chain networks cost about the same (quick run 8.7 → 10.7 s wall on
+a quiet machine) and measure U to
 0.75–1.1 % at ℓ = 2, 3 (n = 24) and 0.9–1.1 % (n = 48), V to ≈ 0.3 %. Quick runs, seeds 0–3 (max |z| of the
 predictions): U × 1.08 fails every seed (|z| 7.5–13.2), U × 1.05 three of four (|z| 4.3, 8.1, 8.4, 6.9), V × 1.02 every
 seed (|z| 6.6–12.9); unperturbed, all 32 predictions pass (max |z| 2.0–2.9).
