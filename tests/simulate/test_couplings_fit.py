@@ -30,6 +30,43 @@ def test_fit_of_exact_scale_mixture():
     assert np.all(fit.v.stderr < 0.1 * c / G**4)  # resolved: the check can fail
 
 
+def test_conditional_fit_of_exact_scale_mixture():
+    """The conditional (Rao–Blackwell) estimator: given each network's variance s (its Ĝ), E[zz] = E[s]δ and
+    E[zzzz]_c = Var(s)T; same answers as the raw fit (z-scores against the exact couplings) with smaller errors, and the
+    structure checks still from the raw moments."""
+    G, c, S, n = 0.8, 0.05, 20_000, 12
+    rng = np.random.default_rng(3)
+    k = G * G / c
+    s = rng.gamma(k, G / k, size=S)
+    z = np.sqrt(s)[:, None] * rng.standard_normal((S, n))
+    ms = np.array([1, 2, 4])
+    raw, cond = fit_couplings(z, m=ms), fit_couplings(z, m=ms, metric=s)
+    assert cond.conditional and not raw.conditional
+    assert np.all(np.abs(cond.inv_g.z(G - 0.5 * (ms + 2) * c / G)) < Z_MAX)
+    assert np.all(np.abs(cond.v.z(c / G**4)) < Z_MAX) and abs(cond.slope.z(-0.5 * c / G)) < Z_MAX
+    assert np.all(cond.inv_g.stderr < 0.5 * raw.inv_g.stderr) and np.all(cond.v.stderr < 0.3 * raw.v.stderr)
+    np.testing.assert_array_equal(cond.off_K, raw.off_K)
+    np.testing.assert_array_equal(cond.off_V, raw.off_V)
+    with pytest.raises(de.DeepEFTInputError, match="metric"):
+        fit_couplings(z, m=(1,), metric=s[:-1])
+    with pytest.raises(de.DeepEFTInputError, match="metric"):
+        fit_couplings(z, m=(1,), metric=-s)
+
+
+def test_stochastic_metric_from_kept_preactivations():
+    """Ĝ^{(ℓ)} (4.70) from sample_ensemble's kept neurons equals the jitted per-network metric of the same networks
+    (stochastic_metric_samples: an independent code path, same keys)."""
+    from deepeft.simulate import sample_ensemble, stochastic_metric_from_preactivations, stochastic_metric_samples
+
+    net = de.MLP(input_dim=3, widths=[6, 6], output_dim=6, activation="tanh", C_b=0.1, C_W=1.5)
+    x = np.array([1.2, -0.6, 0.9])
+    ens = sample_ensemble(net, x[None], 64, 7, keep_preactivations=(64, 6), vertex=False)
+    g = stochastic_metric_from_preactivations(net, x, [z[:, 0, :] for z in ens.preactivations])
+    np.testing.assert_allclose(g, stochastic_metric_samples(net, x, 64, 7), rtol=1e-5)
+    with pytest.raises(de.DeepEFTInputError, match="preactivations"):
+        stochastic_metric_from_preactivations(net, x, [z[:, 0, :] for z in ens.preactivations][:2])
+
+
 def test_fit_detects_wrong_structure():
     """A law outside the action (4.97) — neurons with unequal variances — is flagged by off_K / off_V or the z-scores."""
     z = _scale_mixture(20_000, 12, 0.8, 0.05, 2) * np.linspace(0.7, 1.3, 12)[None, :]

@@ -52,6 +52,25 @@ def test_relu_six_point_vs_ensemble():
     assert mc.V.z(lo.V)[-1] > 3.0  # the data resolve the 1/n correction to V
 
 
+def test_relu_six_point_vs_conditional_chain():
+    """The exact conditional chain (method="metric", z^(ℓ) = √Ĝ^(ℓ) ξ) against the exact recursion, and against the
+    weight-sampled networks of the other test: same law, so |z| < 5 everywhere; 200 000 chain networks resolve U to
+    ≈ 1–3 % (the check can fail: U × 1.1 is rejected)."""
+    n, L = 32, 5
+    net = de.MLP(input_dim=4, widths=[n] * (L - 1), output_dim=n, activation="relu", C_W=2.0)
+    x = np.ones(4)
+    mc = metric_cumulants(net, x, 200_000, seed=3, method="metric")
+    ex = cx.six_point_vertex_relu(L, n=n, K1=2.0)
+    assert np.all(np.abs(mc.U.z(ex.U)[1:]) < Z_MAX) and np.all(np.abs(mc.V.z(ex.V)[1:]) < Z_MAX)
+    assert np.all(np.abs(mc.G.z(ex.K)[1:]) < Z_MAX)
+    assert np.max(np.abs(mc.U.z(1.1 * ex.U)[1:])) > Z_MAX
+    w = metric_cumulants(net, x, 4_000, seed=1)
+    zd = (mc.U.value - w.U.value)[1:] / np.hypot(mc.U.stderr, w.U.stderr)[1:]
+    assert np.all(np.abs(zd) < Z_MAX)
+    with pytest.raises(de.DeepEFTInputError, match="method"):
+        metric_cumulants(net, x, 100, method="chain")
+
+
 def test_six_point_vertex_of_tanh_from_ensembles():
     """tanh has no closed form: U is measured. Checks that can fail: U = 0 exactly at ℓ = 1, and at ℓ = 2
     U = n²κ₃(Ĝ^(2)) = C_W³ κ₃(tanh(z)²) for z ~ N(0, K^(1)) (iid first-layer neurons), by 1-D quadrature."""

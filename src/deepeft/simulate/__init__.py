@@ -15,7 +15,12 @@ if TYPE_CHECKING:  # imported on first use (PEP 562, deepeft._lazy)
     from .forward import network_key, preactivations, sample_params
     from .gnn import GraphEnsembleResult, sample_graph_ensemble
     from .gnn_training import TrainedGCNEnsemble, train_gcn_ensemble
-    from .metric_cumulants import MetricCumulants, metric_cumulants, stochastic_metric_samples
+    from .metric_cumulants import (
+        MetricCumulants,
+        metric_cumulants,
+        stochastic_metric_from_preactivations,
+        stochastic_metric_samples,
+    )
     from .ntk import empirical_ntk, ntk_autodiff, ntk_forward
     from .ntk_tensors import (
         DDNTKStatistics,
@@ -69,6 +74,7 @@ __all__ = [
     "mean_and_se",
     "metric_cumulants",
     "MetricCumulants",
+    "stochastic_metric_from_preactivations",
     "stochastic_metric_samples",
     "mean_vector_and_cov",
     "network_key",

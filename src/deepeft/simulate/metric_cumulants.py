@@ -9,7 +9,11 @@ E[Ĝ] = G, n_{ℓ−1} Var(Ĝ) = V (4.76) and n_{ℓ−1}² κ₃(Ĝ) = U, the s
 E[z_i²z_j²z_k²] − 3E[z_i²z_j²]E[z²] + 2E[z²]³ = U/n² for distinct neurons. We estimate V and U by the unbiased
 k-statistics k₂, k₃ of the per-network Ĝ over networks, with delete-one-block jackknife standard errors.
 
-The networks are those of :func:`~deepeft.simulate.ensemble.sample_ensemble` with method "weights" (same keys).
+Two samplers (``method``): "weights" runs the networks — those of :func:`~deepeft.simulate.ensemble.sample_ensemble`
+with method "weights" (same keys), n_{ℓ−1}·n_ℓ random numbers per layer; "metric" draws the exact conditional chain
+(4.70)–(4.71) directly, z^{(ℓ)} = √Ĝ^{(ℓ)} ξ with ξ iid N(0, 1) (the bias is inside Ĝ: b + Wσ given σ is
+N(0, Ĝ) per neuron), n_ℓ random numbers per layer — the same law of (Ĝ^{(1)}, …, Ĝ^{(L)}) jointly, at n× fewer random
+numbers, so n× more networks for the same time (κ₃'s sampling error needs them: U is the third cumulant).
 """
 
 from __future__ import annotations
@@ -24,10 +28,10 @@ import numpy as np
 from .. import _validate as v
 from .._x64 import x64
 from ..errors import DeepEFTInputError
-from ..statistics import Estimate, jackknife
+from ..statistics import Estimate, block_count, jackknife
 from . import forward as fw
 
-__all__ = ["MetricCumulants", "metric_cumulants", "stochastic_metric_samples"]
+__all__ = ["MetricCumulants", "metric_cumulants", "stochastic_metric_from_preactivations", "stochastic_metric_samples"]
 
 
 _BATCH = 256  # networks per jitted call (fixed: one compilation per architecture)
@@ -52,19 +56,24 @@ def _metric_program(net, dtype: str):
     return jax.jit(lambda seed, idx, X: base(keys(seed, idx), X))
 
 
+_CHAIN_BATCH = 8192  # networks per jitted call of the conditional chain (fixed: one compilation per architecture)
+_METHODS = ("weights", "metric")
+
+
 @functools.lru_cache(maxsize=32)
-def _conditional_program(net, dtype: str):
-    """jit: Ĝ^{(2..L)} of a batch of networks drawn from the exact conditional law (4.71): given Ĝ^{(ℓ)}, the
-    n_ℓ preactivations of layer ℓ are iid N(0, Ĝ^{(ℓ)}) — n_ℓ normals per layer instead of n_ℓ n_{ℓ−1} weights."""
+def _chain_program(net, dtype: str):
+    """jit: Ĝ^{(2..L)} of a batch of networks (keys (B,)) drawn from the exact conditional chain (4.70)–(4.71):
+    z^{(ℓ)} = √Ĝ^{(ℓ)} ξ, ξ ~ N(0, 1) iid over the n_ℓ neurons, from Ĝ^{(1)} (an argument)."""
     dt = fw.DTYPES[dtype]
     n, L = net.n, net.L
 
     def one(key, g1):
-        ks = jax.random.split(key, L - 1)
-        g, out = g1, []
-        for l in range(2, L + 1):
-            z = jnp.sqrt(g) * jax.random.normal(ks[l - 2], (n[l - 1],), dt).astype(jnp.float64)
-            g = net.C_b[l - 1] + net.C_W[l - 1] / n[l - 1] * jnp.sum(net.activation.fn(z) ** 2)
+        xi = jax.random.normal(key, (sum(n[1:L]),), dt)
+        g, out, o = g1, [], 0
+        for l in range(2, L + 1):  # z in the network dtype (as the weights method), Σσ² accumulated in float64
+            z = jnp.sqrt(g).astype(dt) * xi[o : o + n[l - 1]]
+            o += n[l - 1]
+            g = net.C_b[l - 1] + net.C_W[l - 1] / n[l - 1] * jnp.sum(net.activation.fn(z).astype(jnp.float64) ** 2)
             out.append(g)
         return jnp.stack(out)
 
@@ -74,12 +83,11 @@ def _conditional_program(net, dtype: str):
 
 
 def stochastic_metric_samples(net, x, n_networks: int, seed: int = 0, *, dtype="float32", method: str = "weights"):
-    """Ĝ^{(ℓ)} (4.70) of networks 0..n_networks−1 on one input ``x`` (n0,): array (n_networks, L), float64; Ĝ^{(1)}
-    is deterministic. ``method``: "weights" (the networks of :func:`~.ensemble.sample_ensemble` with method
-    "weights") or "metric" (each layer from its exact conditional law given Ĝ^{(ℓ)} (4.71): the same law of
-    (Ĝ^{(1)}, …, Ĝ^{(L)}), other draws, ≈ n× cheaper)."""
-    if method not in ("weights", "metric"):
-        raise DeepEFTInputError(f"method must be 'weights' or 'metric', got {method!r}.")
+    """Ĝ^{(ℓ)} (4.70) of networks 0..n_networks−1 on one input ``x`` (n0,): array (n_networks, L), float64; Ĝ^{(1)} is
+    deterministic. ``method`` "weights": the networks of :func:`~.ensemble.sample_ensemble` with method "weights";
+    "metric": the exact conditional chain (4.70)–(4.71), n_{ℓ−1}× fewer random numbers (module docstring)."""
+    if method not in _METHODS:
+        raise DeepEFTInputError(f"method must be one of {_METHODS}, got {method!r}.")
     net = fw.check_net(net)
     X = np.asarray(x, dtype=np.float64)
     X = net.check_inputs(X[None, :] if X.ndim == 1 else X, "x")
@@ -90,27 +98,68 @@ def stochastic_metric_samples(net, x, n_networks: int, seed: int = 0, *, dtype="
     dtype = fw.check_dtype(dtype)
     out = np.empty((S, net.L))
     out[:, 0] = net.C_b[0] + net.C_W[0] * float(np.mean(X[0] ** 2))
-    if net.L > 1:
+    if net.L > 1 and method == "metric":
         with x64():
-            if method == "metric":
-                prog, arg = _conditional_program(net, dtype), jnp.float64(out[0, 0])
-            else:
-                prog, arg = _metric_program(net, dtype), jnp.asarray(X, fw.DTYPES[dtype])
+            chain = _chain_program(net, dtype)
+            for start in range(0, S, _CHAIN_BATCH):
+                idx = jnp.arange(start, start + _CHAIN_BATCH, dtype=jnp.uint32)
+                g = np.asarray(chain(seed, idx, jnp.float64(out[0, 0])))
+                out[start : start + _CHAIN_BATCH, 1:] = g[: S - start]
+    elif net.L > 1:
+        with x64():
+            prog = _metric_program(net, dtype)
+            Xj = jnp.asarray(X, fw.DTYPES[dtype])
             for start in range(0, S, _BATCH):
                 idx = jnp.arange(start, start + _BATCH, dtype=jnp.uint32)
-                g = np.asarray(prog(seed, idx, arg))
+                g = np.asarray(prog(seed, idx, Xj))
                 out[start : start + _BATCH, 1:] = g[: S - start]
     return out
 
 
-def _k2(g: np.ndarray) -> np.ndarray:
-    return g.var(axis=0, ddof=1)
+def stochastic_metric_from_preactivations(net, x, preactivations) -> np.ndarray:
+    """Ĝ^{(ℓ)} (4.70) of every network from its kept preactivations on one input ``x`` (n0,): ``preactivations`` is
+    a sequence of the L layers' z^{(ℓ)}, each (S, n_ℓ) (all neurons; e.g. from ``sample_ensemble`` with
+    ``keep_preactivations``); returns (S, L), float64, Ĝ^{(1)} = C_b + C_W |x|²/n_0 (deterministic). Given layer
+    ℓ − 1, the neurons of layer ℓ are iid N(0, Ĝ^{(ℓ)}) (4.71)."""
+    net = fw.check_net(net)
+    X = np.asarray(x, dtype=np.float64).reshape(-1)
+    zs = [np.asarray(z, dtype=np.float64) for z in preactivations]
+    if len(zs) != net.L or any(z.ndim != 2 or z.shape[1] != net.n[l + 1] for l, z in enumerate(zs)):
+        raise DeepEFTInputError(
+            f"preactivations must be the {net.L} layers' z of shape (networks, n_ℓ) with n_ℓ = {list(net.n[1:])}, got "
+            f"shapes {[np.shape(z) for z in zs]}."
+        )
+    S = zs[0].shape[0]
+    out = np.empty((S, net.L))
+    out[:, 0] = net.C_b[0] + net.C_W[0] * float(np.mean(X**2))
+    for l in range(2, net.L + 1):
+        out[:, l - 1] = net.C_b[l - 1] + net.C_W[l - 1] / net.n[l - 1] * np.sum(net.activation.numpy(zs[l - 2]) ** 2, axis=1)
+    return out
 
 
-def _k3(g: np.ndarray) -> np.ndarray:
+def _block_power_sums(g: np.ndarray, blocks: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per jackknife block b (the blocks of :func:`deepeft.statistics.jackknife`): the count and Σ d, Σ d², Σ d³ of
+    d = Ĝ − c (c the full-sample mean, against cancellation), shape (B, 4, L); and c (L,). Every statistic below is a
+    function of power sums, so the delete-one-block jackknife over these B rows is the jackknife over networks,
+    at O(B) instead of O(B·S) work per replicate."""
     S = g.shape[0]
-    d = g - g.mean(axis=0)
-    return S * S / ((S - 1) * (S - 2)) * np.mean(d**3, axis=0)
+    B = block_count(S, blocks)
+    edges = np.linspace(0, S, B + 1).astype(int)
+    c = g.mean(axis=0)
+    d = g - c
+    count = np.broadcast_to(np.diff(edges)[:, None].astype(np.float64), (B, g.shape[1]))
+    sums = [np.add.reduceat(d**k, edges[:-1], axis=0) for k in (1, 2, 3)]
+    return np.stack([count, *sums], axis=1), c
+
+
+def _moments(P: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean, k₂, k₃) per layer from block power sums (rows of :func:`_block_power_sums`): the unbiased k-statistics
+    k₂ = S/(S−1)·m₂, k₃ = S²/((S−1)(S−2))·m₃ of the networks' Ĝ."""
+    N, s1, s2, s3 = P.sum(axis=0)
+    mu = s1 / N
+    m2 = s2 / N - mu**2
+    m3 = s3 / N - 3 * mu * s2 / N + 2 * mu**3
+    return c + mu, N / (N - 1) * m2, N * N / ((N - 1) * (N - 2)) * m3
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -125,13 +174,20 @@ class MetricCumulants:
     samples: np.ndarray
 
 
-def metric_cumulants(net, x, n_networks: int, seed: int = 0, *, blocks: int = 32, dtype="float32") -> MetricCumulants:
-    """Measure G, V and the six-point vertex U (Ch. ε) per layer from ``n_networks`` networks on one input."""
-    g = stochastic_metric_samples(net, x, n_networks, seed, dtype=dtype)
+def metric_cumulants(net, x, n_networks: int, seed: int = 0, *, blocks: int = 32, dtype="float32",
+                     method: str = "weights") -> MetricCumulants:
+    """Measure G, V and the six-point vertex U (Ch. ε) per layer from ``n_networks`` networks on one input; ``method``
+    "weights" (run the networks) or "metric" (the exact conditional chain (4.70)–(4.71), module docstring)."""
+    g = stochastic_metric_samples(net, x, n_networks, seed, dtype=dtype, method=method)
     n_prev = np.asarray((np.inf,) + net.n[1:-1], dtype=np.float64)
     scale2 = np.where(np.isfinite(n_prev), n_prev, 0.0)
-    G = jackknife(lambda a: a.mean(axis=0), g, blocks=blocks)
-    V = jackknife(lambda a: scale2 * _k2(a), g, blocks=blocks)
-    U = jackknife(lambda a: scale2**2 * _k3(a), g, blocks=blocks)
-    norm = jackknife(lambda a: _k3(a) / a.mean(axis=0) ** 3, g, blocks=blocks)
+    P, c = _block_power_sums(g, blocks)
+    L = g.shape[1]
+
+    def stat(rows):
+        mean, k2, k3 = _moments(rows, c)
+        return np.concatenate([mean, scale2 * k2, scale2**2 * k3, k3 / mean**3])
+
+    est = jackknife(stat, P, blocks=P.shape[0])  # one row per block: the delete-one-block jackknife over networks
+    G, V, U, norm = (Estimate(est.value[k * L : (k + 1) * L], est.stderr[k * L : (k + 1) * L]) for k in range(4))
     return MetricCumulants(G, V, U, norm, g)
