@@ -322,7 +322,9 @@ def _covariance(Kt, Kx, Kb, Y, U, P, F, noise, order, Tx, eta, one):
         return cov, np.einsum("ij,ij->i", W, W), posterior
     # modes converged to machine precision share f_t = f_ref (the latest time): update only the others
     ref = max(live, key=lambda i: order[i])
-    full, same, delta = [ref], [], []
+    full: list[int] = [ref]
+    same: list[int] = []
+    delta: list[tuple[int, slice | np.ndarray]] = []
     for i in live:
         if i == ref:
             continue
@@ -347,8 +349,8 @@ def _covariance(Kt, Kx, Kb, Y, U, P, F, noise, order, Tx, eta, one):
                 X_ref = Xi
     for i in same:
         cov[i] = cov[ref]
-    for i, J in delta:
-        cov[i] = symmetric_rank_update(post, X_ref - (P[:, J] * (F[i, J] - F[ref, J])) @ W[J, :])
+    for i, cols in delta:
+        cov[i] = symmetric_rank_update(post, X_ref - (P[:, cols] * (F[i, cols] - F[ref, cols])) @ W[cols, :])
     return cov, np.einsum("ij,ij->i", W, W), posterior
 
 
