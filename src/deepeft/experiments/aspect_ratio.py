@@ -269,7 +269,9 @@ def _ladder_checks(q, m1: int, m2: int) -> list[Check]:
     n = float(q.width)
     for l in q.ladder_layer.values:
         xs, Is = q.ladder_x.sel(ladder_layer=l).values, q.ladder_I.sel(ladder_layer=l).values
-        if not np.all(np.isfinite(xs)):
+        if not np.all(np.isfinite(xs)) or not np.all(np.isfinite(Is)):  # a broken exact law fails, never skips
+            out.append(Check(f"{q.activation.item()}: I^({int(l)}) − (A.67) = O(x⁴), exact law at n = {n:g}·2^k", 4.0,
+                             float("nan"), None, None, False, "the width ladder's exact x or I is not finite"))
             continue
         pw = ladder_powers(xs, Is, m1, m2)
         last, bend = float(pw[-1]), 2.0 * abs(float(pw[-1] - pw[-2]))
