@@ -37,18 +37,23 @@ __all__ = ["MetricCumulants", "metric_cumulants", "stochastic_metric_from_preact
 _BATCH = 256  # networks per jitted call (fixed: one compilation per architecture)
 
 
+def _metric_from_sum(net, l: int, sum_sq):
+    """Ĝ^{(ℓ)} = C_b + (C_W/n_{ℓ−1}) Σ_j σ(z_j^{(ℓ−1)})² (4.70) from the sum of squares over layer ℓ − 1 (NumPy or JAX)."""
+    return net.C_b[l - 1] + net.C_W[l - 1] / net.n[l - 1] * sum_sq
+
+
 @functools.lru_cache(maxsize=32)
 def _metric_program(net, dtype: str):
     """jit: Ĝ^{(2..L)} of a batch of networks (keys (B,)) on one input (weights method, as sample_ensemble)."""
     dt = fw.DTYPES[dtype]
-    n, L = net.n, net.L
+    L = net.L
 
     def one(key, X):
         zs = fw.forward_preactivations(net, fw.init_params(net, key, dt), X)
         out = []
         for l in range(2, L + 1):
             s2 = jnp.sum(net.activation.fn(zs[l - 2][0].astype(jnp.float64)) ** 2)
-            out.append(net.C_b[l - 1] + net.C_W[l - 1] / n[l - 1] * s2)
+            out.append(_metric_from_sum(net, l, s2))
         return jnp.stack(out)
 
     base = jax.vmap(one, in_axes=(0, None))
@@ -73,7 +78,7 @@ def _chain_program(net, dtype: str):
         for l in range(2, L + 1):  # z in the network dtype (as the weights method), Σσ² accumulated in float64
             z = jnp.sqrt(g).astype(dt) * xi[o : o + n[l - 1]]
             o += n[l - 1]
-            g = net.C_b[l - 1] + net.C_W[l - 1] / n[l - 1] * jnp.sum(net.activation.fn(z).astype(jnp.float64) ** 2)
+            g = _metric_from_sum(net, l, jnp.sum(net.activation.fn(z).astype(jnp.float64) ** 2))
             out.append(g)
         return jnp.stack(out)
 
@@ -133,7 +138,7 @@ def stochastic_metric_from_preactivations(net, x, preactivations) -> np.ndarray:
     out = np.empty((S, net.L))
     out[:, 0] = net.C_b[0] + net.C_W[0] * float(np.mean(X**2))
     for l in range(2, net.L + 1):
-        out[:, l - 1] = net.C_b[l - 1] + net.C_W[l - 1] / net.n[l - 1] * np.sum(net.activation.numpy(zs[l - 2]) ** 2, axis=1)
+        out[:, l - 1] = _metric_from_sum(net, l, np.sum(net.activation.numpy(zs[l - 2]) ** 2, axis=1))
     return out
 
 
