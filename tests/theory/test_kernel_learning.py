@@ -279,3 +279,57 @@ def test_many_times_in_one_call_equal_separate_calls():
     many = de.gd_prediction(NET, X, Y, XB, steps, eta=eta)
     for i, t in enumerate(steps):
         np.testing.assert_allclose(many.cov[i], de.gd_prediction(NET, X, Y, XB, int(t), eta=eta).cov, rtol=1e-9, atol=1e-13)
+
+
+def _designed_problem(N=60, M=5, seed=3):
+    """Θ̃ = Q diag(λ) Qᵀ with a known spectrum λ = logspace(−3, 1, N), and a valid joint K over 𝒜 ∪ ℬ."""
+    rng = np.random.default_rng(seed)
+    lam = np.logspace(-3, 1, N)
+    Q, _ = np.linalg.qr(rng.standard_normal((N, N)))
+    Tt = (Q * lam) @ Q.T
+    Tt = 0.5 * (Tt + Tt.T)
+    Tx = rng.standard_normal((M, N)) / np.sqrt(N)
+    G = rng.standard_normal((N + M, N + M + 8))
+    K = G @ G.T / (N + M) + 0.1 * np.eye(N + M)
+    Y = rng.standard_normal((N, 2))
+    return lam, Q, Tt, Tx, K[:N, :N], K[N:, :N], K[N:, N:], Y
+
+
+def _reference_cov(lam, Q, f, Tx, Kt, Kx, Kb):
+    """cov_t = K_ℬℬ − PF K_ℬ𝒜ᵀ − K_ℬ𝒜 PFᵀ + PF K̃ PFᵀ, PF = Θ_ℬ𝒜 Q diag(f_t) Qᵀ, from the known Q, λ (no eigh)."""
+    PF = (Tx @ Q * f) @ Q.T
+    cross = PF @ Kx.T
+    return Kb - cross - cross.T + PF @ Kt @ PF.T
+
+
+@pytest.mark.parametrize("mode", ["flow", "steps"])
+def test_covariance_paths_shared_delta_and_full_equal_the_direct_form(mode):
+    """Force each covariance path of ``gd_from_kernels`` with a designed spectrum, against the four-term form.
+
+    The latest time has every mode converged (f = 1/λ to the last bit). Of the other times: one has every mode
+    converged too (its covariance is shared), one has 64 % (flow) or 82 % (steps, two separate runs of modes: the
+    smallest λ and the λ with ηλ near 2) unconverged (a delta update from the latest time), one has none converged
+    (a full GEMM), one has 1–10 modes not yet converged (a small delta). The masks are recomputed here, so the
+    test sees when the design stops reaching a path."""
+    lam, Q, Tt, Tx, Kt, Kx, Kb, Y = _designed_problem()
+    N = lam.size
+    if mode == "flow":
+        eta, ts = None, np.array([1e7, 1e6, 100.0, 0.5, 1e4])
+        f = (1.0 - np.exp(-np.outer(ts, lam))) / lam
+    else:
+        eta, ts = 0.19, np.array([10**7, 10**6, 100, 3, 10**5])
+        f = (1.0 - (1.0 - eta * lam) ** ts[:, None]) / lam
+    differs = f != f[0]
+    assert [int(d.sum()) for d in differs[:2]] == [0, 0]  # the latest time and the shared one
+    J = np.flatnonzero(differs[2])
+    assert 0.5 * N < J.size < 0.9 * N  # a delta update
+    assert (J[-1] - J[0] + 1 == J.size) == (mode == "flow")  # one run of modes (slice) or two (gathered)
+    assert differs[3].all()  # the full path
+    assert 1 <= differs[4].sum() <= 10  # a delta update of a few modes (a nearly converged time is not "shared")
+    pred = gd_from_kernels(Tt, Tx, Kt, Kx, Kb, Y, ts, eta=eta)
+    scale = np.abs(Kb).max()
+    for i in range(len(ts)):
+        ref = _reference_cov(lam, Q, f[i], Tx, Kt, Kx, Kb)
+        np.testing.assert_allclose(pred.cov[i], ref, rtol=1e-9, atol=1e-11 * scale)
+        one = gd_from_kernels(Tt, Tx, Kt, Kx, Kb, Y, ts[i], eta=eta)  # a single time: always the full path
+        np.testing.assert_allclose(pred.cov[i], one.cov, rtol=1e-9, atol=1e-12 * scale)
