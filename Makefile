@@ -20,8 +20,10 @@ $(BIN)/deepeft: pyproject.toml
 
 install: $(BIN)/deepeft
 
+# results/quick is make run's own folder: --overwrite replaces a run made with other quick presets (an older
+# deepeft) instead of refusing it; a plain `deepeft reproduce` still refuses to mix configurations.
 run: install
-	$(BIN)/deepeft reproduce --preset quick
+	$(BIN)/deepeft reproduce --preset quick --overwrite
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks
