@@ -74,6 +74,11 @@ def inputs(X, n0: int | None = None, name: str = "X") -> np.ndarray:
             f"{name} has {arr.shape[1]} features per sample but the network's input_dim is {n0}; "
             f"pass X of shape (N, {n0})."
         )
+    return finite_rows(arr, name)
+
+
+def finite_rows(arr: np.ndarray, name: str) -> np.ndarray:
+    """``arr`` (rows = samples) unchanged if finite, else an error naming the first NaN/inf's row and column."""
     if not np.all(np.isfinite(arr)):
         bad = np.argwhere(~np.isfinite(arr))[0]
         raise DeepEFTInputError(

@@ -76,12 +76,7 @@ def targets(Y, N: int, name: str = "Y_train", n_out: int | None = None) -> np.nd
             f"{name} has {arr.shape[1]} output columns but the network has output_dim = {n_out}; "
             f"use net.replace(output_dim={arr.shape[1]}) or pass targets of shape ({N}, {n_out})."
         )
-    if not np.all(np.isfinite(arr)):
-        bad = np.argwhere(~np.isfinite(arr))[0]
-        raise DeepEFTInputError(
-            f"{name} contains NaN or inf (first at row {bad[0]}, column {bad[1]}); clean or drop those samples."
-        )
-    return arr
+    return v.finite_rows(arr, name)
 
 
 def kernel_block(K, name: str, shape: tuple[int | None, int | None], *, symmetric: bool = False) -> np.ndarray:
