@@ -9,11 +9,11 @@ U = n² k₃(Ĝ) (Ch. ε; = n²[E[z_i²z_j²z_k²] − 3E[z_i²z_j²]E[z²] + 2E
 Sampler (``sampler``): "metric" (default) draws each network's layers from the exact conditional chain (4.70)–(4.71),
 z^{(ℓ)} = √Ĝ^{(ℓ)} ξ — the same joint law of Ĝ^{(1..L)} as running the weights ("weights"), with n× fewer random
 numbers. κ₃'s sampling error is what limits U: at 8 000 weight-sampled networks U was measured to 5–10 % per layer
-(only U × 1.25 failed); the quick preset's 512 000 chain networks cost about the same (quick run 8.7 → 10.7 s wall on
-a quiet machine) and measure U to
-0.75–1.1 % at ℓ = 2, 3 (n = 24) and 0.9–1.1 % (n = 48), V to ≈ 0.3 %. Quick runs, seeds 0–3 (max |z| of the
-predictions): U × 1.08 fails every seed (|z| 7.5–13.2), U × 1.05 three of four (|z| 4.3, 8.1, 8.4, 6.9), V × 1.02 every
-seed (|z| 6.6–12.9); unperturbed, all 32 predictions pass (max |z| 2.0–2.9).
+(only U × 1.25 failed). The quick preset draws 2 048 000 chain networks per width (≈ 9 s per run on a quiet 2-core
+machine after compilation; 512 000 took ≈ 2.2 s) and measures U to 0.4–0.5 % at ℓ = 2, 3 (0.9–1.6 % at ℓ = 4..6), V
+to 0.12–0.4 %. Quick runs, seeds 0–3 (max |z| of the predictions): U × 1.03 fails every seed (|z| 6.5, 9.1, 7.6, 8.2),
+V × 1.02 every seed (|z| 15.8–22.7); unperturbed, all 32 predictions pass (max |z| 2.1–2.9). (At 512 000 networks
+U × 1.05 failed only three seeds of four.)
 
 Checks:
 
@@ -83,7 +83,7 @@ class SixPointVertex(Experiment):
         activations: tuple[str, ...] = param(("relu",), "activations (ReLU has the exact recursion)")
         widths: tuple[int, ...] = param((24, 48), "hidden widths n (every layer)", min=2)
         depth: int = param(6, "number of layers L", min=2, max=64)
-        n_networks: int = param(512_000, "networks per task", min=16)
+        n_networks: int = param(2_048_000, "networks per task", min=16)
         sampler: str = param("metric", "exact conditional chain (4.70)–(4.71), n× cheaper, or the weights",
                              choices=("metric", "weights"))
         c_collapse: float = param(1.0, "allowance c of the width collapse of U/K³ (tanh)", min=0.0, analysis=True)
@@ -98,7 +98,7 @@ class SixPointVertex(Experiment):
 
     presets = {
         "quick": {},
-        "paper": {"activations": ("relu", "tanh"), "widths": (16, 32, 64), "depth": 10, "n_networks": 2_000_000},
+        "paper": {"activations": ("relu", "tanh"), "widths": (16, 32, 64), "depth": 10, "n_networks": 8_192_000},
     }
 
     def sweep(self, p):
