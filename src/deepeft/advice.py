@@ -4,9 +4,9 @@ For an :class:`~deepeft.MLP` (or a PyTorch ``nn.Sequential`` of Linear + activat
 
 * the activation's universality class and critical point (C_b*, C_W*) — :func:`~deepeft.criticality`
   (5.55)–(5.105);
-* whether the given initialization is critical: χ_∥, χ_⊥ at the last hidden layer and the depth scale
-  ξ = 1/|log χ| over which the kernel (χ_∥) and the difference between inputs (χ_⊥) drift — from
-  :func:`~deepeft.theory.criticality.phase` along the single-input recursion (5.108)–(5.109). Near a fixed
+* whether the given initialization is critical: χ_∥, χ_⊥ of the last step between hidden layers (L − 2 → L − 1)
+  and the depth scale ξ = 1/|log χ| over which the kernel (χ_∥) and the difference between inputs (χ_⊥) drift —
+  from :func:`~deepeft.theory.criticality.phase` along the single-input recursion (5.108)–(5.109). Near a fixed
   point δK^{(ℓ+1)} ≈ χ δK^{(ℓ)}, so a deviation changes by a factor e every ξ layers [derived]; at criticality
   χ − 1 = O(1/ℓ) and ξ grows with ℓ (power laws, §5.3) instead of staying fixed;
 * the aspect ratio r = L/n (0.19) against the optimal r* = [4/(20 + 3n_L)]/ν (A.73) of the activation's
@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -35,6 +35,9 @@ from . import _validate as v
 from .errors import DeepEFTInputError, DeepEFTWarning
 from .network import MLP
 from .network_residual import ResidualMLP
+
+if TYPE_CHECKING:
+    from .theory.criticality import PhaseReport
 
 __all__ = ["Advice", "AdviceItem", "DepthFlow", "advise"]
 
@@ -74,8 +77,9 @@ class Advice:
     table, ``to_html(path)`` a short page with the K, χ and V/(nK²) curves.
 
     ``critical_point``: the :class:`~deepeft.theory.criticality.CriticalPoint` to use (None: the activation has
-    none). χ's, e-folds (L − 1)·log χ and the regime are at the last hidden layer, as in
-    :func:`~deepeft.theory.criticality.phase`; ``depth_scale_*`` = ξ = 1/|log χ| (∞: no drift)."""
+    none). χ's, e-folds (L − 1)·log χ, K_out, V/(nK²) at the output and the regime are those of
+    :func:`~deepeft.theory.criticality.phase` (χ's of the last step between hidden layers, L − 2 → L − 1:
+    :func:`~deepeft.theory.criticality.regime_step`); ``depth_scale_*`` = ξ = 1/|log χ| (∞: no drift)."""
 
     net: MLP | ResidualMLP
     criticality: Any  # deepeft.theory.criticality.Criticality of the activation
@@ -288,48 +292,23 @@ def _sampling_rtol(net: MLP | ResidualMLP) -> np.ndarray:
     return SAMPLING_SIGMAS * np.sqrt(2.0 / (n[:-1] * n[1:]))
 
 
-@dataclasses.dataclass(frozen=True)
-class _State:
-    """What the single-input recursion says about one network: χ's of the last step between hidden layers
-    (L − 2 → L − 1; the output layer's C_W only rescales K^{(L)}), e-folds (L − 1)·log χ, and the output values."""
-
-    chi_parallel: float
-    chi_perp: float
-    efolds_parallel: float
-    efolds_perp: float
-    K_out: float
-    normalized_vertex_out: float
-    regime: str
-    messages: list[str]
-
-
-def _state(flow: DepthFlow, regime: str, messages: list[str]) -> _State:
-    L = len(flow.K)
-    i = L - 3 if L >= 3 else 0  # index ℓ − 1 of the step ℓ → ℓ + 1 = L − 1
-    cpar, cperp = float(flow.chi_parallel[i]), float(flow.chi_perp[i])
-    steps = max(L - 1, 1)
-    e_par = steps * math.log(cpar) if cpar > 0 else -math.inf
-    e_perp = steps * math.log(cperp) if cperp > 0 else -math.inf
-    return _State(cpar, cperp, e_par, e_perp, float(flow.K[-1]), float(flow.normalized_vertex[-1]), regime, messages)
-
-
-def _flow(net, norm: float) -> tuple[DepthFlow, _State]:
-    """The single-input recursion of ``net`` at input norm ``norm``, its regime and warnings, from
-    :func:`~deepeft.theory.criticality.phase` (which dispatches a ResidualMLP to ``residual_phase``: the residual
-    recursion (B.12)–(B.26)); V/(n_{ℓ−1}K²) per layer ((B.22) for a ResidualMLP)."""
+def _flow(net, norm: float) -> tuple[DepthFlow, PhaseReport]:
+    """The single-input recursion of ``net`` at input norm ``norm`` and :func:`~deepeft.theory.criticality.phase`'s
+    report on it (which dispatches a ResidualMLP to ``residual_phase``: the residual recursion (B.12)–(B.26)): the
+    χ's of the step that classifies the network, its e-folds, regime and warnings (kept in ``PhaseReport.warnings``,
+    not emitted); V/(n_{ℓ−1}K²) per layer ((B.22) for a ResidualMLP) for the curves."""
     from .theory.criticality import phase
 
-    with warnings.catch_warnings(record=True) as caught, np.errstate(invalid="ignore", divide="ignore"):
-        warnings.simplefilter("always", DeepEFTWarning)  # K^(L) = 0 (a zero-initialised head): V/(nK²) is NaN
+    # errstate: K^(L) = 0 (a zero-initialised head) makes V/(nK²) NaN
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore", DeepEFTWarning)
         ph = phase(net, norm=norm)
         rec = ph.recursion
         if isinstance(net, MLP):
             nv = rec.normalized_vertex() if net.widths else np.zeros(net.L)
         else:
             nv = rec.V / (np.concatenate([[np.inf], np.asarray(net.widths, dtype=np.float64)]) * rec.K**2)  # V^(1) = 0
-    flow = DepthFlow(np.arange(1, net.L + 1), rec.K, rec.chi_parallel, rec.chi_perp, nv)
-    msgs = [str(w.message) for w in caught if issubclass(w.category, DeepEFTWarning)]
-    return flow, _state(flow, ph.regime, msgs)
+    return DepthFlow(np.arange(1, net.L + 1), rec.K, rec.chi_parallel, rec.chi_perp, nv), ph
 
 
 def _critical_target(net, crit, gamma: float):
@@ -355,12 +334,13 @@ def _critical_target(net, crit, gamma: float):
     return CriticalPoint(shown.C_b, shown.C_W, K_star, f"residual γ = {gamma:g} (B.20)–(B.21)"), (Cb, CW)
 
 
-def _criticality_items(net, crit, cp, target, tuned: bool, st: _State, xi_par: float, xi_perp: float,
+def _criticality_items(net, crit, cp, target, tuned: bool, ph: PhaseReport, xi_par: float, xi_perp: float,
                        torch: bool, gamma: float) -> list[AdviceItem]:
     act = net.activation.name
     L = net.L
     items = []
-    drift = (f"χ_∥ = {st.chi_parallel:.6g}, χ_⊥ = {st.chi_perp:.6g} at the last step between hidden layers: "
+    where = f"at the step {ph.step} → {ph.step + 1}" + (" (the last between hidden layers)" if L >= 3 else "")
+    drift = (f"χ_∥ = {ph.chi_parallel:.6g}, χ_⊥ = {ph.chi_perp:.6g} {where}: "
              f"the kernel drifts by a factor e every ξ_∥ = {xi_par:.3g} layers and the difference between inputs "
              f"every ξ_⊥ = {xi_perp:.3g} layers (L = {L})")
     if cp is None:
@@ -460,22 +440,22 @@ def advise(net, x=None, *, norm=None, rtol: float = CRITICAL_RTOL, learning_rate
     crit = criticality(net.activation, exponents=False)
     cp, target = _critical_target(net, crit, gamma)
     tuned = _tuned(net.C_b, net.C_W, target, tol)
-    flow, st = _flow(net, nrm)
-    xi_par, xi_perp = _depth_scale(st.chi_parallel), _depth_scale(st.chi_perp)
+    flow, ph = _flow(net, nrm)
+    xi_par, xi_perp = _depth_scale(ph.chi_parallel), _depth_scale(ph.chi_perp)
     steps = max(net.L - 1, 1)
     if tuned:
         verdict = "critical"
     elif min(xi_par, xi_perp) >= steps:
         verdict = "near-critical (drift depth ≥ L)" if cp is not None else "no drift over this depth"
-    elif st.regime != "critical":
-        verdict = f"not critical ({st.regime})"
+    elif ph.regime != "critical":
+        verdict = f"not critical ({ph.regime})"
     else:
         verdict = f"not critical (drifts over ξ = {min(xi_par, xi_perp):.3g} < L layers)"
     r_star, nu = _optimal_aspect_ratio(net.activation, net.output_dim, gamma)
 
-    items = _criticality_items(net, crit, cp, target, tuned, st, xi_par, xi_perp, source.startswith("torch"), gamma)
-    items += [AdviceItem("phase", m) for m in st.messages]
-    items += _aspect_items(net, net.aspect_ratio, r_star, st.normalized_vertex_out)
+    items = _criticality_items(net, crit, cp, target, tuned, ph, xi_par, xi_perp, source.startswith("torch"), gamma)
+    items += [AdviceItem("phase", m) for m in ph.warnings]
+    items += _aspect_items(net, net.aspect_ratio, r_star, ph.normalized_vertex_out)
     lr = None
     if isinstance(net, MLP):
         try:
@@ -485,10 +465,10 @@ def advise(net, x=None, *, norm=None, rtol: float = CRITICAL_RTOL, learning_rate
         except DeepEFTInputError as exc:
             items.append(AdviceItem("learning rates", f"no learning rates for this network: {exc}"))
     return Advice(
-        net=net, criticality=crit, critical_point=cp, at_critical_point=tuned, verdict=verdict, regime=st.regime,
-        chi_parallel=st.chi_parallel, chi_perp=st.chi_perp, depth_scale_parallel=xi_par, depth_scale_perp=xi_perp,
-        efolds_parallel=st.efolds_parallel, efolds_perp=st.efolds_perp, K_out=st.K_out,
-        aspect_ratio=net.aspect_ratio, normalized_vertex_out=st.normalized_vertex_out, optimal_aspect_ratio=r_star,
+        net=net, criticality=crit, critical_point=cp, at_critical_point=tuned, verdict=verdict, regime=ph.regime,
+        chi_parallel=ph.chi_parallel, chi_perp=ph.chi_perp, depth_scale_parallel=xi_par, depth_scale_perp=xi_perp,
+        efolds_parallel=ph.efolds_parallel, efolds_perp=ph.efolds_perp, K_out=ph.K_out,
+        aspect_ratio=net.aspect_ratio, normalized_vertex_out=ph.normalized_vertex_out, optimal_aspect_ratio=r_star,
         nu=nu, learning_rates=lr, warnings=tuple(items), flow=flow, input_norm=nrm, source=source, gamma=gamma,
         critical_init=target,
     )

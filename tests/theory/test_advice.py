@@ -34,10 +34,10 @@ def test_critical_nets_are_critical_and_numbers_come_from_theory(act, C_W):
     cp = de.criticality(act, exponents=False).critical
     assert (a.critical_point.C_b, a.critical_point.C_W) == (cp.C_b, cp.C_W)
     rec = single_input(net)
-    L = net.L  # χ's of the last step between hidden layers, L − 2 → L − 1 (index L − 3)
+    L = net.L  # χ's of the last step between hidden layers, L − 2 → L − 1 (index L − 3; regime_step)
     assert a.chi_parallel == rec.chi_parallel[L - 3] and a.chi_perp == rec.chi_perp[L - 3]
     ph = phase(net)
-    assert a.regime == ph.regime and a.K_out == ph.K_out
+    assert a.regime == ph.regime and a.K_out == ph.K_out and a.chi_parallel == ph.chi_parallel
     assert a.normalized_vertex_out == pytest.approx(float(rec.normalized_vertex()[-1]), rel=1e-14)
     lr = de.learning_rates(net)
     np.testing.assert_array_equal(a.learning_rates.lambda_b, lr.lambda_b)
@@ -92,6 +92,40 @@ def test_only_hidden_layers_matter_for_criticality():
     a = de.advise(net)
     assert a.at_critical_point and a.verdict == "critical"
     assert not de.advise(net.replace(C_W=[1.0] * 3 + [1.2] + [1.0] * 2)).at_critical_point
+
+
+def _phase_quiet(net):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", de.DeepEFTWarning)
+        return phase(net)
+
+
+@pytest.mark.parametrize("net", [
+    pytest.param(lambda: de.MLP(4, [32] * 7, 1, "tanh", C_W=[1.0] + [1.4] * 6 + [3.0]), id="mlp-tanh-own-readout"),
+    pytest.param(lambda: de.MLP(4, [32] * 7, 1, "relu", C_W=[2.0] * 7 + [1.0]), id="mlp-relu-readout-1"),
+    pytest.param(lambda: de.MLP(4, [32] * 29, 1, "tanh", C_b=0.2, C_W=0.7), id="mlp-tanh-ordered"),
+    pytest.param(lambda: de.MLP(4, [32], 1, "relu", C_W=[2.0, 0.5]), id="mlp-L2"),
+    pytest.param(lambda: de.ResidualMLP(4, [32] * 7, 1, "tanh", C_W=[1.0] + [0.5] * 6 + [1.0], gamma=0.5**0.5),
+                 id="res-tanh-critical"),
+    pytest.param(lambda: de.ResidualMLP(4, [32] * 29, 1, "relu", C_W=2.0, gamma=0.6), id="res-relu-exploding"),
+    pytest.param(lambda: de.ResidualMLP(4, [32] * 7, 32, "relu", C_W=[2.0] + [1.28] * 6 + [0.3],
+                                        gamma=[0.0] + [0.6] * 7), id="res-relu-output-skip"),
+])
+def test_advise_and_phase_report_the_same_numbers(net):
+    """One definition of where a network sits: advise's χ's, e-folds, K_out, V/(nK²), regime and phase warnings are
+    phase()'s (PhaseReport) for MLPs and ResidualMLPs, also when the output layer has its own C_W (and γ)."""
+    net = net()
+    a, ph = de.advise(net), _phase_quiet(net)
+    for f in ("chi_parallel", "chi_perp", "efolds_parallel", "efolds_perp", "K_out", "normalized_vertex_out",
+              "regime"):
+        assert getattr(a, f) == getattr(ph, f), f
+    assert [w.message for w in a.warnings if w.topic == "phase"] == list(ph.warnings)
+    i = ph.step - 1  # the classifying step, in the recursion's arrays
+    assert ph.step == (net.L - 2 if net.L >= 3 else 1)
+    assert (a.flow.chi_parallel[i], a.flow.chi_perp[i]) == (a.chi_parallel, a.chi_perp)
+    assert a.efolds_parallel == pytest.approx(max(net.L - 1, 1) * math.log(a.chi_parallel), rel=1e-14)
 
 
 @pytest.mark.parametrize("act, n_out, r_star", [

@@ -224,6 +224,65 @@ def test_phase_warns_in_exponential_phases():
     assert rep.normalized_vertex_out == pytest.approx(5 * 40 / 16, rel=1e-10)
 
 
+def test_regime_step_and_efolds():
+    """The classifying step is the last one between hidden layers, L − 2 → L − 1 (ℓ = 1 for L ≤ 2), and the
+    e-folds are (L − 1)·log χ: δK^{(L)} = Π_{ℓ=1}^{L−1} χ_∥^{(ℓ)} δK^{(1)} (5.47) has L − 1 factors."""
+    from deepeft.theory.criticality import efolds, regime_step
+
+    assert [regime_step(L) for L in (1, 2, 3, 4, 30)] == [1, 1, 1, 2, 28]
+    assert efolds(0.5, 8) == 7 * math.log(0.5) and efolds(1.5, 1) == math.log(1.5)
+    assert efolds(0.0, 8) == -math.inf and efolds(1.0, 50) == 0.0
+
+
+@pytest.mark.parametrize("act, C_W", [("tanh", 0.5), ("relu", 2.5), ("gelu", 1.7)])
+def test_phase_reads_the_last_step_between_hidden_layers(act, C_W):
+    """χ's of phase() are (5.50)–(5.51) at K^{(L−2)} with the hidden C_W^{(L−1)}, by an independent path
+    (helper_functions at the recursion's K), and the e-folds are (L − 1)·log χ; the output layer's C_W is not used."""
+    L = 9
+    net = de.MLP(3, [64] * (L - 1), 1, act, C_b=0.1, C_W=[1.0] + [C_W] * (L - 2) + [7.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeepEFTWarning)
+        rep = phase(net, norm=0.8)
+    hf = helper_functions(act, rep.recursion.K[L - 3], C_W)  # K^{(L−2)}, C_W^{(L−1)}
+    assert rep.step == L - 2
+    assert rep.chi_parallel == pytest.approx(float(hf.chi_parallel), rel=1e-12)
+    assert rep.chi_perp == pytest.approx(float(hf.chi_perp), rel=1e-12)
+    assert rep.efolds_parallel == pytest.approx((L - 1) * math.log(rep.chi_parallel), rel=1e-14)
+    assert rep.efolds_perp == pytest.approx((L - 1) * math.log(rep.chi_perp), rel=1e-14)
+
+
+@pytest.mark.parametrize("act, C_W_hidden, C_W_out", [("relu", 2.0, 1.0), ("relu", 2.0, 0.0), ("tanh", 1.0, 0.25)])
+def test_output_layer_C_W_does_not_set_the_regime(act, C_W_hidden, C_W_out):
+    """A critical network with its own readout variance stays critical: the step into the output (χ = C_W^{(L)}A₂ = ½
+    for ReLU with a C_W = 1 readout; 0 for a zero-initialised head) is applied once and only rescales K^{(L)}. Before
+    the classifying step was the hidden one, this ReLU net read (L − 1)·log ½ = −8.3 < −log 100: "collapsing"."""
+    L = 13
+    net = de.MLP(3, [256] * (L - 1), 1, act, C_W=[C_W_hidden] * (L - 1) + [C_W_out])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeepEFTWarning)  # critical: not a word
+        rep = phase(net)
+    assert rep.regime == "critical" and rep.warnings == ()
+    assert rep.chi_parallel == rep.recursion.chi_parallel[L - 3] and rep.chi_perp == rep.recursion.chi_perp[L - 3]
+    if act == "relu":
+        assert rep.chi_parallel == pytest.approx(1.0, abs=1e-12) and rep.efolds_perp == pytest.approx(0.0, abs=1e-10)
+        assert rep.recursion.chi_parallel[L - 2] == pytest.approx(C_W_out / 2, abs=1e-12)  # the output step: not used
+    # and the converse: a critical readout does not rescue off-critical hidden layers (χ = ½ per hidden step)
+    off = net.replace(C_W=[C_W_hidden / 2] * (L - 1) + [C_W_hidden]) if act == "relu" else None
+    if off is not None:
+        rep, msg = _phase_messages(off)
+        assert "collapsing kernel" in rep.regime and "ordered" in rep.regime
+        assert rep.efolds_parallel == pytest.approx((L - 1) * math.log(0.5), rel=1e-12)
+        assert "at the last step between hidden layers ((L − 1)·log χ_∥ = -8.32)" in msg
+
+
+def test_phase_of_shallow_networks_uses_the_first_step():
+    """L ≤ 2 has no step between hidden layers: the first (and only) step stands in, e-folds max(L − 1, 1)·log χ."""
+    net = de.MLP(3, [32], 1, "relu", C_W=[2.0, 3.0])
+    rep = phase(net)
+    assert rep.step == 1 and rep.chi_parallel == pytest.approx(1.5, rel=1e-12)
+    assert rep.efolds_parallel == pytest.approx(math.log(1.5), rel=1e-12) and rep.regime == "critical"
+
+
 def test_plots_build_book_figures(tmp_path):
     from deepeft.plots.criticality import book_figures
 

@@ -1,6 +1,6 @@
 """Physically suspect results warn (README): de.kernel, de.frozen_ntk, de.vertex_flow, de.four_point_vertex and
 de.sample_ensemble emit one DeepEFTWarning per call when the kernel flow is exponential in depth (phase()'s
-criterion applied to the result: L·log(K^(L)/K^(L−1)) beyond ±log 100), and stay silent at criticality."""
+criterion applied to the result: (L − 1)·log(K^(L)/K^(L−1)) beyond ±log 100), and stay silent at criticality."""
 
 from __future__ import annotations
 

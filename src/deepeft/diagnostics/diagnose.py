@@ -64,10 +64,13 @@ def _need_activation(activation, what: str):
 
 
 def layer_verdict(chi_perp: float, L: int, threshold: float = VERDICT_THRESHOLD) -> str:
-    """"ordered" / "critical" / "chaotic" from (L − 1) log χ_⊥ (see the module docstring)."""
+    """"ordered" / "critical" / "chaotic" from (L − 1) log χ_⊥ (:func:`deepeft.theory.criticality.efolds`, the
+    e-folds of :func:`deepeft.phase`; see the module docstring)."""
     if not chi_perp > 0 or not math.isfinite(chi_perp):
         return "ordered" if chi_perp == 0 else "chaotic"
-    e = max(L - 1, 1) * math.log(chi_perp)
+    from ..theory.criticality import efolds
+
+    e = efolds(chi_perp, L)
     return "chaotic" if e > threshold else "ordered" if e < -threshold else "critical"
 
 

@@ -49,10 +49,12 @@ __all__ = [
     "PhaseReport",
     "TaylorData",
     "criticality",
+    "efolds",
     "fit_exponent",
     "kernel_depth_warning",
     "phase",
     "phase_report",
+    "regime_step",
     "warn_on_exponential_kernel",
 ]
 
@@ -585,13 +587,52 @@ def _analyse(act: Activation, lo: float, hi: float, n_grid: int, exponents: bool
 # ----------------------------------------------------------------------------------------------
 
 
+# Which step of the flow classifies a network (one definition, for phase, residual_phase, advise and diagnose).
+#
+# The per-layer susceptibility arrays (SingleInputRecursion, ResidualSingleInput) hold at index ℓ − 1 the factor of
+# the step ℓ → ℓ + 1: χ_∥ = C_W g′(K) (5.50), χ_⊥ = C_W⟨σ′σ′⟩ (5.51) (residual: γ² + …, (B.15)–(B.16)) at K^{(ℓ)}
+# with the next layer's C_W^{(ℓ+1)} (γ^{(ℓ+1)}), the factors of δK_[1]⁺ = χ_∥δK_[1] (5.47) and
+# δδK_[2]⁺ = χ_⊥δδK_[2] + h(δK_[1])² (5.48). Index L − 2 is the step L − 1 → L into the output, with the output
+# layer's C_W^{(L)}; index L − 1 is no step of the network (C_W^{(L)} reused).
+#
+# Criticality χ_∥(K*) = χ_⊥(K*) = 1 (5.55) is a property of the map K ↦ C_b + C_W g(K) (5.4) iterated with
+# layer-independent hyperparameters (§5 sets C_W^{(ℓ)} = C_W before (5.2)). With per-layer values (MLP.C_W,
+# ResidualMLP.C_W and .gamma) that map repeats only between the hidden layers: layer 1's C_b, C_W set K^{(1)}
+# (5.2), and the output layer's C_W^{(L)} (γ^{(L)} = 0 for a scalar γ) enters one step only, multiplying δK^{(L)}
+# by a depth-independent factor (for an MLP ≈ C_W^{(L)}/C_W^{(L−1)} times a hidden step's χ): an O(1) offset of
+# the e-folds, not a phase. ReLU with C_W = 2 on the hidden layers and a C_W = 1 readout is critical, though its
+# step into the output has χ = ½. So the step that classifies is the last one between hidden layers,
+# L − 2 → L − 1 (index L − 3); a network with L ≤ 2 has none and its first step (index 0) stands in.
+# e-folds: (5.47) gives δK^{(L)} = Π_{ℓ=1}^{L−1} χ_∥^{(ℓ)} δK^{(1)}, L − 1 factors, each taken equal to the
+# classifying one: (L − 1)·log χ.
+
+
+def regime_step(L: int) -> int:
+    """The layer ℓ of the step ℓ → ℓ + 1 whose χ_∥, χ_⊥ (5.50)–(5.51) classify a network of depth L: the last step
+    between hidden layers, ℓ = L − 2 (index ℓ − 1 = L − 3 of the per-layer χ arrays), or ℓ = 1 when L ≤ 2.
+
+    The output layer's own C_W^{(L)} only rescales K^{(L)} once and is not judged (see the comment above)."""
+    return L - 2 if L >= 3 else 1
+
+
+def efolds(chi: float, L: int) -> float:
+    """(L − 1)·log χ: the e-folds a deviation δK gains over the L − 1 steps of a depth-L network when every step
+    has susceptibility χ (5.47); −∞ for χ ≤ 0 (max(L − 1, 1) steps, so a one-layer network keeps log χ)."""
+    chi = float(chi)
+    return max(L - 1, 1) * math.log(chi) if chi > 0 else -math.inf
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class PhaseReport:
-    """Where a network sits: aspect ratio, susceptibilities at the last step, and the size of 1/n effects.
+    """Where a network sits: aspect ratio, susceptibilities of the step that classifies it, and the size of 1/n
+    effects at the output.
 
-    ``efolds_parallel`` = L·log χ_∥ and ``efolds_perp`` = L·log χ_⊥ at the last hidden layer: at criticality
-    they stay O(1) (power laws: χ − 1 ≈ −p/ℓ), in an exponential phase they grow ∝ L.
-    ``normalized_vertex_out`` = V^{(L)}/(n_{L−1}K^{(L)}²) (5.128), the leading 1/n correction at the output.
+    ``chi_parallel``, ``chi_perp``: χ_∥, χ_⊥ (5.50)–(5.51) of the step ``step`` → ``step`` + 1
+    (:func:`regime_step`: the last step between hidden layers, L − 2 → L − 1; ℓ = 1 for L ≤ 2), read from
+    ``recursion`` at index ``step`` − 1. ``efolds_parallel`` = (L − 1)·log χ_∥ and ``efolds_perp`` =
+    (L − 1)·log χ_⊥ (:func:`efolds`): at criticality they stay O(1) (power laws: χ − 1 ≈ −p/ℓ), in an
+    exponential phase they grow ∝ L. ``K_out`` = K^{(L)}; ``normalized_vertex_out`` = V^{(L)}/(n_{L−1}K^{(L)}²)
+    (5.128), the leading 1/n correction at the output.
     """
 
     aspect_ratio: float
@@ -605,21 +646,24 @@ class PhaseReport:
     normalized_vertex_out: float
     warnings: tuple[str, ...]
     recursion: Any  # SingleInputRecursion (MLP) or ResidualSingleInput (ResidualMLP)
+    step: int  # ℓ of the step ℓ → ℓ + 1 that chi_parallel, chi_perp belong to: regime_step(depth)
 
 
-def _parallel_phase(label: str, chi: float, efolds: float, K_out: float, thr: float) -> tuple[str, str] | None:
-    """(regime, message) when the kernel explodes or collapses exponentially with depth, else None."""
+def _parallel_phase(label: str, chi: float, efolds: float, K_out: float, thr: float, where: str = ""
+                    ) -> tuple[str, str] | None:
+    """(regime, message) when the kernel explodes or collapses exponentially with depth, else None; the message
+    quotes ``label`` = χ ``where`` (e.g. " at the last step between hidden layers") and (L − 1)·log χ."""
     if not math.isfinite(K_out) or K_out > 1e300:
         return "exploding kernel", "the kernel overflows: exponentially exploding phase; lower C_W (and C_b)."
     if efolds > thr:
         return "exploding kernel", (
-            f"{label} = {chi:.4g} at the last hidden layer (L·log {label} = {efolds:.3g}): the kernel grows "
+            f"{label} = {chi:.4g}{where} ((L − 1)·log {label} = {efolds:.3g}): the kernel grows "
             "exponentially with depth; lower C_W towards its critical value (deepeft.criticality)."
         )
     if efolds < -thr:
         return "collapsing kernel", (
-            f"{label} = {chi:.4g} (L·log {label} = {efolds:.3g}): the kernel collapses exponentially onto a trivial "
-            "fixed point, forgetting the input norm; tune C_b, C_W to criticality."
+            f"{label} = {chi:.4g}{where} ((L − 1)·log {label} = {efolds:.3g}): the kernel collapses exponentially onto "
+            "a trivial fixed point, forgetting the input norm; tune C_b, C_W to criticality."
         )
     return None
 
@@ -629,8 +673,8 @@ def kernel_depth_warning(K, *, threshold: float = math.log(100.0)) -> str | None
 
     ``K``: (L, N, N) with layer ℓ at index ℓ − 1 (theory or an ensemble's metric). The susceptibility is the
     kernel's own last step, χ = K^{(L)}_{αα}/K^{(L−1)}_{αα} for the input α that changes most, and
-    L·log χ is compared with ``threshold`` as in :func:`phase`. At criticality K^{(ℓ)} is a power law
-    (χ − 1 ≈ −p/ℓ, L·log χ = O(1), §5.3); off criticality it is exponential (e.g. ReLU with C_W = 1 halves
+    (L − 1)·log χ (:func:`efolds`) is compared with ``threshold`` as in :func:`phase`. At criticality K^{(ℓ)} is a
+    power law (χ − 1 ≈ −p/ℓ, (L − 1)·log χ = O(1), §5.3); off criticality it is exponential (e.g. ReLU with C_W = 1 halves
     K every layer). Costs O(L·N), so the public entry points call it on every result.
     """
     K = np.asarray(K, dtype=np.float64)
@@ -647,9 +691,8 @@ def kernel_depth_warning(K, *, threshold: float = math.log(100.0)) -> str | None
         if not ok.any():
             return None
         a = int(np.argmax(np.where(ok, np.abs(logs), -1.0)))
-        steps = K.shape[0] - 1
-        par = _parallel_phase("K^(L)/K^(L−1)", float(np.exp(logs[a])), steps * float(logs[a]),
-                              float(np.max(np.abs(last))), threshold)
+        chi = float(np.exp(logs[a]))
+        par = _parallel_phase("K^(L)/K^(L−1)", chi, efolds(chi, K.shape[0]), float(np.max(np.abs(last))), threshold)
     return None if par is None else par[1]
 
 
@@ -690,9 +733,11 @@ def phase(net, x=None, *, norm=None, threshold: float = math.log(100.0)) -> Phas
     :mod:`deepeft.dispatch`: :func:`deepeft.theory.residual_phase.residual_phase`) and one input (default
     (1/n₀)Σx² = 1).
 
-    Emits :class:`~deepeft.DeepEFTWarning` when the hyperparameters put the network in an exponentially
-    exploding or vanishing phase (|L·log χ| > ``threshold`` for χ_∥ or χ_⊥ at the last hidden layer, or the
-    kernel overflows), and when the predicted 1/n corrections at the output are O(1) (V/(nK²) ≥ 1).
+    χ_∥, χ_⊥ (5.50)–(5.51) are those of the last step between hidden layers, L − 2 → L − 1 (:func:`regime_step`;
+    the output layer's own C_W only rescales K^{(L)}). Emits :class:`~deepeft.DeepEFTWarning` when the
+    hyperparameters put the network in an exponentially exploding or vanishing phase (|(L − 1)·log χ| >
+    ``threshold`` for χ_∥ or χ_⊥, or the kernel overflows), and when the predicted 1/n corrections at the output
+    are O(1) (V/(nK²) ≥ 1).
     """
     impl = dispatch.lookup("phase", net)
     if impl is not None:
@@ -701,41 +746,41 @@ def phase(net, x=None, *, norm=None, threshold: float = math.log(100.0)) -> Phas
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeepEFTWarning)
         rec = single_input(net, x, norm=norm)
-    L = net.L
-    nv = float(rec.normalized_vertex()[-1]) if (net.widths and L > 1) else 0.0
-    return phase_report(net, rec, max(L - 2, 0), nv, thr, stacklevel=3)  # helpers at ℓ = L − 1: the last step
+    with np.errstate(invalid="ignore", divide="ignore"):  # K^(L) = 0 (a zero-initialised head): V/(nK²) is NaN
+        nv = float(rec.normalized_vertex()[-1]) if (net.widths and net.L > 1) else 0.0
+    return phase_report(net, rec, nv, thr, stacklevel=3)
 
 
-def phase_report(net, rec, index: int, normalized_vertex_out: float, threshold: float, *, stacklevel: int = 2
-                 ) -> PhaseReport:
-    """The regime, messages and warnings of :func:`phase` from a single-input flow ``rec`` (arrays ``K``,
-    ``chi_parallel``, ``chi_perp`` per layer) whose step at ``index`` stands for every step (L − 1 of them);
-    shared by the MLP and the residual MLP. ``stacklevel``: of the warnings, counted from here (the user's call)."""
+def phase_report(net, rec, normalized_vertex_out: float, threshold: float, *, stacklevel: int = 2) -> PhaseReport:
+    """The regime, messages and warnings of :func:`phase` from a single-input flow ``rec`` (per-layer arrays ``K``,
+    ``chi_parallel``, ``chi_perp``, the step ℓ → ℓ + 1 at index ℓ − 1); shared by the MLP and the residual MLP, the
+    one place where the classifying step (:func:`regime_step`) and the e-folds (:func:`efolds`) are taken.
+    ``stacklevel``: of the warnings, counted from here (the user's call)."""
     L = net.L
-    chi_par, chi_perp = float(rec.chi_parallel[index]), float(rec.chi_perp[index])
+    step = regime_step(L)
+    chi_par, chi_perp = float(rec.chi_parallel[step - 1]), float(rec.chi_perp[step - 1])
     thr = float(threshold)
-    steps = max(L - 1, 1)
-    e_par = steps * math.log(chi_par) if chi_par > 0 else -math.inf
-    e_perp = steps * math.log(chi_perp) if chi_perp > 0 else -math.inf
+    e_par, e_perp = efolds(chi_par, L), efolds(chi_perp, L)
     K_out = float(rec.K[-1])
     nv = float(normalized_vertex_out)
+    where = " at the last step between hidden layers" if L >= 3 else ""
     msgs = []
     regime = []
-    par = _parallel_phase("χ_∥", chi_par, e_par, K_out, thr)
+    par = _parallel_phase("χ_∥", chi_par, e_par, K_out, thr, where)
     if par is not None:
         regime.append(par[0])
         msgs.append(par[1])
     if e_perp > thr:
         regime.append("chaotic (exploding gradients)")
         msgs.append(
-            f"χ_⊥ = {chi_perp:.4g} (L·log χ_⊥ = {e_perp:.3g}): nearby inputs decorrelate exponentially and gradients "
-            "explode; lower C_W."
+            f"χ_⊥ = {chi_perp:.4g}{where} ((L − 1)·log χ_⊥ = {e_perp:.3g}): nearby inputs decorrelate exponentially "
+            "and gradients explode; lower C_W."
         )
     elif e_perp < -thr:
         regime.append("ordered (vanishing gradients)")
         msgs.append(
-            f"χ_⊥ = {chi_perp:.4g} (L·log χ_⊥ = {e_perp:.3g}): differences between inputs shrink exponentially and "
-            "gradients vanish; raise C_W."
+            f"χ_⊥ = {chi_perp:.4g}{where} ((L − 1)·log χ_⊥ = {e_perp:.3g}): differences between inputs shrink "
+            "exponentially and gradients vanish; raise C_W."
         )
     if nv >= 1.0:
         msgs.append(
@@ -756,4 +801,5 @@ def phase_report(net, rec, index: int, normalized_vertex_out: float, threshold: 
         normalized_vertex_out=nv,
         warnings=tuple(msgs),
         recursion=rec,
+        step=step,
     )

@@ -70,10 +70,10 @@ def residual_phase(net: ResidualMLP, x=None, *, norm=None, threshold: float = ma
     """:func:`~deepeft.theory.criticality.phase` for a residual MLP: χ_∥ = γ² + C_W g′(K), χ_⊥ = γ² + C_W⟨σ′σ′⟩
     (B.15)–(B.16) along the single-input flow (B.12), V/(n_{L−1}K²) at the output from (B.26).
 
-    The step that stands for all L − 1 steps is the last one between hidden layers (L − 2 → L − 1) when the
-    output layer's γ differs from the hidden layers' (a scalar ``gamma``: the output layer has no skip, so its
-    step C_W g′ ≠ 1 only rescales the output), else the step into the output, as for the MLP (γ = 0: equal to
-    :func:`~deepeft.theory.criticality.phase` of ``net.mlp``)."""
+    The step that stands for all L − 1 steps is the MLP's (:func:`~deepeft.theory.criticality.regime_step`): the
+    last one between hidden layers, L − 2 → L − 1 — the output layer's own C_W and γ (a scalar ``gamma``: the
+    output layer has no skip, so its step C_W g′ ≠ 1) only rescale the output. γ = 0 equals
+    :func:`~deepeft.theory.criticality.phase` of ``net.mlp``."""
     net = check_residual(net)
     thr = v.finite_scalar(threshold, "threshold", minimum=0.0, strict=True)
     if x is not None and norm is not None:
@@ -82,6 +82,5 @@ def residual_phase(net: ResidualMLP, x=None, *, norm=None, threshold: float = ma
         warnings.simplefilter("ignore", DeepEFTWarning)
         rec = residual_single_input(net, x, norm=norm)
     L = net.L
-    index = L - 2 if L < 3 or net.gamma[L - 1] == net.gamma[L - 2] else L - 3
     nv = float(rec.V[-1] / (net.n[L - 1] * rec.K[-1] ** 2)) if (net.widths and L > 1) else 0.0
-    return phase_report(net, rec, max(index, 0), nv, thr, stacklevel=4)
+    return phase_report(net, rec, nv, thr, stacklevel=4)
