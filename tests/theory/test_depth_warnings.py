@@ -1,6 +1,7 @@
 """Physically suspect results warn (README): de.kernel, de.frozen_ntk, de.vertex_flow, de.four_point_vertex and
 de.sample_ensemble emit one DeepEFTWarning per call when the kernel flow is exponential in depth (phase()'s
-criterion applied to the result: (L − 1)·log(K^(L)/K^(L−1)) beyond ±log 100), and stay silent at criticality."""
+criterion applied to the result: (L − 1)·log(K^(L−1)/K^(L−2)), the last step between hidden layers, beyond
+±log 100), and stay silent at criticality, also with an output layer of its own C_W."""
 
 from __future__ import annotations
 
@@ -55,6 +56,20 @@ def test_critical_networks_stay_silent(act, C_W, depth):
     assert ws == []
     d = np.diagonal(K, axis1=1, axis2=2)[:, 0]
     assert abs((depth - 1) * math.log(d[-1] / d[-2])) < math.log(100)  # the power law the test relies on
+
+
+def test_own_readout_C_W_is_not_a_phase():
+    """The output layer's C_W only rescales K^(L) once: a critical ReLU net with a C_W = 1 (or zero) readout stays
+    silent although K^(L)/K^(L−1) = ½ (= 0), and an off-critical one with a critical readout still warns (the step
+    between hidden layers, as de.phase; the last step would have read (L − 1)·log ½ = −8.3 < −log 100)."""
+    for out in (1.0, 0.0):
+        net = de.MLP(input_dim=4, widths=[64] * 12, activation="relu", C_W=[2.0] * 12 + [out])
+        K, ws = _deepeft_warnings(de.kernel, net, X)
+        assert ws == [] and K[-1, 0, 0] == pytest.approx(out / 2 * K[-2, 0, 0], rel=1e-12)
+    off = de.MLP(input_dim=4, widths=[64] * 12, activation="relu", C_W=[1.0] * 12 + [2.0])
+    _, ws = _deepeft_warnings(de.kernel, off, X)
+    assert len(ws) == 1 and "K^(L−1)/K^(L−2) = 0.5" in str(ws[0].message)
+    assert "collapses exponentially" in str(ws[0].message)
 
 
 def test_readme_example_is_silent():

@@ -672,27 +672,31 @@ def kernel_depth_warning(K, *, threshold: float = math.log(100.0)) -> str | None
     """The message of :func:`phase`'s exponential-phase test applied to a computed kernel flow, else None.
 
     ``K``: (L, N, N) with layer ℓ at index ℓ − 1 (theory or an ensemble's metric). The susceptibility is the
-    kernel's own last step, χ = K^{(L)}_{αα}/K^{(L−1)}_{αα} for the input α that changes most, and
-    (L − 1)·log χ (:func:`efolds`) is compared with ``threshold`` as in :func:`phase`. At criticality K^{(ℓ)} is a
-    power law (χ − 1 ≈ −p/ℓ, (L − 1)·log χ = O(1), §5.3); off criticality it is exponential (e.g. ReLU with C_W = 1 halves
-    K every layer). Costs O(L·N), so the public entry points call it on every result.
+    kernel's own step at :func:`regime_step` (the last between hidden layers, as in :func:`phase`: an output layer
+    with its own C_W only rescales K^{(L)}), χ = K^{(L−1)}_{αα}/K^{(L−2)}_{αα} (K^{(2)}/K^{(1)} for L = 2) for the
+    input α that changes most, and (L − 1)·log χ (:func:`efolds`) is compared with ``threshold``. At criticality
+    K^{(ℓ)} is a power law (χ − 1 ≈ −p/ℓ, (L − 1)·log χ = O(1), §5.3); off criticality it is exponential (e.g. ReLU
+    with C_W = 1 halves K every layer). Costs O(L·N), so the public entry points call it on every result.
     """
     K = np.asarray(K, dtype=np.float64)
     if K.ndim != 3 or K.shape[1] != K.shape[2] or K.shape[0] < 2:
         return None
+    L = K.shape[0]
+    step = regime_step(L)
+    label = f"K^({step + 1})/K^({step})" if L < 3 else "K^(L−1)/K^(L−2)"
     d = np.diagonal(K, axis1=1, axis2=2)  # (L, N)
-    last, prev = d[-1], d[-2]
+    last, prev = d[step], d[step - 1]
     with np.errstate(divide="ignore", invalid="ignore"):
         logs = np.log(np.abs(last)) - np.log(np.abs(prev))
-    if not np.all(np.isfinite(last)):
-        par = _parallel_phase("K^(L)/K^(L−1)", math.inf, math.inf, math.inf, threshold)
+    if not (np.all(np.isfinite(d[-1])) and np.all(np.isfinite(last))):
+        par = _parallel_phase(label, math.inf, math.inf, math.inf, threshold)
     else:
         ok = np.isfinite(logs)
         if not ok.any():
             return None
         a = int(np.argmax(np.where(ok, np.abs(logs), -1.0)))
         chi = float(np.exp(logs[a]))
-        par = _parallel_phase("K^(L)/K^(L−1)", chi, efolds(chi, K.shape[0]), float(np.max(np.abs(last))), threshold)
+        par = _parallel_phase(label, chi, efolds(chi, L), float(np.max(np.abs(d[-1]))), threshold)
     return None if par is None else par[1]
 
 
