@@ -11,6 +11,7 @@ NTK with the learning-rate tensor (8.6) — λ_b^{(ℓ)} for biases, λ_W^{(ℓ)
 * ``method="autodiff"``: the definition (8.7) with Jacobians from ``jax.jacrev``.
 
 They agree to rounding (tests: ~1e-12 in float64). Arrays are (n_ℓ, n_ℓ, N, N) = [i1, i2, α1, α2].
+:func:`ntk_forward` also takes a :class:`~deepeft.ResidualMLP` (B.3): the same recursion with ξ and γ (its docstring).
 At kinks σ' is the right derivative (activation convention), identical in both methods.
 """
 

@@ -10,6 +10,7 @@ Estimators (layer ℓ at index ℓ − 1, float64 sums over networks, delta-meth
 
 * ``metric``   E[M^{(ℓ)}], M_{αβ} = (1/n_ℓ)Σ_i z_{i;α}z_{i;β}                                           (B.7)
 * ``stochastic_metric``  E[Ĝ^{(ℓ)}] with Ĝ^{(ℓ+1)} = ξ²[C_b + C_W(1/n_ℓ)σσᵀ] + γ²M^{(ℓ)} = E[M^{(ℓ+1)} | layer ℓ]
+  (:func:`deepeft.simulate.metric_cumulants.stochastic_metric`, shared with the MLP ensembles)
 * ``vertex``  V^{(ℓ)}_{(α1α2)(α3α4)} = n_{ℓ−1}(E[z_{i;α1}z_{i;α2}z_{j;α3}z_{j;α4}] − E[z_{i;α1}z_{i;α2}]E[z_{j;α3}z_{j;α4}]),
   i ≠ j — the definition (B.23). Given layer ℓ − 1 the neurons of layer ℓ are independent, with conditional second
   moments A_i = E[z_i z_iᵀ | layer ℓ − 1] = ξ²[C_b + C_W σσᵀ/n_{ℓ−1}] + γ² z⁻_i z⁻_iᵀ (z⁻ = z^{(ℓ−1)}), so
@@ -22,7 +23,8 @@ Method "metric" draws each layer from its exact conditional law given the previo
 
 * ``z2``, ``z4``, ``kurtosis``, ``vertex_kurtosis`` (single-neuron moments, as in :mod:`.ensemble`),
   ``vertex_pairs`` = V_{(αα)(αα)} from ``vertex``; ``ntk`` (``ntk=True``): E[(1/n_ℓ)Σ_i Ĥ_{ii}], from the forward
-  equation Ĥ^{(ℓ+1)} = ξ²[λ_b + λ_W σσᵀ/n_ℓ]δ + A Ĥ Aᵀ, A_{ik;α} = ξW_{ik}σ′(z_{k;α}) + γδ_{ik} [derived from (B.3), (8.12)].
+  equation Ĥ^{(ℓ+1)} = ξ²[λ_b + λ_W σσᵀ/n_ℓ]δ + A Ĥ Aᵀ, A_{ik;α} = ξW_{ik}σ′(z_{k;α}) + γδ_{ik} [derived from (B.3), (8.12)]
+  (:func:`deepeft.simulate.ntk.ntk_forward`, the MLP's forward equation, which reads ξ and γ from a ResidualMLP).
 """
 
 from __future__ import annotations
