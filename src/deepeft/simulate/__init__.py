@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # imported on first use (PEP 562, deepeft._lazy)
     from .metric_cumulants import (
         MetricCumulants,
         metric_cumulants,
+        stochastic_metric,
         stochastic_metric_from_preactivations,
         stochastic_metric_samples,
     )
@@ -74,6 +75,7 @@ __all__ = [
     "mean_and_se",
     "metric_cumulants",
     "MetricCumulants",
+    "stochastic_metric",
     "stochastic_metric_from_preactivations",
     "stochastic_metric_samples",
     "mean_vector_and_cov",

@@ -66,6 +66,7 @@ from ..statistics import Estimate
 from ..theory.criticality import warn_on_exponential_kernel
 from . import estimators as est
 from . import forward as fw
+from .metric_cumulants import stochastic_metric
 from .ntk import ntk_forward
 
 __all__ = ["EnsembleResult", "default_micro_batch", "neuron_moments", "sample_ensemble"]
@@ -213,7 +214,7 @@ def _batch_stats(cfg: _Config, keys, X) -> dict:
             a = net.activation.fn(z)
         else:
             gram = grams[l - 1]
-        Ghat = float(net.C_b[l - 1]) + float(net.C_W[l - 1]) / n[l - 1] * gram  # Ĝ^{(ℓ)} (4.70)
+        Ghat = stochastic_metric(net, l, gram)  # Ĝ^{(ℓ)} (4.70)
         G.append(jnp.broadcast_to(Ghat, (B, N, N)))
     out = {"M": jnp.stack(M, 1), "q": jnp.stack(q, 1), "G": jnp.stack(G, 1)}
     if cfg.ntk:
@@ -300,7 +301,7 @@ def _finalize(cfg: _Config, acc: dict, shift: dict, X: np.ndarray):
     out["metric"] = Estimate(*est.mean_and_se(S, shift["M"], acc["M1"], acc["M2"]))
 
     # stochastic metric (4.70)/(4.72); layer 1 deterministic: C_b + C_W x·x/n_0
-    G1 = net.C_b[0] + net.C_W[0] * (X @ X.T) / net.n[0]
+    G1 = stochastic_metric(net, 1, X @ X.T)
     G2diag = np.diagonal(acc["G2"], axis1=-2, axis2=-1) if cfg.vertex else acc["G2"]
     g, gse = est.mean_and_se(S, shift["G"], acc["G1"], G2diag)
     g, gse = g.reshape(L, N, N), gse.reshape(L, N, N)

@@ -28,18 +28,48 @@ import numpy as np
 from .. import _validate as v
 from .._x64 import x64
 from ..errors import DeepEFTInputError
+from ..network_residual import ResidualMLP
 from ..statistics import Estimate, block_count, jackknife
 from . import forward as fw
 
-__all__ = ["MetricCumulants", "metric_cumulants", "stochastic_metric_from_preactivations", "stochastic_metric_samples"]
+__all__ = [
+    "MetricCumulants",
+    "metric_cumulants",
+    "stochastic_metric",
+    "stochastic_metric_from_preactivations",
+    "stochastic_metric_samples",
+]
 
 
 _BATCH = 256  # networks per jitted call (fixed: one compilation per architecture)
 
 
-def _metric_from_sum(net, l: int, sum_sq):
-    """Ĝ^{(ℓ)} = C_b + (C_W/n_{ℓ−1}) Σ_j σ(z_j^{(ℓ−1)})² (4.70) from the sum of squares over layer ℓ − 1 (NumPy or JAX)."""
-    return net.C_b[l - 1] + net.C_W[l - 1] / net.n[l - 1] * sum_sq
+def stochastic_metric(net, l: int, gram, prev_metric=None):
+    """The stochastic metric Ĝ^{(ℓ)} of layer ℓ from the previous layer, elementwise (NumPy or JAX, any shape):
+
+        Ĝ^{(ℓ)} = C_b^{(ℓ)} + (C_W^{(ℓ)}/n_{ℓ−1}) gram,   gram = Σ_j σ(z_j^{(ℓ−1)}) σ(z_j^{(ℓ−1)})ᵀ      (4.70)
+
+    (gram = x xᵀ, or Σ_j x_j², at ℓ = 1; the sum of squares Σ_j σ_j² for one input). Given layer ℓ − 1 the
+    preactivations of layer ℓ are iid N(0, Ĝ^{(ℓ)}) over neurons (4.71). For a :class:`~deepeft.ResidualMLP`
+    (B.3) the block is scaled by ξ² and the skip adds γ² times the previous layer's metric:
+
+        Ĝ^{(ℓ)} = ξ²[C_b + (C_W/n_{ℓ−1}) gram] + γ² M^{(ℓ−1)},   M^{(ℓ−1)} = (1/n_{ℓ−1}) Σ_i z_i^{(ℓ−1)} z_i^{(ℓ−1)ᵀ},
+
+    = E[M^{(ℓ)} | layer ℓ − 1] (App. B, (B.6)–(B.12)); ``prev_metric`` is M^{(ℓ−1)}. Without it (None) the block
+    part ξ²[…] alone is returned (for a residual net with γ^{(ℓ)} ≠ 0 that is the σ part common to every neuron,
+    not Ĝ); for an :class:`~deepeft.MLP` (γ = 0, ξ = 1) ``prev_metric`` is ignored. The hyperparameters enter as
+    Python floats (weakly typed): a float32 ``gram`` gives a float32 Ĝ.
+
+    References: Roberts, Yaida, Hanin, *The Principles of Deep Learning Theory*, (4.70)–(4.71), App. B
+    (arXiv:2106.10165).
+    """
+    G = float(net.C_b[l - 1]) + float(net.C_W[l - 1]) / net.n[l - 1] * gram
+    if isinstance(net, ResidualMLP):
+        if net.xi[l - 1] != 1.0:
+            G = float(net.xi[l - 1]) ** 2 * G
+        if prev_metric is not None and net.gamma[l - 1]:
+            G = G + float(net.gamma[l - 1]) ** 2 * prev_metric
+    return G
 
 
 @functools.lru_cache(maxsize=32)
@@ -53,7 +83,7 @@ def _metric_program(net, dtype: str):
         out = []
         for l in range(2, L + 1):
             s2 = jnp.sum(net.activation.fn(zs[l - 2][0].astype(jnp.float64)) ** 2)
-            out.append(_metric_from_sum(net, l, s2))
+            out.append(stochastic_metric(net, l, s2))
         return jnp.stack(out)
 
     base = jax.vmap(one, in_axes=(0, None))
@@ -78,7 +108,7 @@ def _chain_program(net, dtype: str):
         for l in range(2, L + 1):  # z in the network dtype (as the weights method), Σσ² accumulated in float64
             z = jnp.sqrt(g).astype(dt) * xi[o : o + n[l - 1]]
             o += n[l - 1]
-            g = _metric_from_sum(net, l, jnp.sum(net.activation.fn(z).astype(jnp.float64) ** 2))
+            g = stochastic_metric(net, l, jnp.sum(net.activation.fn(z).astype(jnp.float64) ** 2))
             out.append(g)
         return jnp.stack(out)
 
@@ -102,7 +132,7 @@ def stochastic_metric_samples(net, x, n_networks: int, seed: int = 0, *, dtype="
     seed = fw.check_seed(seed)
     dtype = fw.check_dtype(dtype)
     out = np.empty((S, net.L))
-    out[:, 0] = net.C_b[0] + net.C_W[0] * float(np.mean(X[0] ** 2))
+    out[:, 0] = stochastic_metric(net, 1, float(np.sum(X[0] ** 2)))
     if net.L > 1 and method == "metric":
         with x64():
             chain = _chain_program(net, dtype)
@@ -136,9 +166,9 @@ def stochastic_metric_from_preactivations(net, x, preactivations) -> np.ndarray:
         )
     S = zs[0].shape[0]
     out = np.empty((S, net.L))
-    out[:, 0] = net.C_b[0] + net.C_W[0] * float(np.mean(X**2))
+    out[:, 0] = stochastic_metric(net, 1, float(np.sum(X**2)))
     for l in range(2, net.L + 1):
-        out[:, l - 1] = _metric_from_sum(net, l, np.sum(net.activation.numpy(zs[l - 2]) ** 2, axis=1))
+        out[:, l - 1] = stochastic_metric(net, l, np.sum(net.activation.numpy(zs[l - 2]) ** 2, axis=1))
     return out
 
 

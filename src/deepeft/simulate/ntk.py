@@ -11,6 +11,7 @@ NTK with the learning-rate tensor (8.6) — λ_b^{(ℓ)} for biases, λ_W^{(ℓ)
 * ``method="autodiff"``: the definition (8.7) with Jacobians from ``jax.jacrev``.
 
 They agree to rounding (tests: ~1e-12 in float64). Arrays are (n_ℓ, n_ℓ, N, N) = [i1, i2, α1, α2].
+:func:`ntk_forward` also takes a :class:`~deepeft.ResidualMLP` (B.3): the same recursion with ξ and γ (its docstring).
 At kinks σ' is the right derivative (activation convention), identical in both methods.
 """
 
@@ -25,15 +26,33 @@ import numpy as np
 from .._x64 import x64
 from ..errors import DeepEFTInputError
 from ..network import MLP
+from ..network_residual import ResidualMLP
 from . import forward as fw
 
 __all__ = ["empirical_ntk", "ntk_autodiff", "ntk_forward"]
 
 
-def ntk_forward(net: MLP, params, X, zs=None) -> tuple[jax.Array, ...]:
-    """(Ĥ^{(1)}, ..., Ĥ^{(L)}) by the forward equation (8.12) from (8.23); pure JAX, one network."""
-    if zs is None:
-        zs = fw.forward_preactivations(net, params, X)
+def ntk_forward(net: MLP | ResidualMLP, params, X, zs=None) -> tuple[jax.Array, ...]:
+    """(Ĥ^{(1)}, ..., Ĥ^{(L)}) by the forward equation (8.12) from (8.23); pure JAX, one network.
+
+    ``zs``: the network's preactivations (default: computed from ``params``). For a
+    :class:`~deepeft.ResidualMLP` (B.3) — the same (W, b) layout, plus ξ and γ — the same recursion with the block
+    scaled by ξ and the skip's Jacobian γδ added to the chain-rule factor [derived from (B.3), (8.12)]:
+
+        Ĥ^{(ℓ+1)} = ξ²[λ_b + λ_W σσᵀ/n_ℓ] δ + A Ĥ^{(ℓ)} Aᵀ,   A_{ik;α} = ξ W_{ik} σ′_{k;α} + γ δ_{ik};
+
+    an MLP is its case ξ = 1, γ = 0, for which no extra operation is traced (the MLP's program is unchanged).
+    """
+    if isinstance(net, ResidualMLP):
+        xi, gamma = net.xi, net.gamma
+        if zs is None:
+            from .residual_ensemble import residual_forward  # (B.3); that module imports this one
+
+            zs = residual_forward(net, params, X)
+    else:
+        xi, gamma = (1.0,) * net.L, (0.0,) * net.L
+        if zs is None:
+            zs = fw.forward_preactivations(net, params, X)
     n = net.n
     dsigma = net.activation.derivative(1)
     a = X
@@ -43,10 +62,15 @@ def ntk_forward(net: MLP, params, X, zs=None) -> tuple[jax.Array, ...]:
         W, _ = params[l - 1]
         # first line of (8.12) (for ℓ = 1 this is (8.23) with σ^{(0)} = x)
         diag = net.lambda_b[l - 1] + net.lambda_W[l - 1] * (a @ a.T) / n[l - 1]
+        if xi[l - 1] != 1.0:
+            diag = float(xi[l - 1]) ** 2 * diag
         Hl = jnp.einsum("ij,ab->ijab", jnp.eye(n[l], dtype=X.dtype), diag)
         if H is not None:
-            # second line of (8.12): A_{i j α} = W_{ij} σ'_{j;α} (chain-rule factor (8.10))
-            A = W[:, :, None] * dsigma(zs[l - 2]).T[None, :, :]
+            # second line of (8.12): A_{i j α} = W_{ij} σ'_{j;α} (chain-rule factor (8.10)); residual: ξW, + γδ
+            A = W[:, :, None] if xi[l - 1] == 1.0 else float(xi[l - 1]) * W[:, :, None]
+            A = A * dsigma(zs[l - 2]).T[None, :, :]
+            if gamma[l - 1]:
+                A = A + float(gamma[l - 1]) * jnp.eye(n[l], dtype=X.dtype)[:, :, None]
             T = jnp.einsum("ija,jkab->ikab", A, H)
             Hl = Hl + jnp.einsum("ikab,lkb->ilab", T, A)
         out.append(Hl)

@@ -40,6 +40,7 @@ from ..errors import DeepEFTInputError
 from ..network import MLP
 from ..statistics import Estimate, jackknife
 from . import forward as fw
+from .metric_cumulants import stochastic_metric
 
 __all__ = ["ImportanceSample", "importance_posterior", "importance_weights", "stochastic_output_metrics"]
 
@@ -71,7 +72,7 @@ def _sampler(net: MLP, N: int):
             z = R @ xi[:, o : o + N * n[l]].reshape(-1, N, n[l])
             o += N * n[l]
             s = act.fn(z)
-            G = net.C_b[l] + (net.C_W[l] / n[l]) * jnp.einsum("bai,bci->bac", s, s)
+            G = stochastic_metric(net, l + 1, jnp.einsum("bai,bci->bac", s, s))  # (4.70)
             if l < L - 1:
                 R = _sqrt_psd(G)
         return G
@@ -93,7 +94,7 @@ def stochastic_output_metrics(net: MLP, X, n_networks: int, seed: int = 0) -> np
     seed = v.positive_int(seed, "seed", minimum=0)
     if seed >= 2**32:
         raise DeepEFTInputError(f"seed must be an integer in [0, 2**32), got {seed}.")
-    G1 = net.C_b[0] + (net.C_W[0] / net.n[0]) * (X @ X.T)
+    G1 = stochastic_metric(net, 1, X @ X.T)
     lam, U = np.linalg.eigh(G1)
     R1 = U * np.sqrt(np.maximum(lam, 0.0))[None, :]
     f = _sampler(net, X.shape[0])

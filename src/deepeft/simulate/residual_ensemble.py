@@ -10,6 +10,7 @@ Estimators (layer ℓ at index ℓ − 1, float64 sums over networks, delta-meth
 
 * ``metric``   E[M^{(ℓ)}], M_{αβ} = (1/n_ℓ)Σ_i z_{i;α}z_{i;β}                                           (B.7)
 * ``stochastic_metric``  E[Ĝ^{(ℓ)}] with Ĝ^{(ℓ+1)} = ξ²[C_b + C_W(1/n_ℓ)σσᵀ] + γ²M^{(ℓ)} = E[M^{(ℓ+1)} | layer ℓ]
+  (:func:`deepeft.simulate.metric_cumulants.stochastic_metric`, shared with the MLP ensembles)
 * ``vertex``  V^{(ℓ)}_{(α1α2)(α3α4)} = n_{ℓ−1}(E[z_{i;α1}z_{i;α2}z_{j;α3}z_{j;α4}] − E[z_{i;α1}z_{i;α2}]E[z_{j;α3}z_{j;α4}]),
   i ≠ j — the definition (B.23). Given layer ℓ − 1 the neurons of layer ℓ are independent, with conditional second
   moments A_i = E[z_i z_iᵀ | layer ℓ − 1] = ξ²[C_b + C_W σσᵀ/n_{ℓ−1}] + γ² z⁻_i z⁻_iᵀ (z⁻ = z^{(ℓ−1)}), so
@@ -22,7 +23,8 @@ Method "metric" draws each layer from its exact conditional law given the previo
 
 * ``z2``, ``z4``, ``kurtosis``, ``vertex_kurtosis`` (single-neuron moments, as in :mod:`.ensemble`),
   ``vertex_pairs`` = V_{(αα)(αα)} from ``vertex``; ``ntk`` (``ntk=True``): E[(1/n_ℓ)Σ_i Ĥ_{ii}], from the forward
-  equation Ĥ^{(ℓ+1)} = ξ²[λ_b + λ_W σσᵀ/n_ℓ]δ + A Ĥ Aᵀ, A_{ik;α} = ξW_{ik}σ′(z_{k;α}) + γδ_{ik} [derived from (B.3), (8.12)].
+  equation Ĥ^{(ℓ+1)} = ξ²[λ_b + λ_W σσᵀ/n_ℓ]δ + A Ĥ Aᵀ, A_{ik;α} = ξW_{ik}σ′(z_{k;α}) + γδ_{ik} [derived from (B.3), (8.12)]
+  (:func:`deepeft.simulate.ntk.ntk_forward`, the MLP's forward equation, which reads ξ and γ from a ResidualMLP).
 """
 
 from __future__ import annotations
@@ -42,8 +44,18 @@ from ..statistics import Estimate
 from . import estimators as est
 from . import forward as fw
 from .ensemble import EnsembleResult, neuron_moments
+from .metric_cumulants import stochastic_metric
+from .ntk import ntk_forward
 
 __all__ = ["residual_forward", "residual_ntk_forward", "sample_residual_ensemble"]
+
+
+def _skip_step(net: ResidualMLP, l: int, u, zs) -> jax.Array:
+    """z^{(ℓ)} = ξ^{(ℓ)} u + γ^{(ℓ)} z^{(ℓ−1)} (B.3), u = b + Wσ (or its draw given layer ℓ − 1); zs = (z^{(1)}, …)."""
+    z = float(net.xi[l - 1]) * u
+    if net.gamma[l - 1] and zs:
+        z = z + float(net.gamma[l - 1]) * zs[-1]
+    return z
 
 
 def residual_forward(net: ResidualMLP, params, X) -> tuple[jax.Array, ...]:
@@ -51,38 +63,17 @@ def residual_forward(net: ResidualMLP, params, X) -> tuple[jax.Array, ...]:
     zs: list[jax.Array] = []
     a = X
     for l, (W, b) in enumerate(params, start=1):
-        z = float(net.xi[l - 1]) * (a @ W.T + b)
-        if net.gamma[l - 1] and zs:
-            z = z + float(net.gamma[l - 1]) * zs[-1]
-        zs.append(z)
+        zs.append(_skip_step(net, l, a @ W.T + b, zs))
         if l < net.L:
-            a = net.activation.fn(z)
+            a = net.activation.fn(zs[-1])
     return tuple(zs)
 
 
 def residual_ntk_forward(net: ResidualMLP, params, X, zs) -> tuple[jax.Array, ...]:
-    """(Ĥ^{(1)}, ..., Ĥ^{(L)}) (n_ℓ, n_ℓ, N, N) of one residual network by the forward equation (module doc)."""
-    n = net.n
-    dsigma = net.activation.derivative(1)
-    a = X
-    H = None
-    out = []
-    for l in range(1, net.L + 1):
-        W, _ = params[l - 1]
-        xi2 = float(net.xi[l - 1]) ** 2
-        diag = xi2 * (net.lambda_b[l - 1] + net.lambda_W[l - 1] * (a @ a.T) / n[l - 1])
-        Hl = jnp.einsum("ij,ab->ijab", jnp.eye(n[l], dtype=X.dtype), diag)
-        if H is not None:
-            A = float(net.xi[l - 1]) * W[:, :, None] * dsigma(zs[l - 2]).T[None, :, :]
-            if net.gamma[l - 1]:
-                A = A + float(net.gamma[l - 1]) * jnp.eye(n[l], dtype=X.dtype)[:, :, None]
-            T = jnp.einsum("ija,jkab->ikab", A, H)
-            Hl = Hl + jnp.einsum("ikab,lkb->ilab", T, A)
-        out.append(Hl)
-        H = Hl
-        if l < net.L:
-            a = net.activation.fn(zs[l - 1])
-    return tuple(out)
+    """(Ĥ^{(1)}, ..., Ĥ^{(L)}) (n_ℓ, n_ℓ, N, N) of one residual network by the forward equation (module doc), from its
+    preactivations ``zs`` (:func:`residual_forward`): :func:`deepeft.simulate.ntk.ntk_forward`, which reads ξ and γ
+    from the ResidualMLP (the MLP's (8.12) is its case γ = 0, ξ = 1)."""
+    return ntk_forward(net, params, X, zs)
 
 
 def _metric_forward(net: ResidualMLP, key, X, dt) -> tuple[jax.Array, ...]:
@@ -98,12 +89,9 @@ def _metric_forward(net: ResidualMLP, key, X, dt) -> tuple[jax.Array, ...]:
         lam, U = jnp.linalg.eigh(a @ a.T)
         R = U * jnp.sqrt(jnp.maximum(lam, 0.0))[None, :]
         u = float(np.sqrt(net.C_b[l - 1])) * xi[N][None, :] + float(np.sqrt(net.C_W[l - 1] / n[l - 1])) * (R @ xi[:N])
-        z = float(net.xi[l - 1]) * u
-        if net.gamma[l - 1] and zs:
-            z = z + float(net.gamma[l - 1]) * zs[-1]
-        zs.append(z)
+        zs.append(_skip_step(net, l, u, zs))
         if l < net.L:
-            a = net.activation.fn(z)
+            a = net.activation.fn(zs[-1])
     return tuple(zs)
 
 
@@ -120,19 +108,18 @@ def _one_network(net: ResidualMLP, dt, ntk: bool, vertex: bool, key, X, method: 
         z = zs[l - 1].astype(jnp.float64)
         M = z @ z.T / n[l]
         out["M"].append(M)
-        G = float(net.xi[l - 1]) ** 2 * (net.C_b[l - 1] + net.C_W[l - 1] * (a @ a.T).astype(jnp.float64) / n[l - 1])
-        if l > 1 and net.gamma[l - 1]:
-            G = G + float(net.gamma[l - 1]) ** 2 * out["M"][-2]
+        gram = (a @ a.T).astype(jnp.float64)
+        Mp = out["M"][-2] if l > 1 else None  # M^{(ℓ−1)}
+        G = stochastic_metric(net, l, gram, Mp)  # ξ²[C_b + C_W σσᵀ/n] + γ²M^{(ℓ−1)} = E[M^{(ℓ)} | layer ℓ − 1]
         out["G"].append(G)
         out["q"].append(jnp.stack([jnp.mean(z * z, -1), jnp.mean(z**4, -1)], -1))
         if vertex:  # Σ_{i≠j} A_i ⊗ A_j / (m(m − 1)), A_i = E[z_i z_iᵀ | layer ℓ − 1] = G_σ + γ² z⁻_i z⁻_iᵀ (module doc)
             m = n[l]
             P = G[:, :, None, None] * G[None, None]  # Ā = G; layer 1 (or γ = 0): every A_i = G
-            if l > 1 and net.gamma[l - 1]:
+            if Mp is not None and net.gamma[l - 1]:
                 zp = zs[l - 2].astype(jnp.float64)
                 g2 = float(net.gamma[l - 1]) ** 2
-                Gs = G - g2 * out["M"][-2]  # the σ part G_σ, common to every neuron
-                Mp = out["M"][-2]
+                Gs = stochastic_metric(net, l, gram)  # the σ part G_σ (no skip term), common to every neuron
                 sq = m * Gs[:, :, None, None] * Gs[None, None] + g2 * m * (Gs[:, :, None, None] * Mp[None, None]
                                                                            + Mp[:, :, None, None] * Gs[None, None])
                 sq = sq + g2 * g2 * jnp.einsum("ai,bi,ci,di->abcd", zp, zp, zp, zp)  # Σ_i A_i ⊗ A_i
