@@ -28,6 +28,7 @@ import numpy as np
 from .._x64 import x64
 from ..errors import DeepEFTInputError, suggest
 from ..network import MLP, check_net  # noqa: F401  (re-exported: fw.check_net)
+from ..network_residual import ResidualMLP
 
 __all__ = [
     "DTYPES",
@@ -40,7 +41,9 @@ __all__ = [
     "network_params",
     "param_layout",
     "preactivations",
+    "residual_forward",
     "sample_params",
+    "skip_step",
 ]
 
 DTYPES = {"float32": jnp.float32, "float64": jnp.float64}  # name → JAX dtype
@@ -207,3 +210,22 @@ def _jitted_init(net: MLP, dt):
 @functools.lru_cache(maxsize=64)
 def _jitted_forward(net: MLP):
     return jax.jit(lambda p, X: forward_preactivations(net, p, X))
+
+
+def skip_step(net: ResidualMLP, l: int, u, zs) -> jax.Array:
+    """z^{(ℓ)} = ξ^{(ℓ)} u + γ^{(ℓ)} z^{(ℓ−1)} (B.3), u = b + Wσ (or its draw given layer ℓ − 1); zs = (z^{(1)}, …)."""
+    z = float(net.xi[l - 1]) * u
+    if net.gamma[l - 1] and zs:
+        z = z + float(net.gamma[l - 1]) * zs[-1]
+    return z
+
+
+def residual_forward(net: ResidualMLP, params, X) -> tuple[jax.Array, ...]:
+    """All preactivations (z^{(1)}, ..., z^{(L)}) of one residual network (B.3), each (N, n_ℓ); pure JAX."""
+    zs: list[jax.Array] = []
+    a = X
+    for l, (W, b) in enumerate(params, start=1):
+        zs.append(skip_step(net, l, a @ W.T + b, zs))
+        if l < net.L:
+            a = net.activation.fn(zs[-1])
+    return tuple(zs)

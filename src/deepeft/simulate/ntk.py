@@ -46,9 +46,7 @@ def ntk_forward(net: MLP | ResidualMLP, params, X, zs=None) -> tuple[jax.Array, 
     if isinstance(net, ResidualMLP):
         xi, gamma = net.xi, net.gamma
         if zs is None:
-            from .residual_ensemble import residual_forward  # (B.3); that module imports this one
-
-            zs = residual_forward(net, params, X)
+            zs = fw.residual_forward(net, params, X)  # (B.3)
     else:
         xi, gamma = (1.0,) * net.L, (0.0,) * net.L
         if zs is None:

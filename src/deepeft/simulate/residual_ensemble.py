@@ -44,29 +44,11 @@ from ..statistics import Estimate
 from . import estimators as est
 from . import forward as fw
 from .ensemble import EnsembleResult, neuron_moments
+from .forward import residual_forward  # the forward pass (B.3) lives with the MLP one; re-exported here
 from .metric_cumulants import stochastic_metric
 from .ntk import ntk_forward
 
 __all__ = ["residual_forward", "residual_ntk_forward", "sample_residual_ensemble"]
-
-
-def _skip_step(net: ResidualMLP, l: int, u, zs) -> jax.Array:
-    """z^{(ℓ)} = ξ^{(ℓ)} u + γ^{(ℓ)} z^{(ℓ−1)} (B.3), u = b + Wσ (or its draw given layer ℓ − 1); zs = (z^{(1)}, …)."""
-    z = float(net.xi[l - 1]) * u
-    if net.gamma[l - 1] and zs:
-        z = z + float(net.gamma[l - 1]) * zs[-1]
-    return z
-
-
-def residual_forward(net: ResidualMLP, params, X) -> tuple[jax.Array, ...]:
-    """All preactivations (z^{(1)}, ..., z^{(L)}) of one residual network (B.3), each (N, n_ℓ); pure JAX."""
-    zs: list[jax.Array] = []
-    a = X
-    for l, (W, b) in enumerate(params, start=1):
-        zs.append(_skip_step(net, l, a @ W.T + b, zs))
-        if l < net.L:
-            a = net.activation.fn(zs[-1])
-    return tuple(zs)
 
 
 def residual_ntk_forward(net: ResidualMLP, params, X, zs) -> tuple[jax.Array, ...]:
@@ -89,7 +71,7 @@ def _metric_forward(net: ResidualMLP, key, X, dt) -> tuple[jax.Array, ...]:
         lam, U = jnp.linalg.eigh(a @ a.T)
         R = U * jnp.sqrt(jnp.maximum(lam, 0.0))[None, :]
         u = float(np.sqrt(net.C_b[l - 1])) * xi[N][None, :] + float(np.sqrt(net.C_W[l - 1] / n[l - 1])) * (R @ xi[:N])
-        zs.append(_skip_step(net, l, u, zs))
+        zs.append(fw.skip_step(net, l, u, zs))
         if l < net.L:
             a = net.activation.fn(zs[-1])
     return tuple(zs)
