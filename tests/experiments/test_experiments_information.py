@@ -31,6 +31,13 @@ def test_aspect_ratio_exact_law_runs(tmp_path):
     assert kinds == {"prediction", "finding"}  # (A.67) where perturbative; monotone through r* (finding)
 
 
+def test_aspect_ratio_depth_two_has_no_layer_three_ladder(tmp_path):
+    """A depth-2 network has no layer 3: its width-ladder row is not computed, so no (failing) ℓ = 3 ladder check."""
+    s = run_experiment("aspect-ratio", tmp_path, overrides={**_AR_EXACT, "depths": [2]}, render=False).summary
+    ladder = [c["name"] for c in s["checks"] if "O(x⁴)" in c["name"]]
+    assert s["passed"] and len(ladder) == 1 and "I^(2)" in ladder[0], s["checks"]
+
+
 @pytest.mark.slow
 def test_aspect_ratio_relu_ensembles_match_the_exact_law(tmp_path):
     res = run_experiment("aspect-ratio", tmp_path, overrides=_AR_RELU, render=False)

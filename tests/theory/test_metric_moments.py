@@ -67,3 +67,9 @@ def test_bad_input():
         info.finite_width_information(net, groups=(1, 1), metric="lo", vertex="nlo")
     with pytest.raises(de.DeepEFTInputError, match="method"):
         stochastic_metric_samples(net, np.ones(2), 16, method="conditional")
+
+
+def test_residual_network_is_refused_not_treated_as_an_mlp():
+    """The one-number chain (4.70) has no skip term: a ResidualMLP gets a one-line error, not the MLP's numbers."""
+    with pytest.raises(de.DeepEFTInputError, match="must be a deepeft.MLP"):
+        stochastic_metric_moments(de.ResidualMLP(3, [8, 8], 8, "tanh", C_W=1.0, gamma=0.7))

@@ -85,8 +85,10 @@ def stochastic_metric_moments(net, x=None, *, norm=None) -> MetricMoments:
     one input ``x`` (n0,) (or its ``norm`` (1/n0)Σx², default 1), layer by layer from Ĝ^{(1)} = C_b + C_W·norm
     (deterministic), by the recursion of the module doc (any hidden widths, per-layer C_b, C_W)."""
     from ..activations import activation as _activation
+    from ..network import check_net
     from .single_input import input_norm
 
+    net = check_net(net)  # the one-number chain (4.70) is the MLP's; a ResidualMLP's skip term is not in it
     act = _activation(net.activation)
     nrm = input_norm(net, x, norm)
     L = net.L
